@@ -1,0 +1,127 @@
+/*
+ * callgate.h -- the public C API of the callgate core.
+ *
+ * The core decides whether a tool call may run, given a compiled policy blob (made by
+ * the Python compiler, see cg_opcodes.h for the layout) and the request as JSON text.
+ *
+ * Memory: the core never allocates. The caller gives it
+ *   - one buffer for a loaded policy (size from cg_policy_mem_size), immutable after
+ *     cg_policy_load and safe to share between threads;
+ *   - one scratch buffer per thread (size from cg_scratch_size), reused across calls.
+ * Errors are negative return codes (CG_E_*) with a static message (cg_strerror) and,
+ * for request JSON, the byte offset of the problem. Nothing prints, aborts or longjmps.
+ *
+ * This is the only header cffi reads: the part between the CDEF markers must stay in
+ * the subset of C that cffi's cdef parser accepts (plain constants, structs, prototypes).
+ */
+#ifndef CALLGATE_H
+#define CALLGATE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* CDEF BEGIN */
+#define CG_ABI_VERSION 1           /* bumped when this API or the blob format changes */
+#define CG_BLOB_FORMAT 1           /* blob format version written in the blob header */
+
+/* Decisions (low 2 bits of a cg_eval_* return value). */
+#define CG_DENY 0
+#define CG_ALLOW 1
+#define CG_ELEVATE 2
+
+/* Error codes: always negative. Request JSON errors first, then policy blob errors. */
+#define CG_E_SYNTAX -1             /* malformed JSON */
+#define CG_E_TRUNCATED -2          /* input ends inside a value */
+#define CG_E_TRAILING -3           /* bytes after the top-level value */
+#define CG_E_DEPTH -4              /* nesting deeper than max_depth */
+#define CG_E_TOO_LARGE -5          /* input longer than max_bytes */
+#define CG_E_DUPLICATE_KEY -6      /* the same key twice in one object */
+#define CG_E_NUMBER_RANGE -7       /* a number that rounds to infinity (1e400) */
+#define CG_E_NONFINITE -8          /* NaN, Infinity, -Infinity */
+#define CG_E_UTF8 -9               /* invalid UTF-8: overlong, surrogate, > U+10FFFF, truncated */
+#define CG_E_SURROGATE -10         /* \uD800-\uDFFF escape without its pair */
+#define CG_E_CONTROL_CHAR -11      /* unescaped U+0000..U+001F inside a string */
+#define CG_E_ESCAPE -12            /* unknown escape or bad \u hex digits */
+#define CG_E_TOO_MANY_KEYS -13     /* more than max_keys keys in the objects open at once */
+#define CG_E_TYPE -14              /* arguments/attributes/role of the wrong JSON type */
+#define CG_E_NO_ROLE -15           /* context JSON without a "role" */
+#define CG_E_SCRATCH -16           /* scratch buffer too small for this policy: grow and retry */
+#define CG_E_ARG -17               /* NULL pointer or length out of range from the caller */
+#define CG_E_BLOB_MAGIC -32        /* not a callgate policy blob */
+#define CG_E_BLOB_VERSION -33      /* blob format version this core does not read */
+#define CG_E_BLOB_TRUNCATED -34    /* blob shorter than its header says */
+#define CG_E_BLOB_CHECKSUM -35     /* CRC-32 mismatch: the blob was altered */
+#define CG_E_BLOB_BOUNDS -36       /* an offset, index or count out of range */
+#define CG_E_BLOB_OPCODE -37       /* unknown opcode or flag bits */
+#define CG_E_BLOB_JUMP -38         /* a jump that is not forward, or lands inside an instruction */
+#define CG_E_BLOB_STACK -39        /* condition code with an unbalanced or too deep stack */
+#define CG_E_BLOB_DUPLICATE -40    /* the same (tool, role), field or set member twice */
+#define CG_E_BLOB_MEMORY -41       /* the buffer given to cg_policy_load is too small */
+
+/* Request limits, fixed per loaded policy (per engine). 0 selects the default. */
+typedef struct cg_limits {
+    uint32_t max_bytes;            /* each JSON input; default 16 MiB */
+    uint32_t max_depth;            /* nesting of one value; default 128, at most 1024 */
+    uint32_t max_keys;             /* keys in objects open at one time; default 65536 */
+} cg_limits;
+
+typedef struct cg_policy cg_policy;    /* opaque: lives inside the caller's policy buffer */
+
+/* Loading. cg_policy_mem_size verifies the blob header and returns the bytes needed (or
+   a negative error); cg_policy_load verifies everything else, copies the blob into mem
+   and builds the hash indexes there. The caller owns mem and frees it after the last
+   evaluation. */
+int64_t cg_policy_mem_size(const uint8_t *blob, size_t len);
+int cg_policy_load(const uint8_t *blob, size_t len, void *mem, size_t mem_len,
+                   const cg_limits *limits, cg_policy **out);
+
+/* Facts about a loaded policy. */
+uint32_t cg_policy_fields(const cg_policy *p);     /* slots a scratch needs */
+uint32_t cg_policy_max_keys(const cg_policy *p);
+uint32_t cg_policy_max_depth(const cg_policy *p);
+
+/* Scratch: per thread, reusable for any policy whose needs it covers. */
+size_t cg_scratch_size(uint32_t n_fields, uint32_t max_keys, uint32_t max_depth);
+int cg_scratch_init(void *mem, size_t mem_len, uint32_t n_fields, uint32_t max_keys,
+                    uint32_t max_depth);
+
+/* Evaluation. Returns a negative CG_E_* code, or (rule + 1) << 2 | decision, where rule
+   is the deciding rule's index in the source policy and rule + 1 == 0 means the default
+   action decided. Two request forms, one reader:
+     packed: `[arguments, agent_attributes, resource_attributes]` (or with a 4th element,
+             the context object) as one JSON array, role as raw UTF-8;
+     json:   arguments JSON and context JSON `{"role": ..., "agent_attrs": {...},
+             "resource_attrs": {...}, "context": {...}}`, the perso wasm ABI's shape. */
+int64_t cg_eval_packed(const cg_policy *p, void *scratch,
+                       const char *tool, size_t tool_len, const char *role, size_t role_len,
+                       const char *packed, size_t packed_len);
+int64_t cg_eval_json(const cg_policy *p, void *scratch,
+                     const char *tool, size_t tool_len,
+                     const char *args, size_t args_len, const char *ctx, size_t ctx_len);
+
+/* After a cg_eval_* call that failed with a request error: the byte offset of the
+   problem in the input it was reading, and which input (0 args/packed, 1 context). */
+uint32_t cg_error_offset(const void *scratch);
+uint32_t cg_error_input(const void *scratch);
+
+/* The exact reason text (docs/semantics.md) for a request: it evaluates the request again
+   (so the hot path never pays for reasons) and formats the outcome. Packed form: in0 is
+   the packed JSON, in1 is NULL and role is given; json form: in0 is the arguments, in1
+   the context, and role is ignored. Writes at most cap bytes of UTF-8 into out and returns
+   the full length (a caller may retry with a larger buffer), or a negative error. */
+int64_t cg_reason(const cg_policy *p, const void *scratch,
+                  const char *tool, size_t tool_len, const char *role, size_t role_len,
+                  const char *in0, size_t in0_len, const char *in1, size_t in1_len,
+                  char *out, size_t cap);
+
+const char *cg_strerror(int code);
+/* CDEF END */
+
+#ifdef __cplusplus
+}
+#endif
+#endif /* CALLGATE_H */

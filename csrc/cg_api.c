@@ -1,0 +1,167 @@
+/*
+ * cg_api.c -- the public entry points: scratch set-up, evaluation, reasons, errors.
+ *
+ * Every pointer and length from the caller is checked here before the reader sees it.
+ */
+#include "cg_internal.h"
+
+size_t cg_format_reason(const cg_policy *p, cg_scratch *s, const cg_input *in,
+                        const uint8_t *tool, size_t tool_len, cg_jstr role, char *out,
+                        size_t cap);
+
+static size_t align8(size_t n) { return (n + 7) & ~(size_t)7; }
+
+size_t cg_scratch_size(uint32_t n_fields, uint32_t max_keys, uint32_t max_depth) {
+    return align8(sizeof(cg_scratch)) + align8((size_t)n_fields * sizeof(cg_slot)) +
+           align8((size_t)2 * max_keys * sizeof(cg_key)) + align8((size_t)max_depth * 4);
+}
+
+int cg_scratch_init(void *mem, size_t mem_len, uint32_t n_fields, uint32_t max_keys,
+                    uint32_t max_depth) {
+    if (!mem || (uintptr_t)mem % 8 != 0) return CG_E_ARG;
+    if (max_depth > CG_LIMIT_MAX_DEPTH || max_keys > (1u << 24) || n_fields > (1u << 28))
+        return CG_E_ARG;
+    if (mem_len < cg_scratch_size(n_fields, max_keys, max_depth)) return CG_E_SCRATCH;
+    uint8_t *b = mem;
+    cg_scratch *s = mem;
+    cg_memset(s, 0, sizeof *s);
+    s->magic = CG_SCRATCH_MAGIC;
+    s->n_slots = n_fields;
+    s->max_keys = max_keys;
+    s->max_depth = max_depth;
+    s->gen = 1;
+    size_t at = align8(sizeof(cg_scratch));
+    s->slots = (cg_slot *)(b + at);
+    cg_memset(s->slots, 0, (size_t)n_fields * sizeof(cg_slot));
+    at += align8((size_t)n_fields * sizeof(cg_slot));
+    s->keys = (cg_key *)(b + at);
+    at += align8((size_t)2 * max_keys * sizeof(cg_key));
+    s->stack = (uint32_t *)(b + at);
+    return 0;
+}
+
+static bool usable(const cg_policy *p, const cg_scratch *s) {
+    return p && s && p->magic == CG_POLICY_MAGIC && s->magic == CG_SCRATCH_MAGIC;
+}
+
+int cg_run(const cg_policy *p, cg_scratch *s, const uint8_t *tool, size_t tool_len,
+           const uint8_t *role, size_t role_len, const uint8_t *in0, size_t in0_len,
+           const uint8_t *in1, size_t in1_len, cg_input inputs[2], int32_t *entry) {
+    if (!usable(p, s)) return CG_E_ARG;
+    if (s->n_slots < p->n_fields || s->max_keys < p->limits.max_keys ||
+        s->max_depth < p->limits.max_depth)
+        return CG_E_SCRATCH;
+    if ((!tool && tool_len) || !in0) return CG_E_ARG;
+    s->err_offset = 0;
+    s->err_input = 0;
+    if (in0_len > p->limits.max_bytes) return CG_E_TOO_LARGE;
+    if (in1 && in1_len > p->limits.max_bytes) {
+        s->err_input = 1;
+        return CG_E_TOO_LARGE;
+    }
+    if (!cg_utf8_valid(tool, tool_len)) return CG_E_UTF8;
+    /* a new generation invalidates every slot of the previous call at once */
+    if (++s->gen == 0) {
+        for (uint32_t i = 0; i < s->n_slots; i++) s->slots[i].gen = 0;
+        s->gen = 1;
+    }
+    inputs[0] = (cg_input){in0, (uint32_t)in0_len, 0};
+    inputs[1] = (cg_input){in1, (uint32_t)in1_len, 1};
+    int rc;
+    cg_jstr rj;
+    if (!in1) {
+        if ((!role && role_len) || role_len > p->limits.max_bytes) return CG_E_ARG;
+        if (!cg_utf8_valid(role, role_len)) return CG_E_UTF8;
+        if ((rc = cg_read_packed(p, s, inputs[0]))) return rc;
+        rj = (cg_jstr){role, (uint32_t)role_len, false};
+    } else {
+        if ((rc = cg_read_json(p, s, inputs[0], inputs[1]))) return rc;
+        rj = (cg_jstr){in1 + s->role_off, s->role_len, s->role_esc != 0};
+    }
+    *entry = cg_find_entry(p, tool, tool_len, rj);
+    return cg_decide(p, s, inputs, *entry, &s->last);
+}
+
+static int64_t encode(const cg_scratch *s, int rc) {
+    if (rc < 0) return rc;
+    return ((int64_t)s->last.rule + 1) << 2 | rc;
+}
+
+int64_t cg_eval_packed(const cg_policy *p, void *scratch, const char *tool, size_t tool_len,
+                       const char *role, size_t role_len, const char *packed,
+                       size_t packed_len) {
+    cg_input in[2];
+    int32_t entry;
+    int rc = cg_run(p, scratch, (const uint8_t *)tool, tool_len, (const uint8_t *)role,
+                    role_len, (const uint8_t *)packed, packed_len, NULL, 0, in, &entry);
+    return encode(scratch, rc);
+}
+
+int64_t cg_eval_json(const cg_policy *p, void *scratch, const char *tool, size_t tool_len,
+                     const char *args, size_t args_len, const char *ctx, size_t ctx_len) {
+    cg_input in[2];
+    int32_t entry;
+    if (!ctx) return CG_E_ARG;
+    int rc = cg_run(p, scratch, (const uint8_t *)tool, tool_len, NULL, 0,
+                    (const uint8_t *)args, args_len, (const uint8_t *)ctx, ctx_len, in, &entry);
+    return encode(scratch, rc);
+}
+
+int64_t cg_reason(const cg_policy *p, const void *scratch, const char *tool, size_t tool_len,
+                  const char *role, size_t role_len, const char *in0, size_t in0_len,
+                  const char *in1, size_t in1_len, char *out, size_t cap) {
+    cg_scratch *s = (cg_scratch *)scratch; /* evaluation writes the slots again */
+    cg_input in[2];
+    int32_t entry;
+    if (!out && cap) return CG_E_ARG;
+    int rc = cg_run(p, s, (const uint8_t *)tool, tool_len, (const uint8_t *)role, role_len,
+                    (const uint8_t *)in0, in0_len, (const uint8_t *)in1, in1_len, in, &entry);
+    if (rc < 0) return rc;
+    cg_jstr rj = in1 ? (cg_jstr){in[1].base + s->role_off, s->role_len, s->role_esc != 0}
+                     : (cg_jstr){(const uint8_t *)role, (uint32_t)role_len, false};
+    return (int64_t)cg_format_reason(p, s, in, (const uint8_t *)tool, tool_len, rj, out, cap);
+}
+
+uint32_t cg_error_offset(const void *scratch) {
+    const cg_scratch *s = scratch;
+    return s && s->magic == CG_SCRATCH_MAGIC ? s->err_offset : 0;
+}
+
+uint32_t cg_error_input(const void *scratch) {
+    const cg_scratch *s = scratch;
+    return s && s->magic == CG_SCRATCH_MAGIC ? s->err_input : 0;
+}
+
+const char *cg_strerror(int code) {
+    switch (code) {
+    case 0: return "ok";
+    case CG_E_SYNTAX: return "malformed JSON";
+    case CG_E_TRUNCATED: return "JSON ends inside a value";
+    case CG_E_TRAILING: return "bytes after the JSON value";
+    case CG_E_DEPTH: return "JSON nested deeper than max_depth";
+    case CG_E_TOO_LARGE: return "JSON input larger than max_bytes";
+    case CG_E_DUPLICATE_KEY: return "duplicate key in a JSON object";
+    case CG_E_NUMBER_RANGE: return "number out of double range";
+    case CG_E_NONFINITE: return "NaN and Infinity are not JSON";
+    case CG_E_UTF8: return "invalid UTF-8";
+    case CG_E_SURROGATE: return "lone surrogate in a \\u escape";
+    case CG_E_CONTROL_CHAR: return "unescaped control character in a string";
+    case CG_E_ESCAPE: return "invalid escape in a string";
+    case CG_E_TOO_MANY_KEYS: return "more than max_keys keys in open objects";
+    case CG_E_TYPE: return "arguments, attributes or role of the wrong JSON type";
+    case CG_E_NO_ROLE: return "context has no \"role\"";
+    case CG_E_SCRATCH: return "scratch buffer too small for this policy";
+    case CG_E_ARG: return "invalid argument";
+    case CG_E_BLOB_MAGIC: return "not a callgate policy blob";
+    case CG_E_BLOB_VERSION: return "unsupported policy blob format version";
+    case CG_E_BLOB_TRUNCATED: return "policy blob truncated";
+    case CG_E_BLOB_CHECKSUM: return "policy blob checksum mismatch";
+    case CG_E_BLOB_BOUNDS: return "policy blob offset, index or count out of range";
+    case CG_E_BLOB_OPCODE: return "policy blob has an unknown opcode or flag";
+    case CG_E_BLOB_JUMP: return "policy blob has an invalid jump";
+    case CG_E_BLOB_STACK: return "policy blob has unbalanced condition code";
+    case CG_E_BLOB_DUPLICATE: return "policy blob has a duplicate entry";
+    case CG_E_BLOB_MEMORY: return "policy buffer too small";
+    default: return "unknown error";
+    }
+}

@@ -1,0 +1,225 @@
+/*
+ * cg_internal.h -- shared between the core's .c files; not part of the public API.
+ *
+ * Holds the layout of a loaded policy and of a scratch buffer, and the small helpers
+ * (little-endian reads, hashing, JSON string comparison) that several files use.
+ */
+#ifndef CG_INTERNAL_H
+#define CG_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "callgate.h"
+#include "cg_opcodes.h"
+
+#define CG_POLICY_MAGIC 0x43475031u  /* "CGP1": a cg_policy made by cg_policy_load */
+#define CG_SCRATCH_MAGIC 0x43475331u /* "CGS1" */
+
+#define CG_DEFAULT_MAX_BYTES (16u << 20)
+#define CG_DEFAULT_MAX_DEPTH 128u
+#define CG_DEFAULT_MAX_KEYS 65536u
+#define CG_LIMIT_MAX_DEPTH 1024u
+
+#define CG_NONE 0xffffffffu
+
+/* The three libc calls the core needs. GCC and clang expand the builtins inline or call
+   memcpy/memset/memcmp, which the wasm build provides (cg_wasm.c); others get loops. */
+#if defined(__GNUC__) || defined(__clang__)
+#define cg_memcpy __builtin_memcpy
+#define cg_memset __builtin_memset
+#define cg_memcmp __builtin_memcmp
+#else
+void *cg_memcpy(void *dst, const void *src, size_t n);
+void *cg_memset(void *dst, int c, size_t n);
+int cg_memcmp(const void *a, const void *b, size_t n);
+#define CG_PORTABLE_MEM 1
+#endif
+
+static inline uint32_t cg_rd32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline uint16_t cg_rd16(const uint8_t *p) { return (uint16_t)(p[0] | p[1] << 8); }
+static inline double cg_rdf64(const uint8_t *p) {
+    uint64_t u = (uint64_t)cg_rd32(p) | (uint64_t)cg_rd32(p + 4) << 32;
+    double d;
+    cg_memcpy(&d, &u, sizeof d);
+    return d;
+}
+
+/* ---- hashing: 8 bytes at a time with a multiply-xorshift mix. Tables built from the
+   policy only are probed with request strings, so a hostile key cannot lengthen a probe
+   chain; duplicate-key detection sorts by content, so colliding keys cannot make it
+   quadratic. The hash of a string is the same whether it is read raw or decoded from a
+   JSON literal with escapes. ---- */
+#define CG_HASH_K 0x9E3779B97F4A7C15ull
+static inline uint64_t cg_hash_step(uint64_t h, uint64_t w) {
+    h = (h ^ w) * CG_HASH_K;
+    return h ^ (h >> 29);
+}
+static inline uint32_t cg_hash_final(uint64_t h, uint64_t tail, uint64_t len) {
+    h = cg_hash_step(h, tail ^ (len << 56));
+    h ^= h >> 32;
+    h *= 0xd6e8feb86659fd93ull;
+    h ^= h >> 32;
+    return (uint32_t)h;
+}
+static inline uint64_t cg_rd64(const uint8_t *p) {
+    return (uint64_t)cg_rd32(p) | (uint64_t)cg_rd32(p + 4) << 32;
+}
+static inline uint32_t cg_hash_bytes(const uint8_t *s, size_t n) {
+    uint64_t h = CG_HASH_K;
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8) h = cg_hash_step(h, cg_rd64(s + i));
+    /* the last 0-7 bytes, little-endian, as 4 + 2 + 1 byte pieces */
+    uint64_t tail = 0;
+    unsigned shift = 0;
+    if (n - i >= 4) {
+        tail = cg_rd32(s + i);
+        i += 4;
+        shift = 32;
+    }
+    if (n - i >= 2) {
+        tail |= (uint64_t)cg_rd16(s + i) << shift;
+        i += 2;
+        shift += 16;
+    }
+    if (n - i >= 1) tail |= (uint64_t)s[i] << shift;
+    return cg_hash_final(h, tail, n);
+}
+/* Combining two hashes (tool and role) or a hash and a small tag (a field's source). */
+static inline uint32_t cg_hash_pair(uint32_t a, uint32_t b) {
+    uint64_t h = ((uint64_t)a << 32 | b) * CG_HASH_K;
+    return (uint32_t)(h >> 32);
+}
+
+/* ---- JSON string literals as read from a request ----
+   A cg_jstr is the text between the quotes, with a flag telling whether it has escapes.
+   Strings without escapes (nearly all) compare and hash as raw bytes. */
+typedef struct cg_jstr {
+    const uint8_t *p;
+    uint32_t n;
+    bool esc;
+} cg_jstr;
+
+uint32_t cg_jstr_hash(cg_jstr s);                          /* cg_hash_bytes of the decoded bytes */
+bool cg_jstr_eq_raw(cg_jstr s, const uint8_t *raw, size_t n); /* decoded s == raw bytes */
+int cg_jstr_cmp(cg_jstr a, cg_jstr b);                      /* order of decoded bytes */
+/* Decoded bytes of s into out (at most cap); returns the decoded length. */
+size_t cg_jstr_decode(cg_jstr s, uint8_t *out, size_t cap);
+
+static inline uint32_t cg_entry_hash(uint32_t tool_hash, uint32_t role_hash) {
+    return cg_hash_pair(tool_hash, role_hash);
+}
+static inline uint32_t cg_field_hash(uint32_t source, uint32_t name_hash) {
+    return cg_hash_pair(name_hash, source + 1);
+}
+bool cg_utf8_valid(const uint8_t *s, size_t n);
+
+/* ---- a loaded policy (lives at the start of the caller's policy buffer) ---- */
+typedef struct cg_set_index {
+    uint32_t slots;   /* first slot pair in set_slots */
+    uint32_t mask;    /* capacity - 1 (a power of two) */
+} cg_set_index;
+
+struct cg_policy {
+    uint32_t magic;
+    uint32_t flags;
+    cg_limits limits;
+    const uint8_t *blob;
+    uint32_t blob_len;
+    uint32_t n_strings, n_fields, n_sets, n_members, n_numbers, n_entries, n_rules;
+    uint32_t code_len, str_len, version_sid, n_policy_rules;
+    const uint8_t *strings, *fields, *sets, *members, *numbers, *entries, *rules, *code,
+        *strdata;
+    /* hash indexes: pairs {index + 1 (0 = empty), hash} */
+    uint32_t entry_mask, field_mask;
+    uint32_t *entry_slots, *field_slots, *set_slots;
+    cg_set_index *set_index;
+};
+
+static inline const uint8_t *cg_str(const cg_policy *p, uint32_t sid, uint32_t *len) {
+    const uint8_t *e = p->strings + 8u * sid;
+    *len = cg_rd32(e + 4);
+    return p->strdata + cg_rd32(e);
+}
+
+/* ---- scratch (per thread) ---- */
+typedef struct cg_slot {   /* where a referenced field's value sits in the request */
+    uint32_t gen;          /* valid iff equal to the scratch's current generation */
+    uint8_t type;          /* CG_J_* */
+    uint8_t input;         /* 0 args/packed, 1 context */
+    uint8_t esc;           /* string with escapes */
+    uint8_t num_int;       /* number literal without fraction or exponent */
+    uint32_t off, len;     /* the whole literal (strings include their quotes) */
+} cg_slot;
+
+typedef struct cg_key {    /* a key of an open object, for duplicate detection */
+    uint32_t off, len, hash;
+    uint32_t esc;
+} cg_key;
+
+enum { CG_J_NONE = 0, CG_J_NULL, CG_J_FALSE, CG_J_TRUE, CG_J_NUM, CG_J_STR, CG_J_ARR, CG_J_OBJ };
+
+typedef struct cg_outcome {
+    int32_t decision;
+    int32_t entry;        /* -1 when no entry */
+    int32_t rule;         /* policy rule index, -1 for the default action */
+    uint32_t rule_slot;   /* index into the rules section of the explained rule */
+    uint32_t blame;       /* code offset of the blamed leaf, or CG_NONE */
+    uint8_t blame_value;  /* CG_V_* result of the blamed leaf */
+    uint8_t had_condition;
+} cg_outcome;
+
+typedef struct cg_scratch {
+    uint32_t magic;
+    uint32_t n_slots, max_keys, max_depth;
+    uint32_t gen;
+    uint32_t err_offset, err_input;
+    /* role as found in the request (raw bytes or a JSON literal in the context) */
+    uint32_t role_off, role_len, role_esc, role_input;
+    cg_outcome last;
+    cg_slot *slots;       /* n_slots */
+    cg_key *keys;         /* 2 * max_keys: the reader's open keys, then deep comparison */
+    uint32_t *stack;      /* max_depth: the reader's open containers */
+} cg_scratch;
+
+/* ---- the request reader (cg_json.c) ---- */
+typedef struct cg_input {
+    const uint8_t *base;
+    uint32_t len;
+    uint8_t id;           /* 0 or 1, recorded in slots */
+} cg_input;
+
+/* Read the request and fill the slots of referenced fields. The role ends up in
+   s->role_*; when role is given (packed form) it is used instead of the context's. */
+int cg_read_packed(const cg_policy *p, cg_scratch *s, cg_input in);
+int cg_read_json(const cg_policy *p, cg_scratch *s, cg_input args, cg_input ctx);
+
+/* Sort keys by (hash, decoded content); keys index into base. */
+void cg_sort_keys(const uint8_t *base, cg_key *k, uint32_t n);
+int cg_key_cmp(const uint8_t *base, const cg_key *a, const cg_key *b);
+
+/* Skip one already validated JSON value starting at (or after whitespace before) *pos. */
+uint32_t cg_skip_ws(const uint8_t *b, uint32_t pos, uint32_t len);
+uint32_t cg_skip_value(const uint8_t *b, uint32_t pos, uint32_t len);
+
+/* ---- evaluation (cg_vm.c) ---- */
+int32_t cg_find_entry(const cg_policy *p, const uint8_t *tool, size_t tool_len, cg_jstr role);
+int cg_decide(const cg_policy *p, cg_scratch *s, const cg_input *inputs, int32_t entry,
+              cg_outcome *out);
+/* Value of a leaf, for reasons: evaluates one instruction at code offset pc. */
+int cg_leaf_eval(const cg_policy *p, cg_scratch *s, const cg_input *inputs, uint32_t pc);
+const cg_slot *cg_field_slot(const cg_scratch *s, uint32_t field);
+
+/* ---- equality of two JSON values in request text (cg_equal.c) ---- */
+bool cg_values_equal(const cg_input *inputs, cg_scratch *s, const cg_slot *a,
+                     const cg_slot *b, bool perso);
+
+/* ---- common evaluation entry used by cg_eval_* and cg_reason ---- */
+int cg_run(const cg_policy *p, cg_scratch *s, const uint8_t *tool, size_t tool_len,
+           const uint8_t *role, size_t role_len, const uint8_t *in0, size_t in0_len,
+           const uint8_t *in1, size_t in1_len, cg_input inputs[2], int32_t *entry);
+
+#endif /* CG_INTERNAL_H */

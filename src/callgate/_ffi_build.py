@@ -1,0 +1,58 @@
+"""The cffi builder for callgate._core (API mode, out of line).
+
+The cdef is read from csrc/callgate.h (the part between the CDEF markers), so the header
+is the one description of the C API. Build flags:
+  CALLGATE_SANITIZE=1  build the core with AddressSanitizer + UndefinedBehaviorSanitizer
+  CALLGATE_WERROR=1    turn warnings into errors (CI), off by default so a newer compiler
+                       never breaks a user's install
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from cffi import FFI
+
+CSRC = Path(__file__).resolve().parents[2] / "csrc"
+SOURCES = sorted(str(p.relative_to(CSRC.parent)) for p in CSRC.glob("cg_*.c") if p.name != "cg_wasm.c")
+
+
+def read_cdef(header: Path) -> str:
+    text = header.read_text(encoding="utf-8")
+    start = text.index("/* CDEF BEGIN */") + len("/* CDEF BEGIN */")
+    return text[start:text.index("/* CDEF END */")]
+
+
+def compile_args() -> list[str]:
+    if sys.platform == "win32":
+        return ["/O2"]
+    args = ["-O2", "-std=c99", "-Wall", "-Wextra"]
+    if os.environ.get("CALLGATE_WERROR") == "1":
+        args.append("-Werror")
+    if os.environ.get("CALLGATE_SANITIZE") == "1":
+        args += ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined",
+                 "-fno-sanitize-recover=undefined"]
+    return args
+
+
+def link_args() -> list[str]:
+    if os.environ.get("CALLGATE_SANITIZE") == "1" and sys.platform != "win32":
+        return ["-fsanitize=address,undefined"]
+    return []
+
+
+ffibuilder = FFI()
+ffibuilder.cdef(read_cdef(CSRC / "callgate.h"))
+ffibuilder.set_source(
+    "callgate._core",
+    '#include "callgate.h"',
+    sources=SOURCES,
+    include_dirs=[str(CSRC)],
+    extra_compile_args=compile_args(),
+    extra_link_args=link_args(),
+)
+
+if __name__ == "__main__":
+    ffibuilder.compile(verbose=True)

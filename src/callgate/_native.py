@@ -1,0 +1,125 @@
+"""The only module that touches the cffi library: loading blobs, scratch buffers, calls.
+
+Bytes at the bottom, str at the top: everything here takes and returns bytes and ints.
+Every negative return code of the core is mapped to an exception in `raise_for`.
+"""
+
+from __future__ import annotations
+
+from ._core import ffi, lib
+from .errors import BlobError, RequestError
+
+ERROR_CODES = {
+    lib.CG_E_SYNTAX: "syntax",
+    lib.CG_E_TRUNCATED: "truncated",
+    lib.CG_E_TRAILING: "trailing",
+    lib.CG_E_DEPTH: "depth",
+    lib.CG_E_TOO_LARGE: "too_large",
+    lib.CG_E_DUPLICATE_KEY: "duplicate_key",
+    lib.CG_E_NUMBER_RANGE: "number_range",
+    lib.CG_E_NONFINITE: "nonfinite",
+    lib.CG_E_UTF8: "utf8",
+    lib.CG_E_SURROGATE: "surrogate",
+    lib.CG_E_CONTROL_CHAR: "control_char",
+    lib.CG_E_ESCAPE: "escape",
+    lib.CG_E_TOO_MANY_KEYS: "too_many_keys",
+    lib.CG_E_TYPE: "type",
+    lib.CG_E_NO_ROLE: "no_role",
+    lib.CG_E_SCRATCH: "scratch",
+    lib.CG_E_ARG: "argument",
+    lib.CG_E_BLOB_MAGIC: "blob_magic",
+    lib.CG_E_BLOB_VERSION: "blob_version",
+    lib.CG_E_BLOB_TRUNCATED: "blob_truncated",
+    lib.CG_E_BLOB_CHECKSUM: "blob_checksum",
+    lib.CG_E_BLOB_BOUNDS: "blob_bounds",
+    lib.CG_E_BLOB_OPCODE: "blob_opcode",
+    lib.CG_E_BLOB_JUMP: "blob_jump",
+    lib.CG_E_BLOB_STACK: "blob_stack",
+    lib.CG_E_BLOB_DUPLICATE: "blob_duplicate",
+    lib.CG_E_BLOB_MEMORY: "blob_memory",
+}
+E_SCRATCH = lib.CG_E_SCRATCH
+ABI_VERSION = lib.CG_ABI_VERSION
+
+eval_packed = lib.cg_eval_packed
+eval_json = lib.cg_eval_json
+
+
+def strerror(code: int) -> str:
+    return ffi.string(lib.cg_strerror(code)).decode()
+
+
+def _aligned(size: int):
+    """Zeroed memory with 8-byte alignment (the core's structures need it)."""
+    return ffi.new("uint64_t[]", max(1, (size + 7) // 8))
+
+
+class LoadedPolicy:
+    """A verified, immutable policy in C memory; shared by every thread."""
+
+    __slots__ = ("ptr", "_mem", "n_fields", "max_keys", "max_depth", "blob")
+
+    def __init__(self, blob: bytes, max_bytes: int = 0, max_depth: int = 0, max_keys: int = 0) -> None:
+        size = lib.cg_policy_mem_size(blob, len(blob))
+        if size < 0:
+            raise BlobError(strerror(size), "(blob)")
+        mem = _aligned(size)
+        out = ffi.new("cg_policy **")
+        limits = ffi.new("cg_limits *", (max_bytes, max_depth, max_keys))
+        rc = lib.cg_policy_load(blob, len(blob), mem, size, limits, out)
+        if rc == lib.CG_E_ARG:
+            raise ValueError("invalid limits: max_depth <= 1024, max_keys <= 16777216, max_bytes < 2 GiB")
+        if rc < 0:
+            raise BlobError(strerror(rc), "(blob)")
+        self._mem = mem
+        self.ptr = out[0]
+        self.blob = blob
+        self.n_fields = lib.cg_policy_fields(self.ptr)
+        self.max_keys = lib.cg_policy_max_keys(self.ptr)
+        self.max_depth = lib.cg_policy_max_depth(self.ptr)
+
+
+class Scratch:
+    """Per-thread working memory of the core (never shared between threads)."""
+
+    __slots__ = ("ptr", "n_fields", "max_keys", "max_depth")
+
+    def __init__(self, policy: LoadedPolicy) -> None:
+        # some headroom so that a reload with a few more fields does not reallocate
+        self.n_fields = policy.n_fields + 16
+        self.max_keys = policy.max_keys
+        self.max_depth = policy.max_depth
+        size = lib.cg_scratch_size(self.n_fields, self.max_keys, self.max_depth)
+        self.ptr = _aligned(size)
+        rc = lib.cg_scratch_init(self.ptr, size, self.n_fields, self.max_keys, self.max_depth)
+        if rc < 0:  # pragma: no cover - sizes come from a loaded policy
+            raise RuntimeError(strerror(rc))
+
+    def fits(self, policy: LoadedPolicy) -> bool:
+        return (self.n_fields >= policy.n_fields and self.max_keys >= policy.max_keys
+                and self.max_depth >= policy.max_depth)
+
+
+def raise_for(rc: int, scratch: Scratch, json_form: bool) -> None:
+    """Turn a negative return code from an evaluation into a RequestError."""
+    code = ERROR_CODES.get(rc, "unknown")
+    offset = lib.cg_error_offset(scratch.ptr)
+    which = lib.cg_error_input(scratch.ptr)
+    name = ("arguments", "context")[which] if json_form else "request"
+    raise RequestError(strerror(rc), code, offset, name)
+
+
+def reason(policy: LoadedPolicy, scratch: Scratch, tool: bytes, role: bytes | None,
+           in0: bytes, in1: bytes | None) -> str:
+    """The exact reason text (the core evaluates again and formats the outcome)."""
+    cap = 256
+    while True:
+        buf = ffi.new("char[]", cap)
+        n = lib.cg_reason(policy.ptr, scratch.ptr, tool, len(tool), role or ffi.NULL,
+                          len(role) if role else 0, in0, len(in0), in1 if in1 is not None else ffi.NULL,
+                          len(in1) if in1 is not None else 0, buf, cap)
+        if n < 0:
+            raise_for(n, scratch, in1 is not None)
+        if n <= cap:
+            return ffi.unpack(buf, n).decode("utf-8")
+        cap = n

@@ -1,0 +1,259 @@
+"""The compiled policy blob: encoder and disassembler.
+
+This mirrors csrc/cg_opcodes.h (the layout is drawn there); tests/test_bytecode.py checks
+that the opcode table below matches the header's X-macro list.
+"""
+
+from __future__ import annotations
+
+import struct
+import zlib
+from dataclasses import dataclass, field
+from typing import NamedTuple
+
+MAGIC = b"CGPB"
+FORMAT = 1
+HEADER_SIZE = 64
+FLAG_PERSO = 1
+FLAG_DEFAULT_ALLOW = 2
+
+SOURCES = ("Arguments", "AgentAttributes", "ResourceAttributes", "Context")
+CMP_OPS = ("Lt", "Lte", "Gt", "Gte", "Eq")
+CMP_SYMBOLS = ("<", "<=", ">", ">=", "==")
+F_NEGATED = 0x80
+F_NOTIN = 0x01
+
+
+class Op(NamedTuple):
+    code: int
+    name: str
+    operands: int
+
+
+# name, operand count: the order is the opcode number (as in CG_OPCODES)
+OPCODES = tuple(
+    Op(i, name, n)
+    for i, (name, n) in enumerate(
+        [("TRUE", 0), ("FALSE", 0), ("NUM", 3), ("IN", 2), ("PRESENT", 1), ("EQ", 2),
+         ("NOT", 0), ("AND", 0), ("OR", 0), ("JF", 1), ("JT", 1), ("RET", 0)]
+    )
+)
+OP = {op.name: op for op in OPCODES}
+
+
+def insn_len(op: Op) -> int:
+    return 2 + 4 * op.operands
+
+
+@dataclass
+class BlobBuilder:
+    """Collects the sections of a blob; `encode()` lays them out."""
+
+    perso: bool
+    default_allow: bool
+    strings: list[bytes] = field(default_factory=list)
+    _sid: dict[bytes, int] = field(default_factory=dict)
+    fields: list[tuple[int, int, int]] = field(default_factory=list)
+    _fid: dict[tuple[int, str], int] = field(default_factory=dict)
+    sets: list[tuple[int, int, int]] = field(default_factory=list)
+    _setid: dict[tuple, int] = field(default_factory=dict)
+    members: list[int] = field(default_factory=list)
+    numbers: list[float] = field(default_factory=list)
+    _numid: dict[tuple, int] = field(default_factory=dict)
+    entries: list[tuple[int, int, int, int]] = field(default_factory=list)
+    rules: list[tuple[int, int, int]] = field(default_factory=list)
+    code: bytearray = field(default_factory=bytearray)
+    version_sid: int = 0
+    n_policy_rules: int = 0
+
+    def string(self, s: str) -> int:
+        b = s.encode("utf-8")
+        sid = self._sid.get(b)
+        if sid is None:
+            sid = self._sid[b] = len(self.strings)
+            self.strings.append(b)
+        return sid
+
+    def field(self, source: int, name: str) -> int:
+        key = (source, name)
+        fid = self._fid.get(key)
+        if fid is None:
+            fid = self._fid[key] = len(self.fields)
+            self.fields.append((source, self.string(name), self.string(f"{SOURCES[source]}.{name}")))
+        return fid
+
+    def set(self, values: list[str], display: str) -> int:
+        key = (tuple(values), display)
+        set_id = self._setid.get(key)
+        if set_id is None:
+            set_id = self._setid[key] = len(self.sets)
+            unique = list(dict.fromkeys(values))
+            self.sets.append((len(self.members), len(unique), self.string(display)))
+            self.members.extend(self.string(v) for v in unique)
+        return set_id
+
+    def number(self, value: float) -> int:
+        key = (value, str(value))  # keeps 0.0 and -0.0 apart
+        nid = self._numid.get(key)
+        if nid is None:
+            nid = self._numid[key] = len(self.numbers)
+            self.numbers.append(float(value))
+        return nid
+
+    def emit(self, name: str, flags: int = 0, *operands: int) -> int:
+        """Append one instruction; returns its offset in the code section."""
+        op = OP[name]
+        assert len(operands) == op.operands, name
+        at = len(self.code)
+        self.code += struct.pack(f"<BB{op.operands}I", op.code, flags, *operands)
+        return at
+
+    def patch_jump(self, at: int, target: int) -> None:
+        struct.pack_into("<I", self.code, at + 2, target)
+
+    def encode(self) -> bytes:
+        strdata = bytearray()
+        string_table = bytearray()
+        for s in self.strings:
+            string_table += struct.pack("<II", len(strdata), len(s))
+            strdata += s
+        body = b"".join(
+            [
+                bytes(string_table),
+                b"".join(struct.pack("<III", *f) for f in self.fields),
+                b"".join(struct.pack("<III", *s) for s in self.sets),
+                struct.pack(f"<{len(self.members)}I", *self.members),
+                struct.pack(f"<{len(self.numbers)}d", *self.numbers),
+                b"".join(struct.pack("<IIII", *e) for e in self.entries),
+                b"".join(struct.pack("<III", *r) for r in self.rules),
+                bytes(self.code),
+                bytes(strdata),
+            ]
+        )
+        counts = struct.pack(
+            "<12I",
+            len(self.strings), len(self.fields), len(self.sets), len(self.members),
+            len(self.numbers), len(self.entries), len(self.rules), len(self.code),
+            len(strdata), self.version_sid, self.n_policy_rules, 0,
+        )
+        flags = (FLAG_PERSO if self.perso else 0) | (FLAG_DEFAULT_ALLOW if self.default_allow else 0)
+        total = HEADER_SIZE + len(body)
+        tail = counts + body
+        crc = zlib.crc32(tail)
+        return MAGIC + struct.pack("<HHII", FORMAT, flags, total, crc) + tail
+
+
+# ---------------------------------------------------------------- reading a blob back
+
+
+@dataclass
+class DecodedBlob:
+    flags: int
+    strings: list[str]
+    fields: list[tuple[int, int, int]]
+    sets: list[tuple[int, int, int]]
+    members: list[int]
+    numbers: list[float]
+    entries: list[tuple[int, int, int, int]]
+    rules: list[tuple[int, int, int]]
+    code: bytes
+    version: str
+    n_policy_rules: int
+
+
+def decode(blob: bytes) -> DecodedBlob:
+    """Split a blob into its sections (for the disassembler and tests; the C loader is the
+    one that verifies)."""
+    if blob[:4] != MAGIC:
+        raise ValueError("not a callgate policy blob")
+    fmt, flags, total, _crc = struct.unpack_from("<HHII", blob, 4)
+    if fmt != FORMAT:
+        raise ValueError(f"blob format {fmt}, expected {FORMAT}")
+    (n_str, n_fields, n_sets, n_members, n_numbers, n_entries, n_rules, code_len, str_len,
+     version_sid, n_policy_rules, _) = struct.unpack_from("<12I", blob, 16)
+    at = HEADER_SIZE
+
+    def take(fmt: str, count: int) -> list:
+        nonlocal at
+        size = struct.calcsize(fmt)
+        out = [struct.unpack_from(fmt, blob, at + i * size) for i in range(count)]
+        at += size * count
+        return out
+
+    str_entries = take("<II", n_str)
+    fields = take("<III", n_fields)
+    sets = take("<III", n_sets)
+    members = [m for (m,) in take("<I", n_members)]
+    numbers = [n for (n,) in take("<d", n_numbers)]
+    entries = take("<IIII", n_entries)
+    rules = take("<III", n_rules)
+    code = blob[at:at + code_len]
+    at += code_len
+    strdata = blob[at:at + str_len]
+    strings = [strdata[o:o + n].decode("utf-8") for o, n in str_entries]
+    return DecodedBlob(flags, strings, fields, sets, members, numbers, entries, rules, code,
+                       strings[version_sid], n_policy_rules)
+
+
+def disassemble(blob: bytes) -> str:
+    """A readable listing of a blob: header, entries and every rule's condition code."""
+    d = decode(blob)
+    s = d.strings
+    lines = [
+        f"callgate blob format {FORMAT}, {len(blob)} bytes, policy version {d.version!r}",
+        f"semantics {'perso' if d.flags & FLAG_PERSO else 'strict'}, "
+        f"default_action {'Allow' if d.flags & FLAG_DEFAULT_ALLOW else 'Deny'}",
+        f"{len(d.entries)} (tool, role) entries, {len(d.rules)} rule slots, {len(d.fields)} fields, "
+        f"{len(d.sets)} sets ({len(d.members)} members), {len(d.numbers)} numbers, "
+        f"{len(d.code)} code bytes, {len(s)} strings",
+        "",
+    ]
+    shown: set[int] = set()
+    for tool, role, first, n in sorted(d.entries, key=lambda e: (s[e[0]], s[e[1]])):
+        rules = ", ".join(f"rule {d.rules[first + k][0] + 1}" for k in range(n))
+        lines.append(f"entry {s[tool]!r} x {s[role]!r} -> {rules}")
+        for k in range(n):
+            index, off, length = d.rules[first + k]
+            if (off, length) in shown or length == 0:
+                continue
+            shown.add((off, length))
+    lines.append("")
+    seen_rules: set[tuple[int, int, int]] = set()
+    for index, off, length in sorted(set(d.rules)):
+        if (index, off, length) in seen_rules:
+            continue
+        seen_rules.add((index, off, length))
+        if length == 0:
+            lines.append(f"rule {index + 1}: no condition")
+            continue
+        lines.append(f"rule {index + 1}: code {off}..{off + length}")
+        lines.extend(_listing(d, off, off + length))
+    return "\n".join(lines) + "\n"
+
+
+def _listing(d: DecodedBlob, start: int, end: int) -> list[str]:
+    out = []
+    pc = start
+    s = d.strings
+    while pc < end:
+        op = OPCODES[d.code[pc]]
+        flags = d.code[pc + 1]
+        ops = struct.unpack_from(f"<{op.operands}I", d.code, pc + 2)
+        neg = " ; negated" if flags & F_NEGATED else ""
+        if op.name == "NUM":
+            f = d.fields[ops[0]]
+            text = f"{s[f[2]]} {CMP_SYMBOLS[flags & 7]} {s[ops[2]]}"
+        elif op.name == "IN":
+            f = d.fields[ops[0]]
+            text = f"{s[f[2]]} {'not in' if flags & F_NOTIN else 'in'} set {ops[1]} {s[d.sets[ops[1]][2]]}"
+        elif op.name == "PRESENT":
+            text = s[d.fields[ops[0]][2]]
+        elif op.name == "EQ":
+            text = f"{s[d.fields[ops[0]][2]]} == {s[d.fields[ops[1]][2]]}"
+        elif op.name in ("JF", "JT"):
+            text = f"-> {ops[0]}"
+        else:
+            text = ""
+        out.append(f"  {pc:6d}  {op.name:<8}{text}{neg}".rstrip())
+        pc += insn_len(op)
+    return out

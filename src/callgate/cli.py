@@ -1,0 +1,190 @@
+"""The `callgate` command line.
+
+Every error is one line on stderr (``error: rules[3].condition...: unknown op 'Ne'...``)
+and a non-zero exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, Optional
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from . import bytecode, examples
+from .compiler import compile_policy
+from .engine import Engine
+from .errors import CallgateError
+from .lint import lint
+from .policy import json_schema, parse_json
+
+app = typer.Typer(add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+                  help="callgate: decide whether an AI agent's tool call may run.")
+out = Console(highlight=False, soft_wrap=True)
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+
+SemanticsOpt = typer.Option("strict", "--semantics", help="strict (default) or perso")
+
+
+def _fail(message: str, code: int = 1) -> "typer.Exit":
+    err.print(f"error: {message}", markup=False)
+    return typer.Exit(code)
+
+
+def _policy_source(policy: Optional[str]) -> tuple[str, Any]:
+    """A policy path, or the name of a bundled example ('crm', 'spec'); none means 'crm'."""
+    name = policy or "crm"
+    if name in examples.EXAMPLES and not Path(name).exists():
+        return name, examples.policy(name)
+    try:
+        return name, parse_json(Path(name).read_bytes())
+    except OSError as exc:
+        raise _fail(f"{name}: {exc.strerror}") from None
+
+
+def _json_arg(text: Optional[str], what: str) -> Any:
+    if text is None:
+        return None
+    try:
+        return orjson.loads(text)
+    except orjson.JSONDecodeError as exc:
+        raise _fail(f"--{what}: not valid JSON ({exc})", 2) from None
+
+
+def _show(decision: str) -> str:
+    colour = {"Allow": "green", "Deny": "red", "Elevate": "yellow"}.get(decision, "white")
+    return f"[bold {colour}]{decision}[/]"
+
+
+@app.command()
+def check(policy: str = typer.Argument(..., help="policy file"), semantics: str = SemanticsOpt) -> None:
+    """Validate a policy and warn about risky corners; exit 1 on errors."""
+    name, data = _policy_source(policy)
+    findings = lint(data, semantics)
+    for f in findings:
+        (err if f.level == "error" else out).print(f"{f}", markup=False)
+    errors = sum(f.level == "error" for f in findings)
+    if errors:
+        raise typer.Exit(1)
+    warnings = len(findings)
+    out.print(f"{name}: ok ({len(data.get('rules', []))} rules, {warnings} warning{'s' * (warnings != 1)})")
+
+
+@app.command("eval")
+def eval_(
+    policy: Optional[str] = typer.Argument(None, help="policy file, or a bundled example (crm, spec); default crm"),
+    tool: Optional[str] = typer.Option(None, "--tool", help="tool name; without it, run the example's cases"),
+    role: Optional[str] = typer.Option(None, "--role"),
+    args: Optional[str] = typer.Option(None, "--args", help="arguments as JSON"),
+    agent: Optional[str] = typer.Option(None, "--agent", help="agent attributes as JSON"),
+    resource: Optional[str] = typer.Option(None, "--resource", help="resource attributes as JSON"),
+    cases: Optional[Path] = typer.Option(None, "--cases", help="a cases file ({\"cases\": [...]}) to run"),
+    semantics: str = SemanticsOpt,
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+) -> None:
+    """Decide one call (--tool/--role), or run a file of cases (the bundled example's by default)."""
+    name, data = _policy_source(policy)
+    try:
+        engine = Engine.from_dict(data, semantics)
+    except (CallgateError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    if tool is not None:
+        if role is None:
+            raise _fail("--role is required with --tool", 2)
+        try:
+            d = engine.evaluate(tool, _json_arg(args, "args"), role=role,
+                                agent_attributes=_json_arg(agent, "agent"),
+                                resource_attributes=_json_arg(resource, "resource"))
+        except CallgateError as exc:
+            raise _fail(str(exc)) from None
+        if as_json:
+            sys.stdout.write(orjson.dumps(d.to_dict()).decode() + "\n")
+        else:
+            out.print(f"{_show(d.decision)}  {d.reason}")
+    _run_cases(engine, name, cases, as_json)
+
+
+def _run_cases(engine: Engine, name: str, cases_path: Optional[Path], as_json: bool) -> None:
+    if cases_path is not None:
+        try:
+            case_list = orjson.loads(cases_path.read_bytes())["cases"]
+        except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
+            raise _fail(f"{cases_path}: not a cases file ({exc})") from None
+    elif name in examples.EXAMPLES:
+        case_list = examples.cases(name)
+    else:
+        raise _fail("give --tool and --role, or --cases FILE", 2)
+    table = Table(title=f"callgate eval: {name} ({engine.semantics} semantics)", show_lines=False)
+    for col in ("call", "role", "decision", "reason"):
+        table.add_column(col, overflow="fold")
+    mismatches, rows = 0, []
+    for case in case_list:
+        try:
+            d = engine.evaluate(case["tool"], case.get("args"), role=case["role"],
+                                agent_attributes=case.get("agent_attributes"),
+                                resource_attributes=case.get("resource_attributes"))
+            decision, reason = d.decision, d.reason
+        except CallgateError as exc:
+            decision, reason = "Error", str(exc)
+        expected = case.get("expected")
+        ok = expected is None or expected == decision
+        mismatches += not ok
+        rows.append({"name": case.get("name"), "tool": case["tool"], "role": case["role"],
+                     "decision": decision, "reason": reason, "expected": expected, "ok": ok})
+        call = f"{case['tool']}({orjson.dumps(case.get('args') or {}).decode()})"
+        mark = "" if ok else f" [bold red](expected {expected})[/]"
+        table.add_row(call, case["role"], _show(decision) + mark, reason)
+    if as_json:
+        sys.stdout.write(orjson.dumps({"results": rows, "mismatches": mismatches}).decode() + "\n")
+    else:
+        out.print(table)
+        out.print(f"{len(rows)} calls, {sum(r['decision'] == 'Allow' for r in rows)} allowed, "
+                  f"{mismatches} unexpected")
+    raise typer.Exit(1 if mismatches else 0)
+
+
+@app.command()
+def schema() -> None:
+    """Print the JSON Schema of policy files."""
+    sys.stdout.write(orjson.dumps(json_schema(), option=orjson.OPT_INDENT_2).decode() + "\n")
+
+
+@app.command()
+def disasm(policy: str = typer.Argument(..., help="policy file"), semantics: str = SemanticsOpt) -> None:
+    """Compile a policy and print its bytecode readably."""
+    _, data = _policy_source(policy)
+    try:
+        compiled = compile_policy(data, semantics)
+    except (CallgateError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    sys.stdout.write(bytecode.disassemble(compiled.blob))
+
+
+@app.command("compile")
+def compile_(policy: str = typer.Argument(..., help="policy file"),
+             output: Path = typer.Option(..., "-o", "--output", help="where to write the blob"),
+             semantics: str = SemanticsOpt) -> None:
+    """Compile a policy to the blob the C core loads."""
+    _, data = _policy_source(policy)
+    try:
+        compiled = compile_policy(data, semantics)
+    except (CallgateError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    output.write_bytes(compiled.blob)
+    out.print(f"wrote {output} ({len(compiled.blob)} bytes)")
+
+
+def main() -> None:
+    try:
+        app()
+    except CallgateError as exc:  # anything not caught closer to its cause
+        err.print(f"error: {exc}", markup=False)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,227 @@
+"""Engine and Decision: the public face of the native engine.
+
+One decision is one call into C: the request is serialized once (orjson), the core reads
+it, looks up (tool, role), runs the condition code and returns the decision and the
+deciding rule packed in one integer. The reason is built only when `Decision.reason` is
+read (the core evaluates again and formats it), so a caller that only needs the verdict
+never pays for text.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import threading
+from pathlib import Path
+from typing import Any, Mapping, Optional, Union
+
+import orjson
+
+from . import _native
+from .compiler import Compiled, compile_policy
+from .errors import PolicyError, RequestError
+from .policy import parse_json
+
+DECISIONS = ("Deny", "Allow", "Elevate")
+PathLike = Union[str, "os.PathLike[str]"]
+
+_dumps = orjson.dumps
+_EMPTY: dict = {}
+
+
+class Decision:
+    """The outcome of one evaluation.
+
+    `decision` is "Allow", "Deny" (or "Elevate"); `allowed` is True only for Allow;
+    `rule` is the 0-based index of the deciding rule in the policy, or None when the
+    default action decided; `reason` is the exact, human-readable why."""
+
+    __slots__ = ("decision", "rule", "_why", "_reason")
+
+    def __init__(self, decision: str, rule: Optional[int], why: tuple) -> None:
+        self.decision = decision
+        self.rule = rule
+        self._why = why
+        self._reason: Optional[str] = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision == "Allow"
+
+    @property
+    def reason(self) -> str:
+        if self._reason is None:
+            state, tool, role, in0, in1 = self._why
+            self._reason = _native.reason(state.policy, state.scratch(), tool, role, in0, in1)
+        return self._reason
+
+    def to_dict(self) -> dict:
+        """The wasm ABI's response shape: decision, reason, rule."""
+        return {"decision": self.decision, "reason": self.reason, "rule": self.rule}
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Decision):
+            return NotImplemented
+        return (self.decision, self.rule, self.reason) == (other.decision, other.rule, other.reason)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        return f"Decision({self.decision!r}, rule={self.rule!r}, reason={self.reason!r})"
+
+
+class _State:
+    """One loaded policy and its per-thread scratch buffers. Immutable once built: a reload
+    swaps the whole state, so a concurrent evaluation sees the old or the new policy."""
+
+    __slots__ = ("compiled", "policy", "_local")
+
+    def __init__(self, compiled: Compiled, limits: Mapping[str, int]) -> None:
+        self.compiled = compiled
+        self.policy = _native.LoadedPolicy(compiled.blob, **limits)
+        self._local = threading.local()
+
+    def scratch(self) -> _native.Scratch:
+        try:
+            return self._local.scratch
+        except AttributeError:
+            s = self._local.scratch = _native.Scratch(self.policy)
+            return s
+
+
+def _has_nonfinite(value: Any) -> bool:
+    """orjson writes NaN and infinities as null; find them before that hides them."""
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_nonfinite(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_nonfinite(v) for v in value)
+    return False
+
+
+def _pack(request: tuple) -> bytes:
+    """Serialize (arguments, agent attributes, resource attributes) as one JSON array."""
+    try:
+        packed = _dumps(request)
+    except orjson.JSONEncodeError as exc:
+        packed = _pack_slow(request, exc)
+    if b"null" in packed and _has_nonfinite(request):
+        raise RequestError("NaN and Infinity are not JSON", "nonfinite")
+    return packed
+
+
+def _pack_slow(request: tuple, first_error: Exception) -> bytes:
+    """orjson refuses integers beyond 64 bits, which JSON can carry; the standard library
+    takes them, and still refuses what JSON cannot carry (sets, bytes, NaN)."""
+    try:
+        return json.dumps(request, allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode()
+    except UnicodeEncodeError as exc:  # before ValueError, of which it is a kind
+        raise RequestError("a string that is not valid Unicode", "utf8") from exc
+    except (TypeError, ValueError) as exc:
+        raise RequestError(f"a value JSON cannot carry: {first_error}", "unserializable") from exc
+
+
+def _encode(text: Union[str, bytes], what: str) -> bytes:
+    if isinstance(text, bytes):
+        return text
+    if isinstance(text, str):
+        try:
+            return text.encode("utf-8")
+        except UnicodeEncodeError:
+            raise RequestError(f"{what} is not valid Unicode", "utf8") from None
+    raise RequestError(f"{what} must be str or bytes, not {type(text).__name__}", "type")
+
+
+class Engine:
+    """A loaded policy, ready to decide tool calls. Thread-safe: evaluate() may run from
+    many threads at once (the C call releases the GIL), and reload() swaps atomically."""
+
+    def __init__(self, compiled: Compiled, *, max_bytes: int = 0, max_depth: int = 0, max_keys: int = 0) -> None:
+        self._limits = {"max_bytes": max_bytes, "max_depth": max_depth, "max_keys": max_keys}
+        self._state = _State(compiled, self._limits)
+
+    # ---------------------------------------------------------------- construction
+
+    @classmethod
+    def from_dict(cls, policy: Mapping[str, Any], semantics: str = "strict", **limits: int) -> "Engine":
+        """Load a decoded policy (as from json.loads)."""
+        return cls(compile_policy(policy, semantics), **limits)
+
+    @classmethod
+    def from_json(cls, text: Union[str, bytes], semantics: str = "strict", **limits: int) -> "Engine":
+        """Load policy JSON text; duplicate keys and NaN are errors."""
+        return cls.from_dict(parse_json(text), semantics, **limits)
+
+    @classmethod
+    def from_file(cls, path: PathLike, semantics: str = "strict", **limits: int) -> "Engine":
+        """Load a policy file."""
+        return cls.from_json(_read(path), semantics, **limits)
+
+    def reload(self, source: Union[PathLike, Mapping[str, Any]]) -> None:
+        """Replace the policy (a file path or a decoded dict) with the same semantics and
+        limits. Compiles and verifies first; the swap itself is one assignment, so every
+        concurrent evaluate() sees either the old or the new policy, never a mix."""
+        data = source if isinstance(source, Mapping) else parse_json(_read(source))
+        compiled = compile_policy(data, self.semantics)
+        self._state = _State(compiled, self._limits)
+
+    # ---------------------------------------------------------------- facts
+
+    @property
+    def policy_version(self) -> str:
+        return self._state.compiled.version
+
+    @property
+    def semantics(self) -> str:
+        return self._state.compiled.semantics
+
+    @property
+    def compiled(self) -> Compiled:
+        return self._state.compiled
+
+    @property
+    def blob(self) -> bytes:
+        """The compiled policy the core runs."""
+        return self._state.compiled.blob
+
+    # ---------------------------------------------------------------- decisions
+
+    def evaluate(self, tool: str, args: Any = None, *, role: str,
+                 agent_attributes: Optional[Mapping[str, Any]] = None,
+                 resource_attributes: Optional[Mapping[str, Any]] = None) -> Decision:
+        """Decide one tool call. Raises RequestError for input JSON cannot carry."""
+        state = self._state
+        packed = _pack((_EMPTY if args is None else args,
+                        _EMPTY if agent_attributes is None else agent_attributes,
+                        _EMPTY if resource_attributes is None else resource_attributes))
+        tool_b = _encode(tool, "tool")
+        role_b = _encode(role, "role")
+        scratch = state.scratch()
+        rc = _native.eval_packed(state.policy.ptr, scratch.ptr, tool_b, len(tool_b), role_b, len(role_b),
+                                 packed, len(packed))
+        if rc < 0:
+            _native.raise_for(rc, scratch, False)
+        return Decision(DECISIONS[rc & 3], (rc >> 2) - 1 if rc >= 4 else None, (state, tool_b, role_b, packed, None))
+
+    def evaluate_json(self, tool: Union[str, bytes], args: Union[str, bytes], context: Union[str, bytes]) -> Decision:
+        """Decide from JSON text: arguments, and the context
+        ``{"role": ..., "agent_attrs": {...}, "resource_attrs": {...}}``."""
+        state = self._state
+        tool_b = _encode(tool, "tool")
+        args_b = _encode(args, "arguments")
+        ctx_b = _encode(context, "context")
+        scratch = state.scratch()
+        rc = _native.eval_json(state.policy.ptr, scratch.ptr, tool_b, len(tool_b), args_b, len(args_b),
+                               ctx_b, len(ctx_b))
+        if rc < 0:
+            _native.raise_for(rc, scratch, True)
+        return Decision(DECISIONS[rc & 3], (rc >> 2) - 1 if rc >= 4 else None, (state, tool_b, None, args_b, ctx_b))
+
+
+def _read(path: PathLike) -> bytes:
+    try:
+        return Path(path).read_bytes()
+    except OSError as exc:
+        raise PolicyError(f"cannot read policy file: {exc.strerror}", str(path)) from None
