@@ -3,7 +3,7 @@
  *
  * Usage: bench_core BLOB CASES [ITERATIONS]
  *   BLOB   a compiled policy (callgate compile POLICY -o BLOB)
- *   CASES  one request per line: tool<TAB>role<TAB>packed JSON [args, agent, resource]
+ *   CASES  one request per line, in the request form ["tool", "role", args, agent, resource]
  * Prints the median over 15 rounds of the per-decision time across all cases.
  */
 #define _POSIX_C_SOURCE 199309L
@@ -14,7 +14,7 @@
 
 #include "callgate.h"
 
-typedef struct req { char *tool, *role, *json; size_t tl, rl, jl; } req;
+typedef struct req { char *json; size_t len; } req;
 
 static char *slurp(const char *path, size_t *len) {
     FILE *f = fopen(path, "rb");
@@ -56,19 +56,15 @@ int main(int argc, char **argv) {
     void *scratch = aligned_alloc(8, (ss + 7) & ~(size_t)7);
     cg_scratch_init(scratch, ss, cg_policy_fields(p), cg_policy_max_keys(p), cg_policy_max_depth(p));
 
+    if (cg_scratch_bind(scratch, p)) { fprintf(stderr, "bind failed\n"); return 1; }
     req rs[256];
     int n = 0;
-    for (char *line = strtok(cases, "\n"); line && n < 256; line = strtok(NULL, "\n")) {
-        char *t1 = strchr(line, '\t'), *t2 = t1 ? strchr(t1 + 1, '\t') : NULL;
-        if (!t2) continue;
-        *t1 = *t2 = 0;
-        rs[n] = (req){line, t1 + 1, t2 + 1, strlen(line), strlen(t1 + 1), strlen(t2 + 1)};
-        n++;
-    }
+    for (char *line = strtok(cases, "\n"); line && n < 256; line = strtok(NULL, "\n"))
+        rs[n++] = (req){line, strlen(line)};
     if (n == 0) { fprintf(stderr, "no cases\n"); return 1; }
     long allow = 0;
     for (int i = 0; i < n; i++) {
-        int64_t r = cg_eval_packed(p, scratch, rs[i].tool, rs[i].tl, rs[i].role, rs[i].rl, rs[i].json, rs[i].jl);
+        int64_t r = cg_eval_request(scratch, rs[i].json, rs[i].len);
         if (r < 0) { fprintf(stderr, "case %d: %s\n", i, cg_strerror((int)r)); return 1; }
     }
     double rounds[15];
@@ -76,7 +72,7 @@ int main(int argc, char **argv) {
         double t0 = now();
         for (long k = 0; k < iters; k++) {
             const req *q = &rs[k % n];
-            int64_t r = cg_eval_packed(p, scratch, q->tool, q->tl, q->role, q->rl, q->json, q->jl);
+            int64_t r = cg_eval_request(scratch, q->json, q->len);
             allow += (r & 3) == CG_ALLOW;
         }
         rounds[round] = (now() - t0) / (double)iters * 1e9;

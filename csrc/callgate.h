@@ -89,34 +89,33 @@ size_t cg_scratch_size(uint32_t n_fields, uint32_t max_keys, uint32_t max_depth)
 int cg_scratch_init(void *mem, size_t mem_len, uint32_t n_fields, uint32_t max_keys,
                     uint32_t max_depth);
 
-/* Evaluation. Returns a negative CG_E_* code, or (rule + 1) << 2 | decision, where rule
-   is the deciding rule's index in the source policy and rule + 1 == 0 means the default
-   action decided. Two request forms, one reader:
-     packed: `[arguments, agent_attributes, resource_attributes]` (or with a 4th element,
-             the context object) as one JSON array, role as raw UTF-8;
-     json:   arguments JSON and context JSON `{"role": ..., "agent_attrs": {...},
-             "resource_attrs": {...}, "context": {...}}`, the perso wasm ABI's shape. */
-int64_t cg_eval_packed(const cg_policy *p, void *scratch,
-                       const char *tool, size_t tool_len, const char *role, size_t role_len,
-                       const char *packed, size_t packed_len);
-int64_t cg_eval_json(const cg_policy *p, void *scratch,
-                     const char *tool, size_t tool_len,
+/* Binds a scratch to the policy it will evaluate (CG_E_SCRATCH if it is too small). */
+int cg_scratch_bind(void *scratch, const cg_policy *p);
+
+/* Evaluation with a bound scratch. Returns a negative CG_E_* code, or
+   (rule + 1) << 2 | decision, where rule is the deciding rule's index in the source
+   policy and rule + 1 == 0 means the default action decided. Two request forms:
+     request: one JSON array `["tool", "role", arguments, agent_attributes,
+              resource_attributes]` (a 6th element, the context object, is optional);
+     json:    the tool as raw UTF-8, the arguments JSON and the context JSON
+              `{"role": ..., "agent_attrs": {...}, "resource_attrs": {...}}`, the perso
+              wasm ABI's shape. */
+int64_t cg_eval_request(void *scratch, const char *request, size_t len);
+int64_t cg_eval_json(void *scratch, const char *tool, size_t tool_len,
                      const char *args, size_t args_len, const char *ctx, size_t ctx_len);
 
 /* After a cg_eval_* call that failed with a request error: the byte offset of the
-   problem in the input it was reading, and which input (0 args/packed, 1 context). */
+   problem in the input it was reading, and which input (0 request/arguments, 1 context). */
 uint32_t cg_error_offset(const void *scratch);
 uint32_t cg_error_input(const void *scratch);
 
 /* The exact reason text (docs/semantics.md) for a request: it evaluates the request again
-   (so the hot path never pays for reasons) and formats the outcome. Packed form: in0 is
-   the packed JSON, in1 is NULL and role is given; json form: in0 is the arguments, in1
-   the context, and role is ignored. Writes at most cap bytes of UTF-8 into out and returns
-   the full length (a caller may retry with a larger buffer), or a negative error. */
-int64_t cg_reason(const cg_policy *p, const void *scratch,
-                  const char *tool, size_t tool_len, const char *role, size_t role_len,
-                  const char *in0, size_t in0_len, const char *in1, size_t in1_len,
-                  char *out, size_t cap);
+   (so the hot path never pays for reasons) and formats the outcome. Writes at most cap
+   bytes of UTF-8 into out and returns the full length (a caller may retry with a larger
+   buffer), or a negative error. */
+int64_t cg_reason_request(void *scratch, const char *request, size_t len, char *out, size_t cap);
+int64_t cg_reason_json(void *scratch, const char *tool, size_t tool_len, const char *args,
+                       size_t args_len, const char *ctx, size_t ctx_len, char *out, size_t cap);
 
 const char *cg_strerror(int code);
 /* CDEF END */

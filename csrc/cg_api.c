@@ -5,15 +5,14 @@
  */
 #include "cg_internal.h"
 
-size_t cg_format_reason(const cg_policy *p, cg_scratch *s, const cg_input *in,
-                        const uint8_t *tool, size_t tool_len, cg_jstr role, char *out,
+size_t cg_format_reason(const cg_policy *p, cg_scratch *s, const cg_input *in, char *out,
                         size_t cap);
 
-static size_t align8(size_t n) { return (n + 7) & ~(size_t)7; }
+static size_t round8(size_t n) { return (n + 7) & ~(size_t)7; }
 
 size_t cg_scratch_size(uint32_t n_fields, uint32_t max_keys, uint32_t max_depth) {
-    return align8(sizeof(cg_scratch)) + align8((size_t)n_fields * sizeof(cg_slot)) +
-           align8((size_t)2 * max_keys * sizeof(cg_key)) + align8((size_t)max_depth * 4);
+    return round8(sizeof(cg_scratch)) + round8((size_t)n_fields * sizeof(cg_slot)) +
+           round8((size_t)2 * max_keys * sizeof(cg_key)) + round8((size_t)max_depth * 4);
 }
 
 int cg_scratch_init(void *mem, size_t mem_len, uint32_t n_fields, uint32_t max_keys,
@@ -30,28 +29,33 @@ int cg_scratch_init(void *mem, size_t mem_len, uint32_t n_fields, uint32_t max_k
     s->max_keys = max_keys;
     s->max_depth = max_depth;
     s->gen = 1;
-    size_t at = align8(sizeof(cg_scratch));
+    size_t at = round8(sizeof(cg_scratch));
     s->slots = (cg_slot *)(b + at);
     cg_memset(s->slots, 0, (size_t)n_fields * sizeof(cg_slot));
-    at += align8((size_t)n_fields * sizeof(cg_slot));
+    at += round8((size_t)n_fields * sizeof(cg_slot));
     s->keys = (cg_key *)(b + at);
-    at += align8((size_t)2 * max_keys * sizeof(cg_key));
+    at += round8((size_t)2 * max_keys * sizeof(cg_key));
     s->stack = (uint32_t *)(b + at);
     return 0;
 }
 
-static bool usable(const cg_policy *p, const cg_scratch *s) {
-    return p && s && p->magic == CG_POLICY_MAGIC && s->magic == CG_SCRATCH_MAGIC;
-}
-
-int cg_run(const cg_policy *p, cg_scratch *s, const uint8_t *tool, size_t tool_len,
-           const uint8_t *role, size_t role_len, const uint8_t *in0, size_t in0_len,
-           const uint8_t *in1, size_t in1_len, cg_input inputs[2], int32_t *entry) {
-    if (!usable(p, s)) return CG_E_ARG;
+int cg_scratch_bind(void *scratch, const cg_policy *p) {
+    cg_scratch *s = scratch;
+    if (!s || s->magic != CG_SCRATCH_MAGIC || !p || p->magic != CG_POLICY_MAGIC) return CG_E_ARG;
     if (s->n_slots < p->n_fields || s->max_keys < p->limits.max_keys ||
         s->max_depth < p->limits.max_depth)
         return CG_E_SCRATCH;
-    if ((!tool && tool_len) || !in0) return CG_E_ARG;
+    s->policy = p;
+    return 0;
+}
+
+/* Reads the request (one input, or arguments + context) and decides. s->tool must already
+   be set for the json form. */
+int cg_run(cg_scratch *s, const uint8_t *in0, size_t in0_len, const uint8_t *in1, size_t in1_len,
+           cg_input inputs[2]) {
+    if (!s || s->magic != CG_SCRATCH_MAGIC || !s->policy) return CG_E_ARG;
+    const cg_policy *p = s->policy;
+    if (!in0) return CG_E_ARG;
     s->err_offset = 0;
     s->err_input = 0;
     if (in0_len > p->limits.max_bytes) return CG_E_TOO_LARGE;
@@ -59,7 +63,6 @@ int cg_run(const cg_policy *p, cg_scratch *s, const uint8_t *tool, size_t tool_l
         s->err_input = 1;
         return CG_E_TOO_LARGE;
     }
-    if (!cg_utf8_valid(tool, tool_len)) return CG_E_UTF8;
     /* a new generation invalidates every slot of the previous call at once */
     if (++s->gen == 0) {
         for (uint32_t i = 0; i < s->n_slots; i++) s->slots[i].gen = 0;
@@ -67,19 +70,10 @@ int cg_run(const cg_policy *p, cg_scratch *s, const uint8_t *tool, size_t tool_l
     }
     inputs[0] = (cg_input){in0, (uint32_t)in0_len, 0};
     inputs[1] = (cg_input){in1, (uint32_t)in1_len, 1};
-    int rc;
-    cg_jstr rj;
-    if (!in1) {
-        if ((!role && role_len) || role_len > p->limits.max_bytes) return CG_E_ARG;
-        if (!cg_utf8_valid(role, role_len)) return CG_E_UTF8;
-        if ((rc = cg_read_packed(p, s, inputs[0]))) return rc;
-        rj = (cg_jstr){role, (uint32_t)role_len, false};
-    } else {
-        if ((rc = cg_read_json(p, s, inputs[0], inputs[1]))) return rc;
-        rj = (cg_jstr){in1 + s->role_off, s->role_len, s->role_esc != 0};
-    }
-    *entry = cg_find_entry(p, tool, tool_len, rj);
-    return cg_decide(p, s, inputs, *entry, &s->last);
+    int rc = in1 ? cg_read_json(p, s, inputs[0], inputs[1]) : cg_read_request(p, s, inputs[0]);
+    if (rc) return rc;
+    int32_t entry = cg_find_entry(p, s->tool, s->role);
+    return cg_decide(p, s, inputs, entry, &s->last);
 }
 
 static int64_t encode(const cg_scratch *s, int rc) {
@@ -87,39 +81,51 @@ static int64_t encode(const cg_scratch *s, int rc) {
     return ((int64_t)s->last.rule + 1) << 2 | rc;
 }
 
-int64_t cg_eval_packed(const cg_policy *p, void *scratch, const char *tool, size_t tool_len,
-                       const char *role, size_t role_len, const char *packed,
-                       size_t packed_len) {
-    cg_input in[2];
-    int32_t entry;
-    int rc = cg_run(p, scratch, (const uint8_t *)tool, tool_len, (const uint8_t *)role,
-                    role_len, (const uint8_t *)packed, packed_len, NULL, 0, in, &entry);
-    return encode(scratch, rc);
+/* The json form's tool comes as raw UTF-8 bytes: check them here. */
+static int set_raw_tool(cg_scratch *s, const char *tool, size_t tool_len) {
+    if (!s || s->magic != CG_SCRATCH_MAGIC || !s->policy) return CG_E_ARG;
+    if ((!tool && tool_len) || tool_len > s->policy->limits.max_bytes) return CG_E_ARG;
+    if (!cg_utf8_valid((const uint8_t *)tool, tool_len)) return CG_E_UTF8;
+    s->tool = (cg_jstr){(const uint8_t *)(tool ? tool : ""), (uint32_t)tool_len, false};
+    return 0;
 }
 
-int64_t cg_eval_json(const cg_policy *p, void *scratch, const char *tool, size_t tool_len,
-                     const char *args, size_t args_len, const char *ctx, size_t ctx_len) {
+int64_t cg_eval_request(void *scratch, const char *request, size_t len) {
     cg_input in[2];
-    int32_t entry;
+    return encode(scratch, cg_run(scratch, (const uint8_t *)request, len, NULL, 0, in));
+}
+
+int64_t cg_eval_json(void *scratch, const char *tool, size_t tool_len, const char *args,
+                     size_t args_len, const char *ctx, size_t ctx_len) {
+    cg_input in[2];
+    int rc = set_raw_tool(scratch, tool, tool_len);
+    if (rc) return rc;
     if (!ctx) return CG_E_ARG;
-    int rc = cg_run(p, scratch, (const uint8_t *)tool, tool_len, NULL, 0,
-                    (const uint8_t *)args, args_len, (const uint8_t *)ctx, ctx_len, in, &entry);
-    return encode(scratch, rc);
+    return encode(scratch, cg_run(scratch, (const uint8_t *)args, args_len, (const uint8_t *)ctx,
+                                  ctx_len, in));
 }
 
-int64_t cg_reason(const cg_policy *p, const void *scratch, const char *tool, size_t tool_len,
-                  const char *role, size_t role_len, const char *in0, size_t in0_len,
-                  const char *in1, size_t in1_len, char *out, size_t cap) {
-    cg_scratch *s = (cg_scratch *)scratch; /* evaluation writes the slots again */
-    cg_input in[2];
-    int32_t entry;
-    if (!out && cap) return CG_E_ARG;
-    int rc = cg_run(p, s, (const uint8_t *)tool, tool_len, (const uint8_t *)role, role_len,
-                    (const uint8_t *)in0, in0_len, (const uint8_t *)in1, in1_len, in, &entry);
+static int64_t reason_after(cg_scratch *s, int rc, const cg_input *in, char *out, size_t cap) {
     if (rc < 0) return rc;
-    cg_jstr rj = in1 ? (cg_jstr){in[1].base + s->role_off, s->role_len, s->role_esc != 0}
-                     : (cg_jstr){(const uint8_t *)role, (uint32_t)role_len, false};
-    return (int64_t)cg_format_reason(p, s, in, (const uint8_t *)tool, tool_len, rj, out, cap);
+    return (int64_t)cg_format_reason(s->policy, s, in, out, cap);
+}
+
+int64_t cg_reason_request(void *scratch, const char *request, size_t len, char *out, size_t cap) {
+    cg_input in[2];
+    if (!out && cap) return CG_E_ARG;
+    int rc = cg_run(scratch, (const uint8_t *)request, len, NULL, 0, in);
+    return reason_after(scratch, rc, in, out, cap);
+}
+
+int64_t cg_reason_json(void *scratch, const char *tool, size_t tool_len, const char *args,
+                       size_t args_len, const char *ctx, size_t ctx_len, char *out, size_t cap) {
+    cg_input in[2];
+    if (!out && cap) return CG_E_ARG;
+    int rc = set_raw_tool(scratch, tool, tool_len);
+    if (rc) return rc;
+    if (!ctx) return CG_E_ARG;
+    rc = cg_run(scratch, (const uint8_t *)args, args_len, (const uint8_t *)ctx, ctx_len, in);
+    return reason_after(scratch, rc, in, out, cap);
 }
 
 uint32_t cg_error_offset(const void *scratch) {

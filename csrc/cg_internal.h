@@ -177,8 +177,9 @@ typedef struct cg_scratch {
     uint32_t n_slots, max_keys, max_depth;
     uint32_t gen;
     uint32_t err_offset, err_input;
-    /* role as found in the request (raw bytes or a JSON literal in the context) */
-    uint32_t role_off, role_len, role_esc, role_input;
+    const cg_policy *policy; /* bound by cg_scratch_bind */
+    /* tool and role of the call being evaluated (they point into the caller's input) */
+    cg_jstr tool, role;
     cg_outcome last;
     cg_slot *slots;       /* n_slots */
     cg_key *keys;         /* 2 * max_keys: the reader's open keys, then deep comparison */
@@ -192,9 +193,10 @@ typedef struct cg_input {
     uint8_t id;           /* 0 or 1, recorded in slots */
 } cg_input;
 
-/* Read the request and fill the slots of referenced fields. The role ends up in
-   s->role_*; when role is given (packed form) it is used instead of the context's. */
-int cg_read_packed(const cg_policy *p, cg_scratch *s, cg_input in);
+/* Read a request and fill the slots of referenced fields; s->tool and s->role are set
+   from the request form `[tool, role, args, agent, resource(, context)]`, and s->role
+   from the context object of the json form. */
+int cg_read_request(const cg_policy *p, cg_scratch *s, cg_input in);
 int cg_read_json(const cg_policy *p, cg_scratch *s, cg_input args, cg_input ctx);
 
 /* Sort keys by (hash, decoded content); keys index into base. */
@@ -206,7 +208,7 @@ uint32_t cg_skip_ws(const uint8_t *b, uint32_t pos, uint32_t len);
 uint32_t cg_skip_value(const uint8_t *b, uint32_t pos, uint32_t len);
 
 /* ---- evaluation (cg_vm.c) ---- */
-int32_t cg_find_entry(const cg_policy *p, const uint8_t *tool, size_t tool_len, cg_jstr role);
+int32_t cg_find_entry(const cg_policy *p, cg_jstr tool, cg_jstr role);
 int cg_decide(const cg_policy *p, cg_scratch *s, const cg_input *inputs, int32_t entry,
               cg_outcome *out);
 /* Value of a leaf, for reasons: evaluates one instruction at code offset pc. */
@@ -217,9 +219,8 @@ const cg_slot *cg_field_slot(const cg_scratch *s, uint32_t field);
 bool cg_values_equal(const cg_input *inputs, cg_scratch *s, const cg_slot *a,
                      const cg_slot *b, bool perso);
 
-/* ---- common evaluation entry used by cg_eval_* and cg_reason ---- */
-int cg_run(const cg_policy *p, cg_scratch *s, const uint8_t *tool, size_t tool_len,
-           const uint8_t *role, size_t role_len, const uint8_t *in0, size_t in0_len,
-           const uint8_t *in1, size_t in1_len, cg_input inputs[2], int32_t *entry);
+/* ---- common evaluation entry used by the cg_eval_* and cg_reason_* functions ---- */
+int cg_run(cg_scratch *s, const uint8_t *in0, size_t in0_len, const uint8_t *in1, size_t in1_len,
+           cg_input inputs[2]);
 
 #endif /* CG_INTERNAL_H */

@@ -24,6 +24,14 @@ static inline uint32_t first_flagged_byte(uint64_t m) {
 #endif
 }
 
+/* The few functions on the per-byte path are forced inline so the reader's position stays
+   in a register through a whole object. */
+#if defined(__GNUC__) || defined(__clang__)
+#define HOT static inline __attribute__((always_inline))
+#else
+#define HOT static inline
+#endif
+
 typedef struct rd {
     const cg_policy *p;
     cg_scratch *s;
@@ -39,7 +47,7 @@ static int fail(rd *r, int code) {
     return code;
 }
 
-static inline void skip_ws(rd *r) {
+HOT void skip_ws(rd *r) {
     if (r->pos < r->len && r->b[r->pos] > ' ') return; /* the common case: no whitespace */
     while (r->pos < r->len) {
         uint8_t c = r->b[r->pos];
@@ -86,8 +94,10 @@ static int utf8_seq(const uint8_t *s, size_t avail) {
 }
 
 bool cg_utf8_valid(const uint8_t *s, size_t n) {
+    uint8_t any = 0;
+    for (size_t k = 0; k < n; k++) any |= s[k];
+    if (any < 0x80) return true; /* ASCII, the common case for names */
     size_t i = 0;
-    while (i + 8 <= n && (cg_rd64(s + i) & 0x8080808080808080ull) == 0) i += 8; /* ASCII */
     while (i < n) {
         if (s[i] < 0x80) {
             i++;
@@ -132,7 +142,7 @@ static inline uint64_t special_bytes(uint64_t x) {
 
 /* r->pos is at the opening quote. On success *out is the content between the quotes and
    r->pos is past the closing quote. */
-static int read_string(rd *r, cg_jstr *out) {
+HOT int read_string(rd *r, cg_jstr *out) {
     const uint8_t *b = r->b;
     uint32_t start = r->pos + 1;
     bool esc = false;
@@ -197,7 +207,7 @@ static int read_string(rd *r, cg_jstr *out) {
     return 0;
 }
 
-static bool is_digit(uint8_t c) { return c >= '0' && c <= '9'; }
+static bool json_digit(uint8_t c) { return c >= '0' && c <= '9'; }
 
 /* r->pos at '-' or a digit. Sets *is_int for literals without fraction or exponent. */
 static int read_number(rd *r, bool *is_int) {
@@ -211,23 +221,23 @@ static int read_number(rd *r, bool *is_int) {
     }
     if (b[r->pos] == '0') r->pos++;
     else if (b[r->pos] >= '1' && b[r->pos] <= '9')
-        while (r->pos < r->len && is_digit(b[r->pos])) r->pos++;
+        while (r->pos < r->len && json_digit(b[r->pos])) r->pos++;
     else
         return fail(r, CG_E_SYNTAX);
     if (r->pos < r->len && b[r->pos] == '.') {
         *is_int = false;
         r->pos++;
         if (r->pos >= r->len) return fail(r, CG_E_TRUNCATED);
-        if (!is_digit(b[r->pos])) return fail(r, CG_E_SYNTAX);
-        while (r->pos < r->len && is_digit(b[r->pos])) r->pos++;
+        if (!json_digit(b[r->pos])) return fail(r, CG_E_SYNTAX);
+        while (r->pos < r->len && json_digit(b[r->pos])) r->pos++;
     }
     if (r->pos < r->len && (b[r->pos] == 'e' || b[r->pos] == 'E')) {
         *is_int = false;
         r->pos++;
         if (r->pos < r->len && (b[r->pos] == '+' || b[r->pos] == '-')) r->pos++;
         if (r->pos >= r->len) return fail(r, CG_E_TRUNCATED);
-        if (!is_digit(b[r->pos])) return fail(r, CG_E_SYNTAX);
-        while (r->pos < r->len && is_digit(b[r->pos])) r->pos++;
+        if (!json_digit(b[r->pos])) return fail(r, CG_E_SYNTAX);
+        while (r->pos < r->len && json_digit(b[r->pos])) r->pos++;
     }
     if (!cg_num_in_range((const char *)b + start, r->pos - start)) {
         uint32_t end = r->pos;
@@ -310,7 +320,7 @@ static int close_object(rd *r, uint32_t first) {
 }
 
 /* Reads `"key" :` at r->pos (after whitespace), pushes the key, returns it in *key. */
-static int read_key(rd *r, cg_jstr *key) {
+HOT int read_key(rd *r, cg_jstr *key) {
     skip_ws(r);
     if (r->pos >= r->len) return fail(r, CG_E_TRUNCATED);
     if (r->b[r->pos] != '"') return fail(r, CG_E_SYNTAX);
@@ -369,7 +379,7 @@ static int read_value(rd *r, uint32_t depth, cg_slot *v) {
             if ((rc = read_string(r, &str))) return rc;
             type = CG_J_STR;
             v->esc = str.esc;
-        } else if (c == '-' || is_digit(c)) {
+        } else if (c == '-' || json_digit(c)) {
             if ((rc = read_number(r, &is_int))) return rc;
             type = CG_J_NUM;
         } else if (c == 't') {
@@ -421,8 +431,38 @@ static int read_value(rd *r, uint32_t depth, cg_slot *v) {
     }
 }
 
+/* A member value: strings and numbers (nearly all values) are read right here; anything
+   else goes through read_value. */
+HOT int read_member(rd *r, cg_slot *v) {
+    skip_ws(r);
+    if (r->pos < r->len) {
+        uint8_t c = r->b[r->pos];
+        uint32_t at = r->pos;
+        int rc;
+        if (c == '"') {
+            cg_jstr str;
+            if ((rc = read_string(r, &str))) return rc;
+            v->type = CG_J_STR;
+            v->esc = str.esc;
+            v->off = at;
+            v->len = r->pos - at;
+            return 0;
+        }
+        if (c == '-' || json_digit(c)) {
+            bool is_int;
+            if ((rc = read_number(r, &is_int))) return rc;
+            v->type = CG_J_NUM;
+            v->num_int = is_int;
+            v->off = at;
+            v->len = r->pos - at;
+            return 0;
+        }
+    }
+    return read_value(r, 1, v);
+}
+
 /* The policy's field for (source, key), if any rule references it. */
-static bool find_field(const cg_policy *p, uint32_t source, cg_jstr key, uint32_t key_hash,
+HOT bool find_field(const cg_policy *p, uint32_t source, cg_jstr key, uint32_t key_hash,
                        uint32_t *field) {
     uint32_t h = cg_field_hash(source, key_hash);
     const uint32_t *slots = p->field_slots;
@@ -458,7 +498,7 @@ static int read_source_object(rd *r, uint32_t source) {
         uint32_t first_of_key = r->nkeys;
         if ((rc = read_key(r, &key))) return rc;
         cg_slot v = {0, 0, 0, 0, 0, 0, 0};
-        if ((rc = read_value(r, 1, &v))) return rc;
+        if ((rc = read_member(r, &v))) return rc;
         uint32_t field;
         if (find_field(r->p, source, key, r->s->keys[first_of_key].hash, &field)) {
             v.gen = r->s->gen;
@@ -513,7 +553,7 @@ static int expect_end(rd *r) {
     return 0;
 }
 
-static int expect_char(rd *r, uint8_t c) {
+HOT int expect_char(rd *r, uint8_t c) {
     skip_ws(r);
     if (r->pos >= r->len) return fail(r, CG_E_TRUNCATED);
     if (r->b[r->pos] != c) return fail(r, CG_E_SYNTAX);
@@ -526,10 +566,29 @@ static rd reader(const cg_policy *p, cg_scratch *s, cg_input in) {
     return r;
 }
 
-int cg_read_packed(const cg_policy *p, cg_scratch *s, cg_input in) {
+/* A JSON string at the current position (after whitespace), as the tool or the role. */
+static int read_name(rd *r, cg_jstr *out) {
+    skip_ws(r);
+    if (r->pos >= r->len) return fail(r, CG_E_TRUNCATED);
+    if (r->b[r->pos] != '"') {
+        cg_slot v = {0, 0, 0, 0, 0, 0, 0};
+        uint32_t at = r->pos;
+        int rc = read_value(r, 0, &v);
+        if (rc) return rc;
+        r->pos = at;
+        return fail(r, CG_E_TYPE);
+    }
+    return read_string(r, out);
+}
+
+int cg_read_request(const cg_policy *p, cg_scratch *s, cg_input in) {
     rd r = reader(p, s, in);
     int rc;
     if ((rc = expect_char(&r, '['))) return rc;
+    if ((rc = read_name(&r, &s->tool))) return rc;
+    if ((rc = expect_char(&r, ','))) return rc;
+    if ((rc = read_name(&r, &s->role))) return rc;
+    if ((rc = expect_char(&r, ','))) return rc;
     if ((rc = read_args(&r))) return rc;
     if ((rc = expect_char(&r, ','))) return rc;
     if ((rc = read_attrs(&r, CG_SRC_AGENT))) return rc;
@@ -580,12 +639,7 @@ int cg_read_json(const cg_policy *p, cg_scratch *s, cg_input args, cg_input ctx)
                     c.pos = v.off;
                     return fail(&c, CG_E_TYPE);
                 }
-                cg_jstr role;
-                if ((rc = read_string(&c, &role))) return rc;
-                s->role_off = (uint32_t)(role.p - c.b);
-                s->role_len = role.n;
-                s->role_esc = role.esc;
-                s->role_input = c.input;
+                if ((rc = read_string(&c, &s->role))) return rc;
                 have_role = true;
             } else if (key_is(key, "agent_attrs", 11)) {
                 if ((rc = read_attrs(&c, CG_SRC_AGENT))) return rc;

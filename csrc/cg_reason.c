@@ -132,14 +132,14 @@ static void explain_leaf(wr *w, const cg_policy *p, cg_scratch *s, const cg_inpu
     }
 }
 
-size_t cg_format_reason(const cg_policy *p, cg_scratch *s, const cg_input *in,
-                        const uint8_t *tool, size_t tool_len, cg_jstr role, char *out,
+size_t cg_format_reason(const cg_policy *p, cg_scratch *s, const cg_input *in, char *out,
                         size_t cap) {
     wr w = {out, cap, 0};
+    cg_jstr tool = s->tool, role = s->role;
     const cg_outcome *o = &s->last;
     if (p->flags & CG_FLAG_PERSO) {
         puts_(&w, o->entry < 0 ? "no rule matched tool '" : "rule matched tool '");
-        put(&w, tool, tool_len);
+        put_jstr(&w, tool);
         puts_(&w, "' for role '");
         put_jstr(&w, role);
         if (o->entry < 0) puts_(&w, "'; applying default_action");
@@ -147,7 +147,7 @@ size_t cg_format_reason(const cg_policy *p, cg_scratch *s, const cg_input *in,
         else puts_(&w, o->decision == CG_ALLOW ? "'; condition passed" : "'; condition failed");
         return w.n;
     }
-    put(&w, tool, tool_len);
+    put_jstr(&w, tool);
     puts_(&w, o->decision == CG_ALLOW ? " allowed for role '" : " denied for role '");
     put_jstr(&w, role);
     puts_(&w, "': ");

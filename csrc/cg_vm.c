@@ -8,8 +8,8 @@
 #include "cg_internal.h"
 #include "cg_num.h"
 
-int32_t cg_find_entry(const cg_policy *p, const uint8_t *tool, size_t tool_len, cg_jstr role) {
-    uint32_t h = cg_entry_hash(cg_hash_bytes(tool, tool_len), cg_jstr_hash(role));
+int32_t cg_find_entry(const cg_policy *p, cg_jstr tool, cg_jstr role) {
+    uint32_t h = cg_entry_hash(cg_jstr_hash(tool), cg_jstr_hash(role));
     const uint32_t *slots = p->entry_slots;
     for (uint32_t i = h & p->entry_mask;; i = (i + 1) & p->entry_mask) {
         uint32_t e = slots[2 * i];
@@ -19,8 +19,7 @@ int32_t cg_find_entry(const cg_policy *p, const uint8_t *tool, size_t tool_len, 
         uint32_t tl, rl;
         const uint8_t *t = cg_str(p, cg_rd32(ent), &tl);
         const uint8_t *r = cg_str(p, cg_rd32(ent + 4), &rl);
-        if (tl == tool_len && cg_memcmp(t, tool, tl) == 0 && cg_jstr_eq_raw(role, r, rl))
-            return (int32_t)(e - 1);
+        if (cg_jstr_eq_raw(tool, t, tl) && cg_jstr_eq_raw(role, r, rl)) return (int32_t)(e - 1);
     }
 }
 

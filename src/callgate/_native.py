@@ -41,7 +41,7 @@ ERROR_CODES = {
 E_SCRATCH = lib.CG_E_SCRATCH
 ABI_VERSION = lib.CG_ABI_VERSION
 
-eval_packed = lib.cg_eval_packed
+eval_request = lib.cg_eval_request
 eval_json = lib.cg_eval_json
 
 
@@ -80,24 +80,19 @@ class LoadedPolicy:
 
 
 class Scratch:
-    """Per-thread working memory of the core (never shared between threads)."""
+    """Per-thread working memory of the core, bound to one loaded policy (never shared
+    between threads)."""
 
-    __slots__ = ("ptr", "n_fields", "max_keys", "max_depth")
+    __slots__ = ("ptr", "policy")
 
     def __init__(self, policy: LoadedPolicy) -> None:
-        # some headroom so that a reload with a few more fields does not reallocate
-        self.n_fields = policy.n_fields + 16
-        self.max_keys = policy.max_keys
-        self.max_depth = policy.max_depth
-        size = lib.cg_scratch_size(self.n_fields, self.max_keys, self.max_depth)
+        size = lib.cg_scratch_size(policy.n_fields, policy.max_keys, policy.max_depth)
         self.ptr = _aligned(size)
-        rc = lib.cg_scratch_init(self.ptr, size, self.n_fields, self.max_keys, self.max_depth)
-        if rc < 0:  # pragma: no cover - sizes come from a loaded policy
-            raise RuntimeError(strerror(rc))
-
-    def fits(self, policy: LoadedPolicy) -> bool:
-        return (self.n_fields >= policy.n_fields and self.max_keys >= policy.max_keys
-                and self.max_depth >= policy.max_depth)
+        self.policy = policy  # keeps the policy's memory alive as long as the scratch
+        for rc in (lib.cg_scratch_init(self.ptr, size, policy.n_fields, policy.max_keys, policy.max_depth),
+                   lib.cg_scratch_bind(self.ptr, policy.ptr)):
+            if rc < 0:  # pragma: no cover - sizes come from the loaded policy
+                raise RuntimeError(strerror(rc))
 
 
 def raise_for(rc: int, scratch: Scratch, json_form: bool) -> None:
@@ -109,15 +104,16 @@ def raise_for(rc: int, scratch: Scratch, json_form: bool) -> None:
     raise RequestError(strerror(rc), code, offset, name)
 
 
-def reason(policy: LoadedPolicy, scratch: Scratch, tool: bytes, role: bytes | None,
-           in0: bytes, in1: bytes | None) -> str:
-    """The exact reason text (the core evaluates again and formats the outcome)."""
+def reason(scratch: Scratch, tool: bytes | None, in0: bytes, in1: bytes | None) -> str:
+    """The exact reason text (the core evaluates again and formats the outcome). With
+    `in1` None, `in0` is the request form; otherwise tool, arguments and context."""
     cap = 256
     while True:
         buf = ffi.new("char[]", cap)
-        n = lib.cg_reason(policy.ptr, scratch.ptr, tool, len(tool), role or ffi.NULL,
-                          len(role) if role else 0, in0, len(in0), in1 if in1 is not None else ffi.NULL,
-                          len(in1) if in1 is not None else 0, buf, cap)
+        if in1 is None:
+            n = lib.cg_reason_request(scratch.ptr, in0, len(in0), buf, cap)
+        else:
+            n = lib.cg_reason_json(scratch.ptr, tool, len(tool), in0, len(in0), in1, len(in1), buf, cap)
         if n < 0:
             raise_for(n, scratch, in1 is not None)
         if n <= cap:

@@ -105,6 +105,7 @@ def eval_(
             sys.stdout.write(orjson.dumps(d.to_dict()).decode() + "\n")
         else:
             out.print(f"{_show(d.decision)}  {d.reason}")
+        return
     _run_cases(engine, name, cases, as_json)
 
 

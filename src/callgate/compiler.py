@@ -172,8 +172,8 @@ def compile_policy(data: Any, semantics: str = "strict") -> Compiled:
     table = expand(policy, semantics)
     try:
         blob = _lower(policy, table, semantics)
-    except UnicodeEncodeError as exc:
-        raise PolicyError(f"string is not valid Unicode ({exc.reason})", "(policy)") from None
+    except (UnicodeEncodeError, orjson.JSONEncodeError):
+        raise PolicyError("a string is not valid Unicode (lone surrogate)", "(policy)") from None
     return Compiled(blob, policy, semantics, table)
 
 

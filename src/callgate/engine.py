@@ -28,6 +28,9 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 _dumps = orjson.dumps
 _EMPTY: dict = {}
+_DECISIONS = DECISIONS
+_eval_request = _native.eval_request
+_eval_json = _native.eval_json
 
 
 class Decision:
@@ -52,8 +55,8 @@ class Decision:
     @property
     def reason(self) -> str:
         if self._reason is None:
-            state, tool, role, in0, in1 = self._why
-            self._reason = _native.reason(state.policy, state.scratch(), tool, role, in0, in1)
+            state, tool, in0, in1 = self._why
+            self._reason = _native.reason(state.scratch(), tool, in0, in1)
         return self._reason
 
     def to_dict(self) -> dict:
@@ -99,17 +102,6 @@ def _has_nonfinite(value: Any) -> bool:
     if isinstance(value, (list, tuple)):
         return any(_has_nonfinite(v) for v in value)
     return False
-
-
-def _pack(request: tuple) -> bytes:
-    """Serialize (arguments, agent attributes, resource attributes) as one JSON array."""
-    try:
-        packed = _dumps(request)
-    except orjson.JSONEncodeError as exc:
-        packed = _pack_slow(request, exc)
-    if b"null" in packed and _has_nonfinite(request):
-        raise RequestError("NaN and Infinity are not JSON", "nonfinite")
-    return packed
 
 
 def _pack_slow(request: tuple, first_error: Exception) -> bytes:
@@ -193,31 +185,40 @@ class Engine:
                  resource_attributes: Optional[Mapping[str, Any]] = None) -> Decision:
         """Decide one tool call. Raises RequestError for input JSON cannot carry."""
         state = self._state
-        packed = _pack((_EMPTY if args is None else args,
-                        _EMPTY if agent_attributes is None else agent_attributes,
-                        _EMPTY if resource_attributes is None else resource_attributes))
-        tool_b = _encode(tool, "tool")
-        role_b = _encode(role, "role")
-        scratch = state.scratch()
-        rc = _native.eval_packed(state.policy.ptr, scratch.ptr, tool_b, len(tool_b), role_b, len(role_b),
-                                 packed, len(packed))
+        # one serialization, one call into C (the hot path: keep it flat)
+        request = (tool, role, _EMPTY if args is None else args,
+                   _EMPTY if agent_attributes is None else agent_attributes,
+                   _EMPTY if resource_attributes is None else resource_attributes)
+        try:
+            packed = _dumps(request)
+        except orjson.JSONEncodeError as exc:
+            packed = _pack_slow(request, exc)
+        if b"null" in packed and _has_nonfinite(request):
+            raise RequestError("NaN and Infinity are not JSON", "nonfinite")
+        try:
+            scratch = state._local.scratch
+        except AttributeError:
+            scratch = state.scratch()
+        rc = _eval_request(scratch.ptr, packed, len(packed))
         if rc < 0:
             _native.raise_for(rc, scratch, False)
-        return Decision(DECISIONS[rc & 3], (rc >> 2) - 1 if rc >= 4 else None, (state, tool_b, role_b, packed, None))
+        return Decision(_DECISIONS[rc & 3], (rc >> 2) - 1 if rc >= 4 else None, (state, None, packed, None))
 
     def evaluate_json(self, tool: Union[str, bytes], args: Union[str, bytes], context: Union[str, bytes]) -> Decision:
         """Decide from JSON text: arguments, and the context
         ``{"role": ..., "agent_attrs": {...}, "resource_attrs": {...}}``."""
         state = self._state
-        tool_b = _encode(tool, "tool")
-        args_b = _encode(args, "arguments")
-        ctx_b = _encode(context, "context")
-        scratch = state.scratch()
-        rc = _native.eval_json(state.policy.ptr, scratch.ptr, tool_b, len(tool_b), args_b, len(args_b),
-                               ctx_b, len(ctx_b))
+        tool_b = tool if type(tool) is bytes else _encode(tool, "tool")
+        args_b = args if type(args) is bytes else _encode(args, "arguments")
+        ctx_b = context if type(context) is bytes else _encode(context, "context")
+        try:
+            scratch = state._local.scratch
+        except AttributeError:
+            scratch = state.scratch()
+        rc = _eval_json(scratch.ptr, tool_b, len(tool_b), args_b, len(args_b), ctx_b, len(ctx_b))
         if rc < 0:
             _native.raise_for(rc, scratch, True)
-        return Decision(DECISIONS[rc & 3], (rc >> 2) - 1 if rc >= 4 else None, (state, tool_b, None, args_b, ctx_b))
+        return Decision(_DECISIONS[rc & 3], (rc >> 2) - 1 if rc >= 4 else None, (state, tool_b, args_b, ctx_b))
 
 
 def _read(path: PathLike) -> bytes:

@@ -1,0 +1,5 @@
+"""`python -m callgate` is the `callgate` command."""
+
+from .cli import main
+
+main()
