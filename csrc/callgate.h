@@ -117,7 +117,12 @@ int64_t cg_reason_request(void *scratch, const char *request, size_t len, char *
 int64_t cg_reason_json(void *scratch, const char *tool, size_t tool_len, const char *args,
                        size_t args_len, const char *ctx, size_t ctx_len, char *out, size_t cap);
 
-const char *cg_strerror(int code);
+/* The encoded result (as cg_eval_* returns it) of the last evaluation with this scratch,
+   including the one a cg_reason_* call runs. */
+int64_t cg_last_result(const void *scratch);
+
+const char *cg_strerror(int code);   /* a sentence: "duplicate key in a JSON object" */
+const char *cg_errname(int code);    /* an identifier: "duplicate_key" */
 /* CDEF END */
 
 #ifdef __cplusplus

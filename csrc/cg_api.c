@@ -128,6 +128,12 @@ int64_t cg_reason_json(void *scratch, const char *tool, size_t tool_len, const c
     return reason_after(scratch, rc, in, out, cap);
 }
 
+int64_t cg_last_result(const void *scratch) {
+    const cg_scratch *s = scratch;
+    if (!s || s->magic != CG_SCRATCH_MAGIC) return CG_E_ARG;
+    return ((int64_t)s->last.rule + 1) << 2 | s->last.decision;
+}
+
 uint32_t cg_error_offset(const void *scratch) {
     const cg_scratch *s = scratch;
     return s && s->magic == CG_SCRATCH_MAGIC ? s->err_offset : 0;
@@ -169,5 +175,39 @@ const char *cg_strerror(int code) {
     case CG_E_BLOB_DUPLICATE: return "policy blob has a duplicate entry";
     case CG_E_BLOB_MEMORY: return "policy buffer too small";
     default: return "unknown error";
+    }
+}
+
+const char *cg_errname(int code) {
+    switch (code) {
+    case 0: return "ok";
+    case CG_E_SYNTAX: return "syntax";
+    case CG_E_TRUNCATED: return "truncated";
+    case CG_E_TRAILING: return "trailing";
+    case CG_E_DEPTH: return "depth";
+    case CG_E_TOO_LARGE: return "too_large";
+    case CG_E_DUPLICATE_KEY: return "duplicate_key";
+    case CG_E_NUMBER_RANGE: return "number_range";
+    case CG_E_NONFINITE: return "nonfinite";
+    case CG_E_UTF8: return "utf8";
+    case CG_E_SURROGATE: return "surrogate";
+    case CG_E_CONTROL_CHAR: return "control_char";
+    case CG_E_ESCAPE: return "escape";
+    case CG_E_TOO_MANY_KEYS: return "too_many_keys";
+    case CG_E_TYPE: return "type";
+    case CG_E_NO_ROLE: return "no_role";
+    case CG_E_SCRATCH: return "scratch";
+    case CG_E_ARG: return "argument";
+    case CG_E_BLOB_MAGIC: return "blob_magic";
+    case CG_E_BLOB_VERSION: return "blob_version";
+    case CG_E_BLOB_TRUNCATED: return "blob_truncated";
+    case CG_E_BLOB_CHECKSUM: return "blob_checksum";
+    case CG_E_BLOB_BOUNDS: return "blob_bounds";
+    case CG_E_BLOB_OPCODE: return "blob_opcode";
+    case CG_E_BLOB_JUMP: return "blob_jump";
+    case CG_E_BLOB_STACK: return "blob_stack";
+    case CG_E_BLOB_DUPLICATE: return "blob_duplicate";
+    case CG_E_BLOB_MEMORY: return "blob_memory";
+    default: return "unknown";
     }
 }

@@ -9,36 +9,6 @@ from __future__ import annotations
 from ._core import ffi, lib
 from .errors import BlobError, RequestError
 
-ERROR_CODES = {
-    lib.CG_E_SYNTAX: "syntax",
-    lib.CG_E_TRUNCATED: "truncated",
-    lib.CG_E_TRAILING: "trailing",
-    lib.CG_E_DEPTH: "depth",
-    lib.CG_E_TOO_LARGE: "too_large",
-    lib.CG_E_DUPLICATE_KEY: "duplicate_key",
-    lib.CG_E_NUMBER_RANGE: "number_range",
-    lib.CG_E_NONFINITE: "nonfinite",
-    lib.CG_E_UTF8: "utf8",
-    lib.CG_E_SURROGATE: "surrogate",
-    lib.CG_E_CONTROL_CHAR: "control_char",
-    lib.CG_E_ESCAPE: "escape",
-    lib.CG_E_TOO_MANY_KEYS: "too_many_keys",
-    lib.CG_E_TYPE: "type",
-    lib.CG_E_NO_ROLE: "no_role",
-    lib.CG_E_SCRATCH: "scratch",
-    lib.CG_E_ARG: "argument",
-    lib.CG_E_BLOB_MAGIC: "blob_magic",
-    lib.CG_E_BLOB_VERSION: "blob_version",
-    lib.CG_E_BLOB_TRUNCATED: "blob_truncated",
-    lib.CG_E_BLOB_CHECKSUM: "blob_checksum",
-    lib.CG_E_BLOB_BOUNDS: "blob_bounds",
-    lib.CG_E_BLOB_OPCODE: "blob_opcode",
-    lib.CG_E_BLOB_JUMP: "blob_jump",
-    lib.CG_E_BLOB_STACK: "blob_stack",
-    lib.CG_E_BLOB_DUPLICATE: "blob_duplicate",
-    lib.CG_E_BLOB_MEMORY: "blob_memory",
-}
-E_SCRATCH = lib.CG_E_SCRATCH
 ABI_VERSION = lib.CG_ABI_VERSION
 
 eval_request = lib.cg_eval_request
@@ -47,6 +17,10 @@ eval_json = lib.cg_eval_json
 
 def strerror(code: int) -> str:
     return ffi.string(lib.cg_strerror(code)).decode()
+
+
+def errname(code: int) -> str:
+    return ffi.string(lib.cg_errname(code)).decode()
 
 
 def _aligned(size: int):
@@ -97,7 +71,7 @@ class Scratch:
 
 def raise_for(rc: int, scratch: Scratch, json_form: bool) -> None:
     """Turn a negative return code from an evaluation into a RequestError."""
-    code = ERROR_CODES.get(rc, "unknown")
+    code = errname(rc)
     offset = lib.cg_error_offset(scratch.ptr)
     which = lib.cg_error_input(scratch.ptr)
     name = ("arguments", "context")[which] if json_form else "request"

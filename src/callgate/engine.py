@@ -55,8 +55,8 @@ class Decision:
     @property
     def reason(self) -> str:
         if self._reason is None:
-            state, tool, in0, in1 = self._why
-            self._reason = _native.reason(state.scratch(), tool, in0, in1)
+            source, tool, in0, in1 = self._why  # whoever decided explains (native or wasm)
+            self._reason = source.reason_for(tool, in0, in1)
         return self._reason
 
     def to_dict(self) -> dict:
@@ -91,6 +91,9 @@ class _State:
         except AttributeError:
             s = self._local.scratch = _native.Scratch(self.policy)
             return s
+
+    def reason_for(self, tool: Optional[bytes], in0: bytes, in1: Optional[bytes]) -> str:
+        return _native.reason(self.scratch(), tool, in0, in1)
 
 
 def _has_nonfinite(value: Any) -> bool:

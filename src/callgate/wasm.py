@@ -1,0 +1,366 @@
+"""The same engine through WebAssembly (wasmtime), with the native Engine's API.
+
+The binding is designed around its cost: wasmtime-py's `Func.__call__` costs about as much
+as the whole decision, so every call here goes through wasmtime's unchecked raw call path
+with a preallocated argument buffer, requests are written straight into the module's
+reusable request buffer, and one call decides (`decide`). The reason is fetched only when
+`Decision.reason` is read (`explain`).
+
+Any module with the original perso ABI (alloc, dealloc, init, evaluate) loads too, so a
+perso.wasm and callgate can be run side by side (`callgate compare`); such modules are
+driven through that ABI (three buffers in, a JSON response out, everything freed).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import threading
+from importlib import resources
+from pathlib import Path
+from typing import Any, Mapping, Optional, Union
+
+import orjson
+
+from .compiler import compile_policy
+from .engine import DECISIONS, Decision, PathLike, _encode, _has_nonfinite, _pack_slow, _read
+from .errors import CallgateError, RequestError
+from .policy import parse_json
+
+try:
+    import wasmtime
+    from wasmtime import _bindings as _wbind
+    from wasmtime import _ffi as _wffi
+except ImportError:  # pragma: no cover - wasmtime is the `wasm` extra
+    wasmtime = None
+
+PAGE = 65536
+EMBED_MAGIC = b"CGEM"
+
+
+class WasmError(CallgateError):
+    """The module trapped, lacks the ABI, or refused a policy."""
+
+
+def wasm_path() -> Path:
+    """The callgate WebAssembly module shipped in the package."""
+    path = Path(str(resources.files("callgate").joinpath("callgate.wasm")))
+    if not path.exists():
+        raise FileNotFoundError(f"{path} is missing: build it with `python scripts/build_wasm.py`")
+    return path
+
+
+# ---------------------------------------------------------------- embedding a policy
+
+
+def _leb_u(data: bytes, at: int) -> tuple[int, int]:
+    value = shift = 0
+    while True:
+        b = data[at]
+        at += 1
+        value |= (b & 0x7F) << shift
+        shift += 7
+        if b < 0x80:
+            return value, at
+
+
+def _enc_u(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = value & 0x7F
+        value >>= 7
+        out.append(b | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _enc_s(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        b = value & 0x7F
+        value >>= 7
+        done = (value == 0 and not b & 0x40) or (value == -1 and b & 0x40)
+        out.append(b | (0 if done else 0x80))
+        if done:
+            return bytes(out)
+
+
+def embed_policy(module: bytes, blob: bytes) -> bytes:
+    """A copy of `module` whose `init(0, 0)` loads `blob`: the blob goes into a new data
+    segment at the top of a grown initial memory, followed by its length and "CGEM"."""
+    if module[:8] != b"\0asm\x01\0\0\0":
+        raise WasmError("not a WebAssembly module")
+    sections: list[tuple[int, bytes]] = []
+    at = 8
+    while at < len(module):
+        sid = module[at]
+        size, body = _leb_u(module, at + 1)
+        sections.append((sid, module[body:body + size]))
+        at = body + size
+    payload = blob + len(blob).to_bytes(4, "little") + EMBED_MAGIC
+    out: list[tuple[int, bytes]] = []
+    for sid, body in sections:
+        if sid == 5:  # memory: one memory, grow its initial size
+            count, p = _leb_u(body, 0)
+            flags = body[p]
+            minimum, q = _leb_u(body, p + 1)
+            if count != 1 or flags not in (0, 1):
+                raise WasmError("unexpected memory section")
+            new_min = minimum + (len(payload) + PAGE - 1) // PAGE
+            address = new_min * PAGE - len(payload)
+            body = _enc_u(1) + bytes([flags]) + _enc_u(new_min) + body[q:]
+        elif sid == 12:  # data count
+            n, _ = _leb_u(body, 0)
+            body = _enc_u(n + 1)
+        out.append((sid, body))
+    segment = b"\x00\x41" + _enc_s(address) + b"\x0b" + _enc_u(len(payload)) + payload
+    for i, (sid, body) in enumerate(out):
+        if sid == 11:
+            n, p = _leb_u(body, 0)
+            out[i] = (11, _enc_u(n + 1) + body[p:] + segment)
+            break
+    else:
+        out.append((11, _enc_u(1) + segment))
+    return module[:8] + b"".join(bytes([sid]) + _enc_u(len(body)) + body for sid, body in out)
+
+
+# ---------------------------------------------------------------- the engine
+
+
+class _RawFunc:
+    """One export called through wasmtime's unchecked raw path (no per-call type checks
+    or value conversions: the signature is known)."""
+
+    __slots__ = ("ctx", "func", "vals", "ints", "trap", "trap_ref", "n", "call", "store")
+
+    def __init__(self, store: Any, func: Any, n: int) -> None:
+        self.store = store
+        self.ctx = store._context()
+        self.func = ctypes.byref(func._func)
+        self.n = max(n, 1)
+        self.vals = (_wffi.wasmtime_val_raw_t * self.n)()
+        # the same buffer seen as int32s: slot i's i32 is at index 4 * i (16-byte slots)
+        self.ints = (ctypes.c_int32 * (4 * self.n)).from_buffer(self.vals)
+        self.trap = ctypes.POINTER(_wffi.wasm_trap_t)()
+        self.trap_ref = ctypes.byref(self.trap)
+        self.call = _wbind._wasmtime_func_call_unchecked  # the raw ctypes function
+
+    def __call__(self, *args: int) -> int:
+        ints = self.ints
+        for i, a in enumerate(args):
+            ints[4 * i] = a
+        err = self.call(self.ctx, self.func, self.vals, self.n, self.trap_ref)
+        if err or self.trap:
+            self._raise(err)
+        return ints[0]
+
+    def _raise(self, err: Any) -> None:
+        if err:
+            raise WasmError(str(wasmtime.WasmtimeError._from_ptr(err)))
+        trap = wasmtime.Trap._from_ptr(self.trap)
+        self.trap = ctypes.POINTER(_wffi.wasm_trap_t)()
+        self.trap_ref = ctypes.byref(self.trap)
+        raise WasmError(f"the module trapped: {trap.message}")
+
+
+class WasmEngine:
+    """A policy decided by a WebAssembly module: callgate's own (the default) or any module
+    with the perso ABI. Same evaluate() / evaluate_json() / Decision as `callgate.Engine`.
+    Calls are serialized by a lock: a wasm instance is single-threaded."""
+
+    def __init__(self, policy: Union[bytes, str], module: Union[bytes, PathLike, None] = None,
+                 *, semantics: str = "strict", version: str = "") -> None:
+        if wasmtime is None:  # pragma: no cover
+            raise WasmError("wasmtime is not installed: pip install 'callgate[wasm]'")
+        raw = Path(module).read_bytes() if isinstance(module, (str, Path)) else module
+        raw = raw if raw is not None else wasm_path().read_bytes()
+        self._engine = wasmtime.Engine()
+        self._store = wasmtime.Store(self._engine)
+        try:
+            self._module = wasmtime.Module(self._engine, raw)
+            self._instance = wasmtime.Instance(self._store, self._module, [])
+        except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
+            raise WasmError(f"cannot instantiate the module: {exc}") from None
+        exports = self._instance.exports(self._store)
+        names = {e.name for e in self._module.exports}
+        missing = {"memory", "alloc", "dealloc", "init", "evaluate"} - names
+        if missing:
+            raise WasmError(f"the module lacks the ABI exports {', '.join(sorted(missing))}")
+        self.lean = {"decide", "decide_json", "request_buffer", "explain", "callgate_abi_version"} <= names
+        self.semantics = semantics
+        self.policy_version = version
+        self._memory = exports["memory"]
+        f = {name: exports[name] for name in names if isinstance(exports[name], wasmtime.Func)}
+        self._alloc = _RawFunc(self._store, f["alloc"], 1)
+        self._dealloc = _RawFunc(self._store, f["dealloc"], 2)
+        self._init = _RawFunc(self._store, f["init"], 2)
+        self._evaluate = _RawFunc(self._store, f["evaluate"], 6)
+        if self.lean:
+            self.abi_version = _RawFunc(self._store, f["callgate_abi_version"], 1)()
+            self._decide = _RawFunc(self._store, f["decide"], 2)
+            self._decide_json = _RawFunc(self._store, f["decide_json"], 6)
+            self._explain = _RawFunc(self._store, f["explain"], 2)
+            self._request_buffer = _RawFunc(self._store, f["request_buffer"], 1)
+        self._lock = threading.Lock()
+        self._buf = 0
+        self._buf_size = 0
+        self._refresh()
+        self._load(policy)
+
+    # ---------------------------------------------------------------- construction
+
+    @classmethod
+    def from_dict(cls, policy: Mapping[str, Any], semantics: str = "strict",
+                  module: Union[bytes, PathLike, None] = None) -> "WasmEngine":
+        compiled = compile_policy(policy, semantics)
+        return cls(compiled.blob, module, semantics=semantics, version=compiled.version)
+
+    @classmethod
+    def from_json(cls, text: Union[str, bytes], semantics: str = "strict",
+                  module: Union[bytes, PathLike, None] = None) -> "WasmEngine":
+        return cls.from_dict(parse_json(text), semantics, module)
+
+    @classmethod
+    def from_file(cls, path: PathLike, semantics: str = "strict",
+                  module: Union[bytes, PathLike, None] = None) -> "WasmEngine":
+        return cls.from_json(_read(path), semantics, module)
+
+    @classmethod
+    def foreign(cls, module: Union[bytes, PathLike], policy_json: Union[str, bytes]) -> "WasmEngine":
+        """Any module with the perso ABI, initialized with policy JSON (what perso.wasm takes)."""
+        text = policy_json.encode() if isinstance(policy_json, str) else policy_json
+        return cls(text, module, semantics="perso")
+
+    def reload(self, policy: Union[bytes, Mapping[str, Any]]) -> None:
+        """Load another compiled blob (or policy dict); atomic: on error the old one stays."""
+        blob = compile_policy(policy, self.semantics).blob if isinstance(policy, Mapping) else policy
+        self._load(blob)
+
+    # ---------------------------------------------------------------- memory
+
+    def _refresh(self) -> None:
+        """The memory's base address (re-read after calls that may grow memory)."""
+        self._base = ctypes.cast(self._memory.data_ptr(self._store), ctypes.c_void_p).value or 0
+        self._mem_len = self._memory.data_len(self._store)
+
+    def _write(self, data: bytes) -> int:
+        ptr = self._alloc(len(data))
+        self._refresh()
+        if ptr == 0:
+            raise WasmError("the module is out of memory")
+        ctypes.memmove(self._base + ptr, data, len(data))
+        return ptr
+
+    def _take_response(self, resp: int) -> dict:
+        """Read a response (u32 length + JSON), free it, decode it."""
+        self._refresh()
+        if resp == 0 or resp + 4 > self._mem_len:
+            raise WasmError("the module returned no response (out of memory?)")
+        resp &= 0xFFFFFFFF
+        n = int.from_bytes(ctypes.string_at(self._base + resp, 4), "little")
+        if resp + 4 + n > self._mem_len:
+            raise WasmError("the module returned a response past the end of its memory")
+        data = ctypes.string_at(self._base + resp + 4, n)
+        self._dealloc(resp, 4 + n)
+        try:
+            return orjson.loads(data)
+        except orjson.JSONDecodeError as exc:
+            raise WasmError(f"the module returned invalid JSON: {exc}") from None
+
+    def _load(self, policy: bytes) -> None:
+        with self._lock:
+            if policy == b"":
+                resp = self._take_response(self._init(0, 0))  # the embedded policy
+            else:
+                ptr = self._write(policy)
+                try:
+                    resp = self._take_response(self._init(ptr, len(policy)))
+                finally:
+                    self._dealloc(ptr, len(policy))
+        if "error" in resp:
+            raise WasmError(f"init refused the policy: {resp['error']}")
+
+    def _request_area(self, n: int) -> int:
+        if n > self._buf_size:
+            self._buf = self._request_buffer(max(n, 4096))
+            self._refresh()
+            if self._buf == 0:
+                raise WasmError("the module is out of memory")
+            self._buf_size = max(n, 4096)
+        return self._buf
+
+    # ---------------------------------------------------------------- decisions
+
+    def evaluate(self, tool: str, args: Any = None, *, role: str,
+                 agent_attributes: Optional[Mapping[str, Any]] = None,
+                 resource_attributes: Optional[Mapping[str, Any]] = None) -> Decision:
+        """Decide one tool call (one call into the module)."""
+        request = (tool, role, {} if args is None else args, agent_attributes or {}, resource_attributes or {})
+        try:
+            packed = orjson.dumps(request)
+        except orjson.JSONEncodeError as exc:
+            packed = _pack_slow(request, exc)
+        if b"null" in packed and _has_nonfinite(request):
+            raise RequestError("NaN and Infinity are not JSON", "nonfinite")
+        if not self.lean:
+            ctx = orjson.dumps({"role": role, "agent_attrs": request[3], "resource_attrs": request[4]})
+            return self.evaluate_json(tool, orjson.dumps(request[2]), ctx)
+        n = len(packed)
+        with self._lock:
+            ptr = self._request_area(n)
+            ctypes.memmove(self._base + ptr, packed, n)
+            rc = self._decide(ptr, n)
+        if rc < 0:
+            self.reason_for(None, packed, None)  # raises the module's error, with its offset
+        return Decision(DECISIONS[rc & 3], (rc >> 2) - 1 if rc >= 4 else None, (self, None, packed, None))
+
+    def evaluate_json(self, tool: Union[str, bytes], args: Union[str, bytes], context: Union[str, bytes]) -> Decision:
+        """Decide from JSON text, as the perso ABI's evaluate does."""
+        tool_b, args_b, ctx_b = _encode(tool, "tool"), _encode(args, "arguments"), _encode(context, "context")
+        if not self.lean:
+            reply = self._perso_evaluate(tool_b, args_b, ctx_b)
+            d = Decision(reply["decision"], reply.get("rule"), (self, tool_b, args_b, ctx_b))
+            d._reason = reply.get("reason", "")
+            return d
+        total = len(tool_b) + len(args_b) + len(ctx_b)
+        with self._lock:
+            ptr = self._request_area(total)
+            base = self._base + ptr
+            ctypes.memmove(base, tool_b, len(tool_b))
+            ctypes.memmove(base + len(tool_b), args_b, len(args_b))
+            ctypes.memmove(base + len(tool_b) + len(args_b), ctx_b, len(ctx_b))
+            rc = self._decide_json(ptr, len(tool_b), ptr + len(tool_b), len(args_b),
+                                   ptr + len(tool_b) + len(args_b), len(ctx_b))
+        if rc < 0:
+            self.reason_for(tool_b, args_b, ctx_b)
+        return Decision(DECISIONS[rc & 3], (rc >> 2) - 1 if rc >= 4 else None, (self, tool_b, args_b, ctx_b))
+
+    def _perso_evaluate(self, tool: bytes, args: bytes, ctx: bytes) -> dict:
+        """The perso ABI: three buffers in, a JSON response out; everything is freed."""
+        with self._lock:
+            ptrs = [self._write(b) for b in (tool, args, ctx)]
+            try:
+                reply = self._take_response(self._evaluate(ptrs[0], len(tool), ptrs[1], len(args), ptrs[2], len(ctx)))
+            finally:
+                for p, b in zip(ptrs, (tool, args, ctx)):
+                    self._dealloc(p, len(b))
+        if "error" in reply:
+            raise RequestError(str(reply["error"]), str(reply.get("code", "invalid")), reply.get("offset"),
+                               reply.get("input"))
+        return reply
+
+    def reason_for(self, tool: Optional[bytes], in0: bytes, in1: Optional[bytes]) -> str:
+        """The reason text: `explain` for the request form, the perso `evaluate` otherwise."""
+        if in1 is not None:
+            return self._perso_evaluate(tool or b"", in0, in1)["reason"]
+        with self._lock:
+            ptr = self._request_area(len(in0))
+            ctypes.memmove(self._base + ptr, in0, len(in0))
+            reply = self._take_response(self._explain(ptr, len(in0)))
+        if "error" in reply:
+            raise RequestError(str(reply["error"]), str(reply.get("code", "invalid")), reply.get("offset"),
+                               reply.get("input"))
+        return reply["reason"]
+
+    def memory_size(self) -> int:
+        """Bytes of linear memory (for leak checks: it must stay flat)."""
+        return self._memory.data_len(self._store)
