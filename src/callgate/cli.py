@@ -179,6 +179,51 @@ def compile_(policy: str = typer.Argument(..., help="policy file"),
     out.print(f"wrote {output} ({len(compiled.blob)} bytes)")
 
 
+@app.command("build-wasm")
+def build_wasm(policy: str = typer.Argument(..., help="policy file"),
+               output: Path = typer.Option(..., "-o", "--output", help="the module to write"),
+               semantics: str = SemanticsOpt) -> None:
+    """Write a self-contained WebAssembly module with this policy embedded (init(0, 0) loads it)."""
+    from .wasm import embed_policy, wasm_path
+
+    _, data = _policy_source(policy)
+    try:
+        compiled = compile_policy(data, semantics)
+        module = embed_policy(wasm_path().read_bytes(), compiled.blob)
+    except (CallgateError, ValueError, FileNotFoundError) as exc:
+        raise _fail(str(exc)) from None
+    output.write_bytes(module)
+    out.print(f"wrote {output} ({len(module)} bytes, policy {compiled.version!r}, {semantics} semantics)")
+
+
+@app.command()
+def compare(calls: Path = typer.Argument(..., help="calls, one JSON object per line"),
+            wasm: Path = typer.Option(..., "--wasm", help="a module with the perso ABI (e.g. perso.wasm)"),
+            policy: str = typer.Option(..., "--policy", help="the policy both engines load"),
+            semantics: str = typer.Option("perso", "--semantics", help="callgate's semantics (perso by default)"),
+            as_json: bool = typer.Option(False, "--json")) -> None:
+    """Run every call through callgate and another wasm module; report each call where the
+    decisions differ. A line is {"tool", "args", "role", "agent_attributes", "resource_attributes"}
+    (or the perso SDK's "agent_attrs" / "resource_attrs"). Exit 1 if any differ."""
+    from .compare import compare_calls
+
+    name, data = _policy_source(policy)
+    try:
+        report = compare_calls(calls, wasm, data, semantics)
+    except (CallgateError, ValueError, OSError) as exc:
+        raise _fail(str(exc)) from None
+    if as_json:
+        sys.stdout.write(orjson.dumps(report).decode() + "\n")
+    else:
+        for diff in report["differences"]:
+            out.print(f"line {diff['line']}: {diff['tool']} as {diff['role']}: callgate {_show(diff['callgate']['decision'])} "
+                      f"vs other {_show(diff['other']['decision'])}")
+            out.print(f"    callgate: {diff['callgate']['reason']}", markup=False)
+            out.print(f"    other:    {diff['other']['reason']}", markup=False)
+        out.print(f"{report['calls']} calls, {len(report['differences'])} differ")
+    raise typer.Exit(1 if report["differences"] else 0)
+
+
 def main() -> None:
     try:
         app()
