@@ -224,6 +224,24 @@ def compare(calls: Path = typer.Argument(..., help="calls, one JSON object per l
     raise typer.Exit(1 if report["differences"] else 0)
 
 
+def _register_extensions() -> None:
+    """Commands that live with their subsystem (audit trail, MCP proxy): each module has
+    register(app). A subsystem that is not there yet is simply not offered."""
+    import importlib
+
+    for name in ("callgate.audit_cli", "callgate.mcp_cli"):
+        try:
+            module = importlib.import_module(name)
+        except ModuleNotFoundError as exc:
+            if exc.name == name:
+                continue
+            raise
+        module.register(app)
+
+
+_register_extensions()
+
+
 def main() -> None:
     try:
         app()

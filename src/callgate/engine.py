@@ -131,28 +131,46 @@ def _encode(text: Union[str, bytes], what: str) -> bytes:
 
 class Engine:
     """A loaded policy, ready to decide tool calls. Thread-safe: evaluate() may run from
-    many threads at once (the C call releases the GIL), and reload() swaps atomically."""
+    many threads at once (the C call releases the GIL), and reload() swaps atomically.
 
-    def __init__(self, compiled: Compiled, *, max_bytes: int = 0, max_depth: int = 0, max_keys: int = 0) -> None:
+    Limits (per engine): max_bytes, max_depth, max_keys of request JSON (0 = default).
+    Recording (the audit trail, callgate.audit): `audit=` a sink, `shadow=` a candidate
+    policy evaluated beside this one. With either, every decision is handed to a recorder
+    after it is made; without them the hot path pays one attribute test.
+
+    A recorder (see callgate.audit.attach) has:
+        record(decision, request, principal, trace_id, extras) -> Decision
+        record_error(error, request, principal, trace_id, extras) -> None
+        on_deny_burst(callback, threshold, window_s) -> None
+        close() -> None
+    where `request` is ("request", packed_json) or ("json", tool, args_json, context_json),
+    the very bytes the core read. record() may return a different Decision (a denial when
+    decisions cannot be recorded and the sink's policy is to fail closed)."""
+
+    def __init__(self, compiled: Compiled, *, max_bytes: int = 0, max_depth: int = 0, max_keys: int = 0,
+                 audit: Any = None, shadow: Any = None) -> None:
         self._limits = {"max_bytes": max_bytes, "max_depth": max_depth, "max_keys": max_keys}
         self._state = _State(compiled, self._limits)
+        self._recorder: Any = None
+        if audit is not None or shadow is not None:
+            self._recorder = _attach(self, audit, shadow)
 
     # ---------------------------------------------------------------- construction
 
     @classmethod
-    def from_dict(cls, policy: Mapping[str, Any], semantics: str = "strict", **limits: int) -> "Engine":
-        """Load a decoded policy (as from json.loads)."""
-        return cls(compile_policy(policy, semantics), **limits)
+    def from_dict(cls, policy: Mapping[str, Any], semantics: str = "strict", **options: Any) -> "Engine":
+        """Load a decoded policy (as from json.loads). Options: the limits, audit, shadow."""
+        return cls(compile_policy(policy, semantics), **options)
 
     @classmethod
-    def from_json(cls, text: Union[str, bytes], semantics: str = "strict", **limits: int) -> "Engine":
+    def from_json(cls, text: Union[str, bytes], semantics: str = "strict", **options: Any) -> "Engine":
         """Load policy JSON text; duplicate keys and NaN are errors."""
-        return cls.from_dict(parse_json(text), semantics, **limits)
+        return cls.from_dict(parse_json(text), semantics, **options)
 
     @classmethod
-    def from_file(cls, path: PathLike, semantics: str = "strict", **limits: int) -> "Engine":
+    def from_file(cls, path: PathLike, semantics: str = "strict", **options: Any) -> "Engine":
         """Load a policy file."""
-        return cls.from_json(_read(path), semantics, **limits)
+        return cls.from_json(_read(path), semantics, **options)
 
     def reload(self, source: Union[PathLike, Mapping[str, Any]]) -> None:
         """Replace the policy (a file path or a decoded dict) with the same semantics and
@@ -185,8 +203,11 @@ class Engine:
 
     def evaluate(self, tool: str, args: Any = None, *, role: str,
                  agent_attributes: Optional[Mapping[str, Any]] = None,
-                 resource_attributes: Optional[Mapping[str, Any]] = None) -> Decision:
-        """Decide one tool call. Raises RequestError for input JSON cannot carry."""
+                 resource_attributes: Optional[Mapping[str, Any]] = None,
+                 principal: Optional[str] = None, trace_id: Optional[str] = None,
+                 extras: Optional[Mapping[str, Any]] = None) -> Decision:
+        """Decide one tool call. Raises RequestError for input JSON cannot carry.
+        principal, trace_id and extras only go to the audit trail, if one is attached."""
         state = self._state
         # one serialization, one call into C (the hot path: keep it flat)
         request = (tool, role, _EMPTY if args is None else args,
@@ -204,10 +225,15 @@ class Engine:
             scratch = state.scratch()
         rc = _eval_request(scratch.ptr, packed, len(packed))
         if rc < 0:
-            _native.raise_for(rc, scratch, False)
-        return Decision(_DECISIONS[rc & 3], (rc >> 2) - 1 if rc >= 4 else None, (state, None, packed, None))
+            self._refuse(rc, scratch, ("request", packed), principal, trace_id, extras)
+        d = Decision(_DECISIONS[rc & 3], (rc >> 2) - 1 if rc >= 4 else None, (state, None, packed, None))
+        if self._recorder is None:
+            return d
+        return self._recorder.record(d, ("request", packed), principal, trace_id, extras)
 
-    def evaluate_json(self, tool: Union[str, bytes], args: Union[str, bytes], context: Union[str, bytes]) -> Decision:
+    def evaluate_json(self, tool: Union[str, bytes], args: Union[str, bytes], context: Union[str, bytes], *,
+                      principal: Optional[str] = None, trace_id: Optional[str] = None,
+                      extras: Optional[Mapping[str, Any]] = None) -> Decision:
         """Decide from JSON text: arguments, and the context
         ``{"role": ..., "agent_attrs": {...}, "resource_attrs": {...}}``."""
         state = self._state
@@ -220,8 +246,46 @@ class Engine:
             scratch = state.scratch()
         rc = _eval_json(scratch.ptr, tool_b, len(tool_b), args_b, len(args_b), ctx_b, len(ctx_b))
         if rc < 0:
-            _native.raise_for(rc, scratch, True)
-        return Decision(_DECISIONS[rc & 3], (rc >> 2) - 1 if rc >= 4 else None, (state, tool_b, args_b, ctx_b))
+            self._refuse(rc, scratch, ("json", tool_b, args_b, ctx_b), principal, trace_id, extras)
+        d = Decision(_DECISIONS[rc & 3], (rc >> 2) - 1 if rc >= 4 else None, (state, tool_b, args_b, ctx_b))
+        if self._recorder is None:
+            return d
+        return self._recorder.record(d, ("json", tool_b, args_b, ctx_b), principal, trace_id, extras)
+
+    def _refuse(self, rc: int, scratch: Any, request: tuple, principal: Optional[str], trace_id: Optional[str],
+                extras: Optional[Mapping[str, Any]]) -> None:
+        """A request the core could not decide: record it (if recording) and raise."""
+        try:
+            _native.raise_for(rc, scratch, request[0] == "json")
+        except RequestError as exc:
+            if self._recorder is not None:
+                self._recorder.record_error(exc, request, principal, trace_id, extras)
+            raise
+
+    # ---------------------------------------------------------------- recording
+
+    def on_deny_burst(self, callback: Any, threshold: int = 20, window_s: float = 60.0) -> None:
+        """Call `callback` once per principal per window when its denials exceed threshold."""
+        if self._recorder is None:
+            self._recorder = _attach(self, None, None)
+        self._recorder.on_deny_burst(callback, threshold, window_s)
+
+    def close(self) -> None:
+        """Flush and close the audit trail, if one is attached (also at interpreter exit)."""
+        if self._recorder is not None:
+            self._recorder.close()
+
+    def __enter__(self) -> "Engine":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _attach(engine: Engine, audit: Any, shadow: Any) -> Any:
+    from .audit import attach  # the audit trail: imported only when used
+
+    return attach(engine, audit=audit, shadow=shadow)
 
 
 def _read(path: PathLike) -> bytes:
