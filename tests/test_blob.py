@@ -12,8 +12,8 @@ from hypothesis import HealthCheck, given, settings, strategies as st
 from callgate import BlobError, examples
 from callgate import bytecode as bc
 from callgate._native import LoadedPolicy
-from callgate.compiler import compile_policy
-from callgate.engine import Engine, _State
+from callgate.compiler import Compiled, compile_policy
+from callgate.engine import Engine
 
 CRM_BLOB = compile_policy(examples.policy("crm")).blob
 
@@ -175,10 +175,8 @@ def test_mutated_resealed_blobs_never_crash(mutations):
         LoadedPolicy(blob)
     except BlobError:
         return
-    engine = Engine.__new__(Engine)
-    engine._limits = {"max_bytes": 0, "max_depth": 0, "max_keys": 0}
     compiled = compile_policy(examples.policy("crm"))
-    engine._state = _State(type(compiled)(blob, compiled.policy, compiled.semantics, compiled.table), engine._limits)
+    engine = Engine(Compiled(blob, compiled.policy, compiled.semantics, compiled.table))
     for case in examples.cases("crm"):
         d = engine.evaluate(case["tool"], case["args"], role=case["role"],
                             agent_attributes=case["agent_attributes"],

@@ -40,13 +40,12 @@ class Decision:
     `rule` is the 0-based index of the deciding rule in the policy, or None when the
     default action decided; `reason` is the exact, human-readable why."""
 
-    __slots__ = ("decision", "rule", "_why", "_reason")
+    __slots__ = ("decision", "rule", "_why")
 
-    def __init__(self, decision: str, rule: Optional[int], why: tuple) -> None:
+    def __init__(self, decision: str, rule: Optional[int], why: Union[tuple, str]) -> None:
         self.decision = decision
         self.rule = rule
-        self._why = why
-        self._reason: Optional[str] = None
+        self._why = why  # how to explain it (source, tool, in0, in1); the reason once known
 
     @property
     def allowed(self) -> bool:
@@ -54,10 +53,12 @@ class Decision:
 
     @property
     def reason(self) -> str:
-        if self._reason is None:
-            source, tool, in0, in1 = self._why  # whoever decided explains (native or wasm)
-            self._reason = source.reason_for(tool, in0, in1)
-        return self._reason
+        why = self._why
+        if type(why) is str:
+            return why
+        source, tool, in0, in1 = why  # whoever decided explains (native or wasm)
+        self._why = reason = source.reason_for(tool, in0, in1)
+        return reason
 
     def to_dict(self) -> dict:
         """The wasm ABI's response shape: decision, reason, rule."""

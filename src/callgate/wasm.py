@@ -318,9 +318,7 @@ class WasmEngine:
         tool_b, args_b, ctx_b = _encode(tool, "tool"), _encode(args, "arguments"), _encode(context, "context")
         if not self.lean:
             reply = self._perso_evaluate(tool_b, args_b, ctx_b)
-            d = Decision(reply["decision"], reply.get("rule"), (self, tool_b, args_b, ctx_b))
-            d._reason = reply.get("reason", "")
-            return d
+            return Decision(reply["decision"], reply.get("rule"), str(reply.get("reason", "")))
         total = len(tool_b) + len(args_b) + len(ctx_b)
         with self._lock:
             ptr = self._request_area(total)
