@@ -1,3 +1,3 @@
 from setuptools import setup
 
-setup(cffi_modules=["src/callgate/_ffi_build.py:ffibuilder"])
+setup(cffi_modules=["build_backend/ffi_build.py:ffibuilder"])

@@ -1,4 +1,4 @@
-"""The cffi builder for callgate._core (API mode, out of line).
+"""The cffi builder for callgate._core (API mode, out of line); used at build time only.
 
 The cdef is read from csrc/callgate.h (the part between the CDEF markers), so the header
 is the one description of the C API. Build flags:
@@ -15,7 +15,7 @@ from pathlib import Path
 
 from cffi import FFI
 
-CSRC = Path(__file__).resolve().parents[2] / "csrc"
+CSRC = Path(__file__).resolve().parents[1] / "csrc"
 SOURCES = sorted(str(p.relative_to(CSRC.parent)) for p in CSRC.glob("cg_*.c") if p.name != "cg_wasm.c")
 
 

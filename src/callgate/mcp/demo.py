@@ -1,0 +1,181 @@
+"""`callgate demo`: the CRM story through a real MCP server, a real MCP client and the proxy.
+
+The demo is the operator: it hosts the stdio proxy in-process (two pipes between the
+client and the proxy, a real child process for the server) and sets the identity of each
+step the way a host would for a session: role and agent attributes from the script,
+resource attributes from the resolver, never from the model. Every call goes over
+JSON-RPC through the proxy; the server journals what it actually ran, which the summary
+checks against the decisions.
+"""
+
+from __future__ import annotations
+
+import os
+import shlex
+import sys
+import tempfile
+import threading
+from pathlib import Path
+from typing import Any, Optional
+
+import anyio
+import orjson
+from rich.console import Console
+from rich.table import Table
+
+from .gate import DENIED_PREFIX, Gate, Identity, load_resolver
+from .proxy import StdioProxy
+
+SCENE_TITLES = {"agent": "Scene 1: the support agent", "manager": "Scene 2: the manager",
+                "admin": "Scene 3: the admin"}
+STEP_TIMEOUT = 30.0
+
+
+class DemoError(Exception):
+    pass
+
+
+def load_script(path: Optional[Path]) -> list[dict]:
+    from .. import examples
+
+    if path is None:
+        return examples.cases("crm")
+    try:
+        data = orjson.loads(Path(path).read_bytes())
+        cases = data["cases"] if isinstance(data, dict) else data
+        for c in cases:
+            c["tool"], c["role"]  # noqa: B018 - the two fields every step needs
+        return cases
+    except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
+        raise DemoError(f"{path}: not a script ({{\"cases\": [{{tool, args, role, …}}]}}): {exc}") from None
+
+
+def _call_text(case: dict) -> str:
+    args = ", ".join(f"{k}={orjson.dumps(v).decode()}" for k, v in (case.get("args") or {}).items())
+    return f"{case['tool']}({args})"
+
+
+def _result_text(result: Any) -> str:
+    return " ".join(getattr(c, "text", "") for c in result.content if getattr(c, "type", "") == "text")
+
+
+async def _play(proxy: StdioProxy, client_in: Any, client_out: Any, cases: list[dict], out: Console) -> list[dict]:
+    from mcp import ClientSession
+
+    from .pipes import pipe_transport
+
+    rows = []
+    async with pipe_transport(client_in, client_out) as (r, w), ClientSession(r, w) as session:
+        with anyio.fail_after(STEP_TIMEOUT):
+            await session.initialize()
+        scene = None
+        for n, case in enumerate(cases, 1):
+            identity = Identity(case["role"], case.get("agent_attributes") or {})
+            proxy.identity = identity  # the operator's choice for this step, not the model's
+            if case["role"] != scene:
+                scene = case["role"]
+                with anyio.fail_after(STEP_TIMEOUT):
+                    listed = await session.list_tools()
+                out.print()
+                out.rule(f"[bold]{SCENE_TITLES.get(scene, f'Scene: role {scene}')}[/]")
+                out.print(f"[dim]tools/list as {scene}: {', '.join(t.name for t in listed.tools) or '(none)'}[/]")
+            attrs = orjson.dumps(identity.agent_attributes).decode()
+            out.print(f"\n[bold]{n}. {case.get('name', '')}[/]", highlight=False)
+            out.print(f"   {_call_text(case)}  [dim]as {identity.role} {attrs}[/]", markup=True, highlight=False)
+            with anyio.fail_after(STEP_TIMEOUT):
+                result = await session.call_tool(case["tool"], case.get("args") or {})
+            text = _result_text(result)
+            if result.is_error and text.startswith(DENIED_PREFIX):
+                decision, detail = "Deny", text[len(DENIED_PREFIX):]
+                out.print(f"   [bold red]Deny[/]   {detail}", highlight=False)
+            else:
+                decision, detail = "Allow", text
+                label = "tool error" if result.is_error else "result"
+                out.print(f"   [bold green]Allow[/]  [dim]{label}:[/] {detail}", highlight=False)
+            rows.append({"n": n, "case": case, "decision": decision, "detail": detail})
+    return rows
+
+
+def run_demo(policy: Optional[Path] = None, script: Optional[Path] = None, server: Optional[str] = None,
+             resolver: Optional[str] = None, out: Optional[Console] = None) -> int:
+    """Play the script; 0 when every decision matched its expectation and the server ran
+    exactly the allowed calls."""
+    from .. import examples
+    from ..engine import Engine
+    from ..errors import CallgateError
+
+    out = out or Console(highlight=False)
+    cases = load_script(script)
+    try:
+        engine = Engine.from_file(policy) if policy else Engine.from_dict(examples.policy("crm"))
+    except CallgateError as exc:
+        raise DemoError(str(exc)) from None
+    journal = None
+    if server:
+        command = shlex.split(server)
+    else:
+        fd, journal = tempfile.mkstemp(prefix="callgate-demo-", suffix=".jsonl")
+        os.close(fd)
+        command = [sys.executable, "-m", "callgate.mcp.crm_server", "--journal", journal]
+        resolver = resolver or "callgate.mcp.crm:resolve"
+    try:
+        gate = Gate(engine, load_resolver(resolver) if resolver else None)
+    except ValueError as exc:
+        raise DemoError(str(exc)) from None
+
+    c2p_r, c2p_w = os.pipe()
+    p2c_r, p2c_w = os.pipe()
+    proxy_in, proxy_out = os.fdopen(c2p_r, "rb"), os.fdopen(p2c_w, "wb")
+    client_in, client_out = os.fdopen(p2c_r, "rb"), os.fdopen(c2p_w, "wb")
+    proxy = StdioProxy(gate, Identity(cases[0]["role"] if cases else "none"), command,
+                       client_in=proxy_in, client_out=proxy_out, name="callgate demo")
+    status: dict = {}
+
+    def host() -> None:
+        status["rc"] = proxy.run()
+        proxy_out.close()  # the client sees the end of the session
+
+    thread = threading.Thread(target=host, name="callgate-demo-proxy", daemon=True)
+    thread.start()
+    out.print(f"[bold]callgate demo[/]: {len(cases)} calls through `callgate proxy` to "
+              f"[cyan]{' '.join(command[:3]) if server else 'the example CRM MCP server'}[/]")
+    try:
+        rows = anyio.run(_play, proxy, client_in, client_out, cases, out)
+    except Exception as exc:
+        raise DemoError(f"the demo session failed: {exc!r}") from None
+    finally:
+        client_out.close()  # end of the client's stream: the proxy stops the server
+        thread.join(timeout=15)
+        client_in.close()
+        proxy_in.close()
+    executed = None
+    if journal:
+        executed = [orjson.loads(line) for line in Path(journal).read_bytes().splitlines() if line.strip()]
+        os.unlink(journal)
+    return _summary(rows, executed, out)
+
+
+def _summary(rows: list[dict], executed: Optional[list[dict]], out: Console) -> int:
+    table = Table(title="Summary", show_lines=False)
+    for col in ("#", "call", "role", "decision", "expected"):
+        table.add_column(col, overflow="fold")
+    mismatches = 0
+    for row in rows:
+        case, decision = row["case"], row["decision"]
+        expected = case.get("expected")
+        ok = expected is None or expected == decision
+        mismatches += not ok
+        colour = "green" if decision == "Allow" else "red"
+        table.add_row(str(row["n"]), _call_text(case), case["role"], f"[{colour}]{decision}[/]",
+                      (expected or "") + ("" if ok else " [bold red]✗[/]"))
+    out.print()
+    out.print(table)
+    allowed = sum(r["decision"] == "Allow" for r in rows)
+    out.print(f"{len(rows)} calls: {allowed} allowed, {len(rows) - allowed} denied, {mismatches} unexpected")
+    if executed is not None:
+        ran_ok = len(executed) == allowed and all(
+            e["tool"] == r["case"]["tool"] for e, r in zip(executed, [r for r in rows if r["decision"] == "Allow"]))
+        verdict = "[green]only the allowed calls[/]" if ran_ok else "[bold red]NOT just the allowed calls[/]"
+        out.print(f"the CRM server ran {len(executed)} call(s): {verdict}; denied calls never reached it")
+        mismatches += not ran_ok
+    return 1 if mismatches else 0

@@ -1,0 +1,260 @@
+"""The Streamable HTTP front: `callgate proxy --listen 127.0.0.1:PORT … (-- SERVER | --upstream URL)`.
+
+Every HTTP request is authenticated first (a bearer JWT, jwt_auth.py): no token, no MCP.
+The identity in the token decides each tools/call; the session (Mcp-Session-Id, minted
+here) is bound to the token's subject, so another principal cannot ride it. Requests are
+answered with JSON; what the server sends on its own (sampling, elicitation, roots,
+notifications) is delivered on the session's GET event stream.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import secrets
+import sys
+import uuid
+from typing import Any, Optional, Sequence
+
+import orjson
+
+from . import jsonrpc as rpc
+from .gate import Gate, Identity, denial_result
+from .jwt_auth import AuthError, JwtConfig
+from .proxy import MAX_MESSAGE, RECENT_IDS
+from .upstreams import HttpUpstream, StdioUpstream, UpstreamGone
+
+__all__ = ["HttpFront", "JwtConfig", "serve"]
+PATH = "/mcp"
+KEEPALIVE_S = 15.0
+
+
+class Session:
+    def __init__(self, upstream: Any, principal: tuple) -> None:
+        self.id = secrets.token_urlsafe(24)
+        self.upstream = upstream
+        self.principal = principal
+        self.recent: collections.OrderedDict = collections.OrderedDict()
+        self.inflight: set = set()
+        self.lock = asyncio.Lock()   # serializes the pins refresh
+
+    def claim_id(self, key: tuple) -> bool:
+        """False when the id is in flight or was answered recently in this session."""
+        if key in self.inflight or key in self.recent:
+            return False
+        self.inflight.add(key)
+        return True
+
+    def release_id(self, key: tuple) -> None:
+        self.inflight.discard(key)
+        self.recent[key] = None
+        if len(self.recent) > RECENT_IDS:
+            self.recent.popitem(last=False)
+
+
+def _principal(identity: Identity) -> tuple:
+    return (identity.principal,) if identity.principal else ("role", identity.role)
+
+
+class HttpFront:
+    def __init__(self, gate: Gate, auth: JwtConfig, *, command: Optional[Sequence[str]] = None,
+                 upstream: Optional[str] = None, max_body: int = MAX_MESSAGE) -> None:
+        if (command is None) == (upstream is None):
+            raise ValueError("give exactly one upstream: a server command or a URL")
+        self.gate, self.auth = gate, auth
+        self.command, self.upstream_url, self.max_body = command, upstream, max_body
+        self.sessions: dict[str, Session] = {}
+
+    # ---------------------------------------------------------------- the ASGI app
+
+    def app(self) -> Any:
+        from starlette.applications import Starlette
+        from starlette.routing import Route
+
+        return Starlette(routes=[Route(PATH, self.endpoint, methods=["GET", "POST", "DELETE"])],
+                         on_shutdown=[self.close_all])
+
+    async def close_all(self) -> None:
+        for session in list(self.sessions.values()):
+            await session.upstream.close()
+        self.sessions.clear()
+
+    async def endpoint(self, request: Any) -> Any:
+        from starlette.responses import JSONResponse, Response
+
+        try:
+            identity = self.auth.verify(request.headers.get("authorization"))
+        except AuthError as exc:
+            return JSONResponse({"jsonrpc": "2.0", "id": None, "error": {"code": -32001, "message": f"Unauthorized: {exc}"}},
+                                status_code=401, headers={"www-authenticate": 'Bearer error="invalid_token"'})
+        if request.method == "POST":
+            return await self.post(request, identity)
+        session, problem = self._session(request, identity)
+        if problem is not None:
+            return problem
+        if request.method == "DELETE":
+            self.sessions.pop(session.id, None)
+            await session.upstream.close()
+            return Response(status_code=200)
+        return self._event_stream(session)
+
+    def _session(self, request: Any, identity: Identity) -> tuple[Any, Any]:
+        from starlette.responses import JSONResponse
+
+        sid = request.headers.get("mcp-session-id")
+        if not sid:
+            return None, JSONResponse(_err(None, rpc.INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required"), 400)
+        session = self.sessions.get(sid)
+        if session is None:
+            return None, JSONResponse(_err(None, rpc.INVALID_REQUEST, "Session not found"), 404)
+        if session.principal != _principal(identity):
+            return None, JSONResponse(_err(None, rpc.INVALID_REQUEST, "Forbidden: this session belongs to another principal"), 403)
+        return session, None
+
+    async def post(self, request: Any, identity: Identity) -> Any:
+        from starlette.responses import JSONResponse, Response
+
+        body = bytearray()
+        async for chunk in request.stream():
+            body += chunk
+            if len(body) > self.max_body:
+                return JSONResponse(_err(None, rpc.TOO_LARGE, f"message larger than {self.max_body} bytes"), 413)
+        try:
+            msg = orjson.loads(body)
+        except orjson.JSONDecodeError:
+            return JSONResponse(_err(None, rpc.PARSE_ERROR, "Parse error: not valid JSON"), 400)
+        del body
+        batch = isinstance(msg, list)
+        items = msg if batch else [msg]
+        if not items:
+            return JSONResponse(_err(None, rpc.INVALID_REQUEST, "Invalid Request: empty batch"), 400)
+        headers = {}
+        if any(isinstance(m, dict) and m.get("method") == "initialize" for m in items):
+            if batch:
+                return JSONResponse(_err(None, rpc.INVALID_REQUEST, "initialize must not be batched"), 400)
+            upstream = StdioUpstream(self.command) if self.command else HttpUpstream(self.upstream_url)  # type: ignore[arg-type]
+            try:
+                await upstream.start()
+            except UpstreamGone as exc:
+                return JSONResponse(_err(msg.get("id"), rpc.SERVER_GONE, str(exc)), 502)
+            session = Session(upstream, _principal(identity))
+            self.sessions[session.id] = session
+            headers["mcp-session-id"] = session.id
+        else:
+            session, problem = self._session(request, identity)
+            if problem is not None:
+                return problem
+        answers = [a for a in [await self._one(session, item, identity) for item in items] if a is not None]
+        if not answers:
+            return Response(status_code=202, headers=headers)
+        content = answers if batch else answers[0]
+        return Response(orjson.dumps(content), media_type="application/json", headers=headers)
+
+    async def _one(self, session: Session, msg: Any, identity: Identity) -> Optional[dict]:
+        """Relay one message; the answer for the client, or None (notification, response)."""
+        kind = rpc.kind(msg)
+        upstream = session.upstream
+        if kind in ("notification", "response"):
+            try:
+                await upstream.send(orjson.dumps(msg))
+            except UpstreamGone:
+                pass
+            return None
+        if kind != "request":
+            id_ = msg.get("id") if isinstance(msg, dict) else None
+            return _err(id_ if rpc.id_key(id_) else None, rpc.INVALID_REQUEST, "Invalid Request")
+        key = rpc.id_key(msg["id"])
+        if key is None:
+            return _err(None, rpc.INVALID_REQUEST, "Invalid Request: the id must be a string or an integer, not null")
+        if not session.claim_id(key):
+            return _err(msg["id"], rpc.INVALID_REQUEST, "Invalid Request: this id was already used in this session")
+        try:
+            method = msg["method"]
+            if method == "tools/call":
+                params = msg.get("params")
+                if isinstance(params, dict) and isinstance(params.get("name"), str) and \
+                        self.gate.needs_definitions(params["name"]):
+                    await self._refresh(session)
+                reason = self.gate.check(params, identity)
+                if reason is not None:
+                    return {"jsonrpc": "2.0", "id": msg["id"], "result": denial_result(reason)}
+            try:
+                answer = await upstream.request(msg, orjson.dumps(msg))
+            except (UpstreamGone, asyncio.TimeoutError) as exc:
+                return _err(msg["id"], rpc.SERVER_GONE, str(exc) or "the MCP server did not answer in time")
+            if method == "tools/list" and "result" in answer:
+                filtered = self.gate.filter_list_result(answer["result"], identity.role)
+                if filtered is not None:
+                    answer = dict(answer, result=filtered)
+            elif method == "initialize" and isinstance(answer.get("result"), dict):
+                pass  # capabilities pass through unchanged
+            return answer
+        finally:
+            session.release_id(key)
+
+    async def _refresh(self, session: Session) -> None:
+        """Pins: list the upstream's tools (every page) before deciding a call."""
+        async with session.lock:
+            cursor = None
+            for _ in range(1000):
+                id_ = f"callgate-{uuid.uuid4().hex}"
+                req = {"jsonrpc": "2.0", "id": id_, "method": "tools/list", "params": {"cursor": cursor} if cursor else {}}
+                try:
+                    answer = await session.upstream.request(req, orjson.dumps(req))
+                except (UpstreamGone, asyncio.TimeoutError):
+                    return
+                result = answer.get("result")
+                if not isinstance(result, dict) or not isinstance(result.get("tools"), list):
+                    return
+                self.gate.record_tools(result["tools"])
+                cursor = result.get("nextCursor")
+                if not cursor:
+                    return
+
+    def _event_stream(self, session: Session) -> Any:
+        from starlette.responses import StreamingResponse
+
+        async def events():
+            queue = session.upstream.incoming
+            while session.id in self.sessions:
+                try:
+                    data = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
+                except asyncio.TimeoutError:
+                    yield b": keepalive\n\n"
+                    continue
+                try:
+                    if rpc.kind(orjson.loads(data)) == "notification" and b"notifications/tools/list_changed" in data:
+                        self.gate.mark_stale()
+                except orjson.JSONDecodeError:
+                    pass
+                yield b"event: message\ndata: " + data + b"\n\n"
+
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"cache-control": "no-cache", "mcp-session-id": session.id})
+
+
+def _err(id_: Any, code: int, message: str) -> dict:
+    return {"jsonrpc": "2.0", "id": id_, "error": {"code": code, "message": message}}
+
+
+def parse_listen(listen: str) -> tuple[str, int]:
+    host, sep, port = listen.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+        raise ValueError(f"--listen must be HOST:PORT (e.g. 127.0.0.1:8765), not {listen!r}")
+    return host.strip("[]"), int(port)
+
+
+def serve(gate: Gate, auth: JwtConfig, listen: str, *, command: Optional[Sequence[str]] = None,
+          upstream: Optional[str] = None) -> int:
+    """Run the HTTP front until interrupted; the exit status."""
+    import uvicorn
+
+    host, port = parse_listen(listen)
+    front = HttpFront(gate, auth, command=command, upstream=upstream)
+    config = uvicorn.Config(front.app(), host=host, port=port, log_level="warning", access_log=False,
+                            lifespan="on")
+    server = uvicorn.Server(config)
+    target = " ".join(command) if command else upstream
+    print(f"callgate proxy: serving MCP on http://{host}:{port}{PATH} -> {target}", file=sys.stderr, flush=True)
+    server.run()
+    return 0 if server.started else 1

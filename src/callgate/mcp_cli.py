@@ -1,0 +1,216 @@
+"""`callgate proxy`, `callgate pins …` and `callgate demo`: the MCP commands.
+
+cli.py calls register(app) when this module exists. Every error is one line on stderr
+and a non-zero status.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Any, List, Optional
+
+import typer
+from rich.console import Console
+
+err = Console(stderr=True, highlight=False, soft_wrap=True)
+_RAW = {"allow_extra_args": True, "ignore_unknown_options": True}
+
+
+def _fail(message: str, code: int = 1) -> typer.Exit:
+    err.print(f"error: {message}", markup=False)
+    return typer.Exit(code)
+
+
+def load_engine(policy: str, semantics: str = "strict", audit: Optional[str] = None) -> Any:
+    """A policy file or a bundled example name ('crm', 'spec'), with an audit sink if asked."""
+    from . import examples
+    from .engine import Engine
+    from .errors import CallgateError
+
+    options: dict = {}
+    if audit:
+        options["audit"] = audit_sink(audit)
+    try:
+        if policy in examples.EXAMPLES and not Path(policy).exists():
+            return Engine.from_dict(examples.policy(policy), semantics, **options)
+        return Engine.from_file(policy, semantics, **options)
+    except (CallgateError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+
+
+def audit_sink(source: str) -> Any:
+    """The audit trail's sink for SOURCE (callgate.audit.open_sink); a clear error without it."""
+    try:
+        from . import audit as audit_mod
+        open_sink = audit_mod.open_sink  # type: ignore[attr-defined]
+    except (ImportError, AttributeError):
+        raise _fail("--audit needs the audit trail (callgate.audit.open_sink), which is not available in this install") from None
+    try:
+        return open_sink(source)
+    except Exception as exc:
+        raise _fail(f"--audit {source}: {exc}") from None
+
+
+def _identity(role: Optional[str], agent_attr: List[str]) -> Any:
+    from .mcp.gate import Identity, parse_attr
+
+    if not role:
+        raise _fail("--role is required (the identity comes from the operator, never from the model)", 2)
+    try:
+        return Identity(role, parse_attr(agent_attr))
+    except ValueError as exc:
+        raise _fail(str(exc), 2) from None
+
+
+def _gate(engine: Any, resolver: Optional[str], pins: Optional[Path]) -> Any:
+    from .mcp.gate import Gate, load_resolver
+    from .mcp.pins import PinStore
+
+    try:
+        fn = load_resolver(resolver) if resolver else None
+        store = PinStore(pins) if pins else None
+    except ValueError as exc:
+        raise _fail(str(exc), 2) from None
+    return Gate(engine, fn, store)
+
+
+def proxy(
+    ctx: typer.Context,
+    policy: str = typer.Option(..., "--policy", help="policy file, or a bundled example (crm)"),
+    role: Optional[str] = typer.Option(None, "--role", help="the role every call is decided for (stdio)"),
+    agent_attr: List[str] = typer.Option([], "--agent-attr", help="KEY=VALUE agent attribute (repeatable)"),
+    resolver: Optional[str] = typer.Option(None, "--resolver", help="module:function returning resource attributes"),
+    audit: Optional[str] = typer.Option(None, "--audit", help="record every decision to this audit source"),
+    pins: Optional[Path] = typer.Option(None, "--pins", help="approved tool definitions (rug-pull protection)"),
+    semantics: str = typer.Option("strict", "--semantics"),
+    listen: Optional[str] = typer.Option(None, "--listen", help="serve Streamable HTTP on 127.0.0.1:PORT"),
+    upstream: Optional[str] = typer.Option(None, "--upstream", help="with --listen: an HTTP MCP server URL"),
+    jwt_key: Optional[Path] = typer.Option(None, "--jwt-key", help="PEM public key (or HS secret file) for bearer tokens"),
+    jwks: Optional[Path] = typer.Option(None, "--jwks", help="JWKS file for bearer tokens"),
+    jwt_issuer: Optional[str] = typer.Option(None, "--jwt-issuer"),
+    jwt_audience: Optional[str] = typer.Option(None, "--jwt-audience"),
+    jwt_algorithm: str = typer.Option("RS256", "--jwt-algorithm", help="the one algorithm accepted"),
+    role_claim: str = typer.Option("role", "--role-claim", help="the claim holding the role"),
+    attr_claim: List[str] = typer.Option([], "--attr-claim", help="CLAIM[=ATTR]: copy a claim into agent attributes"),
+    command: Optional[List[str]] = typer.Argument(None, help="-- SERVER_COMMAND [ARGS…]"),
+) -> None:
+    """Relay MCP between a client and a server, deciding every tools/call by the policy."""
+    command = list(command or []) + list(ctx.args)
+    if listen is None and upstream is not None:
+        raise _fail("--upstream needs --listen (an HTTP upstream is served over HTTP)", 2)
+    if listen is None and not command:
+        raise _fail("give the server command after --, e.g. callgate proxy --policy P --role R -- python server.py", 2)
+    if listen is not None and bool(command) == bool(upstream):
+        raise _fail("with --listen give exactly one upstream: -- SERVER_COMMAND, or --upstream URL", 2)
+    engine = load_engine(policy, semantics, audit)
+    gate = _gate(engine, resolver, pins)
+    if listen is None:
+        from .mcp.proxy import StdioProxy
+
+        status = StdioProxy(gate, _identity(role, agent_attr), command).run()
+        engine.close()
+        raise typer.Exit(status)
+    from .mcp.http_front import JwtConfig, serve
+
+    if (jwt_key is None) == (jwks is None):
+        raise _fail("--listen needs exactly one of --jwt-key or --jwks (requests are authenticated)", 2)
+    if not jwt_issuer or not jwt_audience:
+        raise _fail("--listen needs --jwt-issuer and --jwt-audience", 2)
+    try:
+        jwt_config = JwtConfig.from_files(key=jwt_key, jwks=jwks, issuer=jwt_issuer, audience=jwt_audience,
+                                          algorithm=jwt_algorithm, role_claim=role_claim, attr_claims=attr_claim)
+        status = serve(gate, jwt_config, listen, command=command or None, upstream=upstream)
+    except ValueError as exc:
+        raise _fail(str(exc), 2) from None
+    engine.close()
+    raise typer.Exit(status)
+
+
+pins_app = typer.Typer(help="Approve and inspect pinned tool definitions (rug-pull protection).",
+                       no_args_is_help=True, add_completion=False)
+
+
+@pins_app.command("approve", context_settings=_RAW)
+def pins_approve(
+    ctx: typer.Context,
+    pins: Path = typer.Option(..., "--pins", help="the pins file the proxy reads"),
+    tool: List[str] = typer.Option([], "--tool", help="approve only this tool (repeatable); default all"),
+    command: Optional[List[str]] = typer.Argument(None, help="-- SERVER_COMMAND [ARGS…]"),
+) -> None:
+    """Start the server, list its tools and pin their current definitions."""
+    from .mcp.pins import PinStore
+    from .mcp.rawclient import RawClientError, list_tools_of
+
+    command = list(command or []) + list(ctx.args)
+    if not command:
+        raise _fail("give the server command after --", 2)
+    try:
+        tools = list_tools_of(command)
+        changes = PinStore(pins).approve(tools, set(tool) if tool else None)
+    except (RawClientError, OSError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    missing = set(tool) - {name for name, _, _ in changes}
+    if missing:
+        raise _fail(f"the server has no tool named {', '.join(sorted(missing))}")
+    for name, old, new in changes:
+        state = "unchanged" if old == new else ("approved" if not old else "re-approved (changed)")
+        err.print(f"{name}: {state} {new[:23]}…", markup=False)
+
+
+@pins_app.command("list")
+def pins_list(pins: Path = typer.Option(..., "--pins")) -> None:
+    """Print the approved tools and their digests."""
+    from .mcp.pins import PinStore
+
+    try:
+        entries = PinStore(pins).pins()
+    except (OSError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    for name, pin in sorted(entries.items()):
+        sys.stdout.write(f"{name}\t{pin.get('digest')}\t{pin.get('approved_at', '')}\n")
+
+
+@pins_app.command("check", context_settings=_RAW)
+def pins_check(ctx: typer.Context, pins: Path = typer.Option(..., "--pins"),
+               command: Optional[List[str]] = typer.Argument(None)) -> None:
+    """Compare the server's current definitions with the pins; exit 1 if any differ."""
+    from .mcp.pins import PinStore, tool_digest
+    from .mcp.rawclient import RawClientError, list_tools_of
+
+    command = list(command or []) + list(ctx.args)
+    try:
+        tools = list_tools_of(command)
+        store = PinStore(pins)
+    except (RawClientError, OSError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+    bad = 0
+    for t in tools:
+        problem = store.problem(t["name"], tool_digest(t))
+        bad += problem is not None
+        sys.stdout.write(f"{t['name']}: {problem or 'ok'}\n")
+    raise typer.Exit(1 if bad else 0)
+
+
+def demo(
+    policy: Optional[Path] = typer.Option(None, "--policy", help="your policy (default: the CRM example)"),
+    script: Optional[Path] = typer.Option(None, "--script", help="your scenes: a cases file"),
+    server: Optional[str] = typer.Option(None, "--server", help="server command for --script (default: the CRM server)"),
+    resolver: Optional[str] = typer.Option(None, "--resolver", help="module:function (default: the CRM's)"),
+) -> None:
+    """Play the CRM story through a real MCP server behind the proxy (no API key needed)."""
+    from .mcp.demo import DemoError, run_demo
+
+    if (policy is None) != (script is None):
+        raise _fail("--policy and --script go together", 2)
+    try:
+        status = run_demo(policy=policy, script=script, server=server, resolver=resolver)
+    except DemoError as exc:
+        raise _fail(str(exc)) from None
+    raise typer.Exit(status)
+
+
+def register(app: typer.Typer) -> None:
+    app.command("proxy", context_settings=_RAW)(proxy)
+    app.add_typer(pins_app, name="pins")
+    app.command("demo")(demo)
