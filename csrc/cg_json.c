@@ -239,7 +239,9 @@ static int read_number(rd *r, bool *is_int) {
         if (!json_digit(b[r->pos])) return fail(r, CG_E_SYNTAX);
         while (r->pos < r->len && json_digit(b[r->pos])) r->pos++;
     }
-    if (!cg_num_in_range((const char *)b + start, r->pos - start)) {
+    /* an integer literal of under 300 digits is always a finite double: skip the check */
+    bool short_int = *is_int && r->pos - start < 300;
+    if (!short_int && !cg_num_in_range((const char *)b + start, r->pos - start)) {
         uint32_t end = r->pos;
         r->pos = start;
         fail(r, CG_E_NUMBER_RANGE);

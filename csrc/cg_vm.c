@@ -47,6 +47,17 @@ static bool set_contains(const cg_policy *p, uint32_t set, cg_jstr v) {
     }
 }
 
+/* Integer literals of at most 15 characters are exact doubles: convert them directly
+   (the common case, e.g. an amount) instead of going through the general conversion. */
+static bool small_int(const uint8_t *s, uint32_t n, bool is_int, double *out) {
+    if (!is_int || n > 15) return false;
+    bool neg = s[0] == '-';
+    int64_t v = 0;
+    for (uint32_t i = neg; i < n; i++) v = v * 10 + (s[i] - '0');
+    *out = neg ? -(double)v : (double)v;
+    return true;
+}
+
 static bool compare(double x, uint8_t cmp, double k) {
     switch (cmp) {
     case CG_CMP_LT: return x < k;
@@ -66,8 +77,9 @@ int cg_leaf_eval(const cg_policy *p, cg_scratch *s, const cg_input *inputs, uint
     switch (op) {
     case CG_OP_NUM: {
         if (!x || x->type != CG_J_NUM) return undetermined;
+        const uint8_t *lit = inputs[x->input].base + x->off;
         double d = 0;
-        cg_num_to_double((const char *)inputs[x->input].base + x->off, x->len, &d);
+        if (!small_int(lit, x->len, x->num_int, &d)) cg_num_to_double((const char *)lit, x->len, &d);
         return compare(d, fl & CG_F_CMP_MASK, cg_rdf64(p->numbers + 8u * cg_rd32(a + 4))) ? CG_V_T
                                                                                    : CG_V_F;
     }
