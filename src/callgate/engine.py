@@ -29,6 +29,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 _dumps = orjson.dumps
 _EMPTY: dict = {}
 _DECISIONS = DECISIONS
+_new = object.__new__
 _eval_request = _native.eval_request
 _eval_json = _native.eval_json
 
@@ -227,7 +228,10 @@ class Engine:
         rc = _eval_request(scratch.ptr, packed, len(packed))
         if rc < 0:
             self._refuse(rc, scratch, ("request", packed), principal, trace_id, extras)
-        d = Decision(_DECISIONS[rc & 3], (rc >> 2) - 1 if rc >= 4 else None, (state, None, packed, None))
+        d = _new(Decision)  # no __init__ frame on the hot path
+        d.decision = _DECISIONS[rc & 3]
+        d.rule = (rc >> 2) - 1 if rc >= 4 else None
+        d._why = (state, None, packed, None)
         if self._recorder is None:
             return d
         return self._recorder.record(d, ("request", packed), principal, trace_id, extras)
@@ -238,17 +242,22 @@ class Engine:
         """Decide from JSON text: arguments, and the context
         ``{"role": ..., "agent_attrs": {...}, "resource_attrs": {...}}``."""
         state = self._state
-        tool_b = tool if type(tool) is bytes else _encode(tool, "tool")
-        args_b = args if type(args) is bytes else _encode(args, "arguments")
-        ctx_b = context if type(context) is bytes else _encode(context, "context")
         try:
             scratch = state._local.scratch
         except AttributeError:
             scratch = state.scratch()
-        rc = _eval_json(scratch.ptr, tool_b, len(tool_b), args_b, len(args_b), ctx_b, len(ctx_b))
+        try:  # bytes go straight through; anything else is encoded (or refused) below
+            rc = _eval_json(scratch.ptr, tool, len(tool), args, len(args), context, len(context))
+            tool_b, args_b, ctx_b = tool, args, context
+        except TypeError:
+            tool_b, args_b, ctx_b = _encode(tool, "tool"), _encode(args, "arguments"), _encode(context, "context")
+            rc = _eval_json(scratch.ptr, tool_b, len(tool_b), args_b, len(args_b), ctx_b, len(ctx_b))
         if rc < 0:
             self._refuse(rc, scratch, ("json", tool_b, args_b, ctx_b), principal, trace_id, extras)
-        d = Decision(_DECISIONS[rc & 3], (rc >> 2) - 1 if rc >= 4 else None, (state, tool_b, args_b, ctx_b))
+        d = _new(Decision)
+        d.decision = _DECISIONS[rc & 3]
+        d.rule = (rc >> 2) - 1 if rc >= 4 else None
+        d._why = (state, tool_b, args_b, ctx_b)
         if self._recorder is None:
             return d
         return self._recorder.record(d, ("json", tool_b, args_b, ctx_b), principal, trace_id, extras)
