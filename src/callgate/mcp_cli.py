@@ -101,6 +101,8 @@ def proxy(
         raise _fail("--upstream needs --listen (an HTTP upstream is served over HTTP)", 2)
     if listen is None and not command:
         raise _fail("give the server command after --, e.g. callgate proxy --policy P --role R -- python server.py", 2)
+    if listen is not None and (role or agent_attr):
+        raise _fail("--role and --agent-attr do not apply with --listen: the identity comes from each request's token", 2)
     if listen is not None and bool(command) == bool(upstream):
         raise _fail("with --listen give exactly one upstream: -- SERVER_COMMAND, or --upstream URL", 2)
     engine = load_engine(policy, semantics, audit)

@@ -51,9 +51,17 @@ def load_resolver(spec: str) -> Resolver:
     return fn  # type: ignore[return-value]
 
 
-def denial_result(reason: str) -> dict:
-    """A normal tool result the model can read: why the call did not run."""
-    return {"content": [{"type": "text", "text": DENIED_PREFIX + reason}], "isError": True}
+MODERN_VERSION_KEY = "io.modelcontextprotocol/protocolVersion"
+
+
+def denial_result(reason: str, params: Any = None) -> dict:
+    """A normal tool result the model can read: why the call did not run. Requests of the
+    2026 protocol (the version stamped in params._meta) require an explicit resultType."""
+    result: dict = {"content": [{"type": "text", "text": DENIED_PREFIX + reason}], "isError": True}
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    if isinstance(meta, dict) and MODERN_VERSION_KEY in meta:
+        result["resultType"] = "complete"
+    return result
 
 
 class Gate:

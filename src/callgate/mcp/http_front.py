@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import secrets
 import sys
 import uuid
@@ -27,6 +28,7 @@ from .upstreams import HttpUpstream, StdioUpstream, UpstreamGone
 __all__ = ["HttpFront", "JwtConfig", "serve"]
 PATH = "/mcp"
 KEEPALIVE_S = 15.0
+MAX_SESSIONS = 64   # each stdio session is a process: an authenticated client cannot fork without bound
 
 
 class Session:
@@ -71,8 +73,12 @@ class HttpFront:
         from starlette.applications import Starlette
         from starlette.routing import Route
 
-        return Starlette(routes=[Route(PATH, self.endpoint, methods=["GET", "POST", "DELETE"])],
-                         on_shutdown=[self.close_all])
+        @contextlib.asynccontextmanager
+        async def lifespan(app: Any):
+            yield
+            await self.close_all()  # no child server outlives the front
+
+        return Starlette(routes=[Route(PATH, self.endpoint, methods=["GET", "POST", "DELETE"])], lifespan=lifespan)
 
     async def close_all(self) -> None:
         for session in list(self.sessions.values()):
@@ -132,7 +138,10 @@ class HttpFront:
         if any(isinstance(m, dict) and m.get("method") == "initialize" for m in items):
             if batch:
                 return JSONResponse(_err(None, rpc.INVALID_REQUEST, "initialize must not be batched"), 400)
+            if len(self.sessions) >= MAX_SESSIONS:
+                return JSONResponse(_err(msg.get("id"), rpc.SERVER_GONE, "too many open sessions; close one (DELETE)"), 503)
             upstream = StdioUpstream(self.command) if self.command else HttpUpstream(self.upstream_url)  # type: ignore[arg-type]
+            upstream.on_list_changed = self.gate.mark_stale
             try:
                 await upstream.start()
             except UpstreamGone as exc:
@@ -177,7 +186,7 @@ class HttpFront:
                     await self._refresh(session)
                 reason = self.gate.check(params, identity)
                 if reason is not None:
-                    return {"jsonrpc": "2.0", "id": msg["id"], "result": denial_result(reason)}
+                    return {"jsonrpc": "2.0", "id": msg["id"], "result": denial_result(reason, params)}
             try:
                 answer = await upstream.request(msg, orjson.dumps(msg))
             except (UpstreamGone, asyncio.TimeoutError) as exc:
@@ -222,11 +231,6 @@ class HttpFront:
                 except asyncio.TimeoutError:
                     yield b": keepalive\n\n"
                     continue
-                try:
-                    if rpc.kind(orjson.loads(data)) == "notification" and b"notifications/tools/list_changed" in data:
-                        self.gate.mark_stale()
-                except orjson.JSONDecodeError:
-                    pass
                 yield b"event: message\ndata: " + data + b"\n\n"
 
         return StreamingResponse(events(), media_type="text/event-stream",

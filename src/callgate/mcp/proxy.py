@@ -17,6 +17,7 @@ from __future__ import annotations
 import collections
 import os
 import queue
+import signal
 import subprocess
 import sys
 import threading
@@ -86,6 +87,9 @@ class StdioProxy:
             print(f"{self._name}: cannot start the MCP server {self.command[0]!r}: {exc.strerror or exc}",
                   file=sys.stderr)
             return 127 if isinstance(exc, FileNotFoundError) else 1
+        if threading.current_thread() is threading.main_thread():
+            # SIGTERM: stop like end-of-input (the server is stopped, not orphaned)
+            signal.signal(signal.SIGTERM, self._on_sigterm)
         readers = [threading.Thread(target=self._client_loop, name="callgate-client", daemon=True),
                    threading.Thread(target=self._server_loop, name="callgate-server", daemon=True)]
         for t in readers:
@@ -93,10 +97,16 @@ class StdioProxy:
         try:
             self._done.wait()
         except KeyboardInterrupt:
+            self._client_closed = True
             self._status = 130
         finally:
             self._stop_server()
         return self._status
+
+    def _on_sigterm(self, signum: int, frame: Any) -> None:
+        self._client_closed = True  # a deliberate end: the server's exit is not a failure
+        self._status = 128 + signum
+        self._done.set()
 
     def _stop_server(self) -> None:
         proc = self.proc
@@ -104,7 +114,7 @@ class StdioProxy:
             return
         try:
             proc.stdin.close()  # the polite way to end an MCP stdio server
-        except OSError:
+        except (OSError, ValueError):
             pass
         for step in (proc.terminate, proc.kill):
             try:
@@ -135,7 +145,7 @@ class StdioProxy:
         self._client_closed = True
         try:
             self.proc.stdin.close()
-        except OSError:
+        except (OSError, ValueError):
             pass
         threading.Thread(target=self._reap_after_client, daemon=True).start()
 
@@ -187,7 +197,7 @@ class StdioProxy:
                 reason = self.gate.check(params, self.identity)
                 if reason is not None:
                     self._remember(key)
-                    return "reply", rpc.result(id_, denial_result(reason))
+                    return "reply", rpc.result(id_, denial_result(reason, params))
                 # the server must run exactly what was decided: forward the canonical form
                 # unless the client's bytes already are it (no parser differentials, e.g.
                 # duplicate keys, between the gate and the server)
@@ -363,7 +373,8 @@ class StdioProxy:
         for box in boxes:
             box.put(None)
         if self._client_closed:
-            self._status = rc if rc and rc > 0 else 0
+            if not self._status:
+                self._status = rc if rc and rc > 0 else 0
             self._done.set()
             return
         how = f"exited with status {rc}" if rc >= 0 else f"was killed by signal {-rc}"

@@ -22,14 +22,34 @@ from . import jsonrpc as rpc
 REQUEST_TIMEOUT = 300.0
 
 
+INCOMING_MAX = 1000  # server-initiated messages kept for a client that has no event stream open
+
+
 class UpstreamGone(Exception):
     pass
 
 
-class StdioUpstream:
+class _Incoming:
+    """What the server sends on its own, for the session's GET event stream. Bounded: the
+    oldest message is dropped when no client reads them. list_changed also marks the gate's
+    tool definitions stale at once (pins are checked against a fresh listing)."""
+
+    def __init__(self) -> None:
+        self.incoming: "asyncio.Queue[bytes]" = asyncio.Queue(INCOMING_MAX)
+        self.on_list_changed: Any = None
+
+    def _deliver(self, item: dict) -> None:
+        if item.get("method") == "notifications/tools/list_changed" and self.on_list_changed is not None:
+            self.on_list_changed()
+        if self.incoming.full():
+            self.incoming.get_nowait()
+        self.incoming.put_nowait(orjson.dumps(item))
+
+
+class StdioUpstream(_Incoming):
     def __init__(self, command: Sequence[str]) -> None:
+        super().__init__()
         self.command = list(command)
-        self.incoming: "asyncio.Queue[bytes]" = asyncio.Queue()
         self._pending: dict[tuple, asyncio.Future] = {}
         self.proc: Optional[asyncio.subprocess.Process] = None
         self._reader: Optional[asyncio.Task] = None
@@ -64,7 +84,7 @@ class StdioUpstream:
                     if fut is not None and not fut.done():
                         fut.set_result(item)
                     elif rpc.kind(item) in ("request", "notification"):
-                        self.incoming.put_nowait(orjson.dumps(item))
+                        self._deliver(item)
         except (asyncio.LimitOverrunError, ValueError) as exc:
             print(f"callgate proxy: unreadable output from the MCP server: {exc}", file=sys.stderr)
         rc = await self.proc.wait()
@@ -110,14 +130,14 @@ class StdioUpstream:
             self._reader.cancel()
 
 
-class HttpUpstream:
+class HttpUpstream(_Incoming):
     """One session with a Streamable HTTP MCP server."""
 
     def __init__(self, url: str) -> None:
         import httpx
 
+        super().__init__()
         self.url = url
-        self.incoming: "asyncio.Queue[bytes]" = asyncio.Queue()
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(REQUEST_TIMEOUT, connect=10.0), follow_redirects=False)
         self._session_id: Optional[str] = None
         self._protocol: Optional[str] = None
@@ -162,7 +182,7 @@ class HttpUpstream:
             if rpc.kind(item) == "response" and item.get("id") == msg["id"]:
                 answer = item
             elif rpc.kind(item) in ("request", "notification"):
-                self.incoming.put_nowait(orjson.dumps(item))
+                self._deliver(item)
         if answer is None:
             raise UpstreamGone(f"the upstream did not answer {msg.get('method')}")
         if msg.get("method") == "initialize" and isinstance(answer.get("result"), dict):
@@ -172,7 +192,7 @@ class HttpUpstream:
     async def send(self, raw: bytes) -> None:
         for item in await self._post(raw):
             if rpc.kind(item) in ("request", "notification"):
-                self.incoming.put_nowait(orjson.dumps(item))
+                self._deliver(item)
 
     async def close(self) -> None:
         if self._session_id:

@@ -1,0 +1,129 @@
+"""Helpers for the MCP tests (no tests here): a proxy process driven with raw JSON-RPC
+lines, and the paths of the bundled servers. Every process has a timeout and is reaped."""
+
+from __future__ import annotations
+
+import os
+import queue
+import subprocess
+import sys
+import threading
+from pathlib import Path
+from typing import Any, Optional
+
+import orjson
+
+REPO = Path(__file__).resolve().parents[1]
+RAW_RESPONDER = REPO / "bench" / "raw_responder.py"
+PY = sys.executable
+TIMEOUT = 20.0
+
+
+def proxy_argv(*options: str, server: Optional[list] = None) -> list[str]:
+    return [PY, "-m", "callgate", "proxy", *options, "--", *(server or [PY, str(RAW_RESPONDER)])]
+
+
+class Wire:
+    """A process spoken to in raw newline-delimited JSON-RPC."""
+
+    def __init__(self, argv: list[str], env: Optional[dict] = None, cwd: Optional[str] = None) -> None:
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                     env={**os.environ, **(env or {})}, cwd=cwd)
+        self.lines: "queue.Queue[Optional[bytes]]" = queue.Queue()
+        self.stderr = b""
+        threading.Thread(target=self._read, daemon=True).start()
+        threading.Thread(target=self._read_err, daemon=True).start()
+
+    def _read(self) -> None:
+        for line in self.proc.stdout:
+            self.lines.put(line)
+        self.lines.put(None)
+
+    def _read_err(self) -> None:
+        for line in self.proc.stderr:
+            self.stderr += line
+
+    def send(self, msg: Any) -> None:
+        data = msg if isinstance(msg, bytes) else orjson.dumps(msg)
+        self.proc.stdin.write(data.rstrip(b"\n") + b"\n")
+        self.proc.stdin.flush()
+
+    def recv_raw(self, timeout: float = TIMEOUT) -> Optional[bytes]:
+        return self.lines.get(timeout=timeout)
+
+    def recv(self, timeout: float = TIMEOUT) -> Any:
+        line = self.recv_raw(timeout)
+        assert line is not None, f"the process ended; stderr: {self.stderr.decode(errors='replace')}"
+        return orjson.loads(line)
+
+    def call(self, id_: Any, method: str, params: Optional[dict] = None) -> Any:
+        self.send({"jsonrpc": "2.0", "id": id_, "method": method, "params": params or {}})
+        return self.recv()
+
+    def initialize(self) -> Any:
+        reply = self.call(0, "initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
+                                            "clientInfo": {"name": "test", "version": "0"}})
+        self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
+        return reply
+
+    def close(self, timeout: float = 10.0) -> int:
+        try:
+            self.proc.stdin.close()
+        except OSError:
+            pass
+        try:
+            return self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait(timeout=5)
+            raise
+
+    def __enter__(self) -> "Wire":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if self.proc.poll() is None:
+            try:
+                self.close()
+            except subprocess.TimeoutExpired:
+                pass
+
+
+def text_of(reply: dict) -> str:
+    return reply["result"]["content"][0]["text"]
+
+
+def journal_lines(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [orjson.loads(line) for line in path.read_bytes().splitlines() if line.strip()]
+
+
+def fs_zone(tool: str, arguments: dict) -> dict:
+    """A resolver for the filesystem test: {"zone": "public"} when every path the call names
+    resolves (symlinks and .. included) inside $CALLGATE_TEST_PUBLIC_DIR, else "elsewhere"."""
+    public = os.path.realpath(os.environ["CALLGATE_TEST_PUBLIC_DIR"])
+    paths = [arguments.get("path")] + list(arguments.get("paths") or [])
+    paths = [p for p in paths if isinstance(p, str)]
+    if not paths:
+        return {}
+    inside = all(os.path.commonpath([public, os.path.realpath(p)]) == public for p in paths)
+    return {"zone": "public" if inside else "elsewhere"}
+
+
+async def sdk_calls(argv: list[str], calls: list[tuple[str, dict]], env: Optional[dict] = None,
+                    cwd: Optional[str] = None) -> tuple[list[str], list[Any]]:
+    """Run an SDK ClientSession over stdio against argv: (listed tool names, call results)."""
+    import anyio
+    from mcp import ClientSession, StdioServerParameters
+    from mcp.client.stdio import stdio_client
+
+    params = StdioServerParameters(command=argv[0], args=argv[1:], env={**os.environ, **(env or {})}, cwd=cwd)
+    results = []
+    with anyio.fail_after(60):
+        async with stdio_client(params) as (r, w), ClientSession(r, w) as s:
+            await s.initialize()
+            names = [t.name for t in (await s.list_tools()).tools]
+            for tool, args in calls:
+                results.append(await s.call_tool(tool, args))
+    return names, results
