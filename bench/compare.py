@@ -23,11 +23,11 @@ from typing import Callable
 import orjson
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-sys.path.insert(0, str(HERE.parent / "tests"))
+sys.path.insert(0, str(HERE.parent / "tests"))  # the reference evaluator
+sys.path.insert(0, str(HERE))                   # cases.py, alternatives.py first
 
 import alternatives  # noqa: E402
-from conftest import ALLOW, DENY, json_form  # noqa: E402
+from cases import ALLOW, DENY, json_form  # noqa: E402
 
 from callgate import Engine, examples  # noqa: E402
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 
 import alternatives
-from conftest import ALLOW, DENY, json_form
+from cases import ALLOW, DENY, json_form
 
 CASES = {"allow": ALLOW, "deny": DENY}
 

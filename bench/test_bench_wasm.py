@@ -9,7 +9,7 @@ import orjson
 import pytest
 
 from callgate import Engine, examples
-from conftest import DENY, json_form
+from cases import DENY, json_form
 
 wasm_mod = pytest.importorskip("callgate.wasm")
 pytest.importorskip("wasmtime")

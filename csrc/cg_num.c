@@ -26,7 +26,7 @@
 
 #define CG_NUM_MAXDIG 800                 /* > 767, see point 3 above */
 #define CG_EXP_CLAMP 1000000000000000000LL /* |explicit exponent| saturates here (10^18) */
-#define CG_NONE ((size_t)-1)
+#define NUM_NONE ((size_t)-1)
 
 /* ------------------------------------------------------------------ literal scanning */
 
@@ -100,12 +100,12 @@ static void lit_parse(const char *s, size_t n, cg_lit *L) {
     L->exp_e = L->has_exp ? scan_digits(s, i, n) : i;
 }
 
-/* Position of the first significant (nonzero) mantissa digit, or CG_NONE for a zero. */
+/* Position of the first significant (nonzero) mantissa digit, or NUM_NONE for a zero. */
 static size_t first_sig(const cg_lit *L) {
     size_t f = skip_zeros(L->s, L->int_b, L->int_e);
     if (f < L->int_e) return f;
     f = skip_zeros(L->s, L->frac_b, L->frac_e);
-    return f < L->frac_e ? f : CG_NONE;
+    return f < L->frac_e ? f : NUM_NONE;
 }
 
 /* Power of ten of the digit at position f relative to the decimal point (0 for units). */
@@ -404,7 +404,7 @@ int cg_num_to_double(const char *s, size_t n, double *out) {
     lit_parse(s, n, &L);
     uint64_t sign = L.neg ? 1ULL << 63 : 0, bits = 0;
     size_t f = first_sig(&L);
-    if (f != CG_NONE) {
+    if (f != NUM_NONE) {
         int64_t P = exp_clamped(&L) + digit_pow(&L, f);
         if (P > 308) return 1;                            /* >= 10^309 */
         if (P >= -324 && convert_bits(&L, f, P, &bits)) /* < 10^-324 rounds to 0 */
@@ -418,7 +418,7 @@ int cg_num_in_range(const char *s, size_t n) {
     cg_lit L;
     lit_parse(s, n, &L);
     size_t f = first_sig(&L);
-    if (f == CG_NONE) return 1;
+    if (f == NUM_NONE) return 1;
     int64_t P = exp_clamped(&L) + digit_pow(&L, f);
     if (P < 308) return 1; /* < 10^308 < DBL_MAX */
     if (P > 308) return 0;
@@ -486,7 +486,7 @@ int cg_num_exact_equal(const char *a, size_t an, const char *b, size_t bn) {
     lit_parse(a, an, &A);
     lit_parse(b, bn, &B);
     size_t fa = first_sig(&A), fb = first_sig(&B);
-    if (fa == CG_NONE || fb == CG_NONE) return fa == fb; /* zero == zero, whatever the sign */
+    if (fa == NUM_NONE || fb == NUM_NONE) return fa == fb; /* zero == zero, whatever the sign */
     if (A.neg != B.neg) return 0;
 
     /* last significant digit; the first nonzero digit precedes it */
