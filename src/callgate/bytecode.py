@@ -208,21 +208,11 @@ def disassemble(blob: bytes) -> str:
         f"{len(d.code)} code bytes, {len(s)} strings",
         "",
     ]
-    shown: set[int] = set()
     for tool, role, first, n in sorted(d.entries, key=lambda e: (s[e[0]], s[e[1]])):
         rules = ", ".join(f"rule {d.rules[first + k][0] + 1}" for k in range(n))
         lines.append(f"entry {s[tool]!r} x {s[role]!r} -> {rules}")
-        for k in range(n):
-            index, off, length = d.rules[first + k]
-            if (off, length) in shown or length == 0:
-                continue
-            shown.add((off, length))
     lines.append("")
-    seen_rules: set[tuple[int, int, int]] = set()
-    for index, off, length in sorted(set(d.rules)):
-        if (index, off, length) in seen_rules:
-            continue
-        seen_rules.add((index, off, length))
+    for index, off, length in sorted(set(d.rules)):  # each rule's code once
         if length == 0:
             lines.append(f"rule {index + 1}: no condition")
             continue

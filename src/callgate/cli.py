@@ -46,6 +46,15 @@ def _policy_source(policy: Optional[str]) -> tuple[str, Any]:
         raise _fail(f"{name}: {exc.strerror}") from None
 
 
+def _compiled(policy: str, semantics: str):
+    """Compile a policy file or bundled example; a bad policy is one error line."""
+    _, data = _policy_source(policy)
+    try:
+        return compile_policy(data, semantics)
+    except (CallgateError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+
+
 def _json_arg(text: Optional[str], what: str) -> Any:
     if text is None:
         return None
@@ -157,12 +166,7 @@ def schema() -> None:
 @app.command()
 def disasm(policy: str = typer.Argument(..., help="policy file"), semantics: str = SemanticsOpt) -> None:
     """Compile a policy and print its bytecode readably."""
-    _, data = _policy_source(policy)
-    try:
-        compiled = compile_policy(data, semantics)
-    except (CallgateError, ValueError) as exc:
-        raise _fail(str(exc)) from None
-    sys.stdout.write(bytecode.disassemble(compiled.blob))
+    sys.stdout.write(bytecode.disassemble(_compiled(policy, semantics).blob))
 
 
 @app.command("compile")
@@ -170,11 +174,7 @@ def compile_(policy: str = typer.Argument(..., help="policy file"),
              output: Path = typer.Option(..., "-o", "--output", help="where to write the blob"),
              semantics: str = SemanticsOpt) -> None:
     """Compile a policy to the blob the C core loads."""
-    _, data = _policy_source(policy)
-    try:
-        compiled = compile_policy(data, semantics)
-    except (CallgateError, ValueError) as exc:
-        raise _fail(str(exc)) from None
+    compiled = _compiled(policy, semantics)
     output.write_bytes(compiled.blob)
     out.print(f"wrote {output} ({len(compiled.blob)} bytes)")
 
@@ -186,9 +186,8 @@ def build_wasm(policy: str = typer.Argument(..., help="policy file"),
     """Write a self-contained WebAssembly module with this policy embedded (init(0, 0) loads it)."""
     from .wasm import embed_policy, wasm_path
 
-    _, data = _policy_source(policy)
+    compiled = _compiled(policy, semantics)
     try:
-        compiled = compile_policy(data, semantics)
         module = embed_policy(wasm_path().read_bytes(), compiled.blob)
     except (CallgateError, ValueError, FileNotFoundError) as exc:
         raise _fail(str(exc)) from None
