@@ -1,0 +1,31 @@
+"""Canonical JSON: sorted keys, no insignificant whitespace, UTF-8.
+
+The hash chain covers these exact bytes, so every writer must produce the same bytes for
+the same event. orjson does this fast; the standard library is the fallback for integers
+beyond 64 bits (which JSON can carry and orjson refuses) and produces the same layout."""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+import orjson
+
+_SORT = orjson.OPT_SORT_KEYS
+
+
+def canonical(value: Any) -> bytes:
+    """The canonical JSON bytes of `value`."""
+    try:
+        return orjson.dumps(value, option=_SORT)
+    except (orjson.JSONEncodeError, TypeError):
+        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                          allow_nan=False, default=str).encode("utf-8")
+
+
+def loads(data: bytes | str) -> Any:
+    """Parse JSON; big integers fall back to the standard library (orjson refuses them)."""
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data)

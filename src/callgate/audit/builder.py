@@ -1,0 +1,193 @@
+"""Turning what the hot path enqueued into event dicts (on the writer thread).
+
+The hot path hands over the Decision and the very request bytes the core read; here they
+are parsed back, the reason is computed (the core evaluates again), masks and hash_args
+are applied, and the event gets its id and timestamp text."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import time
+from typing import Any, Dict, Optional
+
+import orjson
+
+from .. import __version__
+from ..engine import Decision
+from ._canonical import canonical, loads
+from .masks import apply_masks, scrub
+from .options import Options
+
+_loads = orjson.loads
+_VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
+_RAW_LIMIT = 4096  # bytes of an unparseable request kept verbatim in an error event
+
+
+class Ids:
+    """UUID4 strings from one os.urandom call per batch (uuid.uuid4() per event costs more
+    than the rest of the event)."""
+
+    def __init__(self) -> None:
+        self._hex = ""
+        self._at = 0
+
+    def next(self) -> str:
+        if self._at >= len(self._hex):
+            self._hex = os.urandom(16 * 256).hex()
+            self._at = 0
+        h = self._hex[self._at:self._at + 32]
+        self._at += 32
+        return f"{h[:8]}-{h[8:12]}-4{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:]}"
+
+
+class Clock:
+    """RFC 3339 UTC with microseconds, from time.time_ns(); the second's text is cached."""
+
+    def __init__(self) -> None:
+        self._sec = -1
+        self._prefix = ""
+
+    def format(self, t_ns: int) -> str:
+        us = t_ns // 1000
+        sec, frac = divmod(us, 1_000_000)
+        if sec != self._sec:
+            self._sec = sec
+            self._prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+        return f"{self._prefix}.{frac:06d}Z"
+
+
+def now_text() -> str:
+    return Clock().format(time.time_ns())
+
+
+def unpack(request: tuple) -> tuple:
+    """(tool, role, args, agent_attributes, resource_attributes) from either request form."""
+    if request[0] == "request":
+        tool, role, args, agent, resource = loads(request[1])
+        return tool, role, args, agent, resource
+    _, tool_b, args_b, ctx_b = request
+    ctx = loads(ctx_b)
+    return (tool_b.decode("utf-8"), ctx.get("role"), loads(args_b), ctx.get("agent_attrs", {}),
+            ctx.get("resource_attrs", {}))
+
+
+class Builder:
+    """Builds event dicts for one engine under one set of options."""
+
+    def __init__(self, engine: Any, options: Options) -> None:
+        self.engine = engine
+        self.options = options
+        self.ids = Ids()
+        self.clock = Clock()
+        self._digests: Dict[int, tuple] = {}
+        self._source: Any = None
+        self._vd: tuple = ("", "")
+        self._shaping = bool(options.parsed_masks or options.hash_args)  # anything for _finish to do
+
+    def _policy(self, why: Any) -> tuple:
+        """(version, digest) of the policy that made the decision (a reload may have happened
+        since), cached per compiled policy. `why` is the Decision's (source, ...) tuple; a
+        decision made by the recorder itself (a str reason) falls back to the current policy."""
+        source = why[0] if type(why) is tuple and why else None
+        compiled = getattr(source, "compiled", None) or self.engine.compiled
+        hit = self._digests.get(id(compiled))
+        if hit is None or hit[0] is not compiled:
+            hit = (compiled, compiled.version, hashlib.sha256(compiled.blob).hexdigest())
+            if len(self._digests) > 16:
+                self._digests.clear()
+            self._digests[id(compiled)] = hit
+        return hit[1], hit[2]
+
+    def decision(self, decision: Decision, request: tuple, principal: Optional[str], trace_id: Optional[str],
+                 extras: Any, why: Any, t_ns: int) -> dict:
+        # the writer's inner loop: kept flat (no helper calls on the common path)
+        if request[0] == "request":
+            try:
+                tool, role, args, agent, resource = _loads(request[1])
+            except orjson.JSONDecodeError:
+                tool, role, args, agent, resource = loads(request[1])
+        else:
+            tool, role, args, agent, resource = unpack(request)
+        source = why[0] if type(why) is tuple else None
+        if source is None or source is not self._source:
+            self._source = source
+            self._vd = self._policy(why)
+        version, digest = self._vd
+        uid = self.ids.next()
+        sec, frac = divmod(t_ns // 1000, 1_000_000)
+        clock = self.clock
+        if sec != clock._sec:
+            clock.format(t_ns)
+        # without a host trace id the call is its own trace: the event id serves as both
+        event = {"kind": "decision", "id": uid, "trace_id": trace_id or uid,
+                 "timestamp": f"{clock._prefix}.{frac:06d}Z", "tool": tool, "args": args, "role": role,
+                 "principal": principal, "agent_attributes": agent, "resource_attributes": resource,
+                 "decision": decision.decision, "reason": decision.reason, "rule": decision.rule,
+                 "policy_version": version, "policy_digest": digest, "engine_version": __version__}
+        if extras:
+            self._extras(event, extras)
+        if self._shaping:
+            return self._finish(event)
+        return event
+
+    def error(self, error: Exception, request: tuple, principal: Optional[str], trace_id: Optional[str],
+              extras: Any, t_ns: int) -> dict:
+        """A refused request: recorded as a Deny with the error as reason. Its bytes may not be
+        JSON at all, so what cannot be parsed is kept verbatim (bounded) with its SHA-256."""
+        event: Dict[str, Any] = {"kind": "error", "id": self.ids.next(), "trace_id": trace_id or self.ids.next(),
+                                 "timestamp": self.clock.format(t_ns), "principal": principal,
+                                 "decision": "Deny", "reason": str(error), "rule": None,
+                                 "error_code": getattr(error, "code", "invalid"), "engine_version": __version__}
+        event["policy_version"], event["policy_digest"] = self._policy(None)
+        # the refused bytes are kept verbatim (bounded) with their SHA-256: parsing them back
+        # could misstate what was sent (duplicate keys, bad UTF-8 are why it was refused)
+        if request[0] == "json":
+            tool, raw, ctx = request[1], request[2], request[3]
+            event["tool"] = tool.decode("utf-8", "replace")
+            event["context_raw"] = ctx[:_RAW_LIMIT].decode("utf-8", "backslashreplace")
+            try:
+                event["role"] = loads(ctx).get("role")
+            except Exception:
+                event["role"] = None
+        else:
+            raw = request[1]
+            try:
+                event["tool"], event["role"] = loads(raw)[:2]
+            except Exception:
+                event["tool"] = event["role"] = None
+        event["args_raw"] = raw[:_RAW_LIMIT].decode("utf-8", "backslashreplace")
+        event["args_sha256"] = hashlib.sha256(raw).hexdigest()
+        self._extras(event, extras)
+        return self._finish(event)
+
+    def gap(self, lost: int, reason: str, first_ns: int, last_ns: int) -> dict:
+        """An account of `lost` events that could not be recorded: never a silent drop."""
+        return {"kind": "gap", "id": self.ids.next(), "timestamp": self.clock.format(last_ns),
+                "lost": lost, "reason": reason, "extras": {"first_lost": self.clock.format(first_ns)},
+                "engine_version": __version__}
+
+    @staticmethod
+    def _extras(event: dict, extras: Any) -> None:
+        if extras:
+            extras = dict(extras)
+            if "risk_score" in extras:
+                event["risk_score"] = extras.pop("risk_score")
+            if extras:
+                event["extras"] = extras
+
+    def _finish(self, event: dict) -> dict:
+        opts = self.options
+        if opts.parsed_masks:
+            originals: list = []
+            masked = apply_masks(event, opts.parsed_masks, originals)
+            if originals and isinstance(event.get("reason"), str):
+                event["reason"] = scrub(event["reason"], originals)  # the reason may quote a masked value
+            for raw in ("args_raw", "context_raw"):  # refused bytes cannot be masked field by field:
+                if event.pop(raw, None) is not None:  # with masks configured they are not kept (their hash is)
+                    masked.append("/" + raw)
+            if masked:
+                event["masked"] = masked
+        if opts.hash_args and "args" in event:
+            event["args_sha256"] = hashlib.sha256(canonical(event.pop("args"))).hexdigest()
+        return event

@@ -1,0 +1,170 @@
+"""The recorder the engine calls after every decision (see Engine's docstring).
+
+record() is the hot path: it appends one tuple to a deque and returns. Everything else,
+parsing the request bytes back, the reason, masks, canonical JSON, the hash chain and the
+I/O, happens on the writer thread. The slow path is taken only when the queue is full,
+the sink is failing under on_failure="deny", or the recorder is closed."""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import threading
+import time
+import weakref
+from typing import Any, Callable, Optional
+
+from ..engine import Decision
+from .builder import Builder
+from .burst import DenyBursts
+from .options import Options
+from .shadow import Shadow
+from .sinks import Sink, resolve
+from .writer import ERROR_MARK, Writer
+
+log = logging.getLogger("callgate.audit")
+_time_ns = time.time_ns
+_CLOSE_TIMEOUT = 5.0
+
+
+def _denial(reason: str) -> Decision:
+    return Decision("Deny", None, reason)  # a Decision whose why is already its reason
+
+
+class Recorder:
+    def __init__(self, engine: Any, sink: Optional[Sink], shadow: Optional[Shadow]) -> None:
+        self.sink = sink
+        self.options = sink.audit_options if sink is not None else Options()
+        self.shadow = shadow
+        self.bursts = DenyBursts()
+        self.writer = Writer(sink, Builder(engine, self.options), self.options,
+                             self._observe if shadow is not None else None)
+        self.writer.on_state = self._state_changed
+        self.writer.after_batch = self._after_batch
+        self._q = self.writer.queue
+        self._limit = self.options.max_queue
+        self._deny_mode = self.options.on_failure == "deny"
+        self._slow = False  # one attribute test on the hot path covers every special case
+        self._closed = False
+        self._room = threading.Condition()
+        self.writer.start()
+        ref = weakref.ref(self)
+        self._atexit = lambda: (r := ref()) is not None and r.close()
+        atexit.register(self._atexit)
+
+    # ------------------------------------------------------------------ hot path
+
+    def record(self, decision: Decision, request: tuple, principal: Optional[str], trace_id: Optional[str],
+               extras: Any) -> Decision:
+        if self._slow:
+            return self._record_slow(decision, request, principal, trace_id, extras)
+        q = self._q
+        # the decision's `why` is taken now: it names the policy state that decided, even if
+        # the host reads the reason (which replaces it) or reloads before the writer gets here
+        q.append((decision, request, principal, trace_id, extras, decision._why, _time_ns()))
+        if len(q) >= self._limit:
+            self._slow = True
+            self.writer.wake.set()
+        return decision
+
+    def record_error(self, error: Exception, request: tuple, principal: Optional[str], trace_id: Optional[str],
+                     extras: Any) -> None:
+        item = (ERROR_MARK, error, request, principal, trace_id, extras, _time_ns())
+        if self._closed:
+            return
+        if len(self._q) >= self._limit and not self._wait_for_room():
+            self.writer.count_lost(item[-1])
+            return
+        self._q.append(item)
+
+    # ------------------------------------------------------------------ slow path
+
+    def _record_slow(self, decision: Decision, request: tuple, principal: Optional[str], trace_id: Optional[str],
+                     extras: Any) -> Decision:
+        if self._closed:
+            # after close() nothing can be recorded: fail closed rather than act unrecorded
+            return _denial("the audit trail is closed: decisions cannot be recorded")
+        if self._deny_mode:
+            failing = self.writer.failing
+            if failing is not None:
+                decision = _denial(f"the audit trail cannot record decisions ({failing}); denied (on_failure=deny)")
+            if len(self._q) >= self._limit:
+                self.writer.count_lost(_time_ns())
+                self._update_slow()
+                return _denial("the audit trail cannot keep up; denied (on_failure=deny)")
+        elif len(self._q) >= self._limit and not self._wait_for_room():
+            return _denial("the audit trail is not running: decisions cannot be recorded")
+        self._q.append((decision, request, principal, trace_id, extras, decision._why, _time_ns()))
+        self._update_slow()
+        return decision
+
+    def _wait_for_room(self) -> bool:
+        """Back-pressure (on_failure block/spool): wait until the writer makes room."""
+        while len(self._q) >= self._limit:
+            if self._closed or not self.writer.thread.is_alive():  # nobody will ever make room
+                return False
+            self.writer.wake.set()
+            with self._room:
+                self._room.wait(0.01)
+        return True
+
+    def _update_slow(self) -> None:
+        self._slow = self._closed or len(self._q) >= self._limit or (self._deny_mode and self.writer.failing is not None)
+
+    def _state_changed(self) -> None:
+        self._update_slow()
+        with self._room:
+            self._room.notify_all()
+
+    # ------------------------------------------------------------------ writer-thread hooks
+
+    def _observe(self, item: tuple, event: dict) -> None:
+        if self.shadow is not None and event.get("kind") == "decision" and item[0] is not ERROR_MARK:
+            self.shadow.check(item[1], event)
+        if self.bursts.watches:
+            self.bursts.observe(event.get("decision"), event.get("principal"), item[-1])
+
+    def _after_batch(self) -> None:
+        if self._slow and len(self._q) < self._limit:
+            self._state_changed()  # room again: release callers waiting under back-pressure
+
+    # ------------------------------------------------------------------ control
+
+    def on_deny_burst(self, callback: Callable[[Any], Any], threshold: int = 20, window_s: float = 60.0) -> None:
+        self.bursts.add(callback, threshold, window_s)
+        self.writer.observe = self._observe
+
+    def flush(self, timeout: Optional[float] = None) -> bool:
+        """Wait until every decision so far is durable in the sink (or the spool)."""
+        return self.writer.flush(timeout)
+
+    def close(self, timeout: float = _CLOSE_TIMEOUT) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._slow = True
+        with self._room:
+            self._room.notify_all()
+        self.writer.close(timeout)
+        atexit.unregister(self._atexit)
+
+    @property
+    def stats(self) -> dict:
+        w = self.writer
+        out = {"queued": len(self._q), "written": w.written, "spooled": w.spooled, "errors": w.errors,
+               "failing": w.failing, "lost_pending": w.lost}
+        if self.shadow is not None:
+            out["shadow"] = {"evaluated": self.shadow.evaluated, "disagreements": self.shadow.disagreements}
+        return out
+
+
+def attach(engine: Any, audit: Any = None, shadow: Any = None) -> Recorder:
+    """What Engine(audit=..., shadow=...) calls: the recorder for this engine."""
+    sink = None if audit is None else resolve(audit)
+    candidate = None if shadow is None else Shadow(shadow, engine.semantics)
+    return Recorder(engine, sink, candidate)
+
+
+def recorder(engine: Any) -> Optional[Recorder]:
+    """The recorder attached to an engine (for flush() and stats), or None."""
+    return getattr(engine, "_recorder", None)

@@ -1,0 +1,54 @@
+"""Shadow mode: a candidate policy evaluated beside the enforced one, on the writer thread.
+The primary decides; every disagreement is recorded in the event (`shadow`) and kept in a
+bounded list of recent ones."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+from collections import deque
+from typing import Any, Deque
+
+from ..engine import Engine
+from ._canonical import loads
+
+
+def load_candidate(candidate: Any, semantics: str) -> Engine:
+    """A candidate given as an Engine, a decoded policy dict or a policy file path."""
+    if isinstance(candidate, Engine):
+        return candidate
+    if isinstance(candidate, dict):
+        return Engine.from_dict(candidate, semantics)
+    if isinstance(candidate, (str, os.PathLike)):
+        return Engine.from_file(candidate, semantics)
+    raise TypeError(f"shadow= needs a policy path, dict or Engine, not {type(candidate).__name__}")
+
+
+class Shadow:
+    def __init__(self, candidate: Any, semantics: str = "strict", keep: int = 1000) -> None:
+        self.engine = load_candidate(candidate, semantics)
+        self.digest = hashlib.sha256(self.engine.blob).hexdigest()
+        self.evaluated = 0
+        self.disagreements = 0
+        self.recent: Deque[dict] = deque(maxlen=keep)
+
+    def check(self, request: tuple, event: dict) -> None:
+        """Evaluate the candidate on the same request bytes; on disagreement, add `shadow` to
+        the event (before it is sealed, so it is covered by the hash)."""
+        try:
+            if request[0] == "request":
+                tool, role, args, agent, resource = loads(request[1])
+                d = self.engine.evaluate(tool, args, role=role, agent_attributes=agent, resource_attributes=resource)
+            else:
+                d = self.engine.evaluate_json(request[1], request[2], request[3])
+            verdict = {"decision": d.decision, "rule": d.rule, "reason": d.reason}
+        except Exception as exc:  # the candidate refuses what the primary accepted: a disagreement
+            verdict = {"decision": "Deny", "rule": None, "reason": f"candidate error: {exc}"}
+        self.evaluated += 1
+        if verdict["decision"] != event.get("decision"):
+            self.disagreements += 1
+            verdict.update(policy_version=self.engine.policy_version, policy_digest=self.digest)
+            event["shadow"] = verdict
+            self.recent.append({"id": event["id"], "tool": event.get("tool"), "role": event.get("role"),
+                                "principal": event.get("principal"), "decision": event.get("decision"),
+                                "reason": event.get("reason"), "shadow": verdict})

@@ -1,0 +1,166 @@
+"""Sinks: where sealed records go. The built-in ones take the recording options as keyword
+arguments (fsync, on_failure, masks, hash_args, batch_size, max_queue, chain, spool_path).
+
+The writer thread drives a sink through four calls, all from that one thread:
+    open(chain) -> (seq, hash) of the chain's last durable record, or None (a new chain)
+    write(records)  append a batch; on error nothing of the batch may count as written
+    sync()          make what was written durable (called per the fsync option)
+    close()
+Any other object with emit(event) works too (wrapped in EmitSink)."""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import socket
+import tempfile
+import sys
+import threading
+import uuid
+from typing import Any, List, Optional, Tuple
+
+from .events import AuditEvent
+from .options import Options
+from .records import Record, encode_line
+
+
+def process_chain_id() -> str:
+    """host:pid, for sinks that many processes share (each writer keeps its own chain)."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+class Sink:
+    """Base class of the built-in sinks: holds the options and the default chain id."""
+
+    default_chain = "main"
+
+    def __init__(self, **options: Any) -> None:
+        self.audit_options = Options(**options)
+        self._identity = uuid.uuid4().hex
+
+    @property
+    def chain(self) -> str:
+        return self.audit_options.chain or self.default_chain
+
+    def spool_path(self) -> str:
+        """Where records go while this sink cannot take them (on_failure="spool", or at close
+        with a failing sink): stable per sink and chain, so the next writer finds and resends them."""
+        if self.audit_options.spool_path:
+            return self.audit_options.spool_path
+        tag = hashlib.sha256(f"{type(self).__name__}:{self.identity()}:{self.chain}".encode()).hexdigest()[:16]
+        return os.path.join(tempfile.gettempdir(), f"callgate-audit-spool-{tag}.jsonl")
+
+    def identity(self) -> str:
+        """What names this sink's spool. By default unique to this object (an arbitrary sink
+        has no stable name); file, database and HTTP sinks name their target, so a later
+        process finds and resends what an earlier one spooled."""
+        return self._identity
+
+    def open(self, chain: str) -> Optional[Tuple[int, bytes]]:
+        return None
+
+    def write(self, records: List[Record]) -> None:
+        raise NotImplementedError
+
+    def sync(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class EmitSink(Sink):
+    """Adapts any object with emit(event): each record is handed over as an AuditEvent
+    (with chain, seq and hash set). flush() is called on sync if the object has one."""
+
+    def __init__(self, target: Any, **options: Any) -> None:
+        super().__init__(**options)
+        self.target = target
+        self.default_chain = process_chain_id()
+
+    def write(self, records: List[Record]) -> None:
+        emit = self.target.emit
+        for r in records:
+            emit(AuditEvent.from_dict(r.event, hash=r.hash.hex()))
+
+    def sync(self) -> None:
+        flush = getattr(self.target, "flush", None)
+        if flush is not None:
+            flush()
+
+    def close(self) -> None:
+        close = getattr(self.target, "close", None)
+        if close is not None:
+            close()
+
+
+class ConsoleSink(Sink):
+    """JSON lines (the envelope of records.py) to stdout, or to `stream`."""
+
+    def __init__(self, stream: Any = None, **options: Any) -> None:
+        options.setdefault("fsync", "never")
+        super().__init__(**options)
+        self.stream = stream
+        self.default_chain = process_chain_id()
+
+    def write(self, records: List[Record]) -> None:
+        stream = self.stream or sys.stdout
+        data = b"".join(encode_line(r.body, r.hash) for r in records)
+        buffer = getattr(stream, "buffer", None)
+        if buffer is not None:
+            buffer.write(data)
+        else:
+            stream.write(data.decode("utf-8"))
+
+    def sync(self) -> None:
+        (self.stream or sys.stdout).flush()
+
+
+class Audit:
+    """Options for a sink that does not take them itself (any object with emit):
+    ``Engine.from_file(p, audit=Audit(my_sink, masks=["/args/card"], on_failure="deny"))``."""
+
+    def __init__(self, sink: Any, **options: Any) -> None:
+        self.sink = sink
+        self.options = options
+
+
+def resolve(audit: Any) -> Sink:
+    """The Sink for what the host passed as `audit=`."""
+    if isinstance(audit, Audit):
+        if isinstance(audit.sink, Sink):
+            audit.sink.audit_options = Options(**{**_as_kwargs(audit.sink.audit_options), **audit.options})
+            return audit.sink
+        return EmitSink(audit.sink, **audit.options)
+    if isinstance(audit, Sink):
+        return audit
+    if callable(getattr(audit, "emit", None)):
+        return EmitSink(audit)
+    raise TypeError(f"audit= needs a sink (an object with emit(event)), not {type(audit).__name__}")
+
+
+def _as_kwargs(options: Options) -> dict:
+    return {k: getattr(options, k) for k in ("fsync", "on_failure", "masks", "hash_args", "batch_size", "max_queue",
+                                              "flush_interval", "chain", "spool_path", "retry_interval")}
+
+
+class FileLock:
+    """An exclusive advisory lock (flock) held while a writer owns a file-based chain: two
+    writers appending to one chain would fork it."""
+
+    def __init__(self, path: str) -> None:
+        import fcntl
+
+        self.fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(self.fd)
+            raise RuntimeError(f"{path}: another writer holds this audit log") from None
+        self._lock = threading.Lock()
+
+    def release(self) -> None:
+        with self._lock:
+            if self.fd >= 0:
+                os.close(self.fd)
+                self.fd = -1

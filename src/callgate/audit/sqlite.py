@@ -1,0 +1,95 @@
+"""SqliteSink: the embedded default. WAL mode, one transaction per batch, indexed by time,
+principal, tool and decision (what `callgate audit query` filters on).
+
+The indexed columns are copies of fields of the hashed record, for queries; verify checks
+that they still agree with the record, so editing a column is detected like editing the
+record. `pos` is the insertion order, which verify reads in."""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+from typing import Any, List, Optional, Tuple
+
+from .records import Record
+from .sinks import FileLock, Sink
+
+TABLE = "audit_events"
+SCHEMA = f"""
+CREATE TABLE IF NOT EXISTS {TABLE} (
+    pos INTEGER PRIMARY KEY,
+    chain TEXT NOT NULL,
+    seq INTEGER NOT NULL,
+    ts TEXT NOT NULL,
+    kind TEXT NOT NULL,
+    principal TEXT,
+    tool TEXT,
+    role TEXT,
+    decision TEXT,
+    rule INTEGER,
+    record BLOB NOT NULL,
+    hash BLOB NOT NULL
+);
+CREATE INDEX IF NOT EXISTS {TABLE}_ts ON {TABLE}(ts);
+CREATE INDEX IF NOT EXISTS {TABLE}_principal ON {TABLE}(principal, ts);
+CREATE INDEX IF NOT EXISTS {TABLE}_tool ON {TABLE}(tool, ts);
+CREATE INDEX IF NOT EXISTS {TABLE}_decision ON {TABLE}(decision, ts);
+CREATE INDEX IF NOT EXISTS {TABLE}_chain ON {TABLE}(chain, seq);
+"""
+INSERT = (f"INSERT INTO {TABLE} (chain, seq, ts, kind, principal, tool, role, decision, rule, record, hash) "
+          "VALUES (?,?,?,?,?,?,?,?,?,?,?)")
+COLUMNS = ("ts", "kind", "principal", "tool", "role", "decision", "rule")
+FIELDS = ("timestamp", "kind", "principal", "tool", "role", "decision", "rule")  # the record's names for COLUMNS
+
+
+def row_values(r: Record) -> tuple:
+    e = r.event
+    return (r.chain, r.seq, e["timestamp"], e["kind"], e.get("principal"), e.get("tool"), e.get("role"),
+            e.get("decision"), e.get("rule"), r.body, r.hash)
+
+
+class SqliteSink(Sink):
+    """Records in a SQLite database file (created if missing)."""
+
+    def __init__(self, path: str | os.PathLike, **options: Any) -> None:
+        super().__init__(**options)
+        self.path = str(path)
+        self.db: Optional[sqlite3.Connection] = None
+        self._lock: Optional[FileLock] = None
+
+    def spool_path(self) -> str:
+        return self.audit_options.spool_path or self.path + ".spool.jsonl"
+
+    def open(self, chain: str) -> Optional[Tuple[int, bytes]]:
+        # one writer per chain: a second one would fork it (other chains: use chain=...)
+        if self._lock is None:
+            self._lock = FileLock(f"{self.path}.{chain.replace('/', '_')}.lock")
+        # opened on the writer thread, used only there
+        db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        db.execute("PRAGMA journal_mode=WAL")
+        # batch/always: the commit is durable when it returns; never: left to the OS
+        db.execute("PRAGMA synchronous=" + ("OFF" if self.audit_options.fsync == "never" else "FULL"))
+        db.executescript(SCHEMA)
+        self.db = db
+        row = db.execute(f"SELECT seq, hash FROM {TABLE} WHERE chain=? ORDER BY seq DESC LIMIT 1", (chain,)).fetchone()
+        return None if row is None else (row[0], bytes(row[1]))
+
+    def write(self, records: List[Record]) -> None:
+        db = self.db
+        assert db is not None
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            db.executemany(INSERT, [row_values(r) for r in records])
+            db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                db.execute("ROLLBACK")
+            raise
+
+    def close(self) -> None:
+        if self.db is not None:
+            self.db.close()
+            self.db = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None

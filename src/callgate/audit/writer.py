@@ -1,0 +1,368 @@
+"""The writer thread: takes what the hot path enqueued, builds and seals events, and hands
+batches to the sink, applying the durability and failure policies.
+
+Sealed records are never rebuilt: a batch that failed is retried as is (same sequence
+numbers and hashes), so the chain stays intact however often the sink fails."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import threading
+import time
+import uuid
+from collections import deque
+from typing import Callable, List, Optional
+
+import orjson
+
+from ._canonical import canonical
+from .builder import Builder
+from .chain import ChainHead, link
+from .options import Options
+from .records import Record
+from .sinks import Sink
+from .spool import Spool
+
+log = logging.getLogger("callgate.audit")
+_MAX_BACKOFF = 1.0
+_dumps = orjson.dumps
+_SORT = orjson.OPT_SORT_KEYS
+_sha256 = hashlib.sha256
+_LINK = b"\x00"  # chain.link's prefix, inlined in the batch loop
+
+
+class Writer:
+    def __init__(self, sink: Optional[Sink], builder: Builder, options: Options,
+                 observe: Optional[Callable[[tuple, dict], None]]) -> None:
+        self.sink = sink
+        self.builder = builder
+        self.options = options
+        self.observe = observe  # shadow and burst checks, before sealing (None: nothing to check)
+        self.after_batch: Callable[[], None] = lambda: None  # lets the recorder make room for waiting callers
+        self.queue: deque = deque()
+        self.wake = threading.Event()
+        self.idle = threading.Condition()
+        self.head: Optional[ChainHead] = None
+        self.failing: Optional[str] = None  # the sink's last error while it is failing
+        self.written = 0  # records durable in the sink
+        self.spooled = 0  # records durable in the local spool
+        self.errors = 0
+        self.lost = 0  # counted by the hot path (deny mode, no room); written as gap records
+        self.lost_lock = threading.Lock()
+        self._lost_span = (0, 0)
+        self.unwritten: List[Record] = []
+        self.stopping = False  # close() asked: finish what is queued
+        self.stopping_hard = False  # close() gave up on a sink that makes no progress
+        self.busy = False
+        self._delay = options.retry_interval
+        self.on_state: Callable[[], None] = lambda: None  # tells the recorder the failing state changed
+        self.spool = Spool(sink.spool_path()) if sink is not None else None
+        self.thread = threading.Thread(target=self._run, name="callgate-audit-writer", daemon=True)
+
+    # ------------------------------------------------------------ hot-path side
+
+    def count_lost(self, t_ns: int) -> None:
+        """An event that could not be queued: counted, and later written as a gap record."""
+        with self.lost_lock:
+            first = self._lost_span[0] if self.lost else t_ns
+            self.lost += 1
+            self._lost_span = (first, t_ns)
+
+    # ------------------------------------------------------------ thread
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def _run(self) -> None:
+        try:
+            if not self._open():
+                return
+            while not self.stopping_hard:
+                if not self.queue and not self.unwritten and not self.lost and not self._spool_due():
+                    if self.stopping:
+                        return
+                    with self.idle:
+                        self.busy = False
+                        self.idle.notify_all()
+                    self.wake.wait(self.options.flush_interval)
+                    self.wake.clear()
+                    continue
+                self.busy = True
+                self._step()
+                if len(self.queue) < self.options.batch_size and not self.stopping and not self.unwritten:
+                    # linger: let a batch gather rather than take the GIL for every few events
+                    # (each hand-over costs the deciding threads more than the batching delay)
+                    self.wake.wait(self.options.flush_interval)
+                    self.wake.clear()
+        except BaseException:  # a bug here must not lose what is queued: keep it for close()
+            log.exception("callgate audit writer stopped")
+        finally:
+            with self.idle:
+                self.busy = False
+                self.idle.notify_all()
+
+    def _open(self) -> bool:
+        """Open the sink and find where its chain stands. Retried until it works: records are
+        only sealed once the chain's head is known (sealing onto a guessed head would fork
+        it). False if the recorder was closed first."""
+        if self.sink is None:
+            return True
+        chain = self.sink.chain
+        while True:
+            try:
+                last = self.sink.open(chain)
+                break
+            except Exception as exc:
+                self._fail(exc)
+                if self.stopping_hard:
+                    return False
+                self._backoff()
+        self._recovered()
+        if self.spool is not None:
+            spooled = self.spool.last(chain)
+            if spooled is not None and (last is None or spooled[0] > last[0]):
+                last = spooled  # the sink is behind the spool: continue after the spooled records
+        self.head = ChainHead(chain, last)
+        return True
+
+    def _spool_due(self) -> bool:
+        return self.spool is not None and self.sink is not None and not self.stopping_hard and self.spool.pending()
+
+    def _step(self) -> None:
+        if self.unwritten:
+            records, self.unwritten = self.unwritten, []
+        else:
+            records = self._build_batch()
+            self.after_batch()
+        if self.sink is None:
+            return
+        if self.spool is not None and self.spool.pending() and not self._resend():
+            if self.options.on_failure == "spool":
+                if records:
+                    self._to_spool(records)  # keep the order: behind what is already spooled
+            else:
+                self.unwritten = records
+            self._backoff()
+            return
+        if records:
+            self._deliver(records)
+
+    def _build_batch(self) -> List[Record]:
+        out: List[Record] = []
+        if self.lost:
+            with self.lost_lock:
+                lost, (first, last), self.lost = self.lost, self._lost_span, 0
+            why = self.failing or "the queue was full"
+            out.append(self._seal(self.builder.gap(lost, f"{lost} decisions could not be recorded: {why}",
+                                                   first, last)))
+        q = self.queue
+        build = self.builder
+        observe = self.observe
+        head = self.head
+        if head is None:  # no sink (shadow or alerts only): build and observe, nothing to chain
+            for _ in range(min(len(q), self.options.batch_size)):
+                item = q.popleft()
+                event = self._build(item)
+                if observe is not None:
+                    observe(item, event)
+            return out
+        # sealing inlined: this loop is the writer's whole per-event cost
+        chain, prev, seq = head.chain, head.head, head.next_seq
+        append = out.append
+        try:
+            for _ in range(min(len(q), self.options.batch_size)):
+                item = q.popleft()
+                if type(item[0]) is not _ERROR:
+                    try:
+                        event = build.decision(*item)
+                    except Exception:
+                        event = self._build(item)
+                else:
+                    event = self._build(item)
+                if observe is not None:
+                    observe(item, event)
+                event["chain"] = chain
+                event["seq"] = seq
+                try:
+                    body = _dumps(event, option=_SORT)
+                except (TypeError, ValueError):
+                    body = canonical(event)
+                prev = _sha256(_LINK + prev + body).digest()
+                append(Record(chain, seq, body, prev, event))
+                seq += 1
+        finally:
+            head.head, head.next_seq = prev, seq
+        return out
+
+    def _build(self, item: tuple) -> dict:
+        build = self.builder
+        try:
+            if type(item[0]) is not _ERROR:
+                return build.decision(*item)
+            return build.error(*item[1:])
+        except Exception as exc:  # never drop: record what we know and why the rest is missing
+            return {"kind": "decision", "id": build.ids.next(), "timestamp": build.clock.format(item[-1]),
+                    "decision": getattr(item[0], "decision", "Deny"), "reason": f"event could not be built: {exc!r}"}
+
+    def _seal(self, event: dict) -> Record:
+        head = self.head
+        if head is None:  # no sink: nothing to chain
+            return Record("", 0, b"", b"", event)
+        event["chain"] = head.chain
+        event["seq"] = seq = head.next_seq
+        body = canonical(event)
+        digest = link(head.head, body)
+        head.next_seq = seq + 1
+        head.head = digest
+        return Record(head.chain, seq, body, digest, event)
+
+    def _deliver(self, records: List[Record]) -> None:
+        sink = self.sink
+        done = 0
+        try:
+            if self.options.fsync == "always":
+                for r in records:
+                    sink.write([r])
+                    sink.sync()
+                    done += 1
+                    self.written += 1
+            else:
+                sink.write(records)
+                if self.options.fsync == "batch":
+                    sink.sync()
+                self.written += len(records)
+        except Exception as exc:
+            records = records[done:]  # with fsync="always" the ones before are durable already
+            self._fail(exc)
+            if self.options.on_failure == "spool":
+                self._to_spool(records)
+            else:
+                self.unwritten = records  # retried as sealed, after a pause
+                self._backoff()
+            return
+        self._recovered()
+
+    def _resend(self) -> bool:
+        """Resend the spool, oldest first; False while the sink still fails."""
+        try:
+            for batch, offset in self.spool.batches(self.options.batch_size):
+                self.sink.write(batch)
+                if self.options.fsync != "never":
+                    self.sink.sync()
+                self.spool.done(offset)
+                self.written += len(batch)
+        except Exception as exc:
+            self._fail(exc)
+            return False
+        self._recovered()
+        return True
+
+    def _to_spool(self, records: List[Record]) -> None:
+        try:
+            self.spool.append(records)
+            self.spooled += len(records)
+        except Exception as exc:  # the spool fails too: keep them and retry both
+            self._fail(exc)
+            self.unwritten = records
+            self._backoff()
+
+    def _fail(self, exc: Exception) -> None:
+        self.errors += 1
+        message = f"{type(exc).__name__}: {exc}"
+        if self.failing is None:
+            log.error("callgate audit sink failing: %s", message)
+        self.failing = message
+        self.on_state()
+        self._delay = min(self._delay * 2, _MAX_BACKOFF)
+
+    def _recovered(self) -> None:
+        if self.failing is not None:
+            log.warning("callgate audit sink recovered")
+            self.failing = None
+            self._delay = self.options.retry_interval
+            self.on_state()
+
+    def _backoff(self) -> None:
+        if not self.stopping:
+            self.wake.wait(self._delay)
+            self.wake.clear()
+        elif not self.stopping_hard:
+            time.sleep(self.options.retry_interval)
+
+    # ------------------------------------------------------------ flush and close
+
+    def flush(self, timeout: Optional[float] = None) -> bool:
+        """Wait until everything queued so far is written (or spooled); False on timeout."""
+        deadline = None if timeout is None else time.monotonic() + timeout
+        self.wake.set()
+        with self.idle:
+            # spooled records count as written while the sink fails; once it is back, wait for the resend
+            while self.busy or self.queue or self.unwritten or self.lost or (self.failing is None and self._spool_due()):
+                if not self.thread.is_alive():
+                    return False
+                left = None if deadline is None else deadline - time.monotonic()
+                if left is not None and left <= 0:
+                    return False
+                self.wake.set()
+                self.idle.wait(0.05 if left is None else min(left, 0.05))
+        return True
+
+    def close(self, timeout: float) -> None:
+        """Flush, waiting up to `timeout` for a failing sink; what still cannot be written is
+        put in the spool file and reported (never dropped silently)."""
+        self.stopping = True
+        self.wake.set()
+        # a healthy sink gets all the time it needs; a sink that makes no progress for
+        # `timeout` seconds is given up on (and what is left goes to the spool)
+        progress, idle_since = None, time.monotonic()
+        while self.thread.is_alive():
+            self.thread.join(0.05)
+            now = (self.written, self.spooled, len(self.queue))
+            if now != progress:
+                progress, idle_since = now, time.monotonic()
+            elif time.monotonic() - idle_since > timeout:
+                break
+        if self.thread.is_alive():
+            self.stopping_hard = True
+            self.wake.set()
+            self.thread.join(timeout)
+        if self.thread.is_alive():  # stuck inside the sink: do not touch its chain from here
+            log.error("callgate audit: the writer is stuck in the sink (%s); %d queued decisions are not recorded",
+                      self.failing, len(self.queue))
+            return
+        if self.unwritten or self.queue or self.lost:
+            self._rescue()
+        if self.sink is not None:
+            try:
+                self.sink.close()
+            except Exception:
+                log.exception("closing the audit sink failed")
+
+    def _rescue(self) -> None:
+        """The writer gave up (the sink kept failing): seal what is left and spool it."""
+        if self.sink is None or self.spool is None:
+            return
+        if self.head is None:
+            # the sink never opened, so its chain's head is unknown: start a chain of our own
+            # rather than guess (a guessed head would fork the sink's chain)
+            self.head = ChainHead(f"{self.sink.chain}~{uuid.uuid4().hex[:12]}")
+        records = list(self.unwritten)
+        self.unwritten = []
+        while self.queue or self.lost:
+            records.extend(self._build_batch())
+        if records:
+            self.spool.append(records)
+            self.spooled += len(records)
+            log.error("callgate audit: %d records could not reach the sink (%s); they are in %s and are resent "
+                      "when a writer with this spool starts", len(records), self.failing, self.spool.path)
+
+
+class _Error:
+    """Marks an enqueued refused request (RequestError) in the queue."""
+
+    __slots__ = ()
+
+
+_ERROR = _Error
+ERROR_MARK = _Error()
