@@ -93,6 +93,8 @@ def proxy(
     jwt_algorithm: str = typer.Option("RS256", "--jwt-algorithm", help="the one algorithm accepted"),
     role_claim: str = typer.Option("role", "--role-claim", help="the claim holding the role"),
     attr_claim: List[str] = typer.Option([], "--attr-claim", help="CLAIM[=ATTR]: copy a claim into agent attributes"),
+    session_idle_timeout: Optional[float] = typer.Option(
+        None, "--session-idle-timeout", help="with --listen: close a session idle this many seconds (default 1800)"),
     command: Optional[List[str]] = typer.Argument(None, help="-- SERVER_COMMAND [ARGS…]"),
 ) -> None:
     """Relay MCP between a client and a server, deciding every tools/call by the policy."""
@@ -105,6 +107,10 @@ def proxy(
         raise _fail("--role and --agent-attr do not apply with --listen: the identity comes from each request's token", 2)
     if listen is not None and bool(command) == bool(upstream):
         raise _fail("with --listen give exactly one upstream: -- SERVER_COMMAND, or --upstream URL", 2)
+    if listen is None and session_idle_timeout is not None:
+        raise _fail("--session-idle-timeout applies to --listen (HTTP sessions)", 2)
+    if session_idle_timeout is not None and not session_idle_timeout > 0:
+        raise _fail("--session-idle-timeout must be a positive number of seconds", 2)
     engine = load_engine(policy, semantics, audit)
     gate = _gate(engine, resolver, pins)
     if listen is None:
@@ -113,7 +119,7 @@ def proxy(
         status = StdioProxy(gate, _identity(role, agent_attr), command).run()
         engine.close()
         raise typer.Exit(status)
-    from .mcp.http_front import JwtConfig, serve
+    from .mcp.http_front import IDLE_TIMEOUT, JwtConfig, serve
 
     if (jwt_key is None) == (jwks is None):
         raise _fail("--listen needs exactly one of --jwt-key or --jwks (requests are authenticated)", 2)
@@ -122,7 +128,8 @@ def proxy(
     try:
         jwt_config = JwtConfig.from_files(key=jwt_key, jwks=jwks, issuer=jwt_issuer, audience=jwt_audience,
                                           algorithm=jwt_algorithm, role_claim=role_claim, attr_claims=attr_claim)
-        status = serve(gate, jwt_config, listen, command=command or None, upstream=upstream)
+        status = serve(gate, jwt_config, listen, command=command or None, upstream=upstream,
+                       idle_timeout=IDLE_TIMEOUT if session_idle_timeout is None else session_idle_timeout)
     except ValueError as exc:
         raise _fail(str(exc), 2) from None
     engine.close()

@@ -4,7 +4,11 @@ Every HTTP request is authenticated first (a bearer JWT, jwt_auth.py): no token,
 The identity in the token decides each tools/call; the session (Mcp-Session-Id, minted
 here) is bound to the token's subject, so another principal cannot ride it. Requests are
 answered with JSON; what the server sends on its own (sampling, elicitation, roots,
-notifications) is delivered on the session's GET event stream.
+notifications; for an HTTP upstream also what it sends on its own GET event stream) is
+delivered, in order, on the session's GET event stream; the client's answers to the
+server's requests go back to the server. A session idle for `idle_timeout` seconds (no
+request in progress, no event stream open) is closed with its upstream: its id then gets
+404, the MCP answer for an unknown session, and the client initializes a new one.
 """
 
 from __future__ import annotations
@@ -29,6 +33,7 @@ __all__ = ["HttpFront", "JwtConfig", "serve"]
 PATH = "/mcp"
 KEEPALIVE_S = 15.0
 MAX_SESSIONS = 64   # each stdio session is a process: an authenticated client cannot fork without bound
+IDLE_TIMEOUT = 1800.0  # seconds a session may sit idle before it is closed
 
 
 class Session:
@@ -39,6 +44,21 @@ class Session:
         self.recent: collections.OrderedDict = collections.OrderedDict()
         self.inflight: set = set()
         self.lock = asyncio.Lock()   # serializes the pins refresh
+        self.last_active = asyncio.get_running_loop().time()
+        self.busy = 0                # requests in progress and event streams open
+        self.closed = asyncio.Event()
+
+    def idle_for(self, now: float) -> float:
+        return 0.0 if self.busy else now - self.last_active
+
+    @contextlib.contextmanager
+    def active(self):
+        self.busy += 1
+        try:
+            yield
+        finally:
+            self.busy -= 1
+            self.last_active = asyncio.get_running_loop().time()
 
     def claim_id(self, key: tuple) -> bool:
         """False when the id is in flight or was answered recently in this session."""
@@ -60,12 +80,17 @@ def _principal(identity: Identity) -> tuple:
 
 class HttpFront:
     def __init__(self, gate: Gate, auth: JwtConfig, *, command: Optional[Sequence[str]] = None,
-                 upstream: Optional[str] = None, max_body: int = MAX_MESSAGE) -> None:
+                 upstream: Optional[str] = None, max_body: int = MAX_MESSAGE,
+                 idle_timeout: float = IDLE_TIMEOUT) -> None:
         if (command is None) == (upstream is None):
             raise ValueError("give exactly one upstream: a server command or a URL")
+        if not idle_timeout > 0:
+            raise ValueError("the session idle timeout must be a positive number of seconds")
+        self.idle_timeout = idle_timeout
         self.gate, self.auth = gate, auth
         self.command, self.upstream_url, self.max_body = command, upstream, max_body
         self.sessions: dict[str, Session] = {}
+        self._tasks: set = set()   # sessions being closed in the background
 
     # ---------------------------------------------------------------- the ASGI app
 
@@ -75,15 +100,46 @@ class HttpFront:
 
         @contextlib.asynccontextmanager
         async def lifespan(app: Any):
-            yield
-            await self.close_all()  # no child server outlives the front
+            reaper = asyncio.create_task(self._reap())
+            try:
+                yield
+            finally:
+                reaper.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reaper
+                await self.close_all()  # no child server outlives the front
 
         return Starlette(routes=[Route(PATH, self.endpoint, methods=["GET", "POST", "DELETE"])], lifespan=lifespan)
 
     async def close_all(self) -> None:
         for session in list(self.sessions.values()):
-            await session.upstream.close()
-        self.sessions.clear()
+            await self._close(session)
+
+    async def _close(self, session: Session) -> None:
+        """Forget the session (its id is unknown from now on) and close its upstream."""
+        if self.sessions.get(session.id) is session:
+            del self.sessions[session.id]
+        if not session.closed.is_set():
+            session.closed.set()
+            try:
+                await session.upstream.close()
+            except Exception as exc:  # one upstream failing to close must not stop the others
+                print(f"callgate proxy: closing a session's upstream failed: {exc!r}", file=sys.stderr)
+
+    def _expired(self) -> list[Session]:
+        now = asyncio.get_running_loop().time()
+        return [s for s in self.sessions.values() if s.idle_for(now) > self.idle_timeout]
+
+    async def _reap(self) -> None:
+        """Close the sessions idle longer than idle_timeout."""
+        interval = min(max(self.idle_timeout / 4, 0.05), 30.0)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                for session in self._expired():
+                    await self._close(session)
+            except Exception as exc:  # keep reaping
+                print(f"callgate proxy: expiring sessions failed: {exc!r}", file=sys.stderr)
 
     async def endpoint(self, request: Any) -> Any:
         from starlette.responses import JSONResponse, Response
@@ -99,8 +155,7 @@ class HttpFront:
         if problem is not None:
             return problem
         if request.method == "DELETE":
-            self.sessions.pop(session.id, None)
-            await session.upstream.close()
+            await self._close(session)
             return Response(status_code=200)
         return self._event_stream(session)
 
@@ -111,6 +166,12 @@ class HttpFront:
         if not sid:
             return None, JSONResponse(_err(None, rpc.INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required"), 400)
         session = self.sessions.get(sid)
+        if session is not None and session.idle_for(asyncio.get_running_loop().time()) > self.idle_timeout:
+            self.sessions.pop(sid, None)   # expired: the reaper has not come round to it yet
+            task = asyncio.create_task(self._close(session))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+            session = None
         if session is None:
             return None, JSONResponse(_err(None, rpc.INVALID_REQUEST, "Session not found"), 404)
         if session.principal != _principal(identity):
@@ -138,6 +199,8 @@ class HttpFront:
         if any(isinstance(m, dict) and m.get("method") == "initialize" for m in items):
             if batch:
                 return JSONResponse(_err(None, rpc.INVALID_REQUEST, "initialize must not be batched"), 400)
+            for expired in self._expired():
+                await self._close(expired)
             if len(self.sessions) >= MAX_SESSIONS:
                 return JSONResponse(_err(msg.get("id"), rpc.SERVER_GONE, "too many open sessions; close one (DELETE)"), 503)
             upstream = StdioUpstream(self.command) if self.command else HttpUpstream(self.upstream_url)  # type: ignore[arg-type]
@@ -153,7 +216,8 @@ class HttpFront:
             session, problem = self._session(request, identity)
             if problem is not None:
                 return problem
-        answers = [a for a in [await self._one(session, item, identity) for item in items] if a is not None]
+        with session.active():
+            answers = [a for a in [await self._one(session, item, identity) for item in items] if a is not None]
         if not answers:
             return Response(status_code=202, headers=headers)
         content = answers if batch else answers[0]
@@ -225,13 +289,24 @@ class HttpFront:
 
         async def events():
             queue = session.upstream.incoming
-            while session.id in self.sessions:
+            closed = asyncio.ensure_future(session.closed.wait())
+            getter: Optional[asyncio.Future] = None
+            with session.active():
                 try:
-                    data = await asyncio.wait_for(queue.get(), KEEPALIVE_S)
-                except asyncio.TimeoutError:
-                    yield b": keepalive\n\n"
-                    continue
-                yield b"event: message\ndata: " + data + b"\n\n"
+                    while not session.closed.is_set():
+                        getter = asyncio.ensure_future(queue.get())
+                        done, _ = await asyncio.wait({getter, closed}, timeout=KEEPALIVE_S,
+                                                     return_when=asyncio.FIRST_COMPLETED)
+                        if getter not in done:
+                            getter.cancel()   # a cancelled get() leaves its message in the queue
+                            if not done:
+                                yield b": keepalive\n\n"
+                            continue
+                        yield b"event: message\ndata: " + getter.result() + b"\n\n"
+                finally:   # the client went away, or the session was closed
+                    closed.cancel()
+                    if getter is not None:
+                        getter.cancel()   # must not take a message meant for the next stream
 
         return StreamingResponse(events(), media_type="text/event-stream",
                                  headers={"cache-control": "no-cache", "mcp-session-id": session.id})
@@ -249,12 +324,12 @@ def parse_listen(listen: str) -> tuple[str, int]:
 
 
 def serve(gate: Gate, auth: JwtConfig, listen: str, *, command: Optional[Sequence[str]] = None,
-          upstream: Optional[str] = None) -> int:
+          upstream: Optional[str] = None, idle_timeout: float = IDLE_TIMEOUT) -> int:
     """Run the HTTP front until interrupted; the exit status."""
     import uvicorn
 
     host, port = parse_listen(listen)
-    front = HttpFront(gate, auth, command=command, upstream=upstream)
+    front = HttpFront(gate, auth, command=command, upstream=upstream, idle_timeout=idle_timeout)
     config = uvicorn.Config(front.app(), host=host, port=port, log_level="warning", access_log=False,
                             lifespan="on")
     server = uvicorn.Server(config)

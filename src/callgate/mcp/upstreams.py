@@ -3,7 +3,8 @@
 - StdioUpstream: a child process per session (its request ids are the client's own, so
   sessions cannot mix);
 - HttpUpstream: a Streamable HTTP server, reached with a fresh request per message and
-  headers built from scratch (the client's Authorization never leaves the front).
+  headers built from scratch (the client's Authorization never leaves the front), plus the
+  server's own GET event stream for what it sends outside any answer.
 
 Both offer: request(msg) -> response dict, send(msg) for notifications and responses, and
 `incoming`, a queue of what the server sends on its own (requests, notifications).
@@ -12,6 +13,7 @@ Both offer: request(msg) -> response dict, send(msg) for notifications and respo
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import sys
 from typing import Any, Optional, Sequence
 
@@ -20,6 +22,8 @@ import orjson
 from . import jsonrpc as rpc
 
 REQUEST_TIMEOUT = 300.0
+GET_RETRIES = 5         # failed attempts in a row before the upstream's GET stream is given up
+GET_RETRY_DELAY = 0.5   # seconds, times the failures so far
 
 
 INCOMING_MAX = 1000  # server-initiated messages kept for a client that has no event stream open
@@ -131,7 +135,14 @@ class StdioUpstream(_Incoming):
 
 
 class HttpUpstream(_Incoming):
-    """One session with a Streamable HTTP MCP server."""
+    """One session with a Streamable HTTP MCP server.
+
+    What the server sends on its own arrives two ways, and both reach `incoming` as each
+    message arrives: inside the event stream answering a POST (a tool's log, progress or
+    sampling request, sent while the POST is still open: the answer to such a request goes
+    back with send() while request() waits), and on the session's GET event stream, which
+    is opened once the server has given a session id and reopened (with Last-Event-ID)
+    when it drops."""
 
     def __init__(self, url: str) -> None:
         import httpx
@@ -141,6 +152,8 @@ class HttpUpstream(_Incoming):
         self._client = httpx.AsyncClient(timeout=httpx.Timeout(REQUEST_TIMEOUT, connect=10.0), follow_redirects=False)
         self._session_id: Optional[str] = None
         self._protocol: Optional[str] = None
+        self._listener: Optional[asyncio.Task] = None
+        self._closed = False
         self.gone: Optional[str] = None
 
     async def start(self) -> None:
@@ -156,8 +169,11 @@ class HttpUpstream(_Incoming):
         return headers
 
     async def _post(self, raw: bytes) -> list[dict]:
+        """POST one message; the responses in the answer. Requests and notifications in it
+        are delivered at once, while the answer is still streaming."""
         import httpx
 
+        responses: list[dict] = []
         try:
             async with self._client.stream("POST", self.url, content=raw, headers=self._headers()) as resp:
                 if resp.headers.get("mcp-session-id"):
@@ -168,44 +184,99 @@ class HttpUpstream(_Incoming):
                     body = (await resp.aread())[:200].decode("utf-8", "replace")
                     raise UpstreamGone(f"the upstream answered HTTP {resp.status_code}: {body}")
                 if resp.headers.get("content-type", "").startswith("text/event-stream"):
-                    return [m async for m in _sse_messages(resp)]
+                    async for _event_id, item in _sse_messages(resp):
+                        self._sort(item, responses)
+                    return responses
                 data = orjson.loads(await resp.aread())
-                return data if isinstance(data, list) else [data]
+                for item in (data if isinstance(data, list) else [data]):
+                    if isinstance(item, dict):
+                        self._sort(item, responses)
+                return responses
         except httpx.HTTPError as exc:
             raise UpstreamGone(f"the upstream cannot be reached: {exc}") from None
         except orjson.JSONDecodeError:
             raise UpstreamGone("the upstream answered with something that is not JSON") from None
 
+    def _sort(self, item: dict, responses: list) -> None:
+        kind = rpc.kind(item)
+        if kind == "response":
+            responses.append(item)
+        elif kind in ("request", "notification"):
+            self._deliver(item)
+
     async def request(self, msg: dict, raw: bytes) -> dict:
         answer = None
         for item in await self._post(raw):
-            if rpc.kind(item) == "response" and item.get("id") == msg["id"]:
+            if item.get("id") == msg["id"]:
                 answer = item
-            elif rpc.kind(item) in ("request", "notification"):
-                self._deliver(item)
         if answer is None:
             raise UpstreamGone(f"the upstream did not answer {msg.get('method')}")
         if msg.get("method") == "initialize" and isinstance(answer.get("result"), dict):
             self._protocol = answer["result"].get("protocolVersion")
+        self._listen_soon()
         return answer
 
     async def send(self, raw: bytes) -> None:
-        for item in await self._post(raw):
-            if rpc.kind(item) in ("request", "notification"):
-                self._deliver(item)
+        await self._post(raw)
+        self._listen_soon()
+
+    def _listen_soon(self) -> None:
+        if self._session_id and self._listener is None and not self._closed:
+            self._listener = asyncio.create_task(self._listen())
+
+    async def _listen(self) -> None:
+        """The session's GET event stream, relayed to `incoming` in order. Reopened with
+        Last-Event-ID after a drop (the server replays what was missed if it keeps events);
+        given up after GET_RETRIES failures in a row, or at once if the server has no such
+        stream (405) or no longer knows the session (404)."""
+        import httpx
+
+        last_event_id: Optional[str] = None
+        failures = 0
+        while not self._closed and failures < GET_RETRIES:
+            headers = self._headers()
+            headers["accept"] = "text/event-stream"
+            del headers["content-type"]
+            if last_event_id:
+                headers["last-event-id"] = last_event_id
+            try:
+                async with self._client.stream("GET", self.url, headers=headers,
+                                               timeout=httpx.Timeout(None, connect=10.0)) as resp:
+                    if resp.status_code in (404, 405):
+                        return
+                    if resp.status_code != 200 or \
+                            not resp.headers.get("content-type", "").startswith("text/event-stream"):
+                        failures += 1
+                    else:
+                        failures = 0
+                        async for event_id, item in _sse_messages(resp):
+                            if event_id:
+                                last_event_id = event_id
+                            if rpc.kind(item) in ("request", "notification"):
+                                self._deliver(item)
+            except (httpx.HTTPError, orjson.JSONDecodeError):
+                failures += 1
+            if not self._closed:
+                await asyncio.sleep(GET_RETRY_DELAY * (1 + failures))
 
     async def close(self) -> None:
+        self._closed = True
+        if self._listener is not None:
+            self._listener.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._listener
         if self._session_id:
             try:
-                await self._client.delete(self.url, headers=self._headers())
+                await self._client.delete(self.url, headers=self._headers(), timeout=10.0)
             except Exception:
                 pass
         await self._client.aclose()
 
 
 async def _sse_messages(resp: Any):
-    """JSON-RPC messages from a text/event-stream response (data lines of each event)."""
+    """(event id, JSON-RPC message) from a text/event-stream response (data lines of each event)."""
     data: list[str] = []
+    event_id: Optional[str] = None
     async for line in resp.aiter_lines():
         if line == "":
             if data:
@@ -216,10 +287,12 @@ async def _sse_messages(resp: Any):
                 data = []
                 for item in (msg if isinstance(msg, list) else [msg]):
                     if isinstance(item, dict):
-                        yield item
+                        yield event_id, item
             continue
         if line.startswith("data:"):
             data.append(line[5:].lstrip(" "))
+        elif line.startswith("id:"):
+            event_id = line[3:].strip() or None
 
 
 def rpc_limit() -> int:
