@@ -92,9 +92,15 @@ int cg_scratch_init(void *mem, size_t mem_len, uint32_t n_fields, uint32_t max_k
 /* Binds a scratch to the policy it will evaluate (CG_E_SCRATCH if it is too small). */
 int cg_scratch_bind(void *scratch, const cg_policy *p);
 
+/* Set in a cg_eval_request result when the request text held a JSON null: a host whose
+   serializer writes NaN or infinities as null (orjson) looks for them only then. */
+#define CG_RESULT_SAW_NULL 1099511627776
+#define CG_RESULT_MASK 1099511627775
+
 /* Evaluation with a bound scratch. Returns a negative CG_E_* code, or
-   (rule + 1) << 2 | decision, where rule is the deciding rule's index in the source
-   policy and rule + 1 == 0 means the default action decided. Two request forms:
+   (rule + 1) << 2 | decision (bits 0-39), where rule is the deciding rule's index in the
+   source policy and rule + 1 == 0 means the default action decided, plus
+   CG_RESULT_SAW_NULL. Two request forms:
      request: one JSON array `["tool", "role", arguments, agent_attributes,
               resource_attributes]` (a 6th element, the context object, is optional);
      json:    the tool as raw UTF-8, the arguments JSON and the context JSON

@@ -58,6 +58,7 @@ int cg_run(cg_scratch *s, const uint8_t *in0, size_t in0_len, const uint8_t *in1
     if (!in0) return CG_E_ARG;
     s->err_offset = 0;
     s->err_input = 0;
+    s->saw_null = 0;
     if (in0_len > p->limits.max_bytes) return CG_E_TOO_LARGE;
     if (in1 && in1_len > p->limits.max_bytes) {
         s->err_input = 1;
@@ -78,7 +79,7 @@ int cg_run(cg_scratch *s, const uint8_t *in0, size_t in0_len, const uint8_t *in1
 
 static int64_t encode(const cg_scratch *s, int rc) {
     if (rc < 0) return rc;
-    return ((int64_t)s->last.rule + 1) << 2 | rc;
+    return ((int64_t)s->last.rule + 1) << 2 | rc | (s->saw_null ? CG_RESULT_SAW_NULL : 0);
 }
 
 /* The json form's tool comes as raw UTF-8 bytes: check them here. */
@@ -101,8 +102,9 @@ int64_t cg_eval_json(void *scratch, const char *tool, size_t tool_len, const cha
     int rc = set_raw_tool(scratch, tool, tool_len);
     if (rc) return rc;
     if (!ctx) return CG_E_ARG;
-    return encode(scratch, cg_run(scratch, (const uint8_t *)args, args_len, (const uint8_t *)ctx,
-                                  ctx_len, in));
+    int64_t out = encode(scratch, cg_run(scratch, (const uint8_t *)args, args_len, (const uint8_t *)ctx,
+                                         ctx_len, in));
+    return out < 0 ? out : out & CG_RESULT_MASK; /* JSON text from the host: no NaN to look for */
 }
 
 static int64_t reason_after(cg_scratch *s, int rc, const cg_input *in, char *out, size_t cap) {

@@ -177,6 +177,7 @@ typedef struct cg_scratch {
     uint32_t n_slots, max_keys, max_depth;
     uint32_t gen;
     uint32_t err_offset, err_input;
+    uint32_t saw_null;    /* the request text held a JSON null (see CG_RESULT_SAW_NULL) */
     const cg_policy *policy; /* bound by cg_scratch_bind */
     /* tool and role of the call being evaluated (they point into the caller's input) */
     cg_jstr tool, role;

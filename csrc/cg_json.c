@@ -392,6 +392,7 @@ static int read_value(rd *r, uint32_t depth, cg_slot *v) {
             type = CG_J_FALSE;
         } else if (c == 'n') {
             if ((rc = read_literal(r, "null", 4))) return rc;
+            r->s->saw_null = 1;
             type = CG_J_NULL;
         } else if (c == 'N' || c == 'I') {
             return fail(r, CG_E_NONFINITE);
@@ -540,7 +541,10 @@ static int read_attrs(rd *r, uint32_t source) {
     skip_ws(r);
     if (r->pos >= r->len) return fail(r, CG_E_TRUNCATED);
     if (r->b[r->pos] == '{') return read_source_object(r, source);
-    if (r->b[r->pos] == 'n') return read_literal(r, "null", 4);
+    if (r->b[r->pos] == 'n') {
+        r->s->saw_null = 1;
+        return read_literal(r, "null", 4);
+    }
     cg_slot v = {0, 0, 0, 0, 0, 0, 0};
     uint32_t at = r->pos;
     int rc = read_value(r, 0, &v); /* a syntax error wins over a type error */

@@ -363,6 +363,7 @@ __attribute__((export_name("decide"))) int32_t cg_wasm_decide(uint32_t ptr, uint
     if (!eng.policy) return CG_E_ARG;
     if (!in_memory(ptr, len)) return CG_E_ARG;
     int64_t rc = cg_eval_request(scratch_ptr(), (const char *)MEM(ptr), len);
+    if (rc >= 0) rc &= CG_RESULT_MASK;
     return rc > 0x7fffffff ? CG_E_ARG : (int32_t)rc;
 }
 
@@ -381,5 +382,6 @@ __attribute__((export_name("decide_json"))) int32_t cg_wasm_decide_json(uint32_t
         return CG_E_ARG;
     int64_t rc = cg_eval_json(scratch_ptr(), (const char *)MEM(tool), tool_len, (const char *)MEM(args),
                               args_len, (const char *)MEM(ctx), ctx_len);
+    if (rc >= 0) rc &= CG_RESULT_MASK;
     return rc > 0x7fffffff ? CG_E_ARG : (int32_t)rc;
 }

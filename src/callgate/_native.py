@@ -10,6 +10,8 @@ from ._core import ffi, lib
 from .errors import BlobError, RequestError
 
 ABI_VERSION = lib.CG_ABI_VERSION
+RESULT_SAW_NULL = lib.CG_RESULT_SAW_NULL
+RESULT_MASK = lib.CG_RESULT_MASK
 
 eval_request = lib.cg_eval_request
 eval_json = lib.cg_eval_json

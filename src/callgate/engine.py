@@ -28,10 +28,11 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 _dumps = orjson.dumps
 _EMPTY: dict = {}
-_DECISIONS = DECISIONS
 _new = object.__new__
 _eval_request = _native.eval_request
 _eval_json = _native.eval_json
+_SAW_NULL = _native.RESULT_SAW_NULL
+_RESULT_MASK = _native.RESULT_MASK
 
 
 class Decision:
@@ -41,16 +42,27 @@ class Decision:
     `rule` is the 0-based index of the deciding rule in the policy, or None when the
     default action decided; `reason` is the exact, human-readable why."""
 
-    __slots__ = ("decision", "rule", "_why")
+    # the core's result code (decision in bits 0-1, rule + 1 above) and how to explain it:
+    # decision and rule are read from the code, so making a Decision costs two stores
+    __slots__ = ("_rc", "_why")
 
     def __init__(self, decision: str, rule: Optional[int], why: Union[tuple, str]) -> None:
-        self.decision = decision
-        self.rule = rule
-        self._why = why  # how to explain it (source, tool, in0, in1); the reason once known
+        if decision not in DECISIONS:
+            raise ValueError(f"decision must be one of {', '.join(DECISIONS)}, not {decision!r}")
+        self._rc = (0 if rule is None else rule + 1) << 2 | DECISIONS.index(decision)
+        self._why = why  # (source, tool, in0, in1), or the reason once known
+
+    @property
+    def decision(self) -> str:
+        return DECISIONS[self._rc & 3]
+
+    @property
+    def rule(self) -> Optional[int]:
+        return (self._rc >> 2) - 1 if self._rc >= 4 else None
 
     @property
     def allowed(self) -> bool:
-        return self.decision == "Allow"
+        return self._rc & 3 == 1
 
     @property
     def reason(self) -> str:
@@ -219,8 +231,6 @@ class Engine:
             packed = _dumps(request)
         except orjson.JSONEncodeError as exc:
             packed = _pack_slow(request, exc)
-        if b"null" in packed and _has_nonfinite(request):
-            raise RequestError("NaN and Infinity are not JSON", "nonfinite")
         try:
             scratch = state._local.scratch
         except AttributeError:
@@ -228,9 +238,12 @@ class Engine:
         rc = _eval_request(scratch.ptr, packed, len(packed))
         if rc < 0:
             self._refuse(rc, scratch, ("request", packed), principal, trace_id, extras)
+        if rc & _SAW_NULL:  # orjson writes NaN and infinities as null: only then look for them
+            if _has_nonfinite(request):
+                raise RequestError("NaN and Infinity are not JSON", "nonfinite")
+            rc &= _RESULT_MASK
         d = _new(Decision)  # no __init__ frame on the hot path
-        d.decision = _DECISIONS[rc & 3]
-        d.rule = (rc >> 2) - 1 if rc >= 4 else None
+        d._rc = rc
         d._why = (state, None, packed, None)
         if self._recorder is None:
             return d
@@ -255,8 +268,7 @@ class Engine:
         if rc < 0:
             self._refuse(rc, scratch, ("json", tool_b, args_b, ctx_b), principal, trace_id, extras)
         d = _new(Decision)
-        d.decision = _DECISIONS[rc & 3]
-        d.rule = (rc >> 2) - 1 if rc >= 4 else None
+        d._rc = rc
         d._why = (state, tool_b, args_b, ctx_b)
         if self._recorder is None:
             return d

@@ -22,7 +22,7 @@ from typing import Any, Mapping, Optional, Union
 import orjson
 
 from .compiler import compile_policy
-from .engine import DECISIONS, Decision, PathLike, _encode, _has_nonfinite, _pack_slow, _read
+from .engine import Decision, PathLike, _encode, _has_nonfinite, _pack_slow, _read
 from .errors import CallgateError, RequestError
 from .policy import parse_json
 
@@ -35,6 +35,14 @@ except ImportError:  # pragma: no cover - wasmtime is the `wasm` extra
 
 PAGE = 65536
 EMBED_MAGIC = b"CGEM"
+
+
+def _decision(rc: int, why: tuple) -> Decision:
+    """A Decision straight from the module's result code (as the native engine makes them)."""
+    d = object.__new__(Decision)
+    d._rc = rc
+    d._why = why
+    return d
 
 
 class WasmError(CallgateError):
@@ -311,14 +319,17 @@ class WasmEngine:
             rc = self._decide(ptr, n)
         if rc < 0:
             self.reason_for(None, packed, None)  # raises the module's error, with its offset
-        return Decision(DECISIONS[rc & 3], (rc >> 2) - 1 if rc >= 4 else None, (self, None, packed, None))
+        return _decision(rc, (self, None, packed, None))
 
     def evaluate_json(self, tool: Union[str, bytes], args: Union[str, bytes], context: Union[str, bytes]) -> Decision:
         """Decide from JSON text, as the perso ABI's evaluate does."""
         tool_b, args_b, ctx_b = _encode(tool, "tool"), _encode(args, "arguments"), _encode(context, "context")
         if not self.lean:
             reply = self._perso_evaluate(tool_b, args_b, ctx_b)
-            return Decision(reply["decision"], reply.get("rule"), str(reply.get("reason", "")))
+            try:
+                return Decision(reply["decision"], reply.get("rule"), str(reply.get("reason", "")))
+            except (KeyError, ValueError, TypeError) as exc:
+                raise WasmError(f"the module's reply is not a decision: {reply!r}") from exc
         total = len(tool_b) + len(args_b) + len(ctx_b)
         with self._lock:
             ptr = self._request_area(total)
@@ -330,7 +341,7 @@ class WasmEngine:
                                    ptr + len(tool_b) + len(args_b), len(ctx_b))
         if rc < 0:
             self.reason_for(tool_b, args_b, ctx_b)
-        return Decision(DECISIONS[rc & 3], (rc >> 2) - 1 if rc >= 4 else None, (self, tool_b, args_b, ctx_b))
+        return _decision(rc, (self, tool_b, args_b, ctx_b))
 
     def _perso_evaluate(self, tool: bytes, args: bytes, ctx: bytes) -> dict:
         """The perso ABI: three buffers in, a JSON response out; everything is freed."""
