@@ -5,10 +5,9 @@ Run: pytest bench/test_bench_wasm.py --benchmark-enable --benchmark-columns=medi
 
 from __future__ import annotations
 
-import orjson
 import pytest
 
-from callgate import Engine, examples
+from callgate import examples
 from cases import DENY, json_form
 
 wasm_mod = pytest.importorskip("callgate.wasm")

@@ -4,7 +4,6 @@ decided tools/call, and the log it leaves verifies."""
 from __future__ import annotations
 
 import subprocess
-import sys
 
 import orjson
 
