@@ -5,16 +5,14 @@ upstream that never sees the client's token."""
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
-import threading
 import time
 
 import anyio
 import pytest
 
 from callgate import examples
-from test_mcp_support import PY, journal_lines
+from test_mcp_support import PY, free_port, journal_lines, serve_in_thread, stop
 
 jwt = pytest.importorskip("jwt")
 httpx = pytest.importorskip("httpx")
@@ -25,12 +23,6 @@ from cryptography.hazmat.primitives.asymmetric import rsa  # noqa: E402
 ISS, AUD = "https://idp.example.test", "callgate-test"
 CLAIMS = ["--role-claim", "cg_role", "--attr-claim", "user_id", "--attr-claim", "env",
           "--attr-claim", "mfa_verified", "--attr-claim", "role"]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait_http(url: str, proc: subprocess.Popen, timeout: float = 30.0) -> None:
@@ -70,7 +62,7 @@ def front(keys, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("front")
     (tmp / "pub.pem").write_bytes(keys.public_pem)
     journal = tmp / "crm.jsonl"
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([PY, "-m", "callgate", "proxy", "--policy", "crm", "--listen", f"127.0.0.1:{port}",
                              "--jwt-key", str(tmp / "pub.pem"), "--jwt-issuer", ISS, "--jwt-audience", AUD, *CLAIMS,
                              "--resolver", "callgate.mcp.crm:resolve",
@@ -81,12 +73,7 @@ def front(keys, tmp_path_factory):
         _wait_http(url, proc)
         yield url, journal
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop(proc)
 
 
 def _claims(case: dict) -> dict:
@@ -194,24 +181,12 @@ class _HeaderRecorder:
 @pytest.fixture
 def http_upstream(tmp_path):
     """The CRM server (official SDK) over Streamable HTTP in a thread, behind a header recorder."""
-    import uvicorn
-
     from callgate.mcp import crm_server
 
     journal = tmp_path / "crm.jsonl"
     recorder = _HeaderRecorder(crm_server.build_server(str(journal)).streamable_http_app())
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(recorder, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    try:
-        yield f"http://127.0.0.1:{port}/mcp", recorder, journal
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serve_in_thread(recorder) as url:
+        yield url, recorder, journal
 
 
 def test_http_upstream_with_jwks_never_sees_the_token(keys, tmp_path, http_upstream):
@@ -225,7 +200,7 @@ def test_http_upstream_with_jwks_never_sees_the_token(keys, tmp_path, http_upstr
     upstream_url, recorder, journal = http_upstream
     jwk = json.loads(jwt.algorithms.RSAAlgorithm.to_jwk(keys.private.public_key()))
     (tmp_path / "jwks.json").write_text(json.dumps({"keys": [dict(jwk, kid="k1", alg="RS256", use="sig")]}))
-    port = _free_port()
+    port = free_port()
     proc = subprocess.Popen([PY, "-m", "callgate", "proxy", "--policy", "crm", "--listen", f"127.0.0.1:{port}",
                              "--jwks", str(tmp_path / "jwks.json"), "--jwt-issuer", ISS, "--jwt-audience", AUD, *CLAIMS,
                              "--resolver", "callgate.mcp.crm:resolve", "--upstream", upstream_url],
@@ -247,12 +222,7 @@ def test_http_upstream_with_jwks_never_sees_the_token(keys, tmp_path, http_upstr
 
         listed, ok, no = anyio.run(session)
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout=5)
+        stop(proc)
     assert "bulk_update" not in listed and "delete_customer" in listed
     assert ok.content[0].text == "C-2038 (Globex Ltd) deleted"
     assert no.is_error and no.content[0].text.startswith("Denied by policy: ")

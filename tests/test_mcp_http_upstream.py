@@ -10,13 +10,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import threading
 import time
 
 import anyio
 import pytest
 
-from test_mcp_support import PY
+from test_mcp_support import PY, free_port, serve_in_thread, stop
 
 pytest.importorskip("jwt")
 httpx = pytest.importorskip("httpx")
@@ -24,7 +23,7 @@ pytest.importorskip("mcp")
 pytest.importorskip("cryptography")
 from mcp.server.mcpserver import Context, MCPServer  # noqa: E402  (module level: tool annotations resolve here)
 from mcp.types import SamplingMessage, TextContent  # noqa: E402
-from test_mcp_http import AUD, ISS, Keys, _free_port, _wait_http  # noqa: E402
+from test_mcp_http import AUD, ISS, Keys, _wait_http  # noqa: E402
 
 # the SDK marks logging and sampling deprecated for a future protocol version; they are what is relayed here
 pytestmark = pytest.mark.filterwarnings("ignore:The .* capability is deprecated")
@@ -79,22 +78,9 @@ def _build_upstream():
 @pytest.fixture
 def upstream():
     """The SDK upstream over Streamable HTTP in a thread, behind a recorder; stopped afterwards."""
-    import uvicorn
-
     recorder = _Recorder(_build_upstream().streamable_http_app())
-    port = _free_port()
-    server = uvicorn.Server(uvicorn.Config(recorder, host="127.0.0.1", port=port, log_level="error"))
-    thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 20
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert server.started, "the upstream did not start within 20 s"
-    try:
-        yield f"http://127.0.0.1:{port}/mcp", recorder
-    finally:
-        server.should_exit = True
-        thread.join(timeout=10)
+    with serve_in_thread(recorder) as url:
+        yield url, recorder
 
 
 @pytest.fixture(scope="module")
@@ -110,7 +96,7 @@ def start_front(keys, tmp_path):
     procs = []
 
     def start(upstream_url: str, *extra: str) -> str:
-        port = _free_port()
+        port = free_port()
         proc = subprocess.Popen([PY, "-m", "callgate", "proxy", "--policy", str(tmp_path / "policy.json"),
                                  "--listen", f"127.0.0.1:{port}", "--jwt-key", str(tmp_path / "pub.pem"),
                                  "--jwt-issuer", ISS, "--jwt-audience", AUD, "--role-claim", "cg_role",
@@ -125,12 +111,7 @@ def start_front(keys, tmp_path):
         yield start
     finally:
         for proc in procs:
-            proc.terminate()
-            try:
-                proc.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait(timeout=5)
+            stop(proc)
 
 
 def test_sampling_and_logging_mid_call_round_trip_through_the_front(upstream, start_front, keys):
