@@ -94,6 +94,15 @@ static inline uint32_t cg_hash_pair(uint32_t a, uint32_t b) {
     return (uint32_t)(h >> 32);
 }
 
+/* Decimal text of v, right-aligned in buf; returns the index of its first digit. */
+#define CG_U32_DIGITS 10u
+static inline uint32_t cg_u32_text(char buf[CG_U32_DIGITS], uint32_t v) {
+    uint32_t i = CG_U32_DIGITS;
+    do buf[--i] = (char)('0' + v % 10);
+    while ((v /= 10) != 0);
+    return i;
+}
+
 /* ---- JSON string literals as read from a request ----
    A cg_jstr is the text between the quotes, with a flag telling whether it has escapes.
    Strings without escapes (nearly all) compare and hash as raw bytes. */

@@ -49,11 +49,7 @@ static int fail(rd *r, int code) {
 
 HOT void skip_ws(rd *r) {
     if (r->pos < r->len && r->b[r->pos] > ' ') return; /* the common case: no whitespace */
-    while (r->pos < r->len) {
-        uint8_t c = r->b[r->pos];
-        if (c != ' ' && c != '\n' && c != '\r' && c != '\t') return;
-        r->pos++;
-    }
+    r->pos = cg_skip_ws(r->b, r->pos, r->len);
 }
 
 uint32_t cg_skip_ws(const uint8_t *b, uint32_t pos, uint32_t len) {

@@ -22,11 +22,9 @@ static void puts_(wr *w, const char *s) {
     put(w, s, n);
 }
 static void put_u32(wr *w, uint32_t v) {
-    char buf[10];
-    int i = 10;
-    do buf[--i] = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
-    put(w, buf + i, (size_t)(10 - i));
+    char buf[CG_U32_DIGITS];
+    uint32_t at = cg_u32_text(buf, v);
+    put(w, buf + at, CG_U32_DIGITS - at);
 }
 static void put_sid(wr *w, const cg_policy *p, uint32_t sid) {
     uint32_t n;

@@ -203,11 +203,9 @@ static void emit_json_string(reply *r, const uint8_t *s, uint32_t n) {
     emit(r, "\"", 1);
 }
 static void emit_u32(reply *r, uint32_t v) {
-    char buf[10];
-    int i = 10;
-    do buf[--i] = (char)('0' + v % 10);
-    while ((v /= 10) != 0);
-    emit(r, buf + i, (uint32_t)(10 - i));
+    char buf[CG_U32_DIGITS];
+    uint32_t at = cg_u32_text(buf, v);
+    emit(r, buf + at, CG_U32_DIGITS - at);
 }
 
 /* Writes the length and returns the response. Its block must be freeable as
