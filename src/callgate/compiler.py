@@ -12,7 +12,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Iterable
+from typing import Any
 
 import orjson
 
@@ -190,13 +190,3 @@ def _lower(policy: Policy, table: dict[tuple[str, str], list[int]], semantics: s
         b.entries.append((b.string(tool), b.string(role), len(b.rules), len(rules)))
         b.rules.extend((i, *code_of[i]) for i in rules)
     return b.encode()
-
-
-def rules_for(compiled: Compiled, tool: str, role: str) -> list[int]:
-    """The rules (tool, role) collects; empty when the default action decides."""
-    return compiled.table.get((tool, role), [])
-
-
-def tools_for_role(compiled: Compiled, role: str) -> Iterable[str]:
-    """Tools for which `role` has at least one rule."""
-    return sorted({t for (t, r) in compiled.table if r == role})
