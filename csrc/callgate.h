@@ -25,10 +25,11 @@ extern "C" {
 #endif
 
 /* CDEF BEGIN */
-#define CG_ABI_VERSION 1           /* bumped when this API or the blob format changes */
-#define CG_BLOB_FORMAT 1           /* blob format version written in the blob header */
+#define CG_ABI_VERSION 2           /* bumped when this API or the blob format changes */
+#define CG_BLOB_FORMAT 2           /* blob format version written in the blob header */
 
-/* Decisions (low 2 bits of a cg_eval_* return value). */
+/* Decisions (low 2 bits of a cg_eval_* return value; bits 2-3 hold the approvals an
+   Elevate needs, bits 4-39 the deciding rule + 1). */
 #define CG_DENY 0
 #define CG_ALLOW 1
 #define CG_ELEVATE 2
@@ -96,11 +97,12 @@ int cg_scratch_bind(void *scratch, const cg_policy *p);
    serializer writes NaN or infinities as null (orjson) looks for them only then. */
 #define CG_RESULT_SAW_NULL 1099511627776
 #define CG_RESULT_MASK 1099511627775
+#define CG_RESULT_RULE_SHIFT 4
 
 /* Evaluation with a bound scratch. Returns a negative CG_E_* code, or
-   (rule + 1) << 2 | decision (bits 0-39), where rule is the deciding rule's index in the
-   source policy and rule + 1 == 0 means the default action decided, plus
-   CG_RESULT_SAW_NULL. Two request forms:
+   (rule + 1) << 4 | approvals << 2 | decision (bits 0-39), where rule is the deciding
+   rule's index in the source policy (rule + 1 == 0: a default decided) and approvals the
+   count an Elevate needs (0 otherwise), plus CG_RESULT_SAW_NULL. Two request forms:
      request: one JSON array `["tool", "role", arguments, agent_attributes,
               resource_attributes]` (a 6th element, the context object, is optional);
      json:    the tool as raw UTF-8, the arguments JSON and the context JSON

@@ -14,15 +14,17 @@
  *   +------+------+------+------------+------------+
  *   16: u32 counts, in this order (CG_HDR_* below):
  *       n_strings n_fields n_sets n_members n_numbers n_entries n_rules code_len
- *       str_len version_sid n_policy_rules reserved
- *   64: sections, back to back, in this order:
+ *       str_len version_sid n_policy_rules n_words n_defaults 0 0 0
+ *   80: sections, back to back, in this order:
  *       strings  n_strings x {u32 offset, u32 length}        into strdata
  *       fields   n_fields  x {u32 source, u32 name_sid, u32 display_sid}
  *       sets     n_sets    x {u32 first_member, u32 count, u32 display_sid}
  *       members  n_members x {u32 sid}                        set members, by set
  *       numbers  n_numbers x {f64}                             comparison constants
  *       entries  n_entries x {u32 tool_sid, u32 role_sid, u32 first_rule, u32 n_rules}
- *       rules    n_rules   x {u32 policy_index, u32 code_offset, u32 code_length}
+ *       rules    n_rules   x {u32 policy_index, u32 code_offset, u32 code_length, u32 effect}
+ *       words    n_words   x {u32}                             operand descriptors (below)
+ *       defaults n_defaults x {u32 tool_sid, u32 effect, u32 tier_sid}   tier defaults
  *       code     code_len bytes                                condition bytecode
  *       strdata  str_len bytes                                 UTF-8, not terminated
  *
@@ -30,20 +32,48 @@
  * code_length 0 has no condition. Otherwise its code is a run of instructions that
  * ends with RET and leaves exactly one value (T, F or U) on the stack.
  *
+ * EFFECT word (rules and defaults): bits 0-1 the decision (CG_DENY, CG_ALLOW, CG_ELEVATE),
+ * bits 2-3 the approvals an Elevate needs (1-3; 0 otherwise), other bits 0. An entry's rules
+ * are ordered deny rules, then allow rules, then elevate rules by approvals descending: the
+ * interpreter's precedence (docs/policy-v2.md) relies on it and the loader checks it. A perso
+ * blob has only allow rules and no defaults. A default applies to its tool for any role when
+ * no rule of the pair decided and the pair has no allow or elevate rule.
+ *
+ * WORDS hold the descriptors that do not fit in operands, each a run of u32s:
+ *   path    {base, n_tokens, display_sid, token_sid x n_tokens}: base is a field index, or
+ *           CG_ELEMENT for the current element of the innermost Every/Some
+ *   glob    {n_parts >= 1, (part_sid, kmp_word) x n_parts}: the pattern split at each `*`;
+ *           kmp_word indexes len(part) words, the part's KMP failure function (the loader
+ *           recomputes and compares it). One part means equality.
+ *   pglob   {n_components >= 1, glob_word x n_components}: a PathGlob split at each `/`
+ *   window  {days (bit 0 Monday .. bit 6 Sunday, non-zero), start_minute 0-1439,
+ *           end_minute 1-1440 (!= start), n >= 1, (utc_start u32, offset i32) x n}:
+ *           entry i gives the UTC offset in seconds (|offset| < 86400) from utc_start
+ *           (seconds since 1970, strictly ascending, the first 0) to the next entry's, the
+ *           last until CG_TIME_END
+ * An operand that names a value ("a ref") is a field index, or a words index of a path
+ * when the instruction's CG_F_PATH_A (first ref) / CG_F_PATH_B (EQ's second) flag is set.
+ *
  * INSTRUCTION:  +--------+--------+------------------------+
  *               | opcode | flags  | n x u32 operands        |   n fixed per opcode
  *               +--------+--------+------------------------+
  * flags bit 7 (CG_F_NEGATED) marks a leaf under an odd number of Nots; it changes no
- * result, only how a reason is worded. Low flag bits carry the comparison of NUM and the
- * polarity of IN. Jumps hold absolute offsets into the code section, must point forward
- * into the same rule and land on an instruction whose stack depth matches: the loader
- * checks this once, so the interpreter always terminates and never over- or underflows.
+ * result, only how a reason is worded. Low flag bits carry the comparison of NUM/LEN, the
+ * polarity of IN and STR, STR's path mode. Jumps hold absolute offsets into the code
+ * section, must point forward into the same rule (and the same quantifier body) and land on
+ * an instruction whose stack depth matches: the loader checks this once, so the interpreter
+ * always terminates and never over- or underflows.
+ *
+ * QUANTIFIERS: EVERY/SOME a=ref b=end are followed by their body, which runs once per
+ * element with its own stack (starting empty), must leave exactly one value and ends with
+ * ENDQ; b is the offset just after that ENDQ, where execution continues with the
+ * quantifier's value pushed. Bodies nest at most CG_MAX_QUANT deep.
  */
 #ifndef CG_OPCODES_H
 #define CG_OPCODES_H
 
 #define CG_MAGIC "CGPB"
-#define CG_HEADER_SIZE 64
+#define CG_HEADER_SIZE 80
 
 /* header u32 slots, by byte offset */
 #define CG_HDR_LEN 8
@@ -59,6 +89,9 @@
 #define CG_HDR_STR_LEN 48
 #define CG_HDR_VERSION_SID 52
 #define CG_HDR_N_POLICY_RULES 56
+#define CG_HDR_N_WORDS 60
+#define CG_HDR_N_DEFAULTS 64
+#define CG_HDR_RESERVED 68   /* 68, 72, 76: zero */
 
 #define CG_FLAG_PERSO 1u
 #define CG_FLAG_DEFAULT_ALLOW 2u
@@ -73,15 +106,39 @@
 
 /* Instruction flags */
 #define CG_F_NEGATED 0x80u
+#define CG_F_PATH_A 0x40u         /* the first ref operand is a path (words index) */
+#define CG_F_PATH_B 0x20u         /* EQ: the second ref operand is a path */
 #define CG_F_NOTIN 0x01u          /* IN: the NotIn polarity */
-#define CG_F_CMP_MASK 0x07u       /* NUM: one of CG_CMP_* */
+#define CG_F_CMP_MASK 0x07u       /* NUM, LEN: one of CG_CMP_* */
+#define CG_F_STR_NOT 0x01u        /* STR: the result is inverted (Ne) */
+#define CG_F_STR_PATH 0x02u       /* STR: b is a pglob (PathGlob), else a glob */
+
+#define CG_ELEMENT 0xffffffffu    /* path base: the current element */
+#define CG_TIME_END 4102444800u   /* 2100-01-01T00:00:00Z: instants from here on are U */
+#define CG_MAX_QUANT 8            /* nesting of Every/Some bodies */
+
+/* Effect words */
+#define CG_EFFECT_DECISION(w) ((w) & 3u)
+#define CG_EFFECT_APPROVALS(w) (((w) >> 2) & 3u)
+
+/* TYPE operand b */
+#define CG_TY_STRING 0
+#define CG_TY_NUMBER 1
+#define CG_TY_INTEGER 2
+#define CG_TY_BOOLEAN 3
+#define CG_TY_NULL 4
+#define CG_TY_ARRAY 5
+#define CG_TY_OBJECT 6
+#define CG_N_TYPES 7
 
 #define CG_CMP_LT 0
 #define CG_CMP_LE 1
 #define CG_CMP_GT 2
 #define CG_CMP_GE 3
 #define CG_CMP_EQ 4
-#define CG_N_CMP 5
+#define CG_CMP_NE 5
+#define CG_CMP_BETWEEN 6          /* NUM only: numbers[b] <= x <= numbers[b + 1] */
+#define CG_N_CMP 7
 
 /* Truth values on the interpreter stack (Kleene logic; perso never produces U). */
 #define CG_V_F 0
@@ -98,16 +155,23 @@
 #define CG_OPCODES(X)                                                                     \
     X(TRUE,    0, +1, 0x00, "push T (the condition of an empty All)")                   \
     X(FALSE,   0, +1, 0x00, "push F (the condition of an empty Any)")                   \
-    X(NUM,     3, +1, 0x87, "push field <cmp> numbers[b]; a=field b=number c=display")   \
-    X(IN,      2, +1, 0x81, "push field in sets[b] (NotIn if flag 1); a=field b=set")    \
-    X(PRESENT, 1, +1, 0x80, "push T if field a exists and is not null")                 \
-    X(EQ,      2, +1, 0x80, "push field a == field b (semantics-specific equality)")    \
+    X(NUM,     3, +1, 0xC7, "push ref a <cmp> numbers[b]; c=display of the constant")   \
+    X(IN,      2, +1, 0xC1, "push ref a in sets[b] (NotIn if flag 1)")                  \
+    X(PRESENT, 1, +1, 0xC0, "push T if ref a exists and is not null")                   \
+    X(EQ,      2, +1, 0xE0, "push ref a == ref b (semantics-specific equality)")        \
     X(NOT,     0,  0, 0x00, "negate the top (U stays U)")                                \
     X(AND,     0, -1, 0x00, "pop two, push their Kleene AND")                            \
     X(OR,      0, -1, 0x00, "pop two, push their Kleene OR")                             \
     X(JF,      1,  0, 0x00, "if the top is F, jump to a (the top stays)")               \
     X(JT,      1,  0, 0x00, "if the top is T, jump to a (the top stays)")               \
-    X(RET,     0,  0, 0x00, "end of the rule's condition: the top is its value")
+    X(RET,     0,  0, 0x00, "end of the rule's condition: the top is its value")        \
+    X(STR,     4, +1, 0xC3, "push string ref a matches glob/pglob b; c,d=texts if T/F") \
+    X(LEN,     3, +1, 0xC7, "push length of ref a <cmp> numbers[b]; c=display")         \
+    X(TYPE,    3, +1, 0xC0, "push T if ref a has type b (CG_TY_*); c=type name")        \
+    X(TIME,    3, +1, 0xC0, "push T if instant ref a is in window b; c=window text")    \
+    X(EVERY,   2, +1, 0xC0, "push Kleene AND of the body over array ref a; b=end")      \
+    X(SOME,    2, +1, 0xC0, "push Kleene OR of the body over array ref a; b=end")       \
+    X(ENDQ,    0,  0, 0x00, "end of a quantifier body: the top is the element's value")
 
 enum cg_opcode {
 #define CG_OP_ENUM(name, n, eff, fl, doc) CG_OP_##name,

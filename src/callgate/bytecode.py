@@ -12,16 +12,42 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 MAGIC = b"CGPB"
-FORMAT = 1
-HEADER_SIZE = 64
+FORMAT = 2
+HEADER_SIZE = 80
 FLAG_PERSO = 1
 FLAG_DEFAULT_ALLOW = 2
 
 SOURCES = ("Arguments", "AgentAttributes", "ResourceAttributes", "Context")
-CMP_OPS = ("Lt", "Lte", "Gt", "Gte", "Eq")
-CMP_SYMBOLS = ("<", "<=", ">", ">=", "==")
+CMP_OPS = ("Lt", "Lte", "Gt", "Gte", "Eq", "Ne", "Between")
+CMP_SYMBOLS = ("<", "<=", ">", ">=", "==", "!=", "between")
 F_NEGATED = 0x80
+F_PATH_A = 0x40       # the first ref operand is a path descriptor (words index)
+F_PATH_B = 0x20       # EQ: the second ref operand is a path descriptor
 F_NOTIN = 0x01
+F_STR_NOT = 0x01      # STR: inverted result (Ne)
+F_STR_PATH = 0x02     # STR: b is a pglob (PathGlob)
+ELEMENT = 0xFFFFFFFF  # path base: the current element of the innermost Every/Some
+TIME_END = 4102444800  # 2100-01-01T00:00:00Z
+TYPES = ("string", "number", "integer", "boolean", "null", "array", "object")
+DENY, ALLOW, ELEVATE = 0, 1, 2
+
+
+def effect_word(decision: int, approvals: int = 0) -> int:
+    """A rule's or default's effect: decision in bits 0-1, approvals in bits 2-3."""
+    return decision | approvals << 2
+
+
+def kmp_table(part: bytes) -> list[int]:
+    """The KMP failure function of a glob part (the loader recomputes and compares it)."""
+    fail = [0] * len(part)
+    k = 0
+    for i in range(1, len(part)):
+        while k and part[i] != part[k]:
+            k = fail[k - 1]
+        if part[i] == part[k]:
+            k += 1
+        fail[i] = k
+    return fail
 
 
 class Op(NamedTuple):
@@ -35,7 +61,8 @@ OPCODES = tuple(
     Op(i, name, n)
     for i, (name, n) in enumerate(
         [("TRUE", 0), ("FALSE", 0), ("NUM", 3), ("IN", 2), ("PRESENT", 1), ("EQ", 2),
-         ("NOT", 0), ("AND", 0), ("OR", 0), ("JF", 1), ("JT", 1), ("RET", 0)]
+         ("NOT", 0), ("AND", 0), ("OR", 0), ("JF", 1), ("JT", 1), ("RET", 0),
+         ("STR", 4), ("LEN", 3), ("TYPE", 3), ("TIME", 3), ("EVERY", 2), ("SOME", 2), ("ENDQ", 0)]
     )
 )
 OP = {op.name: op for op in OPCODES}
@@ -61,7 +88,10 @@ class BlobBuilder:
     numbers: list[float] = field(default_factory=list)
     _numid: dict[tuple, int] = field(default_factory=dict)
     entries: list[tuple[int, int, int, int]] = field(default_factory=list)
-    rules: list[tuple[int, int, int]] = field(default_factory=list)
+    rules: list[tuple[int, int, int, int]] = field(default_factory=list)  # index, code, len, effect
+    words: list[int] = field(default_factory=list)
+    _wordid: dict[tuple, int] = field(default_factory=dict)
+    defaults: list[tuple[int, int, int]] = field(default_factory=list)    # tool, effect, tier
     code: bytearray = field(default_factory=bytearray)
     version_sid: int = 0
     n_policy_rules: int = 0
@@ -100,6 +130,61 @@ class BlobBuilder:
             self.numbers.append(float(value))
         return nid
 
+    def number_pair(self, lo: float, hi: float) -> int:
+        """Two consecutive numbers (Between): returns the index of lo."""
+        key = ("pair", lo, str(lo), hi, str(hi))
+        nid = self._numid.get(key)
+        if nid is None:
+            nid = self._numid[key] = len(self.numbers)
+            self.numbers.extend((float(lo), float(hi)))
+        return nid
+
+    def _descriptor(self, key: tuple, words: list[int]) -> int:
+        at = self._wordid.get(key)
+        if at is None:
+            at = self._wordid[key] = len(self.words)
+            self.words.extend(words)
+        return at
+
+    def ref(self, source: int | None, tokens: tuple[str, ...], display: str) -> tuple[int, bool]:
+        """A value operand: (operand, is_path). source None is the current element; tokens
+        are the keys/indexes from the source object down (a plain field is one token)."""
+        if source is not None and len(tokens) == 1:
+            return self.field(source, tokens[0]), False
+        if source is None:
+            base, rest = ELEMENT, tokens
+        else:
+            base, rest = self.field(source, tokens[0]), tokens[1:]
+        words = [base, len(rest), self.string(display), *(self.string(t) for t in rest)]
+        return self._descriptor(("path", base, rest, display), words), True
+
+    def glob(self, parts: list[str]) -> int:
+        """A glob descriptor: the pattern's literal parts between `*`s (one part: equality)."""
+        key = ("glob", tuple(parts))
+        at = self._wordid.get(key)
+        if at is not None:
+            return at
+        tables = []
+        for part in parts:
+            tables.append(len(self.words))
+            self.words.extend(kmp_table(part.encode("utf-8")))
+        words = [len(parts)]
+        for part, table in zip(parts, tables):
+            words += [self.string(part), table]
+        return self._descriptor(key, words)
+
+    def pglob(self, components: list[list[str]]) -> int:
+        """A PathGlob descriptor: one glob per `/`-separated component."""
+        globs = [self.glob(parts) for parts in components]
+        return self._descriptor(("pglob", tuple(map(tuple, components))), [len(globs), *globs])
+
+    def window(self, days: int, start: int, end: int, offsets: list[tuple[int, int]]) -> int:
+        """A TimeWindow descriptor: weekday mask (bit 0 Monday), minutes, UTC offset table."""
+        words = [days, start, end, len(offsets)]
+        for utc_start, offset in offsets:
+            words += [utc_start, offset & 0xFFFFFFFF]
+        return self._descriptor(("window", days, start, end, tuple(offsets)), words)
+
     def emit(self, name: str, flags: int = 0, *operands: int) -> int:
         """Append one instruction; returns its offset in the code section."""
         op = OP[name]
@@ -110,6 +195,10 @@ class BlobBuilder:
 
     def patch_jump(self, at: int, target: int) -> None:
         struct.pack_into("<I", self.code, at + 2, target)
+
+    def patch_operand(self, at: int, index: int, value: int) -> None:
+        """Set operand `index` (0-based) of the instruction at `at` (EVERY/SOME's end)."""
+        struct.pack_into("<I", self.code, at + 2 + 4 * index, value)
 
     def encode(self) -> bytes:
         strdata = bytearray()
@@ -125,16 +214,19 @@ class BlobBuilder:
                 struct.pack(f"<{len(self.members)}I", *self.members),
                 struct.pack(f"<{len(self.numbers)}d", *self.numbers),
                 b"".join(struct.pack("<IIII", *e) for e in self.entries),
-                b"".join(struct.pack("<III", *r) for r in self.rules),
+                b"".join(struct.pack("<IIII", *r) for r in self.rules),
+                struct.pack(f"<{len(self.words)}I", *self.words),
+                b"".join(struct.pack("<III", *d) for d in self.defaults),
                 bytes(self.code),
                 bytes(strdata),
             ]
         )
         counts = struct.pack(
-            "<12I",
+            "<16I",
             len(self.strings), len(self.fields), len(self.sets), len(self.members),
             len(self.numbers), len(self.entries), len(self.rules), len(self.code),
-            len(strdata), self.version_sid, self.n_policy_rules, 0,
+            len(strdata), self.version_sid, self.n_policy_rules, len(self.words),
+            len(self.defaults), 0, 0, 0,
         )
         flags = (FLAG_PERSO if self.perso else 0) | (FLAG_DEFAULT_ALLOW if self.default_allow else 0)
         total = HEADER_SIZE + len(body)
@@ -155,7 +247,9 @@ class DecodedBlob:
     members: list[int]
     numbers: list[float]
     entries: list[tuple[int, int, int, int]]
-    rules: list[tuple[int, int, int]]
+    rules: list[tuple[int, int, int, int]]
+    words: list[int]
+    defaults: list[tuple[int, int, int]]
     code: bytes
     version: str
     n_policy_rules: int
@@ -170,7 +264,7 @@ def decode(blob: bytes) -> DecodedBlob:
     if fmt != FORMAT:
         raise ValueError(f"blob format {fmt}, expected {FORMAT}")
     (n_str, n_fields, n_sets, n_members, n_numbers, n_entries, n_rules, code_len, str_len,
-     version_sid, n_policy_rules, _) = struct.unpack_from("<12I", blob, 16)
+     version_sid, n_policy_rules, n_words, n_defaults, *_) = struct.unpack_from("<16I", blob, 16)
     at = HEADER_SIZE
 
     def take(fmt: str, count: int) -> list:
@@ -186,13 +280,15 @@ def decode(blob: bytes) -> DecodedBlob:
     members = [m for (m,) in take("<I", n_members)]
     numbers = [n for (n,) in take("<d", n_numbers)]
     entries = take("<IIII", n_entries)
-    rules = take("<III", n_rules)
+    rules = take("<IIII", n_rules)
+    words = [w for (w,) in take("<I", n_words)]
+    defaults = take("<III", n_defaults)
     code = blob[at:at + code_len]
     at += code_len
     strdata = blob[at:at + str_len]
     strings = [strdata[o:o + n].decode("utf-8") for o, n in str_entries]
-    return DecodedBlob(flags, strings, fields, sets, members, numbers, entries, rules, code,
-                       strings[version_sid], n_policy_rules)
+    return DecodedBlob(flags, strings, fields, sets, members, numbers, entries, rules, words,
+                       defaults, code, strings[version_sid], n_policy_rules)
 
 
 def disassemble(blob: bytes) -> str:
