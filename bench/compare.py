@@ -27,7 +27,7 @@ sys.path.insert(0, str(HERE.parent / "tests"))  # the reference evaluator
 sys.path.insert(0, str(HERE))                   # cases.py, alternatives.py first
 
 import alternatives  # noqa: E402
-from cases import ALLOW, DENY, json_form  # noqa: E402
+from cases import ALLOW, DENY, V2_ALLOW, V2_DENY, json_form  # noqa: E402
 
 from callgate import Engine, examples  # noqa: E402
 
@@ -100,6 +100,11 @@ def main() -> None:
             continue
         rows.append((f"{label} [deny]", median_ns(
             lambda: f(c["tool"], c["args"], c["role"], c["agent_attributes"], c["resource_attributes"]), budget), ""))
+    ops = Engine.from_dict(examples.policy("ops"))
+    for label, case in (("allow", V2_ALLOW), ("deny", V2_DENY)):
+        v = case
+        rows.append((f"v2 ops policy evaluate() [{label}]", median_ns(
+            lambda: ops.evaluate(v["tool"], v["args"], role=v["role"], context=v["context"]), budget), ""))
     core = core_ns()
     rows.append(("C core alone (bench_core.c, CRM cases)", core, "" if core else "no C compiler"))
 

@@ -17,3 +17,9 @@ sys.path.insert(0, str(HERE))                   # cases.py, alternatives.py firs
 @pytest.fixture(scope="session")
 def crm() -> Engine:
     return Engine.from_dict(examples.policy("crm"))
+
+
+@pytest.fixture(scope="session")
+def ops() -> Engine:
+    """The policy v2 example: tiers, deny/elevate rules, a time window, JSON Pointers."""
+    return Engine.from_dict(examples.policy("ops"))

@@ -77,9 +77,15 @@ int cg_run(cg_scratch *s, const uint8_t *in0, size_t in0_len, const uint8_t *in1
     return cg_decide(p, s, inputs, entry, &s->last);
 }
 
+/* (rule + 1) << 4 | approvals << 2 | decision: one integer crosses the boundary. */
+static int64_t result_of(const cg_outcome *o) {
+    return ((int64_t)o->rule + 1) << CG_RESULT_RULE_SHIFT | (int64_t)o->approvals << 2 |
+           o->decision;
+}
+
 static int64_t encode(const cg_scratch *s, int rc) {
     if (rc < 0) return rc;
-    return ((int64_t)s->last.rule + 1) << 2 | rc | (s->saw_null ? CG_RESULT_SAW_NULL : 0);
+    return result_of(&s->last) | (s->saw_null ? CG_RESULT_SAW_NULL : 0);
 }
 
 /* The json form's tool comes as raw UTF-8 bytes: check them here. */
@@ -133,7 +139,7 @@ int64_t cg_reason_json(void *scratch, const char *tool, size_t tool_len, const c
 int64_t cg_last_result(const void *scratch) {
     const cg_scratch *s = scratch;
     if (!s || s->magic != CG_SCRATCH_MAGIC) return CG_E_ARG;
-    return ((int64_t)s->last.rule + 1) << 2 | s->last.decision;
+    return result_of(&s->last);
 }
 
 uint32_t cg_error_offset(const void *scratch) {

@@ -139,12 +139,12 @@ struct cg_policy {
     const uint8_t *blob;
     uint32_t blob_len;
     uint32_t n_strings, n_fields, n_sets, n_members, n_numbers, n_entries, n_rules;
-    uint32_t code_len, str_len, version_sid, n_policy_rules;
-    const uint8_t *strings, *fields, *sets, *members, *numbers, *entries, *rules, *code,
-        *strdata;
+    uint32_t code_len, str_len, version_sid, n_policy_rules, n_words, n_defaults;
+    const uint8_t *strings, *fields, *sets, *members, *numbers, *entries, *rules, *words,
+        *defaults, *code, *strdata;
     /* hash indexes: pairs {index + 1 (0 = empty), hash} */
-    uint32_t entry_mask, field_mask;
-    uint32_t *entry_slots, *field_slots, *set_slots;
+    uint32_t entry_mask, field_mask, default_mask;
+    uint32_t *entry_slots, *field_slots, *default_slots, *set_slots;
     cg_set_index *set_index;
 };
 
@@ -171,14 +171,27 @@ typedef struct cg_key {    /* a key of an open object, for duplicate detection *
 
 enum { CG_J_NONE = 0, CG_J_NULL, CG_J_FALSE, CG_J_TRUE, CG_J_NUM, CG_J_STR, CG_J_ARR, CG_J_OBJ };
 
+/* How a decision came about (docs/policy-v2.md, the precedence steps). */
+enum {
+    CG_BY_DENY = 1,       /* a deny rule applied */
+    CG_BY_ALLOW,          /* an allow rule applied */
+    CG_BY_ELEVATE,        /* an elevate rule applied */
+    CG_BY_NO_GRANT,       /* the pair's grant rules all failed: Deny */
+    CG_BY_DEFAULT         /* no rule decided: a tier default or default_action */
+};
+
 typedef struct cg_outcome {
     int32_t decision;
     int32_t entry;        /* -1 when no entry */
-    int32_t rule;         /* policy rule index, -1 for the default action */
+    int32_t rule;         /* policy rule index, -1 for a default */
     uint32_t rule_slot;   /* index into the rules section of the explained rule */
     uint32_t blame;       /* code offset of the blamed leaf, or CG_NONE */
-    uint8_t blame_value;  /* CG_V_* result of the blamed leaf */
+    uint8_t blame_value;  /* CG_V_* result of the blamed leaf (or of a deny rule) */
     uint8_t had_condition;
+    uint8_t approvals;    /* an Elevate's count */
+    uint8_t by;           /* CG_BY_* */
+    uint32_t n_grants;    /* allow and elevate rules of the entry */
+    int32_t tier_default; /* index into defaults, or -1 for default_action */
 } cg_outcome;
 
 typedef struct cg_scratch {
@@ -224,6 +237,36 @@ int cg_decide(const cg_policy *p, cg_scratch *s, const cg_input *inputs, int32_t
 /* Value of a leaf, for reasons: evaluates one instruction at code offset pc. */
 int cg_leaf_eval(const cg_policy *p, cg_scratch *s, const cg_input *inputs, uint32_t pc);
 const cg_slot *cg_field_slot(const cg_scratch *s, uint32_t field);
+/* The same with elem as the current element (NULL outside Every/Some). */
+int cg_leaf_eval_el(const cg_policy *p, cg_scratch *s, const cg_input *inputs, uint32_t pc,
+                    const cg_slot *elem);
+/* The value a ref operand names (a field index, or a path when is_path), or NULL when it is
+   missing; tmp holds a path's value. */
+const cg_slot *cg_ref(const cg_policy *p, const cg_scratch *s, const cg_input *inputs,
+                      const cg_slot *elem, uint32_t operand, bool is_path, cg_slot *tmp);
+/* Display name (string id) of a ref operand. */
+uint32_t cg_ref_display(const cg_policy *p, uint32_t operand, bool is_path);
+/* An Every/Some at pc, with the element that decided it (for reasons): index CG_NONE when
+   no element decided; blame and value are that element's own. */
+typedef struct cg_qinfo {
+    uint32_t index, blame;
+    uint8_t value;
+    cg_slot elem;
+} cg_qinfo;
+int cg_quant_eval(const cg_policy *p, cg_scratch *s, const cg_input *inputs, uint32_t pc,
+                  const cg_slot *elem, cg_qinfo *q);
+
+/* ---- v2 value matching (cg_match.c) ---- */
+/* Describes the validated JSON value at pos (after whitespace) into v's type, off, len,
+   esc, num_int; returns the offset just past it. */
+uint32_t cg_value_at(const uint8_t *b, uint32_t pos, uint32_t len, cg_slot *v);
+bool cg_path_walk(const cg_policy *p, const cg_input *in, uint32_t path, cg_slot *v);
+uint32_t cg_array_length(const cg_input *in, const cg_slot *v);
+uint32_t cg_str_length(cg_jstr s);                          /* code points of the decoded string */
+bool cg_glob_match(const cg_policy *p, uint32_t glob, cg_jstr s);
+bool cg_pglob_match(const cg_policy *p, uint32_t pglob, cg_jstr s);
+bool cg_instant(const cg_input *in, const cg_slot *x, uint32_t *out); /* seconds, in range */
+bool cg_window_holds(const cg_policy *p, uint32_t window, uint32_t t);
 
 /* ---- equality of two JSON values in request text (cg_equal.c) ---- */
 bool cg_values_equal(const cg_input *inputs, cg_scratch *s, const cg_slot *a,

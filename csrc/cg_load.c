@@ -80,7 +80,8 @@ static const uint8_t op_flags[CG_N_OPCODES] = {
 
 /* Section sizes of a blob whose header is in range, as byte counts (64-bit: no overflow). */
 typedef struct layout {
-    uint64_t strings, fields, sets, members, numbers, entries, rules, code, strdata, total;
+    uint64_t strings, fields, sets, members, numbers, entries, rules, words, defaults, code,
+        strdata, total;
 } layout;
 
 static layout layout_of(const uint8_t *b) {
@@ -91,11 +92,13 @@ static layout layout_of(const uint8_t *b) {
     l.members = 4ull * cg_rd32(b + CG_HDR_N_MEMBERS);
     l.numbers = 8ull * cg_rd32(b + CG_HDR_N_NUMBERS);
     l.entries = 16ull * cg_rd32(b + CG_HDR_N_ENTRIES);
-    l.rules = 12ull * cg_rd32(b + CG_HDR_N_RULES);
+    l.rules = 16ull * cg_rd32(b + CG_HDR_N_RULES);
+    l.words = 4ull * cg_rd32(b + CG_HDR_N_WORDS);
+    l.defaults = 12ull * cg_rd32(b + CG_HDR_N_DEFAULTS);
     l.code = cg_rd32(b + CG_HDR_CODE_LEN);
     l.strdata = cg_rd32(b + CG_HDR_STR_LEN);
     l.total = CG_HEADER_SIZE + l.strings + l.fields + l.sets + l.members + l.numbers +
-              l.entries + l.rules + l.code + l.strdata;
+              l.entries + l.rules + l.words + l.defaults + l.code + l.strdata;
     return l;
 }
 
@@ -110,7 +113,7 @@ static size_t align8(uint64_t n) { return (size_t)((n + 7) & ~(uint64_t)7); }
 
 /* Bytes of the policy buffer; also the offsets of its parts (see cg_policy_load). */
 typedef struct memplan {
-    uint64_t blob, entry_slots, field_slots, set_index, set_slots, marks, total;
+    uint64_t blob, entry_slots, field_slots, default_slots, set_index, set_slots, marks, total;
 } memplan;
 
 static memplan plan_of(const uint8_t *b, size_t len) {
@@ -120,7 +123,8 @@ static memplan plan_of(const uint8_t *b, size_t len) {
     m.blob = align8(sizeof(cg_policy));
     m.entry_slots = m.blob + align8(len);
     m.field_slots = m.entry_slots + align8(8 * table_cap(cg_rd32(b + CG_HDR_N_ENTRIES)));
-    m.set_index = m.field_slots + align8(8 * table_cap(cg_rd32(b + CG_HDR_N_FIELDS)));
+    m.default_slots = m.field_slots + align8(8 * table_cap(cg_rd32(b + CG_HDR_N_FIELDS)));
+    m.set_index = m.default_slots + align8(8 * table_cap(cg_rd32(b + CG_HDR_N_DEFAULTS)));
     m.set_slots = m.set_index + align8(sizeof(cg_set_index) * n_sets);
     /* each set gets table_cap(count) <= 4 * count + 2 slots; budget for the worst case */
     m.marks = m.set_slots + align8(8 * (4 * n_members + 2 * n_sets));
@@ -136,6 +140,8 @@ static int check_header(const uint8_t *b, size_t len) {
     if (cg_rd16(b + 6) & ~CG_FLAGS_KNOWN) return CG_E_BLOB_OPCODE;
     if (cg_rd32(b + CG_HDR_LEN) != len) return CG_E_BLOB_TRUNCATED;
     if (len > 0x7fffffffu) return CG_E_BLOB_BOUNDS;
+    for (uint32_t at = CG_HDR_RESERVED; at < CG_HEADER_SIZE; at += 4)
+        if (cg_rd32(b + at) != 0) return CG_E_BLOB_BOUNDS;
     if (layout_of(b).total != len) return CG_E_BLOB_BOUNDS;
     return 0;
 }
@@ -148,16 +154,98 @@ int64_t cg_policy_mem_size(const uint8_t *blob, size_t len) {
 
 /* ---- condition code verification ---- */
 #define MARK_NONE (-1)
+/* What a jump target records: the quantifier nesting and the stack depth it expects. */
+#define MARK(level, depth) ((int16_t)((level) << 7 | (depth)))
+
+static uint32_t word(const cg_policy *p, uint32_t i) { return cg_rd32(p->words + 4u * i); }
+static bool words_in(const cg_policy *p, uint64_t at, uint64_t n) { return at + n <= p->n_words; }
+
+/* path {base, n_tokens, display_sid, token_sid x n_tokens}; CG_ELEMENT only in a body */
+static int check_path(const cg_policy *p, uint32_t w, bool in_body) {
+    if (!words_in(p, w, 3)) return CG_E_BLOB_BOUNDS;
+    uint32_t base = word(p, w), n = word(p, w + 1);
+    if (base == CG_ELEMENT ? !in_body : base >= p->n_fields) return CG_E_BLOB_BOUNDS;
+    if (word(p, w + 2) >= p->n_strings || !words_in(p, (uint64_t)w + 3, n)) return CG_E_BLOB_BOUNDS;
+    for (uint32_t i = 0; i < n; i++)
+        if (word(p, w + 3 + i) >= p->n_strings) return CG_E_BLOB_BOUNDS;
+    return 0;
+}
+
+static int check_ref(const cg_policy *p, uint32_t operand, bool is_path, bool in_body) {
+    if (is_path) return check_path(p, operand, in_body);
+    return operand < p->n_fields ? 0 : CG_E_BLOB_BOUNDS;
+}
+
+/* glob {n_parts >= 1, (part_sid, kmp_word) x n_parts}: each failure function in bounds and
+   equal to the true one, recomputed from the entries already checked (so linear). */
+static int check_glob(const cg_policy *p, uint32_t g) {
+    if (!words_in(p, g, 1)) return CG_E_BLOB_BOUNDS;
+    uint32_t n = word(p, g);
+    if (n == 0 || !words_in(p, (uint64_t)g + 1, 2ull * n)) return CG_E_BLOB_BOUNDS;
+    for (uint32_t k = 0; k < n; k++) {
+        uint32_t sid = word(p, g + 1 + 2 * k), f = word(p, g + 2 + 2 * k), m;
+        if (sid >= p->n_strings) return CG_E_BLOB_BOUNDS;
+        const uint8_t *s = cg_str(p, sid, &m);
+        if (!words_in(p, f, m)) return CG_E_BLOB_BOUNDS;
+        if (m && word(p, f) != 0) return CG_E_BLOB_BOUNDS;
+        uint32_t j = 0;
+        for (uint32_t i = 1; i < m; i++) {
+            while (j > 0 && s[i] != s[j]) j = word(p, f + j - 1);
+            if (s[i] == s[j]) j++;
+            if (word(p, f + i) != j) return CG_E_BLOB_BOUNDS;
+        }
+    }
+    return 0;
+}
+
+/* pglob {n_components >= 1, glob_word x n_components} */
+static int check_pglob(const cg_policy *p, uint32_t g) {
+    if (!words_in(p, g, 1)) return CG_E_BLOB_BOUNDS;
+    uint32_t n = word(p, g);
+    if (n == 0 || !words_in(p, (uint64_t)g + 1, n)) return CG_E_BLOB_BOUNDS;
+    for (uint32_t k = 0; k < n; k++) {
+        int rc = check_glob(p, word(p, g + 1 + k));
+        if (rc) return rc;
+    }
+    return 0;
+}
+
+/* window {days, start_minute, end_minute, n, (utc_start, offset) x n} */
+static int check_window(const cg_policy *p, uint32_t w) {
+    if (!words_in(p, w, 4)) return CG_E_BLOB_BOUNDS;
+    uint32_t days = word(p, w), start = word(p, w + 1), end = word(p, w + 2), n = word(p, w + 3);
+    if (days == 0 || days > 127 || start > 1439 || end == 0 || end > 1440 || start == end ||
+        n == 0 || !words_in(p, (uint64_t)w + 4, 2ull * n))
+        return CG_E_BLOB_BOUNDS;
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t at = word(p, w + 4 + 2 * i);
+        int32_t off = (int32_t)word(p, w + 5 + 2 * i);
+        if (i == 0 ? at != 0 : at <= word(p, w + 2 + 2 * i)) return CG_E_BLOB_BOUNDS;
+        if (off <= -86400 || off >= 86400) return CG_E_BLOB_BOUNDS;
+    }
+    return 0;
+}
+
+/* An open quantifier body: where it ends (just after its ENDQ) and the stack depth of the
+   code around it. */
+typedef struct qframe {
+    uint32_t end;
+    int depth;
+} qframe;
 
 static int verify_code(const cg_policy *p, uint32_t start, uint32_t end, int16_t *marks) {
     const uint8_t *code = p->code;
     for (uint32_t i = start; i <= end; i++) marks[i] = MARK_NONE;
-    int depth = 0;
+    qframe q[CG_MAX_QUANT];
+    int level = 0, depth = 0, rc = 0;
     uint32_t pc = start;
     bool ended = false;
     while (pc < end) {
         if (ended) return CG_E_BLOB_STACK; /* code after RET */
-        if (marks[pc] != MARK_NONE && marks[pc] != depth) return CG_E_BLOB_STACK;
+        uint32_t limit = level ? q[level - 1].end : end; /* the end of the current body */
+        if (pc >= limit) return CG_E_BLOB_STACK;          /* a body without its ENDQ */
+        if (marks[pc] != MARK_NONE && marks[pc] != MARK(level, depth))
+            return (marks[pc] >> 7) != level ? CG_E_BLOB_JUMP : CG_E_BLOB_STACK;
         uint8_t op = code[pc];
         if (op >= CG_N_OPCODES) return CG_E_BLOB_OPCODE;
         if (pc + 1 >= end) return CG_E_BLOB_BOUNDS;
@@ -165,25 +253,72 @@ static int verify_code(const cg_policy *p, uint32_t start, uint32_t end, int16_t
         if (fl & ~op_flags[op]) return CG_E_BLOB_OPCODE;
         uint32_t len = CG_INSN_LEN(op_operands[op]);
         if ((uint64_t)pc + len > end) return CG_E_BLOB_BOUNDS;
+        if (pc + len > limit) return CG_E_BLOB_STACK; /* straddles the body's end */
         for (uint32_t i = pc + 1; i < pc + len; i++)
             if (marks[i] != MARK_NONE) return CG_E_BLOB_JUMP; /* a jump lands mid-instruction */
         const uint8_t *a = code + pc + 2;
+        uint32_t a0 = cg_rd32(a), a1 = op_operands[op] > 1 ? cg_rd32(a + 4) : 0;
+        bool in_body = level > 0, path_a = (fl & CG_F_PATH_A) != 0;
+        uint32_t cmp = fl & CG_F_CMP_MASK;
         switch (op) {
         case CG_OP_NUM:
-            if ((fl & CG_F_CMP_MASK) >= CG_N_CMP) return CG_E_BLOB_OPCODE;
-            if (cg_rd32(a) >= p->n_fields || cg_rd32(a + 4) >= p->n_numbers ||
+            if (cmp >= CG_N_CMP) return CG_E_BLOB_OPCODE;
+            if ((rc = check_ref(p, a0, path_a, in_body))) return rc;
+            if ((uint64_t)a1 + (cmp == CG_CMP_BETWEEN) >= p->n_numbers ||
                 cg_rd32(a + 8) >= p->n_strings)
                 return CG_E_BLOB_BOUNDS;
             break;
+        case CG_OP_LEN:
+            if (cmp > CG_CMP_NE) return CG_E_BLOB_OPCODE;
+            if ((rc = check_ref(p, a0, path_a, in_body))) return rc;
+            if (a1 >= p->n_numbers || cg_rd32(a + 8) >= p->n_strings) return CG_E_BLOB_BOUNDS;
+            break;
         case CG_OP_IN:
-            if (cg_rd32(a) >= p->n_fields || cg_rd32(a + 4) >= p->n_sets) return CG_E_BLOB_BOUNDS;
+            if ((rc = check_ref(p, a0, path_a, in_body))) return rc;
+            if (a1 >= p->n_sets) return CG_E_BLOB_BOUNDS;
             break;
         case CG_OP_PRESENT:
-            if (cg_rd32(a) >= p->n_fields) return CG_E_BLOB_BOUNDS;
+            if ((rc = check_ref(p, a0, path_a, in_body))) return rc;
             break;
         case CG_OP_EQ:
-            if (cg_rd32(a) >= p->n_fields || cg_rd32(a + 4) >= p->n_fields) return CG_E_BLOB_BOUNDS;
+            if ((rc = check_ref(p, a0, path_a, in_body)) ||
+                (rc = check_ref(p, a1, (fl & CG_F_PATH_B) != 0, in_body)))
+                return rc;
             break;
+        case CG_OP_STR:
+            if ((rc = check_ref(p, a0, path_a, in_body))) return rc;
+            if ((rc = (fl & CG_F_STR_PATH) ? check_pglob(p, a1) : check_glob(p, a1))) return rc;
+            if (cg_rd32(a + 8) >= p->n_strings || cg_rd32(a + 12) >= p->n_strings)
+                return CG_E_BLOB_BOUNDS;
+            break;
+        case CG_OP_TYPE:
+            if ((rc = check_ref(p, a0, path_a, in_body))) return rc;
+            if (a1 >= CG_N_TYPES || cg_rd32(a + 8) >= p->n_strings) return CG_E_BLOB_BOUNDS;
+            break;
+        case CG_OP_TIME:
+            if ((rc = check_ref(p, a0, path_a, in_body)) || (rc = check_window(p, a1))) return rc;
+            if (cg_rd32(a + 8) >= p->n_strings) return CG_E_BLOB_BOUNDS;
+            break;
+        case CG_OP_EVERY:
+        case CG_OP_SOME:
+            /* the ref is read in the enclosing body (if any); the body follows, ends with
+               ENDQ just before a1, and runs on a stack of its own */
+            if ((rc = check_ref(p, a0, path_a, in_body))) return rc;
+            if (level >= CG_MAX_QUANT) return CG_E_BLOB_STACK;
+            if (a1 <= pc + len || a1 > limit) return CG_E_BLOB_JUMP;
+            q[level].end = a1;
+            q[level].depth = depth;
+            level++;
+            depth = 0;
+            pc += len;
+            continue;
+        case CG_OP_ENDQ:
+            if (level == 0 || depth != 1 || pc + len != q[level - 1].end) return CG_E_BLOB_STACK;
+            level--;
+            depth = q[level].depth + 1; /* the quantifier's value */
+            if (depth > CG_MAX_STACK) return CG_E_BLOB_STACK;
+            pc += len;
+            continue;
         case CG_OP_NOT:
             if (depth < 1) return CG_E_BLOB_STACK;
             break;
@@ -193,16 +328,16 @@ static int verify_code(const cg_policy *p, uint32_t start, uint32_t end, int16_t
             break;
         case CG_OP_JF:
         case CG_OP_JT: {
-            uint32_t t = cg_rd32(a);
+            uint32_t t = a0;
             if (depth < 1) return CG_E_BLOB_STACK;
-            if (t <= pc || t >= end) return CG_E_BLOB_JUMP;
+            if (t <= pc || t >= limit) return CG_E_BLOB_JUMP; /* forward, inside the body */
             if (t < pc + len) return CG_E_BLOB_JUMP;
-            if (marks[t] == MARK_NONE) marks[t] = (int16_t)depth;
-            else if (marks[t] != depth) return CG_E_BLOB_STACK;
+            if (marks[t] == MARK_NONE) marks[t] = MARK(level, depth);
+            else if (marks[t] != MARK(level, depth)) return CG_E_BLOB_STACK;
             break;
         }
         case CG_OP_RET:
-            if (depth != 1 || pc + len != end) return CG_E_BLOB_STACK;
+            if (level != 0 || depth != 1 || pc + len != end) return CG_E_BLOB_STACK;
             ended = true;
             break;
         default:
@@ -245,6 +380,29 @@ static bool entry_same(const cg_policy *p, uint32_t a, uint32_t b) {
 static bool field_same(const cg_policy *p, uint32_t a, uint32_t b) {
     const uint8_t *x = p->fields + 12u * a, *y = p->fields + 12u * b;
     return cg_rd32(x) == cg_rd32(y) && str_same(p, cg_rd32(x + 4), cg_rd32(y + 4));
+}
+
+static bool default_same(const cg_policy *p, uint32_t a, uint32_t b) {
+    return str_same(p, cg_rd32(p->defaults + 12u * a), cg_rd32(p->defaults + 12u * b));
+}
+
+static uint32_t sid_hash(const cg_policy *p, uint32_t sid);
+
+/* An effect word: a known decision, approvals exactly for Elevate, no other bits; perso
+   knows only Allow. */
+static bool effect_valid(const cg_policy *p, uint32_t w) {
+    uint32_t d = CG_EFFECT_DECISION(w), n = CG_EFFECT_APPROVALS(w);
+    if (w >> 4 || d > CG_ELEVATE || (d == CG_ELEVATE) != (n != 0)) return false;
+    return !(p->flags & CG_FLAG_PERSO) || d == CG_ALLOW;
+}
+
+/* Precedence order of an entry's rules: deny, allow, then elevate by approvals descending. */
+static uint32_t effect_rank(uint32_t w) {
+    switch (CG_EFFECT_DECISION(w)) {
+    case CG_DENY: return 0;
+    case CG_ALLOW: return 1;
+    default: return 5 - CG_EFFECT_APPROVALS(w); /* 3 approvals rank 2, 1 approval rank 4 */
+    }
 }
 
 static uint32_t sid_hash(const cg_policy *p, uint32_t sid) {
@@ -290,6 +448,8 @@ int cg_policy_load(const uint8_t *blob, size_t len, void *mem, size_t mem_len,
     p->str_len = cg_rd32(b + CG_HDR_STR_LEN);
     p->version_sid = cg_rd32(b + CG_HDR_VERSION_SID);
     p->n_policy_rules = cg_rd32(b + CG_HDR_N_POLICY_RULES);
+    p->n_words = cg_rd32(b + CG_HDR_N_WORDS);
+    p->n_defaults = cg_rd32(b + CG_HDR_N_DEFAULTS);
     layout l = layout_of(b);
     p->strings = b + CG_HEADER_SIZE;
     p->fields = p->strings + l.strings;
@@ -298,7 +458,9 @@ int cg_policy_load(const uint8_t *blob, size_t len, void *mem, size_t mem_len,
     p->numbers = p->members + l.members;
     p->entries = p->numbers + l.numbers;
     p->rules = p->entries + l.entries;
-    p->code = p->rules + l.rules;
+    p->words = p->rules + l.rules;
+    p->defaults = p->words + l.words;
+    p->code = p->defaults + l.defaults;
     p->strdata = p->code + l.code;
 
     /* strings: in bounds and valid UTF-8 (they end up in reasons and JSON) */
@@ -358,9 +520,10 @@ int cg_policy_load(const uint8_t *blob, size_t len, void *mem, size_t mem_len,
     /* rules and their condition code */
     int16_t *marks = (int16_t *)(base + m.marks);
     for (uint32_t i = 0; i < p->n_rules; i++) {
-        const uint8_t *r = p->rules + 12u * i;
+        const uint8_t *r = p->rules + 16u * i;
         uint64_t off = cg_rd32(r + 4), n = cg_rd32(r + 8);
         if (cg_rd32(r) >= p->n_policy_rules || off + n > p->code_len) return CG_E_BLOB_BOUNDS;
+        if (!effect_valid(p, cg_rd32(r + 12))) return CG_E_BLOB_OPCODE;
         if (n && (rc = verify_code(p, (uint32_t)off, (uint32_t)(off + n), marks))) return rc;
     }
 
@@ -373,8 +536,25 @@ int cg_policy_load(const uint8_t *blob, size_t len, void *mem, size_t mem_len,
         uint64_t first = cg_rd32(e + 8), n = cg_rd32(e + 12);
         if (tool >= p->n_strings || role >= p->n_strings || n == 0 || first + n > p->n_rules)
             return CG_E_BLOB_BOUNDS;
+        for (uint64_t k = first + 1; k < first + n; k++)
+            if (effect_rank(cg_rd32(p->rules + 16u * (k - 1) + 12)) >
+                effect_rank(cg_rd32(p->rules + 16u * k + 12)))
+                return CG_E_BLOB_OPCODE; /* out of precedence order */
         uint32_t h = cg_entry_hash(sid_hash(p, tool), sid_hash(p, role));
         if (!table_put(p->entry_slots, p->entry_mask, h, i, p, entry_same))
+            return CG_E_BLOB_DUPLICATE;
+    }
+
+    /* tier defaults: tool -> effect, for any role */
+    if (p->n_defaults && (p->flags & CG_FLAG_PERSO)) return CG_E_BLOB_OPCODE;
+    p->default_slots = (uint32_t *)(base + m.default_slots);
+    p->default_mask = (uint32_t)table_cap(p->n_defaults) - 1;
+    for (uint32_t i = 0; i < p->n_defaults; i++) {
+        const uint8_t *d = p->defaults + 12u * i;
+        uint32_t tool = cg_rd32(d);
+        if (tool >= p->n_strings || cg_rd32(d + 8) >= p->n_strings) return CG_E_BLOB_BOUNDS;
+        if (!effect_valid(p, cg_rd32(d + 4))) return CG_E_BLOB_OPCODE;
+        if (!table_put(p->default_slots, p->default_mask, sid_hash(p, tool), i, p, default_same))
             return CG_E_BLOB_DUPLICATE;
     }
 

@@ -52,82 +52,156 @@ static void put_value(wr *w, const cg_input *inputs, const cg_slot *x) {
     puts_(w, "\xE2\x80\xA6"); /* … */
 }
 
-static void put_field(wr *w, const cg_policy *p, uint32_t field) {
-    put_sid(w, p, cg_rd32(p->fields + 12u * field + 8));
-}
-
-/* "S is missing" / "S is null"; returns false when the field has a non-null value. */
-static bool put_absent(wr *w, const cg_policy *p, const cg_slot *x, uint32_t field) {
+/* "S is missing" / "S is null"; returns false when the value is there and not null. */
+static bool put_absent(wr *w, const cg_policy *p, const cg_slot *x, uint32_t display) {
     if (x && x->type != CG_J_NULL) return false;
-    put_field(w, p, field);
+    put_sid(w, p, display);
     puts_(w, x ? " is null" : " is missing");
     return true;
 }
 
+/* "S = V" */
 static void put_seen(wr *w, const cg_policy *p, const cg_input *in, const cg_slot *x,
-                     uint32_t field) {
-    put_field(w, p, field);
+                     uint32_t display) {
+    put_sid(w, p, display);
     puts_(w, " = ");
     put_value(w, in, x);
 }
 
-static const char *const cmp_text[CG_N_CMP] = {"<", "<=", ">", ">=", "=="};
+static const char *const cmp_text[CG_N_CMP] = {"<", "<=", ">", ">=", "==", "!=", "between"};
+static const char *const negated = " (negated by Not)";
 
-static void explain_leaf(wr *w, const cg_policy *p, cg_scratch *s, const cg_input *in,
-                         uint32_t pc) {
+static void explain_at(wr *w, const cg_policy *p, cg_scratch *s, const cg_input *in, uint32_t pc,
+                       const cg_slot *elem);
+
+/* Every / Some (docs/policy-v2.md): the deciding element and its own explanation. */
+static void explain_quant(wr *w, const cg_policy *p, cg_scratch *s, const cg_input *in,
+                          uint32_t pc, const cg_slot *elem, const cg_slot *x, uint32_t display) {
+    cg_qinfo q;
+    int r = cg_quant_eval(p, s, in, pc, elem, &q);
+    bool every = p->code[pc] == CG_OP_EVERY;
+    if (q.index != CG_NONE) {
+        put_sid(w, p, display);
+        puts_(w, ": element ");
+        put_u32(w, q.index);
+        puts_(w, ": ");
+        if (q.blame != CG_NONE) explain_at(w, p, s, in, q.blame, &q.elem);
+        else puts_(w, q.value == CG_V_T ? "condition passed" : "condition not satisfied");
+    } else if (r == CG_V_U) {
+        if (put_absent(w, p, x, display)) return;
+        put_seen(w, p, in, x, display);
+        puts_(w, " is not an array");
+        return;
+    } else {
+        put_sid(w, p, display);
+        puts_(w, every ? ": every element satisfies the condition"
+                       : ": no element satisfies the condition");
+    }
+    if (r == CG_V_T && (p->code[pc + 1] & CG_F_NEGATED)) puts_(w, negated);
+}
+
+/* The text of the leaf at pc for its own result (computed again here, with elem as the
+   current element), " (negated by Not)" after a T result of a leaf under odd Nots. */
+static void explain_at(wr *w, const cg_policy *p, cg_scratch *s, const cg_input *in, uint32_t pc,
+                       const cg_slot *elem) {
     const uint8_t *ins = p->code + pc;
     uint8_t op = ins[0], fl = ins[1];
     const uint8_t *a = ins + 2;
-    uint32_t fa = cg_rd32(a);
-    const cg_slot *x = cg_field_slot(s, fa);
-    int r = cg_leaf_eval(p, s, in, pc);
-    const char *negated = " (negated by Not)";
+    bool path_a = (fl & CG_F_PATH_A) != 0;
+    uint32_t sa = cg_ref_display(p, cg_rd32(a), path_a);
+    cg_slot ta;
+    const cg_slot *x = cg_ref(p, s, in, elem, cg_rd32(a), path_a, &ta);
+    int r = cg_leaf_eval_el(p, s, in, pc, elem);
+    bool holds = r == CG_V_T;
     switch (op) {
-    case CG_OP_NUM:
-    case CG_OP_IN: {
-        bool num = op == CG_OP_NUM;
-        if (put_absent(w, p, x, fa)) return;
-        put_seen(w, p, in, x, fa);
+    case CG_OP_PRESENT:
+        if (put_absent(w, p, x, sa)) return;
+        put_sid(w, p, sa);
+        puts_(w, " is present");
+        break;
+    case CG_OP_EQ: {
+        bool path_b = (fl & CG_F_PATH_B) != 0;
+        uint32_t sb = cg_ref_display(p, cg_rd32(a + 4), path_b);
+        cg_slot tb;
+        const cg_slot *y = cg_ref(p, s, in, elem, cg_rd32(a + 4), path_b, &tb);
+        if (put_absent(w, p, x, sa) || put_absent(w, p, y, sb)) return;
+        put_seen(w, p, in, x, sa);
+        if (holds) {
+            puts_(w, " equals ");
+            put_sid(w, p, sb);
+        } else {
+            puts_(w, " does not equal ");
+            put_seen(w, p, in, y, sb);
+        }
+        break;
+    }
+    case CG_OP_TYPE:
+        if (holds) {
+            put_sid(w, p, sa);
+            puts_(w, " is of type ");
+        } else {
+            if (put_absent(w, p, x, sa)) return;
+            put_seen(w, p, in, x, sa);
+            puts_(w, " is not of type ");
+        }
+        put_sid(w, p, cg_rd32(a + 8));
+        break;
+    case CG_OP_EVERY:
+    case CG_OP_SOME:
+        explain_quant(w, p, s, in, pc, elem, x, sa);
+        return;
+    case CG_OP_LEN:
+        if (put_absent(w, p, x, sa)) return;
         if (r == CG_V_U) {
-            puts_(w, num ? " is not a number" : " is not a string");
+            put_seen(w, p, in, x, sa);
+            puts_(w, " is neither a string nor an array");
             return;
         }
-        bool holds = r == CG_V_T;
-        if (num) {
+        puts_(w, "length of ");
+        put_sid(w, p, sa);
+        puts_(w, " is ");
+        put_u32(w, x->type == CG_J_STR ? cg_str_length((cg_jstr){in[x->input].base + x->off + 1,
+                                                                  x->len - 2, x->esc != 0})
+                                       : cg_array_length(in, x));
+        puts_(w, holds ? ", " : ", not ");
+        puts_(w, cmp_text[fl & CG_F_CMP_MASK]);
+        puts_(w, " ");
+        put_sid(w, p, cg_rd32(a + 8));
+        break;
+    default: /* NUM, IN, STR, TIME: "S = V ..." */
+        if (put_absent(w, p, x, sa)) return;
+        put_seen(w, p, in, x, sa);
+        if (r == CG_V_U) {
+            puts_(w, op == CG_OP_NUM    ? " is not a number"
+                     : op == CG_OP_TIME ? " is not a time"
+                                        : " is not a string");
+            return;
+        }
+        if (op == CG_OP_NUM) {
             puts_(w, holds ? " is " : " is not ");
             puts_(w, cmp_text[fl & CG_F_CMP_MASK]);
             puts_(w, " ");
             put_sid(w, p, cg_rd32(a + 8));
-        } else {
+        } else if (op == CG_OP_IN) {
             bool in_set = holds != ((fl & CG_F_NOTIN) != 0);
             puts_(w, in_set ? " is in " : " is not in ");
             put_sid(w, p, cg_rd32(p->sets + 12u * cg_rd32(a + 4) + 8));
+        } else if (op == CG_OP_STR) { /* c: the text for T, d: for F */
+            puts_(w, " ");
+            put_sid(w, p, cg_rd32(a + (holds ? 8 : 12)));
+        } else { /* CG_OP_TIME */
+            puts_(w, holds ? " is within " : " is outside ");
+            put_sid(w, p, cg_rd32(a + 8));
         }
-        if (holds) puts_(w, negated);
-        return;
+        break;
     }
-    case CG_OP_PRESENT:
-        if (put_absent(w, p, x, fa)) return;
-        put_field(w, p, fa);
-        puts_(w, " is present");
-        puts_(w, negated);
-        return;
-    default: { /* CG_OP_EQ */
-        uint32_t fb = cg_rd32(a + 4);
-        const cg_slot *y = cg_field_slot(s, fb);
-        if (put_absent(w, p, x, fa) || put_absent(w, p, y, fb)) return;
-        put_seen(w, p, in, x, fa);
-        if (r == CG_V_T) {
-            puts_(w, " equals ");
-            put_field(w, p, fb);
-            puts_(w, negated);
-        } else {
-            puts_(w, " does not equal ");
-            put_seen(w, p, in, y, fb);
-        }
-        return;
-    }
-    }
+    if (holds && (fl & CG_F_NEGATED)) puts_(w, negated);
+}
+
+/* The blamed leaf of a rule's condition (docs/semantics.md, docs/policy-v2.md). */
+static void explain_leaf(wr *w, const cg_policy *p, cg_scratch *s, const cg_input *in,
+                         uint32_t pc) {
+    explain_at(w, p, s, in, pc, NULL);
 }
 
 size_t cg_format_reason(const cg_policy *p, cg_scratch *s, const cg_input *in, char *out,
@@ -146,27 +220,53 @@ size_t cg_format_reason(const cg_policy *p, cg_scratch *s, const cg_input *in, c
         return w.n;
     }
     put_jstr(&w, tool);
-    puts_(&w, o->decision == CG_ALLOW ? " allowed for role '" : " denied for role '");
+    if (o->decision == CG_ELEVATE) {
+        puts_(&w, " requires ");
+        put_u32(&w, o->approvals);
+        puts_(&w, o->approvals == 1 ? " approval for role '" : " approvals for role '");
+    } else {
+        puts_(&w, o->decision == CG_ALLOW ? " allowed for role '" : " denied for role '");
+    }
     put_jstr(&w, role);
     puts_(&w, "': ");
-    if (o->entry < 0) {
-        puts_(&w, o->decision == CG_ALLOW
-                      ? "no rule covers this tool for this role (default_action Allow)"
-                      : "no rule covers this tool for this role (default_action Deny)");
+    static const char *const decision_name[3] = {"Deny", "Allow", "Elevate"};
+    if (o->by == CG_BY_DEFAULT) {
+        puts_(&w, o->entry < 0 ? "no rule covers this tool for this role ("
+                               : "no rule grants this tool for this role (");
+        if (o->tier_default >= 0) {
+            puts_(&w, "tier '");
+            put_sid(&w, p, cg_rd32(p->defaults + 12u * (uint32_t)o->tier_default + 8));
+            puts_(&w, "' default ");
+        } else {
+            puts_(&w, "default_action ");
+        }
+        puts_(&w, decision_name[o->decision & 3]);
+        puts_(&w, ")");
         return w.n;
     }
     uint32_t rule_no = (uint32_t)o->rule + 1;
-    if (o->decision == CG_ALLOW) {
+    if (o->by == CG_BY_ALLOW || o->by == CG_BY_ELEVATE) {
         puts_(&w, "rule ");
         put_u32(&w, rule_no);
         puts_(&w, o->had_condition ? " condition passed" : " has no condition");
         return w.n;
     }
+    if (o->by == CG_BY_DENY) {
+        puts_(&w, "rule ");
+        put_u32(&w, rule_no);
+        puts_(&w, " forbids it");
+        if (!o->had_condition) return w.n;
+        puts_(&w, o->blame_value == CG_V_U ? " and could not be evaluated: " : ": ");
+        if (o->blame == CG_NONE) puts_(&w, "condition passed"); /* an empty All */
+        else explain_leaf(&w, p, s, in, o->blame);
+        return w.n;
+    }
+    /* CG_BY_NO_GRANT: the v1 denial, explained by the first grant rule */
     if (o->blame == CG_NONE) puts_(&w, "condition not satisfied");
     else explain_leaf(&w, p, s, in, o->blame);
     puts_(&w, " (rule ");
     put_u32(&w, rule_no);
-    uint32_t n_rules = cg_rd32(p->entries + 16u * (uint32_t)o->entry + 12);
+    uint32_t n_rules = o->n_grants;
     if (n_rules > 1) {
         puts_(&w, "; ");
         put_u32(&w, n_rules - 1);

@@ -33,6 +33,34 @@ static cg_jstr slot_str(const cg_input *inputs, const cg_slot *sl) {
     return j;
 }
 
+/* A path {base, n_tokens, display_sid, tokens...} walked from its base field, or from the
+   current element (CG_ELEMENT, which the loader admits only inside a quantifier body). */
+static bool path_value(const cg_policy *p, const cg_scratch *s, const cg_input *inputs,
+                       const cg_slot *elem, uint32_t path, cg_slot *out) {
+    uint32_t base = cg_rd32(p->words + 4u * path);
+    const cg_slot *b = base == CG_ELEMENT ? elem : cg_field_slot(s, base);
+    if (!b) return false;
+    *out = *b;
+    return cg_path_walk(p, inputs, path, out);
+}
+
+/* A plain field (the v1 form, and the fast path) or a path. */
+static inline const cg_slot *ref(const cg_policy *p, const cg_scratch *s, const cg_input *inputs,
+                                 const cg_slot *elem, uint32_t operand, bool is_path,
+                                 cg_slot *tmp) {
+    if (!is_path) return cg_field_slot(s, operand);
+    return path_value(p, s, inputs, elem, operand, tmp) ? tmp : NULL;
+}
+
+const cg_slot *cg_ref(const cg_policy *p, const cg_scratch *s, const cg_input *inputs,
+                      const cg_slot *elem, uint32_t operand, bool is_path, cg_slot *tmp) {
+    return ref(p, s, inputs, elem, operand, is_path, tmp);
+}
+
+uint32_t cg_ref_display(const cg_policy *p, uint32_t operand, bool is_path) {
+    return is_path ? cg_rd32(p->words + 4u * operand + 8) : cg_rd32(p->fields + 12u * operand + 8);
+}
+
 static bool set_contains(const cg_policy *p, uint32_t set, cg_jstr v) {
     const cg_set_index *ix = &p->set_index[set];
     const uint32_t *slots = p->set_slots + 2u * ix->slots;
@@ -58,31 +86,63 @@ static bool small_int(const uint8_t *s, uint32_t n, bool is_int, double *out) {
     return true;
 }
 
-static bool compare(double x, uint8_t cmp, double k) {
+static double num_value(const cg_input *inputs, const cg_slot *x) {
+    const uint8_t *lit = inputs[x->input].base + x->off;
+    double d = 0;
+    if (!small_int(lit, x->len, x->num_int, &d)) cg_num_to_double((const char *)lit, x->len, &d);
+    return d;
+}
+
+/* x <cmp> numbers[k] (Between: numbers[k] <= x <= numbers[k + 1]) */
+static bool compare(const cg_policy *p, double x, uint8_t cmp, uint32_t k) {
+    double c = cg_rdf64(p->numbers + 8u * k);
     switch (cmp) {
-    case CG_CMP_LT: return x < k;
-    case CG_CMP_LE: return x <= k;
-    case CG_CMP_GT: return x > k;
-    case CG_CMP_GE: return x >= k;
-    default: return x == k;
+    case CG_CMP_LT: return x < c;
+    case CG_CMP_LE: return x <= c;
+    case CG_CMP_GT: return x > c;
+    case CG_CMP_GE: return x >= c;
+    case CG_CMP_NE: return x != c;
+    case CG_CMP_BETWEEN: return c <= x && x <= cg_rdf64(p->numbers + 8u * k + 8);
+    default: return x == c;
     }
 }
 
-int cg_leaf_eval(const cg_policy *p, cg_scratch *s, const cg_input *inputs, uint32_t pc) {
+/* A number with an integral value (1.0 and 1e2 are; the literal rounds to a double first). */
+static bool integral(const cg_input *inputs, const cg_slot *x) {
+    if (x->num_int) return true;
+    double d = num_value(inputs, x);
+    if (d >= 4503599627370496.0 || d <= -4503599627370496.0) return true; /* 2^52 */
+    return (double)(int64_t)d == d;
+}
+
+static bool has_type(const cg_input *inputs, const cg_slot *x, uint32_t ty) {
+    switch (ty) {
+    case CG_TY_STRING: return x->type == CG_J_STR;
+    case CG_TY_NUMBER: return x->type == CG_J_NUM;
+    case CG_TY_INTEGER: return x->type == CG_J_NUM && integral(inputs, x);
+    case CG_TY_BOOLEAN: return x->type == CG_J_TRUE || x->type == CG_J_FALSE;
+    case CG_TY_NULL: return x->type == CG_J_NULL;
+    case CG_TY_ARRAY: return x->type == CG_J_ARR;
+    default: return x->type == CG_J_OBJ;
+    }
+}
+
+static uint8_t quant(const cg_policy *p, cg_scratch *s, const cg_input *inputs, uint32_t pc,
+                     const cg_slot *elem, cg_qinfo *q);
+
+static inline int leaf(const cg_policy *p, cg_scratch *s, const cg_input *inputs, uint32_t pc,
+                       const cg_slot *elem) {
     const uint8_t *ins = p->code + pc;
     uint8_t op = ins[0], fl = ins[1];
     const uint8_t *a = ins + 2;
     const uint8_t undetermined = (p->flags & CG_FLAG_PERSO) ? CG_V_F : CG_V_U;
-    const cg_slot *x = cg_field_slot(s, cg_rd32(a));
+    cg_slot ta;
+    const cg_slot *x = ref(p, s, inputs, elem, cg_rd32(a), (fl & CG_F_PATH_A) != 0, &ta);
     switch (op) {
-    case CG_OP_NUM: {
+    case CG_OP_NUM:
         if (!x || x->type != CG_J_NUM) return undetermined;
-        const uint8_t *lit = inputs[x->input].base + x->off;
-        double d = 0;
-        if (!small_int(lit, x->len, x->num_int, &d)) cg_num_to_double((const char *)lit, x->len, &d);
-        return compare(d, fl & CG_F_CMP_MASK, cg_rdf64(p->numbers + 8u * cg_rd32(a + 4))) ? CG_V_T
-                                                                                   : CG_V_F;
-    }
+        return compare(p, num_value(inputs, x), fl & CG_F_CMP_MASK, cg_rd32(a + 4)) ? CG_V_T
+                                                                                     : CG_V_F;
     case CG_OP_IN: {
         if (!x || x->type != CG_J_STR) return undetermined;
         bool in = set_contains(p, cg_rd32(a + 4), slot_str(inputs, x));
@@ -91,15 +151,49 @@ int cg_leaf_eval(const cg_policy *p, cg_scratch *s, const cg_input *inputs, uint
     case CG_OP_PRESENT:
         return x && x->type != CG_J_NULL ? CG_V_T : CG_V_F;
     case CG_OP_EQ: {
-        const cg_slot *y = cg_field_slot(s, cg_rd32(a + 4));
+        cg_slot tb;
+        const cg_slot *y = ref(p, s, inputs, elem, cg_rd32(a + 4), (fl & CG_F_PATH_B) != 0, &tb);
         bool perso = (p->flags & CG_FLAG_PERSO) != 0;
         if (!x || !y) return undetermined;
         if (!perso && (x->type == CG_J_NULL || y->type == CG_J_NULL)) return CG_V_U;
         return cg_values_equal(inputs, s, x, y, perso) ? CG_V_T : CG_V_F;
     }
+    case CG_OP_STR: {
+        if (!x || x->type != CG_J_STR) return undetermined;
+        cg_jstr v = slot_str(inputs, x);
+        bool m = (fl & CG_F_STR_PATH) ? cg_pglob_match(p, cg_rd32(a + 4), v)
+                                      : cg_glob_match(p, cg_rd32(a + 4), v);
+        return m != ((fl & CG_F_STR_NOT) != 0) ? CG_V_T : CG_V_F;
+    }
+    case CG_OP_LEN: {
+        uint32_t n;
+        if (x && x->type == CG_J_STR) n = cg_str_length(slot_str(inputs, x));
+        else if (x && x->type == CG_J_ARR) n = cg_array_length(inputs, x);
+        else return undetermined;
+        return compare(p, (double)n, fl & CG_F_CMP_MASK, cg_rd32(a + 4)) ? CG_V_T : CG_V_F;
+    }
+    case CG_OP_TYPE:
+        return x && has_type(inputs, x, cg_rd32(a + 4)) ? CG_V_T : CG_V_F;
+    case CG_OP_TIME: {
+        uint32_t t;
+        if (!x || !cg_instant(inputs, x, &t)) return undetermined;
+        return cg_window_holds(p, cg_rd32(a + 4), t) ? CG_V_T : CG_V_F;
+    }
+    case CG_OP_EVERY:
+    case CG_OP_SOME:
+        return quant(p, s, inputs, pc, elem, NULL);
     default:
         return CG_V_U; /* unreachable: the loader admits only the opcodes above as leaves */
     }
+}
+
+int cg_leaf_eval(const cg_policy *p, cg_scratch *s, const cg_input *inputs, uint32_t pc) {
+    return leaf(p, s, inputs, pc, NULL);
+}
+
+int cg_leaf_eval_el(const cg_policy *p, cg_scratch *s, const cg_input *inputs, uint32_t pc,
+                    const cg_slot *elem) {
+    return leaf(p, s, inputs, pc, elem);
 }
 
 typedef struct sv {
@@ -123,7 +217,10 @@ static sv kor(sv a, sv b) {
     return r;
 }
 
-static sv run_code(const cg_policy *p, cg_scratch *s, const cg_input *inputs, uint32_t pc) {
+/* Runs code from pc to its RET (a rule) or ENDQ (a quantifier body, elem its element).
+   Quantifiers recurse through quant(), at most CG_MAX_QUANT deep (the loader checks). */
+static sv run(const cg_policy *p, cg_scratch *s, const cg_input *inputs, uint32_t pc,
+              const cg_slot *elem) {
     sv st[CG_MAX_STACK];
     int sp = 0;
     const uint8_t *code = p->code;
@@ -136,17 +233,29 @@ static sv run_code(const cg_policy *p, cg_scratch *s, const cg_input *inputs, ui
             pc += CG_INSN_LEN(0);
             break;
         case CG_OP_NUM:
-            st[sp++] = (sv){(uint8_t)cg_leaf_eval(p, s, inputs, pc), pc};
+        case CG_OP_LEN:
+        case CG_OP_TYPE:
+        case CG_OP_TIME:
+            st[sp++] = (sv){(uint8_t)leaf(p, s, inputs, pc, elem), pc};
             pc += CG_INSN_LEN(3);
             break;
         case CG_OP_IN:
         case CG_OP_EQ:
-            st[sp++] = (sv){(uint8_t)cg_leaf_eval(p, s, inputs, pc), pc};
+            st[sp++] = (sv){(uint8_t)leaf(p, s, inputs, pc, elem), pc};
             pc += CG_INSN_LEN(2);
             break;
         case CG_OP_PRESENT:
-            st[sp++] = (sv){(uint8_t)cg_leaf_eval(p, s, inputs, pc), pc};
+            st[sp++] = (sv){(uint8_t)leaf(p, s, inputs, pc, elem), pc};
             pc += CG_INSN_LEN(1);
+            break;
+        case CG_OP_STR:
+            st[sp++] = (sv){(uint8_t)leaf(p, s, inputs, pc, elem), pc};
+            pc += CG_INSN_LEN(4);
+            break;
+        case CG_OP_EVERY:
+        case CG_OP_SOME:
+            st[sp++] = (sv){quant(p, s, inputs, pc, elem, NULL), pc};
+            pc = cg_rd32(code + pc + 6); /* just after the body's ENDQ */
             break;
         case CG_OP_NOT:
             if (st[sp - 1].v != CG_V_U) st[sp - 1].v ^= 1; /* T <-> F */
@@ -168,46 +277,137 @@ static sv run_code(const cg_policy *p, cg_scratch *s, const cg_input *inputs, ui
         case CG_OP_JT:
             pc = st[sp - 1].v == CG_V_T ? cg_rd32(code + pc + 2) : pc + CG_INSN_LEN(1);
             break;
-        default: /* CG_OP_RET */
+        default: /* CG_OP_RET, CG_OP_ENDQ */
             return st[0];
         }
     }
 }
 
+static sv run_code(const cg_policy *p, cg_scratch *s, const cg_input *inputs, uint32_t pc) {
+    return run(p, s, inputs, pc, NULL);
+}
+
+/* Every / Some at pc over the array that ref a names: the body (just after the instruction)
+   runs once per element, in order, until an element decides (F for Every, T for Some).
+   q, when given, receives the deciding element: that one, else the first U one. */
+static uint8_t quant(const cg_policy *p, cg_scratch *s, const cg_input *inputs, uint32_t pc,
+                     const cg_slot *elem, cg_qinfo *q) {
+    const uint8_t *ins = p->code + pc;
+    bool every = ins[0] == CG_OP_EVERY;
+    const uint8_t undetermined = (p->flags & CG_FLAG_PERSO) ? CG_V_F : CG_V_U;
+    const uint8_t decisive = every ? CG_V_F : CG_V_T;
+    if (q) q->index = CG_NONE;
+    cg_slot ta;
+    const cg_slot *x = ref(p, s, inputs, elem, cg_rd32(ins + 2), (ins[1] & CG_F_PATH_A) != 0, &ta);
+    if (!x || x->type != CG_J_ARR) return undetermined;
+    const uint8_t *b = inputs[x->input].base;
+    uint32_t len = inputs[x->input].len, pos = x->off + 1, body = pc + CG_INSN_LEN(2);
+    uint8_t acc = every ? CG_V_T : CG_V_F;
+    for (uint32_t i = 0;; i++) {
+        pos = cg_skip_ws(b, pos, len);
+        if (b[pos] == ']') return acc;
+        cg_slot e;
+        e.gen = s->gen;
+        e.input = x->input;
+        pos = cg_value_at(b, pos, len, &e);
+        sv r = run(p, s, inputs, body, &e);
+        if (r.v == decisive || (r.v == CG_V_U && acc != CG_V_U)) {
+            if (q) {
+                q->index = i;
+                q->blame = r.blame;
+                q->value = r.v;
+                q->elem = e;
+            }
+            if (r.v == decisive) return r.v;
+            acc = CG_V_U;
+        }
+        pos = cg_skip_ws(b, pos, len);
+        if (b[pos] == ',') pos++;
+    }
+}
+
+int cg_quant_eval(const cg_policy *p, cg_scratch *s, const cg_input *inputs, uint32_t pc,
+                  const cg_slot *elem, cg_qinfo *q) {
+    return quant(p, s, inputs, pc, elem, q);
+}
+
+/* The tier default of a tool, or -1. */
+static int32_t find_default(const cg_policy *p, cg_jstr tool) {
+    if (p->n_defaults == 0) return -1;
+    uint32_t h = cg_jstr_hash(tool);
+    const uint32_t *slots = p->default_slots;
+    for (uint32_t i = h & p->default_mask;; i = (i + 1) & p->default_mask) {
+        uint32_t d = slots[2 * i];
+        if (d == 0) return -1;
+        if (slots[2 * i + 1] != h) continue;
+        uint32_t n;
+        const uint8_t *t = cg_str(p, cg_rd32(p->defaults + 12u * (d - 1)), &n);
+        if (cg_jstr_eq_raw(tool, t, n)) return (int32_t)(d - 1);
+    }
+}
+
+/* The precedence of docs/policy-v2.md. The entry's rules come ordered deny, allow, elevate
+   (approvals descending), which the loader checked, so the first rule that applies decides. */
 int cg_decide(const cg_policy *p, cg_scratch *s, const cg_input *inputs, int32_t entry,
               cg_outcome *out) {
     out->entry = entry;
     out->blame = CG_NONE;
     out->blame_value = CG_V_T;
     out->had_condition = 0;
-    if (entry < 0) {
-        out->decision = (p->flags & CG_FLAG_DEFAULT_ALLOW) ? CG_ALLOW : CG_DENY;
-        out->rule = -1;
-        out->rule_slot = CG_NONE;
-        return out->decision;
-    }
-    const uint8_t *e = p->entries + 16u * (uint32_t)entry;
-    uint32_t first = cg_rd32(e + 8), n = cg_rd32(e + 12);
-    sv first_result = {CG_V_F, CG_NONE};
-    for (uint32_t k = 0; k < n; k++) {
-        const uint8_t *r = p->rules + 12u * (first + k);
-        uint32_t len = cg_rd32(r + 8);
-        sv res = len ? run_code(p, s, inputs, cg_rd32(r + 4)) : (sv){CG_V_T, CG_NONE};
-        if (res.v == CG_V_T) {
-            out->decision = CG_ALLOW;
-            out->rule = (int32_t)cg_rd32(r);
-            out->rule_slot = first + k;
-            out->had_condition = len != 0;
-            return CG_ALLOW;
+    out->approvals = 0;
+    out->tier_default = -1;
+    if (entry >= 0) {
+        const uint8_t *e = p->entries + 16u * (uint32_t)entry;
+        uint32_t first = cg_rd32(e + 8), n = cg_rd32(e + 12);
+        uint32_t first_grant = CG_NONE, n_grants = 0;
+        sv grant_result = {CG_V_F, CG_NONE};
+        for (uint32_t k = 0; k < n; k++) {
+            const uint8_t *r = p->rules + 16u * (first + k);
+            uint32_t len = cg_rd32(r + 8), effect = cg_rd32(r + 12);
+            uint32_t decision = CG_EFFECT_DECISION(effect);
+            sv res = len ? run_code(p, s, inputs, cg_rd32(r + 4)) : (sv){CG_V_T, CG_NONE};
+            /* a deny applies unless its condition is F: one that cannot be evaluated denies */
+            bool applies = decision == CG_DENY ? res.v != CG_V_F : res.v == CG_V_T;
+            if (applies) {
+                out->decision = (int32_t)decision;
+                out->approvals = (uint8_t)CG_EFFECT_APPROVALS(effect);
+                out->by = decision == CG_DENY ? CG_BY_DENY
+                          : decision == CG_ALLOW ? CG_BY_ALLOW : CG_BY_ELEVATE;
+                out->rule = (int32_t)cg_rd32(r);
+                out->rule_slot = first + k;
+                out->had_condition = len != 0;
+                out->blame = res.blame;
+                out->blame_value = res.v;
+                return out->decision;
+            }
+            if (decision != CG_DENY && n_grants++ == 0) {
+                first_grant = first + k;
+                grant_result = res;
+            }
         }
-        if (k == 0) first_result = res;
+        out->n_grants = n_grants;
+        if (n_grants) { /* grants cover the pair and none applied: deny, explained by the first */
+            out->decision = CG_DENY;
+            out->by = CG_BY_NO_GRANT;
+            out->rule = (int32_t)cg_rd32(p->rules + 16u * first_grant);
+            out->rule_slot = first_grant;
+            out->had_condition = 1;
+            out->blame = grant_result.blame;
+            out->blame_value = grant_result.v;
+            return CG_DENY;
+        }
     }
-    /* no rule matched: deny, explained by the first rule */
-    out->decision = CG_DENY;
-    out->rule = (int32_t)cg_rd32(p->rules + 12u * first);
-    out->rule_slot = first;
-    out->had_condition = 1;
-    out->blame = first_result.blame;
-    out->blame_value = first_result.v;
-    return CG_DENY;
+    out->by = CG_BY_DEFAULT;
+    out->rule = -1;
+    out->rule_slot = CG_NONE;
+    int32_t d = find_default(p, s->tool);
+    if (d >= 0) {
+        uint32_t effect = cg_rd32(p->defaults + 12u * (uint32_t)d + 4);
+        out->tier_default = d;
+        out->decision = (int32_t)CG_EFFECT_DECISION(effect);
+        out->approvals = (uint8_t)CG_EFFECT_APPROVALS(effect);
+    } else {
+        out->decision = (p->flags & CG_FLAG_DEFAULT_ALLOW) ? CG_ALLOW : CG_DENY;
+    }
+    return out->decision;
 }

@@ -13,13 +13,15 @@
  *                                resp = {"ok":true} or {"error":...}; the swap is atomic:
  *                                on error the previous policy stays in force
  *   evaluate(tool_ptr, tool_len, args_ptr, args_len, ctx_ptr, ctx_len) -> resp
- *                                resp = {"decision":..,"reason":..,"rule":..} or {"error":..}
+ *                                resp = {"decision":..,"reason":..,"rule":..} (plus
+ *                                "approvals_required" for an Elevate) or {"error":..}
  *   A response is a little-endian u32 n followed by n bytes of JSON; the host reads it and
  *   frees it with dealloc(resp, 4 + n). A response pointer of 0 means out of memory.
  * The lean path for high request rates (no allocation per call):
  *   request_buffer(len) -> ptr   a module-owned buffer of at least len bytes, reused; the
  *                                host writes `["tool","role",args,agent,resource]` there
- *   decide(ptr, len) -> i32      (rule + 1) << 2 | decision (0 Deny, 1 Allow), or a
+ *   decide(ptr, len) -> i32      (rule + 1) << 4 | approvals << 2 | decision (0 Deny,
+ *                                1 Allow, 2 Elevate), or a
  *                                negative error code
  *   explain(ptr, len) -> resp    the full JSON reply for the same request, when wanted
  *   decide_json(tool_ptr, tool_len, args_ptr, args_len, ctx_ptr, ctx_len) -> i32
@@ -248,8 +250,13 @@ static uint32_t decision_reply(int64_t rc, const uint8_t *reason, uint32_t reaso
     emit_s(&r, "\",\"reason\":");
     emit_json_string(&r, reason, reason_len);
     emit_s(&r, ",\"rule\":");
-    if (rc >> 2) emit_u32(&r, (uint32_t)((rc >> 2) - 1));
+    int64_t rule1 = rc >> CG_RESULT_RULE_SHIFT;
+    if (rule1) emit_u32(&r, (uint32_t)(rule1 - 1));
     else emit_s(&r, "null");
+    if ((rc & 3) == CG_ELEVATE) { /* only then: the perso ABI's replies keep their shape */
+        emit_s(&r, ",\"approvals_required\":");
+        emit_u32(&r, (uint32_t)((rc >> 2) & 3));
+    }
     emit_s(&r, "}");
     return seal(&r);
 }

@@ -32,6 +32,9 @@ static const char *const requests[] = {
     "[\"view_customer\",\"manager\",{},{},{}]",
     "[\"delete_customer\",\"admin\",{\"a\":[1,{\"b\":null}]},{\"role\":\"admin\",\"user_id\":[1,{\"x\":2}]},{\"owner_id\":[1,{\"x\":2.0}]}]",
     "[\"bulk_update\",\"admin\",{},{\"env\":\"production\"},{}]",
+    /* for the v2 seed blobs (fuzz/seeds.py): tools "allow" / "deny", role "r" */
+    "[\"allow\",\"r\",{\"s\":\"/data/a\\u002fb.csv\",\"n\":[1.5,2],\"a\":{\"b\":1},\"items\":[{\"x\":1,\"lines\":[{\"qty\":1},{\"qty\":0}]},{\"lines\":[{\"qty\":2}]}],\"tags\":[\"ab\",\"\\u00e9\"]},{},{},{\"time\":\"2024-03-31T07:30:00.5+01:00\"}]",
+    "[\"deny\",\"r\",{\"s\":\"xabababc\",\"n\":[3],\"items\":[1,null,{}],\"tags\":[]},{},{},{\"time\":1711846799.9}]",
 };
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -51,7 +54,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
             cg_scratch_init(scratch, ss, cg_policy_fields(p), cg_policy_max_keys(p), cg_policy_max_depth(p));
             char reason[256];
             if (cg_scratch_bind(scratch, p) == 0)
-                for (int q = 0; q < 4; q++) {
+                for (int q = 0; q < (int)(sizeof requests / sizeof requests[0]); q++) {
                     const char *req = requests[q];
                     if (cg_eval_request(scratch, req, strlen(req)) >= 0)
                         cg_reason_request(scratch, req, strlen(req), reason, sizeof reason);

@@ -1,5 +1,7 @@
 """Write a seed corpus for fuzz_request: the CRM cases in both request forms, plus
-edge cases (escapes, deep nesting, big numbers, duplicate keys)."""
+edge cases (escapes, deep nesting, big numbers, duplicate keys). With a second directory,
+also write format-2 seed blobs for fuzz_blob that use every v2 instruction (paths, globs,
+Length, Type, TimeWindow, nested Every/Some), built by tests/v2blobs.py."""
 
 import sys
 from pathlib import Path
@@ -24,3 +26,39 @@ seeds += [
 ]
 for i, s in enumerate(seeds):
     (out / f"seed-{i:03d}").write_bytes(s)
+
+
+def v2_blobs() -> list[bytes]:
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
+    from v2blobs import ARGS, CONTEXT, blob_for
+
+    def leaves(c):
+        c.string(c.ref(ARGS, "s"), "PathGlob", "/data/*.csv")
+        c.string(c.ref(ARGS, "s"), "Glob", "*ab*abab*c", negated=True)
+        c.op("OR")
+        c.between(c.ref(ARGS, "n", "0"), 1, 2)
+        c.op("AND")
+        c.length(c.ref(ARGS, "s"), "Ne", 3)
+        c.op("AND")
+        c.type(c.ref(ARGS, "n"), "integer")
+        c.op("AND")
+        c.time(c.ref(CONTEXT, "time"), 0x1F, 22 * 60, 6 * 60, [(0, 3600), (1711846800, 7200)])
+        c.op("AND")
+        c.eq(c.ref(ARGS, "a", "b"), c.ref(ARGS, "items", "0", "x"))
+        c.op("AND")
+
+    def quantifiers(c):
+        c.quant("SOME", c.ref(ARGS, "items"), lambda: c.quant(
+            "EVERY", c.ref(None, "lines"),
+            lambda: c.num(c.ref(None, "qty", display="element.qty"), "Gt", 0)))
+        c.quant("EVERY", c.ref(ARGS, "tags"), lambda: c.string(c.ref(None), "StartsWith", "a"))
+        c.op("AND")
+
+    return [blob_for(leaves), blob_for(quantifiers)]
+
+
+if len(sys.argv) > 2:
+    blobs = Path(sys.argv[2])
+    blobs.mkdir(parents=True, exist_ok=True)
+    for i, blob in enumerate(v2_blobs()):
+        (blobs / f"v2-{i}.blob").write_bytes(blob)

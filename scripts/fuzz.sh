@@ -12,7 +12,7 @@ mkdir -p fuzz/build fuzz/corpus-request fuzz/corpus-blob
 "$PY" -m callgate compile crm --semantics perso -o fuzz/corpus-blob/crm-perso.blob >/dev/null
 "$PY" -m callgate compile spec -o fuzz/corpus-blob/spec.blob >/dev/null
 cp fuzz/build/crm.blob fuzz/corpus-blob/crm.blob
-"$PY" fuzz/seeds.py fuzz/corpus-request
+"$PY" fuzz/seeds.py fuzz/corpus-request fuzz/corpus-blob
 flags=(-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Icsrc)
 srcs=$(ls csrc/cg_*.c | grep -v cg_wasm.c)
 "$CC" "${flags[@]}" fuzz/fuzz_request.c $srcs -o fuzz/build/fuzz_request

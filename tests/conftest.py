@@ -20,4 +20,4 @@ def crm_engine(crm_policy) -> Engine:
 def evaluate_case(engine: Engine, case: dict):
     return engine.evaluate(case["tool"], case.get("args"), role=case["role"],
                            agent_attributes=case.get("agent_attributes"),
-                           resource_attributes=case.get("resource_attributes"))
+                           resource_attributes=case.get("resource_attributes"), context=case.get("context"))

@@ -4,7 +4,9 @@ their own error, and a blob that loads can never crash an evaluation."""
 from __future__ import annotations
 
 import struct
+import sys
 import zlib
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
@@ -14,6 +16,9 @@ from callgate import bytecode as bc
 from callgate._native import LoadedPolicy
 from callgate.compiler import Compiled, compile_policy
 from callgate.engine import Engine
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from v2blobs import ARGS, CONTEXT, build  # noqa: E402
 
 CRM_BLOB = compile_policy(examples.policy("crm")).blob
 
@@ -132,7 +137,7 @@ def test_duplicate_entry_refused():
     b.version_sid = b.string("v")
     b.n_policy_rules = 1
     t, r = b.string("t"), b.string("r")
-    b.rules.append((0, 0, 0))
+    b.rules.append((0, 0, 0, bc.effect_word(bc.ALLOW)))
     b.entries += [(t, r, 0, 1), (t, r, 0, 1)]
     assert "duplicate" in load_error(b.encode())
 
@@ -158,7 +163,7 @@ def test_rule_index_out_of_range_refused():
     b = bc.BlobBuilder(perso=False, default_allow=False)
     b.version_sid = b.string("v")
     b.n_policy_rules = 1
-    b.rules.append((5, 0, 0))
+    b.rules.append((5, 0, 0, bc.effect_word(bc.ALLOW)))
     assert "range" in load_error(b.encode())
 
 
@@ -181,5 +186,291 @@ def test_mutated_resealed_blobs_never_crash(mutations):
         d = engine.evaluate(case["tool"], case["args"], role=case["role"],
                             agent_attributes=case["agent_attributes"],
                             resource_attributes=case["resource_attributes"])
-        assert d.decision in ("Allow", "Deny")
+        assert d.decision in ("Allow", "Deny", "Elevate")
         assert isinstance(d.reason, str)
+
+
+# ---------------------------------------------------------------- format 2: v2 instructions
+# Blobs are built with tests/v2blobs.py (BlobBuilder); `mutate` edits the builder's words or
+# code before encoding, so each test breaks exactly one thing.
+
+def _v2(cond, mutate=None) -> bytes:
+    b = build(cond)
+    if mutate:
+        mutate(b)
+    return b.encode()
+
+
+def _v2_error(cond, mutate=None) -> str:
+    return load_error(_v2(cond, mutate))
+
+
+def _every_leaf(c):
+    """One of each v2 leaf, combined with AND, plus a quantifier with an element path."""
+    c.string(c.ref(ARGS, "s"), "PathGlob", "/a/*.csv")
+    c.string(c.ref(ARGS, "s"), "Contains", "abab")
+    c.op("AND")
+    c.between(c.ref(ARGS, "n", "0"), 1, 2)
+    c.op("AND")
+    c.length(c.ref(ARGS, "s"), "Ne", 3)
+    c.op("AND")
+    c.type(c.ref(ARGS, "s"), "integer")
+    c.op("AND")
+    c.time(c.ref(CONTEXT, "time"), 0x1F, 22 * 60, 6 * 60, [(0, 3600), (100, -3600)])
+    c.op("AND")
+    c.eq(c.ref(ARGS, "a", "b"), c.ref(ARGS, "c", "d"))
+    c.op("AND")
+    c.quant("SOME", c.ref(ARGS, "items"), lambda: c.present(c.ref(None, "x")))
+    c.op("AND")
+
+
+def test_v2_good_blob_loads():
+    """A blob using every v2 instruction, flag and descriptor kind loads."""
+    LoadedPolicy(_v2(_every_leaf))
+
+
+def _words_of(b, name: str) -> int:
+    """Code offset of the first instruction `name` in the builder's code."""
+    pc = 0
+    while True:
+        op = bc.OPCODES[b.code[pc]]
+        if op.name == name:
+            return pc
+        pc += bc.insn_len(op)
+
+
+def _set_flags(name: str, flags: int):
+    def mutate(b):
+        b.code[_words_of(b, name) + 1] = flags
+    return mutate
+
+
+def _set_operand(name: str, k: int, value: int):
+    def mutate(b):
+        struct.pack_into("<I", b.code, _words_of(b, name) + 2 + 4 * k, value)
+    return mutate
+
+
+@pytest.mark.parametrize("name,flags", [
+    ("NUM", 7),          # no comparison 7
+    ("LEN", 6),          # Between is NUM only
+    ("LEN", 7),
+    ("TYPE", 0x01),
+    ("TIME", 0x20),      # PATH_B is EQ's
+    ("STR", 0x04),
+    ("SOME", 0x01),
+    ("PRESENT", 0x20),
+    ("ENDQ", 0x80),
+])
+def test_v2_flags_refused(name, flags):
+    """Flag bits (and comparisons) an instruction does not define are refused."""
+    assert "opcode" in _v2_error(_every_leaf, _set_flags(name, flags))
+
+
+@pytest.mark.parametrize("name,k,value", [
+    ("TYPE", 1, 7),               # CG_N_TYPES
+    ("TYPE", 2, 10_000),          # display string
+    ("TIME", 2, 10_000),
+    ("STR", 2, 10_000),
+    ("STR", 3, 10_000),
+    ("LEN", 1, 10_000),           # numbers
+    ("LEN", 2, 10_000),
+    ("PRESENT", 0, 10_000),       # a path past the words
+    ("STR", 1, 10_000),           # a glob past the words
+    ("TIME", 1, 10_000),          # a window past the words
+])
+def test_v2_operands_out_of_range_refused(name, k, value):
+    """Operands indexing past a table (types, strings, numbers, words) are refused."""
+    assert "range" in _v2_error(_every_leaf, _set_operand(name, k, value))
+
+
+def test_between_needs_two_numbers():
+    """NUM Between reads numbers[b] and numbers[b + 1]: b + 1 must exist."""
+    def cond(c):
+        c.between(c.ref(ARGS, "n"), 1, 2)
+    assert "range" in _v2_error(cond, _set_operand("NUM", 1, 1))
+    LoadedPolicy(_v2(cond, _set_operand("NUM", 1, 0)))
+
+
+def _word_patch(find, index: int, value: int):
+    """Set words[find(b) + index] (find locates a descriptor in the builder)."""
+    def mutate(b):
+        b.words[find(b) + index] = value & 0xFFFFFFFF
+    return mutate
+
+
+def _operand_word(name: str, k: int):
+    return lambda b: struct.unpack_from("<I", b.code, _words_of(b, name) + 2 + 4 * k)[0]
+
+
+def _path_cond(c):
+    c.present(c.ref(ARGS, "a", "b", "c"))
+
+
+@pytest.mark.parametrize("index,value", [
+    (0, 999),              # base field out of range
+    (0, bc.ELEMENT),       # the current element outside any quantifier body
+    (1, 3),                # more tokens than words
+    (2, 10_000),           # display string
+    (3, 10_000),           # token string
+])
+def test_bad_path_refused(index, value):
+    """A path descriptor must be in bounds, name strings, and use the element only in a body."""
+    assert "range" in _v2_error(_path_cond, _word_patch(_operand_word("PRESENT", 0), index, value))
+
+
+def test_element_path_in_quantifier_ref_needs_enclosing_body():
+    """The quantifier's own ref is read outside its body: an element base there is refused
+    at the top level and accepted inside another body."""
+    def top(c):
+        c.quant("EVERY", c.ref(None, "x"), lambda: c.op("TRUE"))
+    assert "range" in _v2_error(top)
+
+    def nested(c):
+        c.quant("EVERY", c.ref(ARGS, "a"),
+                lambda: c.quant("EVERY", c.ref(None, "x"), lambda: c.op("TRUE")))
+    LoadedPolicy(_v2(nested))
+
+
+def _glob_cond(c):
+    c.string(c.ref(ARGS, "s"), "Glob", "aab*abab")
+
+
+def _glob_word(b):
+    return _operand_word("STR", 1)(b)
+
+
+@pytest.mark.parametrize("index,value", [
+    (0, 0),          # no parts
+    (0, 10_000),     # more parts than words
+    (1, 10_000),     # part string
+    (2, 10_000),     # KMP table past the words
+])
+def test_bad_glob_refused(index, value):
+    """A glob descriptor needs >= 1 part, string ids and KMP tables in bounds."""
+    assert "range" in _v2_error(_glob_cond, _word_patch(_glob_word, index, value))
+
+
+@pytest.mark.parametrize("part,entry,value", [
+    (0, 0, 1),       # fail[0] is always 0
+    (0, 1, 0),       # "aab": fail[1] is 1
+    (1, 3, 1),       # "abab": fail[3] is 2
+    (1, 2, 0),       # "abab": fail[2] is 1
+])
+def test_wrong_kmp_table_refused(part, entry, value):
+    """A failure table that differs from the true KMP failure function is refused (the
+    loader recomputes it)."""
+    def mutate(b):
+        table = b.words[_glob_word(b) + 2 + 2 * part]
+        b.words[table + entry] = value
+    assert "range" in _v2_error(_glob_cond, mutate)
+
+
+def test_bad_pglob_refused():
+    """A PathGlob descriptor needs >= 1 component, each a valid glob."""
+    def cond(c):
+        c.string(c.ref(ARGS, "s"), "PathGlob", "/a*")
+    assert "range" in _v2_error(cond, _word_patch(_operand_word("STR", 1), 0, 0))
+    assert "range" in _v2_error(cond, _word_patch(_operand_word("STR", 1), 1, 10_000))
+
+
+def _window_cond(c):
+    c.time(c.ref(CONTEXT, "time"), 0x1F, 9 * 60, 17 * 60, [(0, 3600), (1000, 7200), (2000, 3600)])
+
+
+@pytest.mark.parametrize("index,value", [
+    (0, 0), (0, 128),            # days: non-empty, 7 bits
+    (1, 1440),                   # start 0..1439
+    (2, 0), (2, 1441),           # end 1..1440
+    (2, 9 * 60),                 # start == end
+    (3, 0), (3, 4),              # n >= 1, in bounds
+    (4, 1),                      # the first entry starts at 0
+    (6, 0), (6, 2000),           # strictly ascending
+    (5, 86400), (7, -86400),     # |offset| < 86400
+])
+def test_bad_window_refused(index, value):
+    """Every field of a window descriptor is range-checked."""
+    assert "range" in _v2_error(_window_cond, _word_patch(_operand_word("TIME", 1), index, value))
+
+
+def test_window_extremes_accepted():
+    """start 0, end 1440, offsets +-86399 are fine."""
+    def cond(c):
+        c.time(c.ref(CONTEXT, "time"), 0x7F, 0, 1440, [(0, 86399), (5, -86399)])
+    LoadedPolicy(_v2(cond))
+
+
+# ---- quantifier bodies
+
+def _quant_code(b, ops):
+    """Replace the rule's code by raw instructions ops = [(name, flags, *operands)]; the
+    rule lengths follow. `END` in operands is replaced by the offset after the last ENDQ."""
+    field = b.field(ARGS, "a")
+    code = bytearray()
+    for name, flags, *operands in ops:
+        code += struct.pack(f"<BB{len(operands)}I", bc.OP[name].code, flags,
+                            *(field if o == "F" else o for o in operands))
+    b.code[:] = code
+    b.rules[:] = [(i, 0, len(code), eff) for i, _, _, eff in b.rules]
+
+
+def _raw(ops):
+    def mutate(b):
+        _quant_code(b, ops)
+    return lambda c: c.op("TRUE"), mutate
+
+
+# offsets: EVERY is 10 bytes, TRUE/ENDQ/RET/AND 2, JF 6, PRESENT 6
+GOOD = [("EVERY", 0, "F", 14), ("TRUE", 0), ("ENDQ", 0), ("RET", 0)]
+
+
+def test_raw_quantifier_loads():
+    """The raw layout the body tests start from is valid."""
+    LoadedPolicy(_v2(*_raw(GOOD)))
+
+
+@pytest.mark.parametrize("ops,message", [
+    ([("EVERY", 0, "F", 12), ("TRUE", 0), ("ENDQ", 0), ("RET", 0)], "unbalanced"),  # end at ENDQ
+    ([("EVERY", 0, "F", 18), ("TRUE", 0), ("ENDQ", 0), ("RET", 0)], "jump"),        # past the rule
+    ([("EVERY", 0, "F", 10), ("TRUE", 0), ("ENDQ", 0), ("RET", 0)], "jump"),        # empty body
+    ([("EVERY", 0, "F", 14), ("TRUE", 0), ("TRUE", 0), ("RET", 0)], "unbalanced"),  # no ENDQ
+    ([("TRUE", 0), ("ENDQ", 0), ("RET", 0)], "unbalanced"),                         # ENDQ outside
+    ([("EVERY", 0, "F", 14), ("TRUE", 0), ("RET", 0), ("RET", 0)], "unbalanced"),   # RET inside
+    ([("EVERY", 0, "F", 12), ("ENDQ", 0), ("RET", 0)], "unbalanced"),               # body leaves nothing
+    ([("EVERY", 0, "F", 16), ("TRUE", 0), ("TRUE", 0), ("ENDQ", 0), ("RET", 0)], "unbalanced"),  # two
+    ([("EVERY", 0, "F", 16), ("TRUE", 0), ("ENDQ", 0), ("TRUE", 0), ("RET", 0)], "unbalanced"),  # ENDQ mid-body
+    ([("TRUE", 0), ("EVERY", 0, "F", 16), ("NOT", 0), ("ENDQ", 0), ("AND", 0), ("RET", 0)],
+     "unbalanced"),                                                                  # body starts empty
+    # a jump from before the body into it
+    ([("TRUE", 0), ("JF", 0, 20), ("EVERY", 0, "F", 26), ("TRUE", 0), ("TRUE", 0), ("AND", 0),
+      ("ENDQ", 0), ("AND", 0), ("RET", 0)], "jump"),
+    # a jump from inside the body out of it (to the AND after the ENDQ)
+    ([("TRUE", 0), ("EVERY", 0, "F", 22), ("TRUE", 0), ("JF", 0, 22), ("ENDQ", 0), ("AND", 0),
+      ("RET", 0)], "jump"),
+])
+def test_bad_quantifier_bodies_refused(ops, message):
+    """Body structure: the end operand lands just after the body's ENDQ, the body starts
+    empty and leaves one value, ENDQ only ends a body, RET never inside one, and no jump
+    crosses a body boundary."""
+    assert message in load_error(_v2(*_raw(ops)))
+
+
+def test_jump_inside_body_to_its_endq_accepted():
+    """A jump inside a body may land on the body's own ENDQ (an All's short-circuit)."""
+    ops = [("EVERY", 0, "F", 24), ("TRUE", 0), ("JF", 0, 22), ("TRUE", 0), ("AND", 0),
+           ("ENDQ", 0), ("RET", 0)]
+    LoadedPolicy(_v2(*_raw(ops)))
+
+
+def test_quantifier_nesting_limit():
+    """Eight nested bodies load, nine are refused."""
+    def nest(n):
+        def cond(c):
+            def level(k):
+                if k == 0:
+                    return c.op("TRUE")
+                c.quant("SOME", c.ref(None) if k < n else c.ref(ARGS, "a"), lambda: level(k - 1))
+            level(n)
+        return cond
+    LoadedPolicy(_v2(nest(8)))
+    assert "unbalanced" in _v2_error(nest(9))

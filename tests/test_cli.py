@@ -40,13 +40,46 @@ def test_eval_perso_semantics():
 def test_check_reports_location_in_one_line(tmp_path):
     """check prints the location and exits 1 on an invalid policy, with no traceback."""
     p = examples.policy("crm")
-    p["rules"][3]["condition"]["NumericCheck"]["op"] = "Ne"
+    p["rules"][3]["condition"]["NumericCheck"]["op"] = "Approx"
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(p))
     r = run("check", str(path))
     assert r.returncode == 1
-    assert r.stderr.strip() == "error: rules[3].condition.NumericCheck.op: unknown op 'Ne'; expected Lt, Lte, Gt, Gte, Eq"
+    assert r.stderr.strip() == ("error: rules[3].condition.NumericCheck.op: unknown op 'Approx'; "
+                                "expected Lt, Lte, Gt, Gte, Eq, Ne, Between")
     assert "Traceback" not in r.stderr
+
+
+def test_check_v2_op_in_perso_file_is_a_note(tmp_path):
+    """A v2 op (Ne) is valid in the default semantics, so check passes; in a file whose
+    version says perso- it is a perso-compatibility note (the original engine refuses the
+    unknown variant), counted apart from warnings; --semantics perso refuses the op."""
+    p = examples.policy("crm")
+    p["rules"][3]["condition"]["NumericCheck"]["op"] = "Ne"
+    path = tmp_path / "ne.json"
+    path.write_text(json.dumps(p))
+    r = run("check", str(path))
+    assert r.returncode == 0, r.stderr
+    assert ("note: rules[3].condition.NumericCheck.op: perso compatibility: op 'Ne' is v2: "
+            "the original engine rejects the policy (unknown variant)") in r.stdout.splitlines()
+    assert r.stdout.splitlines()[-1] == f"{path}: ok (8 rules, 2 warnings, 1 note)"
+    r = run("check", str(path), "--semantics", "perso")
+    assert r.returncode == 1
+    assert r.stderr.startswith("error: rules[3].condition.NumericCheck.op: unknown op 'Ne'; expected Lt, Lte, Gt, Gte, Eq")
+
+
+def test_check_v1_ok_line_unchanged():
+    """A v1 policy without findings of the new kinds keeps the v1 summary line (no notes part)."""
+    r = run("check", "crm")
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines()[-1] == "crm: ok (8 rules, 2 warnings)"
+
+
+def test_new_commands_listed():
+    """`callgate --help` lists the test and explain commands."""
+    r = run("--help")
+    assert r.returncode == 0
+    assert " test " in r.stdout and " explain " in r.stdout
 
 
 def test_check_perso_warnings(tmp_path):

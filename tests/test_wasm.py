@@ -62,7 +62,7 @@ def test_module_has_no_imports_and_the_abi():
     names = {e.name for e in module.exports}
     assert {"memory", "alloc", "dealloc", "init", "evaluate", "decide", "decide_json", "explain",
             "request_buffer", "callgate_abi_version"} <= names
-    assert WasmEngine.from_dict(examples.policy("crm")).abi_version == 1
+    assert WasmEngine.from_dict(examples.policy("crm")).abi_version == 2
 
 
 def test_request_errors_are_reported():
@@ -231,16 +231,18 @@ def test_compare_reports_differences(tmp_path):
 
 
 @pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
-@pytest.mark.parametrize("example", ["crm", "spec"])
+@pytest.mark.parametrize("example", ["crm", "spec", "ops"])
 def test_node_host_matches_native(tmp_path, example):
-    """The ES module wrapper (callgate.mjs) under Node gives the native engine's decisions
-    and reasons for every case, through the lean export and through the perso ABI."""
+    """The ES module wrapper (callgate.mjs) under Node gives the native engine's decisions,
+    approval counts and reasons for every case (v1 and v2 policies, context included),
+    through the lean export and through the perso ABI."""
     blob = tmp_path / "p.blob"
     native = Engine.from_dict(examples.policy(example))
     blob.write_bytes(native.blob)
     cases = examples.cases(example)
     json_cases = [dict(c, args_json=json.dumps(c["args"]), context_json=json.dumps(
-        {"role": c["role"], "agent_attrs": c["agent_attributes"], "resource_attrs": c["resource_attributes"]})) for c in cases]
+        {"role": c["role"], "agent_attrs": c["agent_attributes"], "resource_attrs": c["resource_attributes"],
+         **({"context": c["context"]} if "context" in c else {})})) for c in cases]
     path = tmp_path / "cases.json"
     path.write_text(json.dumps({"cases": cases + json_cases}))
     r = subprocess.run(["node", str(ROOT / "tests" / "node" / "run_cases.mjs"), str(wasm_path()), str(blob), str(path)],
@@ -250,4 +252,5 @@ def test_node_host_matches_native(tmp_path, example):
     assert len(lines) == 2 * len(cases)
     for got, case in zip(lines, cases + cases):
         d = evaluate_case(native, case)
-        assert got == {"decision": d.decision, "rule": d.rule, "reason": d.reason}
+        assert got == {"decision": d.decision, "rule": d.rule, "approvals_required": d.approvals_required,
+                       "reason": d.reason}

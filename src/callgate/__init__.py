@@ -12,4 +12,12 @@ from .engine import Decision, Engine
 from .errors import BlobError, CallgateError, PolicyError, RequestError
 
 __version__ = "0.1.0"
-__all__ = ["Engine", "Decision", "CallgateError", "PolicyError", "RequestError", "BlobError", "__version__"]
+__all__ = ["Engine", "Decision", "Call", "CallgateError", "PolicyError", "RequestError", "BlobError", "__version__"]
+
+
+def __getattr__(name: str):  # Call lives with the approvals (cryptography): loaded when used
+    if name == "Call":
+        from .approvals import Call
+
+        return Call
+    raise AttributeError(f"module 'callgate' has no attribute {name!r}")

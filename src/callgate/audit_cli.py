@@ -34,11 +34,18 @@ def _source(spec: str, table: Optional[str]):
 
 
 def _line(record: dict) -> str:
+    from .audit.query import decision_label
+
     if record.get("kind") == "gap":
         return f"{record.get('timestamp')}  GAP  {record.get('reason')}"
     who = record.get("principal") or "-"
-    return (f"{record.get('timestamp')}  {record.get('decision', '?'):<5}  {record.get('tool')} as {record.get('role')}"
-            f"  {who}  {record.get('reason')}")
+    note = ""
+    approval = record.get("approval")
+    if isinstance(approval, dict):
+        by = ", ".join(str(n) for n in approval.get("approved_by") or ())
+        note = f"[approval: {approval.get('method')} {approval.get('outcome')}{' by ' + by if by else ''}]  "
+    return (f"{record.get('timestamp')}  {decision_label(record):<5}  {record.get('tool')} as {record.get('role')}"
+            f"  {who}  {note}{record.get('reason')}")
 
 
 def _emit(record: dict, as_json: bool) -> None:
@@ -109,12 +116,19 @@ def stats(source: str = typer.Argument(..., help=".db, .jsonl or postgres DSN"),
         return
     out.print(f"{result['records']} records: " + ", ".join(f"{k} {v}" for k, v in sorted(result["kinds"].items())),
               markup=False)
-    out.print("count  decision  tool / role / rule", markup=False)
+    from .audit.query import decision_label
+
+    out.print("count  decision    tool / role / rule", markup=False)
     for row in result["by_tool_role_rule"]:
-        out.print(f"{row['count']:>5}  {row['decision']:<8}  {row['tool']} / {row['role']} / {row['rule']}", markup=False)
+        out.print(f"{row['count']:>5}  {decision_label(row):<10}  {row['tool']} / {row['role']} / {row['rule']}",
+                  markup=False)
     out.print(f"per {bucket}:", markup=False)
     for row in result["over_time"]:
-        out.print(f"  {row[bucket]}  {row['decision']:<8} {row['count']}", markup=False)
+        out.print(f"  {row[bucket]}  {decision_label(row):<10} {row['count']}", markup=False)
+    if result["approvals"]:
+        out.print("after Elevate: method / outcome", markup=False)
+        for row in result["approvals"]:
+            out.print(f"{row['count']:>5}  {row['method']} / {row['outcome']}", markup=False)
 
 
 @audit_app.command("verify")
@@ -191,6 +205,7 @@ def replay_cmd(source: str = typer.Argument(..., help=".db, .jsonl or postgres D
                as_json: bool = JsonOpt, table: Optional[str] = TableOpt) -> None:
     """Re-evaluate recorded calls under a candidate policy; show those whose decision changes.
     Exit 1 if any would change."""
+    from .audit.query import decision_label
     from .audit.replay import replay
     from .engine import Engine
     from .errors import CallgateError
@@ -211,8 +226,8 @@ def replay_cmd(source: str = typer.Argument(..., help=".db, .jsonl or postgres D
                 b, a = call["before"], call["after"]
                 out.print(f"  {call['timestamp']} {call['principal'] or '-'} args={orjson.dumps(call['args']).decode()}",
                           markup=False)
-                out.print(f"    recorded:  {b['decision']}: {b['reason']}", markup=False)
-                out.print(f"    candidate: {a['decision']}: {a['reason']}", markup=False)
+                out.print(f"    recorded:  {decision_label(b)}: {b['reason']}", markup=False)
+                out.print(f"    candidate: {decision_label(a)}: {a['reason']}", markup=False)
         out.print(f"{result['replayed']} calls replayed ({result['skipped']} without full arguments skipped), "
                   f"{result['changed_calls']} would change", markup=False)
     raise typer.Exit(1 if result["changed_calls"] else 0)

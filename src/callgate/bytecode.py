@@ -146,10 +146,12 @@ class BlobBuilder:
             self.words.extend(words)
         return at
 
-    def ref(self, source: int | None, tokens: tuple[str, ...], display: str) -> tuple[int, bool]:
+    def ref(self, source: int | None, tokens: tuple[str, ...], display: str, *,
+            as_path: bool = False) -> tuple[int, bool]:
         """A value operand: (operand, is_path). source None is the current element; tokens
-        are the keys/indexes from the source object down (a plain field is one token)."""
-        if source is not None and len(tokens) == 1:
+        are the keys/indexes from the source object down. A plain field (one token, not
+        as_path) is a field index, shown as `Source.field`; a path keeps its own display."""
+        if source is not None and len(tokens) == 1 and not as_path:
             return self.field(source, tokens[0]), False
         if source is None:
             base, rest = ELEMENT, tokens
@@ -291,8 +293,18 @@ def decode(blob: bytes) -> DecodedBlob:
                        defaults, code, strings[version_sid], n_policy_rules)
 
 
+EFFECT_NAMES = ("deny", "allow", "elevate")
+
+
+def _effect_text(effect: int) -> str:
+    decision, approvals = effect & 3, effect >> 2 & 3
+    name = EFFECT_NAMES[decision] if decision < 3 else f"effect {effect:#x}"
+    return f"{name} ({approvals} approval{'s' if approvals != 1 else ''})" if decision == ELEVATE else name
+
+
 def disassemble(blob: bytes) -> str:
-    """A readable listing of a blob: header, entries and every rule's condition code."""
+    """A readable listing of a blob: header, entries, defaults and every rule's condition
+    code, one line per instruction (quantifier bodies indented)."""
     d = decode(blob)
     s = d.strings
     lines = [
@@ -301,14 +313,18 @@ def disassemble(blob: bytes) -> str:
         f"default_action {'Allow' if d.flags & FLAG_DEFAULT_ALLOW else 'Deny'}",
         f"{len(d.entries)} (tool, role) entries, {len(d.rules)} rule slots, {len(d.fields)} fields, "
         f"{len(d.sets)} sets ({len(d.members)} members), {len(d.numbers)} numbers, "
-        f"{len(d.code)} code bytes, {len(s)} strings",
+        f"{len(d.words)} words, {len(d.defaults)} tier defaults, {len(d.code)} code bytes, "
+        f"{len(s)} strings",
         "",
     ]
     for tool, role, first, n in sorted(d.entries, key=lambda e: (s[e[0]], s[e[1]])):
-        rules = ", ".join(f"rule {d.rules[first + k][0] + 1}" for k in range(n))
+        rules = ", ".join(f"rule {d.rules[first + k][0] + 1} ({_effect_text(d.rules[first + k][3])})"
+                          for k in range(n))
         lines.append(f"entry {s[tool]!r} x {s[role]!r} -> {rules}")
+    for tool, effect, tier in sorted(d.defaults, key=lambda t: s[t[0]]):
+        lines.append(f"default {s[tool]!r} (tier {s[tier]!r}) -> {_effect_text(effect)}")
     lines.append("")
-    for index, off, length in sorted(set(d.rules)):  # each rule's code once
+    for index, off, length in sorted({r[:3] for r in d.rules}):  # each rule's code once
         if length == 0:
             lines.append(f"rule {index + 1}: no condition")
             continue
@@ -317,29 +333,55 @@ def disassemble(blob: bytes) -> str:
     return "\n".join(lines) + "\n"
 
 
+def _ref_text(d: DecodedBlob, operand: int, is_path: bool) -> str:
+    """The display name of a ref operand: a field's, or a path descriptor's."""
+    if is_path:
+        return d.strings[d.words[operand + 2]]
+    return d.strings[d.fields[operand][2]]
+
+
 def _listing(d: DecodedBlob, start: int, end: int) -> list[str]:
     out = []
     pc = start
     s = d.strings
+    ends: list[int] = []  # ends of the open quantifier bodies
     while pc < end:
+        while ends and pc >= ends[-1]:
+            ends.pop()
         op = OPCODES[d.code[pc]]
         flags = d.code[pc + 1]
         ops = struct.unpack_from(f"<{op.operands}I", d.code, pc + 2)
         neg = " ; negated" if flags & F_NEGATED else ""
+        a = _ref_text(d, ops[0], bool(flags & F_PATH_A)) if op.name in _REF_OPS else ""
         if op.name == "NUM":
-            f = d.fields[ops[0]]
-            text = f"{s[f[2]]} {CMP_SYMBOLS[flags & 7]} {s[ops[2]]}"
+            cmp = flags & 7
+            text = f"{a} {CMP_SYMBOLS[cmp]} {s[ops[2]]}"
+        elif op.name == "LEN":
+            text = f"length of {a} {CMP_SYMBOLS[flags & 7]} {s[ops[2]]}"
         elif op.name == "IN":
-            f = d.fields[ops[0]]
-            text = f"{s[f[2]]} {'not in' if flags & F_NOTIN else 'in'} set {ops[1]} {s[d.sets[ops[1]][2]]}"
+            text = f"{a} {'not in' if flags & F_NOTIN else 'in'} set {ops[1]} {s[d.sets[ops[1]][2]]}"
         elif op.name == "PRESENT":
-            text = s[d.fields[ops[0]][2]]
+            text = a
         elif op.name == "EQ":
-            text = f"{s[d.fields[ops[0]][2]]} == {s[d.fields[ops[1]][2]]}"
+            text = f"{a} == {_ref_text(d, ops[1], bool(flags & F_PATH_B))}"
+        elif op.name == "STR":
+            text = f"{a} {s[ops[2]]}"
+        elif op.name == "TYPE":
+            text = f"{a} is of type {s[ops[2]]}"
+        elif op.name == "TIME":
+            text = f"{a} within {s[ops[2]]}"
+        elif op.name in ("EVERY", "SOME"):
+            text = f"{a} (body to {ops[1]})"
         elif op.name in ("JF", "JT"):
             text = f"-> {ops[0]}"
         else:
             text = ""
-        out.append(f"  {pc:6d}  {op.name:<8}{text}{neg}".rstrip())
+        indent = "  " * len(ends)
+        out.append(f"  {pc:6d}  {indent}{op.name:<8}{text}{neg}".rstrip())
+        if op.name in ("EVERY", "SOME"):
+            ends.append(ops[1])
         pc += insn_len(op)
     return out
+
+
+_REF_OPS = frozenset(("NUM", "IN", "PRESENT", "EQ", "STR", "LEN", "TYPE", "TIME", "EVERY", "SOME"))

@@ -6,8 +6,8 @@
 //   const d = cg.evaluate("process_refund", { amount: 800 }, { role: "agent" });
 //   d.decision; d.rule; d.reason;                            // reason is fetched only when read
 
-/** @typedef {{role: string, agentAttributes?: object, resourceAttributes?: object}} Identity */
-/** @typedef {{decision: "Allow"|"Deny"|"Elevate", rule: number|null, allowed: boolean, readonly reason: string}} Decision */
+/** @typedef {{role: string, agentAttributes?: object, resourceAttributes?: object, context?: object}} Identity */
+/** @typedef {{decision: "Allow"|"Deny"|"Elevate", rule: number|null, approvalsRequired: number, allowed: boolean, readonly reason: string}} Decision */
 
 const DECISIONS = ["Deny", "Allow", "Elevate", "Deny"];
 const encoder = new TextEncoder();
@@ -70,7 +70,7 @@ export class Callgate {
    * @param {string} tool @param {object} args @param {Identity} who @returns {Decision}
    */
   evaluate(tool, args, who) {
-    const request = JSON.stringify([tool, who.role, args ?? {}, who.agentAttributes ?? {}, who.resourceAttributes ?? {}]);
+    const request = JSON.stringify([tool, who.role, args ?? {}, who.agentAttributes ?? {}, who.resourceAttributes ?? {}, who.context ?? {}]);
     const bytes = this.#write(request);
     const rc = this.exports.decide(this.bufPtr, bytes);
     if (rc < 0) this.#explain(bytes); // throws the module's error with its offset
@@ -78,7 +78,8 @@ export class Callgate {
     let reason;
     return {
       decision: DECISIONS[rc & 3],
-      rule: rc >= 4 ? (rc >> 2) - 1 : null,
+      rule: rc >= 16 ? (rc >> 4) - 1 : null,
+      approvalsRequired: (rc >> 2) & 3,
       allowed: (rc & 3) === 1,
       get reason() {
         if (reason === undefined) reason = self.#explain(self.#write(request)).reason;

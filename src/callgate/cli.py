@@ -79,8 +79,10 @@ def check(policy: str = typer.Argument(..., help="policy file"), semantics: str 
     errors = sum(f.level == "error" for f in findings)
     if errors:
         raise typer.Exit(1)
-    warnings = len(findings)
-    out.print(f"{name}: ok ({len(data.get('rules', []))} rules, {warnings} warning{'s' * (warnings != 1)})")
+    warnings = sum(f.level == "warning" for f in findings)
+    notes = sum(f.level == "note" for f in findings)
+    extra = f", {notes} note{'s' * (notes != 1)}" if notes else ""
+    out.print(f"{name}: ok ({len(data.get('rules', []))} rules, {warnings} warning{'s' * (warnings != 1)}{extra})")
 
 
 @app.command("eval")
@@ -155,6 +157,112 @@ def _run_cases(engine: Engine, name: str, cases_path: Optional[Path], as_json: b
         out.print(f"{len(rows)} calls, {sum(r['decision'] == 'Allow' for r in rows)} allowed, "
                   f"{mismatches} unexpected")
     raise typer.Exit(1 if mismatches else 0)
+
+
+def _load_for(policy: str, semantics: str, code: int):
+    """Read and compile a policy for `test` / `explain`: any problem is one line naming the
+    file (exit `code`)."""
+    from .compiler import SEMANTICS
+
+    if semantics not in SEMANTICS:
+        raise _fail(f"--semantics: expected {' or '.join(SEMANTICS)}, got '{semantics}'", 2)
+    name = policy
+    try:
+        if policy in examples.EXAMPLES and not Path(policy).exists():
+            data = examples.policy(policy)
+        else:
+            data = parse_json(Path(policy).read_bytes())
+        compiled = compile_policy(data, semantics)
+        return name, compiled, Engine(compiled)
+    except OSError as exc:
+        raise _fail(f"{name}: {exc.strerror}", code) from None
+    except (CallgateError, ValueError) as exc:
+        raise _fail(f"{name}: {exc}", code) from None
+
+
+@app.command("test")
+def test_(
+    policy: str = typer.Argument(..., help="policy file, or a bundled example (crm, spec)"),
+    cases: Path = typer.Argument(..., help="cases file: .json (or .yaml/.yml with PyYAML)"),
+    semantics: str = SemanticsOpt,
+    fmt: str = typer.Option("text", "--format", help="text or json"),
+) -> None:
+    """Check a policy against a file of expected decisions, like `opa test`.
+
+    A case: {"name", "tool", "role", "args", "agent_attributes", "resource_attributes",
+    "context", "expect": "Allow" | "Deny" | "Elevate" | {"decision", "rule" (0-based),
+    "approvals_required", "reason", "reason_contains"}}. Exit 0 when every case passes,
+    1 when one fails, 2 when the policy or the cases file cannot be used."""
+    from rich.text import Text
+
+    from .policy_tests import CasesError, format_text, load_cases_file, parse_cases, run_cases, summary
+
+    if fmt not in ("text", "json"):
+        raise _fail(f"--format: expected text or json, got '{fmt}'", 2)
+    name, compiled, engine = _load_for(policy, semantics, 2)
+    try:
+        case_list = parse_cases(load_cases_file(cases))
+    except CasesError as exc:
+        raise _fail(f"{cases}: {exc}", 2) from None
+    results = run_cases(engine, case_list)
+    s = summary(results)
+    if fmt == "json":
+        doc = {"policy": name, "cases_file": str(cases), "semantics": compiled.semantics,
+               "results": [r.to_dict() for r in results], **s}
+        sys.stdout.write(orjson.dumps(doc).decode() + "\n")
+    else:
+        for line in format_text(results):
+            style = {"PASS": "green", "FAIL": "bold red", "ERRO": "bold red"}.get(line[:4])
+            text = Text(line)
+            if style:
+                text.stylize(style, 0, 5 if line.startswith("ERROR") else 4)
+            out.print(text)
+    raise typer.Exit(0 if s["passed"] == s["total"] else 1)
+
+
+@app.command()
+def explain(
+    policy: str = typer.Argument(..., help="policy file, or a bundled example (crm, spec)"),
+    tool: str = typer.Option(..., "--tool", help="tool name"),
+    role: str = typer.Option(..., "--role", help="role"),
+    args: Optional[str] = typer.Option(None, "--args", help="arguments as JSON"),
+    agent: Optional[str] = typer.Option(None, "--agent", help="agent attributes as JSON"),
+    resource: Optional[str] = typer.Option(None, "--resource", help="resource attributes as JSON"),
+    context: Optional[str] = typer.Option(None, "--context", help="context as JSON"),
+    semantics: str = SemanticsOpt,
+    fmt: str = typer.Option("text", "--format", help="text or json"),
+) -> None:
+    """Show why a call gets its decision: every rule for (tool, role) in precedence order,
+    each condition as a tree of T/F/U values with what the request holds, the deciding rule
+    and the engine's exact reason. Exit 3 if this explanation and the engine disagree (a bug)."""
+    from .explain import explain_request, render
+
+    if fmt not in ("text", "json"):
+        raise _fail(f"--format: expected text or json, got '{fmt}'", 2)
+    request = {"args": _json_arg(args, "args"), "agent_attributes": _json_arg(agent, "agent"),
+               "resource_attributes": _json_arg(resource, "resource"), "context": _json_arg(context, "context")}
+    name, compiled, engine = _load_for(policy, semantics, 1)
+    try:
+        ex = explain_request(compiled, engine, tool, role, **request)
+    except CallgateError as exc:
+        raise _fail(str(exc)) from None
+    if fmt == "json":
+        doc = {"policy": name, **ex.to_dict()}
+        sys.stdout.write(orjson.dumps(doc, default=_jsonable).decode() + "\n")
+    else:
+        # a terminal wraps long lines; a pipe gets them whole (a tree must not be cropped)
+        console = Console(highlight=False) if out.is_terminal else Console(highlight=False, width=100_000)
+        console.print(render(ex))
+    if not ex.agrees:
+        for problem in ex.problems:
+            err.print(f"error: BUG: explain and the engine disagree: {problem}", markup=False)
+        raise typer.Exit(3)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, tuple):
+        return list(value)
+    raise TypeError
 
 
 @app.command()

@@ -9,10 +9,12 @@ never pays for text.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import math
 import os
 import threading
+import time
 from pathlib import Path
 from typing import Any, Mapping, Optional, Union
 
@@ -33,23 +35,29 @@ _eval_request = _native.eval_request
 _eval_json = _native.eval_json
 _SAW_NULL = _native.RESULT_SAW_NULL
 _RESULT_MASK = _native.RESULT_MASK
+_ELEVATE = 2
 
 
 class Decision:
     """The outcome of one evaluation.
 
-    `decision` is "Allow", "Deny" (or "Elevate"); `allowed` is True only for Allow;
-    `rule` is the 0-based index of the deciding rule in the policy, or None when the
-    default action decided; `reason` is the exact, human-readable why."""
+    `decision` is "Allow", "Deny" or "Elevate"; `allowed` is True only for Allow;
+    `approvals_required` is the number of approvals an Elevate needs (0 otherwise);
+    `rule` is the 0-based index of the deciding rule in the policy, or None when a
+    default (a tier default or default_action) decided; `reason` is the exact,
+    human-readable why."""
 
-    # the core's result code (decision in bits 0-1, rule + 1 above) and how to explain it:
-    # decision and rule are read from the code, so making a Decision costs two stores
+    # the core's result code (decision in bits 0-1, approvals in 2-3, rule + 1 above) and
+    # how to explain it: making a Decision costs two stores
     __slots__ = ("_rc", "_why")
 
-    def __init__(self, decision: str, rule: Optional[int], why: Union[tuple, str]) -> None:
+    def __init__(self, decision: str, rule: Optional[int], why: Union[tuple, str],
+                 approvals_required: int = 0) -> None:
         if decision not in DECISIONS:
             raise ValueError(f"decision must be one of {', '.join(DECISIONS)}, not {decision!r}")
-        self._rc = (0 if rule is None else rule + 1) << 2 | DECISIONS.index(decision)
+        if (decision == "Elevate") != (approvals_required in (1, 2, 3)) or approvals_required not in (0, 1, 2, 3):
+            raise ValueError("approvals_required must be 1-3 for Elevate and 0 otherwise")
+        self._rc = (0 if rule is None else rule + 1) << 4 | approvals_required << 2 | DECISIONS.index(decision)
         self._why = why  # (source, tool, in0, in1), or the reason once known
 
     @property
@@ -58,7 +66,11 @@ class Decision:
 
     @property
     def rule(self) -> Optional[int]:
-        return (self._rc >> 2) - 1 if self._rc >= 4 else None
+        return (self._rc >> 4) - 1 if self._rc >= 16 else None
+
+    @property
+    def approvals_required(self) -> int:
+        return self._rc >> 2 & 3
 
     @property
     def allowed(self) -> bool:
@@ -74,29 +86,35 @@ class Decision:
         return reason
 
     def to_dict(self) -> dict:
-        """The wasm ABI's response shape: decision, reason, rule."""
-        return {"decision": self.decision, "reason": self.reason, "rule": self.rule}
+        """The wasm ABI's response shape: decision, reason, rule (and approvals_required
+        for an Elevate)."""
+        out = {"decision": self.decision, "reason": self.reason, "rule": self.rule}
+        if self._rc & 3 == _ELEVATE:
+            out["approvals_required"] = self.approvals_required
+        return out
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, Decision):
             return NotImplemented
-        return (self.decision, self.rule, self.reason) == (other.decision, other.rule, other.reason)
+        return (self._rc, self.reason) == (other._rc, other.reason)
 
     __hash__ = None  # type: ignore[assignment]
 
     def __repr__(self) -> str:
-        return f"Decision({self.decision!r}, rule={self.rule!r}, reason={self.reason!r})"
+        extra = f", approvals_required={self.approvals_required}" if self.approvals_required else ""
+        return f"Decision({self.decision!r}, rule={self.rule!r}, reason={self.reason!r}{extra})"
 
 
 class _State:
     """One loaded policy and its per-thread scratch buffers. Immutable once built: a reload
     swaps the whole state, so a concurrent evaluation sees the old or the new policy."""
 
-    __slots__ = ("compiled", "policy", "_local")
+    __slots__ = ("compiled", "policy", "digest", "_local")
 
     def __init__(self, compiled: Compiled, limits: Mapping[str, int]) -> None:
         self.compiled = compiled
         self.policy = _native.LoadedPolicy(compiled.blob, **limits)
+        self.digest = hashlib.sha256(compiled.blob).hexdigest()  # what approvals bind to
         self._local = threading.local()
 
     def scratch(self) -> _native.Scratch:
@@ -162,9 +180,12 @@ class Engine:
     decisions cannot be recorded and the sink's policy is to fail closed)."""
 
     def __init__(self, compiled: Compiled, *, max_bytes: int = 0, max_depth: int = 0, max_keys: int = 0,
-                 audit: Any = None, shadow: Any = None) -> None:
+                 audit: Any = None, shadow: Any = None, discovered_tools: Optional[Mapping[str, str]] = None) -> None:
         self._limits = {"max_bytes": max_bytes, "max_depth": max_depth, "max_keys": max_keys}
         self._state = _State(compiled, self._limits)
+        self._discovered = dict(discovered_tools or {})  # kept for reload()
+        self._keyring: Any = None   # approvals: created on first use
+        self._ledger: Any = None
         self._recorder: Any = None
         if audit is not None or shadow is not None:
             self._recorder = _attach(self, audit, shadow)
@@ -172,9 +193,12 @@ class Engine:
     # ---------------------------------------------------------------- construction
 
     @classmethod
-    def from_dict(cls, policy: Mapping[str, Any], semantics: str = "strict", **options: Any) -> "Engine":
-        """Load a decoded policy (as from json.loads). Options: the limits, audit, shadow."""
-        return cls(compile_policy(policy, semantics), **options)
+    def from_dict(cls, policy: Mapping[str, Any], semantics: str = "strict", *,
+                  discovered_tools: Optional[Mapping[str, str]] = None, **options: Any) -> "Engine":
+        """Load a decoded policy (as from json.loads). Options: the limits, audit, shadow.
+        discovered_tools: tools found at run time (an MCP server's) -> their tier."""
+        compiled = compile_policy(policy, semantics, discovered_tools=discovered_tools)
+        return cls(compiled, discovered_tools=discovered_tools, **options)
 
     @classmethod
     def from_json(cls, text: Union[str, bytes], semantics: str = "strict", **options: Any) -> "Engine":
@@ -186,13 +210,17 @@ class Engine:
         """Load a policy file."""
         return cls.from_json(_read(path), semantics, **options)
 
-    def reload(self, source: Union[PathLike, Mapping[str, Any]]) -> None:
+    def reload(self, source: Union[PathLike, Mapping[str, Any]], *,
+               discovered_tools: Optional[Mapping[str, str]] = None) -> None:
         """Replace the policy (a file path or a decoded dict) with the same semantics and
-        limits. Compiles and verifies first; the swap itself is one assignment, so every
-        concurrent evaluate() sees either the old or the new policy, never a mix."""
+        limits (and discovered tools, unless new ones are given). Compiles and verifies
+        first; the swap itself is one assignment, so every concurrent evaluate() sees either
+        the old or the new policy, never a mix."""
         data = source if isinstance(source, Mapping) else parse_json(_read(source))
-        compiled = compile_policy(data, self.semantics)
+        discovered = self._discovered if discovered_tools is None else dict(discovered_tools)
+        compiled = compile_policy(data, self.semantics, discovered_tools=discovered)
         self._state = _State(compiled, self._limits)
+        self._discovered = discovered
 
     # ---------------------------------------------------------------- facts
 
@@ -213,20 +241,83 @@ class Engine:
         """The compiled policy the core runs."""
         return self._state.compiled.blob
 
+    @property
+    def policy_digest(self) -> str:
+        """Hex SHA-256 of the compiled policy: approvals are bound to it."""
+        return self._state.digest
+
+    # ---------------------------------------------------------------- approvals
+
+    def _approvals(self) -> tuple[Any, Any]:
+        if self._keyring is None:
+            from .approvals import Keyring, NonceLedger  # cryptography: imported only when used
+
+            self._ledger = NonceLedger()
+            self._keyring = Keyring()
+        return self._keyring, self._ledger
+
+    def trust_approver(self, approver: str, public_key: Any) -> None:
+        """Count approvals signed by `approver` with this Ed25519 public key (an object, raw
+        32 bytes or PEM)."""
+        self._approvals()[0].trust(approver, public_key)
+
+    def approve(self, call: Any, *, approver: str, key: Any, ttl: float = 300.0,
+                now: Optional[float] = None) -> str:
+        """A signed approval of exactly this call (a callgate.Call) under the current policy."""
+        from .approvals import sign_approval
+
+        return sign_approval(call, approver=approver, key=key, policy_digest=self._state.digest,
+                             ttl=ttl, now=now)
+
+    def _apply_approvals(self, d: Decision, state: _State, approvals: Any, call: tuple,
+                         now: Optional[float]) -> Decision:
+        """An Elevate plus approvals: Allow when enough valid ones from distinct approvers."""
+        from .approvals import Call, check_approvals
+
+        keyring, ledger = self._approvals()
+        tool, args, role, principal, agent, resource, context = call
+        target = Call(tool, args, role, principal, agent, resource, context)
+        when = time.time() if now is None else now
+        verdict = check_approvals(approvals, target, policy_digest=state.digest, keyring=keyring,
+                                  ledger=ledger, now=when)
+        required = d.approvals_required
+        refused = None
+        if verdict.satisfies(required):
+            refused = ledger.claim(verdict.nonces, when)  # spends them all, or none
+            if refused is None:
+                approved = _new(Decision)
+                approved._rc = (d._rc & ~15) | 1  # Allow, same rule
+                approved._why = d.reason + verdict.reason_suffix(required)
+                return approved
+        held = _new(Decision)
+        held._rc = d._rc
+        held._why = d.reason + verdict.reason_suffix(required, refused)
+        return held
+
     # ---------------------------------------------------------------- decisions
 
     def evaluate(self, tool: str, args: Any = None, *, role: str,
                  agent_attributes: Optional[Mapping[str, Any]] = None,
                  resource_attributes: Optional[Mapping[str, Any]] = None,
-                 principal: Optional[str] = None, trace_id: Optional[str] = None,
+                 context: Optional[Mapping[str, Any]] = None,
+                 principal: Optional[str] = None, approvals: Optional[Any] = None,
+                 now: Optional[float] = None, trace_id: Optional[str] = None,
                  extras: Optional[Mapping[str, Any]] = None) -> Decision:
         """Decide one tool call. Raises RequestError for input JSON cannot carry.
-        principal, trace_id and extras only go to the audit trail, if one is attached."""
+        context: the host's context object (time, risk, ...), read by "source": "Context".
+        approvals: signed approval tokens for an Elevate (see approve()); principal (the
+        role when None) is what they bind to; now (Unix seconds) is when they are checked.
+        principal, trace_id and extras also go to the audit trail, if one is attached."""
         state = self._state
         # one serialization, one call into C (the hot path: keep it flat)
-        request = (tool, role, _EMPTY if args is None else args,
-                   _EMPTY if agent_attributes is None else agent_attributes,
-                   _EMPTY if resource_attributes is None else resource_attributes)
+        if context is None:
+            request = (tool, role, _EMPTY if args is None else args,
+                       _EMPTY if agent_attributes is None else agent_attributes,
+                       _EMPTY if resource_attributes is None else resource_attributes)
+        else:
+            request = (tool, role, _EMPTY if args is None else args,
+                       _EMPTY if agent_attributes is None else agent_attributes,
+                       _EMPTY if resource_attributes is None else resource_attributes, context)
         try:
             packed = _dumps(request)
         except orjson.JSONEncodeError as exc:
@@ -245,6 +336,9 @@ class Engine:
         d = _new(Decision)  # no __init__ frame on the hot path
         d._rc = rc
         d._why = (state, None, packed, None)
+        if approvals is not None and rc & 3 == _ELEVATE:
+            d = self._apply_approvals(d, state, approvals, (tool, args, role, principal, agent_attributes,
+                                                            resource_attributes, context), now)
         if self._recorder is None:
             return d
         return self._recorder.record(d, ("request", packed), principal, trace_id, extras)

@@ -22,19 +22,35 @@ def _fail(message: str, code: int = 1) -> typer.Exit:
     return typer.Exit(code)
 
 
-def load_engine(policy: str, semantics: str = "strict", audit: Optional[str] = None) -> Any:
-    """A policy file or a bundled example name ('crm', 'spec'), with an audit sink if asked."""
+def load_policy(policy: str) -> Any:
+    """The decoded policy: a file, or a bundled example name ('crm', 'spec')."""
     from . import examples
+    from .errors import CallgateError
+    from .policy import parse_json
+
+    try:
+        if policy in examples.EXAMPLES and not Path(policy).exists():
+            return examples.policy(policy)
+        try:
+            data = Path(policy).read_bytes()
+        except OSError as exc:
+            raise _fail(f"{policy}: cannot read policy file: {exc.strerror}") from None
+        return parse_json(data)
+    except (CallgateError, ValueError) as exc:
+        raise _fail(str(exc)) from None
+
+
+def load_engine(policy: Any, semantics: str = "strict", audit: Optional[str] = None) -> Any:
+    """An engine for a decoded policy (or a file / example name), with an audit sink if asked."""
     from .engine import Engine
     from .errors import CallgateError
 
+    data = load_policy(policy) if isinstance(policy, str) else policy
     options: dict = {}
     if audit:
         options["audit"] = audit_sink(audit)
     try:
-        if policy in examples.EXAMPLES and not Path(policy).exists():
-            return Engine.from_dict(examples.policy(policy), semantics, **options)
-        return Engine.from_file(policy, semantics, **options)
+        return Engine.from_dict(data, semantics, **options)
     except (CallgateError, ValueError) as exc:
         raise _fail(str(exc)) from None
 
@@ -52,18 +68,19 @@ def audit_sink(source: str) -> Any:
         raise _fail(f"--audit {source}: {exc}") from None
 
 
-def _identity(role: Optional[str], agent_attr: List[str]) -> Any:
+def _identity(role: Optional[str], agent_attr: List[str], principal: Optional[str] = None) -> Any:
     from .mcp.gate import Identity, parse_attr
 
     if not role:
         raise _fail("--role is required (the identity comes from the operator, never from the model)", 2)
     try:
-        return Identity(role, parse_attr(agent_attr))
+        return Identity(role, parse_attr(agent_attr), principal or None)
     except ValueError as exc:
         raise _fail(str(exc), 2) from None
 
 
-def _gate(engine: Any, resolver: Optional[str], pins: Optional[Path]) -> Any:
+def _gate(engine: Any, resolver: Optional[str], pins: Optional[Path], policy: Any = None,
+          trusted: bool = False) -> Any:
     from .mcp.gate import Gate, load_resolver
     from .mcp.pins import PinStore
 
@@ -72,7 +89,30 @@ def _gate(engine: Any, resolver: Optional[str], pins: Optional[Path]) -> Any:
         store = PinStore(pins) if pins else None
     except ValueError as exc:
         raise _fail(str(exc), 2) from None
-    return Gate(engine, fn, store)
+    return Gate(engine, fn, store, policy=policy, trusted=trusted)
+
+
+def _trust_approvers(engine: Any, items: List[str]) -> None:
+    """--trust-approver NAME=PUBLIC_KEY.pem: approvals signed by NAME count."""
+    for item in items:
+        name, sep, path = item.partition("=")
+        if not sep or not name or not path:
+            raise _fail(f"--trust-approver must be NAME=PUBLIC_KEY.pem, not {item!r}", 2)
+        try:
+            engine.trust_approver(name, Path(path).read_bytes())
+        except OSError as exc:
+            raise _fail(f"--trust-approver {name}: cannot read {path}: {exc.strerror}", 2) from None
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise _fail(f"--trust-approver {name}: {exc}", 2) from None
+
+
+def _elevation(max_approvals: int, timeout: float) -> Any:
+    from .mcp.elevate import Elevation
+
+    try:
+        return Elevation(max_approvals=max_approvals, timeout=timeout)
+    except ValueError as exc:
+        raise _fail(f"--elicit-max-approvals / --elicit-timeout: {exc}", 2) from None
 
 
 def proxy(
@@ -80,6 +120,15 @@ def proxy(
     policy: str = typer.Option(..., "--policy", help="policy file, or a bundled example (crm)"),
     role: Optional[str] = typer.Option(None, "--role", help="the role every call is decided for (stdio)"),
     agent_attr: List[str] = typer.Option([], "--agent-attr", help="KEY=VALUE agent attribute (repeatable)"),
+    principal: Optional[str] = typer.Option(None, "--principal", help="who the stdio client is: recorded in the "
+                                            "audit trail, bound by approvals, named as approver of elicitations"),
+    trusted: bool = typer.Option(False, "--trusted", help="trust the server's tool annotations (readOnlyHint, "
+                                 "destructiveHint) to set tool tiers; untrusted, they can only make a tool stricter"),
+    elicit_max_approvals: int = typer.Option(1, "--elicit-max-approvals", help="the most approvals an Elevate may "
+                                             "need for the proxy to ask the client's user (elicitation); 0: never"),
+    elicit_timeout: float = typer.Option(300.0, "--elicit-timeout", help="seconds to wait for the user's answer"),
+    trust_approver: List[str] = typer.Option([], "--trust-approver", help="NAME=PUBLIC_KEY.pem: signed approvals by "
+                                             "NAME in _meta[\"callgate/approvals\"] count (repeatable)"),
     resolver: Optional[str] = typer.Option(None, "--resolver", help="module:function returning resource attributes"),
     audit: Optional[str] = typer.Option(None, "--audit", help="record every decision to this audit source"),
     pins: Optional[Path] = typer.Option(None, "--pins", help="approved tool definitions (rug-pull protection)"),
@@ -103,20 +152,24 @@ def proxy(
         raise _fail("--upstream needs --listen (an HTTP upstream is served over HTTP)", 2)
     if listen is None and not command:
         raise _fail("give the server command after --, e.g. callgate proxy --policy P --role R -- python server.py", 2)
-    if listen is not None and (role or agent_attr):
-        raise _fail("--role and --agent-attr do not apply with --listen: the identity comes from each request's token", 2)
+    if listen is not None and (role or agent_attr or principal):
+        raise _fail("--role, --agent-attr and --principal do not apply with --listen: the identity comes from each "
+                    "request's token", 2)
     if listen is not None and bool(command) == bool(upstream):
         raise _fail("with --listen give exactly one upstream: -- SERVER_COMMAND, or --upstream URL", 2)
     if listen is None and session_idle_timeout is not None:
         raise _fail("--session-idle-timeout applies to --listen (HTTP sessions)", 2)
     if session_idle_timeout is not None and not session_idle_timeout > 0:
         raise _fail("--session-idle-timeout must be a positive number of seconds", 2)
-    engine = load_engine(policy, semantics, audit)
-    gate = _gate(engine, resolver, pins)
+    elevation = _elevation(elicit_max_approvals, elicit_timeout)
+    data = load_policy(policy)
+    engine = load_engine(data, semantics, audit)
+    _trust_approvers(engine, trust_approver)
+    gate = _gate(engine, resolver, pins, data, trusted)
     if listen is None:
         from .mcp.proxy import StdioProxy
 
-        status = StdioProxy(gate, _identity(role, agent_attr), command).run()
+        status = StdioProxy(gate, _identity(role, agent_attr, principal), command, elevation=elevation).run()
         engine.close()
         raise typer.Exit(status)
     from .mcp.http_front import IDLE_TIMEOUT, JwtConfig, serve
@@ -129,7 +182,8 @@ def proxy(
         jwt_config = JwtConfig.from_files(key=jwt_key, jwks=jwks, issuer=jwt_issuer, audience=jwt_audience,
                                           algorithm=jwt_algorithm, role_claim=role_claim, attr_claims=attr_claim)
         status = serve(gate, jwt_config, listen, command=command or None, upstream=upstream,
-                       idle_timeout=IDLE_TIMEOUT if session_idle_timeout is None else session_idle_timeout)
+                       idle_timeout=IDLE_TIMEOUT if session_idle_timeout is None else session_idle_timeout,
+                       elevation=elevation)
     except ValueError as exc:
         raise _fail(str(exc), 2) from None
     engine.close()

@@ -1,66 +1,382 @@
-"""The policy language: pydantic models of the perso JSON format.
+"""The policy language: pydantic models of the policy JSON format (perso and v2).
 
 These models are the single definition of what a policy may contain: the compiler reads
 them, `callgate schema` prints their JSON Schema, and every validation error is turned into
 one line naming its exact location (``rules[3].condition.All[1].NumericCheck.op: ...``).
 
-Default semantics rejects unknown keys; perso semantics drops them before validation
-(``strip_unknown``), as the original engine's deserializer ignored them.
+Two families of models:
+
+- the v2 language (docs/policy-v2.md), used by the default (strict) semantics: `Policy`,
+  `Rule`, `NumericCheck`... Unknown keys are errors.
+- the perso format (docs/semantics.md), used by ``semantics="perso"``: `PersoPolicy` and
+  its parts, subclasses of the v2 models narrowed to what the original engine knew (so code
+  that walks a policy with ``isinstance`` works for both). Unknown keys, including every v2
+  key, are dropped before validation (``strip_unknown``), as the original engine's
+  deserializer ignored them; v2 condition kinds, ops and sources are unknown variants there.
+
+Checks that involve more than one key (an op and the shape of its value, ``field`` vs
+``pointer``, ``effect`` and ``approvals``...) are validators on the models; the ones that
+depend on where a node sits (``Element`` only inside Every/Some, quantifier nesting) run
+over the validated tree (`check_structure`). Either way the error is a `PolicyError` with
+the exact location.
 """
 
 from __future__ import annotations
 
 import json
-from typing import Annotated, Any, Literal, Optional, Union
+import math
+import re
+from typing import Annotated, Any, ClassVar, Literal, NoReturn, Optional, Union
 
-from pydantic import BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError
+from pydantic import (
+    BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, ValidationInfo,
+    WithJsonSchema, field_validator, model_validator,
+)
+from pydantic_core import PydanticCustomError
 
 from .errors import PolicyError
 
-Source = Literal["Arguments", "AgentAttributes", "ResourceAttributes"]
-NumericOp = Literal["Lt", "Lte", "Gt", "Gte", "Eq"]
-StringOp = Literal["In", "NotIn"]
-Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+# ---------------------------------------------------------------- vocabularies
 
-CONDITION_KINDS = ("NumericCheck", "StringCheck", "FieldPresent", "FieldEquals", "All", "Any", "Not")
+SOURCES = ("Arguments", "AgentAttributes", "ResourceAttributes", "Context")
+PERSO_SOURCES = ("Arguments", "AgentAttributes", "ResourceAttributes")
+ELEMENT = "Element"
+NUMERIC_OPS = ("Lt", "Lte", "Gt", "Gte", "Eq", "Ne", "Between")
+PERSO_NUMERIC_OPS = ("Lt", "Lte", "Gt", "Gte", "Eq")
+STRING_SET_OPS = ("In", "NotIn")
+STRING_MATCH_OPS = ("Eq", "Ne", "StartsWith", "EndsWith", "Contains", "Glob", "PathGlob")
+STRING_OPS = STRING_SET_OPS + STRING_MATCH_OPS
+LENGTH_OPS = ("Lt", "Lte", "Gt", "Gte", "Eq", "Ne")
+TYPE_NAMES = ("string", "number", "integer", "boolean", "null", "array", "object")
+DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+TIERS = ("public", "read", "write", "destructive")   # in order of strictness
+EFFECTS = ("allow", "deny", "elevate")
+MAX_QUANTIFIER_NESTING = 8
+LENGTH_MAX = 2 ** 53
+
+Source = Literal["Arguments", "AgentAttributes", "ResourceAttributes", "Context", "Element"]
+PersoSource = Literal["Arguments", "AgentAttributes", "ResourceAttributes"]
+NumericOp = Literal["Lt", "Lte", "Gt", "Gte", "Eq", "Ne", "Between"]
+PersoNumericOp = Literal["Lt", "Lte", "Gt", "Gte", "Eq"]
+StringOp = Literal["In", "NotIn", "Eq", "Ne", "StartsWith", "EndsWith", "Contains", "Glob", "PathGlob"]
+PersoStringOp = Literal["In", "NotIn"]
+LengthOp = Literal["Lt", "Lte", "Gt", "Gte", "Eq", "Ne"]
+TypeName = Literal["string", "number", "integer", "boolean", "null", "array", "object"]
+Day = Literal["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
+Tier = Literal["public", "read", "write", "destructive"]
+Effect = Literal["allow", "deny", "elevate"]
+Approvals = Literal[1, 2]
+Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
+LengthValue = Annotated[int, Field(strict=True, ge=0, le=LENGTH_MAX)]
+
+PERSO_CONDITION_KINDS = ("NumericCheck", "StringCheck", "FieldPresent", "FieldEquals", "All", "Any", "Not")
+CONDITION_KINDS = PERSO_CONDITION_KINDS + ("Length", "Type", "TimeWindow", "Every", "Some")
+
+_NUMBER_SCHEMA = {"type": "number"}
+_POINTER_RE = re.compile(r"(/([^~/]|~[01])*)*")
+_HHMM_RE = re.compile(r"([0-9]{2}):([0-9]{2})")
+
+
+def _fail(message: str, *at: Union[str, int]) -> NoReturn:
+    """A validation error with our own one-line message, `at` below the validator's own
+    location (validate() appends it)."""
+    raise PydanticCustomError("callgate", "{message}", {"message": message, "at": at})
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, str):
+        return f"'{value}'"
+    return json.dumps(value) if isinstance(value, (bool, int, float, type(None))) else type(value).__name__
+
+
+def _what(value: Any) -> str:
+    """A value as named in a message: 'x', 5, true, a list, an object."""
+    if isinstance(value, list):
+        return "a list"
+    if isinstance(value, dict):
+        return "an object"
+    return _describe(value)
+
+
+def _is_number(value: Any) -> bool:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        return math.isfinite(float(value))
+    except OverflowError:
+        return False
+
+
+def pointer_tokens(pointer: str) -> tuple[str, ...]:
+    """The reference tokens of a (valid) RFC 6901 pointer, unescaped: "/a~1b/0" -> ("a/b", "0")."""
+    if pointer == "":
+        return ()
+    return tuple(t.replace("~1", "/").replace("~0", "~") for t in pointer[1:].split("/"))
+
+
+def _check_pointer(pointer: str) -> None:
+    if pointer and not pointer.startswith("/"):
+        _fail(f"{_describe(pointer)} is not a JSON Pointer: it must be empty or start with '/'")
+    if not _POINTER_RE.fullmatch(pointer):
+        _fail(f"{_describe(pointer)} is not a JSON Pointer: '~' must be followed by 0 or 1")
+
+
+def _check_effect(effect: str, has_approvals: bool) -> None:
+    if effect == "elevate" and not has_approvals:
+        _fail("required when effect is 'elevate' (1 or 2)", "approvals")
+    if effect != "elevate" and has_approvals:
+        _fail(f"only valid with effect 'elevate', not '{effect}'", "approvals")
+
+
+def _approvals_type(data: dict) -> None:
+    """approvals is an integer: Literal[1, 2] alone would take true and 1.0."""
+    if "approvals" in data and type(data["approvals"]) is not int:
+        _fail(f"expected 1 or 2, got {_describe(data['approvals'])}", "approvals")
+
+
+def _parse_hhmm(text: str, what: str, lo: int, hi: int) -> int:
+    m = _HHMM_RE.fullmatch(text)
+    minutes = int(m.group(1)) * 60 + int(m.group(2)) if m and int(m.group(2)) < 60 else -1
+    if not lo <= minutes <= hi:
+        _fail(f"expected {what} as HH:MM from {lo // 60:02d}:{lo % 60:02d} to {hi // 60:02d}:{hi % 60:02d}, "
+              f"got {_describe(text)}")
+    return minutes
+
+
+def zone(name: str):
+    """The IANA zone `name` as zoneinfo loads it (the compiler's offset tables come from it)."""
+    from zoneinfo import ZoneInfo
+
+    if name in ("localtime", "posixrules"):  # the host's own settings, not an IANA zone
+        raise ValueError(name)
+    return ZoneInfo(name)
+
+
+# ---------------------------------------------------------------- models
 
 
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
+    PERSO: ClassVar[bool] = False  # the perso subclasses skip every v2 check
 
-class NumericCheckBody(_Model):
-    """Compare a numeric field with a constant."""
 
+class _Ref(_Model):
+    """A value named by `source` and `field` or `pointer` (a leaf's own reference)."""
+
+    def ref_check(self, suffix: str = "") -> None:
+        source = getattr(self, "source" + suffix)
+        field = getattr(self, "field" + suffix)
+        pointer = getattr(self, "pointer" + suffix)
+        if field is not None and pointer is not None:
+            _fail(f"give field{suffix} or pointer{suffix}, not both", "pointer" + suffix)
+        if field is None and pointer is None and source != ELEMENT:
+            _fail(f"field{suffix} or pointer{suffix} is required (only source Element may have neither)")
+        if pointer == "" and source != ELEMENT:
+            _fail(f"the empty pointer is only valid with source Element; {source} needs at least one token",
+                  "pointer" + suffix)
+
+
+def _drop_default(schema: dict) -> None:
+    schema.pop("default", None)
+
+
+def _optional(description: str) -> Any:
+    """A key that may be absent (None then) but is never null: typed without None, so an
+    explicit null is a type error, and absent from the schema's defaults."""
+    return Field(default=None, description=description, json_schema_extra=_drop_default)
+
+
+_FIELD_DOC = "a top-level key of the source, read literally (or give pointer)"
+_POINTER_DOC = 'an RFC 6901 JSON Pointer, e.g. "/filters/0/amount" (or give field)'
+
+
+class _Leaf(_Ref):
     source: Source
-    field: str
+    field: str = _optional(_FIELD_DOC)
+    pointer: str = _optional(_POINTER_DOC)
+
+    @field_validator("pointer")
+    @classmethod
+    def _pointer_syntax(cls, value: str) -> str:
+        _check_pointer(value)
+        return value
+
+    @model_validator(mode="after")
+    def _refs(self) -> Any:
+        if not self.PERSO:
+            self.ref_check()
+        return self
+
+
+class NumericCheckBody(_Leaf):
+    """Compare a number with a constant (`value`), or with a range (`Between`: [lo, hi])."""
+
     op: NumericOp
-    value: Number
+    value: Annotated[Any, WithJsonSchema({
+        "anyOf": [_NUMBER_SCHEMA, {"type": "array", "prefixItems": [_NUMBER_SCHEMA, _NUMBER_SCHEMA],
+                                   "minItems": 2, "maxItems": 2}],
+        "description": "a finite number; [lo, hi] with lo <= hi for op Between"})]
+
+    @field_validator("value")
+    @classmethod
+    def _value_fits_op(cls, value: Any, info: ValidationInfo) -> Any:
+        op = info.data.get("op")
+        if op is None or cls.PERSO:
+            return value  # the op's own error is reported
+        if op != "Between":
+            if not _is_number(value):
+                _fail(f"expected a finite number, got {_what(value)}"
+                      + (" (a list is only valid with op Between)" if isinstance(value, list) else ""))
+            return float(value)
+        if not isinstance(value, list) or len(value) != 2:
+            _fail(f"op 'Between' needs [lo, hi], got {_what(value)}"
+                  + (f" of {len(value)}" if isinstance(value, list) else ""))
+        for k, item in enumerate(value):
+            if not _is_number(item):
+                _fail(f"expected a finite number, got {_describe(item)}", k)
+        lo, hi = float(value[0]), float(value[1])
+        if lo > hi:
+            _fail(f"lo {_describe(value[0])} is greater than hi {_describe(value[1])}")
+        return [lo, hi]
 
 
-class StringCheckBody(_Model):
-    """Test a string field for membership in a list."""
+class StringCheckBody(_Leaf):
+    """Test a string: membership in a list (`In`, `NotIn`), or a match with one string."""
 
-    source: Source
-    field: str
     op: StringOp
-    value: list[str]
+    value: Annotated[Any, WithJsonSchema({
+        "anyOf": [{"type": "string"}, {"type": "array", "items": {"type": "string"}}],
+        "description": "a list of strings for In/NotIn; one string for the other ops"})]
+
+    @field_validator("value")
+    @classmethod
+    def _value_fits_op(cls, value: Any, info: ValidationInfo) -> Any:
+        op = info.data.get("op")
+        if op is None or cls.PERSO:
+            return value
+        if op in STRING_SET_OPS:
+            if not isinstance(value, list):
+                _fail(f"op '{op}' needs a list of strings, got {_what(value)}")
+            for k, item in enumerate(value):
+                if not isinstance(item, str):
+                    _fail(f"expected a string, got {_describe(item)}", k)
+            return value
+        if not isinstance(value, str):
+            _fail(f"op '{op}' needs one string, got {_what(value)}")
+        return value
 
 
-class FieldPresentBody(_Model):
-    """The field exists and is not null."""
-
-    source: Source
-    field: str
+class FieldPresentBody(_Leaf):
+    """The value exists and is not null."""
 
 
-class FieldEqualsBody(_Model):
-    """Two fields hold equal JSON values."""
+class FieldEqualsBody(_Ref):
+    """Two values are equal JSON values."""
 
     source_a: Source
-    field_a: str
+    field_a: str = _optional(_FIELD_DOC)
+    pointer_a: str = _optional(_POINTER_DOC)
     source_b: Source
-    field_b: str
+    field_b: str = _optional(_FIELD_DOC)
+    pointer_b: str = _optional(_POINTER_DOC)
+
+    @field_validator("pointer_a", "pointer_b")
+    @classmethod
+    def _pointer_syntax(cls, value: str) -> str:
+        _check_pointer(value)
+        return value
+
+    @model_validator(mode="after")
+    def _refs(self) -> Any:
+        if not self.PERSO:
+            self.ref_check("_a")
+            self.ref_check("_b")
+        return self
+
+
+class LengthBody(_Leaf):
+    """A string's length in code points, or an array's element count, compared with `value`."""
+
+    op: LengthOp
+    value: LengthValue
+
+
+class TypeBody(_Leaf):
+    """The value has the JSON type `is` (a missing value is F, never U)."""
+
+    is_: TypeName = Field(alias="is")
+
+
+class TimeWindowBody(_Leaf):
+    """The instant (Unix seconds or RFC 3339) falls in a weekly window, in local time.
+    Without field and pointer, the instant is the field "time" (Context by default)."""
+
+    source: Source = "Context"
+    days: list[Day] = Field(default_factory=lambda: list(DAYS))
+    start: str = Field(description="HH:MM, 00:00 to 23:59")
+    end: str = Field(description="HH:MM, 00:01 to 24:00 (before start: an overnight window)")
+    timezone: str = Field(description="an IANA time zone name, e.g. Europe/Paris")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _default_field(cls, data: Any) -> Any:
+        """Without field and pointer the instant is Context's field "time" (Element's own
+        value inside a quantifier)."""
+        if (isinstance(data, dict) and "field" not in data and "pointer" not in data
+                and data.get("source", "Context") != ELEMENT):
+            data = {**data, "field": "time"}
+        return data
+
+    @field_validator("days")
+    @classmethod
+    def _days(cls, value: list[str]) -> list[str]:
+        if not value:
+            _fail("needs at least one day")
+        seen: set[str] = set()
+        for k, day in enumerate(value):
+            if day in seen:
+                _fail(f"day '{day}' is listed twice", k)
+            seen.add(day)
+        return value
+
+    @field_validator("start")
+    @classmethod
+    def _start(cls, value: str) -> str:
+        _parse_hhmm(value, "a start time", 0, 23 * 60 + 59)
+        return value
+
+    @field_validator("end")
+    @classmethod
+    def _end(cls, value: str, info: ValidationInfo) -> str:
+        minutes = _parse_hhmm(value, "an end time", 1, 24 * 60)
+        start = info.data.get("start")
+        if start is not None and _parse_hhmm(start, "a start time", 0, 23 * 60 + 59) == minutes:
+            _fail("end equals start: the window would be empty")
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            zone(value)
+        except Exception:
+            _fail(f"unknown time zone {_describe(value)}; expected an IANA name such as Europe/Paris")
+        return value
+
+    @property
+    def start_minute(self) -> int:
+        return int(self.start[:2]) * 60 + int(self.start[3:])
+
+    @property
+    def end_minute(self) -> int:
+        return int(self.end[:2]) * 60 + int(self.end[3:])
+
+
+class QuantifierBody(_Leaf):
+    """An array, and the condition its elements are tested with (`source: Element` there)."""
+
+    condition: "Condition"
 
 
 class NumericCheck(_Model):
@@ -77,6 +393,26 @@ class FieldPresent(_Model):
 
 class FieldEquals(_Model):
     FieldEquals: FieldEqualsBody
+
+
+class Length(_Model):
+    Length: LengthBody
+
+
+class Type(_Model):
+    Type: TypeBody
+
+
+class TimeWindow(_Model):
+    TimeWindow: TimeWindowBody
+
+
+class Every(_Model):
+    Every: QuantifierBody
+
+
+class Some(_Model):
+    Some: QuantifierBody
 
 
 class All(_Model):
@@ -100,30 +436,93 @@ def _condition_tag(value: Any) -> Optional[str]:
     return None
 
 
-Condition = Annotated[
-    Union[
-        Annotated[NumericCheck, Tag("NumericCheck")],
-        Annotated[StringCheck, Tag("StringCheck")],
-        Annotated[FieldPresent, Tag("FieldPresent")],
-        Annotated[FieldEquals, Tag("FieldEquals")],
-        Annotated[All, Tag("All")],
-        Annotated[AnyOf, Tag("Any")],
-        Annotated[Not, Tag("Not")],
-    ],
+def _condition_union(members: dict[str, type], kinds: tuple[str, ...]) -> Any:
+    return Annotated[
+        Union[tuple(Annotated[cls, Tag(tag)] for tag, cls in members.items())],  # type: ignore[misc]
+        Discriminator(
+            _condition_tag,
+            custom_error_type="condition_kind",
+            custom_error_message="a condition is an object with one key: " + ", ".join(kinds),
+        ),
+    ]
+
+
+Condition = _condition_union(
+    {"NumericCheck": NumericCheck, "StringCheck": StringCheck, "FieldPresent": FieldPresent,
+     "FieldEquals": FieldEquals, "All": All, "Any": AnyOf, "Not": Not, "Length": Length,
+     "Type": Type, "TimeWindow": TimeWindow, "Every": Every, "Some": Some},
+    CONDITION_KINDS,
+)
+
+
+class TierDefaultEffect(_Model):
+    """A tier's default as an object: an effect, and approvals for elevate."""
+
+    effect: Effect
+    approvals: Approvals = _optional("approvals an elevate needs (required for elevate, refused otherwise)")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _approvals_type(cls, data: Any) -> Any:
+        if isinstance(data, dict):
+            _approvals_type(data)
+        return data
+
+    @model_validator(mode="after")
+    def _approvals(self) -> Any:
+        _check_effect(self.effect, self.approvals is not None)
+        return self
+
+
+def _tier_default_tag(value: Any) -> Optional[str]:
+    if isinstance(value, str):
+        return "<name>"
+    if isinstance(value, (dict, TierDefaultEffect)):
+        return "<object>"
+    return None
+
+
+# tags of the unions below that are not part of the JSON path (format_location drops them)
+_HIDDEN_TAGS = {"<name>", "<object>"}
+
+TierDefault = Annotated[
+    Union[Annotated[Literal["allow", "deny"], Tag("<name>")], Annotated[TierDefaultEffect, Tag("<object>")]],
     Discriminator(
-        _condition_tag,
-        custom_error_type="condition_kind",
-        custom_error_message="a condition is an object with one key: " + ", ".join(CONDITION_KINDS),
+        _tier_default_tag,
+        custom_error_type="tier_default",
+        custom_error_message="expected 'allow', 'deny' or an object with effect and approvals",
     ),
 ]
 
 
 class Rule(_Model):
-    """Grants `roles` the tool (or every declared tool the glob matches) when `condition` holds."""
+    """Gives `roles` the tool (or every declared tool the glob matches, or every tool of the
+    tier) the effect `effect` when `condition` holds."""
 
-    tool_name: str
+    tool_name: str = _optional("a declared tool, or a glob (`*`) over the declared tools (or give tier)")
+    tier: Tier = _optional("every declared tool of this tier (or give tool_name)")
     roles: list[str]
+    effect: Effect = "allow"
+    approvals: Approvals = _optional("approvals an elevate needs (required for elevate, refused otherwise)")
     condition: Optional[Condition] = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shape(cls, data: Any) -> Any:
+        if not isinstance(data, dict) or cls.PERSO:
+            return data
+        _approvals_type(data)
+        if "tool_name" in data and "tier" in data:
+            _fail("give tool_name or tier, not both", "tier")
+        if "tool_name" not in data and "tier" not in data:
+            _fail("tool_name or tier is required")
+        return data
+
+    @model_validator(mode="after")
+    def _effect(self) -> Any:
+        if not self.PERSO:
+            _check_effect(self.effect, self.approvals is not None)
+        return self
 
 
 class Policy(_Model):
@@ -134,27 +533,116 @@ class Policy(_Model):
     tools: list[str]
     roles: list[str]
     rules: list[Rule]
+    tool_tiers: dict[str, Tier] = Field(
+        default_factory=dict, description="tool name or glob -> tier (an exact name wins over globs; "
+                                          "among globs the strictest tier wins)")
+    tier_defaults: dict[Tier, TierDefault] = Field(
+        default_factory=dict, description="tier -> the default of its tools when no rule decides")
 
 
-All.model_rebuild()
-AnyOf.model_rebuild()
-Not.model_rebuild()
-Rule.model_rebuild()
-Policy.model_rebuild()
+QuantifierBody.model_rebuild()
+for _cls in (All, AnyOf, Not, Every, Some, Rule, Policy):
+    _cls.model_rebuild()
 
+
+# ---------------------------------------------------------------- the perso format
+
+class PersoNumericCheckBody(NumericCheckBody):
+    PERSO = True
+    source: PersoSource
+    field: str
+    op: PersoNumericOp
+    value: Number
+
+
+class PersoStringCheckBody(StringCheckBody):
+    PERSO = True
+    source: PersoSource
+    field: str
+    op: PersoStringOp
+    value: list[str]
+
+
+class PersoFieldPresentBody(FieldPresentBody):
+    PERSO = True
+    source: PersoSource
+    field: str
+
+
+class PersoFieldEqualsBody(FieldEqualsBody):
+    PERSO = True
+    source_a: PersoSource
+    field_a: str
+    source_b: PersoSource
+    field_b: str
+
+
+class PersoNumericCheck(NumericCheck):
+    NumericCheck: PersoNumericCheckBody
+
+
+class PersoStringCheck(StringCheck):
+    StringCheck: PersoStringCheckBody
+
+
+class PersoFieldPresent(FieldPresent):
+    FieldPresent: PersoFieldPresentBody
+
+
+class PersoFieldEquals(FieldEquals):
+    FieldEquals: PersoFieldEqualsBody
+
+
+class PersoAll(All):
+    All: list["PersoCondition"]
+
+
+class PersoAny(AnyOf):
+    Any: list["PersoCondition"]
+
+
+class PersoNot(Not):
+    Not: "PersoCondition"
+
+
+PersoCondition = _condition_union(
+    {"NumericCheck": PersoNumericCheck, "StringCheck": PersoStringCheck,
+     "FieldPresent": PersoFieldPresent, "FieldEquals": PersoFieldEquals, "All": PersoAll,
+     "Any": PersoAny, "Not": PersoNot},
+    PERSO_CONDITION_KINDS,
+)
+
+
+class PersoRule(Rule):
+    PERSO = True
+    tool_name: str
+    condition: Optional[PersoCondition] = None
+
+
+class PersoPolicy(Policy):
+    PERSO = True
+    rules: list[PersoRule]
+
+
+for _cls in (PersoAll, PersoAny, PersoNot, PersoRule, PersoPolicy):
+    _cls.model_rebuild()
+
+_PERSO_POLICY_KEYS = ("version", "default_action", "tools", "roles", "rules")
+_PERSO_RULE_KEYS = ("tool_name", "roles", "condition")
 _BODY_KEYS = {
-    "NumericCheck": set(NumericCheckBody.model_fields),
-    "StringCheck": set(StringCheckBody.model_fields),
-    "FieldPresent": set(FieldPresentBody.model_fields),
-    "FieldEquals": set(FieldEqualsBody.model_fields),
+    "NumericCheck": {"source", "field", "op", "value"},
+    "StringCheck": {"source", "field", "op", "value"},
+    "FieldPresent": {"source", "field"},
+    "FieldEquals": {"source_a", "field_a", "source_b", "field_b"},
 }
 
 
 def strip_unknown(policy: Any) -> Any:
-    """Perso semantics: drop the keys the original engine's deserializer ignored."""
+    """Perso semantics: drop the keys the original engine's deserializer ignored (every v2
+    key among them: effect, approvals, tier, tool_tiers, tier_defaults, pointer...)."""
     if not isinstance(policy, dict):
         return policy
-    out = {k: v for k, v in policy.items() if k in Policy.model_fields}
+    out = {k: v for k, v in policy.items() if k in _PERSO_POLICY_KEYS}
     if isinstance(out.get("rules"), list):
         out["rules"] = [_strip_rule(r) for r in out["rules"]]
     return out
@@ -163,7 +651,7 @@ def strip_unknown(policy: Any) -> Any:
 def _strip_rule(rule: Any) -> Any:
     if not isinstance(rule, dict):
         return rule
-    out = {k: v for k, v in rule.items() if k in Rule.model_fields}
+    out = {k: v for k, v in rule.items() if k in _PERSO_RULE_KEYS}
     if "condition" in out:
         out["condition"] = _strip_condition(out["condition"])
     return out
@@ -182,6 +670,38 @@ def _strip_condition(cond: Any) -> Any:
     return cond
 
 
+# ---------------------------------------------------------------- where a node sits
+
+
+def check_structure(policy: Policy) -> None:
+    """The rules that depend on a node's place: `Element` only inside Every/Some, and
+    quantifiers nested at most MAX_QUANTIFIER_NESTING deep."""
+    for i, rule in enumerate(policy.rules):
+        if rule.condition is not None:
+            _walk(rule.condition, f"rules[{i}].condition", 0)
+
+
+def _walk(node: Any, where: str, quantifiers: int) -> None:
+    kind = next(iter(type(node).model_fields))
+    body = getattr(node, kind)
+    at = f"{where}.{'Any' if kind == 'Any' else kind}"
+    if kind in ("All", "Any"):
+        for k, child in enumerate(body):
+            _walk(child, f"{at}[{k}]", quantifiers)
+        return
+    if kind == "Not":
+        _walk(body, at, quantifiers)
+        return
+    suffixes = ("_a", "_b") if kind == "FieldEquals" else ("",)
+    for suffix in suffixes:
+        if getattr(body, "source" + suffix) == ELEMENT and quantifiers == 0:
+            raise PolicyError("source 'Element' is only valid inside Every or Some", f"{at}.source{suffix}")
+    if kind in ("Every", "Some"):
+        if quantifiers == MAX_QUANTIFIER_NESTING:
+            raise PolicyError(f"Every/Some nested too deeply (at most {MAX_QUANTIFIER_NESTING} levels)", at)
+        _walk(body.condition, f"{at}.condition", quantifiers + 1)
+
+
 # ---------------------------------------------------------------- error reporting
 
 
@@ -189,44 +709,66 @@ def format_location(loc: tuple) -> str:
     """('rules', 3, 'condition', 'All', 'All', 1, ...) -> 'rules[3].condition.All[1]...'.
 
     A discriminated union repeats the tag before the field of the same name; the repeat
-    is dropped so the location reads like the JSON path."""
+    is dropped so the location reads like the JSON path (and so are the tags of unions
+    that have no key of their own, and pydantic's '[key]' marker of a dict key)."""
     parts: list[str] = []
     prev = None
     for item in loc:
         if isinstance(item, int):
             parts.append(f"[{item}]")
-        elif item != prev:
+        elif item != prev and item not in _HIDDEN_TAGS and item != "[key]":
             parts.append(("." if parts else "") + str(item))
         prev = item
     return "".join(parts) or "(policy)"
 
 
-def _describe(value: Any) -> str:
-    if isinstance(value, str):
-        return f"'{value}'"
-    return json.dumps(value) if isinstance(value, (bool, int, float, type(None))) else type(value).__name__
+def _literal_name(loc: tuple) -> str:
+    """What a literal is called in 'unknown X': the key, or what the value stands for."""
+    names = [x for x in loc if isinstance(x, str) and x not in _HIDDEN_TAGS]
+    if loc and loc[-1] == "[key]":
+        return "tier" if "tier_defaults" in loc else "key"
+    if len(loc) == 2 and loc[0] == "tool_tiers":
+        return "tier"
+    if loc and loc[-1] == "<name>":
+        return "tier default"
+    last = names[-1] if names else "value"
+    return {"is": "type", "days": "day"}.get(last, last)
 
 
 def _message(err: dict) -> str:
     kind, loc, value = err["type"], err["loc"], err.get("input")
     last = next((x for x in reversed(loc) if isinstance(x, str)), "value")
+    if kind == "callgate":
+        return err["ctx"]["message"]
     if kind == "literal_error":
         expected = err["ctx"]["expected"].replace("'", "").replace(" or ", ", ")
-        return f"unknown {last} {_describe(value)}; expected {expected}"
+        name = _literal_name(loc)
+        if name == "approvals":
+            return f"expected 1 or 2, got {_describe(value)}"
+        if name == "tier default":
+            expected += ", or an object with effect and approvals"
+        return f"unknown {name} {_describe(value)}; expected {expected}"
     if kind == "extra_forbidden":
         return f"unknown key '{loc[-1]}'"
     if kind == "missing":
         return "required key is missing"
     if kind == "condition_kind":
         if isinstance(value, dict) and len(value) == 1:
-            return f"unknown condition {_describe(next(iter(value)))}; expected " + ", ".join(CONDITION_KINDS)
+            kinds = err["msg"].split(": ", 1)[1]  # the union's own list (perso or v2)
+            return f"unknown condition {_describe(next(iter(value)))}; expected {kinds}"
         return err["msg"]
     if kind in ("union_tag_invalid",):
         return f"unknown condition {_describe(err['ctx'].get('tag'))}; expected " + ", ".join(CONDITION_KINDS)
+    if kind == "tier_default":
+        return f"{err['msg']}, got {_describe(value)}"
     if kind in ("string_type",):
         return f"expected a string, got {_describe(value)}"
     if kind in ("float_type", "finite_number"):
         return f"expected a finite number, got {_describe(value)}"
+    if kind in ("int_type", "greater_than_equal", "less_than_equal"):
+        if last == "value":  # Length
+            return f"expected an integer from 0 to {LENGTH_MAX}, got {_describe(value)}"
+        return f"expected an integer, got {_describe(value)}"
     if kind in ("list_type",):
         return f"expected a list, got {_describe(value)}"
     if kind in ("model_type", "dict_type", "model_attributes_type"):
@@ -234,16 +776,27 @@ def _message(err: dict) -> str:
     return err["msg"]
 
 
-def validate(data: Any) -> Policy:
-    """Validate a decoded policy; raise PolicyError naming the first problem's location."""
+def validate(data: Any, semantics: str = "strict") -> Policy:
+    """Validate a decoded policy; raise PolicyError naming the first problem's location.
+
+    `semantics="perso"` validates the perso format (give it `strip_unknown(data)`): v2
+    constructs are unknown there."""
+    model = PersoPolicy if semantics == "perso" else Policy
     try:
-        return Policy.model_validate(data)
+        policy = model.model_validate(data)
     except ValidationError as exc:
-        errors = exc.errors(include_url=False)
+        errors = []
+        for err in exc.errors(include_url=False):
+            loc = tuple(err["loc"])
+            if err["type"] == "callgate":
+                loc += tuple(err["ctx"]["at"])
+            errors.append((loc, err))
         # a union reports one error per member; the most specific is the deepest
-        err = max(errors, key=lambda e: len(e["loc"]))
-        loc = format_location(err["loc"])
-        raise PolicyError(_message(err), loc) from None
+        loc, err = max(errors, key=lambda e: len(e[0]))
+        raise PolicyError(_message(err), format_location(loc)) from None
+    if semantics != "perso":
+        check_structure(policy)
+    return policy
 
 
 def parse_json(text: str | bytes) -> Any:
@@ -269,8 +822,8 @@ def parse_json(text: str | bytes) -> Any:
 
 
 def json_schema() -> dict:
-    """The JSON Schema of a policy file, for editors."""
-    schema = Policy.model_json_schema()
+    """The JSON Schema of a policy file (the v2 language), for editors."""
+    schema = Policy.model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["title"] = "callgate policy"
     return schema

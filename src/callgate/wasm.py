@@ -300,9 +300,12 @@ class WasmEngine:
 
     def evaluate(self, tool: str, args: Any = None, *, role: str,
                  agent_attributes: Optional[Mapping[str, Any]] = None,
-                 resource_attributes: Optional[Mapping[str, Any]] = None) -> Decision:
+                 resource_attributes: Optional[Mapping[str, Any]] = None,
+                 context: Optional[Mapping[str, Any]] = None) -> Decision:
         """Decide one tool call (one call into the module)."""
-        request = (tool, role, {} if args is None else args, agent_attributes or {}, resource_attributes or {})
+        request: tuple = (tool, role, {} if args is None else args, agent_attributes or {}, resource_attributes or {})
+        if context is not None:
+            request += (context,)
         try:
             packed = orjson.dumps(request)
         except orjson.JSONEncodeError as exc:
@@ -310,7 +313,10 @@ class WasmEngine:
         if b"null" in packed and _has_nonfinite(request):
             raise RequestError("NaN and Infinity are not JSON", "nonfinite")
         if not self.lean:
-            ctx = orjson.dumps({"role": role, "agent_attrs": request[3], "resource_attrs": request[4]})
+            fields = {"role": role, "agent_attrs": request[3], "resource_attrs": request[4]}
+            if context is not None:
+                fields["context"] = context
+            ctx = orjson.dumps(fields)
             return self.evaluate_json(tool, orjson.dumps(request[2]), ctx)
         n = len(packed)
         with self._lock:
@@ -327,7 +333,8 @@ class WasmEngine:
         if not self.lean:
             reply = self._perso_evaluate(tool_b, args_b, ctx_b)
             try:
-                return Decision(reply["decision"], reply.get("rule"), str(reply.get("reason", "")))
+                return Decision(reply["decision"], reply.get("rule"), str(reply.get("reason", "")),
+                                int(reply.get("approvals_required", 0)))
             except (KeyError, ValueError, TypeError) as exc:
                 raise WasmError(f"the module's reply is not a decision: {reply!r}") from exc
         total = len(tool_b) + len(args_b) + len(ctx_b)

@@ -4,7 +4,7 @@
 
 Modules, one job each:
     events      AuditEvent, its canonical JSON and the perso camelCase shape
-    builder     request bytes + Decision -> event dict (on the writer thread)
+    builder     request bytes + Decision -> event dict (on the writer thread); approval events
     masks       JSON-pointer masks
     chain       SHA-256(0x00 || prev || record) links
     records     a sealed record and its JSON-lines envelope

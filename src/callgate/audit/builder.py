@@ -2,12 +2,21 @@
 
 The hot path hands over the Decision and the very request bytes the core read; here they
 are parsed back, the reason is computed (the core evaluates again), masks and hash_args
-are applied, and the event gets its id and timestamp text."""
+are applied, and the event gets its id and timestamp text.
+
+A decision event carries `decision` ("Allow", "Deny", "Elevate") and `approvals_required`
+(1-3 for Elevate, else 0); the request's `context`, when the host gave a non-empty one; and,
+for an Elevate that signed approvals turned into an Allow, `approval` = {"method": "tokens",
+"outcome": "approved", "required": n, "approved_by": [names]} (names from the engine's
+reason, whose approved-by suffix is documented; never a token). An "approval" event (what a
+host such as the MCP proxy records after an Elevate: the elicitation's outcome) is built by
+approval()."""
 
 from __future__ import annotations
 
 import hashlib
 import os
+import re
 import time
 from typing import Any, Dict, Optional
 
@@ -22,6 +31,9 @@ from .options import Options
 _loads = orjson.loads
 _VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
 _RAW_LIMIT = 4096  # bytes of an unparseable request kept verbatim in an error event
+_NAME = r"[A-Za-z0-9_][A-Za-z0-9_.@+:-]{0,127}"   # an approver's name (callgate.approvals)
+_APPROVED_BY = re.compile(rf"; approved by ('{_NAME}'(?:, '{_NAME}')*)$")
+_REQUIRES = re.compile(r" requires ([123]) approvals? for role '")
 
 
 class Ids:
@@ -62,14 +74,30 @@ def now_text() -> str:
 
 
 def unpack(request: tuple) -> tuple:
-    """(tool, role, args, agent_attributes, resource_attributes) from either request form."""
+    """(tool, role, args, agent_attributes, resource_attributes, context) from either request
+    form; context is None when the request has none."""
     if request[0] == "request":
-        tool, role, args, agent, resource = loads(request[1])
-        return tool, role, args, agent, resource
+        tool, role, args, agent, resource, *rest = loads(request[1])
+        return tool, role, args, agent, resource, (rest[0] if rest else None)
     _, tool_b, args_b, ctx_b = request
     ctx = loads(ctx_b)
     return (tool_b.decode("utf-8"), ctx.get("role"), loads(args_b), ctx.get("agent_attrs", {}),
-            ctx.get("resource_attrs", {}))
+            ctx.get("resource_attrs", {}), ctx.get("context"))
+
+
+def approved_by(tool: Any, reason: Any) -> Optional[dict]:
+    """For an Allow that approvals made of an Elevate (the engine's reason: the Elevate text,
+    then "; approved by 'alice', 'bob'"): {"method": "tokens", "outcome": "approved",
+    "required": n, "approved_by": [...]}. None for any other reason. The tool name is known,
+    so a name that imitates the text cannot mislead the parse."""
+    if not isinstance(reason, str) or not isinstance(tool, str) or not reason.startswith(tool):
+        return None
+    head = _REQUIRES.match(reason, len(tool))
+    tail = _APPROVED_BY.search(reason)
+    if head is None or tail is None:
+        return None
+    names = [n[1:-1] for n in tail.group(1).split(", ")]
+    return {"method": "tokens", "outcome": "approved", "required": int(head.group(1)), "approved_by": names}
 
 
 class Builder:
@@ -102,13 +130,18 @@ class Builder:
     def decision(self, decision: Decision, request: tuple, principal: Optional[str], trace_id: Optional[str],
                  extras: Any, why: Any, t_ns: int) -> dict:
         # the writer's inner loop: kept flat (no helper calls on the common path)
+        context = None
         if request[0] == "request":
             try:
-                tool, role, args, agent, resource = _loads(request[1])
+                parts = _loads(request[1])
             except orjson.JSONDecodeError:
-                tool, role, args, agent, resource = loads(request[1])
+                parts = loads(request[1])
+            if len(parts) == 5:
+                tool, role, args, agent, resource = parts
+            else:
+                tool, role, args, agent, resource, context = parts
         else:
-            tool, role, args, agent, resource = unpack(request)
+            tool, role, args, agent, resource, context = unpack(request)
         source = why[0] if type(why) is tuple else None
         if source is None or source is not self._source:
             self._source = source
@@ -124,7 +157,14 @@ class Builder:
                  "timestamp": f"{clock._prefix}.{frac:06d}Z", "tool": tool, "args": args, "role": role,
                  "principal": principal, "agent_attributes": agent, "resource_attributes": resource,
                  "decision": decision.decision, "reason": decision.reason, "rule": decision.rule,
+                 "approvals_required": getattr(decision, "approvals_required", 0),
                  "policy_version": version, "policy_digest": digest, "engine_version": __version__}
+        if context:
+            event["context"] = context
+        if type(why) is str and event["decision"] == "Allow":  # approvals may have made it an Allow
+            approval = approved_by(tool, event["reason"])
+            if approval is not None:
+                event["approval"] = approval
         if extras:
             self._extras(event, extras)
         if self._shaping:
@@ -137,7 +177,7 @@ class Builder:
         JSON at all, so what cannot be parsed is kept verbatim (bounded) with its SHA-256."""
         event: Dict[str, Any] = {"kind": "error", "id": self.ids.next(), "trace_id": trace_id or self.ids.next(),
                                  "timestamp": self.clock.format(t_ns), "principal": principal,
-                                 "decision": "Deny", "reason": str(error), "rule": None,
+                                 "decision": "Deny", "reason": str(error), "rule": None, "approvals_required": 0,
                                  "error_code": getattr(error, "code", "invalid"), "engine_version": __version__}
         event["policy_version"], event["policy_digest"] = self._policy(None)
         # the refused bytes are kept verbatim (bounded) with their SHA-256: parsing them back
@@ -159,6 +199,24 @@ class Builder:
         event["args_raw"] = raw[:_RAW_LIMIT].decode("utf-8", "backslashreplace")
         event["args_sha256"] = hashlib.sha256(raw).hexdigest()
         self._extras(event, extras)
+        return self._finish(event)
+
+    def approval(self, fields: Dict[str, Any], t_ns: int) -> dict:
+        """What happened after an Elevate (Recorder.record_approval): kind "approval", the
+        call, the final decision and reason, and `approval` (method, outcome, required,
+        approved_by). Linked to the Elevate's decision event by trace_id; masks and hash_args
+        apply as to a decision."""
+        uid = self.ids.next()
+        event: Dict[str, Any] = {"kind": "approval", "id": uid, "trace_id": fields.get("trace_id") or uid,
+                                 "timestamp": self.clock.format(t_ns)}
+        for key in ("tool", "args", "role", "principal", "agent_attributes", "resource_attributes",
+                    "decision", "reason", "rule", "approvals_required", "approval"):
+            event[key] = fields.get(key)
+        if event["args"] is None:
+            event["args"] = {}
+        event["policy_version"], event["policy_digest"] = self._policy(None)
+        event["engine_version"] = __version__
+        self._extras(event, fields.get("extras"))
         return self._finish(event)
 
     def gap(self, lost: int, reason: str, first_ns: int, last_ns: int) -> dict:

@@ -16,13 +16,21 @@ _CAMEL = {
     "trace_id": "traceId", "agent_attributes": "agentAttributes", "resource_attributes": "resourceAttributes",
     "policy_version": "policyVersion", "policy_digest": "policyDigest", "engine_version": "engineVersion",
     "risk_score": "riskScore", "args_sha256": "argsSha256", "error_code": "errorCode", "args_raw": "argsRaw", "context_raw": "contextRaw",
+    "approvals_required": "approvalsRequired",
 }
 
 
 @dataclass
 class AuditEvent:
-    """One decision (kind "decision"), one refused request ("error") or one account of
-    lost events ("gap"). `seq`, `chain` and `hash` are set once the event is in a chain."""
+    """One decision (kind "decision"), one refused request ("error"), what followed an
+    Elevate ("approval": the final decision and how approval was or was not obtained) or one
+    account of lost events ("gap"). `seq`, `chain` and `hash` are set once the event is in a
+    chain.
+
+    `decision` is "Allow", "Deny" or "Elevate"; `approvals_required` is 1-3 for Elevate and
+    0 otherwise (absent from records written before Elevate existed); `approval` is
+    {"method": "tokens" | "elicitation" | "none", "outcome", "required", "approved_by"};
+    `context` is the host's context object when it gave a non-empty one."""
 
     id: str
     timestamp: str
@@ -38,6 +46,9 @@ class AuditEvent:
     decision: Optional[str] = None
     reason: Optional[str] = None
     rule: Optional[int] = None
+    approvals_required: Optional[int] = None
+    approval: Optional[Dict[str, Any]] = None
+    context: Any = None
     policy_version: Optional[str] = None
     policy_digest: Optional[str] = None
     engine_version: Optional[str] = None

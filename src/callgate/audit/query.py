@@ -53,12 +53,23 @@ def events(source: Source, principal: Optional[str] = None, tool: Optional[str] 
         yield entry.pos, record, entry.hash.hex()
 
 
+def decision_label(record: Dict[str, Any]) -> str:
+    """"Allow", "Deny", or "Elevate(n)" with the approvals the Elevate needs."""
+    decision = record.get("decision") or "?"
+    if decision == "Elevate":
+        return f"Elevate({record.get('approvals_required') or '?'})"
+    return decision
+
+
 def stats(source: Source, since: Optional[str] = None, bucket: str = "hour") -> Dict[str, Any]:
-    """Decisions per tool, role, rule and decision, and per time bucket (hour or day)."""
+    """Decisions per tool, role, rule and decision (an Elevate row also has its
+    approvals_required), and per time bucket (hour or day); what followed Elevates per
+    approval method and outcome."""
     cut = 13 if bucket == "hour" else 10  # 'YYYY-MM-DDTHH' or 'YYYY-MM-DD'
     by_key: Counter = Counter()
     by_time: Counter = Counter()
     kinds: Counter = Counter()
+    approvals: Counter = Counter()
     total = 0
     for _, record, _ in events(source, since=since):
         total += 1
@@ -66,10 +77,27 @@ def stats(source: Source, since: Optional[str] = None, bucket: str = "hour") -> 
         if record.get("kind") == "gap":
             kinds["lost"] += record.get("lost", 0)
             continue
-        by_key[(record.get("tool"), record.get("role"), record.get("rule"), record.get("decision"))] += 1
-        by_time[(record.get("timestamp", "")[:cut], record.get("decision"))] += 1
+        if record.get("kind") == "approval":  # the call's decision is counted by its own event
+            a = record.get("approval") if isinstance(record.get("approval"), dict) else {}
+            approvals[(a.get("method"), a.get("outcome"))] += 1
+            continue
+        required = record.get("approvals_required") or 0 if record.get("decision") == "Elevate" else 0
+        by_key[(record.get("tool"), record.get("role"), record.get("rule"), record.get("decision"), required)] += 1
+        by_time[(record.get("timestamp", "")[:cut], record.get("decision"), required)] += 1
+        if isinstance(record.get("approval"), dict):  # an Allow that signed approvals gave
+            a = record["approval"]
+            approvals[(a.get("method"), a.get("outcome"))] += 1
+
+    def row(base: dict, required: int, n: int) -> dict:
+        if base["decision"] == "Elevate":
+            base["approvals_required"] = required
+        base["count"] = n
+        return base
+
     return {"records": total, "kinds": dict(kinds),
-            "by_tool_role_rule": [{"tool": k[0], "role": k[1], "rule": k[2], "decision": k[3], "count": n}
+            "by_tool_role_rule": [row({"tool": k[0], "role": k[1], "rule": k[2], "decision": k[3]}, k[4], n)
                                   for k, n in sorted(by_key.items(), key=lambda kv: (-kv[1], str(kv[0])))],
-            "over_time": [{bucket: k[0], "decision": k[1], "count": n} for k, n in sorted(by_time.items(),
-                                                                                         key=lambda kv: str(kv[0]))]}
+            "over_time": [row({bucket: k[0], "decision": k[1]}, k[2], n)
+                          for k, n in sorted(by_time.items(), key=lambda kv: str(kv[0]))],
+            "approvals": [{"method": k[0], "outcome": k[1], "count": n}
+                          for k, n in sorted(approvals.items(), key=lambda kv: (-kv[1], str(kv[0])))]}

@@ -20,7 +20,7 @@ from .burst import DenyBursts
 from .options import Options
 from .shadow import Shadow
 from .sinks import Sink, resolve
-from .writer import ERROR_MARK, Writer
+from .writer import APPROVAL_MARK, ERROR_MARK, Writer
 
 log = logging.getLogger("callgate.audit")
 _time_ns = time.time_ns
@@ -77,6 +77,32 @@ class Recorder:
             return
         self._q.append(item)
 
+    def record_approval(self, *, tool: Optional[str], args: Any, role: Optional[str], principal: Optional[str],
+                        decision: str, reason: str, rule: Optional[int], approvals_required: int,
+                        approval: dict, trace_id: Optional[str] = None, agent_attributes: Any = None,
+                        resource_attributes: Any = None, extras: Any = None) -> bool:
+        """Record what followed an Elevate (an "approval" event, linked by trace_id to the
+        decision's): the final decision ("Allow" when approval was obtained) and `approval`
+        (method, outcome, required, approved_by). Not the hot path: it waits for room like
+        a decision under back-pressure. False when it cannot be recorded (closed, not
+        running, or failing under on_failure="deny"): the host must then not act on it."""
+        if self._closed:
+            return False
+        if self._deny_mode and self.writer.failing is not None:
+            return False
+        fields = {"tool": tool, "args": args, "role": role, "principal": principal, "decision": decision,
+                  "reason": reason, "rule": rule, "approvals_required": approvals_required, "approval": approval,
+                  "trace_id": trace_id, "agent_attributes": agent_attributes,
+                  "resource_attributes": resource_attributes, "extras": extras}
+        t_ns = _time_ns()
+        if len(self._q) >= self._limit:
+            if self._deny_mode or not self._wait_for_room():
+                self.writer.count_lost(t_ns)
+                return False
+        self._q.append((APPROVAL_MARK, fields, t_ns))
+        self.writer.wake.set()
+        return True
+
     # ------------------------------------------------------------------ slow path
 
     def _record_slow(self, decision: Decision, request: tuple, principal: Optional[str], trace_id: Optional[str],
@@ -119,7 +145,8 @@ class Recorder:
     # ------------------------------------------------------------------ writer-thread hooks
 
     def _observe(self, item: tuple, event: dict) -> None:
-        if self.shadow is not None and event.get("kind") == "decision" and item[0] is not ERROR_MARK:
+        if self.shadow is not None and event.get("kind") == "decision" and item[0] is not ERROR_MARK \
+                and item[0] is not APPROVAL_MARK:
             self.shadow.check(item[1], event)
         if self.bursts.watches:
             self.bursts.observe(event.get("decision"), event.get("principal"), item[-1])

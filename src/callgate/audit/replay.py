@@ -1,5 +1,10 @@
 """Replay: re-evaluate every recorded call that has its full arguments under a candidate
-policy, and report the calls whose decision would change, grouped by tool and role."""
+policy, and report the calls whose decision would change, grouped by tool and role.
+
+A verdict is the decision with its approval count: Elevate(1) and Elevate(2) differ. An
+Allow that signed approvals made of an Elevate (the event's `approval`, method "tokens")
+stands for the Elevate the policy asked for: approvals are bound to the policy that checked
+them, so the candidate is asked what it would require, not given them again."""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ from ..engine import Engine
 from .query import events
 from .source import Source
 
-_INPUTS = ("/args", "/agent_attributes", "/resource_attributes")
+_INPUTS = ("/args", "/agent_attributes", "/resource_attributes", "/context")
 
 
 def replayable(record: dict) -> bool:
@@ -19,29 +24,49 @@ def replayable(record: dict) -> bool:
     return not any(m.startswith(_INPUTS) for m in record.get("masked", ()))
 
 
+def policy_verdict(record: dict) -> tuple:
+    """(decision, approvals_required) as the recording policy decided, before approvals."""
+    approval = record.get("approval")
+    if record.get("decision") == "Allow" and isinstance(approval, dict) and approval.get("method") == "tokens" \
+            and isinstance(approval.get("required"), int):
+        return "Elevate", approval["required"]
+    return record.get("decision"), record.get("approvals_required") or 0
+
+
+def evaluate(candidate: Engine, record: dict) -> dict:
+    """The candidate's decision on a recorded call: decision, rule, reason, approvals_required."""
+    options: Dict[str, Any] = {}
+    if record.get("context") is not None:
+        options["context"] = record["context"]
+    try:
+        d = candidate.evaluate(record["tool"], record["args"], role=record["role"],
+                               agent_attributes=record.get("agent_attributes"),
+                               resource_attributes=record.get("resource_attributes"), **options)
+        return {"decision": d.decision, "rule": d.rule, "reason": d.reason,
+                "approvals_required": getattr(d, "approvals_required", 0)}
+    except Exception as exc:
+        return {"decision": "Deny", "rule": None, "reason": f"candidate error: {exc}", "approvals_required": 0}
+
+
 def replay(source: Source, candidate: Engine, since: Optional[str] = None) -> Dict[str, Any]:
     replayed = skipped = 0
     groups: Dict[tuple, list] = {}
     for _, record, _ in events(source, since=since):
-        if record.get("kind") == "gap":
+        if record.get("kind") in ("gap", "approval"):  # an approval event follows a decision replayed on its own
             continue
         if not replayable(record):
             skipped += 1
             continue
         replayed += 1
-        try:
-            d = candidate.evaluate(record["tool"], record["args"], role=record["role"],
-                                   agent_attributes=record.get("agent_attributes"),
-                                   resource_attributes=record.get("resource_attributes"))
-            after = {"decision": d.decision, "rule": d.rule, "reason": d.reason}
-        except Exception as exc:
-            after = {"decision": "Deny", "rule": None, "reason": f"candidate error: {exc}"}
-        if after["decision"] != record.get("decision"):
+        after = evaluate(candidate, record)
+        if (after["decision"], after["approvals_required"]) != policy_verdict(record):
+            before = {"decision": record.get("decision"), "rule": record.get("rule"), "reason": record.get("reason"),
+                      "approvals_required": record.get("approvals_required") or 0}
+            if isinstance(record.get("approval"), dict):
+                before["approval"] = record["approval"]
             groups.setdefault((record["tool"], record["role"]), []).append({
                 "id": record.get("id"), "timestamp": record.get("timestamp"), "principal": record.get("principal"),
-                "args": record["args"],
-                "before": {"decision": record.get("decision"), "rule": record.get("rule"), "reason": record.get("reason")},
-                "after": after})
+                "args": record["args"], "before": before, "after": after})
     changed = [{"tool": t, "role": r, "count": len(calls), "calls": calls} for (t, r), calls in sorted(groups.items())]
     return {"policy_version": candidate.policy_version, "replayed": replayed, "skipped": skipped,
             "changed_calls": sum(g["count"] for g in changed), "changed": changed}

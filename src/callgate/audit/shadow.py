@@ -11,6 +11,7 @@ from typing import Any, Deque
 
 from ..engine import Engine
 from ._canonical import loads
+from .replay import policy_verdict
 
 
 def load_candidate(candidate: Any, semantics: str) -> Engine:
@@ -33,22 +34,27 @@ class Shadow:
         self.recent: Deque[dict] = deque(maxlen=keep)
 
     def check(self, request: tuple, event: dict) -> None:
-        """Evaluate the candidate on the same request bytes; on disagreement, add `shadow` to
-        the event (before it is sealed, so it is covered by the hash)."""
+        """Evaluate the candidate on the same request bytes; on disagreement (decision or
+        approval count, compared with what the primary's policy said before any approvals),
+        add `shadow` to the event (before it is sealed, so it is covered by the hash)."""
         try:
             if request[0] == "request":
-                tool, role, args, agent, resource = loads(request[1])
-                d = self.engine.evaluate(tool, args, role=role, agent_attributes=agent, resource_attributes=resource)
+                tool, role, args, agent, resource, *rest = loads(request[1])
+                options = {"context": rest[0]} if rest else {}
+                d = self.engine.evaluate(tool, args, role=role, agent_attributes=agent, resource_attributes=resource,
+                                         **options)
             else:
                 d = self.engine.evaluate_json(request[1], request[2], request[3])
-            verdict = {"decision": d.decision, "rule": d.rule, "reason": d.reason}
+            verdict = {"decision": d.decision, "rule": d.rule, "reason": d.reason,
+                       "approvals_required": getattr(d, "approvals_required", 0)}
         except Exception as exc:  # the candidate refuses what the primary accepted: a disagreement
-            verdict = {"decision": "Deny", "rule": None, "reason": f"candidate error: {exc}"}
+            verdict = {"decision": "Deny", "rule": None, "reason": f"candidate error: {exc}", "approvals_required": 0}
         self.evaluated += 1
-        if verdict["decision"] != event.get("decision"):
+        if (verdict["decision"], verdict["approvals_required"]) != policy_verdict(event):
             self.disagreements += 1
             verdict.update(policy_version=self.engine.policy_version, policy_digest=self.digest)
             event["shadow"] = verdict
             self.recent.append({"id": event["id"], "tool": event.get("tool"), "role": event.get("role"),
                                 "principal": event.get("principal"), "decision": event.get("decision"),
+                                "approvals_required": event.get("approvals_required"),
                                 "reason": event.get("reason"), "shadow": verdict})

@@ -200,6 +200,8 @@ class Writer:
         try:
             if type(item[0]) is not _ERROR:
                 return build.decision(*item)
+            if item[0] is APPROVAL_MARK:
+                return build.approval(item[1], item[-1])
             return build.error(*item[1:])
         except Exception as exc:  # never drop: record what we know and why the rest is missing
             return {"kind": "decision", "id": build.ids.next(), "timestamp": build.clock.format(item[-1]),
@@ -359,10 +361,12 @@ class Writer:
 
 
 class _Error:
-    """Marks an enqueued refused request (RequestError) in the queue."""
+    """Marks an enqueued item that is not a decision: a refused request (RequestError,
+    ERROR_MARK) or what followed an Elevate (APPROVAL_MARK)."""
 
     __slots__ = ()
 
 
 _ERROR = _Error
 ERROR_MARK = _Error()
+APPROVAL_MARK = _Error()

@@ -1,7 +1,9 @@
 """Example policies shipped with callgate, and their expected decisions.
 
 - ``crm``: the original perso demo's CRM (3 roles, 7 tools), with its scenarios;
-- ``spec``: the original engine's specification policy, with its cases.
+- ``spec``: the original engine's specification policy, with its cases;
+- ``ops``: a policy v2 example (tiers, deny and elevate rules, a time window, JSON
+  Pointers, a quantifier) for an operations agent, with its cases.
 """
 
 from __future__ import annotations
@@ -11,7 +13,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-EXAMPLES = {"crm": ("crm_policy.json", "crm_scenarios.json"), "spec": ("spec_policy.json", "spec_cases.json")}
+EXAMPLES = {"crm": ("crm_policy.json", "crm_scenarios.json"), "spec": ("spec_policy.json", "spec_cases.json"),
+            "ops": ("ops_policy.json", "ops_cases.json")}
 
 
 def path(name: str) -> Path:

@@ -4,8 +4,10 @@
 - `callgate proxy --listen` (http_front.py): the same gate behind Streamable HTTP, identity
   from a verified bearer JWT;
 - `guard()` (guard.py): the gate as middleware inside a server built with the `mcp` SDK;
-- gate.py decides, pins.py remembers approved tool definitions, crm_server.py and demo.py
-  are the bundled example.
+- gate.py decides, pins.py remembers approved tool definitions, tiers.py gives the tools a
+  server lists a tier from their annotations, elevate.py gets the approval an Elevate asks
+  for (signed approvals in _meta, or the user through an elicitation), crm_server.py and
+  demo.py are the bundled example.
 
 Nothing here imports the `mcp` SDK at import time: the stdio proxy works without it.
 """

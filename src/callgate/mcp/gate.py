@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import importlib
 import sys
+import threading
+import uuid
 from dataclasses import dataclass, field
 from typing import Any, Callable, Mapping, Optional
 
@@ -17,8 +19,10 @@ import orjson
 from ..engine import Engine
 from ..errors import CallgateError
 from .pins import PinStore, tool_digest
+from .tiers import discovered_tiers, policy_tier, tier_default, uses_tiers
 
 DENIED_PREFIX = "Denied by policy: "
+APPROVALS_KEY = "callgate/approvals"   # params._meta key: signed approvals a host attaches
 Resolver = Callable[[str, Mapping[str, Any]], Mapping[str, Any]]
 
 
@@ -64,35 +68,156 @@ def denial_result(reason: str, params: Any = None) -> dict:
     return result
 
 
+class Verdict:
+    """What the gate decided for one tools/call.
+
+    `decision` is "Allow", "Deny" or "Elevate" (the engine's, or a Deny the gate made: bad
+    params, an unresolvable resource, pins); `approvals_required` is 1-3 for Elevate;
+    `approvals_given` says the call carried signed approvals in `_meta["callgate/approvals"]`;
+    `trace_id` links the decision's audit event with what the proxy records after it. The
+    engine's reason is only formatted when read (an allowed call never pays for it)."""
+
+    __slots__ = ("decision", "_reason", "_source", "rule", "approvals_required", "tool", "args", "resource",
+                 "trace_id", "approvals_given")
+
+    def __init__(self, decision: str, reason: Any, rule: Optional[int] = None, approvals_required: int = 0,
+                 tool: Optional[str] = None, args: Optional[dict] = None,
+                 resource: Optional[Mapping[str, Any]] = None, trace_id: Optional[str] = None,
+                 approvals_given: bool = False) -> None:
+        self.decision = decision
+        # a str, or the engine's Decision whose reason is read on demand
+        self._reason, self._source = (reason, None) if isinstance(reason, str) else (None, reason)
+        self.rule = rule
+        self.approvals_required = approvals_required
+        self.tool, self.args = tool, args
+        self.resource = resource if resource is not None else {}
+        self.trace_id = trace_id
+        self.approvals_given = approvals_given
+
+    @property
+    def reason(self) -> str:
+        if self._reason is None:
+            self._reason = self._source.reason
+        return self._reason
+
+    @property
+    def allowed(self) -> bool:
+        return self.decision == "Allow"
+
+    def __repr__(self) -> str:
+        return f"Verdict({self.decision!r}, {self.reason!r}, rule={self.rule!r}, approvals_required={self.approvals_required})"
+
+
+def _deny(reason: str, tool: Optional[str] = None, args: Optional[dict] = None) -> Verdict:
+    return Verdict("Deny", reason, tool=tool, args=args)
+
+
+def approvals_in(params: Any) -> tuple[Optional[list], Optional[str]]:
+    """(tokens, None) from params._meta["callgate/approvals"] (None when absent or empty), or
+    (None, why) when it is there but not a list of strings."""
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    if not isinstance(meta, dict) or APPROVALS_KEY not in meta:
+        return None, None
+    tokens = meta[APPROVALS_KEY]
+    if not isinstance(tokens, list) or not all(isinstance(t, str) for t in tokens):
+        return None, f'params._meta["{APPROVALS_KEY}"] must be a list of approval strings'
+    return (tokens or None), None
+
+
+def without_approvals(msg: dict) -> dict:
+    """The tools/call request as the server gets it: the approvals are for the gate only."""
+    params = msg.get("params")
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    if not isinstance(meta, dict) or APPROVALS_KEY not in meta:
+        return msg
+    meta = {k: v for k, v in meta.items() if k != APPROVALS_KEY}
+    params = dict(params)
+    if meta:
+        params["_meta"] = meta
+    else:
+        del params["_meta"]
+    return dict(msg, params=params)
+
+
 class Gate:
     """Decides tools/call requests and filters tools/list results for one policy.
 
     `seen` holds the digest of each tool definition as the upstream last listed it; with
-    pins, a call is allowed only when that digest is the approved one."""
+    pins, a call is allowed only when that digest is the approved one.
+
+    Tiers: given the decoded `policy` and a policy that uses tiers (tier_defaults or tier
+    rules), every tools/list result the gate sees gives the listed tools a tier from their
+    annotations (tiers.py; `trusted` says whether the server's annotations are believed),
+    and the engine is reloaded with them (`discovered_tools`). A call to a tool whose
+    definition has not been seen since the last list_changed waits for a listing."""
 
     def __init__(self, engine: Engine, resolver: Optional[Resolver] = None,
-                 pins: Optional[PinStore] = None) -> None:
+                 pins: Optional[PinStore] = None, *, policy: Optional[Mapping[str, Any]] = None,
+                 trusted: bool = False) -> None:
         self.engine = engine
         self.resolver = resolver
         self.pins = pins
+        self.policy = policy
+        self.trusted = trusted
         self.seen: dict[str, str] = {}
         self.stale = True   # no tools/list seen yet, or list_changed since
+        self.tiers: dict[str, str] = {}          # discovered tool -> resolved tier
+        self.tier_error: Optional[str] = None    # the last reload with discovered tiers failed
+        self.discovery = (policy is not None and uses_tiers(policy)
+                          and getattr(engine, "semantics", "strict") != "perso")
+        self._lock = threading.Lock()
 
     # ------------------------------------------------------------ listing
 
+    def tier_of(self, tool: str) -> Optional[str]:
+        """The tool's tier: discovered from the server, else the policy's own (for a tool it
+        declares), else None."""
+        tier = self.tiers.get(tool)
+        if tier is not None or not isinstance(self.policy, Mapping):
+            return tier
+        tools = self.policy.get("tools")
+        if isinstance(tools, list) and tool in tools:
+            return policy_tier(self.policy.get("tool_tiers"), tool)
+        return None
+
     def visible(self, tool: str, role: str) -> bool:
-        """Could `role` ever be allowed to call `tool`? (Some rule for the pair, or a
-        default action of Allow.)"""
+        """Could `role` ever be allowed to call `tool`? (Some rule for the pair, a default
+        action of Allow, or a tier default of allow or elevate for the tool's tier.)"""
         compiled = self.engine.compiled
         if compiled.policy.default_action == "Allow":
             return True
-        return (tool, role) in compiled.table
+        if (tool, role) in compiled.table:
+            return True
+        return tier_default(self.policy, self.tier_of(tool)) in ("allow", "elevate")
 
     def record_tools(self, tools: list) -> None:
-        """Remember the definitions a tools/list page showed (for the pins check)."""
+        """Remember the definitions a tools/list page showed (for the pins check), and with
+        tier discovery, their tiers (reloading the engine when they change)."""
         for tool in tools:
             if isinstance(tool, dict) and isinstance(tool.get("name"), str):
                 self.seen[tool["name"]] = tool_digest(tool)
+        if self.discovery:
+            self._discover(tools)
+
+    def _discover(self, tools: list) -> None:
+        found = discovered_tiers(tools, trusted=self.trusted,
+                                 tool_tiers=self.policy.get("tool_tiers") if self.policy else None)
+        with self._lock:
+            if all(self.tiers.get(name) == tier for name, tier in found.items()) and self.tier_error is None:
+                return
+            tiers = dict(self.tiers, **found)
+            try:
+                self.engine.reload(self.policy, discovered_tools=tiers)  # type: ignore[arg-type]
+            except Exception as exc:  # fail closed: the discovered tools are denied (check())
+                self.tier_error = f"{type(exc).__name__}: {exc}"
+                print(f"callgate: the tiers of the server's tools could not be applied ({self.tier_error})",
+                      file=sys.stderr)
+            else:
+                self.tier_error = None
+                digest = getattr(self.engine, "policy_digest", None)
+                print(f"callgate: {len(tiers)} tool(s) of the server have tiers now; policy digest {digest} "
+                      "(what approvals bind to)", file=sys.stderr)
+            self.tiers = tiers
 
     def filter_tools(self, tools: list, role: str) -> list:
         """The tools of one page the role may see: policy-visible, and with pins, approved
@@ -130,44 +255,90 @@ class Gate:
     # ------------------------------------------------------------ calls
 
     def needs_definitions(self, tool: str) -> bool:
-        """With pins, a call needs the tool's current definition before it can be decided."""
-        return self.pins is not None and tool not in self.seen
+        """With pins or tier discovery, a call needs the tool's current definition before it
+        can be decided."""
+        return (self.pins is not None or self.discovery) and tool not in self.seen
 
-    def check(self, params: Any, identity: Identity) -> Optional[str]:
-        """None when a tools/call with these params may run; otherwise the reason it may not."""
+    def decide(self, params: Any, identity: Identity) -> Verdict:
+        """The verdict on a tools/call with these params. Signed approvals in
+        params._meta["callgate/approvals"] are passed to the engine (an Elevate they satisfy
+        is an Allow). With an audit trail, the call gets a trace id."""
         if not isinstance(params, dict):
-            return "tools/call params must be an object"
+            return _deny("tools/call params must be an object")
         tool = params.get("name")
         if not isinstance(tool, str):
-            return "tools/call needs a tool name (a string)"
+            return _deny("tools/call needs a tool name (a string)")
         args = params.get("arguments")
         if args is None:
             args = {}
         elif not isinstance(args, dict):
-            return f"the arguments of {tool} must be an object"
+            return _deny(f"the arguments of {tool} must be an object", tool)
+        tokens, problem = approvals_in(params)
+        if problem is not None:
+            return _deny(problem, tool, args)
+        if self.tier_error is not None and tool in self.tiers:
+            return _deny(f"the tier of {tool} (from the server's annotations) could not be applied to the policy "
+                         f"({self.tier_error})", tool, args)
         resource: Mapping[str, Any] = {}
         if self.resolver is not None:
             try:
                 resource = self.resolver(tool, args)
             except Exception as exc:  # fail closed: an unknown owner grants nothing
-                return f"resource attributes for {tool} could not be resolved ({type(exc).__name__}: {exc})"
+                return _deny(f"resource attributes for {tool} could not be resolved ({type(exc).__name__}: {exc})",
+                             tool, args)
             if resource is None:
                 resource = {}
             elif not isinstance(resource, Mapping):
-                return f"the resolver returned {type(resource).__name__}, not a mapping"
+                return _deny(f"the resolver returned {type(resource).__name__}, not a mapping", tool, args)
+        engine = self.engine
+        trace_id = None
+        if engine._recorder is not None:   # the decision's event is linked to what the proxy records later
+            trace_id = uuid.uuid4().hex
         try:
-            d = self.engine.evaluate(tool, args, role=identity.role, agent_attributes=identity.agent_attributes,
-                                     resource_attributes=resource, principal=identity.principal)
+            if tokens:
+                d = engine.evaluate(tool, args, role=identity.role, agent_attributes=identity.agent_attributes,
+                                    resource_attributes=resource, principal=identity.principal, trace_id=trace_id,
+                                    approvals=tokens)
+            else:
+                d = engine.evaluate(tool, args, role=identity.role, agent_attributes=identity.agent_attributes,
+                                    resource_attributes=resource, principal=identity.principal, trace_id=trace_id)
+            verdict = Verdict(d.decision, d, d.rule, getattr(d, "approvals_required", 0), tool, args,
+                              resource, trace_id, bool(tokens))
         except CallgateError as exc:
-            return str(exc)
+            return _deny(str(exc), tool, args)
         except Exception as exc:  # pragma: no cover - a bug must still deny
             print(f"callgate: internal error deciding {tool}: {exc!r}", file=sys.stderr)
-            return "internal error while deciding"
-        if d.decision != "Allow":  # Deny, and anything added later (Elevate) until handled
-            return d.reason
-        if self.pins is not None:
-            return self.pins.problem(tool, self.seen.get(tool))
-        return None
+            return _deny("internal error while deciding", tool, args)
+        if verdict.decision not in ("Allow", "Elevate"):
+            return verdict
+        if self.pins is not None:  # never ask a human to approve a changed definition either
+            problem = self.pins.problem(tool, self.seen.get(tool))
+            if problem is not None:
+                return Verdict("Deny", problem, verdict.rule, 0, tool, args, resource, trace_id, bool(tokens))
+        return verdict
+
+    def check(self, params: Any, identity: Identity) -> Optional[str]:
+        """None when a tools/call with these params may run; otherwise the reason it may not
+        (an Elevate that its approvals did not satisfy is a denial saying approval is required)."""
+        v = self.decide(params, identity)
+        if v.allowed:
+            return None
+        if v.decision == "Elevate":
+            return elevate_reason(v, None)
+        return v.reason
+
+
+def elevate_reason(v: Verdict, why: Optional[str]) -> str:
+    """The reason an Elevate did not run: the engine's reason (with its account of any
+    approvals attached), that approval is required, why it was not obtained (`why`, e.g. "the
+    user declined"; None when nothing was asked) and how to supply it."""
+    n = v.approvals_required
+    count = f"{n} approval{'s' if n != 1 else ''}"
+    if v.approvals_given:
+        how = "the approvals attached do not satisfy it"
+    else:
+        how = f'attach {count} signed for this call in params._meta["{APPROVALS_KEY}"]'
+    return f"{v.reason}; approval required ({count}): " + (f"{why}; {how}" if why else how)
 
 
 def parse_attr(items: list[str]) -> dict[str, Any]:

@@ -10,6 +10,13 @@ through a function you supply, e.g. from the authenticated HTTP request:
     callgate.mcp.guard(server, "policy.json",
                        identity=lambda ctx: Identity(ctx.request.state.role, {"user_id": ...}),
                        resolver=crm.resolve)
+
+An Elevate is decided like on the wire (elevate.py): signed approvals in the call's
+`_meta["callgate/approvals"]`, else, when the client declared form elicitation and the
+count is within `elevation.max_approvals`, the user is asked through the server's own
+session (`elicit_form`), else the call is denied saying approval is required. With a
+decoded policy (or a path) that uses tiers, the server's tools get tiers from their
+annotations (`trusted=True` believes them; see tiers.py).
 """
 
 from __future__ import annotations
@@ -19,7 +26,8 @@ from collections.abc import Mapping
 from typing import Any, Callable, Optional, Union
 
 from ..engine import Engine
-from .gate import Gate, Identity, Resolver, denial_result
+from . import elevate
+from .gate import APPROVALS_KEY, Gate, Identity, Resolver, Verdict, denial_result
 from .pins import PinStore
 
 IdentityFn = Callable[[Any], Union[Identity, None, Any]]
@@ -28,9 +36,12 @@ IdentityFn = Callable[[Any], Union[Identity, None, Any]]
 class Guard:
     """ServerMiddleware that decides tools/call and filters tools/list."""
 
-    def __init__(self, gate: Gate, identity: IdentityFn) -> None:
+    def __init__(self, gate: Gate, identity: IdentityFn, server: Any = None,
+                 elevation: Optional[elevate.Elevation] = None) -> None:
         self.gate = gate
         self.identity = identity
+        self.server = server
+        self.elevation = elevation if elevation is not None else elevate.Elevation()
 
     async def _who(self, ctx: Any) -> Optional[Identity]:
         try:
@@ -50,9 +61,17 @@ class Guard:
                 return _denied("the server could not establish who is calling")
             if isinstance(params, dict) and isinstance(params.get("arguments"), Mapping):
                 params["arguments"] = dict(params["arguments"])
-            reason = self.gate.check(params, who)
-            if reason is not None:
-                return _denied(reason)
+            if isinstance(params, dict):
+                meta = params.get("_meta") if isinstance(params.get("_meta"), Mapping) else getattr(ctx, "meta", None)
+                if isinstance(meta, Mapping) and APPROVALS_KEY in meta:
+                    params["_meta"] = dict(meta)
+                if isinstance(params.get("name"), str) and self.gate.needs_definitions(params["name"]):
+                    await self._list_tools()
+            verdict = self.gate.decide(params, who)
+            if not verdict.allowed:
+                reason = await self._not_allowed(ctx, verdict, who)
+                if reason is not None:
+                    return _denied(reason)
             return await call_next(ctx)
         result = await call_next(ctx)
         if method == "tools/list":
@@ -70,6 +89,51 @@ class Guard:
         return result
 
 
+    async def _list_tools(self) -> None:
+        """The server's own tool definitions, for tiers (and pins) before a first listing."""
+        lister = getattr(self.server, "list_tools", None)
+        if lister is None:
+            return
+        try:
+            tools = await lister()
+            self.gate.record_tools([t.model_dump(by_alias=True, exclude_none=True, mode="json") for t in tools])
+        except Exception:  # undiscovered tools are decided without a discovered tier
+            return
+
+    async def _not_allowed(self, ctx: Any, v: Verdict, who: Identity) -> Optional[str]:
+        """The reason the call does not run, or None when the user approved it."""
+        if v.decision != "Elevate":
+            return v.reason
+        session = getattr(ctx, "session", None)
+        caps = getattr(session, "client_capabilities", None)
+        wire_caps = caps.model_dump(by_alias=True, exclude_none=True) if hasattr(caps, "model_dump") else caps
+        version = getattr(ctx, "protocol_version", None)
+        modern = isinstance(version, str) and version >= elevate.MODERN_SINCE   # no server-to-client requests
+        refusal = elevate.why_not(v, elicitation=elevate.can_elicit(wire_caps), elevation=self.elevation,
+                                  modern=modern)
+        if refusal is not None:
+            outcome, why = refusal
+            return elevate.denial(v, who, self.gate, outcome, why, elevate.method_for(v, outcome))
+        params = elevate.elicitation_params(v)
+        try:
+            import anyio
+
+            with anyio.fail_after(self.elevation.timeout):
+                answer = await session.elicit_form(params["message"], params["requestedSchema"],
+                                                   related_request_id=getattr(ctx, "request_id", None))
+            outcome, why = elevate.outcome_of({"result": answer.model_dump(by_alias=True, exclude_none=True)})
+        except TimeoutError:
+            outcome, why = elevate.TIMEOUT, f"no answer within {self.elevation.timeout:g} s"
+        except Exception as exc:  # no back-channel, an error answer: not approved
+            outcome, why = elevate.ERROR, f"the client could not ask the user ({type(exc).__name__}: {exc})"
+        if outcome == elevate.APPROVED:
+            if elevate.record_outcome(self.gate, v, who, method="elicitation", outcome=outcome,
+                                      reason=elevate.approved_reason(v, who)):
+                return None
+            outcome, why = elevate.ERROR, "the audit trail could not record the approval"
+        return elevate.denial(v, who, self.gate, outcome, why, "elicitation")
+
+
 def _denied(reason: str) -> Any:
     """The denial as the SDK's own result type, so it is rendered right for every protocol version."""
     from mcp.types import CallToolResult, TextContent
@@ -79,19 +143,32 @@ def _denied(reason: str) -> Any:
 
 
 def guard(server: Any, policy: Union[str, Engine, Mapping[str, Any]], *, identity: IdentityFn,
-          resolver: Optional[Resolver] = None, pins: Optional[str] = None) -> Guard:
+          resolver: Optional[Resolver] = None, pins: Optional[str] = None, trusted: bool = False,
+          elevation: Optional[elevate.Elevation] = None, policy_source: Optional[Mapping[str, Any]] = None) -> Guard:
     """Install a Guard on `server` (an MCPServer or a low-level Server: anything with a
-    `middleware` list) and return it. `policy` is a path, a decoded policy or an Engine;
-    `identity(ctx)` returns the caller's Identity (or None: every call is then denied)."""
+    `middleware` list) and return it. `policy` is a path, a decoded policy or an Engine (then
+    `policy_source`, its decoded policy, enables tiers from annotations); `identity(ctx)`
+    returns the caller's Identity (or None: every call is then denied); `trusted`: the
+    tools' annotations set their tiers; `elevation`: how Elevate asks the user."""
+    from ..policy import parse_json
+
+    source: Optional[Mapping[str, Any]] = policy_source
     if isinstance(policy, Engine):
         engine = policy
     elif isinstance(policy, Mapping):
+        source = policy
         engine = Engine.from_dict(policy)
     else:
         engine = Engine.from_file(policy)
+        try:  # the decoded policy, for tiers (the engine has already vouched for the file)
+            with open(policy, "rb") as f:
+                source = parse_json(f.read())
+        except Exception:
+            source = None
     chain = getattr(server, "middleware", None)
     if not isinstance(chain, list):
         raise TypeError("guard() needs an mcp SDK server with a middleware list (mcp>=2)")
-    g = Guard(Gate(engine, resolver, PinStore(pins) if pins else None), identity)
+    g = Guard(Gate(engine, resolver, PinStore(pins) if pins else None, policy=source, trusted=trusted),
+              identity, server, elevation)
     chain.append(g)
     return g

@@ -9,6 +9,8 @@ delivered, in order, on the session's GET event stream; the client's answers to 
 server's requests go back to the server. A session idle for `idle_timeout` seconds (no
 request in progress, no event stream open) is closed with its upstream: its id then gets
 404, the MCP answer for an unknown session, and the client initializes a new one.
+An Elevate the client may approve is asked on the session's GET event stream
+(elicitation/create, elevate.py); the POST of the call waits for the answer.
 """
 
 from __future__ import annotations
@@ -23,10 +25,11 @@ from typing import Any, Optional, Sequence
 
 import orjson
 
+from . import elevate
 from . import jsonrpc as rpc
-from .gate import Gate, Identity, denial_result
+from .gate import MODERN_VERSION_KEY, Gate, Identity, Verdict, denial_result, without_approvals
 from .jwt_auth import AuthError, JwtConfig
-from .proxy import MAX_MESSAGE, RECENT_IDS
+from .proxy import MAX_MESSAGE, RECENT_IDS, reserved_meta
 from .upstreams import HttpUpstream, StdioUpstream, UpstreamGone
 
 __all__ = ["HttpFront", "JwtConfig", "serve"]
@@ -47,6 +50,10 @@ class Session:
         self.last_active = asyncio.get_running_loop().time()
         self.busy = 0                # requests in progress and event streams open
         self.closed = asyncio.Event()
+        self.client_caps: Any = None             # declared at initialize
+        self.client_protocol: Optional[str] = None
+        self.elicits: dict[tuple, asyncio.Future] = {}   # our elicitation id -> its answer
+        self.held: dict[tuple, tuple] = {}               # a call waiting for approval -> our elicitation id
 
     def idle_for(self, now: float) -> float:
         return 0.0 if self.busy else now - self.last_active
@@ -81,12 +88,13 @@ def _principal(identity: Identity) -> tuple:
 class HttpFront:
     def __init__(self, gate: Gate, auth: JwtConfig, *, command: Optional[Sequence[str]] = None,
                  upstream: Optional[str] = None, max_body: int = MAX_MESSAGE,
-                 idle_timeout: float = IDLE_TIMEOUT) -> None:
+                 idle_timeout: float = IDLE_TIMEOUT, elevation: Optional[elevate.Elevation] = None) -> None:
         if (command is None) == (upstream is None):
             raise ValueError("give exactly one upstream: a server command or a URL")
         if not idle_timeout > 0:
             raise ValueError("the session idle timeout must be a positive number of seconds")
         self.idle_timeout = idle_timeout
+        self.elevation = elevation if elevation is not None else elevate.Elevation()
         self.gate, self.auth = gate, auth
         self.command, self.upstream_url, self.max_body = command, upstream, max_body
         self.sessions: dict[str, Session] = {}
@@ -217,16 +225,20 @@ class HttpFront:
             if problem is not None:
                 return problem
         with session.active():
-            answers = [a for a in [await self._one(session, item, identity) for item in items] if a is not None]
+            answers = [a for a in [await self._one(session, item, identity, batch) for item in items] if a is not None]
         if not answers:
             return Response(status_code=202, headers=headers)
         content = answers if batch else answers[0]
         return Response(orjson.dumps(content), media_type="application/json", headers=headers)
 
-    async def _one(self, session: Session, msg: Any, identity: Identity) -> Optional[dict]:
+    async def _one(self, session: Session, msg: Any, identity: Identity, batch: bool = False) -> Optional[dict]:
         """Relay one message; the answer for the client, or None (notification, response)."""
         kind = rpc.kind(msg)
         upstream = session.upstream
+        if kind == "response" and self._answer_to_us(session, msg):
+            return None
+        if kind == "notification" and msg["method"] == "notifications/cancelled" and self._cancel_held(session, msg):
+            return None
         if kind in ("notification", "response"):
             try:
                 await upstream.send(orjson.dumps(msg))
@@ -243,14 +255,21 @@ class HttpFront:
             return _err(msg["id"], rpc.INVALID_REQUEST, "Invalid Request: this id was already used in this session")
         try:
             method = msg["method"]
+            if method == "initialize" and isinstance(msg.get("params"), dict):
+                session.client_caps = msg["params"].get("capabilities")
+                version = msg["params"].get("protocolVersion")
+                session.client_protocol = version if isinstance(version, str) else None
             if method == "tools/call":
                 params = msg.get("params")
                 if isinstance(params, dict) and isinstance(params.get("name"), str) and \
                         self.gate.needs_definitions(params["name"]):
-                    await self._refresh(session)
-                reason = self.gate.check(params, identity)
-                if reason is not None:
-                    return {"jsonrpc": "2.0", "id": msg["id"], "result": denial_result(reason, params)}
+                    await self._refresh(session, params)
+                verdict = self.gate.decide(params, identity)
+                if not verdict.allowed:
+                    reason = await self._not_allowed(session, msg, key, verdict, identity, batch)
+                    if reason is not None:
+                        return {"jsonrpc": "2.0", "id": msg["id"], "result": denial_result(reason, params)}
+                msg = without_approvals(msg)   # approvals are for the gate: the server gets the call
             try:
                 answer = await upstream.request(msg, orjson.dumps(msg))
             except (UpstreamGone, asyncio.TimeoutError) as exc:
@@ -265,13 +284,85 @@ class HttpFront:
         finally:
             session.release_id(key)
 
-    async def _refresh(self, session: Session) -> None:
-        """Pins: list the upstream's tools (every page) before deciding a call."""
+    # ---------------------------------------------------------------- Elevate
+
+    async def _not_allowed(self, session: Session, msg: dict, key: tuple, v: Verdict, identity: Identity,
+                           batch: bool) -> Optional[str]:
+        """The reason a call does not run, or None when the user approved it (asked with an
+        elicitation on the session's event stream while this POST waits)."""
+        if v.decision != "Elevate":
+            return v.reason
+        params = msg.get("params")
+        meta = params.get("_meta") if isinstance(params, dict) else None
+        refusal = elevate.why_not(v, elicitation=elevate.can_elicit(session.client_caps), elevation=self.elevation,
+                                  batch=batch, modern=isinstance(meta, dict) and MODERN_VERSION_KEY in meta)
+        if refusal is not None:
+            outcome, why = refusal
+            return elevate.denial(v, identity, self.gate, outcome, why, elevate.method_for(v, outcome))
+        eid = f"callgate-elicit-{uuid.uuid4().hex}"
+        ekey = rpc.id_key(eid)
+        answer: asyncio.Future = asyncio.get_running_loop().create_future()
+        session.elicits[ekey] = answer
+        session.held[key] = ekey
+        session.upstream.to_client(elevate.elicitation_request(eid, v, session.client_protocol))
+        try:
+            response = await asyncio.wait_for(answer, self.elevation.timeout)
+            outcome, why = elevate.outcome_of(response) if response is not _CANCELLED else \
+                (elevate.CANCELLED, "the client cancelled the call")
+        except asyncio.TimeoutError:
+            outcome, why = elevate.TIMEOUT, f"no answer within {self.elevation.timeout:g} s"
+        finally:
+            session.elicits.pop(ekey, None)
+            session.held.pop(key, None)
+        if outcome in (elevate.TIMEOUT, elevate.CANCELLED):
+            session.upstream.to_client({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                                        "params": {"requestId": eid, "reason": why}})
+        if outcome == elevate.APPROVED:
+            if elevate.record_outcome(self.gate, v, identity, method="elicitation", outcome=outcome,
+                                      reason=elevate.approved_reason(v, identity)):
+                return None
+            outcome, why = elevate.ERROR, "the audit trail could not record the approval"
+        return elevate.denial(v, identity, self.gate, outcome, why, "elicitation")
+
+    @staticmethod
+    def _answer_to_us(session: Session, msg: dict) -> bool:
+        """The client's answer to one of the front's elicitation requests (a late one, after
+        the timeout, is dropped: it is not the server's)."""
+        id_ = msg.get("id")
+        if not (isinstance(id_, str) and id_.startswith("callgate-elicit-")):
+            return False
+        answer = session.elicits.get(rpc.id_key(id_))
+        if answer is not None and not answer.done():
+            answer.set_result(msg)
+        return True
+
+    @staticmethod
+    def _cancel_held(session: Session, msg: dict) -> bool:
+        """notifications/cancelled for a call waiting for approval: stop waiting (the call is
+        denied; the server never saw it, so the notification stops here)."""
+        params = msg.get("params")
+        key = rpc.id_key(params.get("requestId")) if isinstance(params, dict) else None
+        ekey = session.held.get(key) if key is not None else None
+        if ekey is None:
+            return False
+        answer = session.elicits.get(ekey)
+        if answer is not None and not answer.done():
+            answer.set_result(_CANCELLED)
+        return True
+
+    # ---------------------------------------------------------------- definitions
+
+    async def _refresh(self, session: Session, call_params: Optional[dict] = None) -> None:
+        """Pins and tiers: list the upstream's tools (every page) before deciding a call."""
+        meta = reserved_meta(call_params)
         async with session.lock:
             cursor = None
             for _ in range(1000):
                 id_ = f"callgate-{uuid.uuid4().hex}"
-                req = {"jsonrpc": "2.0", "id": id_, "method": "tools/list", "params": {"cursor": cursor} if cursor else {}}
+                params: dict = {"cursor": cursor} if cursor else {}
+                if meta:
+                    params["_meta"] = meta
+                req = {"jsonrpc": "2.0", "id": id_, "method": "tools/list", "params": params}
                 try:
                     answer = await session.upstream.request(req, orjson.dumps(req))
                 except (UpstreamGone, asyncio.TimeoutError):
@@ -312,6 +403,9 @@ class HttpFront:
                                  headers={"cache-control": "no-cache", "mcp-session-id": session.id})
 
 
+_CANCELLED = object()   # the client cancelled a call waiting for approval
+
+
 def _err(id_: Any, code: int, message: str) -> dict:
     return {"jsonrpc": "2.0", "id": id_, "error": {"code": code, "message": message}}
 
@@ -324,12 +418,14 @@ def parse_listen(listen: str) -> tuple[str, int]:
 
 
 def serve(gate: Gate, auth: JwtConfig, listen: str, *, command: Optional[Sequence[str]] = None,
-          upstream: Optional[str] = None, idle_timeout: float = IDLE_TIMEOUT) -> int:
+          upstream: Optional[str] = None, idle_timeout: float = IDLE_TIMEOUT,
+          elevation: Optional[elevate.Elevation] = None) -> int:
     """Run the HTTP front until interrupted; the exit status."""
     import uvicorn
 
     host, port = parse_listen(listen)
-    front = HttpFront(gate, auth, command=command, upstream=upstream, idle_timeout=idle_timeout)
+    front = HttpFront(gate, auth, command=command, upstream=upstream, idle_timeout=idle_timeout,
+                      elevation=elevation)
     config = uvicorn.Config(front.app(), host=host, port=port, log_level="warning", access_log=False,
                             lifespan="on")
     server = uvicorn.Server(config)

@@ -9,7 +9,9 @@ proxy's stderr (inherited), so it passes through without a copy.
 Bookkeeping shared by the two threads (under one lock): the client requests in flight
 (so a response to tools/list is recognised and filtered, a reused id is refused, and a
 server that dies leaves no request unanswered), and the proxy's own requests (tools/list
-fetched to check pins).
+fetched to check pins and tiers, and elicitation requests asking the user to approve an
+Elevate, see elevate.py). A call waiting for the user's approval is held: the client thread
+keeps relaying, and the call is forwarded or denied when the answer (or the timeout) comes.
 """
 
 from __future__ import annotations
@@ -26,8 +28,9 @@ from typing import IO, Any, Optional, Sequence
 
 import orjson
 
+from . import elevate
 from . import jsonrpc as rpc
-from .gate import Gate, Identity, denial_result
+from .gate import MODERN_VERSION_KEY, Gate, Identity, Verdict, denial_result, without_approvals
 
 MAX_MESSAGE = 64 * 1024 * 1024     # a message larger than this from the client is refused
 RECENT_IDS = 65536                 # how many answered ids are remembered to refuse reuse
@@ -57,8 +60,10 @@ class StdioProxy:
     def __init__(self, gate: Gate, identity: Identity, command: Sequence[str], *,
                  client_in: Optional[IO[bytes]] = None, client_out: Optional[IO[bytes]] = None,
                  max_message: int = MAX_MESSAGE, env: Optional[dict] = None,
-                 cwd: Optional[str] = None, name: str = "callgate proxy") -> None:
+                 cwd: Optional[str] = None, name: str = "callgate proxy",
+                 elevation: Optional[elevate.Elevation] = None) -> None:
         self.gate, self.identity, self.command = gate, identity, list(command)
+        self.elevation = elevation if elevation is not None else elevate.Elevation()
         # our own reader on a copy of fd 0: a daemon thread blocked in it must not hold the
         # lock of sys.stdin's buffer when the interpreter shuts down
         self._in = client_in if client_in is not None else os.fdopen(os.dup(0), "rb", buffering=1 << 16)
@@ -70,6 +75,10 @@ class StdioProxy:
         self._recent: collections.OrderedDict = collections.OrderedDict()
         self._batches: dict[tuple, list[bytes]] = {}           # first forwarded id -> replies to add
         self._internal: dict[tuple, "queue.Queue[Any]"] = {}
+        self._elicits: dict[tuple, _Held] = {}                 # our elicitation id -> the call it decides
+        self._held: dict[tuple, tuple] = {}                    # the held call's id key -> our elicitation id key
+        self._client_caps: Any = None                          # what the client declared at initialize
+        self._client_protocol: Optional[str] = None
         self._prefix = f"callgate-{uuid.uuid4().hex[:12]}-"
         self._counter = 0
         self._done = threading.Event()
@@ -177,8 +186,10 @@ class StdioProxy:
         elif verdict == "forward":
             self._to_server(data, msg)
 
-    def _one_from_client(self, msg: Any, raw: Optional[bytes]) -> tuple[str, bytes]:
-        """('forward', bytes for the server) or ('reply', bytes for the client)."""
+    def _one_from_client(self, msg: Any, raw: Optional[bytes], batch: bool = False) -> tuple[str, bytes]:
+        """('forward', bytes for the server), ('reply', bytes for the client) or ('held', b""):
+        nothing to send now (a call waiting for the user's approval, or a message that was
+        the proxy's own business)."""
         kind = rpc.kind(msg)
         if kind == "request":
             id_ = msg["id"]
@@ -187,30 +198,138 @@ class StdioProxy:
                 return "reply", rpc.error(None, rpc.INVALID_REQUEST, "Invalid Request: the id must be a string or an integer, not null")
             method = msg["method"]
             with self._lock:
-                if key in self._pending or key in self._recent:
+                if key in self._pending or key in self._recent or key in self._held:
                     return "reply", rpc.error(id_, rpc.INVALID_REQUEST, "Invalid Request: this id was already used in this session")
-            if method == "tools/call":
+            if method == "initialize":
                 params = msg.get("params")
-                if self.gate.pins is not None and isinstance(params, dict) and \
-                        isinstance(params.get("name"), str) and self.gate.needs_definitions(params["name"]):
-                    self._refresh_definitions()
-                reason = self.gate.check(params, self.identity)
-                if reason is not None:
+                if isinstance(params, dict):
+                    self._client_caps = params.get("capabilities")
+                    version = params.get("protocolVersion")
+                    self._client_protocol = version if isinstance(version, str) else None
+            elif method == "tools/call":
+                params = msg.get("params")
+                if isinstance(params, dict) and isinstance(params.get("name"), str) and \
+                        self.gate.needs_definitions(params["name"]):
+                    self._refresh_definitions(params)
+                verdict = self.gate.decide(params, self.identity)
+                if not verdict.allowed:
+                    reason = self._not_allowed(msg, key, verdict, batch)
+                    if reason is None:
+                        return "held", b""
                     self._remember(key)
                     return "reply", rpc.result(id_, denial_result(reason, params))
                 # the server must run exactly what was decided: forward the canonical form
                 # unless the client's bytes already are it (no parser differentials, e.g.
-                # duplicate keys, between the gate and the server)
-                canonical = _dumps(msg)
+                # duplicate keys, between the gate and the server); approvals stay here
+                canonical = _dumps(without_approvals(msg))
                 if raw is None or canonical != raw.strip():
                     raw = canonical
             with self._lock:
                 self._pending[key] = (id_, method)
             return "forward", raw if raw is not None else _dumps(msg)
+        if kind == "response" and self._answer_to_us(msg):
+            return "held", b""
+        if kind == "notification" and msg["method"] == "notifications/cancelled" and self._cancel_held(msg):
+            return "held", b""
         if kind in ("notification", "response"):
             return "forward", raw if raw is not None else _dumps(msg)
         id_ = msg.get("id") if isinstance(msg, dict) else None
         return "reply", rpc.error(id_ if rpc.id_key(id_) else None, rpc.INVALID_REQUEST, "Invalid Request")
+
+    # ---------------------------------------------------------------- Elevate: approvals and elicitation
+
+    def _not_allowed(self, msg: dict, key: tuple, v: Verdict, batch: bool) -> Optional[str]:
+        """The reason for a call that does not run now, or None when it is held while the
+        user is asked to approve it (elevate.py)."""
+        if v.decision != "Elevate":
+            return v.reason
+        params = msg.get("params")
+        meta = params.get("_meta") if isinstance(params, dict) else None
+        modern = isinstance(meta, dict) and MODERN_VERSION_KEY in meta
+        refusal = elevate.why_not(v, elicitation=elevate.can_elicit(self._client_caps), elevation=self.elevation,
+                                  batch=batch, modern=modern)
+        if refusal is not None:
+            outcome, why = refusal
+            return elevate.denial(v, self.identity, self.gate, outcome, why, elevate.method_for(v, outcome))
+        with self._lock:
+            self._counter += 1
+            eid = f"{self._prefix}elicit-{self._counter}"
+            ekey = rpc.id_key(eid)
+            held = _Held(msg, key, v)
+            self._elicits[ekey] = held
+            self._held[key] = ekey
+        held.timer = threading.Timer(self.elevation.timeout, self._elicit_expired, (ekey,))
+        held.timer.daemon = True
+        held.timer.start()
+        self._out.send(_dumps(elevate.elicitation_request(eid, v, self._client_protocol)))
+        return None
+
+    def _take_held(self, ekey: tuple) -> Optional["_Held"]:
+        with self._lock:
+            held = self._elicits.pop(ekey, None)
+            if held is not None:
+                self._held.pop(held.key, None)
+        if held is not None and held.timer is not None:
+            held.timer.cancel()
+        return held
+
+    def _answer_to_us(self, msg: dict) -> bool:
+        """A response to one of the proxy's elicitation requests: settle the held call. (A
+        late answer, after the timeout, is dropped: it is ours, not the server's.)"""
+        id_ = msg.get("id")
+        if not (isinstance(id_, str) and id_.startswith(self._prefix)):
+            return False
+        held = self._take_held(rpc.id_key(id_))
+        if held is not None:
+            outcome, why = elevate.outcome_of(msg)
+            self._settle(held, outcome, why)
+        return True
+
+    def _cancel_held(self, msg: dict) -> bool:
+        """notifications/cancelled for a call held for approval: it is dropped (no answer, as
+        for any cancelled request) and the user's question withdrawn."""
+        params = msg.get("params")
+        key = rpc.id_key(params.get("requestId")) if isinstance(params, dict) else None
+        with self._lock:
+            ekey = self._held.get(key) if key is not None else None
+        if ekey is None:
+            return False
+        held = self._take_held(ekey)
+        if held is None:
+            return True
+        self._withdraw(ekey, "the tool call was cancelled")
+        self._remember(held.key)
+        elevate.denial(held.verdict, self.identity, self.gate, elevate.CANCELLED, "the client cancelled the call",
+                       "elicitation")
+        return True
+
+    def _elicit_expired(self, ekey: tuple) -> None:
+        held = self._take_held(ekey)
+        if held is None:
+            return
+        self._withdraw(ekey, "no answer in time")
+        self._settle(held, elevate.TIMEOUT, f"no answer within {self.elevation.timeout:g} s")
+
+    def _withdraw(self, ekey: tuple, reason: str) -> None:
+        """Tell the client the proxy no longer waits for its elicitation request."""
+        self._out.send(_dumps({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                               "params": {"requestId": ekey[1], "reason": reason}}))
+
+    def _settle(self, held: "_Held", outcome: str, why: str) -> None:
+        """Run the held call (approved) or answer it with the denial."""
+        v, msg = held.verdict, held.msg
+        id_, params = msg["id"], msg.get("params")
+        if outcome == elevate.APPROVED:
+            if elevate.record_outcome(self.gate, v, self.identity, method="elicitation", outcome=outcome,
+                                      reason=elevate.approved_reason(v, self.identity)):
+                with self._lock:
+                    self._pending[held.key] = (id_, "tools/call")
+                self._to_server(_dumps(without_approvals(msg)), msg)
+                return
+            outcome, why = elevate.ERROR, "the audit trail could not record the approval"
+        reason = elevate.denial(v, self.identity, self.gate, outcome, why, "elicitation")
+        self._remember(held.key)
+        self._out.send(rpc.result(id_, denial_result(reason, params)))
 
     def _batch_from_client(self, batch: list, line: bytes) -> None:
         """A JSON-RPC batch: every call in it is decided; the server gets the rest as a
@@ -222,9 +341,11 @@ class StdioProxy:
         replies: list[bytes] = []
         first_key = None
         for msg in batch:
-            verdict, data = self._one_from_client(msg, None)
+            verdict, data = self._one_from_client(msg, None, batch=True)
             if verdict == "reply":
                 replies.append(data)
+            elif verdict == "held":
+                continue
             else:
                 forward.append(data)
                 if first_key is None and rpc.kind(msg) == "request":
@@ -256,8 +377,11 @@ class StdioProxy:
 
     # ---------------------------------------------------------------- pins: the proxy's own requests
 
-    def _refresh_definitions(self) -> None:
-        """List the server's tools (every page) so the pins check sees current definitions."""
+    def _refresh_definitions(self, call_params: Optional[dict] = None) -> None:
+        """List the server's tools (every page) so the pins check and the tiers see current
+        definitions. A call of the 2026 protocol lends its version (and client info) to the
+        listing: there is no handshake to have agreed on it."""
+        meta = reserved_meta(call_params)
         cursor = None
         for _ in range(1000):  # a server that pages forever does not hang the proxy
             self._counter += 1
@@ -266,7 +390,9 @@ class StdioProxy:
             box: "queue.Queue[Any]" = queue.Queue(1)
             with self._lock:
                 self._internal[key] = box
-            params = {"cursor": cursor} if cursor else {}
+            params: dict = {"cursor": cursor} if cursor else {}
+            if meta:
+                params["_meta"] = meta
             self._to_server(_dumps({"jsonrpc": "2.0", "id": id_, "method": "tools/list", "params": params}), None)
             try:
                 reply = box.get(timeout=INTERNAL_TIMEOUT)
@@ -367,9 +493,15 @@ class StdioProxy:
             proc.kill()
             rc = proc.wait()
         with self._lock:
-            pending = list(self._pending.values())
+            held = list(self._elicits.values())
+            self._elicits.clear()
+            self._held.clear()
+            pending = list(self._pending.values()) + [(h.msg["id"], "tools/call") for h in held]
             self._pending.clear()
             boxes = list(self._internal.values())
+        for h in held:
+            if h.timer is not None:
+                h.timer.cancel()
         for box in boxes:
             box.put(None)
         if self._client_closed:
@@ -387,3 +519,26 @@ class StdioProxy:
 
 
 _DROP = object()
+
+
+class _Held:
+    """A tools/call waiting for the user's answer to an elicitation."""
+
+    __slots__ = ("msg", "key", "verdict", "timer")
+
+    def __init__(self, msg: dict, key: tuple, verdict: Verdict) -> None:
+        self.msg, self.key, self.verdict = msg, key, verdict
+        self.timer: Optional[threading.Timer] = None
+
+
+_RESERVED_PREFIX = "io.modelcontextprotocol/"
+_RESERVED_LENT = ("protocolVersion", "clientInfo", "clientCapabilities")
+
+
+def reserved_meta(params: Any) -> dict:
+    """The reserved _meta entries (protocol version, client info and capabilities) of a 2026
+    protocol request, for a request the proxy makes on its behalf; {} otherwise."""
+    meta = params.get("_meta") if isinstance(params, dict) else None
+    if not isinstance(meta, dict) or MODERN_VERSION_KEY not in meta:
+        return {}
+    return {k: v for k, v in meta.items() if k in {_RESERVED_PREFIX + n for n in _RESERVED_LENT}}

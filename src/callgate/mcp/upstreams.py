@@ -45,6 +45,11 @@ class _Incoming:
     def _deliver(self, item: dict) -> None:
         if item.get("method") == "notifications/tools/list_changed" and self.on_list_changed is not None:
             self.on_list_changed()
+        self.to_client(item)
+
+    def to_client(self, item: dict) -> None:
+        """Queue a message for the client's event stream (the front's own, e.g. an
+        elicitation request, goes the same way as the server's)."""
         if self.incoming.full():
             self.incoming.get_nowait()
         self.incoming.put_nowait(orjson.dumps(item))

@@ -1,0 +1,594 @@
+"""Signed approvals: what turns an Elevate into an Allow (docs/policy-v2.md, "Approvals").
+
+Self-contained (orjson, cryptography, the standard library); the engine calls it.
+
+    token = sign_approval(call, approver="bob", key=bob_private_key, policy_digest=digest)
+    keyring.trust("bob", bob_public_key)
+    verdict = check_approvals([token], call, policy_digest=digest, keyring=keyring,
+                              ledger=ledger, now=time.time())
+    refused = ledger.claim(verdict.nonces, now) if verdict.satisfies(n) else None
+    if verdict.satisfies(n) and refused is None:
+        ...  # Allow, reason + verdict.reason_suffix(n)
+    else:
+        ...  # still Elevate, reason + verdict.reason_suffix(n, refused)
+
+Token format
+------------
+``cga1.<payload>.<signature>``: both parts base64url without padding, in canonical form (a
+part whose unused trailing bits are not zero is malformed). The payload is a JSON object with
+exactly the keys ``v`` (the integer 1), ``approver``, ``tool``, ``args`` (the hex SHA-256 of
+the canonical arguments, see `arguments_digest`), ``principal``, ``policy`` (the policy
+digest), ``iat`` and ``exp`` (Unix seconds, finite numbers, ``exp > iat``) and ``nonce``;
+`sign_approval` writes it with orjson, sorted keys. The Ed25519 signature covers the ASCII
+bytes ``cga1.<payload>`` (everything before the last dot), so it binds the exact payload
+bytes and the format version. A token is at most `MAX_TOKEN_LENGTH` characters.
+
+Approver names match ``[A-Za-z0-9_][A-Za-z0-9_.@+:-]{0,127}`` (so an approver named in a
+reason cannot forge reason text); nonces match ``[A-Za-z0-9_-]{16,128}``.
+
+Arguments are bound by value: the digest is SHA-256 over ``orjson.dumps(arguments,
+option=OPT_SORT_KEYS)`` (None means ``{}``), so key order does not matter but JSON types do:
+``{"a": 1}`` and ``{"a": 1.0}`` are different arguments (the tool would see a different
+value). Integers beyond 64 bits, which orjson cannot write, fall back to
+``json.dumps(sort_keys=True, separators=(",", ":"), ensure_ascii=False)``, as the engine does.
+NaN, infinities, lone surrogates and non-JSON types raise `RequestError`.
+
+Checks, in order; the first that fails is the approval's cause
+----------------------------------------------------------------
+1. parse: any token that is not a str, too long, not ASCII, not three dot-separated parts,
+   not ``cga1``, bad base64, a signature that is not 64 bytes, a payload that is not UTF-8 or
+   not JSON (duplicate keys, NaN/Infinity literals included), missing, extra or mistyped
+   fields, a bad approver name or nonce, ``exp <= iat`` -> ``malformed``
+2. the approver is in the keyring -> else ``unknown approver``
+3. the signature verifies under that approver's key -> else ``bad signature``
+4. binding: ``different tool``, ``different arguments``, ``different principal``,
+   ``different policy`` (checked in that order)
+5. time: ``now >= exp`` -> ``expired``; ``iat > now + 60`` -> ``not yet valid``
+6. the nonce is in the ledger -> ``already used``
+7. an earlier approval by the same approver already counted -> ``same approver counted
+   once`` (so a second copy of one token gets this cause); an earlier counted approval
+   carried the same nonce -> ``already used``
+
+Checking never raises for a bad token and never spends a nonce: the engine spends
+`Verdict.nonces` (all counted approvals, also those beyond the required count) only when the
+approvals make the decision Allow.
+
+Reason suffix (`Verdict.reason_suffix`), appended to the Elevate reason
+-----------------------------------------------------------------------
+- satisfied: ``; approved by 'alice', 'bob'`` (the counted approvers, in the order given;
+  problems with other approvals are not reported);
+- satisfied, but the ledger refused to spend the nonces (``refused``, the cause from
+  `NonceLedger.claim`: a concurrent use, ``ledger full``...): ``; approvals by 'alice', 'bob'
+  refused: already used``; the decision stays Elevate;
+- otherwise: ``; K of N approvals valid`` (K counted distinct approvers, N required; the word
+  is always "approvals"), then, when some approval was rejected, ``: `` and each rejected
+  approval as ``approval I (WHO): CAUSE`` joined by ``; ``. I is the approval's 1-based
+  position in the list given, WHO its approver as the payload names it, or ``?`` when the
+  token is malformed. Example: ``; 1 of 2 approvals valid: approval 2 (bob): expired;
+  approval 3 (?): malformed``; with no approvals at all: ``; 0 of 1 approvals valid``.
+
+Nonce ledger
+------------
+`NonceLedger` keeps spent nonces until their approval's expiry, then forgets them (an expired
+approval is refused before its nonce is looked up). It remembers the latest ``now`` it has
+seen (its horizon) and refuses to record a nonce whose expiry is not after it, since such a
+nonce may already have been forgotten: so a caller whose clock steps back cannot replay an
+approval. Beyond ``max_entries`` unexpired nonces it refuses new approvals ("ledger full")
+rather than forget any.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import heapq
+import itertools
+import json
+import math
+import re
+import secrets
+import threading
+import time
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping, Optional, Sequence, Union
+
+import orjson
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from .errors import RequestError
+
+__all__ = [
+    "Call", "Keyring", "NonceLedger", "Verdict", "arguments_digest", "sign_approval",
+    "check_approvals", "MAX_TOKEN_LENGTH", "MAX_APPROVALS", "CLOCK_SKEW", "CAUSES",
+]
+
+PREFIX = "cga1"
+MAX_TOKEN_LENGTH = 4096
+MAX_APPROVALS = 32      # more approvals in one request is a RequestError
+CLOCK_SKEW = 60.0       # an approval issued up to this many seconds in the future is accepted
+
+MALFORMED = "malformed"
+UNKNOWN_APPROVER = "unknown approver"
+BAD_SIGNATURE = "bad signature"
+DIFFERENT_TOOL = "different tool"
+DIFFERENT_ARGUMENTS = "different arguments"
+DIFFERENT_PRINCIPAL = "different principal"
+DIFFERENT_POLICY = "different policy"
+EXPIRED = "expired"
+NOT_YET_VALID = "not yet valid"
+ALREADY_USED = "already used"
+SAME_APPROVER = "same approver counted once"
+LEDGER_FULL = "ledger full"
+CAUSES = (MALFORMED, UNKNOWN_APPROVER, BAD_SIGNATURE, DIFFERENT_TOOL, DIFFERENT_ARGUMENTS,
+          DIFFERENT_PRINCIPAL, DIFFERENT_POLICY, EXPIRED, NOT_YET_VALID, ALREADY_USED,
+          SAME_APPROVER)
+
+_APPROVER_RE = re.compile(r"[A-Za-z0-9_][A-Za-z0-9_.@+:-]{0,127}")
+_NONCE_RE = re.compile(r"[A-Za-z0-9_-]{16,128}")
+_B64_RE = re.compile(r"[A-Za-z0-9_-]*")
+_DIGEST_RE = re.compile(r"[0-9a-f]{64}")
+_FIELDS = frozenset(("v", "approver", "tool", "args", "principal", "policy", "iat", "exp", "nonce"))
+_SORT = orjson.OPT_SORT_KEYS
+
+
+# ---------------------------------------------------------------- the call
+
+
+@dataclass(frozen=True)
+class Call:
+    """The exact call an approval is bound to. `arguments` is a JSON value (None means {});
+    `principal` None means the role is the principal."""
+
+    tool: str
+    arguments: Any = None
+    role: str = ""
+    principal: Optional[str] = None
+    agent_attributes: Optional[Mapping] = None
+    resource_attributes: Optional[Mapping] = None
+    context: Optional[Mapping] = None
+
+    @property
+    def bound_principal(self) -> str:
+        return self.role if self.principal is None else self.principal
+
+
+def _has_nonfinite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_nonfinite(v) for v in value.values())
+    if isinstance(value, (list, tuple)):
+        return any(_has_nonfinite(v) for v in value)
+    return False
+
+
+def _canonical(value: Any) -> bytes:
+    """Canonical JSON bytes of a value (sorted keys); RequestError for what JSON cannot carry."""
+    try:
+        out = orjson.dumps(value, option=_SORT)
+    except orjson.JSONEncodeError as exc:
+        # orjson refuses integers beyond 64 bits, which JSON can carry; the standard library
+        # takes them and still refuses what JSON cannot carry.
+        try:
+            return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                              allow_nan=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise RequestError("arguments hold a string that is not valid Unicode", "utf8") from None
+        except RecursionError:
+            raise RequestError("arguments are nested too deeply", "depth") from None
+        except (TypeError, ValueError):
+            raise RequestError(f"arguments hold a value JSON cannot carry: {exc}",
+                               "unserializable") from None
+    if b"null" in out and _has_nonfinite(value):  # orjson writes NaN and infinities as null
+        raise RequestError("NaN and Infinity are not JSON", "nonfinite")
+    return out
+
+
+def arguments_digest(arguments: Any) -> str:
+    """Hex SHA-256 of the canonical JSON of `arguments` (None means {})."""
+    return hashlib.sha256(_canonical({} if arguments is None else arguments)).hexdigest()
+
+
+# ---------------------------------------------------------------- signing
+
+
+def _b64(data: bytes) -> str:
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def _unb64(text: str) -> Optional[bytes]:
+    """Strict base64url without padding: canonical form only; None if not."""
+    if len(text) % 4 == 1 or not _B64_RE.fullmatch(text):
+        return None
+    try:
+        data = base64.urlsafe_b64decode(text + "=" * (-len(text) % 4))
+    except (binascii.Error, ValueError):
+        return None
+    return data if _b64(data) == text else None
+
+
+def _finite_number(x: Any) -> bool:
+    """A JSON number (not a bool) that a float can hold."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return False
+    try:
+        return math.isfinite(x)
+    except OverflowError:  # an integer beyond the float range
+        return False
+
+
+def sign_approval(call: Call, *, approver: str, key: Ed25519PrivateKey, policy_digest: str,
+                  ttl: float = 300, now: Optional[float] = None,
+                  nonce: Optional[str] = None) -> str:
+    """An approval by `approver` of exactly `call` under the policy whose digest is
+    `policy_digest`, valid for `ttl` seconds from `now` (default: time.time()). Returns
+    ``cga1.<payload>.<signature>``. Raises TypeError/ValueError for bad parameters and
+    RequestError for arguments JSON cannot carry."""
+    if not isinstance(key, Ed25519PrivateKey):
+        raise TypeError(f"key must be an Ed25519PrivateKey, not {type(key).__name__}")
+    if not isinstance(approver, str) or not _APPROVER_RE.fullmatch(approver):
+        raise ValueError(f"approver name {approver!r} must match {_APPROVER_RE.pattern}")
+    if not isinstance(call, Call):
+        raise TypeError(f"call must be a callgate Call, not {type(call).__name__}")
+    if not isinstance(call.tool, str):
+        raise TypeError("call.tool must be a str")
+    principal = call.bound_principal
+    if not isinstance(principal, str):
+        raise TypeError("call.principal (or call.role) must be a str")
+    if not isinstance(policy_digest, str) or not policy_digest:
+        raise ValueError("policy_digest must be a non-empty str")
+    if not _finite_number(ttl) or ttl <= 0:
+        raise ValueError(f"ttl must be a positive number of seconds, not {ttl!r}")
+    if now is None:
+        now = time.time()
+    elif not _finite_number(now):
+        raise ValueError(f"now must be a finite number, not {now!r}")
+    if nonce is None:
+        nonce = secrets.token_urlsafe(16)
+    elif not isinstance(nonce, str) or not _NONCE_RE.fullmatch(nonce):
+        raise ValueError(f"nonce must match {_NONCE_RE.pattern}")
+    exp = now + ttl
+    if not math.isfinite(exp) or exp <= now:
+        raise ValueError(f"ttl {ttl!r} from now {now!r} gives no validity period")
+    payload = {"v": 1, "approver": approver, "tool": call.tool,
+               "args": arguments_digest(call.arguments), "principal": principal,
+               "policy": policy_digest, "iat": now, "exp": exp, "nonce": nonce}
+    try:
+        body = orjson.dumps(payload, option=_SORT)
+    except orjson.JSONEncodeError as exc:
+        raise RequestError(f"the approval cannot be written as JSON: {exc}", "utf8") from None
+    signing_input = f"{PREFIX}.{_b64(body)}"
+    token = f"{signing_input}.{_b64(key.sign(signing_input.encode('ascii')))}"
+    if len(token) > MAX_TOKEN_LENGTH:
+        raise ValueError(f"the approval would be {len(token)} characters, over the limit of "
+                         f"{MAX_TOKEN_LENGTH} (tool, principal or policy digest too long)")
+    return token
+
+
+# ---------------------------------------------------------------- keyring
+
+
+def _public_key(public_key: Union[Ed25519PublicKey, bytes, str]) -> Ed25519PublicKey:
+    if isinstance(public_key, Ed25519PublicKey):
+        return public_key
+    if isinstance(public_key, Ed25519PrivateKey):
+        raise TypeError("trust() takes the approver's public key, not the private key")
+    if isinstance(public_key, (bytes, bytearray, memoryview)):
+        raw = bytes(public_key)
+        if len(raw) == 32:
+            return Ed25519PublicKey.from_public_bytes(raw)
+        if raw.lstrip().startswith(b"-----BEGIN"):
+            public_key = raw.decode("ascii", "replace")
+        else:
+            raise ValueError(f"a raw Ed25519 public key is 32 bytes, not {len(raw)}")
+    if isinstance(public_key, str):
+        try:
+            loaded = serialization.load_pem_public_key(public_key.encode("utf-8"))
+        except (ValueError, TypeError, UnicodeEncodeError) as exc:
+            raise ValueError(f"not a PEM public key: {exc}") from None
+        if not isinstance(loaded, Ed25519PublicKey):
+            raise ValueError(f"the PEM key is {type(loaded).__name__}, not an Ed25519 public key")
+        return loaded
+    raise TypeError("public_key must be an Ed25519PublicKey, 32 raw bytes or a PEM string, "
+                    f"not {type(public_key).__name__}")
+
+
+class Keyring:
+    """Trusted approvers: name -> Ed25519 public key. Thread-safe."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._keys: dict[str, Ed25519PublicKey] = {}
+
+    def trust(self, approver: str, public_key: Union[Ed25519PublicKey, bytes, str]) -> None:
+        """Trust `approver`'s key (replacing any earlier key: rotation). The key is an
+        Ed25519PublicKey, its 32 raw bytes, or a PEM (SubjectPublicKeyInfo) str or bytes."""
+        if not isinstance(approver, str) or not _APPROVER_RE.fullmatch(approver):
+            raise ValueError(f"approver name {approver!r} must match {_APPROVER_RE.pattern}")
+        key = _public_key(public_key)
+        with self._lock:
+            self._keys[approver] = key
+
+    def forget(self, approver: str) -> None:
+        """Stop trusting `approver` (no error if it was not trusted)."""
+        with self._lock:
+            self._keys.pop(approver, None)
+
+    def get(self, approver: Any) -> Optional[Ed25519PublicKey]:
+        if not isinstance(approver, str):
+            return None
+        with self._lock:
+            return self._keys.get(approver)
+
+    def __contains__(self, approver: Any) -> bool:
+        return self.get(approver) is not None
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._keys)
+
+    def names(self) -> tuple[str, ...]:
+        with self._lock:
+            return tuple(sorted(self._keys))
+
+
+# ---------------------------------------------------------------- nonce ledger
+
+
+class NonceLedger:
+    """Spent nonces, each kept until its approval's expiry. Thread-safe; bounded memory.
+
+    `now` should come from the clock that checks approvals. The ledger remembers the latest
+    `now` it was given (its horizon) and forgets nonces that expired by then; it refuses to
+    record a nonce whose expiry is not after the horizon (it may have been forgotten
+    already), so an earlier `now` later on cannot replay an approval. With `max_entries`
+    unexpired nonces held, new approvals are refused ("ledger full"): it never forgets an
+    unexpired nonce to make room."""
+
+    def __init__(self, max_entries: int = 1_000_000) -> None:
+        if not isinstance(max_entries, int) or isinstance(max_entries, bool) or max_entries < 1:
+            raise ValueError("max_entries must be a positive integer")
+        self.max_entries = max_entries
+        self._lock = threading.Lock()
+        self._spent: dict[str, float] = {}
+        self._heap: list[tuple[float, str]] = []
+        self._horizon = -math.inf
+
+    def _purge(self, now: float) -> None:
+        if now > self._horizon:
+            self._horizon = now
+        heap, spent, horizon = self._heap, self._spent, self._horizon
+        while heap and heap[0][0] <= horizon:
+            _, nonce = heapq.heappop(heap)
+            del spent[nonce]
+
+    def claim(self, nonces: Iterable[tuple[str, float]], now: float) -> Optional[str]:
+        """Atomically record every (nonce, expiry) pair and return None; or record none and
+        return why: "already used" (a nonce in the ledger, or twice in `nonces`), "expired"
+        (an expiry not after the ledger's horizon) or "ledger full"."""
+        items = [(n, e) for n, e in nonces]
+        for n, e in items:
+            if not isinstance(n, str) or not _finite_number(e):
+                raise TypeError("nonces must be (str, finite number) pairs")
+        if not _finite_number(now):
+            raise ValueError(f"now must be a finite number, not {now!r}")
+        with self._lock:
+            self._purge(now)
+            seen: set[str] = set()
+            for n, e in items:
+                if n in self._spent or n in seen:
+                    return ALREADY_USED
+                if e <= self._horizon:
+                    return EXPIRED
+                seen.add(n)
+            if len(self._spent) + len(items) > self.max_entries:
+                return LEDGER_FULL
+            for n, e in items:
+                self._spent[n] = e
+                heapq.heappush(self._heap, (e, n))
+            return None
+
+    def spend(self, nonces: Iterable[tuple[str, float]], now: float) -> bool:
+        """Atomically: all unused -> record all and return True; otherwise record none and
+        return False (see `claim` for the reason)."""
+        return self.claim(nonces, now) is None
+
+    def is_spent(self, nonce: str, now: float) -> bool:
+        """Whether `nonce` is recorded and not yet forgotten (expired ones are purged)."""
+        if not _finite_number(now):
+            raise ValueError(f"now must be a finite number, not {now!r}")
+        with self._lock:
+            self._purge(now)
+            return nonce in self._spent
+
+    def __len__(self) -> int:
+        with self._lock:
+            return len(self._spent)
+
+
+# ---------------------------------------------------------------- checking
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """The outcome of checking a list of approvals against one call."""
+
+    valid_approvers: tuple[str, ...]              # distinct, in the order given
+    problems: tuple[tuple[int, str, str], ...]    # (1-based position, approver or "?", cause)
+    nonces: tuple[tuple[str, float], ...]         # (nonce, expiry) of the counted approvals
+
+    def satisfies(self, required: int) -> bool:
+        return len(self.valid_approvers) >= _required(required)
+
+    def reason_suffix(self, required: int, refused: Optional[str] = None) -> str:
+        """``; approved by 'alice', 'bob'`` when satisfied, else ``; K of N approvals valid``
+        followed by ``: approval I (WHO): CAUSE`` items joined by ``; `` (module docstring).
+        `refused` is the ledger's cause (`NonceLedger.claim`) when a satisfied verdict could
+        not be spent: ``; approvals by 'alice', 'bob' refused: already used``."""
+        names = ", ".join(f"'{a}'" for a in self.valid_approvers)
+        if self.satisfies(required):
+            if refused is not None:
+                return f"; approvals by {names} refused: {refused}"
+            return "; approved by " + names
+        head = f"; {len(self.valid_approvers)} of {required} approvals valid"
+        if not self.problems:
+            return head
+        return head + ": " + "; ".join(f"approval {i} ({who}): {cause}"
+                                       for i, who, cause in self.problems)
+
+
+def _required(required: Any) -> int:
+    if not isinstance(required, int) or isinstance(required, bool) or required < 1:
+        raise ValueError(f"required approvals must be a positive integer, not {required!r}")
+    return required
+
+
+def _no_duplicates(pairs: list) -> dict:
+    out = dict(pairs)
+    if len(out) != len(pairs):
+        raise ValueError("duplicate key")
+    return out
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")
+
+
+_decoder = json.JSONDecoder(object_pairs_hook=_no_duplicates, parse_constant=_no_constant)
+
+
+def _utf8(s: Any) -> bool:
+    if not isinstance(s, str):
+        return False
+    try:
+        s.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate from a \ud800 escape
+        return False
+    return True
+
+
+def _parse(token: Any) -> Optional[tuple[dict, bytes, bytes]]:
+    """(payload, signing input, signature), or None when the token is malformed."""
+    if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH or not token.isascii():
+        return None
+    parts = token.split(".")
+    if len(parts) != 3 or parts[0] != PREFIX:
+        return None
+    body, sig = _unb64(parts[1]), _unb64(parts[2])
+    if body is None or sig is None or len(sig) != 64:
+        return None
+    try:
+        payload = _decoder.decode(body.decode("utf-8"))
+    except (ValueError, RecursionError):  # UnicodeDecodeError and JSONDecodeError included
+        return None
+    if not isinstance(payload, dict) or payload.keys() != _FIELDS:
+        return None
+    v = payload["v"]
+    if type(v) is not int or v != 1:
+        return None
+    approver, nonce = payload["approver"], payload["nonce"]
+    if not isinstance(approver, str) or not _APPROVER_RE.fullmatch(approver):
+        return None
+    if not isinstance(nonce, str) or not _NONCE_RE.fullmatch(nonce):
+        return None
+    if not isinstance(payload["args"], str) or not _DIGEST_RE.fullmatch(payload["args"]):
+        return None
+    if not all(_utf8(payload[k]) for k in ("tool", "principal", "policy")):
+        return None
+    iat, exp = payload["iat"], payload["exp"]
+    if not _finite_number(iat) or not _finite_number(exp) or exp <= iat:
+        return None
+    return payload, f"{parts[0]}.{parts[1]}".encode("ascii"), sig
+
+
+def _token_list(tokens: Any) -> list:
+    if tokens is None:
+        return []
+    if isinstance(tokens, (str, bytes, bytearray, memoryview, Mapping)):
+        raise RequestError("approvals must be a list of approval strings, not "
+                           f"{type(tokens).__name__}", "type")
+    try:
+        items = list(itertools.islice(iter(tokens), MAX_APPROVALS + 1))
+    except TypeError:
+        raise RequestError("approvals must be a list of approval strings, not "
+                           f"{type(tokens).__name__}", "type") from None
+    if len(items) > MAX_APPROVALS:
+        raise RequestError(f"more than {MAX_APPROVALS} approvals", "too_many")
+    return items
+
+
+class _Checker:
+    """One call's checks, with its argument digest computed once, when first needed."""
+
+    __slots__ = ("call", "policy_digest", "keyring", "ledger", "now", "_args_digest")
+
+    def __init__(self, call: Call, policy_digest: str, keyring: Keyring, ledger: NonceLedger,
+                 now: float) -> None:
+        self.call, self.policy_digest, self.keyring, self.ledger, self.now = \
+            call, policy_digest, keyring, ledger, now
+        self._args_digest: Optional[str] = None
+
+    def args_digest(self) -> str:
+        if self._args_digest is None:
+            self._args_digest = arguments_digest(self.call.arguments)
+        return self._args_digest
+
+    def cause(self, payload: dict, signing_input: bytes, sig: bytes) -> Optional[str]:
+        """Why a parsed approval does not count on its own (None: it does), checks 2-6."""
+        key = self.keyring.get(payload["approver"])
+        if key is None:
+            return UNKNOWN_APPROVER
+        try:
+            key.verify(sig, signing_input)
+        except InvalidSignature:
+            return BAD_SIGNATURE
+        if payload["tool"] != self.call.tool:
+            return DIFFERENT_TOOL
+        if payload["args"] != self.args_digest():
+            return DIFFERENT_ARGUMENTS
+        if payload["principal"] != self.call.bound_principal:
+            return DIFFERENT_PRINCIPAL
+        if payload["policy"] != self.policy_digest:
+            return DIFFERENT_POLICY
+        if self.now >= payload["exp"]:
+            return EXPIRED
+        if payload["iat"] > self.now + CLOCK_SKEW:
+            return NOT_YET_VALID
+        if self.ledger.is_spent(payload["nonce"], self.now):
+            return ALREADY_USED
+        return None
+
+
+def check_approvals(tokens: Sequence[str], call: Call, *, policy_digest: str,
+                    keyring: Keyring, ledger: NonceLedger, now: float) -> Verdict:
+    """Check each approval against `call` (module docstring: checks and their order). Never
+    raises for a bad token, never spends a nonce. Raises RequestError when `tokens` is not a
+    list of at most MAX_APPROVALS items, or when call.arguments cannot be digested."""
+    if not _finite_number(now):
+        raise ValueError(f"now must be a finite number, not {now!r}")
+    items = _token_list(tokens)
+    checker = _Checker(call, policy_digest, keyring, ledger, now)
+    counted: list[str] = []
+    nonces: list[tuple[str, float]] = []
+    problems: list[tuple[int, str, str]] = []
+    for position, token in enumerate(items, 1):
+        parsed = _parse(token)
+        if parsed is None:
+            problems.append((position, "?", MALFORMED))
+            continue
+        payload = parsed[0]
+        approver, nonce = payload["approver"], payload["nonce"]
+        cause = checker.cause(*parsed)
+        if cause is None and approver in counted:
+            cause = SAME_APPROVER
+        if cause is None and any(nonce == n for n, _ in nonces):
+            cause = ALREADY_USED
+        if cause is not None:
+            problems.append((position, approver, cause))
+            continue
+        counted.append(approver)
+        nonces.append((nonce, float(payload["exp"])))
+    return Verdict(tuple(counted), tuple(problems), tuple(nonces))

@@ -1,0 +1,875 @@
+"""`callgate explain`: why one call gets its decision, as a tree.
+
+For one request this lists every rule collected for (tool, role) in precedence order (deny
+rules, then allow rules, then elevate rules), evaluates each rule's condition node by node
+and shows every node's value (T, F or U) and, for leaves, the value the request holds.
+
+The evaluation here is a second, independent implementation in Python, written from
+docs/semantics.md and docs/policy-v2.md over the validated policy model. The decision it
+reaches is compared with the engine's (the C core): they must agree on the decision, the
+deciding rule and the approvals required; `Explanation.agrees` is False when they do not,
+which is a bug in one of them. The reason shown is always the engine's.
+
+It works on the validated model's JSON form (`model_dump(by_alias=True)`), so it reads
+every node, v1 and v2, the way a policy file spells it.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass, field as dc_field
+from datetime import datetime, timezone as dt_timezone
+from decimal import Decimal
+from typing import Any, Optional
+
+import orjson
+
+T, F, U = "T", "F", "U"
+MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING", "__bool__": lambda self: False})()
+
+TIERS = ("public", "read", "write", "destructive")  # in order of strictness
+DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+OP_SYMBOL = {"Lt": "<", "Lte": "<=", "Gt": ">", "Gte": ">=", "Eq": "==", "Ne": "!="}
+STRING_OPS = {"Eq": "==", "Ne": "!=", "StartsWith": "starts with", "EndsWith": "ends with",
+              "Contains": "contains", "Glob": "matches glob", "PathGlob": "matches path glob"}
+VALUE_BYTES = 64
+SET_SHOWN = 5
+TIME_MIN, TIME_MAX = 0, 4102444800  # 1970-01-01T00:00:00Z <= t < 2100-01-01T00:00:00Z
+
+
+# ---------------------------------------------------------------- the policy as data
+
+
+def policy_data(policy: Any) -> dict:
+    """The validated policy model (or an already-dumped dict) as a JSON-shaped dict."""
+    if isinstance(policy, dict):
+        return policy
+    return policy.model_dump(by_alias=True)
+
+
+def _get(d: Any, key: str, default: Any = None) -> Any:
+    """d[key], treating None as absent (optional model fields dump as None)."""
+    if isinstance(d, dict):
+        value = d.get(key)
+        return default if value is None else value
+    value = getattr(d, key, None)
+    return default if value is None else value
+
+
+def glob_match(pattern: str, name: str, slash: bool = True) -> bool:
+    """`*` matches any run of characters (when `slash` is False, none of them `/`)."""
+    star = ".*" if slash else "[^/]*"
+    regex = star.join(re.escape(part) for part in pattern.split("*"))
+    return re.fullmatch(regex, name, flags=re.DOTALL) is not None
+
+
+def tool_tiers(policy: dict) -> dict[str, str]:
+    """Each declared tool's tier: an exact key wins over globs; among globs, the strictest."""
+    tiers = _get(policy, "tool_tiers", {}) or {}
+    out: dict[str, str] = {}
+    for tool in policy.get("tools", []):
+        if tool in tiers:
+            out[tool] = _tier_name(tiers[tool])
+            continue
+        found = [_tier_name(t) for key, t in tiers.items() if "*" in key and glob_match(key, tool)]
+        found = [t for t in found if t in TIERS]
+        if found:
+            out[tool] = max(found, key=TIERS.index)
+    return out
+
+
+def _tier_name(value: Any) -> str:
+    return str(getattr(value, "value", value))
+
+
+def rule_effect(rule: dict) -> str:
+    return str(_get(rule, "effect", "allow")).lower()
+
+
+def rule_approvals(rule: dict) -> int:
+    return int(_get(rule, "approvals", 0)) if rule_effect(rule) == "elevate" else 0
+
+
+def rule_tools(policy: dict, rule: dict, tiers: Optional[dict[str, str]] = None) -> list[str]:
+    """The tools a rule covers: its tool_name (a glob expands against `tools`) or its tier."""
+    tools = list(dict.fromkeys(policy.get("tools", [])))
+    tier = _get(rule, "tier")
+    if tier is not None:
+        tiers = tool_tiers(policy) if tiers is None else tiers
+        return [t for t in tools if tiers.get(t) == _tier_name(tier)]
+    name = _get(rule, "tool_name", "")
+    if "*" in name:
+        return [t for t in tools if glob_match(name, t)]
+    return [name]
+
+
+def expand(policy: dict, semantics: str) -> dict[tuple[str, str], list[int]]:
+    """(tool, role) -> the rules it collects, in policy order (perso: only the last)."""
+    declared_roles = set(policy.get("roles", []))
+    tiers = tool_tiers(policy)
+    table: dict[tuple[str, str], list[int]] = {}
+    for i, rule in enumerate(policy.get("rules", [])):
+        roles = [r for r in dict.fromkeys(rule.get("roles", [])) if r in declared_roles]
+        for tool in rule_tools(policy, rule, tiers):
+            for role in roles:
+                if semantics == "perso":
+                    table[(tool, role)] = [i]
+                else:
+                    table.setdefault((tool, role), []).append(i)
+    return table
+
+
+def precedence(policy: dict, rules: list[int]) -> list[int]:
+    """Rules in precedence order: deny (policy order), allow (policy order), elevate
+    (approvals descending, then policy order)."""
+    ordered = sorted(set(rules))
+    defs = policy["rules"]
+    deny = [i for i in ordered if rule_effect(defs[i]) == "deny"]
+    allow = [i for i in ordered if rule_effect(defs[i]) not in ("deny", "elevate")]
+    elevate = sorted((i for i in ordered if rule_effect(defs[i]) == "elevate"),
+                     key=lambda i: (-rule_approvals(defs[i]), i))
+    return deny + allow + elevate
+
+
+# ---------------------------------------------------------------- display
+
+
+def _json_text(value: Any) -> str:
+    try:
+        return orjson.dumps(value).decode()
+    except TypeError:
+        pass
+    if isinstance(value, bool) or value is None:
+        return orjson.dumps(value).decode()
+    if isinstance(value, int):
+        return str(value)
+    if isinstance(value, list):
+        return "[" + ",".join(_json_text(v) for v in value) + "]"
+    if isinstance(value, dict):
+        return "{" + ",".join(orjson.dumps(k).decode() + ":" + _json_text(v) for k, v in value.items()) + "}"
+    return repr(value)
+
+
+def display_value(value: Any) -> str:
+    """A request value as reasons show it: its JSON text, cut at 64 bytes with `…`."""
+    if value is MISSING:
+        return "missing"
+    raw = _json_text(value).encode("utf-8")
+    if len(raw) <= VALUE_BYTES:
+        return raw.decode("utf-8")
+    cut = VALUE_BYTES
+    while cut > 0 and (raw[cut] & 0xC0) == 0x80:
+        cut -= 1
+    return raw[:cut].decode("utf-8") + "…"
+
+
+def display_number(value: Any) -> str:
+    k = float(value)
+    return str(int(k)) if k.is_integer() and abs(k) < 1e16 else repr(k)
+
+
+def display_set(values: list) -> str:
+    shown = ", ".join(orjson.dumps(v).decode() for v in values[:SET_SHOWN])
+    rest = len(values) - SET_SHOWN
+    return f"[{shown}, … and {rest} more]" if rest > 0 else f"[{shown}]"
+
+
+def ref_name(source: str, field: Optional[str], pointer: Optional[str]) -> str:
+    """`Arguments.amount`, `Arguments/filters/0/amount`, `element`, `element.amount`, `element/a/b`."""
+    base = "element" if source == "Element" else source
+    if pointer is not None and pointer != "":
+        return f"{base}{pointer}"
+    if field is not None:
+        return f"{base}.{field}"
+    return base
+
+
+def window_text(spec: dict) -> str:
+    days = _get(spec, "days") or list(DAYS)
+    days = [d for d in DAYS if d in set(days)]
+    return f"{','.join(days)} {spec['start']}-{spec['end']} {spec['timezone']}"
+
+
+# ---------------------------------------------------------------- values and equality
+
+
+def _is_number(x: Any) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _decimal(x: Any) -> Decimal:
+    return Decimal(x) if isinstance(x, int) else Decimal(orjson.dumps(x).decode())
+
+
+def strict_equal(a: Any, b: Any) -> bool:
+    if _is_number(a) and _is_number(b):
+        return _decimal(a) == _decimal(b)
+    if isinstance(a, bool) and isinstance(b, bool):
+        return a == b
+    if isinstance(a, str) and isinstance(b, str):
+        return a == b
+    if a is None and b is None:
+        return True
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(strict_equal(x, y) for x, y in zip(a, b))
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(strict_equal(a[k], b[k]) for k in a)
+    return False
+
+
+def _serde(value: Any) -> Any:
+    if value is None:
+        return ("null",)
+    if isinstance(value, bool):
+        return ("bool", value)
+    if isinstance(value, int):
+        if 0 <= value < 2**64:
+            return ("posint", value)
+        if -(2**63) <= value < 0:
+            return ("negint", value)
+        return ("float", float(value))
+    if isinstance(value, float):
+        return ("float", value)
+    if isinstance(value, str):
+        return ("str", value)
+    if isinstance(value, list):
+        return ("array", [_serde(v) for v in value])
+    if isinstance(value, dict):
+        return ("object", {k: _serde(v) for k, v in value.items()})
+    return ("other", repr(value))
+
+
+def perso_equal(a: Any, b: Any) -> bool:
+    """serde_json's Value equality (the original engine's FieldEquals)."""
+    return _serde(a) == _serde(b)
+
+
+_INDEX = re.compile(r"0|[1-9][0-9]*")
+
+
+def resolve_pointer(root: Any, pointer: str) -> Any:
+    """RFC 6901: objects by key, arrays by index; any step that does not exist -> MISSING."""
+    if pointer == "":
+        return root
+    if not pointer.startswith("/"):
+        return MISSING
+    value = root
+    for token in pointer[1:].split("/"):
+        token = token.replace("~1", "/").replace("~0", "~")
+        if isinstance(value, dict):
+            if token not in value:
+                return MISSING
+            value = value[token]
+        elif isinstance(value, list):
+            if not _INDEX.fullmatch(token) or int(token) >= len(value):
+                return MISSING
+            value = value[int(token)]
+        else:
+            return MISSING
+    return value
+
+
+_RFC3339 = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?(?:([Zz])|([+-])(\d{2}):(\d{2}))")
+
+
+def parse_instant(x: Any) -> Optional[int]:
+    """Unix seconds (fraction ignored) of a number or an RFC 3339 string; None if not a
+    time or outside [1970-01-01, 2100-01-01)."""
+    if _is_number(x):
+        if not math.isfinite(float(x)) or x < TIME_MIN:
+            return None
+        t = math.floor(x)
+    elif isinstance(x, str):
+        m = _RFC3339.fullmatch(x)
+        if not m:
+            return None
+        year, month, day, hour, minute, second = (int(g) for g in m.groups()[:6])
+        if hour > 23 or minute > 59 or second > 59:
+            return None
+        try:
+            base = datetime(year, month, day, hour, minute, second, tzinfo=dt_timezone.utc)
+        except ValueError:
+            return None
+        offset = 0
+        if m.group(9):
+            oh, om = int(m.group(10)), int(m.group(11))
+            if oh > 23 or om > 59:
+                return None
+            offset = (oh * 60 + om) * 60 * (1 if m.group(9) == "+" else -1)
+        t = int(base.timestamp()) - offset
+    else:
+        return None
+    return t if TIME_MIN <= t < TIME_MAX else None
+
+
+def _minutes(hhmm: str) -> int:
+    h, m = hhmm.split(":")
+    return int(h) * 60 + int(m)
+
+
+def in_window(t: int, spec: dict) -> bool:
+    from zoneinfo import ZoneInfo
+
+    local = datetime.fromtimestamp(t, ZoneInfo(spec["timezone"]))
+    days = set(_get(spec, "days") or DAYS)
+    day = DAYS[local.weekday()]
+    prev = DAYS[(local.weekday() - 1) % 7]
+    now = local.hour * 60 + local.minute
+    start, end = _minutes(spec["start"]), _minutes(spec["end"])
+    if start < end:
+        return day in days and start <= now < end
+    return (day in days and now >= start) or (prev in days and now < end)
+
+
+# ---------------------------------------------------------------- the condition tree
+
+
+@dataclass
+class Seen:
+    """One value a leaf read: its display name and what the request holds there."""
+
+    name: str
+    value: Any  # MISSING when absent
+
+    def text(self) -> str:
+        return display_value(self.value)
+
+    def to_dict(self) -> dict:
+        out: dict = {"name": self.name, "present": self.value is not MISSING}
+        if self.value is not MISSING:
+            out["value"] = self.value
+        out["text"] = self.text()
+        return out
+
+
+@dataclass
+class Node:
+    """One evaluated condition node."""
+
+    kind: str                      # NumericCheck ... All Any Not Every Some, or "element"
+    label: str                     # what the node tests, in words
+    location: str                  # rules[3].condition.All[1]
+    value: str = U                 # T, F or U
+    seen: list[Seen] = dc_field(default_factory=list)
+    children: list["Node"] = dc_field(default_factory=list)
+    skipped: bool = False          # not evaluated by the engine (short-circuit); shown for information
+    blame: bool = False            # the leaf the rule's result is pinned on
+
+    def to_dict(self) -> dict:
+        out: dict = {"kind": self.kind, "label": self.label, "location": self.location, "value": self.value}
+        if self.seen:
+            out["seen"] = [s.to_dict() for s in self.seen]
+        if self.skipped:
+            out["skipped"] = True
+        if self.blame:
+            out["blame"] = True
+        if self.children:
+            out["children"] = [c.to_dict() for c in self.children]
+        return out
+
+
+def _skip(node: Node) -> None:
+    node.skipped = True
+    for child in node.children:
+        _skip(child)
+
+
+class Evaluator:
+    """Evaluates conditions (as dicts) against one request, building the tree."""
+
+    def __init__(self, semantics: str, sources: dict[str, Any]) -> None:
+        self.strict = semantics != "perso"
+        self.sources = sources
+        self.elements: list[Any] = []
+
+    @property
+    def undetermined(self) -> str:
+        return U if self.strict else F
+
+    # -- reading values
+
+    def read(self, source: str, field: Optional[str], pointer: Optional[str]) -> Any:
+        if source == "Element":
+            root = self.elements[-1] if self.elements else MISSING
+            if pointer is not None:
+                return resolve_pointer(root, pointer)
+            if field is not None:
+                return root[field] if isinstance(root, dict) and field in root else MISSING
+            return root
+        root = self.sources.get(source, {})
+        if pointer is not None:
+            return resolve_pointer(root, pointer) if isinstance(root, (dict, list)) else MISSING
+        if isinstance(root, dict) and field in root:
+            return root[field]
+        return MISSING
+
+    def ref(self, spec: dict, suffix: str = "") -> tuple[str, Any]:
+        source = spec[f"source{suffix}"]
+        field = spec.get(f"field{suffix}")
+        pointer = spec.get(f"pointer{suffix}")
+        return ref_name(source, field, pointer), self.read(source, field, pointer)
+
+    # -- nodes
+
+    def node(self, cond: dict, where: str) -> tuple[Node, Optional[Node]]:
+        """Evaluate one node; returns it and its blame leaf (None for empty All/Any)."""
+        ((kind, spec),) = cond.items()
+        if kind == "All" or kind == "Any":
+            return self._junction(kind, spec, where)
+        if kind == "Not":
+            child, blame = self.node(spec, f"{where}.Not")
+            n = Node("Not", "Not", f"{where}.Not", {T: F, F: T, U: U}[child.value], children=[child])
+            return n, blame
+        if kind in ("Every", "Some"):
+            n = self._quantifier(kind, spec, where)
+            return n, n
+        leaf = getattr(self, f"_leaf_{kind}", None)
+        if leaf is None:
+            raise ValueError(f"{where}: explain does not know the condition {kind!r}")
+        n = leaf(spec, f"{where}.{kind}")
+        return n, n
+
+    def _junction(self, kind: str, children: list, where: str) -> tuple[Node, Optional[Node]]:
+        stop, other = (F, T) if kind == "All" else (T, F)
+        n = Node(kind, kind, f"{where}.{kind}")
+        results: list[tuple[Node, Optional[Node]]] = []
+        done = False
+        for k, child in enumerate(children):
+            c, blame = self.node(child, f"{where}.{kind}[{k}]")
+            n.children.append(c)
+            if done:
+                _skip(c)
+                continue
+            results.append((c, blame))
+            if c.value == stop:
+                done = True
+        value, blame = other, (results[0][1] if results else None)
+        for wanted in (stop, U):
+            hit = next((b for c, b in results if c.value == wanted), MISSING)
+            if hit is not MISSING:
+                value, blame = wanted, hit
+                break
+        n.value = value
+        return n, blame
+
+    def _quantifier(self, kind: str, spec: dict, where: str) -> Node:
+        name, array = self.ref(spec)
+        loc = f"{where}.{kind}"
+        n = Node(kind, f"{'every' if kind == 'Every' else 'some'} element of {name} satisfies", loc,
+                 seen=[Seen(name, array)])
+        if not isinstance(array, list):
+            n.value = self.undetermined
+            return n
+        stop, other = (F, T) if kind == "Every" else (T, F)
+        values = []
+        done = False
+        for i, element in enumerate(array):
+            self.elements.append(element)
+            try:
+                c, _ = self.node(spec["condition"], f"{loc}.condition")
+            finally:
+                self.elements.pop()
+            e = Node("element", f"element {i}", f"{loc}[{i}]", c.value, seen=[Seen("element", element)],
+                     children=[c])
+            n.children.append(e)
+            if done:
+                _skip(e)
+                continue
+            values.append(c.value)
+            if c.value == stop:
+                done = True
+        n.value = stop if stop in values else U if U in values else other
+        return n
+
+    # -- leaves (each returns its node, value set)
+
+    def _leaf_NumericCheck(self, spec: dict, loc: str) -> Node:
+        name, x = self.ref(spec)
+        op = spec["op"]
+        if op == "Between":
+            lo, hi = spec["value"]
+            label = f"{name} between {display_number(lo)} and {display_number(hi)}"
+        else:
+            label = f"{name} {OP_SYMBOL[op]} {display_number(spec['value'])}"
+        n = Node("NumericCheck", label, loc, seen=[Seen(name, x)])
+        if not _is_number(x):
+            n.value = self.undetermined
+            return n
+        a = float(x)
+        if op == "Between":
+            ok = float(lo) <= a <= float(hi)
+        else:
+            k = float(spec["value"])
+            ok = {"Lt": a < k, "Lte": a <= k, "Gt": a > k, "Gte": a >= k, "Eq": a == k, "Ne": a != k}[op]
+        n.value = T if ok else F
+        return n
+
+    def _leaf_StringCheck(self, spec: dict, loc: str) -> Node:
+        name, x = self.ref(spec)
+        op, value = spec["op"], spec["value"]
+        if op in ("In", "NotIn"):
+            label = f"{name} {'in' if op == 'In' else 'not in'} {display_set(list(value))}"
+        else:
+            label = f"{name} {STRING_OPS[op]} {orjson.dumps(value).decode()}"
+        n = Node("StringCheck", label, loc, seen=[Seen(name, x)])
+        if not isinstance(x, str):
+            n.value = self.undetermined
+            return n
+        ok = {
+            "In": lambda: x in value, "NotIn": lambda: x not in value,
+            "Eq": lambda: x == value, "Ne": lambda: x != value,
+            "StartsWith": lambda: x.startswith(value), "EndsWith": lambda: x.endswith(value),
+            "Contains": lambda: value in x,
+            "Glob": lambda: glob_match(value, x), "PathGlob": lambda: glob_match(value, x, slash=False),
+        }[op]()
+        n.value = T if ok else F
+        return n
+
+    def _leaf_FieldPresent(self, spec: dict, loc: str) -> Node:
+        name, x = self.ref(spec)
+        return Node("FieldPresent", f"{name} is present", loc, F if x is MISSING or x is None else T,
+                    seen=[Seen(name, x)])
+
+    def _leaf_FieldEquals(self, spec: dict, loc: str) -> Node:
+        name_a, a = self.ref(spec, "_a")
+        name_b, b = self.ref(spec, "_b")
+        n = Node("FieldEquals", f"{name_a} equals {name_b}", loc, seen=[Seen(name_a, a), Seen(name_b, b)])
+        if self.strict:
+            if a is MISSING or a is None or b is MISSING or b is None:
+                n.value = U
+            else:
+                n.value = T if strict_equal(a, b) else F
+        else:
+            n.value = F if a is MISSING or b is MISSING else T if perso_equal(a, b) else F
+        return n
+
+    def _leaf_Length(self, spec: dict, loc: str) -> Node:
+        name, x = self.ref(spec)
+        op, k = spec["op"], spec["value"]
+        n = Node("Length", f"length of {name} {OP_SYMBOL[op]} {display_number(k)}", loc, seen=[Seen(name, x)])
+        if isinstance(x, (str, list)):
+            length = len(x)
+            n.value = T if {"Lt": length < k, "Lte": length <= k, "Gt": length > k, "Gte": length >= k,
+                            "Eq": length == k, "Ne": length != k}[op] else F
+        else:
+            n.value = self.undetermined
+        return n
+
+    def _leaf_Type(self, spec: dict, loc: str) -> Node:
+        name, x = self.ref(spec)
+        want = spec.get("is") or spec.get("is_")
+        n = Node("Type", f"{name} is of type {want}", loc, seen=[Seen(name, x)])
+        if x is MISSING:
+            n.value = F
+            return n
+        ok = {
+            "string": isinstance(x, str),
+            "number": _is_number(x),
+            "integer": _is_number(x) and (isinstance(x, int) or float(x).is_integer()),
+            "boolean": isinstance(x, bool),
+            "null": x is None,
+            "array": isinstance(x, list),
+            "object": isinstance(x, dict),
+        }[want]
+        n.value = T if ok else F
+        return n
+
+    def _leaf_TimeWindow(self, spec: dict, loc: str) -> Node:
+        spec = dict(spec)
+        spec["source"] = _get(spec, "source", "Context")
+        if spec.get("pointer") is None and spec.get("field") is None and spec["source"] != "Element":
+            spec["field"] = "time"  # the model fills this in already; Element alone is the element
+        name, x = self.ref(spec)
+        n = Node("TimeWindow", f"{name} within {window_text(spec)}", loc, seen=[Seen(name, x)])
+        t = parse_instant(x) if x is not MISSING else None
+        if t is None:
+            n.value = self.undetermined
+        else:
+            n.value = T if in_window(t, spec) else F
+        return n
+
+
+# ---------------------------------------------------------------- one request, explained
+
+
+@dataclass
+class RuleResult:
+    index: int                     # 0-based, as Decision.rule
+    effect: str                    # allow | deny | elevate
+    approvals: int
+    tool_name: Optional[str]
+    tier: Optional[str]
+    value: str                     # the condition's value; T when there is none
+    applies: bool
+    tree: Optional[Node]
+    blame: Optional[Node] = None   # the leaf a reason about this rule would explain
+    reached: bool = True           # False: an earlier rule (in precedence order) decided first
+
+    def to_dict(self) -> dict:
+        return {"rule": self.index, "number": self.index + 1, "effect": self.effect, "approvals": self.approvals,
+                "tool_name": self.tool_name, "tier": self.tier, "value": self.value, "applies": self.applies,
+                "reached": self.reached, "condition": None if self.tree is None else self.tree.to_dict()}
+
+
+@dataclass
+class Verdict:
+    decision: str
+    rule: Optional[int]
+    approvals_required: int
+
+    def to_dict(self) -> dict:
+        return {"decision": self.decision, "rule": self.rule, "approvals_required": self.approvals_required}
+
+    def describe(self) -> str:
+        what = f"Elevate({self.approvals_required})" if self.decision == "Elevate" else self.decision
+        by = "a default" if self.rule is None else f"rule {self.rule + 1} (rules[{self.rule}])"
+        return f"{what} by {by}"
+
+
+@dataclass
+class Explanation:
+    tool: str
+    role: str
+    semantics: str
+    tier: Optional[str]
+    rules: list[RuleResult]
+    decided_by: str                # "rule" | "tier default" | "default_action"
+    mine: Verdict                  # this module's evaluation
+    engine: Verdict                # the engine's decision
+    reason: str                    # the engine's reason, exact
+    table_rules: list[int]         # the compiled table's entry for (tool, role)
+    problems: list[str]            # where this evaluation and the engine disagree
+
+    @property
+    def agrees(self) -> bool:
+        return not self.problems
+
+    def to_dict(self) -> dict:
+        return {"tool": self.tool, "role": self.role, "semantics": self.semantics, "tier": self.tier,
+                "decision": self.engine.decision, "rule": self.engine.rule,
+                "approvals_required": self.engine.approvals_required, "reason": self.reason,
+                "decided_by": self.decided_by, "rules": [r.to_dict() for r in self.rules],
+                "agrees": self.agrees, "engine": self.engine.to_dict(), "explain": self.mine.to_dict(),
+                "problems": self.problems}
+
+
+def _sources(semantics: str, args: Any, agent: Any, resource: Any, context: Any) -> dict:
+    return {
+        "Arguments": {} if args is None else args,
+        "AgentAttributes": {} if agent is None else agent,
+        "ResourceAttributes": {} if resource is None else resource,
+        "Context": {} if context is None else context,
+    }
+
+
+def _tier_default(policy: dict, tier: Optional[str]) -> Optional[tuple[str, int]]:
+    if tier is None:
+        return None
+    value = (_get(policy, "tier_defaults", {}) or {}).get(tier)
+    if value is None:
+        return None
+    if isinstance(value, str):
+        effect, approvals = value, 0
+    else:
+        effect, approvals = str(_get(value, "effect")), int(_get(value, "approvals", 0))
+    effect = effect.lower()
+    return {"allow": ("Allow", 0), "deny": ("Deny", 0)}.get(effect, ("Elevate", approvals))
+
+
+def explain_request(compiled: Any, engine: Any, tool: str, role: str, args: Any = None,
+                    agent_attributes: Any = None, resource_attributes: Any = None,
+                    context: Any = None) -> Explanation:
+    """Explain one request against a compiled policy; `engine` decides it for comparison.
+    Raises what engine.evaluate raises (RequestError) for a request it refuses."""
+    d = engine.evaluate(tool, args, role=role, agent_attributes=agent_attributes,
+                        resource_attributes=resource_attributes, context=context)
+    engine_verdict = Verdict(d.decision, d.rule, d.approvals_required)
+    reason = d.reason
+
+    semantics = compiled.semantics
+    policy = policy_data(compiled.policy)
+    defs = policy["rules"]
+    tiers = {} if semantics == "perso" else tool_tiers(policy)
+    tier = tiers.get(tool)
+    collected = expand(policy, semantics).get((tool, role), [])
+    table_rules = list(compiled.table.get((tool, role), []))
+    problems = []
+    if sorted(set(table_rules)) != sorted(set(collected)):
+        problems.append(f"the compiled table gives rules {sorted(set(table_rules))} for ({tool}, {role}); "
+                        f"explain expands the policy to {sorted(set(collected))}")
+
+    ev = Evaluator(semantics, _sources(semantics, args, agent_attributes, resource_attributes, context))
+    results = []
+    for i in precedence(policy, collected):
+        rule = defs[i]
+        effect = "allow" if semantics == "perso" else rule_effect(rule)
+        cond = rule.get("condition")
+        tree, blame, value = None, None, T
+        if cond is not None:
+            tree, blame = ev.node(cond, f"rules[{i}].condition")
+            value = tree.value
+        applies = value == T or (effect == "deny" and value == U)
+        results.append(RuleResult(i, effect, rule_approvals(rule) if semantics != "perso" else 0,
+                                  _get(rule, "tool_name"), _get(rule, "tier"), value, applies, tree, blame))
+
+    mine, decided_by = _decide(policy, semantics, results, tier)
+    # the rules after the first that applies (in precedence order) are never reached; the
+    # blame is marked where the reason uses it: the deciding rule of a denial
+    first = next((k for k, r in enumerate(results) if r.applies), None)
+    for k, r in enumerate(results):
+        r.reached = first is None or k <= first
+        if (r.index == mine.rule and mine.decision == "Deny" and semantics != "perso"
+                and r.blame is not None):
+            r.blame.blame = True
+    if (mine.decision, mine.rule, mine.approvals_required) != (
+            engine_verdict.decision, engine_verdict.rule, engine_verdict.approvals_required):
+        problems.append(f"the engine says {engine_verdict.describe()}; explain's evaluation says {mine.describe()}")
+    return Explanation(tool, role, semantics, tier, results, decided_by, mine, engine_verdict, reason,
+                       table_rules, problems)
+
+
+def _decide(policy: dict, semantics: str, results: list[RuleResult], tier: Optional[str]) -> tuple[Verdict, str]:
+    """Steps 1-5 of docs/policy-v2.md (perso: the single kept rule decides)."""
+    if semantics == "perso":
+        if not results:
+            return Verdict(policy["default_action"], None, 0), "default_action"
+        r = results[0]
+        return Verdict("Allow" if r.value == T else "Deny", r.index, 0), "rule"
+    by_order = sorted(results, key=lambda r: r.index)
+    for r in by_order:
+        if r.effect == "deny" and r.applies:
+            return Verdict("Deny", r.index, 0), "rule"
+    for r in by_order:
+        if r.effect == "allow" and r.applies:
+            return Verdict("Allow", r.index, 0), "rule"
+    elevating = [r for r in by_order if r.effect == "elevate" and r.applies]
+    if elevating:
+        most = max(r.approvals for r in elevating)
+        first = next(r for r in elevating if r.approvals == most)
+        return Verdict("Elevate", first.index, most), "rule"
+    grants = [r for r in results if r.effect != "deny"]  # already in precedence order
+    if grants:
+        return Verdict("Deny", grants[0].index, 0), "rule"
+    default = _tier_default(policy, tier)
+    if default is not None:
+        return Verdict(default[0], None, default[1]), "tier default"
+    return Verdict(policy["default_action"], None, 0), "default_action"
+
+
+# ---------------------------------------------------------------- text rendering
+
+ELEMENTS_SHOWN = 20
+_COLOUR = {T: "green", F: "red", U: "yellow"}
+
+
+def _value_text(value: str, dim: bool = False) -> Any:
+    from rich.text import Text
+
+    return Text(value, style="dim" if dim else f"bold {_COLOUR.get(value, 'white')}")
+
+
+def _seen_text(seen: list[Seen]) -> str:
+    parts = []
+    for s in seen:
+        if s.value is MISSING:
+            parts.append(f"{s.name} is missing")
+        else:
+            parts.append(f"{s.name} = {s.text()}")
+    return "; ".join(parts)
+
+
+def _node_label(n: Node) -> Any:
+    from rich.text import Text
+
+    label = Text()
+    label.append_text(_value_text(n.value, n.skipped))
+    label.append("  ")
+    label.append(n.label, style="dim" if n.skipped else "")
+    if n.seen and n.kind != "element":
+        label.append(f"   ({_seen_text(n.seen)})", style="dim" if n.skipped else "cyan")
+    elif n.kind == "element":
+        label.append(f"   (= {n.seen[0].text()})", style="dim" if n.skipped else "cyan")
+    if n.skipped:
+        label.append("   not evaluated (short-circuit)", style="dim italic")
+    if n.blame and not n.skipped:
+        label.append("   ◀ blamed", style="bold magenta")
+    return label
+
+
+def _add_tree(parent: Any, n: Node) -> None:
+    branch = parent.add(_node_label(n))
+    children = n.children
+    if n.kind in ("Every", "Some") and len(children) > ELEMENTS_SHOWN:
+        for c in children[:ELEMENTS_SHOWN]:
+            _add_tree(branch, c)
+        from rich.text import Text
+
+        branch.add(Text(f"… and {len(children) - ELEMENTS_SHOWN} more elements", style="dim"))
+        return
+    for c in children:
+        _add_tree(branch, c)
+
+
+def _rule_label(r: RuleResult, deciding: bool) -> Any:
+    from rich.text import Text
+
+    effect = f"elevate({r.approvals})" if r.effect == "elevate" else r.effect
+    colour = {"deny": "red", "allow": "green"}.get(r.effect, "yellow")
+    label = Text()
+    label.append(f"rule {r.index + 1}", style="bold")
+    label.append(f" (rules[{r.index}]) ")
+    label.append(effect, style=f"bold {colour}")
+    label.append(f"  {'tier ' + repr(r.tier) if r.tier else r.tool_name}: ")
+    if r.tree is None:
+        label.append("no condition")
+    else:
+        label.append("condition ")
+        label.append_text(_value_text(r.value))
+    label.append(" -> applies" if r.applies else " -> does not apply")
+    if deciding:
+        label.append("   ◀ decides", style="bold magenta")
+    if not r.reached:
+        label.stylize("dim")
+        label.append("   not reached (an earlier rule decided)", style="dim italic")
+    return label
+
+
+def render(ex: Explanation) -> Any:
+    """A rich renderable: the rules as a tree, then the decision and the engine's reason."""
+    from rich.console import Group
+    from rich.text import Text
+    from rich.tree import Tree
+
+    head = Text()
+    head.append(f"{ex.tool}", style="bold")
+    head.append(f" as role '{ex.role}' ({ex.semantics} semantics")
+    head.append(f", tier '{ex.tier}')" if ex.tier else ")")
+    head.append(": rules in precedence order (deny, allow, elevate)" if ex.semantics != "perso"
+                else ": the rule kept for this pair")
+    tree = Tree(head)
+    if not ex.rules:
+        tree.add(Text("no rule covers this tool for this role", style="dim"))
+    for r in ex.rules:
+        branch = tree.add(_rule_label(r, ex.engine.rule == r.index))
+        if r.tree is not None:
+            _add_tree(branch, r.tree)
+    decision = Text("decision: ")
+    colour = {"Allow": "green", "Deny": "red", "Elevate": "yellow"}.get(ex.engine.decision, "white")
+    what = (f"Elevate ({ex.engine.approvals_required} approval{'s' * (ex.engine.approvals_required != 1)})"
+            if ex.engine.decision == "Elevate" else ex.engine.decision)
+    decision.append(what, style=f"bold {colour}")
+    by_rule = next((r for r in ex.rules if r.index == ex.engine.rule), None)
+    if ex.engine.rule is not None and ex.engine.decision == "Deny" and by_rule is not None and by_rule.effect != "deny":
+        decision.append(f": no rule granted it; rule {ex.engine.rule + 1} (rules[{ex.engine.rule}]) is the one explained")
+    elif ex.engine.rule is not None:
+        decision.append(f" by rule {ex.engine.rule + 1} (rules[{ex.engine.rule}])")
+    else:
+        decision.append(f" by the default of tier '{ex.tier}'" if ex.decided_by == "tier default"
+                        else " by default_action")
+    reason = Text("reason: ")
+    reason.append(ex.reason)
+    parts: list[Any] = [tree, decision, reason]
+    for p in ex.problems:
+        parts.append(Text(f"DISAGREEMENT: {p}", style="bold red"))
+    return Group(*parts)

@@ -1,0 +1,241 @@
+"""`callgate test`: run a file of expected decisions against a policy, like `opa test`.
+
+A cases file is a JSON (or, with PyYAML installed, YAML) list of cases, or an object with
+a "cases" list. A case:
+
+    {"name": "agents refund up to 500",          optional
+     "tool": "process_refund", "role": "agent",
+     "args": {...}, "agent_attributes": {...}, "resource_attributes": {...}, "context": {...},
+     "expect": "Allow"}                           or "Deny", "Elevate", or an object:
+     "expect": {"decision": "Deny", "rule": 3, "approvals_required": 0,
+                "reason": "exact text", "reason_contains": "part of it"}
+
+`rule` is 0-based as `Decision.rule` (null: a default decided). `expected` is accepted for
+`expect` (the bundled scenario files use it). Unknown keys are errors: a typo must not
+silently turn a check off.
+
+`run_cases` is the pure part: it returns the results; the CLI prints them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Optional
+
+import orjson
+
+from .errors import CallgateError, PolicyError
+from .policy import parse_json
+
+DECISIONS = ("Allow", "Deny", "Elevate")
+CASE_KEYS = {"name", "tool", "role", "args", "agent_attributes", "resource_attributes", "context",
+             "expect", "expected"}
+EXPECT_KEYS = {"decision", "rule", "approvals_required", "reason", "reason_contains"}
+
+
+class CasesError(CallgateError, ValueError):
+    """A cases file that cannot be used; `location` names where (``cases[3].expect``)."""
+
+    def __init__(self, message: str, location: str = "(file)") -> None:
+        super().__init__(f"{location}: {message}")
+        self.message = message
+        self.location = location
+
+
+@dataclass(frozen=True)
+class Case:
+    index: int
+    name: str
+    tool: str
+    role: str
+    args: Any
+    agent_attributes: Any
+    resource_attributes: Any
+    context: Any
+    expect: dict  # decision, and any of rule, approvals_required, reason, reason_contains
+
+
+@dataclass
+class CaseResult:
+    case: Case
+    status: str                        # "pass" | "fail" | "error"
+    got: Optional[dict] = None         # decision, rule, approvals_required, reason
+    failures: list[str] = field(default_factory=list)
+    error: Optional[str] = None
+
+    @property
+    def passed(self) -> bool:
+        return self.status == "pass"
+
+    def to_dict(self) -> dict:
+        return {"index": self.case.index, "name": self.case.name, "tool": self.case.tool, "role": self.case.role,
+                "status": self.status, "expect": self.case.expect, "got": self.got,
+                "failures": self.failures, "error": self.error}
+
+
+# ---------------------------------------------------------------- reading the file
+
+
+def load_cases_file(path: Path) -> Any:
+    """Decode a cases file (JSON; YAML for .yaml/.yml when PyYAML is installed)."""
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise CasesError(exc.strerror or str(exc), "(file)") from None
+    if path.suffix.lower() in (".yaml", ".yml"):
+        try:
+            import yaml
+        except ModuleNotFoundError:
+            raise CasesError("YAML cases files need PyYAML (pip install pyyaml); or write the cases as JSON",
+                             "(file)") from None
+        try:
+            return yaml.safe_load(raw)
+        except yaml.YAMLError as exc:
+            mark = getattr(exc, "problem_mark", None)
+            where = f"line {mark.line + 1} column {mark.column + 1}" if mark is not None else "(yaml)"
+            raise CasesError(str(getattr(exc, "problem", None) or exc), where) from None
+    try:  # as strict as a policy file: a duplicate key must not silently replace an expectation
+        return parse_json(raw)
+    except PolicyError as exc:
+        raise CasesError(f"not valid JSON: {exc.message}", exc.location) from None
+
+
+def _type_name(value: Any) -> str:
+    return {dict: "an object", list: "a list", str: "a string", bool: "a boolean", int: "a number",
+            float: "a number", type(None): "null"}.get(type(value), type(value).__name__)
+
+
+def parse_cases(data: Any) -> list[Case]:
+    """Validate decoded cases; raise CasesError naming the first problem's location."""
+    where = "(file)"
+    if isinstance(data, dict):
+        if "cases" not in data:
+            raise CasesError("expected a list of cases, or an object with a \"cases\" list", "(file)")
+        data, where = data["cases"], "cases"
+    if not isinstance(data, list):
+        raise CasesError(f"expected a list of cases, got {_type_name(data)}", where)
+    return [_case(i, c, f"cases[{i}]") for i, c in enumerate(data)]
+
+
+def _case(i: int, c: Any, where: str) -> Case:
+    if not isinstance(c, dict):
+        raise CasesError(f"expected an object, got {_type_name(c)}", where)
+    for key in c:
+        if key not in CASE_KEYS:
+            raise CasesError(f"unknown key '{key}'; expected " + ", ".join(sorted(CASE_KEYS - {"expected"})), where)
+    for key in ("tool", "role"):
+        if key not in c:
+            raise CasesError("required key is missing", f"{where}.{key}")
+        if not isinstance(c[key], str):
+            raise CasesError(f"expected a string, got {_type_name(c[key])}", f"{where}.{key}")
+    if "name" in c and not isinstance(c["name"], str):
+        raise CasesError(f"expected a string, got {_type_name(c['name'])}", f"{where}.name")
+    if "expect" in c and "expected" in c:
+        raise CasesError("give one of 'expect' and 'expected'", where)
+    key = "expect" if "expect" in c else "expected"
+    if key not in c:
+        raise CasesError("required key is missing", f"{where}.expect")
+    expect = _expect(c[key], f"{where}.{key}")
+    name = c.get("name") or f"cases[{i}] {c['tool']} as {c['role']}"
+    return Case(i, name, c["tool"], c["role"], c.get("args"), c.get("agent_attributes"),
+                c.get("resource_attributes"), c.get("context"), expect)
+
+
+def _decision(value: Any, where: str) -> str:
+    if value not in DECISIONS:
+        shown = f"'{value}'" if isinstance(value, str) else _type_name(value)
+        raise CasesError(f"unknown decision {shown}; expected Allow, Deny, Elevate", where)
+    return value
+
+
+def _expect(e: Any, where: str) -> dict:
+    if isinstance(e, str):
+        return {"decision": _decision(e, where)}
+    if not isinstance(e, dict):
+        raise CasesError(f"expected a decision or an object, got {_type_name(e)}", where)
+    for key in e:
+        if key not in EXPECT_KEYS:
+            raise CasesError(f"unknown key '{key}'; expected " + ", ".join(sorted(EXPECT_KEYS)), where)
+    if "decision" not in e:
+        raise CasesError("required key is missing", f"{where}.decision")
+    out = {"decision": _decision(e["decision"], f"{where}.decision")}
+    if "rule" in e:
+        r = e["rule"]
+        if r is not None and (isinstance(r, bool) or not isinstance(r, int) or r < 0):
+            raise CasesError("expected a rule index (0-based, as Decision.rule) or null", f"{where}.rule")
+        out["rule"] = r
+    if "approvals_required" in e:
+        a = e["approvals_required"]
+        if isinstance(a, bool) or not isinstance(a, int) or a not in (0, 1, 2, 3):
+            raise CasesError("expected 0, 1, 2 or 3", f"{where}.approvals_required")
+        out["approvals_required"] = a
+    for key in ("reason", "reason_contains"):
+        if key in e:
+            if not isinstance(e[key], str):
+                raise CasesError(f"expected a string, got {_type_name(e[key])}", f"{where}.{key}")
+            out[key] = e[key]
+    return out
+
+
+# ---------------------------------------------------------------- running
+
+
+def run_cases(engine: Any, cases: list[Case]) -> list[CaseResult]:
+    """Decide every case with `engine` and compare with what it expects."""
+    return [run_case(engine, c) for c in cases]
+
+
+def run_case(engine: Any, case: Case) -> CaseResult:
+    try:
+        d = engine.evaluate(case.tool, case.args, role=case.role, agent_attributes=case.agent_attributes,
+                            resource_attributes=case.resource_attributes, context=case.context)
+        got = {"decision": d.decision, "rule": d.rule, "approvals_required": d.approvals_required,
+               "reason": d.reason}
+    except CallgateError as exc:
+        return CaseResult(case, "error", error=str(exc), failures=[f"the request was refused: {exc}"])
+    e = case.expect
+    failures = []
+    if got["decision"] != e["decision"]:
+        failures.append(f"decision: expected {e['decision']}, got {got['decision']}")
+    if "rule" in e and got["rule"] != e["rule"]:
+        failures.append(f"rule: expected {_rule(e['rule'])}, got {_rule(got['rule'])}")
+    if "approvals_required" in e and got["approvals_required"] != e["approvals_required"]:
+        failures.append(f"approvals_required: expected {e['approvals_required']}, got {got['approvals_required']}")
+    if "reason" in e and got["reason"] != e["reason"]:
+        failures.append(f"reason: expected {orjson.dumps(e['reason']).decode()}")
+    if "reason_contains" in e and e["reason_contains"] not in got["reason"]:
+        failures.append(f"reason: does not contain {orjson.dumps(e['reason_contains']).decode()}")
+    return CaseResult(case, "fail" if failures else "pass", got, failures)
+
+
+def _rule(rule: Optional[int]) -> str:
+    return "none (a default)" if rule is None else f"{rule} (rule {rule + 1})"
+
+
+def summary(results: list[CaseResult]) -> dict:
+    passed = sum(r.status == "pass" for r in results)
+    failed = sum(r.status == "fail" for r in results)
+    errors = sum(r.status == "error" for r in results)
+    return {"total": len(results), "passed": passed, "failed": failed, "errors": errors}
+
+
+def format_text(results: list[CaseResult]) -> list[str]:
+    """The text report, one string per line (no markup)."""
+    lines = []
+    for r in results:
+        if r.passed:
+            lines.append(f"PASS  {r.case.name}")
+            continue
+        lines.append(f"{'FAIL' if r.status == 'fail' else 'ERROR'}  {r.case.name}")
+        for f in r.failures:
+            lines.append(f"      {f}")
+        if r.got is not None:
+            what = r.got["decision"]
+            if what == "Elevate":
+                what += f" ({r.got['approvals_required']} approval{'s' * (r.got['approvals_required'] != 1)})"
+            lines.append(f"      got {what}: {r.got['reason']}")
+    s = summary(results)
+    tail = f", {s['errors']} error{'s' * (s['errors'] != 1)}" if s["errors"] else ""
+    lines.append(f"{s['passed']}/{s['total']} passed, {s['failed']} failed{tail}")
+    return lines

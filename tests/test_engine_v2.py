@@ -1,0 +1,163 @@
+"""Policy v2 through the public Engine API: the ops example, Elevate, context, approvals.
+
+docs/policy-v2.md is the contract; tests/test_v2_differential.py holds the engine to the
+reference evaluator on random policies. These tests pin the API a host programs against.
+"""
+
+from __future__ import annotations
+
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from callgate import Call, Decision, Engine, examples
+
+OPS_CASES = examples.cases("ops")
+MONDAY = "2026-11-23T10:00:00+01:00"
+SMALL_TRANSFER = {"payment": {"amount": 500, "currency": "EUR"}}
+
+
+@pytest.fixture(scope="module")
+def ops() -> Engine:
+    return Engine.from_dict(examples.policy("ops"))
+
+
+@pytest.mark.parametrize("case", OPS_CASES, ids=[c["name"] for c in OPS_CASES])
+def test_ops_example_decisions(ops, case):
+    """Every case of the shipped v2 example decides as its file says (decision, rule, approvals)."""
+    d = ops.evaluate(case["tool"], case["args"], role=case["role"], context=case.get("context"))
+    want = case["expected"]
+    assert (d.decision, d.rule, d.approvals_required) == (want["decision"], want["rule"], want["approvals_required"])
+
+
+@pytest.mark.parametrize("case", OPS_CASES, ids=[c["name"] for c in OPS_CASES])
+def test_ops_example_matches_reference(ops, case):
+    """The native engine and the reference evaluator agree on decision, rule, approvals and
+    the exact reason for every ops case."""
+    from reference import ReferenceEngine
+
+    ref = ReferenceEngine(examples.policy("ops"))
+    d = ops.evaluate(case["tool"], case["args"], role=case["role"], context=case.get("context"))
+    out = ref.evaluate(case["tool"], case["args"], case["role"], {}, {}, context=case.get("context"))
+    assert (d.decision, d.reason, d.rule, d.approvals_required) == (*out, out.approvals_required)
+
+
+def test_reasons_of_the_new_outcomes(ops):
+    """The decision texts of docs/policy-v2.md: tier defaults, deny rules (passed and
+    undetermined), elevate rules, a time window outside its hours."""
+    assert ops.evaluate("search_docs", {}, role="agent").reason == (
+        "search_docs allowed for role 'agent': no rule covers this tool for this role (tier 'public' default Allow)")
+    assert ops.evaluate("read_file", {"path": "/home/a"}, role="agent").reason == (
+        "read_file allowed for role 'agent': no rule grants this tool for this role (tier 'read' default Allow)")
+    assert ops.evaluate("delete_file", {}, role="oncall").reason == (
+        "delete_file requires 2 approvals for role 'oncall': no rule covers this tool for this role "
+        "(tier 'destructive' default Elevate)")
+    assert ops.evaluate("delete_file", {}, role="agent").reason == "delete_file denied for role 'agent': rule 2 forbids it"
+    assert ops.evaluate("read_file", {"path": "/etc/passwd"}, role="agent").reason == (
+        "read_file denied for role 'agent': rule 1 forbids it: Arguments.path = \"/etc/passwd\" matches glob \"/etc/*\"")
+    assert ops.evaluate("read_file", {}, role="agent").reason == (
+        "read_file denied for role 'agent': rule 1 forbids it and could not be evaluated: Arguments.path is missing")
+    assert ops.evaluate("transfer_funds", SMALL_TRANSFER, role="agent").reason == (
+        "transfer_funds requires 2 approvals for role 'agent': rule 6 condition passed")
+    saturday = ops.evaluate("transfer_funds", {"payment": {"amount": 3000}}, role="oncall",
+                            context={"time": "2026-11-21T10:00:00Z", "risk_score": 10})
+    assert saturday.reason == (
+        "transfer_funds denied for role 'oncall': Context.time = \"2026-11-21T10:00:00Z\" is outside "
+        "Mon,Tue,Wed,Thu,Fri 09:00-17:00 Europe/Paris (rule 5)")
+
+
+def test_decision_object_carries_elevate():
+    """Decision(...) validates approvals against the decision; to_dict and equality include them."""
+    d = Decision("Elevate", 3, "needs two", approvals_required=2)
+    assert (d.decision, d.rule, d.approvals_required, d.allowed) == ("Elevate", 3, 2, False)
+    assert d.to_dict() == {"decision": "Elevate", "reason": "needs two", "rule": 3, "approvals_required": 2}
+    assert d != Decision("Elevate", 3, "needs two", approvals_required=1)
+    assert Decision("Allow", None, "ok").approvals_required == 0
+    assert Decision("Allow", None, "ok").to_dict() == {"decision": "Allow", "reason": "ok", "rule": None}
+    with pytest.raises(ValueError):
+        Decision("Elevate", 1, "x")
+    with pytest.raises(ValueError):
+        Decision("Allow", 1, "x", approvals_required=1)
+
+
+def test_context_reaches_conditions(ops):
+    """context= is the Context source: the same call flips with the host-supplied time."""
+    args = {"payment": {"amount": 3000}}
+    assert ops.evaluate("transfer_funds", args, role="oncall", context={"time": MONDAY, "risk_score": 10}).allowed
+    assert not ops.evaluate("transfer_funds", args, role="oncall", context={"time": MONDAY, "risk_score": 90}).allowed
+    assert not ops.evaluate("transfer_funds", args, role="oncall").allowed  # no context: the window is U
+
+
+def _signed(ops, approver, key, call, **kw):
+    ops.trust_approver(approver, key.public_key())
+    return ops.approve(call, approver=approver, key=key, **kw)
+
+
+def test_two_approvals_turn_elevate_into_allow():
+    """Two valid approvals from distinct trusted approvers, bound to this very call, make the
+    Elevate an Allow with the same rule; the reason names the approvers."""
+    ops = Engine.from_dict(examples.policy("ops"))
+    call = Call("transfer_funds", SMALL_TRANSFER, "agent")
+    alice, bob = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    tokens = [_signed(ops, "alice", alice, call), _signed(ops, "bob", bob, call)]
+    d = ops.evaluate("transfer_funds", SMALL_TRANSFER, role="agent", approvals=tokens)
+    assert (d.decision, d.rule, d.approvals_required) == ("Allow", 5, 0)
+    assert d.reason == ("transfer_funds requires 2 approvals for role 'agent': rule 6 condition passed; "
+                        "approved by 'alice', 'bob'")
+
+
+def test_approvals_do_not_count_when_they_should_not():
+    """One approver twice counts once; an approval for other arguments does not count; a
+    spent approval does not count again; each time the call stays Elevate and says why."""
+    ops = Engine.from_dict(examples.policy("ops"))
+    call = Call("transfer_funds", SMALL_TRANSFER, "agent")
+    alice, bob = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    a1, a2 = _signed(ops, "alice", alice, call), _signed(ops, "alice", alice, call)
+    d = ops.evaluate("transfer_funds", SMALL_TRANSFER, role="agent", approvals=[a1, a2])
+    assert d.decision == "Elevate" and "same approver counted once" in d.reason
+    other = _signed(ops, "bob", bob, Call("transfer_funds", {"payment": {"amount": 999}}, "agent"))
+    d = ops.evaluate("transfer_funds", SMALL_TRANSFER, role="agent", approvals=[a1, other])
+    assert d.decision == "Elevate" and "different arguments" in d.reason
+    b1 = _signed(ops, "bob", bob, call)
+    assert ops.evaluate("transfer_funds", SMALL_TRANSFER, role="agent", approvals=[a1, b1]).allowed
+    again = ops.evaluate("transfer_funds", SMALL_TRANSFER, role="agent", approvals=[a1, b1])
+    assert again.decision == "Elevate" and "already used" in again.reason
+
+
+def test_approvals_are_bound_to_the_policy():
+    """A reload changes the policy digest: approvals signed before it no longer count."""
+    ops = Engine.from_dict(examples.policy("ops"))
+    call = Call("transfer_funds", SMALL_TRANSFER, "agent")
+    alice, bob = Ed25519PrivateKey.generate(), Ed25519PrivateKey.generate()
+    tokens = [_signed(ops, "alice", alice, call), _signed(ops, "bob", bob, call)]
+    changed = examples.policy("ops")
+    changed["version"] = "ops-2.0.1"
+    ops.reload(changed)
+    d = ops.evaluate("transfer_funds", SMALL_TRANSFER, role="agent", approvals=tokens)
+    assert d.decision == "Elevate" and "different policy" in d.reason
+
+
+def test_approvals_never_touch_allow_or_deny(ops):
+    """Approvals only ever turn an Elevate into an Allow: a Deny stays a Deny."""
+    d = ops.evaluate("transfer_funds", {"payment": {"amount": 20000}}, role="agent", approvals=["cga1.x.y"])
+    assert (d.decision, d.rule) == ("Deny", 3)
+
+
+def test_discovered_tools_get_their_tier_and_survive_reload():
+    """Tools found at run time join the policy with their tier (so tier rules and defaults
+    cover them), and a reload keeps them unless new ones are given."""
+    policy = examples.policy("ops")
+    e = Engine.from_dict(policy, discovered_tools={"fetch_url": "read", "drop_table": "destructive"})
+    assert e.evaluate("fetch_url", {}, role="agent").allowed
+    assert e.evaluate("drop_table", {}, role="agent").rule == 1  # the agents' destructive deny
+    assert e.evaluate("drop_table", {}, role="oncall").approvals_required == 2
+    e.reload(policy)
+    assert e.evaluate("fetch_url", {}, role="agent").allowed
+    e.reload(policy, discovered_tools={})
+    assert not e.evaluate("fetch_url", {}, role="agent").allowed
+
+
+def test_v1_policies_decide_as_before(crm_engine):
+    """A v1 policy's results keep their meaning under the new result layout."""
+    d = crm_engine.evaluate("process_refund", {"amount": 800}, role="agent")
+    assert (d.decision, d.rule, d.approvals_required) == ("Deny", 3, 0)
+    assert d.reason == "process_refund denied for role 'agent': Arguments.amount = 800 is not <= 500 (rule 4)"
