@@ -145,6 +145,7 @@ struct cg_policy {
     /* hash indexes: pairs {index + 1 (0 = empty), hash} */
     uint32_t entry_mask, field_mask, default_mask;
     uint32_t *entry_slots, *field_slots, *default_slots, *set_slots;
+    uint32_t *word_tags;  /* used while loading only: which descriptors were checked */
     cg_set_index *set_index;
 };
 

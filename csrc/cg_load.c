@@ -113,7 +113,8 @@ static size_t align8(uint64_t n) { return (size_t)((n + 7) & ~(uint64_t)7); }
 
 /* Bytes of the policy buffer; also the offsets of its parts (see cg_policy_load). */
 typedef struct memplan {
-    uint64_t blob, entry_slots, field_slots, default_slots, set_index, set_slots, marks, total;
+    uint64_t blob, entry_slots, field_slots, default_slots, set_index, set_slots, marks, word_tags,
+        total;
 } memplan;
 
 static memplan plan_of(const uint8_t *b, size_t len) {
@@ -128,7 +129,8 @@ static memplan plan_of(const uint8_t *b, size_t len) {
     m.set_slots = m.set_index + align8(sizeof(cg_set_index) * n_sets);
     /* each set gets table_cap(count) <= 4 * count + 2 slots; budget for the worst case */
     m.marks = m.set_slots + align8(8 * (4 * n_members + 2 * n_sets));
-    m.total = m.marks + align8(2 * ((uint64_t)cg_rd32(b + CG_HDR_CODE_LEN) + 1));
+    m.word_tags = m.marks + align8(2 * ((uint64_t)cg_rd32(b + CG_HDR_CODE_LEN) + 1));
+    m.total = m.word_tags + align8(4 * (uint64_t)cg_rd32(b + CG_HDR_N_WORDS));
     return m;
 }
 
@@ -160,11 +162,30 @@ int64_t cg_policy_mem_size(const uint8_t *blob, size_t len) {
 static uint32_t word(const cg_policy *p, uint32_t i) { return cg_rd32(p->words + 4u * i); }
 static bool words_in(const cg_policy *p, uint64_t at, uint64_t n) { return at + n <= p->n_words; }
 
-/* path {base, n_tokens, display_sid, token_sid x n_tokens}; CG_ELEMENT only in a body */
+/* path {base, n_tokens (| CG_PATH_KEY, then >= 1), display_sid, token_sid x n_tokens};
+   CG_ELEMENT only in a body */
+/* Each descriptor is checked once however many instructions name it, so loading stays
+   linear in the blob's size: word_tags[w] records what words[w] was checked as (a TAG_*, or
+   TAG_KMP + the part's sid for a failure table). One index used as two things is refused. */
+enum { TAG_NONE, TAG_PATH, TAG_GLOB, TAG_PGLOB, TAG_WINDOW, TAG_KMP };
+
+/* 1: already checked as tag; 0: not yet (then it is recorded as tag, to be checked now,
+   and any failure fails the whole load); -1: checked as something else. */
+static int tag_once(const cg_policy *p, uint32_t w, uint32_t tag) {
+    uint32_t t = p->word_tags[w];
+    if (t == tag) return 1;
+    if (t != TAG_NONE) return -1;
+    p->word_tags[w] = tag;
+    return 0;
+}
+
 static int check_path(const cg_policy *p, uint32_t w, bool in_body) {
     if (!words_in(p, w, 3)) return CG_E_BLOB_BOUNDS;
-    uint32_t base = word(p, w), n = word(p, w + 1);
+    uint32_t base = word(p, w), n = word(p, w + 1) & ~CG_PATH_KEY;
     if (base == CG_ELEMENT ? !in_body : base >= p->n_fields) return CG_E_BLOB_BOUNDS;
+    int seen = tag_once(p, w, TAG_PATH);
+    if (seen) return seen > 0 ? 0 : CG_E_BLOB_BOUNDS;
+    if ((word(p, w + 1) & CG_PATH_KEY) && n == 0) return CG_E_BLOB_BOUNDS;
     if (word(p, w + 2) >= p->n_strings || !words_in(p, (uint64_t)w + 3, n)) return CG_E_BLOB_BOUNDS;
     for (uint32_t i = 0; i < n; i++)
         if (word(p, w + 3 + i) >= p->n_strings) return CG_E_BLOB_BOUNDS;
@@ -180,6 +201,8 @@ static int check_ref(const cg_policy *p, uint32_t operand, bool is_path, bool in
    equal to the true one, recomputed from the entries already checked (so linear). */
 static int check_glob(const cg_policy *p, uint32_t g) {
     if (!words_in(p, g, 1)) return CG_E_BLOB_BOUNDS;
+    int seen = tag_once(p, g, TAG_GLOB);
+    if (seen) return seen > 0 ? 0 : CG_E_BLOB_BOUNDS;
     uint32_t n = word(p, g);
     if (n == 0 || !words_in(p, (uint64_t)g + 1, 2ull * n)) return CG_E_BLOB_BOUNDS;
     for (uint32_t k = 0; k < n; k++) {
@@ -187,7 +210,12 @@ static int check_glob(const cg_policy *p, uint32_t g) {
         if (sid >= p->n_strings) return CG_E_BLOB_BOUNDS;
         const uint8_t *s = cg_str(p, sid, &m);
         if (!words_in(p, f, m)) return CG_E_BLOB_BOUNDS;
-        if (m && word(p, f) != 0) return CG_E_BLOB_BOUNDS;
+        if (m == 0) continue;
+        if (sid > 0xffffffffu - TAG_KMP) return CG_E_BLOB_BOUNDS;
+        seen = tag_once(p, f, TAG_KMP + sid);
+        if (seen < 0) return CG_E_BLOB_BOUNDS;
+        if (seen) continue; /* this table was checked against this very part */
+        if (word(p, f) != 0) return CG_E_BLOB_BOUNDS;
         uint32_t j = 0;
         for (uint32_t i = 1; i < m; i++) {
             while (j > 0 && s[i] != s[j]) j = word(p, f + j - 1);
@@ -201,6 +229,8 @@ static int check_glob(const cg_policy *p, uint32_t g) {
 /* pglob {n_components >= 1, glob_word x n_components} */
 static int check_pglob(const cg_policy *p, uint32_t g) {
     if (!words_in(p, g, 1)) return CG_E_BLOB_BOUNDS;
+    int seen = tag_once(p, g, TAG_PGLOB);
+    if (seen) return seen > 0 ? 0 : CG_E_BLOB_BOUNDS;
     uint32_t n = word(p, g);
     if (n == 0 || !words_in(p, (uint64_t)g + 1, n)) return CG_E_BLOB_BOUNDS;
     for (uint32_t k = 0; k < n; k++) {
@@ -213,6 +243,8 @@ static int check_pglob(const cg_policy *p, uint32_t g) {
 /* window {days, start_minute, end_minute, n, (utc_start, offset) x n} */
 static int check_window(const cg_policy *p, uint32_t w) {
     if (!words_in(p, w, 4)) return CG_E_BLOB_BOUNDS;
+    int seen = tag_once(p, w, TAG_WINDOW);
+    if (seen) return seen > 0 ? 0 : CG_E_BLOB_BOUNDS;
     uint32_t days = word(p, w), start = word(p, w + 1), end = word(p, w + 2), n = word(p, w + 3);
     if (days == 0 || days > 127 || start > 1439 || end == 0 || end > 1440 || start == end ||
         n == 0 || !words_in(p, (uint64_t)w + 4, 2ull * n))
@@ -519,6 +551,7 @@ int cg_policy_load(const uint8_t *blob, size_t len, void *mem, size_t mem_len,
 
     /* rules and their condition code */
     int16_t *marks = (int16_t *)(base + m.marks);
+    p->word_tags = (uint32_t *)(base + m.word_tags); /* zeroed with the rest of mem */
     for (uint32_t i = 0; i < p->n_rules; i++) {
         const uint8_t *r = p->rules + 16u * i;
         uint64_t off = cg_rd32(r + 4), n = cg_rd32(r + 8);

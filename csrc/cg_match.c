@@ -178,6 +178,8 @@ static bool step(const cg_input *in, cg_slot *v, const uint8_t *tok, uint32_t tn
 
 bool cg_path_walk(const cg_policy *p, const cg_input *in, uint32_t path, cg_slot *v) {
     uint32_t n = wd(p, path + 1);
+    if ((n & CG_PATH_KEY) && v->type != CG_J_OBJ) return false; /* a field of a non-object */
+    n &= ~CG_PATH_KEY;
     for (uint32_t i = 0; i < n; i++) {
         uint32_t tn;
         const uint8_t *tok = cg_str(p, wd(p, path + 3 + i), &tn);

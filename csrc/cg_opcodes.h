@@ -114,6 +114,8 @@
 #define CG_F_STR_PATH 0x02u       /* STR: b is a pglob (PathGlob), else a glob */
 
 #define CG_ELEMENT 0xffffffffu    /* path base: the current element */
+#define CG_PATH_KEY 0x80000000u   /* path n_tokens bit: token 0 is a key only (an Element
+                                     `field`): on an array it is missing, not an index */
 #define CG_TIME_END 4102444800u   /* 2100-01-01T00:00:00Z: instants from here on are U */
 #define CG_MAX_QUANT 8            /* nesting of Every/Some bodies */
 

@@ -511,16 +511,15 @@ v2_json = st.recursive(
     st.one_of(v2_scalars, v2_times),
     lambda children: st.one_of(st.lists(children, max_size=4),
                                st.dictionaries(st.sampled_from(V2_KEYS), children, max_size=4)),
-    max_leaves=10)
+    max_leaves=6)
 
 
 def v2_objects() -> st.SearchStrategy:
-    """A source object: keys from the pool (absent keys are the "missing" case), values
-    nested up to a few levels, so pointers like /items/0/amount often exist."""
-    values = {k: v2_json for k in V2_KEYS}
-    values["time"] = st.one_of(v2_times, v2_json)
-    return st.one_of(st.fixed_dictionaries({}, optional=values),
-                     st.fixed_dictionaries({}, optional=values), st.none())
+    """A source object: keys from the pointer pool (absent keys are the "missing" case),
+    values nested a few levels, sometimes a "time"; or None (= {})."""
+    base = st.dictionaries(st.sampled_from(V2_KEYS), v2_json, max_size=4)
+    with_time = st.builds(lambda d, t: {**d, "time": t}, base, v2_times)
+    return st.one_of(base, with_time, st.none())
 
 
 def _tokens(ref: dict, side: str = "") -> Optional[list]:

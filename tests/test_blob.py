@@ -319,6 +319,17 @@ def test_bad_path_refused(index, value):
     assert "range" in _v2_error(_path_cond, _word_patch(_operand_word("PRESENT", 0), index, value))
 
 
+def test_key_only_path_needs_a_token():
+    """A CG_PATH_KEY path (an Element `field`) names one key at least."""
+    def cond(c):
+        c.quant("EVERY", c.ref(ARGS, "a"), lambda: c.present(c.element_field("k")))
+    LoadedPolicy(_v2(cond))
+
+    def no_token(b):
+        b.words[len(b.words) - 3] = 0x80000000
+    assert "range" in _v2_error(cond, no_token)
+
+
 def test_element_path_in_quantifier_ref_needs_enclosing_body():
     """The quantifier's own ref is read outside its body: an element base there is refused
     at the top level and accepted inside another body."""
@@ -474,3 +485,30 @@ def test_quantifier_nesting_limit():
         return cond
     LoadedPolicy(_v2(nest(8)))
     assert "unbalanced" in _v2_error(nest(9))
+
+
+def test_descriptor_used_as_two_things_is_refused():
+    """One words index named as a window by TIME and as a glob by STR is refused: the loader
+    checks each descriptor once, and only as one kind."""
+    def cond(c):
+        _window_cond(c)
+        c.string(c.ref(ARGS, "s"), "Glob", "a*b")
+        c.op("AND")
+
+    def alias(b):
+        window = struct.unpack_from("<I", b.code, _words_of(b, "TIME") + 6)[0]
+        struct.pack_into("<I", b.code, _words_of(b, "STR") + 6, window)
+    assert "range" in _v2_error(cond, alias)
+
+
+def test_descriptor_shared_by_many_instructions_loads_and_decides():
+    """Two hundred instructions naming one window and one glob load: a descriptor checked
+    once is accepted again without being refused as a second kind."""
+    def cond(c):
+        for k in range(200):
+            _window_cond(c)
+            c.string(c.ref(ARGS, "s"), "Glob", "a*b")
+            c.op("AND")
+            if k:
+                c.op("AND")
+    LoadedPolicy(_v2(cond))

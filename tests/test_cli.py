@@ -144,3 +144,16 @@ def test_compile_writes_blob(tmp_path):
     r = run("compile", "crm", "-o", str(out))
     assert r.returncode == 0
     assert out.read_bytes()[:4] == b"CGPB"
+
+
+def test_eval_with_context_and_elevate():
+    """eval passes --context to the Context source and prints an Elevate with its count."""
+    monday = '{"time": "2026-11-23T10:00:00+01:00", "risk_score": 1}'
+    r = run("eval", "ops", "--tool", "transfer_funds", "--role", "oncall", "--args", '{"payment": {"amount": 3000}}',
+            "--context", monday)
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.strip() == "Allow  transfer_funds allowed for role 'oncall': rule 5 condition passed"
+    r = run("eval", "ops", "--tool", "delete_file", "--role", "oncall", "--json")
+    assert json.loads(r.stdout) == {"decision": "Elevate", "rule": None, "approvals_required": 2, "reason": (
+        "delete_file requires 2 approvals for role 'oncall': no rule covers this tool for this role "
+        "(tier 'destructive' default Elevate)")}

@@ -66,8 +66,9 @@ def lowered(cond: dict) -> tuple[bc.DecodedBlob, list[tuple[str, int, tuple]]]:
 
 
 def path_words(d: bc.DecodedBlob, at: int) -> tuple[int, str, list[str]]:
-    """(base, display, tokens) of the path descriptor at words[at]."""
+    """(base, display, tokens) of the path descriptor at words[at] (the key-only bit aside)."""
     base, n, display = d.words[at:at + 3]
+    n &= ~bc.PATH_KEY
     return base, d.strings[display], [d.strings[s] for s in d.words[at + 3:at + 3 + n]]
 
 
@@ -232,6 +233,7 @@ def test_references_fields_pointers_element():
     assert (d.fields[base][0], d.strings[d.fields[base][1]], display, tokens) == (2, "owner", "ResourceAttributes/owner", [])
     assert path_words(d, e0) == (bc.ELEMENT, "element", []) and e0 == e1
     assert path_words(d, e2) == (bc.ELEMENT, "element.k/1", ["k/1"])
+    assert d.words[e2 + 1] & bc.PATH_KEY  # an element's field is a key, never an index
     assert path_words(d, e3) == (bc.ELEMENT, "element/a/~01", ["a", "~1"])
 
 

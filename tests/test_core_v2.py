@@ -317,6 +317,17 @@ def test_paths_through_objects_and_arrays():
     assert one.value({"f": [None, 2]}) == "T" and one.value({"f": [0]}) == "F"
 
 
+def test_element_field_is_a_key_not_an_index():
+    """An Element `field` (CG_PATH_KEY) reads a key: on an array element "0" is missing,
+    while the pointer "/0" indexes it; on an object element both read the key "0"."""
+    field = Core(lambda c: c.quant("EVERY", c.ref(ARGS, "a"), lambda: c.present(c.element_field("0"))))
+    pointer = Core(lambda c: c.quant("EVERY", c.ref(ARGS, "a"), lambda: c.present(c.ref(None, "0"))))
+    assert field.value({"a": [[""], [""]]}) == "F"
+    assert pointer.value({"a": [[""], [""]]}) == "T"
+    assert field.value({"a": [{"0": 1}]}) == "T" and pointer.value({"a": [{"0": 1}]}) == "T"
+    assert field.why({"a": [[1]]}) == "Arguments.a: element 0: element.0 is missing"
+
+
 def test_path_on_both_sides_of_field_equals():
     """FieldEquals with a path on either side (PATH_A / PATH_B); its texts use the paths'
     display names."""

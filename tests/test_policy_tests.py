@@ -209,18 +209,14 @@ def test_unusable_policy_exit_2(tmp_path):
 
 
 def test_yaml_cases(tmp_path):
-    """A .yaml cases file needs PyYAML: with it the file runs; without it, one line saying so (exit 2)."""
+    """A .yaml cases file runs like JSON (PyYAML is a dependency); bad YAML is one line, exit 2."""
     path = write(tmp_path, "c.yaml", "- {tool: view_customer, role: agent, expect: Allow}\n")
     r = run("test", "crm", path)
-    try:
-        import yaml  # noqa: F401
-    except ModuleNotFoundError:
-        assert r.returncode == 2
-        assert r.stderr.strip() == (f"error: {path}: (file): YAML cases files need PyYAML (pip install pyyaml); "
-                                    "or write the cases as JSON")
-    else:
-        assert r.returncode == 0, r.stderr
-        assert r.stdout.splitlines() == ["PASS  cases[0] view_customer as agent", "1/1 passed, 0 failed"]
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.splitlines() == ["PASS  cases[0] view_customer as agent", "1/1 passed, 0 failed"]
+    bad = write(tmp_path, "bad.yaml", "- {tool: [unclosed\n")
+    r = run("test", "crm", bad)
+    assert r.returncode == 2 and r.stderr.startswith(f"error: {bad}: line ") and len(r.stderr.splitlines()) == 1
 
 
 def test_run_cases_is_pure():

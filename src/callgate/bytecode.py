@@ -27,6 +27,7 @@ F_NOTIN = 0x01
 F_STR_NOT = 0x01      # STR: inverted result (Ne)
 F_STR_PATH = 0x02     # STR: b is a pglob (PathGlob)
 ELEMENT = 0xFFFFFFFF  # path base: the current element of the innermost Every/Some
+PATH_KEY = 0x80000000  # path n_tokens bit: token 0 is an object key only (an Element `field`)
 TIME_END = 4102444800  # 2100-01-01T00:00:00Z
 TYPES = ("string", "number", "integer", "boolean", "null", "array", "object")
 DENY, ALLOW, ELEVATE = 0, 1, 2
@@ -147,18 +148,20 @@ class BlobBuilder:
         return at
 
     def ref(self, source: int | None, tokens: tuple[str, ...], display: str, *,
-            as_path: bool = False) -> tuple[int, bool]:
+            as_path: bool = False, key_only: bool = False) -> tuple[int, bool]:
         """A value operand: (operand, is_path). source None is the current element; tokens
         are the keys/indexes from the source object down. A plain field (one token, not
-        as_path) is a field index, shown as `Source.field`; a path keeps its own display."""
+        as_path) is a field index, shown as `Source.field`; a path keeps its own display.
+        key_only (an Element `field`): the first token names an object key, never an index."""
         if source is not None and len(tokens) == 1 and not as_path:
             return self.field(source, tokens[0]), False
         if source is None:
             base, rest = ELEMENT, tokens
         else:
             base, rest = self.field(source, tokens[0]), tokens[1:]
-        words = [base, len(rest), self.string(display), *(self.string(t) for t in rest)]
-        return self._descriptor(("path", base, rest, display), words), True
+        count = len(rest) | (PATH_KEY if key_only and rest else 0)
+        words = [base, count, self.string(display), *(self.string(t) for t in rest)]
+        return self._descriptor(("path", base, rest, display, count), words), True
 
     def glob(self, parts: list[str]) -> int:
         """A glob descriptor: the pattern's literal parts between `*`s (one part: equality)."""

@@ -93,6 +93,7 @@ def eval_(
     args: Optional[str] = typer.Option(None, "--args", help="arguments as JSON"),
     agent: Optional[str] = typer.Option(None, "--agent", help="agent attributes as JSON"),
     resource: Optional[str] = typer.Option(None, "--resource", help="resource attributes as JSON"),
+    context: Optional[str] = typer.Option(None, "--context", help="the host's context object as JSON"),
     cases: Optional[Path] = typer.Option(None, "--cases", help="a cases file ({\"cases\": [...]}) to run"),
     semantics: str = SemanticsOpt,
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
@@ -109,7 +110,8 @@ def eval_(
         try:
             d = engine.evaluate(tool, _json_arg(args, "args"), role=role,
                                 agent_attributes=_json_arg(agent, "agent"),
-                                resource_attributes=_json_arg(resource, "resource"))
+                                resource_attributes=_json_arg(resource, "resource"),
+                                context=_json_arg(context, "context"))
         except CallgateError as exc:
             raise _fail(str(exc)) from None
         if as_json:

@@ -289,8 +289,8 @@ class _Lowering:
         b = self.b
         display = ref_display(source, field, pointer)
         tokens = (field,) if field is not None else pointer_tokens(pointer or "")
-        if source == ELEMENT:
-            return b.ref(None, tokens, display)
+        if source == ELEMENT:  # an element's `field` is a key, never an array index
+            return b.ref(None, tokens, display, key_only=field is not None)
         code = SOURCE_CODE[source]
         if field is not None:
             return b.field(code, field), False
