@@ -52,6 +52,7 @@ extern "C" {
 #define CG_E_NO_ROLE -15           /* context JSON without a "role" */
 #define CG_E_SCRATCH -16           /* scratch buffer too small for this policy: grow and retry */
 #define CG_E_ARG -17               /* NULL pointer or length out of range from the caller */
+#define CG_E_WORK_LIMIT -18        /* Every/Some work beyond CG_WORK_PER_BYTE per request byte */
 #define CG_E_BLOB_MAGIC -32        /* not a callgate policy blob */
 #define CG_E_BLOB_VERSION -33      /* blob format version this core does not read */
 #define CG_E_BLOB_TRUNCATED -34    /* blob shorter than its header says */

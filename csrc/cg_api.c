@@ -74,7 +74,11 @@ int cg_run(cg_scratch *s, const uint8_t *in0, size_t in0_len, const uint8_t *in1
     int rc = in1 ? cg_read_json(p, s, inputs[0], inputs[1]) : cg_read_request(p, s, inputs[0]);
     if (rc) return rc;
     int32_t entry = cg_find_entry(p, s->tool, s->role);
-    return cg_decide(p, s, inputs, entry, &s->last);
+    s->work = 0;
+    s->over_limit = 0;
+    s->work_limit = CG_WORK_BASE + (uint64_t)CG_WORK_PER_BYTE * (in0_len + (in1 ? in1_len : 0));
+    rc = cg_decide(p, s, inputs, entry, &s->last);
+    return s->over_limit ? CG_E_WORK_LIMIT : rc; /* no decision from an unfinished evaluation */
 }
 
 /* (rule + 1) << 4 | approvals << 2 | decision: one integer crosses the boundary. */
@@ -172,6 +176,7 @@ const char *cg_strerror(int code) {
     case CG_E_NO_ROLE: return "context has no \"role\"";
     case CG_E_SCRATCH: return "scratch buffer too small for this policy";
     case CG_E_ARG: return "invalid argument";
+    case CG_E_WORK_LIMIT: return "Every/Some would do more work than the request's size allows";
     case CG_E_BLOB_MAGIC: return "not a callgate policy blob";
     case CG_E_BLOB_VERSION: return "unsupported policy blob format version";
     case CG_E_BLOB_TRUNCATED: return "policy blob truncated";
@@ -206,6 +211,7 @@ const char *cg_errname(int code) {
     case CG_E_NO_ROLE: return "no_role";
     case CG_E_SCRATCH: return "scratch";
     case CG_E_ARG: return "argument";
+    case CG_E_WORK_LIMIT: return "work_limit";
     case CG_E_BLOB_MAGIC: return "blob_magic";
     case CG_E_BLOB_VERSION: return "blob_version";
     case CG_E_BLOB_TRUNCATED: return "blob_truncated";

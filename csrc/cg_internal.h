@@ -24,6 +24,11 @@
 
 #define CG_NONE 0xffffffffu
 
+/* Every/Some may do this much work per byte of request, plus CG_WORK_BASE: enough for any
+   body that reads its own element (linear), not for nested loops over the same data. */
+#define CG_WORK_PER_BYTE 16u
+#define CG_WORK_BASE 65536u
+
 /* The three libc calls the core needs. GCC and clang expand the builtins inline or call
    memcpy/memset/memcmp, which the wasm build provides (cg_wasm.c); others get loops. */
 #if defined(__GNUC__) || defined(__clang__)
@@ -200,6 +205,10 @@ typedef struct cg_scratch {
     uint32_t n_slots, max_keys, max_depth;
     uint32_t gen;
     uint32_t err_offset, err_input;
+    /* Quantifier work of this evaluation and its bound (cg_run sets both): elements
+       visited, plus the bytes of every value a body reads that is not its element's */
+    uint64_t work, work_limit;
+    uint32_t over_limit;
     uint32_t saw_null;    /* the request text held a JSON null (see CG_RESULT_SAW_NULL) */
     const cg_policy *policy; /* bound by cg_scratch_bind */
     /* tool and role of the call being evaluated (they point into the caller's input) */

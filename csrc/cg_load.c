@@ -503,6 +503,7 @@ int cg_policy_load(const uint8_t *blob, size_t len, void *mem, size_t mem_len,
         if (!cg_utf8_valid(p->strdata + off, (size_t)n)) return CG_E_BLOB_BOUNDS;
     }
     if (p->version_sid >= p->n_strings) return CG_E_BLOB_BOUNDS;
+    if (p->n_policy_rules > 0x7fffffffu) return CG_E_BLOB_BOUNDS; /* rule + 1 fits an int32 */
 
     /* fields */
     p->field_slots = (uint32_t *)(base + m.field_slots);

@@ -130,6 +130,24 @@ static bool has_type(const cg_input *inputs, const cg_slot *x, uint32_t ty) {
 static uint8_t quant(const cg_policy *p, cg_scratch *s, const cg_input *inputs, uint32_t pc,
                      const cg_slot *elem, cg_qinfo *q);
 
+/* Inside a quantifier body, work that does not depend on the element is repeated for every
+   element: count the bytes read to reach and read such a value x (and, in quant(), each
+   element) against the evaluation's bound, so nested loops over big inputs end in
+   CG_E_WORK_LIMIT instead of running for hours. False once the bound is passed (the caller
+   then gives U, and cg_run an error). */
+static bool charge(cg_scratch *s, const cg_policy *p, uint32_t operand, bool is_path,
+                   const cg_slot *x) {
+    uint32_t base_field = is_path ? cg_rd32(p->words + 4u * operand) : operand;
+    if (base_field == CG_ELEMENT) return true; /* the element's own data: linear overall */
+    const cg_slot *base = cg_field_slot(s, base_field);
+    if (!base) return true;
+    /* a path walks its base up to the value found, or all of it when nothing is found */
+    s->work += x ? (uint64_t)x->off + x->len - base->off : base->len;
+    if (s->work <= s->work_limit) return true;
+    s->over_limit = 1;
+    return false;
+}
+
 static inline int leaf(const cg_policy *p, cg_scratch *s, const cg_input *inputs, uint32_t pc,
                        const cg_slot *elem) {
     const uint8_t *ins = p->code + pc;
@@ -138,6 +156,7 @@ static inline int leaf(const cg_policy *p, cg_scratch *s, const cg_input *inputs
     const uint8_t undetermined = (p->flags & CG_FLAG_PERSO) ? CG_V_F : CG_V_U;
     cg_slot ta;
     const cg_slot *x = ref(p, s, inputs, elem, cg_rd32(a), (fl & CG_F_PATH_A) != 0, &ta);
+    if (elem && !charge(s, p, cg_rd32(a), (fl & CG_F_PATH_A) != 0, x)) return CG_V_U;
     switch (op) {
     case CG_OP_NUM:
         if (!x || x->type != CG_J_NUM) return undetermined;
@@ -153,6 +172,7 @@ static inline int leaf(const cg_policy *p, cg_scratch *s, const cg_input *inputs
     case CG_OP_EQ: {
         cg_slot tb;
         const cg_slot *y = ref(p, s, inputs, elem, cg_rd32(a + 4), (fl & CG_F_PATH_B) != 0, &tb);
+        if (elem && !charge(s, p, cg_rd32(a + 4), (fl & CG_F_PATH_B) != 0, y)) return CG_V_U;
         bool perso = (p->flags & CG_FLAG_PERSO) != 0;
         if (!x || !y) return undetermined;
         if (!perso && (x->type == CG_J_NULL || y->type == CG_J_NULL)) return CG_V_U;
@@ -299,6 +319,7 @@ static uint8_t quant(const cg_policy *p, cg_scratch *s, const cg_input *inputs, 
     if (q) q->index = CG_NONE;
     cg_slot ta;
     const cg_slot *x = ref(p, s, inputs, elem, cg_rd32(ins + 2), (ins[1] & CG_F_PATH_A) != 0, &ta);
+    if (elem && !charge(s, p, cg_rd32(ins + 2), (ins[1] & CG_F_PATH_A) != 0, x)) return CG_V_U;
     if (!x || x->type != CG_J_ARR) return undetermined;
     const uint8_t *b = inputs[x->input].base;
     uint32_t len = inputs[x->input].len, pos = x->off + 1, body = pc + CG_INSN_LEN(2);
@@ -306,6 +327,10 @@ static uint8_t quant(const cg_policy *p, cg_scratch *s, const cg_input *inputs, 
     for (uint32_t i = 0;; i++) {
         pos = cg_skip_ws(b, pos, len);
         if (b[pos] == ']') return acc;
+        if (++s->work > s->work_limit) {
+            s->over_limit = 1;
+            return CG_V_U;
+        }
         cg_slot e;
         e.gen = s->gen;
         e.input = x->input;

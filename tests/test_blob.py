@@ -512,3 +512,11 @@ def test_descriptor_shared_by_many_instructions_loads_and_decides():
             if k:
                 c.op("AND")
     LoadedPolicy(_v2(cond))
+
+
+def test_policy_rule_count_beyond_int32_refused():
+    """n_policy_rules above 2^31 - 1 is refused: a rule index must survive the signed
+    (rule + 1) << 4 result encoding, or an Allow could read as a negative error code."""
+    def huge(b):
+        b.n_policy_rules = 0x80000000
+    assert "range" in _v2_error(lambda c: c.op("TRUE"), huge)

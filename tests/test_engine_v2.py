@@ -161,3 +161,38 @@ def test_v1_policies_decide_as_before(crm_engine):
     d = crm_engine.evaluate("process_refund", {"amount": 800}, role="agent")
     assert (d.decision, d.rule, d.approvals_required) == ("Deny", 3, 0)
     assert d.reason == "process_refund denied for role 'agent': Arguments.amount = 800 is not <= 500 (rule 4)"
+
+
+def _quantifier_policy(condition: dict) -> Engine:
+    return Engine.from_dict({"version": "q", "default_action": "Deny", "tools": ["t"], "roles": ["r"],
+                             "rules": [{"tool_name": "t", "roles": ["r"], "condition": condition}]})
+
+
+def test_nested_loops_over_the_request_end_in_an_error():
+    """Every over a, whose body runs Every over b (work ~ len(a) * len(b)), stops at the
+    work bound with RequestError 'work_limit' instead of running quadratically; the reason
+    call fails the same way. No decision comes out of an unfinished evaluation."""
+    from callgate import RequestError
+
+    e = _quantifier_policy({"Every": {"source": "Arguments", "field": "a", "condition": {
+        "Every": {"source": "Arguments", "field": "b", "condition": {"Type": {"source": "Element", "is": "number"}}}}}})
+    n = 20_000
+    with pytest.raises(RequestError) as exc:
+        e.evaluate("t", {"a": list(range(n)), "b": list(range(n))}, role="r")
+    assert exc.value.code == "work_limit"
+    assert e.evaluate("t", {"a": [1, 2], "b": [3, 4]}, role="r").allowed  # small: decided
+
+
+def test_loop_invariant_reads_are_charged_and_linear_bodies_are_not():
+    """A body that re-reads a big field per element hits the bound; a body that reads only
+    its element decides over 100k elements."""
+    from callgate import RequestError
+
+    invariant = _quantifier_policy({"Every": {"source": "Arguments", "field": "a", "condition": {
+        "Length": {"source": "Arguments", "field": "big", "op": "Gte", "value": 0}}}})
+    with pytest.raises(RequestError) as exc:
+        invariant.evaluate("t", {"a": list(range(5_000)), "big": list(range(50_000))}, role="r")
+    assert exc.value.code == "work_limit"
+    linear = _quantifier_policy({"Every": {"source": "Arguments", "field": "a", "condition": {
+        "NumericCheck": {"source": "Element", "op": "Gte", "value": 0}}}})
+    assert linear.evaluate("t", {"a": list(range(100_000))}, role="r").allowed
