@@ -139,14 +139,26 @@ def _has_nonfinite(value: Any) -> bool:
     return False
 
 
+def _big_ints_as_fragments(value: Any) -> Any:
+    """Integers beyond 64 bits (which JSON carries, orjson refuses) as raw JSON fragments."""
+    if type(value) is int and not -(1 << 63) <= value < (1 << 64):
+        return orjson.Fragment(str(value).encode())
+    if isinstance(value, dict):
+        return {k: _big_ints_as_fragments(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_big_ints_as_fragments(v) for v in value]
+    return value
+
+
 def _pack_slow(request: tuple, first_error: Exception) -> bytes:
-    """orjson refuses integers beyond 64 bits, which JSON can carry; the standard library
-    takes them, and still refuses what JSON cannot carry (sets, bytes, NaN)."""
+    """orjson refuses integers beyond 64 bits: write those as fragments, so every other
+    value keeps orjson's exact text (reasons quote it), and still refuse what JSON cannot
+    carry (sets, bytes, NaN)."""
     try:
-        return json.dumps(request, allow_nan=False, ensure_ascii=False, separators=(",", ":")).encode()
-    except UnicodeEncodeError as exc:  # before ValueError, of which it is a kind
-        raise RequestError("a string that is not valid Unicode", "utf8") from exc
-    except (TypeError, ValueError) as exc:
+        return orjson.dumps(_big_ints_as_fragments(request))
+    except orjson.JSONEncodeError as exc:
+        if isinstance(exc.__cause__, UnicodeEncodeError) or "str is not valid UTF-8" in str(exc):
+            raise RequestError("a string that is not valid Unicode", "utf8") from exc
         raise RequestError(f"a value JSON cannot carry: {first_error}", "unserializable") from exc
 
 
