@@ -117,6 +117,26 @@ typedef struct cg_jstr {
     bool esc;
 } cg_jstr;
 
+/* The decoded UTF-8 bytes of a validated string literal, one at a time, without allocating
+   (a literal without escapes has no backslash: its bytes are its own). */
+typedef struct cg_dec {
+    const uint8_t *p, *end;
+    uint8_t buf[4];
+    uint8_t at, n;
+} cg_dec;
+static inline cg_dec cg_dec_of(cg_jstr s) {
+    cg_dec d = {s.p, s.p + s.n, {0, 0, 0, 0}, 0, 0};
+    return d;
+}
+int cg_dec_escape(cg_dec *d); /* at a backslash: the escape's first decoded byte */
+/* The next decoded byte, or -1 at the end. */
+static inline int cg_dec_next(cg_dec *d) {
+    if (d->at < d->n) return d->buf[d->at++];
+    if (d->p >= d->end) return -1;
+    if (*d->p != '\\') return *d->p++;
+    return cg_dec_escape(d);
+}
+
 uint32_t cg_jstr_hash(cg_jstr s);                          /* cg_hash_bytes of the decoded bytes */
 bool cg_jstr_eq_raw(cg_jstr s, const uint8_t *raw, size_t n); /* decoded s == raw bytes */
 int cg_jstr_cmp(cg_jstr a, cg_jstr b);                      /* order of decoded bytes */

@@ -12,75 +12,6 @@
 
 static inline uint32_t wd(const cg_policy *p, uint32_t i) { return cg_rd32(p->words + 4u * i); }
 
-/* ---- decoded bytes of a JSON string literal, one at a time ----
-   Strings without escapes are their own bytes; others go through the JSON decoder. */
-typedef struct bsrc {
-    const uint8_t *p, *end;
-    bool esc;
-    uint8_t at, n;
-    uint8_t buf[3];
-} bsrc;
-
-static bsrc bsrc_of(cg_jstr s) {
-    bsrc d = {s.p, s.p + s.n, s.esc, 0, 0, {0, 0, 0}};
-    return d;
-}
-
-static uint32_t hex4(const uint8_t *p) {
-    uint32_t v = 0;
-    for (int i = 0; i < 4; i++) {
-        uint8_t c = p[i];
-        v = v << 4 | (uint32_t)(c <= '9' ? c - '0' : (c | 0x20) - 'a' + 10);
-    }
-    return v;
-}
-
-static int bsrc_escape(bsrc *d) {
-    uint8_t c = d->p[1];
-    d->p += 2;
-    switch (c) {
-    case 'b': return '\b';
-    case 'f': return '\f';
-    case 'n': return '\n';
-    case 'r': return '\r';
-    case 't': return '\t';
-    case 'u': break;
-    default: return c; /* \" \\ \/ */
-    }
-    uint32_t cp = hex4(d->p);
-    d->p += 4;
-    if (cp >= 0xD800 && cp < 0xDC00) { /* the reader guarantees the low half follows */
-        cp = 0x10000 + ((cp - 0xD800) << 10) + (hex4(d->p + 2) - 0xDC00);
-        d->p += 6;
-    }
-    if (cp < 0x80) return (int)cp;
-    d->at = 0;
-    if (cp < 0x800) {
-        d->buf[0] = (uint8_t)(0x80 | (cp & 0x3F));
-        d->n = 1;
-        return (int)(0xC0 | cp >> 6);
-    }
-    if (cp < 0x10000) {
-        d->buf[0] = (uint8_t)(0x80 | (cp >> 6 & 0x3F));
-        d->buf[1] = (uint8_t)(0x80 | (cp & 0x3F));
-        d->n = 2;
-        return (int)(0xE0 | cp >> 12);
-    }
-    d->buf[0] = (uint8_t)(0x80 | (cp >> 12 & 0x3F));
-    d->buf[1] = (uint8_t)(0x80 | (cp >> 6 & 0x3F));
-    d->buf[2] = (uint8_t)(0x80 | (cp & 0x3F));
-    d->n = 3;
-    return (int)(0xF0 | cp >> 18);
-}
-
-/* The next decoded byte, or -1 at the end. */
-static inline int bsrc_next(bsrc *d) {
-    if (d->at < d->n) return d->buf[d->at++];
-    if (d->p >= d->end) return -1;
-    if (*d->p != '\\' || !d->esc) return *d->p++;
-    return bsrc_escape(d);
-}
-
 /* ---- values in request text ---- */
 
 uint32_t cg_value_at(const uint8_t *b, uint32_t pos, uint32_t len, cg_slot *v) {
@@ -206,8 +137,8 @@ uint32_t cg_str_length(cg_jstr s) {
         for (uint32_t i = 0; i < s.n; i++) n += (s.p[i] & 0xC0) != 0x80;
         return n;
     }
-    bsrc d = bsrc_of(s);
-    for (int c; (c = bsrc_next(&d)) >= 0;) n += (c & 0xC0) != 0x80;
+    cg_dec d = cg_dec_of(s);
+    for (int c; (c = cg_dec_next(&d)) >= 0;) n += (c & 0xC0) != 0x80;
     return n;
 }
 
@@ -321,8 +252,8 @@ bool cg_glob_match(const cg_policy *p, uint32_t glob, cg_jstr s) {
     if (!s.esc) return glob_mem(p, glob, s.p, s.n);
     gm g;
     gm_init(p, &g, glob);
-    bsrc d = bsrc_of(s);
-    for (int c; !gm_settled(&g) && (c = bsrc_next(&d)) >= 0;) gm_feed(p, &g, (uint8_t)c);
+    cg_dec d = cg_dec_of(s);
+    for (int c; !gm_settled(&g) && (c = cg_dec_next(&d)) >= 0;) gm_feed(p, &g, (uint8_t)c);
     return gm_ok(&g);
 }
 
@@ -344,8 +275,8 @@ bool cg_pglob_match(const cg_policy *p, uint32_t pglob, cg_jstr s) {
     uint32_t comp = 0;
     gm g;
     gm_init(p, &g, wd(p, pglob + 1));
-    bsrc d = bsrc_of(s);
-    for (int c; (c = bsrc_next(&d)) >= 0;) {
+    cg_dec d = cg_dec_of(s);
+    for (int c; (c = cg_dec_next(&d)) >= 0;) {
         if (c != '/') {
             gm_feed(p, &g, (uint8_t)c);
             continue;
@@ -370,10 +301,10 @@ static int64_t days_from_civil(int64_t y, uint32_t m, uint32_t d) {
 static bool leap(uint32_t y) { return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0; }
 
 /* n decimal digits from the source; false if any is not a digit. */
-static bool digits(bsrc *d, int n, uint32_t *out) {
+static bool digits(cg_dec *d, int n, uint32_t *out) {
     uint32_t v = 0;
     for (int i = 0; i < n; i++) {
-        int c = bsrc_next(d);
+        int c = cg_dec_next(d);
         if (c < '0' || c > '9') return false;
         v = v * 10 + (uint32_t)(c - '0');
     }
@@ -381,18 +312,18 @@ static bool digits(bsrc *d, int n, uint32_t *out) {
     return true;
 }
 
-static bool lit(bsrc *d, int c) { return bsrc_next(d) == c; }
+static bool lit(cg_dec *d, int c) { return cg_dec_next(d) == c; }
 
 /* RFC 3339 `YYYY-MM-DDTHH:MM:SS[.frac](Z|+HH:MM|-HH:MM)` (T and Z in either case) to Unix
    seconds, the fraction dropped (floor: the fraction is never negative). */
 static bool rfc3339(cg_jstr s, int64_t *out) {
     static const uint8_t mdays[12] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    bsrc d = bsrc_of(s);
+    cg_dec d = cg_dec_of(s);
     uint32_t y, mo, da, h, mi, se, oh = 0, om = 0;
     if (!digits(&d, 4, &y) || !lit(&d, '-') || !digits(&d, 2, &mo) || !lit(&d, '-') ||
         !digits(&d, 2, &da))
         return false;
-    int c = bsrc_next(&d);
+    int c = cg_dec_next(&d);
     if (c != 'T' && c != 't') return false;
     if (!digits(&d, 2, &h) || !lit(&d, ':') || !digits(&d, 2, &mi) || !lit(&d, ':') ||
         !digits(&d, 2, &se))
@@ -400,10 +331,10 @@ static bool rfc3339(cg_jstr s, int64_t *out) {
     if (mo < 1 || mo > 12 || da < 1 || da > (uint32_t)(mdays[mo - 1] + (mo == 2 && leap(y))) || h > 23 ||
         mi > 59 || se > 59)
         return false;
-    c = bsrc_next(&d);
+    c = cg_dec_next(&d);
     if (c == '.') {
         int n = 0;
-        while ((c = bsrc_next(&d)) >= '0' && c <= '9') n++;
+        while ((c = cg_dec_next(&d)) >= '0' && c <= '9') n++;
         if (n == 0) return false;
     }
     int64_t sign = 0;
@@ -414,7 +345,7 @@ static bool rfc3339(cg_jstr s, int64_t *out) {
     } else if (c != 'Z' && c != 'z') {
         return false;
     }
-    if (bsrc_next(&d) >= 0) return false;
+    if (cg_dec_next(&d) >= 0) return false;
     *out = days_from_civil(y, mo, da) * 86400 + h * 3600 + mi * 60 + se -
            sign * (int64_t)(oh * 3600 + om * 60);
     return true;

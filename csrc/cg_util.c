@@ -26,13 +26,6 @@ int cg_memcmp(const void *a, const void *b, size_t n) {
 }
 #endif
 
-/* Streams the decoded UTF-8 bytes of a validated string literal. */
-typedef struct cg_dec {
-    const uint8_t *p, *end;
-    uint8_t buf[4];
-    uint8_t at, n;
-} cg_dec;
-
 static uint32_t hex4(const uint8_t *p) {
     uint32_t v = 0;
     for (int i = 0; i < 4; i++) {
@@ -42,12 +35,9 @@ static uint32_t hex4(const uint8_t *p) {
     return v;
 }
 
-static int dec_next(cg_dec *d) {
-    if (d->at < d->n) return d->buf[d->at++];
-    if (d->p >= d->end) return -1;
+int cg_dec_escape(cg_dec *d) {
+    d->p++; /* the backslash */
     uint8_t c = *d->p++;
-    if (c != '\\') return c;
-    c = *d->p++;
     switch (c) {
     case 'b': return '\b';
     case 'f': return '\f';
@@ -86,17 +76,12 @@ static int dec_next(cg_dec *d) {
     return (int)(0xF0 | cp >> 18);
 }
 
-static cg_dec dec_of(cg_jstr s) {
-    cg_dec d = {s.p, s.p + s.n, {0, 0, 0, 0}, 0, 0};
-    return d;
-}
-
 uint32_t cg_jstr_hash(cg_jstr s) {
     if (!s.esc) return cg_hash_bytes(s.p, s.n);
     /* the decoded bytes, gathered 8 at a time exactly as cg_hash_bytes reads them */
-    cg_dec d = dec_of(s);
+    cg_dec d = cg_dec_of(s);
     uint64_t h = CG_HASH_K, w = 0, len = 0;
-    for (int c; (c = dec_next(&d)) >= 0; len++) {
+    for (int c; (c = cg_dec_next(&d)) >= 0; len++) {
         w |= (uint64_t)(uint8_t)c << (8 * (len % 8));
         if (len % 8 == 7) {
             h = cg_hash_step(h, w);
@@ -109,9 +94,9 @@ uint32_t cg_jstr_hash(cg_jstr s) {
 bool cg_jstr_eq_raw(cg_jstr s, const uint8_t *raw, size_t n) {
     if (!s.esc) return s.n == n && cg_memcmp(s.p, raw, n) == 0;
     if (s.n < n) return false; /* escapes only make the literal longer than its bytes */
-    cg_dec d = dec_of(s);
+    cg_dec d = cg_dec_of(s);
     size_t i = 0;
-    for (int c; (c = dec_next(&d)) >= 0; i++)
+    for (int c; (c = cg_dec_next(&d)) >= 0; i++)
         if (i >= n || raw[i] != (uint8_t)c) return false;
     return i == n;
 }
@@ -123,18 +108,18 @@ int cg_jstr_cmp(cg_jstr a, cg_jstr b) {
         if (r) return r;
         return a.n < b.n ? -1 : a.n > b.n;
     }
-    cg_dec x = dec_of(a), y = dec_of(b);
+    cg_dec x = cg_dec_of(a), y = cg_dec_of(b);
     for (;;) {
-        int c = dec_next(&x), e = dec_next(&y);
+        int c = cg_dec_next(&x), e = cg_dec_next(&y);
         if (c != e) return c < e ? -1 : 1;
         if (c < 0) return 0;
     }
 }
 
 size_t cg_jstr_decode(cg_jstr s, uint8_t *out, size_t cap) {
-    cg_dec d = dec_of(s);
+    cg_dec d = cg_dec_of(s);
     size_t i = 0;
-    for (int c; (c = dec_next(&d)) >= 0; i++)
+    for (int c; (c = cg_dec_next(&d)) >= 0; i++)
         if (i < cap) out[i] = (uint8_t)c;
     return i;
 }

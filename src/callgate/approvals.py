@@ -98,6 +98,7 @@ from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
+from .engine import _big_ints_as_fragments, _has_nonfinite
 from .errors import RequestError
 
 __all__ = [
@@ -155,33 +156,20 @@ class Call:
         return self.role if self.principal is None else self.principal
 
 
-def _has_nonfinite(value: Any) -> bool:
-    if isinstance(value, float):
-        return not math.isfinite(value)
-    if isinstance(value, dict):
-        return any(_has_nonfinite(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return any(_has_nonfinite(v) for v in value)
-    return False
-
-
 def _canonical(value: Any) -> bytes:
-    """Canonical JSON bytes of a value (sorted keys); RequestError for what JSON cannot carry."""
+    """Canonical JSON bytes of a value (sorted keys, orjson's text); RequestError for what
+    JSON cannot carry."""
     try:
-        out = orjson.dumps(value, option=_SORT)
-    except orjson.JSONEncodeError as exc:
-        # orjson refuses integers beyond 64 bits, which JSON can carry; the standard library
-        # takes them and still refuses what JSON cannot carry.
         try:
-            return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
-                              allow_nan=False).encode("utf-8")
-        except UnicodeEncodeError:
+            out = orjson.dumps(value, option=_SORT)
+        except orjson.JSONEncodeError:  # integers beyond 64 bits: JSON carries them
+            out = orjson.dumps(_big_ints_as_fragments(value), option=_SORT)
+    except RecursionError:
+        raise RequestError("arguments are nested too deeply", "depth") from None
+    except orjson.JSONEncodeError as exc:
+        if "surrogates" in str(exc):
             raise RequestError("arguments hold a string that is not valid Unicode", "utf8") from None
-        except RecursionError:
-            raise RequestError("arguments are nested too deeply", "depth") from None
-        except (TypeError, ValueError):
-            raise RequestError(f"arguments hold a value JSON cannot carry: {exc}",
-                               "unserializable") from None
+        raise RequestError(f"arguments hold a value JSON cannot carry: {exc}", "unserializable") from None
     if b"null" in out and _has_nonfinite(value):  # orjson writes NaN and infinities as null
         raise RequestError("NaN and Infinity are not JSON", "nonfinite")
     return out

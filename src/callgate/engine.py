@@ -10,7 +10,6 @@ never pays for text.
 from __future__ import annotations
 
 import hashlib
-import json
 import math
 import os
 import threading

@@ -25,6 +25,8 @@ from typing import Any, Optional
 
 import orjson
 
+from .compiler import glob_match as _star_match
+
 T, F, U = "T", "F", "U"
 MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING", "__bool__": lambda self: False})()
 
@@ -58,10 +60,12 @@ def _get(d: Any, key: str, default: Any = None) -> Any:
 
 
 def glob_match(pattern: str, name: str, slash: bool = True) -> bool:
-    """`*` matches any run of characters (when `slash` is False, none of them `/`)."""
-    star = ".*" if slash else "[^/]*"
-    regex = star.join(re.escape(part) for part in pattern.split("*"))
-    return re.fullmatch(regex, name, flags=re.DOTALL) is not None
+    """`*` matches any run of characters; with `slash` False (PathGlob) none of them `/`:
+    then the pattern and the name match component by component."""
+    if slash:
+        return _star_match(pattern, name)
+    parts, names = pattern.split("/"), name.split("/")
+    return len(parts) == len(names) and all(_star_match(p, n) for p, n in zip(parts, names))
 
 
 def tool_tiers(policy: dict) -> dict[str, str]:

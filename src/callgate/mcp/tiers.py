@@ -21,6 +21,8 @@ from __future__ import annotations
 
 from typing import Any, Iterable, Mapping, Optional
 
+from ..compiler import glob_match  # the policy language's tool-name globs
+
 TIERS = ("public", "read", "write", "destructive")   # in order of strictness
 _RANK = {t: i for i, t in enumerate(TIERS)}
 
@@ -28,24 +30,6 @@ _RANK = {t: i for i, t in enumerate(TIERS)}
 def stricter(a: str, b: str) -> str:
     """The stricter of two tiers."""
     return a if _RANK[a] >= _RANK[b] else b
-
-
-def glob_match(pattern: str, name: str) -> bool:
-    """`*` matches any run of characters (possibly empty); every other character is literal
-    (the policy language's tool-name globs, as the compiler expands them)."""
-    parts = pattern.split("*")
-    if len(parts) == 1:
-        return pattern == name
-    head, *middle, tail = parts
-    if len(name) < len(head) + len(tail) or not name.startswith(head) or not name.endswith(tail):
-        return False
-    at, end = len(head), len(name) - len(tail)
-    for part in middle:  # leftmost matches are always safe with `*` only
-        found = name.find(part, at, end)
-        if found < 0:
-            return False
-        at = found + len(part)
-    return True
 
 
 def policy_tier(tool_tiers: Optional[Mapping[str, Any]], tool: str) -> Optional[str]:
