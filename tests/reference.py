@@ -29,11 +29,12 @@ from __future__ import annotations
 
 import calendar
 import datetime
+import functools
 import math
 import re
 from decimal import Decimal
 from typing import Any, Optional
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import orjson
 
@@ -328,9 +329,22 @@ def _hhmm(text: Any) -> Optional[int]:
     return hours * 60 + minutes
 
 
+@functools.lru_cache(maxsize=1)
+def _iana_names() -> frozenset:
+    """IANA zone names as the host's tz database lists them, minus "localtime": that file
+    is the host's own zone, not an IANA name, and the doc wants a result that does not
+    depend on the host ("posixrules", "posix/...", "right/..." are not listed either)."""
+    return frozenset(available_timezones()) - {"localtime"}
+
+
 def _zone(name: Any) -> Optional[ZoneInfo]:
+    """The zone for "timezone": IANA name", or None.
+    AMBIGUITY: "IANA name" is not spelled out; taken: a name of the tz database's list
+    (exact case: "utc" is refused), loadable by zoneinfo."""
+    if not isinstance(name, str) or name not in _iana_names():
+        return None
     try:
-        return ZoneInfo(name) if isinstance(name, str) and name else None
+        return ZoneInfo(name)
     except (ZoneInfoNotFoundError, ValueError, TypeError, OSError):
         return None
 
@@ -444,6 +458,10 @@ def _check_condition(cond: Any, depth: int, where: str) -> None:
         days = spec.get("days", list(DAYS))
         if not isinstance(days, list) or not days or not all(d in DAYS for d in days):
             raise ReferencePolicyError(f"{where}: days must be a non-empty list of Mon..Sun")
+        if len(set(days)) != len(days):
+            # AMBIGUITY: the doc does not say whether a day may be listed twice. Taken
+            # (fail closed): a PolicyError; a repeated day is a mistake in a window.
+            raise ReferencePolicyError(f"{where}: a day is listed twice")
         start, end = _hhmm(spec.get("start")), _hhmm(spec.get("end"))
         # start 00:00-23:59, end 00:01-24:00, start != end
         if start is None or not 0 <= start <= 23 * 60 + 59:
@@ -486,8 +504,10 @@ def _is_v1_condition(cond: Any) -> bool:
 
 def _default_outcome(value: Any, where: str) -> tuple[str, int]:
     """A tier_defaults value -> (decision, approvals). "allow", "deny", or
-    {"effect": ..., "approvals": ...} with approvals required for elevate, refused
-    otherwise (as for rules)."""
+    {"effect": ..., "approvals": ...}.
+    AMBIGUITY: the doc says "approvals" is "required for elevate, refused otherwise" of
+    rules only. Taken (fail closed) for tier_defaults too: {"effect": "elevate"} without
+    approvals 1|2, and "approvals" beside allow/deny, are PolicyErrors; no other key."""
     if value == "allow":
         return "Allow", 0
     if value == "deny":
@@ -613,14 +633,6 @@ def expand(policy: dict, semantics: str, tiers: Optional[dict] = None) -> dict:
 # --------------------------------------------------------------------------------------
 
 
-def _lookup(sources: dict, source: str, field: str) -> Any:
-    """Top-level key ``field`` of the source object, or ``_MISSING``. ``"a.b"`` is a key."""
-    obj = sources[source]
-    if isinstance(obj, dict) and field in obj:
-        return obj[field]
-    return _MISSING  # missing key, or perso arguments that are not an object
-
-
 def _as_double(value: Any) -> float:
     """The number rounded to the nearest double (Python's int -> float rounds correctly)."""
     return float(value)
@@ -708,6 +720,9 @@ def parse_instant(value: Any) -> Optional[int]:
     - anything else -> None; and instants before 1970-01-01T00:00:00Z or from
       2100-01-01T00:00:00Z on -> None.
     The bounds are whole seconds, so checking the exact number or its floor is the same.
+    AMBIGUITY: "fraction ignored" for a negative number: floor, and the range is checked
+    on the instant itself, so -0.5 (before 1970-01-01T00:00:00Z) is not a time. A "-00:00"
+    offset is accepted as UTC (RFC 3339 allows it).
     """
     if _is_number(value):
         if not TIME_MIN <= value < TIME_END:
@@ -746,7 +761,10 @@ def in_window(instant: int, spec: dict) -> bool:
     local = datetime.datetime.fromtimestamp(instant, ZoneInfo(spec["timezone"]))
     days = set(spec.get("days", DAYS))
     today = DAYS[local.weekday()]
-    yesterday = DAYS[(local.weekday() - 1) % 7]  # "the previous weekday"
+    # "the previous weekday": the weekday before today's, by the calendar of weekdays.
+    # AMBIGUITY (tiny): where a zone skipped a local day (Pacific/Apia, 2011-12-30), the
+    # weekday before Saturday is Friday even though the local Friday never happened.
+    yesterday = DAYS[(local.weekday() - 1) % 7]
     now = local.hour * 60 + local.minute
     start, end = _hhmm(spec["start"]), _hhmm(spec["end"])
     if start < end:
@@ -758,8 +776,8 @@ def in_window(instant: int, spec: dict) -> bool:
 
 
 def display_window(spec: dict) -> str:
-    """W: "Mon,Tue,Wed,Thu,Fri 09:00-17:00 Europe/Paris": days in week order (each once;
-    all seven when omitted), then start-end as written, then the zone name."""
+    """W: "Mon,Tue,Wed,Thu,Fri 09:00-17:00 Europe/Paris": days in week order (all seven
+    when omitted), then start-end as written, then the zone name."""
     days = set(spec.get("days", DAYS))
     listed = ",".join(d for d in DAYS if d in days)
     return f"{listed} {spec['start']}-{spec['end']} {spec['timezone']}"

@@ -9,6 +9,10 @@ globs hit, duplicate (tool, role) rules occur, and requests reach the fields con
 - ``requests(policy)``: ``(tool, role, args, agent_attributes, resource_attributes)``.
 
 No NaN or infinity anywhere: those are request errors, tested separately.
+
+Policy language v2 (docs/policy-v2.md, strict semantics) has its own section at the end:
+``v2_policies()``, ``v2_requests(policy)`` (6-tuples with ``context``),
+``v2_policy_and_request()``, ``v2_leaf_policy_and_request()`` and ``v2_rules(...)``.
 """
 
 from __future__ import annotations
@@ -281,9 +285,10 @@ V2_SOURCES = ["Arguments", "AgentAttributes", "ResourceAttributes", "Context"]
 V2_TIERS = ["public", "read", "write", "destructive"]
 V2_DAYS = ["Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun"]
 # Keys of request objects, and the raw tokens pointers are made of: "a/b" and "m~n" need
-# escaping (~1, ~0), "" is the empty key ("/" points at it), "0" is a key that looks like
-# an index.
-V2_KEYS = ["amount", "path", "items", "time", "a.b", "a/b", "m~n", "", "0", "tags", "nested"]
+# escaping (~1, ~0; "~1" escapes to "~01"), "" is the empty key ("/" points at it), "0" is
+# a key that looks like an index.
+V2_KEYS = ["amount", "path", "items", "time", "a.b", "a/b", "m~n", "~1", "", "0", "tags",
+           "nested"]
 INDEX_TOKENS = ["0", "1", "2", "01", "-", "10"]
 TIMEZONES = ["UTC", "Europe/Paris", "America/New_York", "Asia/Kolkata", "Asia/Kathmandu",
              "Australia/Lord_Howe", "Pacific/Chatham", "America/St_Johns", "Africa/Monrovia",
@@ -292,10 +297,10 @@ STARTS = ["00:00", "06:00", "09:00", "12:30", "17:00", "22:00", "23:59"]
 ENDS = ["00:01", "06:00", "09:00", "12:30", "17:00", "22:00", "23:59", "24:00"]
 
 PATTERNS = ["", "*", "**", "/data/*.csv", "/data/*", "*.csv", "a*b*c", "*/*", "é*", "ab",
-            "/data/", "a", "\u0000", '"', "\\", "*\U0001F600"]
+            "/data/", "a", "\u0000", '"', "\\", "*\U0001F600", "\x7f*", "*\u2028", "\t"]
 V2_STRINGS = ["/data/a.csv", "/data/x/a.csv", "/data/", "/data/.csv", "abc", "a/b/c", "ab",
               "aXbYc", "", "é", "éa", "日本", "\U0001F600", "a\u0000b", 'q"uote', "back\\slash",
-              "line\nbreak", "production", "a" * 70, "é" * 40]
+              "line\nbreak", "production", "a" * 70, "é" * 40, "\x7f\u2028\t", "/data/日本.csv"]
 
 # Times: numbers (Unix seconds; in range, at and beyond the bounds, fractions, negative)
 # and RFC 3339 strings (valid with Z/z/offsets/lowercase t/fractions, and invalid ones).

@@ -25,9 +25,12 @@ from reference import (  # noqa: E402
     display_set,
     display_value,
     glob_matches,
+    parse_instant,
+    path_glob_matches,
+    resolve_pointer,
     scan_decide,
 )
-from strategies import policy_and_request  # noqa: E402
+from strategies import policy_and_request, v2_policy_and_request  # noqa: E402
 
 SEMANTICS = ["strict", "perso"]
 
@@ -438,3 +441,223 @@ def test_reference_index_matches_scan_perso_policies(data):
     policy, (tool, role, args, agent, resource) = data
     decision, _, rule = ReferenceEngine(policy, "perso").evaluate(tool, args, role, agent, resource)
     assert (decision, rule) == scan_decide(policy, "perso", tool, role, args, agent, resource)
+
+
+# ======================================================================================
+# Policy language v2 (docs/policy-v2.md), strict semantics.
+# ======================================================================================
+
+_MISSING_MARK = "<missing>"
+
+
+def ptr(document, pointer):
+    """resolve_pointer, with the missing sentinel shown as a string."""
+    from reference import _MISSING
+    value = resolve_pointer(document, pointer)
+    return _MISSING_MARK if value is _MISSING else value
+
+
+def v2_rule(condition=None, tool="t", role="r", **extra):
+    rule = {"tool_name": tool, "roles": [role], **extra}
+    if condition is not None:
+        rule["condition"] = condition
+    return rule
+
+
+def v2_policy(*rules, default="Deny", tools=("t",), roles=("r",), **extra):
+    return {"version": "2", "default_action": default, "tools": list(tools),
+            "roles": list(roles), **extra, "rules": list(rules)}
+
+
+def v2_run(policy, args=None, agent=None, resource=None, context=None, tool="t", role="r"):
+    """Evaluate a v2 policy on the reference: (decision, reason, rule, approvals)."""
+    return ReferenceEngine(policy).evaluate(tool, args, role, agent, resource, context).full
+
+
+def test_pointer_tokens_and_array_indexes():
+    """RFC 6901: ~1 is '/', ~0 is '~' (in that order, so ~01 is the key "~1"); "/" names
+    the empty key; arrays take "0" or a decimal without leading zeros below the length;
+    "-", "01", "+1" never index; a step into a scalar or a missing key is missing."""
+    doc = {"a/b": {"m~n": [10, 20]}, "~1": "tilde-one", "": {"": 0}, "list": [1, 2, 3],
+           "obj": {"01": "key"}, "s": "text"}
+    assert ptr(doc, "/a~1b/m~0n/1") == 20
+    assert ptr(doc, "/~01") == "tilde-one"
+    assert ptr(doc, "/") == {"": 0} and ptr(doc, "//") == 0
+    assert ptr(doc, "/list/0") == 1 and ptr(doc, "/list/2") == 3
+    for bad in ("/list/3", "/list/01", "/list/-", "/list/+1", "/list/ 1", "/list/1.0",
+                "/a/b", "/s/0", "/obj/1", "/nope"):
+        assert ptr(doc, bad) == _MISSING_MARK, bad
+    assert ptr(doc, "/obj/01") == "key"  # an object takes any token as a key
+    assert ptr(doc, "") == doc
+
+
+def test_instants_numbers_and_rfc3339():
+    """TimeWindow instants: Unix seconds (fraction ignored, bools are not numbers) or RFC
+    3339 with an offset (T/Z may be lowercase, seconds 00-59, real dates); anything else,
+    and anything outside [1970-01-01, 2100-01-01) UTC, is not a time."""
+    assert parse_instant(0) == 0 and parse_instant(-0.0) == 0 and parse_instant(1.9) == 1
+    assert parse_instant(4102444799.5) == 4102444799
+    for out in (-1, -0.5, 4102444800, 1e300, True, None, [0], "0", "1717372800"):
+        assert parse_instant(out) is None, out
+    assert parse_instant("2024-06-03T00:00:00Z") == 1717372800
+    assert parse_instant("2024-06-03t02:00:00.999+02:00") == 1717372800
+    assert parse_instant("2024-06-02T19:00:00-05:00") == 1717372800
+    assert parse_instant("2024-06-03T00:00:00-00:00") == 1717372800
+    assert parse_instant("2024-02-29T00:00:00z") is not None  # leap year
+    assert parse_instant("1970-01-01T00:00:00Z") == 0
+    assert parse_instant("2099-12-31T23:59:59.999Z") == 4102444799
+    for bad in ("2023-02-29T00:00:00Z", "2024-04-31T00:00:00Z", "2024-06-03T24:00:00Z",
+                "2024-06-03T12:60:00Z", "2024-06-03T12:00:60Z", "2024-06-03T12:00:00",
+                "2024-06-03 12:00:00Z", "2024-06-03T12:00Z", "2024-06-03T12:00:00.Z",
+                "2024-06-03T12:00:00+24:00", "2024-06-03T12:00:00+05:60",
+                "2024-06-03T12:00:00Z\n", "\uff12024-06-03T12:00:00Z", "0000-01-01T00:00:00Z",
+                "1969-12-31T23:59:59Z", "1970-01-01T00:30:00+01:00", "2100-01-01T00:00:00Z",
+                "2099-12-31T23:30:00-01:00", "2024-13-01T00:00:00Z"):
+        assert parse_instant(bad) is None, bad
+
+
+def test_glob_and_path_glob():
+    """Glob: '*' is any run, '/' included; PathGlob: '*' never matches '/'. Every other
+    character is literal; the whole string must match."""
+    assert glob_matches("/data/*.csv", "/data/x/a.csv")
+    assert path_glob_matches("/data/*.csv", "/data/a.csv")
+    assert not path_glob_matches("/data/*.csv", "/data/x/a.csv")
+    assert path_glob_matches("/data/*", "/data/") and not path_glob_matches("/data/*", "/data")
+    assert path_glob_matches("**", "abc") and not path_glob_matches("*", "a/b")
+    assert not glob_matches("a.c", "abc") and glob_matches("a?c*", "a?c")
+
+
+def test_v2_decision_shape_and_approvals():
+    """evaluate() still unpacks and compares as (decision, reason, rule), and carries
+    approvals_required: 1 or 2 for Elevate, 0 otherwise."""
+    policy = v2_policy(v2_rule(effect="elevate", approvals=2))
+    d = ReferenceEngine(policy).evaluate("t", {}, "r")
+    decision, reason, rule = d
+    assert d == ("Elevate", "t requires 2 approvals for role 'r': rule 1 has no condition", 0)
+    assert d.approvals_required == 2 and (decision, rule) == ("Elevate", 0)
+    assert ReferenceEngine(v2_policy(v2_rule())).evaluate("t", {}, "r").approvals_required == 0
+
+
+def test_v2_precedence_steps():
+    """Steps 1-5: deny (T or U) first; then allow; then elevate with the largest count
+    (first rule with it); then a denial explained by the first grant (allow rules, then
+    elevates by approvals descending); then the tier default or default_action."""
+    gt = lambda k: {"NumericCheck": {"source": "Context", "field": "x", "op": "Gt", "value": k}}  # noqa: E731
+    policy = v2_policy(v2_rule(gt(1), effect="elevate", approvals=1),
+                       v2_rule(gt(5), effect="elevate", approvals=2),
+                       v2_rule(gt(100), effect="deny"))
+    assert v2_run(policy, context={"x": 2}) == (
+        "Elevate", "t requires 1 approval for role 'r': rule 1 condition passed", 0, 1)
+    assert v2_run(policy, context={"x": 6})[2:] == (1, 2)
+    assert v2_run(policy, context={"x": 101}) == (
+        "Deny", "t denied for role 'r': rule 3 forbids it: Context.x = 101 is > 100", 2, 0)
+    assert v2_run(policy, context={}) == (
+        "Deny", "t denied for role 'r': rule 3 forbids it and could not be evaluated: "
+        "Context.x is missing", 2, 0)
+    assert v2_run(policy, context={"x": 0}) == (
+        "Deny", "t denied for role 'r': Context.x = 0 is not > 5 (rule 2; 1 other rule did "
+        "not match)", 1, 0)
+    only_deny = v2_policy(v2_rule(gt(1), effect="deny"), default="Allow")
+    assert v2_run(only_deny, context={"x": 0}) == (
+        "Allow", "t allowed for role 'r': no rule grants this tool for this role "
+        "(default_action Allow)", None, 0)
+
+
+def test_v2_tiers_exact_beats_glob_and_strictest_glob():
+    """tool_tiers: an exact key wins over globs; among globs the strictest tier wins; tier
+    rules expand to the tools of their tier; tier_defaults apply at step 5."""
+    policy = v2_policy({"tier": "read", "roles": ["r"]}, tools=("a_x", "b_x", "c"),
+                       tool_tiers={"*_x": "read", "b_*": "destructive", "a_x": "public"},
+                       tier_defaults={"destructive": {"effect": "elevate", "approvals": 2},
+                                      "public": "deny"})
+    ref = ReferenceEngine(policy)
+    assert ref.tiers == {"a_x": "public", "b_x": "destructive"}
+    assert ref.collected("b_x", "r") == [] and ref.collected("a_x", "r") == []
+    assert v2_run(policy, tool="b_x") == (
+        "Elevate", "b_x requires 2 approvals for role 'r': no rule covers this tool for this "
+        "role (tier 'destructive' default Elevate)", None, 2)
+    assert v2_run(policy, tool="a_x")[:2] == (
+        "Deny", "a_x denied for role 'r': no rule covers this tool for this role (tier "
+        "'public' default Deny)")
+    policy["tool_tiers"]["c"] = "read"
+    assert ReferenceEngine(policy).collected("c", "r") == [0]
+
+
+def test_v2_quantifier_texts_and_parity():
+    """Every/Some blame the deciding element and explain it with that element; the Nots
+    inside the quantifier's condition give the element's suffix, the ones outside the
+    quantifier's; an empty All/Any explains as "condition passed" when T, "condition not
+    satisfied" otherwise."""
+    eq_root = {"StringCheck": {"source": "Element", "op": "Eq", "value": "root"}}
+    some = lambda c: {"Some": {"source": "Arguments", "field": "u", "condition": c}}  # noqa: E731
+    assert v2_run(v2_policy(v2_rule({"Not": some(eq_root)})), args={"u": ["a", "root"]})[1] == (
+        "t denied for role 'r': Arguments.u: element 1: element = \"root\" is \"root\" "
+        "(negated by Not) (rule 1)")
+    assert v2_run(v2_policy(v2_rule(some({"Not": eq_root}), effect="deny")),
+                  args={"u": ["root", "b"]})[1] == (
+        "t denied for role 'r': rule 1 forbids it: Arguments.u: element 1: element = \"b\" "
+        "is not \"root\"")
+    assert v2_run(v2_policy(v2_rule({"All": []}, effect="deny")))[1] == (
+        "t denied for role 'r': rule 1 forbids it: condition passed")
+    assert v2_run(v2_policy(v2_rule(some({"All": []}), effect="deny")), args={"u": [0]})[1] == (
+        "t denied for role 'r': rule 1 forbids it: Arguments.u: element 0: condition passed")
+    every_any = {"Every": {"source": "Arguments", "field": "u", "condition": {"Any": []}}}
+    assert v2_run(v2_policy(v2_rule(every_any)), args={"u": [0]})[1] == (
+        "t denied for role 'r': Arguments.u: element 0: condition not satisfied (rule 1)")
+
+
+def test_v2_time_window_overnight_and_display():
+    """Overnight windows count the previous weekday before `end`; W lists the days in week
+    order (each once), start-end as written and the zone."""
+    window = {"TimeWindow": {"days": ["Sun", "Fri"], "start": "22:00", "end": "02:00",
+                             "timezone": "UTC"}}
+    policy = v2_policy(v2_rule(window))
+    # 2024-06-07 is a Friday.
+    assert v2_run(policy, context={"time": "2024-06-07T22:00:00Z"})[0] == "Allow"
+    assert v2_run(policy, context={"time": "2024-06-08T01:59:59Z"})[0] == "Allow"
+    assert v2_run(policy, context={"time": "2024-06-08T22:00:00Z"})[1] == (
+        "t denied for role 'r': Context.time = \"2024-06-08T22:00:00Z\" is outside "
+        "Fri,Sun 22:00-02:00 UTC (rule 1)")
+    assert v2_run(policy, context={"time": "2024-06-10T01:00:00Z"})[0] == "Allow"  # Mon after Sun
+
+
+def test_v2_context_input():
+    """context: missing or null means {}, any other type is a request error."""
+    policy = v2_policy(v2_rule({"Not": {"FieldPresent": {"source": "Context", "field": "x"}}}))
+    assert v2_run(policy, context=None)[0] == "Allow"
+    for bad in ([], "x", 1):
+        with pytest.raises(ReferenceRequestError):
+            v2_run(policy, context=bad)
+    with pytest.raises(ReferenceRequestError):
+        v2_run(policy, context={"x": float("inf")})
+
+
+def test_perso_ignores_v2_keys_and_refuses_v2_nodes():
+    """perso ignores keys the original engine does not know: a deny rule is an allow, and
+    tool_tiers / tier_defaults are dropped. v2 nodes, sources and tier rules are refused."""
+    policy = v2_policy(v2_rule(effect="deny"), tool_tiers={"t": "read"},
+                       tier_defaults={"read": "deny"})
+    assert run(policy, "perso") == ("Allow", "rule matched tool 't' for role 'r'; no condition "
+                                    "required", 0)
+    for condition in ({"Length": {"source": "Arguments", "field": "x", "op": "Eq", "value": 1}},
+                      {"FieldPresent": {"source": "Context", "field": "x"}},
+                      {"FieldPresent": {"source": "Arguments", "pointer": "/x"}}):
+        with pytest.raises(ReferencePolicyError):
+            ReferenceEngine(v2_policy(v2_rule(condition)), "perso")
+    with pytest.raises(ReferencePolicyError):
+        ReferenceEngine(v2_policy({"tier": "read", "roles": ["r"]}), "perso")
+
+
+@settings(max_examples=150, deadline=None)
+@given(data=v2_policy_and_request(6))
+def test_reference_v2_index_matches_scan(data):
+    """On v2 policies (tier rules, globs, effects) the reference's (tool, role) table
+    agrees with a scan over every rule, and every decision is well formed: approvals 1|2
+    exactly for Elevate, a rule index exactly when the reason does not name a default."""
+    policy, (tool, role, args, agent, resource, context) = data
+    d = ReferenceEngine(policy).evaluate(tool, args, role, agent, resource, context)
+    assert (d.decision, d.rule) == scan_decide(policy, "strict", tool, role, args, agent,
+                                              resource, context)
+    assert (d.decision == "Elevate") == (d.approvals_required in (1, 2))
+    defaulted = "no rule covers this tool" in d.reason or "no rule grants this tool" in d.reason
+    assert (d.rule is None) == defaulted, d

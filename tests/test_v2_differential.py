@@ -143,6 +143,17 @@ def need_wasm():
     return WasmEngine
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _release_engines():
+    """Drop the cached engines when the module is done, while wasmtime can still free its
+    objects (freed at interpreter exit instead, they print ignored exceptions)."""
+    yield
+    native_engine.cache_clear()
+    wasm_engine.cache_clear()
+    import gc
+    gc.collect()
+
+
 @functools.lru_cache(maxsize=None)
 def native_engine(name: str):
     return need_native().Engine.from_dict(POLICIES[name])
@@ -375,3 +386,155 @@ def test_wasm_matches_reference_random_v2(data):
     engine = WasmEngine.from_dict(policy)
     assert _engine_outcome(engine, callgate, request) == _reference_outcome(policy, request), \
         _show(policy, request)
+
+
+# --------------------------------------------------------------------------------------
+# Deterministic differential corners.
+# --------------------------------------------------------------------------------------
+
+GRID_ZONES = ["UTC", "Europe/Paris", "America/New_York", "Asia/Kolkata", "Asia/Kathmandu",
+              "Australia/Lord_Howe", "Pacific/Chatham", "America/St_Johns", "Africa/Monrovia",
+              "Pacific/Apia", "Pacific/Kiritimati", "America/Sao_Paulo", "Europe/London",
+              "Asia/Tehran", "America/Santiago", "Europe/Dublin"]
+GRID_PERIODS = [(1970, 2026), (2036, 2039), (2098, 2100)]
+GRID_WINDOWS = [
+    {"start": "00:00", "end": "24:00"},
+    {"days": ["Mon", "Tue", "Wed", "Thu", "Fri"], "start": "09:00", "end": "17:00"},
+    {"days": ["Fri", "Sun"], "start": "22:00", "end": "02:00"},
+    {"start": "01:30", "end": "03:00"},
+    {"days": ["Sat"], "start": "23:59", "end": "00:01"},
+]
+
+
+def _transitions(zone_name: str) -> list:
+    """The instants (Unix seconds) where the zone's UTC offset changes, in GRID_PERIODS,
+    found by stepping 6 hours and bisecting to the second, with Python's zoneinfo."""
+    import datetime
+    from zoneinfo import ZoneInfo
+    zone = ZoneInfo(zone_name)
+
+    def offset(t):
+        return datetime.datetime.fromtimestamp(t, zone).utcoffset()
+
+    found = []
+    for first, last in GRID_PERIODS:
+        start = int(datetime.datetime(first, 1, 1, tzinfo=datetime.timezone.utc).timestamp())
+        end = min(int(datetime.datetime(last, 1, 1, tzinfo=datetime.timezone.utc).timestamp()),
+                  4102444800)
+        t, before = start, offset(start)
+        while t < end:
+            step = min(t + 6 * 3600, end)
+            after = offset(step)
+            if after != before:
+                lo, hi = t, step
+                while hi - lo > 1:
+                    mid = (lo + hi) // 2
+                    lo, hi = (mid, hi) if offset(mid) == before else (lo, mid)
+                found.append(hi)
+                before = after
+            t = step
+    return found
+
+
+def _grid_instants(zone_name: str) -> list:
+    out = [0, 1, 86399, 4102444799, 4102444800]
+    for t in _transitions(zone_name):
+        out += [t - 3601, t - 1, t, t + 1, t + 1800, t + 3599, t + 86400 - 1]
+    return [t for t in out if 0 <= t < 4102444800 + 1]
+
+
+@pytest.mark.parametrize("zone", GRID_ZONES)
+def test_timewindow_transitions_native(zone):
+    """TimeWindow around every UTC-offset change of the zone in 1970-2025 (second-level
+    offsets such as Africa/Monrovia's -0:44:30 until 1972, Pacific/Apia's skipped day in
+    2011), 2036-2038 (rules past 2037) and 2098-2099, for plain, weekday, overnight, DST-gap and one-minute-overnight
+    windows, with the instant as a number and as an RFC 3339 string: the native engine
+    decides and explains exactly as the reference (Python's zoneinfo on the instant)."""
+    import datetime
+    callgate = need_native()
+    instants = _grid_instants(zone)
+    for window in GRID_WINDOWS:
+        leaf = {"TimeWindow": {**window, "timezone": zone}}
+        policy = {"version": "grid", "default_action": "Deny", "tools": ["t"], "roles": ["r"],
+                  "rules": [{"tool_name": "t", "roles": ["r"], "condition": leaf}]}
+        engine = callgate.Engine.from_dict(policy)
+        ref = ReferenceEngine(policy)
+        for t in instants:
+            text = datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime(
+                "%Y-%m-%dT%H:%M:%SZ")
+            for value in (t, text):
+                want = ref.evaluate("t", {}, "r", None, None, {"time": value}).full
+                got = outcome(engine.evaluate("t", {}, role="r", context={"time": value}))
+                assert got == want, (zone, window, value)
+
+
+def test_value_display_with_big_int_in_request_native():
+    """V is the value "as orjson serializes it" (docs/semantics.md). A request holding an
+    integer beyond 64 bits cannot go through orjson; the value shown must still read as
+    orjson writes it: 1e-7 (not Python's repr 1e-07), 1e20 (not 1e+20). Pins a mismatch
+    found by the random differential test (the engine's slow packing path uses json.dumps)."""
+    callgate = need_native()
+    policy = {"version": "x", "default_action": "Deny", "tools": ["t"], "roles": ["r"],
+              "rules": [{"tool_name": "t", "roles": ["r"], "condition": {"NumericCheck": {
+                  "source": "Arguments", "field": "x", "op": "Gt", "value": 1e30}}}]}
+    engines = [callgate.Engine.from_dict(policy)]
+    if not wasm_v2_unavailable():
+        engines.append(need_wasm().from_dict(policy))
+    for engine in engines:
+        for x in (1e-7, 1e20, 5.960464477539063e-08):
+            for context in (None, {"big": -(2**64)}):
+                args = {"x": x, "big": 2**64 + 1}
+                want = ReferenceEngine(policy).evaluate("t", args, "r", None, None, context).full
+                got = outcome(engine.evaluate("t", args, role="r", context=context))
+                assert got == want, (type(engine).__name__, x, context)
+
+
+@pytest.mark.parametrize("context", [[], "x", 1, True, [{"time": 0}]])
+def test_context_must_be_an_object_native(context):
+    """context: missing or null means {}; any other JSON type is a RequestError, as the
+    reference says (in both semantics)."""
+    callgate = need_native()
+    policy = {"version": "c", "default_action": "Deny", "tools": ["t"], "roles": ["r"],
+              "rules": [{"tool_name": "t", "roles": ["r"]}]}
+    for semantics in ("strict", "perso"):
+        with pytest.raises(ReferenceRequestError):
+            ReferenceEngine(policy, semantics).evaluate("t", {}, "r", None, None, context)
+        with pytest.raises(callgate.RequestError):
+            callgate.Engine.from_dict(policy, semantics).evaluate("t", {}, role="r", context=context)
+    for empty in (None, {}):
+        assert callgate.Engine.from_dict(policy).evaluate("t", {}, role="r", context=empty).decision == "Allow"
+
+
+PERSO_V2 = {
+    "deny effect dropped": {"rules": [{"tool_name": "t", "roles": ["r"], "effect": "deny"}]},
+    "elevate effect dropped": {"rules": [{"tool_name": "t", "roles": ["r"], "effect": "elevate",
+                                          "approvals": 2}]},
+    "tiers ignored": {"tool_tiers": {"t": "read"}, "tier_defaults": {"read": "allow"}, "rules": []},
+    "tier rule refused": {"tool_tiers": {"t": "read"}, "rules": [{"tier": "read", "roles": ["r"]}]},
+    "v2 node refused": {"rules": [{"tool_name": "t", "roles": ["r"], "condition": {
+        "Length": {"source": "Arguments", "field": "x", "op": "Eq", "value": 1}}}]},
+    "Context refused": {"rules": [{"tool_name": "t", "roles": ["r"], "condition": {
+        "FieldPresent": {"source": "Context", "field": "x"}}}]},
+    "pointer refused": {"rules": [{"tool_name": "t", "roles": ["r"], "condition": {
+        "FieldPresent": {"source": "Arguments", "pointer": "/x"}}}]},
+    "Ne refused": {"rules": [{"tool_name": "t", "roles": ["r"], "condition": {
+        "NumericCheck": {"source": "Arguments", "field": "x", "op": "Ne", "value": 1}}}]},
+}
+
+
+@pytest.mark.parametrize("name", sorted(PERSO_V2))
+def test_perso_and_v2_constructs_native(name):
+    """perso reproduces the original engine: keys it does not know (effect, approvals,
+    tool_tiers, tier_defaults) are ignored, so a deny rule allows; v2 conditions, sources,
+    pointers and tier rules are refused. The native engine does as the reference."""
+    callgate = need_native()
+    policy = {"version": "perso-1", "default_action": "Deny", "tools": ["t"], "roles": ["r"],
+              **PERSO_V2[name]}
+    try:
+        want = tuple(ReferenceEngine(policy, "perso").evaluate("t", {"x": [1]}, "r"))
+    except ReferencePolicyError:
+        with pytest.raises(callgate.PolicyError):
+            callgate.Engine.from_dict(policy, "perso")
+        return
+    d = callgate.Engine.from_dict(policy, "perso").evaluate("t", {"x": [1]}, role="r")
+    assert (d.decision, d.reason, d.rule) == want
