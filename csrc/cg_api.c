@@ -68,17 +68,14 @@ int cg_run(cg_scratch *s, const uint8_t *in0, size_t in0_len, const uint8_t *in1
     if (++s->gen == 0) {
         for (uint32_t i = 0; i < s->n_slots; i++) s->slots[i].gen = 0;
         s->gen = 1;
+        s->work_gen = s->over_gen = 0;
     }
     inputs[0] = (cg_input){in0, (uint32_t)in0_len, 0};
     inputs[1] = (cg_input){in1, (uint32_t)in1_len, 1};
     int rc = in1 ? cg_read_json(p, s, inputs[0], inputs[1]) : cg_read_request(p, s, inputs[0]);
     if (rc) return rc;
     int32_t entry = cg_find_entry(p, s->tool, s->role);
-    s->work = 0;
-    s->over_limit = 0;
-    s->work_limit = CG_WORK_BASE + (uint64_t)CG_WORK_PER_BYTE * (in0_len + (in1 ? in1_len : 0));
-    rc = cg_decide(p, s, inputs, entry, &s->last);
-    return s->over_limit ? CG_E_WORK_LIMIT : rc; /* no decision from an unfinished evaluation */
+    return cg_decide(p, s, inputs, entry, &s->last);
 }
 
 /* (rule + 1) << 4 | approvals << 2 | decision: one integer crosses the boundary. */
@@ -87,7 +84,13 @@ static int64_t result_of(const cg_outcome *o) {
            o->decision;
 }
 
+/* An evaluation that passed its work bound (cg_vm.c) gives no decision. */
+static int finished(const cg_scratch *s, int rc) {
+    return rc >= 0 && s->over_gen == s->gen ? CG_E_WORK_LIMIT : rc;
+}
+
 static int64_t encode(const cg_scratch *s, int rc) {
+    rc = finished(s, rc);
     if (rc < 0) return rc;
     return result_of(&s->last) | (s->saw_null ? CG_RESULT_SAW_NULL : 0);
 }
@@ -118,6 +121,7 @@ int64_t cg_eval_json(void *scratch, const char *tool, size_t tool_len, const cha
 }
 
 static int64_t reason_after(cg_scratch *s, int rc, const cg_input *in, char *out, size_t cap) {
+    rc = finished(s, rc);
     if (rc < 0) return rc;
     return (int64_t)cg_format_reason(s->policy, s, in, out, cap);
 }

@@ -225,10 +225,11 @@ typedef struct cg_scratch {
     uint32_t n_slots, max_keys, max_depth;
     uint32_t gen;
     uint32_t err_offset, err_input;
-    /* Quantifier work of this evaluation and its bound (cg_run sets both): elements
-       visited, plus the bytes of every value a body reads that is not its element's */
-    uint64_t work, work_limit;
-    uint32_t over_limit;
+    /* Quantifier work of the evaluation of generation work_gen (elements visited, plus the
+       bytes of every value a body reads that is not its element's); over_gen is the
+       generation whose evaluation passed the bound (cg_vm.c), if any */
+    uint64_t work;
+    uint32_t work_gen, over_gen;
     uint32_t saw_null;    /* the request text held a JSON null (see CG_RESULT_SAW_NULL) */
     const cg_policy *policy; /* bound by cg_scratch_bind */
     /* tool and role of the call being evaluated (they point into the caller's input) */

@@ -135,17 +135,26 @@ static uint8_t quant(const cg_policy *p, cg_scratch *s, const cg_input *inputs, 
    element) against the evaluation's bound, so nested loops over big inputs end in
    CG_E_WORK_LIMIT instead of running for hours. False once the bound is passed (the caller
    then gives U, and cg_run an error). */
-static bool charge(cg_scratch *s, const cg_policy *p, uint32_t operand, bool is_path,
-                   const cg_slot *x) {
+static bool add_work(cg_scratch *s, const cg_input *inputs, uint64_t units) {
+    if (s->work_gen != s->gen) { /* the first work of this evaluation */
+        s->work_gen = s->gen;
+        s->work = 0;
+    }
+    s->work += units;
+    uint64_t limit = CG_WORK_BASE + (uint64_t)CG_WORK_PER_BYTE * ((uint64_t)inputs[0].len + inputs[1].len);
+    if (s->work <= limit) return true;
+    s->over_gen = s->gen; /* cg_api.c turns the evaluation into CG_E_WORK_LIMIT */
+    return false;
+}
+
+static bool charge(cg_scratch *s, const cg_policy *p, const cg_input *inputs, uint32_t operand,
+                   bool is_path, const cg_slot *x) {
     uint32_t base_field = is_path ? cg_rd32(p->words + 4u * operand) : operand;
     if (base_field == CG_ELEMENT) return true; /* the element's own data: linear overall */
     const cg_slot *base = cg_field_slot(s, base_field);
     if (!base) return true;
     /* a path walks its base up to the value found, or all of it when nothing is found */
-    s->work += x ? (uint64_t)x->off + x->len - base->off : base->len;
-    if (s->work <= s->work_limit) return true;
-    s->over_limit = 1;
-    return false;
+    return add_work(s, inputs, x ? (uint64_t)x->off + x->len - base->off : base->len);
 }
 
 static inline int leaf(const cg_policy *p, cg_scratch *s, const cg_input *inputs, uint32_t pc,
@@ -156,7 +165,7 @@ static inline int leaf(const cg_policy *p, cg_scratch *s, const cg_input *inputs
     const uint8_t undetermined = (p->flags & CG_FLAG_PERSO) ? CG_V_F : CG_V_U;
     cg_slot ta;
     const cg_slot *x = ref(p, s, inputs, elem, cg_rd32(a), (fl & CG_F_PATH_A) != 0, &ta);
-    if (elem && !charge(s, p, cg_rd32(a), (fl & CG_F_PATH_A) != 0, x)) return CG_V_U;
+    if (elem && !charge(s, p, inputs, cg_rd32(a), (fl & CG_F_PATH_A) != 0, x)) return CG_V_U;
     switch (op) {
     case CG_OP_NUM:
         if (!x || x->type != CG_J_NUM) return undetermined;
@@ -172,7 +181,7 @@ static inline int leaf(const cg_policy *p, cg_scratch *s, const cg_input *inputs
     case CG_OP_EQ: {
         cg_slot tb;
         const cg_slot *y = ref(p, s, inputs, elem, cg_rd32(a + 4), (fl & CG_F_PATH_B) != 0, &tb);
-        if (elem && !charge(s, p, cg_rd32(a + 4), (fl & CG_F_PATH_B) != 0, y)) return CG_V_U;
+        if (elem && !charge(s, p, inputs, cg_rd32(a + 4), (fl & CG_F_PATH_B) != 0, y)) return CG_V_U;
         bool perso = (p->flags & CG_FLAG_PERSO) != 0;
         if (!x || !y) return undetermined;
         if (!perso && (x->type == CG_J_NULL || y->type == CG_J_NULL)) return CG_V_U;
@@ -319,7 +328,7 @@ static uint8_t quant(const cg_policy *p, cg_scratch *s, const cg_input *inputs, 
     if (q) q->index = CG_NONE;
     cg_slot ta;
     const cg_slot *x = ref(p, s, inputs, elem, cg_rd32(ins + 2), (ins[1] & CG_F_PATH_A) != 0, &ta);
-    if (elem && !charge(s, p, cg_rd32(ins + 2), (ins[1] & CG_F_PATH_A) != 0, x)) return CG_V_U;
+    if (elem && !charge(s, p, inputs, cg_rd32(ins + 2), (ins[1] & CG_F_PATH_A) != 0, x)) return CG_V_U;
     if (!x || x->type != CG_J_ARR) return undetermined;
     const uint8_t *b = inputs[x->input].base;
     uint32_t len = inputs[x->input].len, pos = x->off + 1, body = pc + CG_INSN_LEN(2);
@@ -327,10 +336,7 @@ static uint8_t quant(const cg_policy *p, cg_scratch *s, const cg_input *inputs, 
     for (uint32_t i = 0;; i++) {
         pos = cg_skip_ws(b, pos, len);
         if (b[pos] == ']') return acc;
-        if (++s->work > s->work_limit) {
-            s->over_limit = 1;
-            return CG_V_U;
-        }
+        if (!add_work(s, inputs, 1)) return CG_V_U;
         cg_slot e;
         e.gen = s->gen;
         e.input = x->input;
