@@ -160,3 +160,15 @@ def test_bad_options_refused():
         audit.SqliteSink("x.db", on_failure="drop")
     with pytest.raises(TypeError):
         _engine(object())
+
+
+def test_close_right_after_a_decision_delivers_it():
+    """close() immediately after evaluate() still hands the decision to the sink: the writer
+    looks at its queue again when close() arrives between its idle check and its exit (a race
+    that used to send the last decision to the spool file instead)."""
+    for _ in range(200):
+        sink = Collect()
+        engine = _engine(sink)
+        engine.evaluate("process_refund", {"amount": 1}, **REFUND)
+        engine.close()
+        assert len(sink.events) == 1

@@ -81,6 +81,10 @@ class Writer:
             while not self.stopping_hard:
                 if not self.queue and not self.unwritten and not self.lost and not self._spool_due():
                     if self.stopping:
+                        # close() may have come between the test above and this one, after a
+                        # last decision was queued: look again before leaving
+                        if self.queue or self.unwritten or self.lost:
+                            continue
                         return
                     with self.idle:
                         self.busy = False
