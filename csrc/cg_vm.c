@@ -163,6 +163,7 @@ static inline int leaf(const cg_policy *p, cg_scratch *s, const cg_input *inputs
     uint8_t op = ins[0], fl = ins[1];
     const uint8_t *a = ins + 2;
     const uint8_t undetermined = (p->flags & CG_FLAG_PERSO) ? CG_V_F : CG_V_U;
+    if (op == CG_OP_EVERY || op == CG_OP_SOME) return quant(p, s, inputs, pc, elem, NULL);
     cg_slot ta;
     const cg_slot *x = ref(p, s, inputs, elem, cg_rd32(a), (fl & CG_F_PATH_A) != 0, &ta);
     if (elem && !charge(s, p, inputs, cg_rd32(a), (fl & CG_F_PATH_A) != 0, x)) return CG_V_U;
@@ -208,9 +209,6 @@ static inline int leaf(const cg_policy *p, cg_scratch *s, const cg_input *inputs
         if (!x || !cg_instant(inputs, x, &t)) return undetermined;
         return cg_window_holds(p, cg_rd32(a + 4), t) ? CG_V_T : CG_V_F;
     }
-    case CG_OP_EVERY:
-    case CG_OP_SOME:
-        return quant(p, s, inputs, pc, elem, NULL);
     default:
         return CG_V_U; /* unreachable: the loader admits only the opcodes above as leaves */
     }

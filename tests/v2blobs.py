@@ -17,7 +17,6 @@ import orjson
 from callgate import bytecode as bc
 
 ARGS, AGENT, RESOURCE, CONTEXT = range(4)
-PATH_KEY = 0x80000000  # csrc/cg_opcodes.h CG_PATH_KEY
 
 
 def jtext(s: str) -> str:
@@ -43,10 +42,8 @@ class Cond:
 
     def element_field(self, name: str) -> tuple[int, bool]:
         """An Element `field` (a key only: on an array element it is missing): a path with
-        the CG_PATH_KEY bit (0x80000000) in its token count."""
-        at = len(self.b.words)
-        self.b.words += [bc.ELEMENT, 1 | PATH_KEY, self.b.string(f"element.{name}"), self.b.string(name)]
-        return at, True
+        the CG_PATH_KEY bit in its token count."""
+        return self.b.ref(None, (name,), f"element.{name}", key_only=True)
 
     def _fl(self, ref: tuple[int, bool], flags: int, negated: bool) -> int:
         return flags | (bc.F_PATH_A if ref[1] else 0) | (bc.F_NEGATED if negated else 0)
