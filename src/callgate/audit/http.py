@@ -10,7 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any, List, Mapping, Optional
 
-from .records import Record, encode_line
+from .records import Record, lines
 from .sinks import Sink, process_chain_id
 
 
@@ -38,7 +38,7 @@ class HttpSink(Sink):
         return None
 
     def write(self, records: List[Record]) -> None:
-        body = b"".join(encode_line(r.body, r.hash) for r in records)
+        body = lines(records)
         headers = {"Content-Type": "application/x-ndjson", "Idempotency-Key": records[-1].hash.hex()}
         error: Exception = RuntimeError("no attempt")
         for attempt in range(self.retries):

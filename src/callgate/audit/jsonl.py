@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any, List, Optional, Tuple
 
 from ._canonical import loads
-from .records import Record, decode_line, encode_line
+from .records import Record, decode_line, lines
 from .sinks import FileLock, Sink
 
 _CHUNK = 1 << 20
@@ -109,7 +109,7 @@ class JsonlSink(Sink):
             self.size += n
 
     def write(self, records: List[Record]) -> None:
-        data = b"".join([encode_line(r.body, r.hash) for r in records])
+        data = lines(records)
         start = self.size
         try:
             self._write_all(data)

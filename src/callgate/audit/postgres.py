@@ -9,7 +9,7 @@ from typing import Any, List, Optional, Tuple
 
 from .records import Record
 from .sinks import Sink, process_chain_id
-from .sqlite import row_values
+from .sqlite import rows as sink_rows
 
 _NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)?$")
 
@@ -87,7 +87,7 @@ class PostgresSink(Sink):
                   "VALUES (%s,%s,%s,%s,%s,%s,%s,%s,%s,%s,%s)")
         try:
             with self.conn.transaction(), self.conn.cursor() as cur:
-                cur.executemany(insert, [row_values(r) for r in records])
+                cur.executemany(insert, sink_rows(records))
         except Exception:
             self._uncertain = True
             try:

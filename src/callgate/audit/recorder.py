@@ -37,8 +37,9 @@ class Recorder:
         self.options = sink.audit_options if sink is not None else Options()
         self.shadow = shadow
         self.bursts = DenyBursts()
+        # a shadow compares whole events: then every event is built as a dict (in Python)
         self.writer = Writer(sink, Builder(engine, self.options), self.options,
-                             self._observe if shadow is not None else None)
+                             self._observe if shadow is not None else None, core_events=shadow is None)
         self.writer.on_state = self._state_changed
         self.writer.after_batch = self._after_batch
         self._q = self.writer.queue

@@ -7,11 +7,18 @@ exact bytes that were hashed, so verification never depends on re-serializing.""
 
 from __future__ import annotations
 
-from typing import NamedTuple, Optional, Tuple
+from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+
+import orjson
 
 _HEAD = b'{"hash":"'
 _MID = b'","record":'
 _BODY_AT = len(_HEAD) + 64 + len(_MID)
+
+
+DECISIONS = ("Deny", "Allow", "Elevate")  # the core's result code, bits 0-1
+BODY_AT = _BODY_AT
+_loads = orjson.loads
 
 
 class Record(NamedTuple):
@@ -22,8 +29,68 @@ class Record(NamedTuple):
     event: dict
 
 
+class Batch(Sequence[Record]):
+    """The records of one writer batch as one buffer of envelope lines (what
+    audit.sealer builds): a sink that writes lines writes `data` as is (lines()), a
+    database sink takes rows(), neither making a Record per event. Indexing and iteration
+    give Records (parsing the body of an event the core built)."""
+
+    __slots__ = ("chain", "seq", "data", "ends", "hashes", "events", "cols", "info", "results", "principals")
+
+    def __init__(self, chain: str, seq: int, data: bytes, ends: List[int], hashes: List[bytes],
+                 events: List[Optional[dict]], cols: bytes, info: List[int], results: List[int],
+                 principals: List[Optional[str]]) -> None:
+        self.chain, self.seq, self.data, self.ends, self.hashes = chain, seq, data, ends, hashes
+        self.events, self.cols, self.info, self.results, self.principals = events, cols, info, results, principals
+
+    def __len__(self) -> int:
+        return len(self.ends)
+
+    def __getitem__(self, i):  # type: ignore[override]
+        if isinstance(i, slice):
+            return [self[k] for k in range(*i.indices(len(self)))]
+        if i < 0:
+            i += len(self)
+        body = self._body(i)
+        event = self.events[i]
+        return Record(self.chain, self.seq + i, body, self.hashes[i], event if event is not None else _loads(body))
+
+    def __iter__(self) -> Iterator[Record]:
+        return (self[i] for i in range(len(self)))
+
+    def _body(self, i: int) -> bytes:
+        return self.data[(self.ends[i - 1] if i else 0) + _BODY_AT:self.ends[i] - 2]
+
+    def rows(self) -> List[tuple]:
+        """(chain, seq, timestamp, kind, principal, tool, role, decision, rule, body, hash)
+        per record: what a database sink stores (sqlite.row_values for a Record)."""
+        out = []
+        info, cols, chain, seq = self.info, self.cols, self.chain, self.seq
+        for i, event in enumerate(self.events):
+            if event is not None:
+                out.append((chain, seq + i, event["timestamp"], event["kind"], event.get("principal"),
+                            event.get("tool"), event.get("role"), event.get("decision"), event.get("rule"),
+                            self._body(i), self.hashes[i]))
+                continue
+            at = 6 * i
+            ts, tool, tool_n, role, role_n = info[at + 1:at + 6]
+            rc = self.results[i]
+            out.append((chain, seq + i, cols[ts:ts + 27].decode("ascii"), "decision", self.principals[i],
+                        cols[tool:tool + tool_n].decode("utf-8"),
+                        None if role_n == 0xFFFFFFFF else cols[role:role + role_n].decode("utf-8"),
+                        DECISIONS[rc & 3], (rc >> 4) - 1 if rc >= 16 else None, self._body(i), self.hashes[i]))
+        return out
+
+
 def encode_line(body: bytes, digest: bytes) -> bytes:
     return b"".join((_HEAD, digest.hex().encode(), _MID, body, b"}\n"))
+
+
+def lines(records: Union[Batch, Sequence[Record]]) -> bytes:
+    """The envelope lines of `records`, one per record, each ending in a newline."""
+    if type(records) is Batch:
+        return records.data
+    return b"".join([encode_line(r.body, r.hash) for r in records])
 
 
 def decode_line(line: bytes) -> Optional[Tuple[bytes, bytes]]:

@@ -21,7 +21,7 @@ from typing import Any, List, Optional, Tuple
 
 from .events import AuditEvent
 from .options import Options
-from .records import Record, encode_line
+from .records import Record, lines
 
 
 def process_chain_id() -> str:
@@ -105,7 +105,7 @@ class ConsoleSink(Sink):
 
     def write(self, records: List[Record]) -> None:
         stream = self.stream or sys.stdout
-        data = b"".join(encode_line(r.body, r.hash) for r in records)
+        data = lines(records)
         buffer = getattr(stream, "buffer", None)
         if buffer is not None:
             buffer.write(data)

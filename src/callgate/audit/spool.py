@@ -12,7 +12,7 @@ import os
 from typing import Iterator, List, Optional, Tuple
 
 from ._canonical import loads
-from .records import Record, decode_line, encode_line
+from .records import Record, decode_line, lines
 
 
 class Spool:
@@ -41,7 +41,7 @@ class Spool:
         os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
-            data = b"".join(encode_line(r.body, r.hash) for r in records)
+            data = lines(records)
             view = memoryview(data)
             while view:
                 view = view[os.write(fd, view):]

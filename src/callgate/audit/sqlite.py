@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import sqlite3
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Optional, Tuple, Union
 
-from .records import Record
+from .records import Batch, Record
 from .sinks import FileLock, Sink
 
 TABLE = "audit_events"
@@ -48,6 +48,13 @@ def row_values(r: Record) -> tuple:
             e.get("decision"), e.get("rule"), r.body, r.hash)
 
 
+def rows(records: Union[Batch, List[Record]]) -> List[tuple]:
+    """The rows of `records` (a Batch gives them without a Record per event)."""
+    if type(records) is Batch:
+        return records.rows()
+    return [row_values(r) for r in records]
+
+
 class SqliteSink(Sink):
     """Records in a SQLite database file (created if missing)."""
 
@@ -79,7 +86,7 @@ class SqliteSink(Sink):
         assert db is not None
         db.execute("BEGIN IMMEDIATE")
         try:
-            db.executemany(INSERT, [row_values(r) for r in records])
+            db.executemany(INSERT, rows(records))
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:

@@ -6,35 +6,29 @@ numbers and hashes), so the chain stays intact however often the sink fails."""
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 import time
 import uuid
 from collections import deque
-from typing import Callable, List, Optional
+from typing import Callable, List, Optional, Union
 
-import orjson
 
-from ._canonical import canonical
 from .builder import Builder
-from .chain import ChainHead, link
+from .chain import ChainHead
 from .options import Options
-from .records import Record
+from .records import Batch, Record
+from .sealer import Sealer
 from .sinks import Sink
 from .spool import Spool
 
 log = logging.getLogger("callgate.audit")
 _MAX_BACKOFF = 1.0
-_dumps = orjson.dumps
-_SORT = orjson.OPT_SORT_KEYS
-_sha256 = hashlib.sha256
-_LINK = b"\x00"  # chain.link's prefix, inlined in the batch loop
 
 
 class Writer:
     def __init__(self, sink: Optional[Sink], builder: Builder, options: Options,
-                 observe: Optional[Callable[[tuple, dict], None]]) -> None:
+                 observe: Optional[Callable[[tuple, dict], None]], core_events: bool = True) -> None:
         self.sink = sink
         self.builder = builder
         self.options = options
@@ -58,6 +52,8 @@ class Writer:
         self._delay = options.retry_interval
         self.on_state: Callable[[], None] = lambda: None  # tells the recorder the failing state changed
         self.spool = Spool(sink.spool_path()) if sink is not None else None
+        # decision events built by the core (audit.sealer) unless something needs every event as a dict
+        self.sealer = Sealer(builder, self._python_event, use_core=core_events)
         self.thread = threading.Thread(target=self._run, name="callgate-audit-writer", daemon=True)
 
     # ------------------------------------------------------------ hot-path side
@@ -152,52 +148,33 @@ class Writer:
         if records:
             self._deliver(records)
 
-    def _build_batch(self) -> List[Record]:
-        out: List[Record] = []
+    def _build_batch(self) -> Union[Batch, List[Record]]:
+        leading: List[dict] = []  # a gap record goes first
         if self.lost:
             with self.lost_lock:
                 lost, (first, last), self.lost = self.lost, self._lost_span, 0
             why = self.failing or "the queue was full"
-            out.append(self._seal(self.builder.gap(lost, f"{lost} decisions could not be recorded: {why}",
-                                                   first, last)))
+            leading.append(self.builder.gap(lost, f"{lost} decisions could not be recorded: {why}", first, last))
         q = self.queue
-        build = self.builder
         observe = self.observe
-        head = self.head
-        if head is None:  # no sink (shadow or alerts only): build and observe, nothing to chain
-            for _ in range(min(len(q), self.options.batch_size)):
-                item = q.popleft()
+        items = [q.popleft() for _ in range(min(len(q), self.options.batch_size))]
+        if self.head is None:  # no sink (shadow or alerts only): build and observe, nothing to chain
+            for item in items:
                 event = self._build(item)
                 if observe is not None:
                     observe(item, event)
-            return out
-        # sealing inlined: this loop is the writer's whole per-event cost
-        chain, prev, seq = head.chain, head.head, head.next_seq
-        append = out.append
-        try:
-            for _ in range(min(len(q), self.options.batch_size)):
-                item = q.popleft()
-                if type(item[0]) is not _ERROR:
-                    try:
-                        event = build.decision(*item)
-                    except Exception:
-                        event = self._build(item)
-                else:
-                    event = self._build(item)
-                if observe is not None:
-                    observe(item, event)
-                event["chain"] = chain
-                event["seq"] = seq
-                try:
-                    body = _dumps(event, option=_SORT)
-                except (TypeError, ValueError):
-                    body = canonical(event)
-                prev = _sha256(_LINK + prev + body).digest()
-                append(Record(chain, seq, body, prev, event))
-                seq += 1
-        finally:
-            head.head, head.next_seq = prev, seq
-        return out
+            return []
+        self.sealer.observe = observe
+        return self.sealer.seal(items, self.head, leading)
+
+    def _python_event(self, item: tuple) -> dict:
+        """An item's event from the Python builder (what the core does not build)."""
+        if type(item[0]) is not _ERROR:
+            try:
+                return self.builder.decision(*item)
+            except Exception:
+                pass
+        return self._build(item)
 
     def _build(self, item: tuple) -> dict:
         build = self.builder
@@ -210,18 +187,6 @@ class Writer:
         except Exception as exc:  # never drop: record what we know and why the rest is missing
             return {"kind": "decision", "id": build.ids.next(), "timestamp": build.clock.format(item[-1]),
                     "decision": getattr(item[0], "decision", "Deny"), "reason": f"event could not be built: {exc!r}"}
-
-    def _seal(self, event: dict) -> Record:
-        head = self.head
-        if head is None:  # no sink: nothing to chain
-            return Record("", 0, b"", b"", event)
-        event["chain"] = head.chain
-        event["seq"] = seq = head.next_seq
-        body = canonical(event)
-        digest = link(head.head, body)
-        head.next_seq = seq + 1
-        head.head = digest
-        return Record(head.chain, seq, body, digest, event)
 
     def _deliver(self, records: List[Record]) -> None:
         sink = self.sink

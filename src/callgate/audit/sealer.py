@@ -1,0 +1,235 @@
+"""Sealing one writer batch: event bodies, the hash chain and the envelope lines, in one
+buffer (records.Batch).
+
+Plain decision events (no extras; principal and trace id str or None; decided by a native
+policy; the recorder has no masks, hash_args or shadow) are built by the core,
+cg_event_build (csrc/cg_event.c), a whole run per call and outside the GIL, so the threads
+that decide keep deciding meanwhile. Every other event, and any event the core hands back
+(CG_EVENT_STOP_PYTHON: a float in json-form arguments, a very large integer, deep nesting),
+is built by the Python builder. Both write the same bytes for the same event
+(tests/test_audit_sealer.py holds them to it). The chain hashes are hashlib's, one per
+record, in order."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+from array import array
+from typing import Any, Callable, List, Optional
+
+import orjson
+
+from .. import __version__
+from .._core import ffi, lib
+from ..engine import Decision, _State
+from ._canonical import canonical
+from .chain import ChainHead
+from .records import BODY_AT, DECISIONS, Batch
+
+log = logging.getLogger("callgate.audit")
+_NONE = lib.CG_EVENT_NONE
+_FULL = lib.CG_EVENT_STOP_FULL
+_WORDS = lib.CG_EVENT_INFO_WORDS
+_HEAD = b'{"hash":"' + b"0" * 64 + b'","record":'
+_LINK = b"\x00"  # chain.link's prefix
+_SORT = orjson.OPT_SORT_KEYS
+_dumps = orjson.dumps
+_sha256 = hashlib.sha256
+
+
+class Sealer:
+    """Seals batches for one writer. `python_event(item)` builds an item's event dict with
+    the Python builder; `observe(item, event)` (or None) sees every decision."""
+
+    def __init__(self, builder: Any, python_event: Callable[[tuple], dict], use_core: bool) -> None:
+        self.builder = builder
+        self.python_event = python_event
+        self.use_core = use_core and not builder._shaping
+        self.observe: Optional[Callable[[tuple, dict], None]] = None
+        self.core_events = 0  # how many events the core built (tests and stats read it)
+        self._b = ffi.new("cg_event_batch *")
+        self._out = self._cols = self._info = self._work = None
+        self._out_cap = self._cols_cap = self._info_cap = self._work_cap = 0
+        self._tmp = ffi.new("char[]", 1 << 16)
+        self._b.tmp, self._b.tmp_cap = self._tmp, len(self._tmp)
+        self._grow(1 << 20, 1 << 16, 1 << 12)
+
+    # ------------------------------------------------------------ buffers
+
+    def _grow(self, out: int, cols: int, work: int) -> None:
+        b = self._b
+        if out > self._out_cap:
+            new = ffi.new("char[]", out)
+            if self._out is not None:
+                ffi.memmove(new, self._out, b.out_len)
+            self._out, self._out_cap, b.out, b.out_cap = new, out, new, out
+        if cols > self._cols_cap:
+            new = ffi.new("char[]", cols)
+            if self._cols is not None:
+                ffi.memmove(new, self._cols, b.cols_len)
+            self._cols, self._cols_cap, b.cols, b.cols_cap = new, cols, new, cols
+        if work > self._work_cap:
+            self._work = ffi.new("cg_event_member[]", work)
+            self._work_cap, b.work, b.work_cap = work, self._work, work
+
+    def _reserve_info(self, records: int) -> None:
+        if records * _WORDS > self._info_cap:
+            self._info_cap = max(records * _WORDS, 2 * self._info_cap)
+            self._info = ffi.new("uint32_t[]", self._info_cap)
+
+    def _append_line(self, line: bytes, record: int) -> None:
+        b = self._b
+        if b.out_len + len(line) > self._out_cap:
+            self._grow(max(2 * self._out_cap, b.out_len + len(line)), 0, 0)
+        ffi.memmove(self._out + b.out_len, line, len(line))
+        b.out_len += len(line)
+        self._info[_WORDS * record] = b.out_len
+
+    # ------------------------------------------------------------ a batch
+
+    def seal(self, items: List[tuple], head: ChainHead, leading: List[dict]) -> Batch:
+        """Seal `leading` events (gap records) and then `items` onto the chain at `head`,
+        and advance it."""
+        b = self._b
+        b.out_len = b.cols_len = 0
+        self._reserve_info(len(leading) + len(items))
+        chain, seq0 = head.chain, head.next_seq
+        events: List[Optional[dict]] = []
+        results: List[int] = []
+        principals: List[Any] = []
+        for event in leading:
+            self._python_record(event, chain, seq0, events, results, principals)
+        i, n = 0, len(items)
+        while i < n:
+            j = self._run_end(items, i) if self.use_core else i
+            if j > i:
+                built, stopped = self._core_run(items, i, j, chain, seq0, len(events))
+                for item in items[i:i + built]:
+                    rc = item[0]._rc
+                    events.append(None)
+                    results.append(rc)
+                    principals.append(item[2])
+                    if self.observe is not None:
+                        self.observe(item, {"kind": "decision", "decision": DECISIONS[rc & 3], "principal": item[2]})
+                i += built
+                if not stopped:
+                    continue
+            item = items[i]
+            event = self.python_event(item)
+            if self.observe is not None:
+                self.observe(item, event)
+            self._python_record(event, chain, seq0, events, results, principals)
+            i += 1
+        return self._chain(head, events, results, principals)
+
+    def _python_record(self, event: dict, chain: str, seq0: int, events: list, results: list,
+                       principals: list) -> None:
+        event["chain"] = chain
+        event["seq"] = seq0 + len(events)
+        try:
+            body = _dumps(event, option=_SORT)
+        except (TypeError, ValueError):
+            body = canonical(event)
+        self._append_line(b"".join((_HEAD, body, b"}\n")), len(events))
+        events.append(event)
+        results.append(0)
+        principals.append(event.get("principal"))
+
+    def _chain(self, head: ChainHead, events: list, results: list, principals: list) -> Batch:
+        """Hash every record in order, write the hashes into the lines, advance the head."""
+        b, n = self._b, len(events)
+        info = ffi.unpack(self._info, _WORDS * n)
+        ends = info[0::_WORDS]
+        view = memoryview(ffi.buffer(self._out, b.out_len))
+        prev, start, hashes = head.head, 0, []
+        append = hashes.append
+        for end in ends:
+            prev = _sha256(_LINK + prev + view[start + BODY_AT:end - 2]).digest()
+            append(prev)
+            start = end
+        view.release()
+        lib.cg_event_fill_hashes(self._out, self._info, 0, n, 0, b"".join(hashes))
+        batch = Batch(head.chain, head.next_seq, ffi.buffer(self._out, b.out_len)[:], ends, hashes, events,
+                      ffi.buffer(self._cols, b.cols_len)[:], info, results, principals)
+        head.head, head.next_seq = prev, head.next_seq + n
+        return batch
+
+    # ------------------------------------------------------------ runs the core builds
+
+    @staticmethod
+    def _run_end(items: List[tuple], i: int) -> int:
+        """The end of the run of items from i that the core can build in one call: plain
+        decisions of one native policy state, in one request form."""
+        first = items[i]
+        if type(first[0]) is not Decision:  # a refused request or an approval event
+            return i
+        why = first[5]
+        if type(why) is not tuple or type(why[0]) is not _State:
+            return i
+        source, form = why[0], first[1][0]
+        j, n = i, len(items)
+        while j < n:
+            item = items[j]
+            why, p, t = item[5], item[2], item[3]
+            if type(item[0]) is not Decision or item[4] or type(why) is not tuple or why[0] is not source \
+                    or item[1][0] != form or (p is not None and type(p) is not str) \
+                    or (t is not None and type(t) is not str):
+                break
+            j += 1
+        return j
+
+    def _core_run(self, items: List[tuple], i: int, j: int, chain: str, seq0: int, first_record: int) -> tuple:
+        """Build items[i:j] in the core as records first_record... of a batch whose first
+        record has sequence number seq0. Returns (built,
+        stopped): the count built, and whether the next one must be built in Python."""
+        run = items[i:j]
+        b = self._b
+        why = run[0][5]
+        source = why[0]
+        if run[0][1][0] == "request":
+            form, parts = 0, [item[1][1] for item in run]
+        else:
+            form, parts = 1, [x for item in run for x in item[1][1:]]
+        data = b"".join(parts)
+        spans = array("I", map(len, parts))
+        people: List[bytes] = []
+        people_spans = array("I")
+        for item in run:
+            for who in (item[2], item[3]):
+                if who is None:
+                    people_spans.append(_NONE)
+                else:  # a lone surrogate stays invalid UTF-8: the core hands that event back
+                    raw = who.encode("utf-8", "surrogatepass")
+                    people.append(raw)
+                    people_spans.append(len(raw))
+        people_data = b"".join(people)
+        results = array("q", [item[0]._rc for item in run])
+        times = array("q", [item[-1] for item in run])
+        random = os.urandom(16 * len(run))
+        version, digest = self.builder._policy(why)
+        fixed = [_dumps(chain), _dumps(__version__), _dumps(digest), _dumps(version)]
+        keep = [ffi.from_buffer(data), ffi.from_buffer("uint32_t[]", spans), ffi.from_buffer("int64_t[]", results),
+                ffi.from_buffer("int64_t[]", times), ffi.from_buffer(random), ffi.from_buffer(people_data),
+                ffi.from_buffer("uint32_t[]", people_spans)] + [ffi.from_buffer(f) for f in fixed]
+        b.requests, b.spans, b.results, b.times_ns, b.random, b.people, b.people_spans = keep[:7]
+        b.requests_len, b.people_len = len(data), len(people_data)
+        for k in range(4):
+            b.fixed[k], b.fixed_len[k] = keep[7 + k], len(fixed[k])
+        b.form, b.n, b.at = form, len(run), 0
+        b.first_seq = seq0 + first_record
+        b.info = self._info + _WORDS * first_record
+        # a first guess at the room the run needs; cg_event_build says when it was wrong
+        self._grow(b.out_len + 2 * len(data) + 1024 * len(run), b.cols_len + len(data) + 64 * len(run),
+                   len(data) // 4 + 16)
+        scratch = source.scratch().ptr
+        for _ in range(64):
+            got = lib.cg_event_build(scratch, b)
+            if got < 0:  # an inconsistent batch is a bug here: the Python builder takes the rest
+                log.error("callgate audit: cg_event_build refused a batch (%d)", got)
+                return b.at, True
+            if b.stop != _FULL:
+                break
+            self._grow(2 * self._out_cap, 2 * self._cols_cap, 2 * self._work_cap)
+        self.core_events += b.at
+        return b.at, b.at < len(run)
