@@ -158,9 +158,9 @@ typedef struct cg_event_batch {
     const int64_t *results;          /* per event: what cg_eval_* returned */
     const int64_t *times_ns;         /* per event: Unix time of the decision in ns */
     const char *random;              /* per event: 16 random bytes for its UUID */
-    const char *people;              /* per event: principal and trace id as UTF-8, back to back */
-    size_t people_len;
-    const uint32_t *people_spans;    /* per event: their two lengths (CG_EVENT_NONE: None) */
+    const char *people;              /* every event's principal, then every event's trace id, */
+    size_t people_len;               /* as UTF-8, back to back */
+    const uint32_t *people_spans;    /* 2n lengths, in that order (CG_EVENT_NONE: None) */
     const char *fixed[4];            /* canonical JSON of chain, engine_version, policy_digest, */
     size_t fixed_len[4];             /* policy_version, written as given */
     uint64_t first_seq;              /* seq of event 0 */

@@ -381,12 +381,19 @@ int64_t cg_event_build(void *scratch, cg_event_batch *batch) {
     if (batch->out_cap > UINT32_MAX || batch->cols_cap > UINT32_MAX) return CG_E_ARG;
 
     uint32_t per = batch->form == 0 ? 1u : 3u;
-    /* where event `at` starts in the requests and in the people */
-    size_t at = 0, people_at = 0;
+    /* where event `at` starts in the requests, and in the people: every principal, then
+       every trace id */
+    size_t at = 0, people_at[2] = {0, 0};
+    for (uint32_t i = 0; i < batch->n; i++) {
+        uint32_t pn = batch->people_spans[i];
+        if (pn != CG_EVENT_NONE) people_at[1] += pn;
+    }
     for (uint32_t i = 0; i < batch->at; i++) {
         for (uint32_t k = 0; k < per; k++) at += batch->spans[i * per + k];
-        for (uint32_t k = 0; k < 2; k++)
-            if (batch->people_spans[2 * i + k] != CG_EVENT_NONE) people_at += batch->people_spans[2 * i + k];
+        for (uint32_t k = 0; k < 2; k++) {
+            uint32_t pn = batch->people_spans[k * batch->n + i];
+            if (pn != CG_EVENT_NONE) people_at[k] += pn;
+        }
     }
 
     writer out = {(uint8_t *)batch->out, batch->out_len, batch->out_cap, false};
@@ -407,11 +414,12 @@ int64_t cg_event_build(void *scratch, cg_event_batch *batch) {
         uint32_t who_len[2];
         bool who_ok = true;
         for (uint32_t k = 0; k < 2; k++) {
-            who_len[k] = batch->people_spans[2 * i + k];
+            who_len[k] = batch->people_spans[k * batch->n + i];
             if (who_len[k] == CG_EVENT_NONE) continue;
-            if (people_at > batch->people_len || who_len[k] > batch->people_len - people_at) return CG_E_ARG;
-            who[k] = (const uint8_t *)batch->people + people_at;
-            people_at += who_len[k];
+            if (people_at[k] > batch->people_len || who_len[k] > batch->people_len - people_at[k])
+                return CG_E_ARG;
+            who[k] = (const uint8_t *)batch->people + people_at[k];
+            people_at[k] += who_len[k];
             who_ok = who_ok && cg_utf8_valid(who[k], who_len[k]);
         }
 

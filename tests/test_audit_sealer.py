@@ -221,7 +221,7 @@ def test_core_refuses_an_inconsistent_batch(tmp_path):
     b, keep, scratch = _raw_batch(engine, good, [len(good) + 1])
     assert lib.cg_event_build(scratch, b) == lib.CG_E_ARG
     b, keep, scratch = _raw_batch(engine, good, [len(good)])
-    b.people_spans[0] = 5  # five bytes of principal in an empty people buffer
+    b.people_spans[1] = 5  # a trace id of five bytes in an empty people buffer
     assert lib.cg_event_build(scratch, b) == lib.CG_E_ARG
     bad = b'["process_refund","agent",{"amount":1},{},{"a":"\\x"}]'
     b, keep, scratch = _raw_batch(engine, bad, [len(bad)])

@@ -29,6 +29,7 @@ from .records import BODY_AT, DECISIONS, Batch
 
 log = logging.getLogger("callgate.audit")
 _NONE = lib.CG_EVENT_NONE
+_ALL_NONE = array("I", [_NONE])
 _FULL = lib.CG_EVENT_STOP_FULL
 _WORDS = lib.CG_EVENT_INFO_WORDS
 _HEAD = b'{"hash":"' + b"0" * 64 + b'","record":'
@@ -104,13 +105,13 @@ class Sealer:
         while i < n:
             j = self._run_end(items, i) if self.use_core else i
             if j > i:
-                built, stopped = self._core_run(items, i, j, chain, seq0, len(events))
-                for item in items[i:i + built]:
-                    rc = item[0]._rc
-                    events.append(None)
-                    results.append(rc)
-                    principals.append(item[2])
-                    if self.observe is not None:
+                built, stopped, rcs = self._core_run(items, i, j, chain, seq0, len(events))
+                done = items[i:i + built]
+                events += [None] * built
+                results += rcs[:built]
+                principals += [item[2] for item in done]
+                if self.observe is not None:
+                    for item, rc in zip(done, rcs):
                         self.observe(item, {"kind": "decision", "decision": DECISIONS[rc & 3], "principal": item[2]})
                 i += built
                 if not stopped:
@@ -182,7 +183,8 @@ class Sealer:
     def _core_run(self, items: List[tuple], i: int, j: int, chain: str, seq0: int, first_record: int) -> tuple:
         """Build items[i:j] in the core as records first_record... of a batch whose first
         record has sequence number seq0. Returns (built,
-        stopped): the count built, and whether the next one must be built in Python."""
+        stopped, results): the count built, whether the next one must be built in Python,
+        and the runs' result codes."""
         run = items[i:j]
         b = self._b
         why = run[0][5]
@@ -193,18 +195,20 @@ class Sealer:
             form, parts = 1, [x for item in run for x in item[1][1:]]
         data = b"".join(parts)
         spans = array("I", map(len, parts))
+        # principals, then trace ids (a lone surrogate stays invalid UTF-8: the core hands
+        # that event back); None is a span of CG_EVENT_NONE
         people: List[bytes] = []
         people_spans = array("I")
-        for item in run:
-            for who in (item[2], item[3]):
-                if who is None:
-                    people_spans.append(_NONE)
-                else:  # a lone surrogate stays invalid UTF-8: the core hands that event back
-                    raw = who.encode("utf-8", "surrogatepass")
-                    people.append(raw)
-                    people_spans.append(len(raw))
+        for column in ([item[2] for item in run], [item[3] for item in run]):
+            if column.count(None) == len(column):
+                people_spans.extend(_ALL_NONE * len(column))
+                continue
+            raw = [b"" if who is None else who.encode("utf-8", "surrogatepass") for who in column]
+            people += raw
+            people_spans.extend(array("I", [_NONE if who is None else len(r) for who, r in zip(column, raw)]))
         people_data = b"".join(people)
-        results = array("q", [item[0]._rc for item in run])
+        rcs = [item[0]._rc for item in run]
+        results = array("q", rcs)
         times = array("q", [item[-1] for item in run])
         random = os.urandom(16 * len(run))
         version, digest = self.builder._policy(why)
@@ -227,9 +231,9 @@ class Sealer:
             got = lib.cg_event_build(scratch, b)
             if got < 0:  # an inconsistent batch is a bug here: the Python builder takes the rest
                 log.error("callgate audit: cg_event_build refused a batch (%d)", got)
-                return b.at, True
+                return b.at, True, rcs
             if b.stop != _FULL:
                 break
             self._grow(2 * self._out_cap, 2 * self._cols_cap, 2 * self._work_cap)
         self.core_events += b.at
-        return b.at, b.at < len(run)
+        return b.at, b.at < len(run), rcs
