@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import threading
 import time
 
 import orjson
@@ -18,6 +19,7 @@ from callgate import Engine, RequestError, audit, examples
 from callgate._core import ffi, lib
 from callgate.audit.chain import ChainHead, link
 from callgate.audit.records import Batch, decode_line
+from callgate.audit.sealer import Sealer
 from callgate.audit.sqlite import row_values
 
 KEYS = st.text(st.characters(codec="utf-8", exclude_categories=("Cs",)), max_size=6) | st.sampled_from(
@@ -31,17 +33,43 @@ OBJECTS = st.dictionaries(KEYS, VALUES, max_size=5)
 PEOPLE = st.none() | st.sampled_from(["", "user:alice", "é\"\\\n", "x\x00y"]) | st.text(max_size=8)
 
 
-def _engine(tmp_path) -> Engine:
-    """A recording engine whose writer stays asleep: the tests seal what it queued."""
-    sink = audit.JsonlSink(tmp_path / "a.jsonl", max_queue=10_000_000, batch_size=1_000_000,
-                           flush_interval=3600, fsync="never")
-    return Engine.from_dict(examples.policy("crm"), audit=sink)
+class _HeldSink(audit.JsonlSink):
+    """A sink whose writer waits at open() until released: what the engine queues stays in
+    the queue for the test to seal (no writer thread racing it)."""
+
+    def __init__(self, path) -> None:
+        super().__init__(path, max_queue=10_000_000, fsync="never")
+        self.gate = threading.Event()
+
+    def open(self, chain: str):
+        self.gate.wait()
+        return super().open(chain)
 
 
-def _take(engine: Engine) -> list:
-    queue = audit.recorder(engine).writer.queue
-    items = list(queue)
-    queue.clear()
+class _Held:
+    """An engine whose writer is held, and a Sealer of the test's own."""
+
+    def __init__(self, tmp_path) -> None:
+        self.sink = _HeldSink(tmp_path / "a.jsonl")
+        self.engine = Engine.from_dict(examples.policy("crm"), audit=self.sink)
+        self.writer = audit.recorder(self.engine).writer
+        self.sealer = Sealer(self.writer.builder, self.writer._python_event, use_core=True)
+
+    def close(self) -> None:
+        self.writer.queue.clear()
+        self.sink.gate.set()
+        self.engine.close()
+
+    def __enter__(self) -> "_Held":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def _take(held: _Held) -> list:
+    items = list(held.writer.queue)
+    held.writer.queue.clear()
     return items
 
 
@@ -56,14 +84,12 @@ def _python_body(writer, item: tuple, core_body: bytes, seq: int) -> bytes:
     return orjson.dumps(event, option=orjson.OPT_SORT_KEYS)
 
 
-def _seal_and_compare(engine: Engine, items: list) -> Batch:
-    writer = audit.recorder(engine).writer
-    head = ChainHead("test-chain")
-    batch = writer.sealer.seal(items, head, [])
+def _seal_and_compare(held: _Held, items: list) -> Batch:
+    batch = held.sealer.seal(items, ChainHead("test-chain"), [])
     for i, item in enumerate(items):
         if batch.events[i] is None:  # built by the core (the others are the builder's own)
             body = batch[i].body
-            assert body == _python_body(writer, item, body, i), item
+            assert body == _python_body(held.writer, item, body, i), item
     return batch
 
 
@@ -86,15 +112,14 @@ def test_request_form_bodies_match_the_python_builder(tmp_path, calls):
     """evaluate() events: for nested values, every key order, escapes, non-BMP text,
     floats, integers up to 70 bits, empty and missing context, any principal and trace id,
     the core writes exactly the Python builder's canonical body (or hands the event back)."""
-    engine = _engine(tmp_path)
+    held = _Held(tmp_path)
     try:
-        _tool_calls(engine, calls)
-        engine.evaluate("process_refund", {"amount": 1}, role="agent", agent_attributes={}, resource_attributes={})
-        batch = _seal_and_compare(engine, _take(engine))
+        _tool_calls(held.engine, calls)
+        held.engine.evaluate("process_refund", {"amount": 1}, role="agent", agent_attributes={}, resource_attributes={})
+        batch = _seal_and_compare(held, _take(held))
         assert batch.events[-1] is None  # a plain call after the mix: still the core's
     finally:
-        audit.recorder(engine).writer.queue.clear()
-        engine.close()
+        held.close()
 
 
 def _spaced(value, rng) -> bytes:
@@ -112,7 +137,7 @@ def test_json_form_bodies_match_the_python_builder(tmp_path, data):
     """evaluate_json() events from host-written JSON (escaped or raw non-ASCII, \\/ and
     \\u escapes, whitespace, -0, floats the core hands back): the same bytes as the Python
     builder."""
-    engine = _engine(tmp_path)
+    held = _Held(tmp_path)
     try:
         for _ in range(data.draw(st.integers(1, 4))):
             args = data.draw(OBJECTS | VALUES)
@@ -124,16 +149,15 @@ def test_json_form_bodies_match_the_python_builder(tmp_path, data):
             if data.draw(st.booleans()):
                 raw_args = raw_args.replace(b"/", b"\\/")
             try:
-                engine.evaluate_json(data.draw(st.sampled_from(["process_refund", "é\x01\"", "x"])), raw_args,
+                held.engine.evaluate_json(data.draw(st.sampled_from(["process_refund", "é\x01\"", "x"])), raw_args,
                                      _spaced(ctx, data), principal=data.draw(PEOPLE), trace_id=data.draw(PEOPLE))
             except RequestError:
                 pass
-        engine.evaluate_json("process_refund", b'{"amount": 1}', b'{"role": "agent"}')
-        batch = _seal_and_compare(engine, _take(engine))
+        held.engine.evaluate_json("process_refund", b'{"amount": 1}', b'{"role": "agent"}')
+        batch = _seal_and_compare(held, _take(held))
         assert batch.events[-1] is None
     finally:
-        audit.recorder(engine).writer.queue.clear()
-        engine.close()
+        held.close()
 
 
 @settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -142,46 +166,66 @@ def test_timestamps_match_the_python_clock(tmp_path, t_ns):
     """The core's RFC 3339 text (days to civil date) equals time.gmtime's for any instant
     time.time_ns() can give (1970 to 2262, the end of 64-bit nanoseconds), leap days
     (2000-02-29) and microseconds included."""
-    engine = _engine(tmp_path)
+    held = _Held(tmp_path)
     try:
-        engine.evaluate("process_refund", {"amount": 1}, role="agent", agent_attributes={}, resource_attributes={})
-        (item,) = _take(engine)
+        held.engine.evaluate("process_refund", {"amount": 1}, role="agent", agent_attributes={}, resource_attributes={})
+        (item,) = _take(held)
         item = item[:-1] + (t_ns,)
-        batch = _seal_and_compare(engine, [item])
+        batch = _seal_and_compare(held, [item])
         assert batch.events[0] is None  # built by the core
     finally:
-        engine.close()
+        held.close()
 
 
 def test_core_builds_plain_decisions_and_hands_back_the_rest(tmp_path):
     """Plain decisions go to the core; extras, json-form floats and 19-digit integers go to
     the Python builder; order and sequence numbers are kept across the mix."""
-    engine = _engine(tmp_path)
+    held = _Held(tmp_path)
     kw = dict(role="agent", agent_attributes={}, resource_attributes={})
-    engine.evaluate("process_refund", {"amount": 1}, **kw)
-    engine.evaluate("process_refund", {"amount": 1}, **kw, extras={"session": "s"})
-    engine.evaluate_json("process_refund", b'{"amount": 1.5}', b'{"role":"agent"}')
-    engine.evaluate("process_refund", {"amount": 10**19}, **kw)
-    engine.evaluate_json("process_refund", b'{"amount": 1}', b'{"role":"agent"}')
-    items = _take(engine)
-    batch = _seal_and_compare(engine, items)
+    held.engine.evaluate("process_refund", {"amount": 1}, **kw)
+    held.engine.evaluate("process_refund", {"amount": 1}, **kw, extras={"session": "s"})
+    held.engine.evaluate_json("process_refund", b'{"amount": 1.5}', b'{"role":"agent"}')
+    held.engine.evaluate("process_refund", {"amount": 10**19}, **kw)
+    held.engine.evaluate_json("process_refund", b'{"amount": 1}', b'{"role":"agent"}')
+    items = _take(held)
+    batch = _seal_and_compare(held, items)
     assert [e is None for e in batch.events] == [True, False, False, False, True]
     assert [r.seq for r in batch] == [0, 1, 2, 3, 4]
-    engine.close()
+    held.close()
+
+
+def test_approval_and_refused_items_between_decisions(tmp_path):
+    """An approval event or a refused request queued after a plain decision ends the
+    core's run there (its item has fewer fields than a decision's), and the batch keeps
+    every event in order."""
+    held = _Held(tmp_path)
+    kw = dict(role="agent", agent_attributes={}, resource_attributes={})
+    held.engine.evaluate("process_refund", {"amount": 1}, **kw)
+    audit.recorder(held.engine).record_approval(tool="process_refund", args={}, role="agent", principal=None,
+                                           decision="Allow", reason="approved", rule=3, approvals_required=1,
+                                           approval={"method": "tokens", "outcome": "approved", "required": 1})
+    held.engine.evaluate("process_refund", {"amount": 2}, **kw)
+    with pytest.raises(RequestError):
+        held.engine.evaluate_json("process_refund", b"{", b'{"role":"agent"}')
+    held.engine.evaluate("process_refund", {"amount": 3}, **kw)
+    batch = _seal_and_compare(held, _take(held))
+    assert [orjson.loads(r.body)["kind"] for r in batch] == ["decision", "approval", "decision", "error", "decision"]
+    assert [e is None for e in batch.events] == [True, False, True, False, True]
+    held.close()
 
 
 def test_batch_lines_chain_and_rows(tmp_path):
     """A sealed batch's lines carry hashes that chain from the head, and its database
     rows equal row_values of each Record (the columns the core wrote: timestamp, tool and
     role decoded)."""
-    engine = _engine(tmp_path)
+    held = _Held(tmp_path)
     kw = dict(agent_attributes={}, resource_attributes={})
-    engine.evaluate("process_refund", {"amount": 1}, role="agent", principal="p", **kw)
-    engine.evaluate_json("look\\u00e9", b"{}", b'{"role":"r\\u00f4le"}')
-    engine.evaluate("process_refund", {}, role="agent", **kw, extras={"x": 1})
-    items = _take(engine)
+    held.engine.evaluate("process_refund", {"amount": 1}, role="agent", principal="p", **kw)
+    held.engine.evaluate_json("look\\u00e9", b"{}", b'{"role":"r\\u00f4le"}')
+    held.engine.evaluate("process_refund", {}, role="agent", **kw, extras={"x": 1})
+    items = _take(held)
     head = ChainHead("c", (41, b"\x07" * 32))
-    batch = audit.recorder(engine).writer.sealer.seal(items, head, [])
+    batch = held.sealer.seal(items, head, [])
     prev = b"\x07" * 32
     for line, record in zip(batch.data.splitlines(), batch):
         body, digest = decode_line(line)
@@ -190,7 +234,7 @@ def test_batch_lines_chain_and_rows(tmp_path):
     assert head.head == prev and head.next_seq == 45 and batch[0].seq == 42
     assert batch.rows() == [row_values(r) for r in batch]
     assert batch.rows()[1][5:7] == ("look\\u00e9", "rôle")
-    engine.close()
+    held.close()
 
 
 def _raw_batch(engine: Engine, request: bytes, spans: list, n: int = 1):
@@ -216,33 +260,33 @@ def test_core_refuses_an_inconsistent_batch(tmp_path):
     """Spans past the end of the request bytes, or past the people bytes, are CG_E_ARG
     (never a read beyond the buffer); a request that is not valid JSON is handed back to
     the Python builder, never written."""
-    engine = _engine(tmp_path)
+    held = _Held(tmp_path)
     good = b'["process_refund","agent",{"amount":1},{},{}]'
-    b, keep, scratch = _raw_batch(engine, good, [len(good) + 1])
+    b, keep, scratch = _raw_batch(held.engine, good, [len(good) + 1])
     assert lib.cg_event_build(scratch, b) == lib.CG_E_ARG
-    b, keep, scratch = _raw_batch(engine, good, [len(good)])
+    b, keep, scratch = _raw_batch(held.engine, good, [len(good)])
     b.people_spans[1] = 5  # a trace id of five bytes in an empty people buffer
     assert lib.cg_event_build(scratch, b) == lib.CG_E_ARG
     bad = b'["process_refund","agent",{"amount":1},{},{"a":"\\x"}]'
-    b, keep, scratch = _raw_batch(engine, bad, [len(bad)])
+    b, keep, scratch = _raw_batch(held.engine, bad, [len(bad)])
     assert lib.cg_event_build(scratch, b) == 0 and b.stop == lib.CG_EVENT_STOP_PYTHON and b.out_len == 0
-    b, keep, scratch = _raw_batch(engine, good, [len(good)])
+    b, keep, scratch = _raw_batch(held.engine, good, [len(good)])
     assert lib.cg_event_build(scratch, b) == 1 and b.stop == lib.CG_EVENT_STOP_NONE
     assert ffi.buffer(b.out, b.out_len)[:].startswith(b'{"hash":"' + b"0" * 64 + b'","record":{')
-    engine.close()
+    held.close()
 
 
 def test_small_buffers_grow_and_large_objects_sort(tmp_path):
     """An event larger than the sealer's buffers (a 300 KB argument, an object of 5,000
     keys) is built after the buffers grow, with its keys in order."""
-    engine = _engine(tmp_path)
+    held = _Held(tmp_path)
     args = {f"k{i:05d}"[::-1]: i for i in range(5000)}
     args["blob"] = "x" * 300_000
-    engine.evaluate("process_refund", args, role="agent", agent_attributes={}, resource_attributes={})
-    batch = _seal_and_compare(engine, _take(engine))
+    held.engine.evaluate("process_refund", args, role="agent", agent_attributes={}, resource_attributes={})
+    batch = _seal_and_compare(held, _take(held))
     assert batch.events[0] is None
     assert list(orjson.loads(batch[0].body)["args"]) == sorted(args)
-    engine.close()
+    held.close()
 
 
 def test_recorded_log_verifies_with_core_built_events(tmp_path):

@@ -89,9 +89,9 @@ class Sealer:
 
     # ------------------------------------------------------------ a batch
 
-    def seal(self, items: List[tuple], head: ChainHead, leading: List[dict]) -> Batch:
+    def seal(self, items: List[tuple], head: ChainHead, leading: List[dict], core: bool = True) -> Batch:
         """Seal `leading` events (gap records) and then `items` onto the chain at `head`,
-        and advance it."""
+        and advance it. core=False: every event from the Python builder."""
         b = self._b
         b.out_len = b.cols_len = 0
         self._reserve_info(len(leading) + len(items))
@@ -103,7 +103,7 @@ class Sealer:
             self._python_record(event, chain, seq0, events, results, principals)
         i, n = 0, len(items)
         while i < n:
-            j = self._run_end(items, i) if self.use_core else i
+            j = self._run_end(items, i) if self.use_core and core else i
             if j > i:
                 built, stopped, rcs = self._core_run(items, i, j, chain, seq0, len(events))
                 done = items[i:i + built]
@@ -172,10 +172,11 @@ class Sealer:
         j, n = i, len(items)
         while j < n:
             item = items[j]
+            if type(item[0]) is not Decision:  # (before reading fields an approval item lacks)
+                break
             why, p, t = item[5], item[2], item[3]
-            if type(item[0]) is not Decision or item[4] or type(why) is not tuple or why[0] is not source \
-                    or item[1][0] != form or (p is not None and type(p) is not str) \
-                    or (t is not None and type(t) is not str):
+            if item[4] or type(why) is not tuple or why[0] is not source or item[1][0] != form \
+                    or (p is not None and type(p) is not str) or (t is not None and type(t) is not str):
                 break
             j += 1
         return j
