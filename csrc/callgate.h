@@ -184,9 +184,10 @@ typedef struct cg_event_batch {
    inconsistent batch. */
 int64_t cg_event_build(void *scratch, cg_event_batch *batch);
 /* Writes n 32-byte digests (back to back) as hex into the placeholders of lines
-   first..first+n-1, the first of which starts at line_start in out. */
-void cg_event_fill_hashes(char *out, const uint32_t *info, uint32_t first, uint32_t n,
-                          uint32_t line_start, const uint8_t *digests);
+   first..first+n-1 (ends from info), the first of which starts at line_start in out;
+   CG_E_ARG if a line would not lie within out_len. At most 2^24 events per call. */
+int cg_event_fill_hashes(char *out, size_t out_len, const uint32_t *info, uint32_t first, uint32_t n,
+                         uint32_t line_start, const uint8_t *digests);
 
 const char *cg_strerror(int code);   /* a sentence: "duplicate key in a JSON object" */
 const char *cg_errname(int code);    /* an identifier: "duplicate_key" */

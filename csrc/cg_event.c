@@ -19,6 +19,7 @@
 #include "cg_internal.h"
 
 #define CG_EVENT_MAX_DEPTH 128u
+#define CG_EVENT_MAX_BATCH (1u << 24) /* events per call: every index product below fits 32 bits */
 #define ENVELOPE_HEAD "{\"hash\":\""
 #define ENVELOPE_MID "\",\"record\":"
 
@@ -378,7 +379,9 @@ int64_t cg_event_build(void *scratch, cg_event_batch *batch) {
     if (!batch->people || !batch->people_spans) return CG_E_ARG;
     for (int k = 0; k < 4; k++)
         if (!batch->fixed[k] || !batch->fixed_len[k]) return CG_E_ARG;
-    if (batch->out_cap > UINT32_MAX || batch->cols_cap > UINT32_MAX) return CG_E_ARG;
+    if (batch->out_cap > UINT32_MAX || batch->cols_cap > UINT32_MAX || batch->out_len > batch->out_cap ||
+        batch->cols_len > batch->cols_cap || !batch->requests || batch->n > CG_EVENT_MAX_BATCH)
+        return CG_E_ARG;
 
     uint32_t per = batch->form == 0 ? 1u : 3u;
     /* where event `at` starts in the requests, and in the people: every principal, then
@@ -434,7 +437,7 @@ int64_t cg_event_build(void *scratch, cg_event_batch *batch) {
             batch->stop = CG_EVENT_STOP_PYTHON;
             break;
         }
-        format_uuid((const uint8_t *)batch->random + 16u * i, uid);
+        format_uuid((const uint8_t *)batch->random + 16u * (size_t)i, uid);
 
         canon c = {per == 1 ? in[0] : in[2], (uint32_t)(per == 1 ? in_len[0] : in_len[2]),
                    batch->form == 0, false, batch->work, batch->work_cap, 0, false};
@@ -503,7 +506,7 @@ int64_t cg_event_build(void *scratch, cg_event_batch *batch) {
         PUT_LIT(&out, "}}\n");
 
         /* the columns a database sink indexes: timestamp, tool and role as decoded text */
-        uint32_t *info = batch->info + 6u * i;
+        uint32_t *info = batch->info + (size_t)CG_EVENT_INFO_WORDS * i;
         info[1] = (uint32_t)cols.n;
         put(&cols, stamp, TIMESTAMP_LEN);
         info[2] = (uint32_t)cols.n;
@@ -548,15 +551,21 @@ int64_t cg_event_build(void *scratch, cg_event_batch *batch) {
     return i;
 }
 
-void cg_event_fill_hashes(char *out, const uint32_t *info, uint32_t first, uint32_t n,
-                          uint32_t line_start, const uint8_t *digests) {
-    static const uint32_t hash_at = sizeof(ENVELOPE_HEAD) - 1;
-    for (uint32_t i = first; i < first + n; i++) {
-        uint8_t *h = (uint8_t *)out + line_start + hash_at;
+int cg_event_fill_hashes(char *out, size_t out_len, const uint32_t *info, uint32_t first, uint32_t n,
+                         uint32_t line_start, const uint8_t *digests) {
+    static const size_t hash_at = sizeof(ENVELOPE_HEAD) - 1;
+    if (!out || !info || !digests || n > CG_EVENT_MAX_BATCH || first > CG_EVENT_MAX_BATCH) return CG_E_ARG;
+    size_t start = line_start;
+    for (size_t i = first; i < (size_t)first + n; i++) {
+        /* each line must hold at least the envelope's head and the 64 hex digits */
+        if (start > out_len || out_len - start < hash_at + 64) return CG_E_ARG;
+        uint8_t *h = (uint8_t *)out + start + hash_at;
+        const uint8_t *d = digests + 32u * (i - first);
         for (uint32_t k = 0; k < 32; k++) {
-            h[2 * k] = (uint8_t)HEX[digests[32u * (i - first) + k] >> 4];
-            h[2 * k + 1] = (uint8_t)HEX[digests[32u * (i - first) + k] & 15];
+            h[2 * k] = (uint8_t)HEX[d[k] >> 4];
+            h[2 * k + 1] = (uint8_t)HEX[d[k] & 15];
         }
-        line_start = info[6u * i];
+        start = info[CG_EVENT_INFO_WORDS * i];
     }
+    return 0;
 }

@@ -276,6 +276,39 @@ def test_core_refuses_an_inconsistent_batch(tmp_path):
     held.close()
 
 
+def test_core_refuses_lengths_beyond_its_buffers(tmp_path):
+    """out_len or cols_len beyond their capacity, and hash lines beyond out_len, are
+    CG_E_ARG: the core never writes past a buffer it was given."""
+    held = _Held(tmp_path)
+    good = b'["process_refund","agent",{"amount":1},{},{}]'
+    for field in ("out", "cols"):
+        b, keep, scratch = _raw_batch(held.engine, good, [len(good)])
+        setattr(b, field + "_len", getattr(b, field + "_cap") + 1)
+        assert lib.cg_event_build(scratch, b) == lib.CG_E_ARG
+    b, keep, scratch = _raw_batch(held.engine, good, [len(good)])
+    assert lib.cg_event_build(scratch, b) == 1
+    digest = bytes(32)
+    assert lib.cg_event_fill_hashes(b.out, b.out_len, b.info, 0, 1, 0, digest) == 0
+    assert lib.cg_event_fill_hashes(b.out, 50, b.info, 0, 1, 0, digest) == lib.CG_E_ARG
+    assert lib.cg_event_fill_hashes(b.out, b.out_len, b.info, 0, 2, 0, digest * 2) == lib.CG_E_ARG
+    held.close()
+
+
+def test_unserializable_principal_is_recorded_not_lost(tmp_path):
+    """A principal that is not valid Unicode (a lone surrogate) cannot be written as JSON:
+    the decision is still recorded, with the fields the writer made and the reason its
+    event could not be serialized, and the chain goes on."""
+    held = _Held(tmp_path)
+    kw = dict(role="agent", agent_attributes={}, resource_attributes={})
+    held.engine.evaluate("process_refund", {"amount": 1}, **kw, principal="\ud800")
+    held.engine.evaluate("process_refund", {"amount": 2}, **kw, principal="ok")
+    batch = held.sealer.seal(_take(held), ChainHead("c"), [])
+    first, second = (orjson.loads(r.body) for r in batch)
+    assert first["decision"] == "Allow" and first["reason"].startswith("event could not be serialized")
+    assert second["principal"] == "ok" and second["seq"] == 1 and batch.events[1] is None
+    held.close()
+
+
 def test_small_buffers_grow_and_large_objects_sort(tmp_path):
     """An event larger than the sealer's buffers (a 300 KB argument, an object of 5,000
     keys) is built after the buffers grow, with its keys in order."""
