@@ -11,13 +11,15 @@ from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import orjson
 
+from ..engine import DECISIONS
+
 _HEAD = b'{"hash":"'
 _MID = b'","record":'
 _BODY_AT = len(_HEAD) + 64 + len(_MID)
 
 
-DECISIONS = ("Deny", "Allow", "Elevate")  # the core's result code, bits 0-1
 BODY_AT = _BODY_AT
+UNHASHED_HEAD = _HEAD + b"0" * 64 + _MID  # a line's start before its hash is written in
 _loads = orjson.loads
 
 
@@ -27,6 +29,13 @@ class Record(NamedTuple):
     body: bytes
     hash: bytes
     event: dict
+
+
+def event_columns(e: dict) -> tuple:
+    """(timestamp, kind, principal, tool, role, decision, rule) of an event dict: the
+    fields database sinks store in their own columns."""
+    return (e["timestamp"], e["kind"], e.get("principal"), e.get("tool"), e.get("role"), e.get("decision"),
+            e.get("rule"))
 
 
 class Batch(Sequence[Record]):
@@ -68,9 +77,7 @@ class Batch(Sequence[Record]):
         info, cols, chain, seq = self.info, self.cols, self.chain, self.seq
         for i, event in enumerate(self.events):
             if event is not None:
-                out.append((chain, seq + i, event["timestamp"], event["kind"], event.get("principal"),
-                            event.get("tool"), event.get("role"), event.get("decision"), event.get("rule"),
-                            self._body(i), self.hashes[i]))
+                out.append((chain, seq + i, *event_columns(event), self._body(i), self.hashes[i]))
                 continue
             at = 6 * i
             ts, tool, tool_n, role, role_n = info[at + 1:at + 6]

@@ -22,18 +22,17 @@ import orjson
 
 from .. import __version__
 from .._core import ffi, lib
-from ..engine import Decision, _State
+from ..engine import DECISIONS, Decision, _State
 from ._canonical import canonical
+from .chain import _PREFIX as _LINK
 from .chain import ChainHead
-from .records import BODY_AT, DECISIONS, Batch
+from .records import BODY_AT, UNHASHED_HEAD, Batch
 
 log = logging.getLogger("callgate.audit")
 _NONE = lib.CG_EVENT_NONE
 _ALL_NONE = array("I", [_NONE])
 _FULL = lib.CG_EVENT_STOP_FULL
 _WORDS = lib.CG_EVENT_INFO_WORDS
-_HEAD = b'{"hash":"' + b"0" * 64 + b'","record":'
-_LINK = b"\x00"  # chain.link's prefix
 _SORT = orjson.OPT_SORT_KEYS
 # what an event that cannot be serialized keeps (fields the writer itself made)
 _SAFE_FIELDS = ("kind", "id", "timestamp", "decision", "rule", "approvals_required", "policy_version",
@@ -44,15 +43,13 @@ _sha256 = hashlib.sha256
 
 class Sealer:
     """Seals batches for one writer. `python_event(item)` builds an item's event dict with
-    the Python builder; `observe(item, event)` (or None) sees every decision. One thread at
-    a time: its buffers are reused across batches (the writer thread, or close() after it
-    stopped)."""
+    the Python builder. One thread at a time: its buffers are reused across batches (the
+    writer thread, or close() after it stopped)."""
 
     def __init__(self, builder: Any, python_event: Callable[[tuple], dict], use_core: bool) -> None:
         self.builder = builder
         self.python_event = python_event
         self.use_core = use_core and not builder._shaping
-        self.observe: Optional[Callable[[tuple, dict], None]] = None
         self.core_events = 0  # how many events the core built (tests and stats read it)
         self._b = ffi.new("cg_event_batch *")
         self._out = self._cols = self._info = self._work = None
@@ -94,9 +91,12 @@ class Sealer:
 
     # ------------------------------------------------------------ a batch
 
-    def seal(self, items: List[tuple], head: ChainHead, leading: List[dict], core: bool = True) -> Batch:
+    def seal(self, items: List[tuple], head: ChainHead, leading: List[dict],
+             observe: Optional[Callable[[tuple, dict], None]] = None, core: bool = True) -> Batch:
         """Seal `leading` events (gap records) and then `items` onto the chain at `head`,
-        and advance it. core=False: every event from the Python builder."""
+        and advance it. `observe(item, event)`, if given, sees every item (for a core-built
+        one, an event with only kind, decision and principal). core=False: every event from
+        the Python builder."""
         b = self._b
         b.out_len = b.cols_len = 0
         self._reserve_info(len(leading) + len(items))
@@ -115,16 +115,16 @@ class Sealer:
                 events += [None] * built
                 results += rcs[:built]
                 principals += [item[2] for item in done]
-                if self.observe is not None:
+                if observe is not None:
                     for item, rc in zip(done, rcs):
-                        self.observe(item, {"kind": "decision", "decision": DECISIONS[rc & 3], "principal": item[2]})
+                        observe(item, {"kind": "decision", "decision": DECISIONS[rc & 3], "principal": item[2]})
                 i += built
                 if not stopped:
                     continue
             item = items[i]
             event = self.python_event(item)
-            if self.observe is not None:
-                self.observe(item, event)
+            if observe is not None:
+                observe(item, event)
             self._python_record(event, chain, seq0, events, results, principals)
             i += 1
         return self._chain(head, events, results, principals)
@@ -143,7 +143,7 @@ class Sealer:
                 event = {k: event.get(k) for k in _SAFE_FIELDS if k in event}
                 event["reason"] = f"event could not be serialized: {exc!r}"
                 body = _dumps(event, option=_SORT)
-        self._append_line(b"".join((_HEAD, body, b"}\n")), len(events))
+        self._append_line(b"".join((UNHASHED_HEAD, body, b"}\n")), len(events))
         events.append(event)
         results.append(0)
         principals.append(event.get("principal"))
@@ -195,9 +195,8 @@ class Sealer:
 
     def _core_run(self, items: List[tuple], i: int, j: int, chain: str, seq0: int, first_record: int) -> tuple:
         """Build items[i:j] in the core as records first_record... of a batch whose first
-        record has sequence number seq0. Returns (built,
-        stopped, results): the count built, whether the next one must be built in Python,
-        and the runs' result codes."""
+        record has sequence number seq0. Returns (built, stopped, results): the count built,
+        whether the next one must be built in Python, and the run's result codes."""
         run = items[i:j]
         b = self._b
         why = run[0][5]

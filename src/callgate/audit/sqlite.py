@@ -11,7 +11,7 @@ import os
 import sqlite3
 from typing import Any, List, Optional, Tuple, Union
 
-from .records import Batch, Record
+from .records import Batch, Record, event_columns
 from .sinks import FileLock, Sink
 
 TABLE = "audit_events"
@@ -43,9 +43,7 @@ FIELDS = ("timestamp", "kind", "principal", "tool", "role", "decision", "rule") 
 
 
 def row_values(r: Record) -> tuple:
-    e = r.event
-    return (r.chain, r.seq, e["timestamp"], e["kind"], e.get("principal"), e.get("tool"), e.get("role"),
-            e.get("decision"), e.get("rule"), r.body, r.hash)
+    return (r.chain, r.seq, *event_columns(r.event), r.body, r.hash)
 
 
 def rows(records: Union[Batch, List[Record]]) -> List[tuple]:

@@ -164,12 +164,11 @@ class Writer:
                 if observe is not None:
                     observe(item, event)
             return []
-        self.sealer.observe = observe
         try:
-            return self.sealer.seal(items, self.head, leading)
+            return self.sealer.seal(items, self.head, leading, observe)
         except Exception:  # a bug in the core's path must not lose these: the Python builder seals them
             log.exception("callgate audit: sealing with the core failed; building this batch in Python")
-            return self.sealer.seal(items, self.head, leading, core=False)
+            return self.sealer.seal(items, self.head, leading, observe, core=False)
 
     def _python_event(self, item: tuple) -> dict:
         """An item's event from the Python builder (what the core does not build)."""
