@@ -214,6 +214,17 @@ def test_approval_and_refused_items_between_decisions(tmp_path):
     held.close()
 
 
+def test_an_empty_batch_seals_to_nothing(tmp_path):
+    """A writer step with nothing queued (a spool resend, a wake-up) seals an empty batch:
+    no lines, the head untouched; it used to raise and stop the writer thread."""
+    held = _Held(tmp_path)
+    head = ChainHead("c", (9, b"\x05" * 32))
+    batch = Sealer(held.writer.builder, held.writer._python_event, use_core=True).seal([], head, [])
+    assert len(batch) == 0 and batch.data == b"" and not batch
+    assert (head.next_seq, head.head) == (10, b"\x05" * 32)
+    held.close()
+
+
 def test_batch_lines_chain_and_rows(tmp_path):
     """A sealed batch's lines carry hashes that chain from the head, and its database
     rows equal row_values of each Record (the columns the core wrote: timestamp, tool and

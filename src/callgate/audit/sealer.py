@@ -57,6 +57,7 @@ class Sealer:
         self._tmp = ffi.new("char[]", 1 << 16)
         self._b.tmp, self._b.tmp_cap = self._tmp, len(self._tmp)
         self._grow(1 << 20, 1 << 16, 1 << 12)
+        self._reserve_info(1024)  # never None: an empty batch (a writer step with nothing queued) seals too
 
     # ------------------------------------------------------------ buffers
 
