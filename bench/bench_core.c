@@ -70,8 +70,10 @@ int main(int argc, char **argv) {
     double rounds[15];
     for (int round = 0; round < 15; round++) {
         double t0 = now();
-        for (long k = 0; k < iters; k++) {
-            const req *q = &rs[k % n];
+        /* cycle through the cases without a division per decision (a 64-bit modulo
+           costs as much as a fifth of what is being measured) */
+        for (long k = 0, i = 0; k < iters; k++, i = i + 1 == n ? 0 : i + 1) {
+            const req *q = &rs[i];
             int64_t r = cg_eval_request(scratch, q->json, q->len);
             allow += (r & 3) == CG_ALLOW;
         }

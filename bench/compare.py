@@ -64,8 +64,14 @@ def core_ns() -> float | None:
         cases.write_text("\n".join(orjson.dumps([c["tool"], c["role"], c["args"], c["agent_attributes"],
                                                  c["resource_attributes"]]).decode() for c in examples.cases("crm")))
         sources = [str(p) for p in csrc.glob("cg_*.c") if p.name != "cg_wasm.c"]
-        subprocess.run([cc, "-O2", "-std=c11", f"-I{csrc}", str(HERE / "bench_core.c"), *sources, "-o", str(exe)],
-                       check=True)
+        # the flags the extension is built with (build_backend/ffi_build.py): LTO with GCC
+        lto = ["-flto"] if "Free Software Foundation" in subprocess.run(
+            [cc, "--version"], capture_output=True, text=True).stdout else []
+        built = subprocess.run([cc, "-O2", *lto, "-std=c11", f"-I{csrc}", str(HERE / "bench_core.c"), *sources,
+                                "-o", str(exe)], capture_output=True, text=True)
+        if built.returncode:
+            sys.stderr.write(built.stderr)
+            built.check_returncode()
         out = subprocess.run([str(exe), str(blob), str(cases)], check=True, capture_output=True, text=True).stdout
         return float(out.split("median_ns_per_decision=")[1].split()[0])
 

@@ -137,8 +137,25 @@ static inline int cg_dec_next(cg_dec *d) {
     return cg_dec_escape(d);
 }
 
-uint32_t cg_jstr_hash(cg_jstr s);                          /* cg_hash_bytes of the decoded bytes */
-bool cg_jstr_eq_raw(cg_jstr s, const uint8_t *raw, size_t n); /* decoded s == raw bytes */
+uint32_t cg_jstr_hash_esc(cg_jstr s);                      /* cg_jstr_hash of a literal with escapes */
+bool cg_jstr_eq_raw_esc(cg_jstr s, const uint8_t *raw, size_t n); /* cg_jstr_eq_raw, likewise */
+/* Equal byte strings of the same length n (short ones, as names are: 8 bytes a step). */
+static inline bool cg_bytes_eq(const uint8_t *a, const uint8_t *b, size_t n) {
+    size_t i = 0;
+    for (; i + 8 <= n; i += 8)
+        if (cg_rd64(a + i) != cg_rd64(b + i)) return false;
+    for (; i < n; i++)
+        if (a[i] != b[i]) return false;
+    return true;
+}
+/* cg_hash_bytes of the decoded bytes. Inline for the common case, a literal without escapes. */
+static inline uint32_t cg_jstr_hash(cg_jstr s) {
+    return s.esc ? cg_jstr_hash_esc(s) : cg_hash_bytes(s.p, s.n);
+}
+/* Decoded s == raw bytes. */
+static inline bool cg_jstr_eq_raw(cg_jstr s, const uint8_t *raw, size_t n) {
+    return s.esc ? cg_jstr_eq_raw_esc(s, raw, n) : s.n == n && cg_bytes_eq(s.p, raw, n);
+}
 int cg_jstr_cmp(cg_jstr a, cg_jstr b);                      /* order of decoded bytes */
 /* Decoded bytes of s into out (at most cap); returns the decoded length. */
 size_t cg_jstr_decode(cg_jstr s, uint8_t *out, size_t cap);

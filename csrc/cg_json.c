@@ -496,14 +496,17 @@ static int read_source_object(rd *r, uint32_t source) {
         cg_jstr key;
         uint32_t first_of_key = r->nkeys;
         if ((rc = read_key(r, &key))) return rc;
-        cg_slot v = {0, 0, 0, 0, 0, 0, 0};
-        if ((rc = read_member(r, &v))) return rc;
+        /* a referenced field's value is read straight into its slot (copying a slot built
+           here by narrow stores would stall on the wide load of the copy) */
         uint32_t field;
-        if (find_field(r->p, source, key, r->s->keys[first_of_key].hash, &field)) {
-            v.gen = r->s->gen;
-            v.input = r->input;
-            r->s->slots[field] = v;
-        }
+        cg_slot unused;
+        cg_slot *v = find_field(r->p, source, key, r->s->keys[first_of_key].hash, &field)
+                         ? &r->s->slots[field] : &unused;
+        v->esc = 0;
+        v->num_int = 0;
+        if ((rc = read_member(r, v))) return rc; /* the slot is stale until its gen is set */
+        v->gen = r->s->gen;
+        v->input = r->input;
         skip_ws(r);
         if (r->pos >= r->len) return fail(r, CG_E_TRUNCATED);
         if (r->b[r->pos] == ',') {

@@ -76,8 +76,7 @@ int cg_dec_escape(cg_dec *d) {
     return (int)(0xF0 | cp >> 18);
 }
 
-uint32_t cg_jstr_hash(cg_jstr s) {
-    if (!s.esc) return cg_hash_bytes(s.p, s.n);
+uint32_t cg_jstr_hash_esc(cg_jstr s) {
     /* the decoded bytes, gathered 8 at a time exactly as cg_hash_bytes reads them */
     cg_dec d = cg_dec_of(s);
     uint64_t h = CG_HASH_K, w = 0, len = 0;
@@ -91,8 +90,7 @@ uint32_t cg_jstr_hash(cg_jstr s) {
     return cg_hash_final(h, w, len);
 }
 
-bool cg_jstr_eq_raw(cg_jstr s, const uint8_t *raw, size_t n) {
-    if (!s.esc) return s.n == n && cg_memcmp(s.p, raw, n) == 0;
+bool cg_jstr_eq_raw_esc(cg_jstr s, const uint8_t *raw, size_t n) {
     if (s.n < n) return false; /* escapes only make the literal longer than its bytes */
     cg_dec d = cg_dec_of(s);
     size_t i = 0;

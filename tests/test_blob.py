@@ -520,3 +520,27 @@ def test_policy_rule_count_beyond_int32_refused():
     def huge(b):
         b.n_policy_rules = 0x80000000
     assert "range" in _v2_error(lambda c: c.op("TRUE"), huge)
+
+
+def test_compile_restores_the_cyclic_collector_as_it_found_it(monkeypatch):
+    """Compiling pauses the cyclic garbage collector (speed) and turns it back on after,
+    also when the policy is refused; a collector that was off stays off."""
+    import gc
+
+    from callgate import PolicyError, compiler
+
+    assert gc.isenabled()
+    seen = []
+    real_expand = compiler.expand
+    monkeypatch.setattr(compiler, "expand", lambda *a, **k: seen.append(gc.isenabled()) or real_expand(*a, **k))
+    compile_policy(examples.policy("crm"))
+    assert seen == [False] and gc.isenabled()
+    with pytest.raises(PolicyError):
+        compile_policy({"version": "1", "default_action": "Deny", "rules": [{"tool_name": 3}]})
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        compile_policy(examples.policy("crm"))
+        assert not gc.isenabled()
+    finally:
+        gc.enable()

@@ -14,9 +14,11 @@ from __future__ import annotations
 
 import bisect
 import functools
+import gc
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Mapping, Optional
+from typing import Any, Iterator, Mapping, Optional
 
 import orjson
 
@@ -427,6 +429,26 @@ def compile_policy(data: Any, semantics: str = "strict", *,
     the given one (over tool_tiers). Perso semantics has no tiers and ignores it."""
     if semantics not in SEMANTICS:
         raise ValueError(f"semantics must be one of {', '.join(SEMANTICS)}, not {semantics!r}")
+    with _collector_paused():
+        return _compile(data, semantics, discovered_tools)
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Compiling allocates a few objects per rule (models, tuples, dicts) and makes no
+    reference cycles worth collecting, yet every 700 allocations set off the cyclic
+    collector, which at 10,000 rules took half the time. It is paused for the compile and
+    turned back on after (unless it was off already)."""
+    was_on = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_on:
+            gc.enable()
+
+
+def _compile(data: Any, semantics: str, discovered_tools: Optional[Mapping[str, str]]) -> Compiled:
     if semantics == "perso":
         data = strip_unknown(data)
         discovered_tools = None

@@ -2,7 +2,9 @@
 batches to the sink, applying the durability and failure policies.
 
 Sealed records are never rebuilt: a batch that failed is retried as is (same sequence
-numbers and hashes), so the chain stays intact however often the sink fails."""
+numbers and hashes), so the chain stays intact however often the sink fails. With
+fsync "batch" or "never" a batch is written by the courier (audit.courier) while the next
+one is sealed; its outcome is taken before anything else reaches the sink."""
 
 from __future__ import annotations
 
@@ -16,6 +18,7 @@ from typing import Callable, List, Optional, Union
 
 from .builder import Builder
 from .chain import ChainHead
+from .courier import Courier
 from .options import Options
 from .records import Batch, Record
 from .sealer import Sealer
@@ -52,6 +55,7 @@ class Writer:
         self._delay = options.retry_interval
         self.on_state: Callable[[], None] = lambda: None  # tells the recorder the failing state changed
         self.spool = Spool(sink.spool_path()) if sink is not None else None
+        self.courier = Courier(self._send)
         # decision events built by the core (audit.sealer) unless something needs every event as a dict
         self.sealer = Sealer(builder, self._python_event, use_core=core_events)
         self.thread = threading.Thread(target=self._run, name="callgate-audit-writer", daemon=True)
@@ -76,6 +80,9 @@ class Writer:
                 return
             while not self.stopping_hard:
                 if not self.queue and not self.unwritten and not self.lost and not self._spool_due():
+                    if self.courier.busy():  # the last batch's outcome before idling or leaving
+                        self._settle()
+                        continue
                     if self.stopping:
                         # close() may have come between the test above and this one, after a
                         # last decision was queued: look again before leaving
@@ -98,6 +105,7 @@ class Writer:
         except BaseException:  # a bug here must not lose what is queued: keep it for close()
             log.exception("callgate audit writer stopped")
         finally:
+            self._settle_last()
             with self.idle:
                 self.busy = False
                 self.idle.notify_all()
@@ -130,12 +138,20 @@ class Writer:
         return self.spool is not None and self.sink is not None and not self.stopping_hard and self.spool.pending()
 
     def _step(self) -> None:
+        if self.failing is not None:
+            # no sealing ahead while the sink fails: what waits stays in the queue, where
+            # on_failure (back-pressure, deny) applies
+            self._settle()
         if self.unwritten:
             records, self.unwritten = self.unwritten, []
         else:
-            records = self._build_batch()
+            records = self._build_batch()  # sealed while the batch before is in flight
             self.after_batch()
         if self.sink is None:
+            return
+        self._settle()
+        if self.unwritten:  # the batch in flight failed and waits for a retry: these go behind it
+            self.unwritten = [*self.unwritten, *records]
             return
         if self.spool is not None and self.spool.pending() and not self._resend():
             if self.options.on_failure == "spool":
@@ -192,30 +208,62 @@ class Writer:
                     "decision": getattr(item[0], "decision", "Deny"), "reason": f"event could not be built: {exc!r}"}
 
     def _deliver(self, records: List[Record]) -> None:
+        if self.options.fsync != "always":
+            self.courier.start(records)  # its outcome is taken at the next step, or before idling
+            return
         sink = self.sink
         done = 0
-        try:
-            if self.options.fsync == "always":
-                for r in records:
-                    sink.write([r])
-                    sink.sync()
-                    done += 1
-                    self.written += 1
-            else:
-                sink.write(records)
-                if self.options.fsync == "batch":
-                    sink.sync()
-                self.written += len(records)
+        try:  # record by record, each durable before the next: on this thread
+            for r in records:
+                sink.write([r])
+                sink.sync()
+                done += 1
+                self.written += 1
         except Exception as exc:
-            records = records[done:]  # with fsync="always" the ones before are durable already
-            self._fail(exc)
-            if self.options.on_failure == "spool":
-                self._to_spool(records)
-            else:
-                self.unwritten = records  # retried as sealed, after a pause
-                self._backoff()
+            self._failed(records[done:], exc)  # the ones before are durable already
             return
         self._recovered()
+
+    def _send(self, records: List[Record]) -> None:
+        """The courier's work: one batch written, and synced if fsync is "batch"."""
+        self.sink.write(records)
+        if self.options.fsync == "batch":
+            self.sink.sync()
+
+    def _settle(self) -> None:
+        """Take the outcome of the batch in flight, if there is one."""
+        if not self.courier.busy():
+            return
+        records, exc = self.courier.outcome()
+        if exc is None:
+            self.written += len(records)
+            self._recovered()
+        elif isinstance(exc, Exception):
+            self._failed(records, exc)
+        else:  # not a sink failure (the interpreter is going down): keep the batch for close()
+            self.unwritten = [*records, *self.unwritten]
+            raise exc
+
+    def _settle_last(self) -> None:
+        """The writer is stopping: a batch in flight still counts (or is kept for close())."""
+        try:
+            if self.courier.busy():
+                records, exc = self.courier.outcome()
+                if exc is None:
+                    self.written += len(records)
+                else:
+                    self.unwritten = [*records, *self.unwritten]
+        except BaseException:  # pragma: no cover - nothing to do but report it
+            log.exception("callgate audit: the last batch's outcome is unknown")
+        self.courier.stop()
+
+    def _failed(self, records: List[Record], exc: Exception) -> None:
+        self._fail(exc)
+        if self.options.on_failure == "spool":
+            self._to_spool(records)
+        else:
+            self.unwritten = records  # retried as sealed, after a pause
+            self._backoff()
 
     def _resend(self) -> bool:
         """Resend the spool, oldest first; False while the sink still fails."""

@@ -1,0 +1,203 @@
+"""How sealed batches reach the sink: the courier thread (one batch in flight while the
+next is sealed) and SqliteSink's one-statement batch insert."""
+
+from __future__ import annotations
+
+import errno
+import sqlite3
+import threading
+
+import orjson
+import pytest
+
+from callgate import Engine, audit, examples
+from callgate.audit.courier import Courier
+from callgate.audit.records import Record, event_columns
+from callgate.audit.sinks import Sink
+from callgate.audit.source import Source
+from callgate.audit.sqlite import TABLE
+from callgate.audit.verify import verify
+from test_audit_failure import wait_for  # noqa: E402
+
+ALLOWED = ("view_customer", {"customer_id": "C-1042"})
+
+
+# ---------------------------------------------------------------- the courier
+
+
+def test_courier_reports_each_outcome_and_carries_one_batch_at_a_time():
+    """A batch's outcome is (batch, None) once sent and (batch, exception) when sending
+    raised; a second batch is refused while one is in flight; stop() ends the thread."""
+    gate = threading.Event()
+    sent = []
+
+    def send(batch):
+        gate.wait(10)
+        if batch == "bad":
+            raise OSError(errno.EIO, "I/O error")
+        sent.append(batch)
+
+    courier = Courier(send)
+    assert not courier.busy()
+    courier.start("a")
+    assert courier.busy()
+    with pytest.raises(RuntimeError, match="one batch at a time"):
+        courier.start("b")
+    gate.set()
+    assert courier.outcome() == ("a", None)
+    assert not courier.busy()
+    courier.start("bad")
+    batch, exc = courier.outcome()
+    assert batch == "bad" and isinstance(exc, OSError) and exc.errno == errno.EIO
+    assert sent == ["a"]
+    with pytest.raises(RuntimeError, match="no batch in flight"):
+        courier.outcome()
+    thread = courier._thread
+    courier.stop()
+    thread.join(10)
+    assert not thread.is_alive()
+
+
+class GatedSink(Sink):
+    """Keeps records in memory; each write waits for `gate`, and raises ENOSPC while
+    `broken` is set. Records which thread wrote."""
+
+    def __init__(self, **options) -> None:
+        options.setdefault("retry_interval", 0.01)
+        super().__init__(**options)
+        self.gate = threading.Event()
+        self.gate.set()
+        self.broken = threading.Event()
+        self.records: list[Record] = []
+        self.writing = threading.Event()
+        self.threads: set[str] = set()
+
+    def write(self, records) -> None:
+        self.threads.add(threading.current_thread().name)
+        self.writing.set()
+        self.gate.wait(30)
+        if self.broken.is_set():
+            raise OSError(errno.ENOSPC, "No space left on device")
+        self.records.extend(records)
+
+
+def test_the_next_batch_is_sealed_while_one_is_written():
+    """With fsync="batch" the sink writes on the courier thread, and while a write is held
+    the writer keeps taking decisions off the queue (sealing the next batch) instead of
+    waiting; once released every record arrives once, in chain order."""
+    sink = GatedSink(batch_size=5, max_queue=1000)
+    engine = Engine.from_dict(examples.policy("crm"), audit=sink)
+    rec = audit.recorder(engine)
+    engine.evaluate(*ALLOWED, role="agent")
+    wait_for(lambda: len(sink.records) == 1, "the first record")
+    sink.gate.clear()
+    sink.writing.clear()
+    for _ in range(5):
+        engine.evaluate(*ALLOWED, role="agent")
+    wait_for(sink.writing.is_set, "a write to start")  # held inside the sink
+    for _ in range(5):
+        engine.evaluate(*ALLOWED, role="agent")
+    wait_for(lambda: rec.stats["queued"] == 0, "the next batch to be taken while the write is held")
+    assert len(sink.records) == 1
+    sink.gate.set()
+    engine.close()
+    assert [r.seq for r in sink.records] == list(range(11))
+    assert sink.threads == {"callgate-audit-io"}
+
+
+def test_a_failed_write_in_flight_is_retried_before_the_batch_sealed_behind_it():
+    """A batch that fails on the courier is retried as sealed, and the batch sealed while
+    it was in flight goes after it: the sink ends with every record once, in order."""
+    sink = GatedSink(batch_size=3, max_queue=1000, on_failure="block")
+    engine = Engine.from_dict(examples.policy("crm"), audit=sink)
+    rec = audit.recorder(engine)
+    sink.gate.clear()
+    sink.broken.set()
+    sink.writing.clear()
+    for _ in range(3):
+        engine.evaluate(*ALLOWED, role="agent")
+    wait_for(sink.writing.is_set, "the first write")
+    for _ in range(3):
+        engine.evaluate(*ALLOWED, role="agent")
+    wait_for(lambda: rec.stats["queued"] == 0, "the second batch to be sealed")
+    sink.gate.set()  # the first write now fails
+    wait_for(lambda: rec.stats["failing"] is not None, "the failure")
+    sink.broken.clear()
+    engine.close()
+    assert [r.seq for r in sink.records] == list(range(6))
+    assert rec.stats["written"] == 6
+
+
+def test_fsync_always_writes_on_the_writer_thread_record_by_record():
+    """fsync="always" keeps each record durable before the next is written: no courier."""
+    sink = GatedSink(fsync="always")
+    engine = Engine.from_dict(examples.policy("crm"), audit=sink)
+    for _ in range(3):
+        engine.evaluate(*ALLOWED, role="agent")
+    engine.close()
+    assert [r.seq for r in sink.records] == [0, 1, 2]
+    assert sink.threads == {"callgate-audit-writer"}
+
+
+def test_closing_ends_the_courier_thread():
+    """close() leaves no courier thread behind."""
+    engine = Engine.from_dict(examples.policy("crm"), audit=GatedSink())
+    rec = audit.recorder(engine)
+    engine.evaluate(*ALLOWED, role="agent")
+    wait_for(lambda: rec.writer.courier._thread is not None, "the courier to start")
+    thread = rec.writer.courier._thread
+    engine.close()
+    thread.join(10)
+    assert not thread.is_alive()
+
+
+# ---------------------------------------------------------------- SQLite batch insert
+
+
+def test_sqlite_rows_equal_the_records_whatever_the_values(tmp_path):
+    """The one-statement insert stores exactly what row_values says for each record,
+    including text SQLite's JSON would otherwise mangle (an escaped NUL, which makes the
+    batch go row by row), non-BMP characters, quotes and line breaks; the log verifies."""
+    path = tmp_path / "a.db"
+    engine = Engine.from_dict(examples.policy("crm"), audit=audit.SqliteSink(path))
+    principals = ["user:alice", 'user:"q"\\\n\u2028', "user:\U0001f600", None, "user:nul\x00byte", ""]
+    for p in principals:
+        engine.evaluate(*ALLOWED, role="agent", principal=p)
+        engine.evaluate("process_refund", {"order_id": "X", "amount": 900}, role="agent", principal=p)
+    engine.close()
+    stored = sqlite3.connect(path).execute(
+        f"SELECT chain, seq, ts, kind, principal, tool, role, decision, rule, record, hash FROM {TABLE} ORDER BY pos"
+    ).fetchall()
+    assert len(stored) == 2 * len(principals)
+    for row in stored:
+        event = orjson.loads(row[9])
+        assert row[:9] == (event["chain"], event["seq"], *event_columns(event))
+        assert type(row[9]) is bytes and type(row[10]) is bytes and len(row[10]) == 32
+    assert [row[1] for row in stored] == list(range(len(stored)))
+    assert [row[4] for row in stored[::2]] == principals
+    report = verify(Source(str(path)))
+    assert report.ok and report.records == len(stored)
+
+
+def test_sqlite_new_files_get_16k_pages_and_existing_ones_keep_theirs(tmp_path):
+    """A database the sink creates uses 16 KiB pages; one that already exists keeps its
+    page size, and the sink appends to it as before."""
+    fresh = tmp_path / "fresh.db"
+    engine = Engine.from_dict(examples.policy("crm"), audit=audit.SqliteSink(fresh))
+    engine.evaluate(*ALLOWED, role="agent")
+    engine.close()
+    assert sqlite3.connect(fresh).execute("PRAGMA page_size").fetchone() == (16384,)
+
+    old = tmp_path / "old.db"
+    db = sqlite3.connect(old)
+    db.execute("PRAGMA page_size=4096")
+    db.execute("CREATE TABLE unrelated (x)")
+    db.close()
+    for _ in range(2):
+        engine = Engine.from_dict(examples.policy("crm"), audit=audit.SqliteSink(old))
+        engine.evaluate(*ALLOWED, role="agent")
+        engine.close()
+    db = sqlite3.connect(old)
+    assert db.execute("PRAGMA page_size").fetchone() == (4096,)
+    assert db.execute(f"SELECT seq FROM {TABLE} ORDER BY pos").fetchall() == [(0,), (1,)]
+    assert verify(Source(str(old))).ok
