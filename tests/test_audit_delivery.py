@@ -60,7 +60,9 @@ def test_courier_reports_each_outcome_and_carries_one_batch_at_a_time():
 
 class GatedSink(Sink):
     """Keeps records in memory; each write waits for `gate`, and raises ENOSPC while
-    `broken` is set. Records which thread wrote."""
+    `broken` is set. Records which thread wrote. Allows the courier, as the built-in sinks do."""
+
+    concurrent_writes = True
 
     def __init__(self, **options) -> None:
         options.setdefault("retry_interval", 0.01)
@@ -201,3 +203,99 @@ def test_sqlite_new_files_get_16k_pages_and_existing_ones_keep_theirs(tmp_path):
     assert db.execute("PRAGMA page_size").fetchone() == (4096,)
     assert db.execute(f"SELECT seq FROM {TABLE} ORDER BY pos").fetchall() == [(0,), (1,)]
     assert verify(Source(str(old))).ok
+
+
+class _SinkGaveUp(BaseException):
+    """Not an Exception: what a sink raising, say, SystemExit looks like to the writer."""
+
+
+def test_a_base_exception_in_flight_keeps_the_batch_sealed_behind_it(tmp_path, caplog):
+    """When the courier reports a BaseException (not a sink failure) the writer thread
+    stops, and both the batch in flight and the one sealed behind it are kept for close(),
+    which spools them with what is still queued: every sequence number once, no gap."""
+    sink = GatedSink(batch_size=3, max_queue=1000, spool_path=str(tmp_path / "spool.jsonl"))
+    fail_once = {"armed": True}
+    real_write = sink.write
+
+    def write(records):
+        if fail_once.pop("armed", False):
+            sink.writing.set()
+            sink.gate.wait(30)
+            raise _SinkGaveUp("the sink gave up")
+        real_write(records)
+
+    sink.write = write
+    engine = Engine.from_dict(examples.policy("crm"), audit=sink)
+    rec = audit.recorder(engine)
+    sink.gate.clear()
+    for _ in range(3):
+        engine.evaluate(*ALLOWED, role="agent")
+    wait_for(sink.writing.is_set, "the first write")
+    for _ in range(3):
+        engine.evaluate(*ALLOWED, role="agent")
+    wait_for(lambda: rec.stats["queued"] == 0, "the second batch to be sealed")
+    sink.gate.set()
+    wait_for(lambda: not rec.writer.thread.is_alive(), "the writer thread to stop")
+    for _ in range(2):
+        engine.evaluate(*ALLOWED, role="agent")
+    rec.close(timeout=0.5)
+    spooled = [orjson.loads(line)["record"]["seq"] for line in (tmp_path / "spool.jsonl").read_bytes().splitlines()]
+    assert [r.seq for r in sink.records] + spooled == list(range(8))
+
+
+class ThreadBoundSink(GatedSink):
+    """A custom sink that does not set concurrent_writes (a thread-bound resource)."""
+
+    concurrent_writes = False
+
+
+def test_sinks_that_do_not_allow_it_are_written_on_the_writer_thread():
+    """A Sink subclass keeps the single-thread contract unless it sets concurrent_writes,
+    and so does an object with emit(): every call comes from the writer thread."""
+    sink = ThreadBoundSink()
+    engine = Engine.from_dict(examples.policy("crm"), audit=sink)
+    for _ in range(3):
+        engine.evaluate(*ALLOWED, role="agent")
+    engine.close()
+    assert [r.seq for r in sink.records] == [0, 1, 2]
+    assert sink.threads == {"callgate-audit-writer"}
+
+    seen = set()
+
+    class Target:
+        def emit(self, event) -> None:
+            seen.add(threading.current_thread().name)
+
+    engine = Engine.from_dict(examples.policy("crm"), audit=Target())
+    engine.evaluate(*ALLOWED, role="agent")
+    engine.close()
+    assert seen == {"callgate-audit-writer"}
+
+
+def test_sqlite_without_the_batch_statement_inserts_row_by_row(tmp_path, monkeypatch):
+    """On an SQLite that cannot prepare the one-statement insert (no JSON1 or window
+    functions; found when the sink opens), batches go through executemany and store the
+    same rows; this SQLite can prepare it."""
+    from callgate.audit import sqlite as sqlite_sink
+
+    assert sqlite_sink.batch_insert_works(sqlite3.connect(":memory:")) is False  # no table there
+    db = sqlite3.connect(":memory:")
+    db.executescript(sqlite_sink.SCHEMA)
+    assert sqlite_sink.batch_insert_works(db) is True
+
+    stored = {}
+    for mode in ("one statement", "row by row"):
+        if mode == "row by row":
+            monkeypatch.setattr(sqlite_sink, "batch_insert_works", lambda db: False)
+        path = tmp_path / f"{mode}.db"
+        engine = Engine.from_dict(examples.policy("crm"), audit=audit.SqliteSink(path, chain="c"))
+        for amount in (10, 900):
+            engine.evaluate("process_refund", {"order_id": "X", "amount": amount}, role="agent", principal="user:a")
+        engine.close()
+        rows = sqlite3.connect(path).execute(
+            f"SELECT chain, seq, ts, kind, principal, tool, role, decision, rule, record FROM {TABLE} ORDER BY pos"
+        ).fetchall()
+        stored[mode] = [(*row[:2], *row[3:9], orjson.loads(row[9])["args"]) for row in rows]
+        assert verify(Source(str(path))).ok
+    assert stored["one statement"] == stored["row by row"]
+    assert [row[6] for row in stored["row by row"]] == ["Allow", "Deny"]

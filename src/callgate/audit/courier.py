@@ -26,6 +26,11 @@ class Courier:
         with self._cond:
             return self._job is not None or self._outcome is not None
 
+    def carrying(self) -> int:
+        """How many records are being written (0: none)."""
+        with self._cond:
+            return len(self._job) if self._job is not None else 0
+
     def start(self, batch: Any) -> None:
         with self._cond:
             if self._job is not None or self._outcome is not None:

@@ -15,6 +15,10 @@ from .sinks import Sink, process_chain_id
 
 
 class HttpSink(Sink):
+    """Batched POSTs of JSON lines, with retries, backoff and the local spool."""
+
+    concurrent_writes = True
+
     def __init__(self, url: str, headers: Optional[Mapping[str, str]] = None, timeout: float = 5.0,
                  retries: int = 3, backoff: float = 0.05, **options: Any) -> None:
         options.setdefault("on_failure", "spool")

@@ -68,6 +68,8 @@ class JsonlSink(Sink):
     """Append-only JSON lines. max_bytes: rotate the active file once it reaches this size
     (0: never rotate)."""
 
+    concurrent_writes = True
+
     def __init__(self, path: str | os.PathLike, max_bytes: int = 256 << 20, **options: Any) -> None:
         super().__init__(**options)
         self.path = str(path)

@@ -40,6 +40,8 @@ CREATE INDEX IF NOT EXISTS {idx}_chain ON {table}(chain, seq);
 class PostgresSink(Sink):
     """Records in a PostgreSQL table (created if missing)."""
 
+    concurrent_writes = True
+
     def __init__(self, dsn: str, table: str = "callgate_audit", **options: Any) -> None:
         super().__init__(**options)
         self.dsn = dsn

@@ -1,12 +1,15 @@
 """Sinks: where sealed records go. The built-in ones take the recording options as keyword
 arguments (fsync, on_failure, masks, hash_args, batch_size, max_queue, chain, spool_path).
 
-The writer thread drives a sink through four calls, all from that one thread:
+The writer drives a sink through four calls, one at a time:
     open(chain) -> (seq, hash) of the chain's last durable record, or None (a new chain)
     write(records)  append a batch; on error nothing of the batch may count as written
     sync()          make what was written durable (called per the fsync option)
     close()
-Any other object with emit(event) works too (wrapped in EmitSink)."""
+All four come from the writer thread, unless the sink sets `concurrent_writes`: then a
+batch's write() and sync() may come from the courier thread while the writer seals the
+next batch (never while another call is running). Any other object with emit(event)
+works too (wrapped in EmitSink, whose target is only ever called from the writer thread)."""
 
 from __future__ import annotations
 
@@ -33,6 +36,10 @@ class Sink:
     """Base class of the built-in sinks: holds the options and the default chain id."""
 
     default_chain = "main"
+    # write() and sync() may run on the courier thread (audit.courier); the built-in sinks
+    # allow it, a subclass that holds a thread-bound resource (a default sqlite3
+    # connection, say) keeps False
+    concurrent_writes = False
 
     def __init__(self, **options: Any) -> None:
         self.audit_options = Options(**options)
@@ -96,6 +103,8 @@ class EmitSink(Sink):
 
 class ConsoleSink(Sink):
     """JSON lines (the envelope of records.py) to stdout, or to `stream`."""
+
+    concurrent_writes = True
 
     def __init__(self, stream: Any = None, **options: Any) -> None:
         options.setdefault("fsync", "never")

@@ -44,10 +44,13 @@ INSERT = (f"INSERT INTO {TABLE} (chain, seq, ts, kind, principal, tool, role, de
 # the indexed columns and the record's length) and cuts records and hashes out of two
 # blobs. One step for the batch means one release of the GIL, where executemany releases
 # and re-takes it for every row (and waits for it behind the deciding threads each time).
+# (json_each, json_extract and window functions: SQLite 3.25 with JSON1; an older SQLite,
+# found at open, gets executemany.)
+_COL = [f"json_extract(value, '$[{i}]')" for i in range(10)]
 INSERT_BATCH = (f"INSERT INTO {TABLE} (chain, seq, ts, kind, principal, tool, role, decision, rule, record, hash) "
-                "SELECT value->>0, value->>1, value->>2, value->>3, value->>4, value->>5, value->>6, value->>7, "
-                "value->>8, substr(?1, ends - (value->>9) + 1, value->>9), substr(?2, 32 * key + 1, 32) "
-                "FROM (SELECT key, value, sum(value->>9) OVER (ORDER BY key) AS ends FROM json_each(?3)) ORDER BY key")
+                f"SELECT {', '.join(_COL[:9])}, substr(?1, ends - n + 1, n), substr(?2, 32 * key + 1, 32) "
+                f"FROM (SELECT key, value, {_COL[9]} AS n, sum({_COL[9]}) OVER (ORDER BY key) AS ends "
+                "FROM json_each(?3)) ORDER BY key")
 COLUMNS = ("ts", "kind", "principal", "tool", "role", "decision", "rule")
 FIELDS = ("timestamp", "kind", "principal", "tool", "role", "decision", "rule")  # the record's names for COLUMNS
 
@@ -63,23 +66,36 @@ def rows(records: Union[Batch, List[Record]]) -> List[tuple]:
     return [row_values(r) for r in records]
 
 
-def insert(db: sqlite3.Connection, batch: List[tuple]) -> None:
-    """Insert rows (row_values' shape) in order, in one statement where SQLite's JSON can
-    carry every value: its ->> cuts a string at an escaped NUL, so such a batch goes row by row."""
-    meta = orjson.dumps([(*r[:9], len(r[9])) for r in batch])
-    if b"\\u0000" in meta:
+def insert(db: sqlite3.Connection, batch: List[tuple], in_one: bool = True) -> None:
+    """Insert rows (row_values' shape) in order: in one statement (in_one) where SQLite's
+    JSON can carry every value (it cuts a string at an escaped NUL: such a batch goes row
+    by row, as everything does on an SQLite without JSON or window functions)."""
+    meta = orjson.dumps([(*r[:9], len(r[9])) for r in batch]) if in_one else None
+    if meta is None or b"\\u0000" in meta:
         db.executemany(INSERT, batch)
-    else:
-        db.execute(INSERT_BATCH, (b"".join([r[9] for r in batch]), b"".join([r[10] for r in batch]), meta))
+    else:  # the JSON as text: SQLite reads a blob argument as its binary JSON format
+        db.execute(INSERT_BATCH, (b"".join([r[9] for r in batch]), b"".join([r[10] for r in batch]), meta.decode()))
+
+
+def batch_insert_works(db: sqlite3.Connection) -> bool:
+    """Whether this SQLite can prepare INSERT_BATCH (JSON1 and window functions)."""
+    try:
+        db.execute("EXPLAIN " + INSERT_BATCH, (b"", b"", "[]")).fetchall()
+    except sqlite3.OperationalError:
+        return False
+    return True
 
 
 class SqliteSink(Sink):
     """Records in a SQLite database file (created if missing)."""
 
+    concurrent_writes = True
+
     def __init__(self, path: str | os.PathLike, **options: Any) -> None:
         super().__init__(**options)
         self.path = str(path)
         self.db: Optional[sqlite3.Connection] = None
+        self.in_one = True  # a batch in one statement (see insert)
         self._lock: Optional[FileLock] = None
 
     def spool_path(self) -> str:
@@ -89,7 +105,7 @@ class SqliteSink(Sink):
         # one writer per chain: a second one would fork it (other chains: use chain=...)
         if self._lock is None:
             self._lock = FileLock(f"{self.path}.{chain.replace('/', '_')}.lock")
-        # opened on the writer thread, used only there
+        # opened on the writer thread; written from the courier too (never at the same time)
         db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
         # 16 KiB pages (for a new file; an existing one keeps its own): records are
         # ~1 KB, and larger pages make the batch inserts a third cheaper
@@ -98,6 +114,7 @@ class SqliteSink(Sink):
         # batch/always: the commit is durable when it returns; never: left to the OS
         db.execute("PRAGMA synchronous=" + ("OFF" if self.audit_options.fsync == "never" else "FULL"))
         db.executescript(SCHEMA)
+        self.in_one = batch_insert_works(db)
         self.db = db
         row = db.execute(f"SELECT seq, hash FROM {TABLE} WHERE chain=? ORDER BY seq DESC LIMIT 1", (chain,)).fetchone()
         return None if row is None else (row[0], bytes(row[1]))
@@ -107,7 +124,7 @@ class SqliteSink(Sink):
         assert db is not None
         db.execute("BEGIN IMMEDIATE")
         try:
-            insert(db, rows(records))
+            insert(db, rows(records), self.in_one)
             db.execute("COMMIT")
         except BaseException:
             if db.in_transaction:

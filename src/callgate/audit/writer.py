@@ -56,6 +56,8 @@ class Writer:
         self.on_state: Callable[[], None] = lambda: None  # tells the recorder the failing state changed
         self.spool = Spool(sink.spool_path()) if sink is not None else None
         self.courier = Courier(self._send)
+        # a sink that allows it is written by the courier, beside the sealing of the next batch
+        self.write_aside = sink is not None and sink.concurrent_writes and options.fsync != "always"
         # decision events built by the core (audit.sealer) unless something needs every event as a dict
         self.sealer = Sealer(builder, self._python_event, use_core=core_events)
         self.thread = threading.Thread(target=self._run, name="callgate-audit-writer", daemon=True)
@@ -149,7 +151,11 @@ class Writer:
             self.after_batch()
         if self.sink is None:
             return
-        self._settle()
+        try:
+            self._settle()
+        except BaseException:  # keep what was sealed ahead too (behind the batch in flight)
+            self.unwritten = [*self.unwritten, *records]
+            raise
         if self.unwritten:  # the batch in flight failed and waits for a retry: these go behind it
             self.unwritten = [*self.unwritten, *records]
             return
@@ -208,19 +214,23 @@ class Writer:
                     "decision": getattr(item[0], "decision", "Deny"), "reason": f"event could not be built: {exc!r}"}
 
     def _deliver(self, records: List[Record]) -> None:
-        if self.options.fsync != "always":
+        if self.write_aside:
             self.courier.start(records)  # its outcome is taken at the next step, or before idling
             return
         sink = self.sink
         done = 0
-        try:  # record by record, each durable before the next: on this thread
-            for r in records:
-                sink.write([r])
-                sink.sync()
-                done += 1
-                self.written += 1
+        try:
+            if self.options.fsync == "always":  # record by record, each durable before the next
+                for r in records:
+                    sink.write([r])
+                    sink.sync()
+                    done += 1
+                    self.written += 1
+            else:
+                self._send(records)
+                self.written += len(records)
         except Exception as exc:
-            self._failed(records[done:], exc)  # the ones before are durable already
+            self._failed(records[done:], exc)  # with fsync="always" the ones before are durable already
             return
         self._recovered()
 
@@ -350,8 +360,8 @@ class Writer:
             self.wake.set()
             self.thread.join(timeout)
         if self.thread.is_alive():  # stuck inside the sink: do not touch its chain from here
-            log.error("callgate audit: the writer is stuck in the sink (%s); %d queued decisions are not recorded",
-                      self.failing, len(self.queue))
+            log.error("callgate audit: the writer is stuck in the sink (%s); at least %d decisions are not recorded",
+                      self.failing, len(self.queue) + len(self.unwritten) + self.courier.carrying())
             return
         if self.unwritten or self.queue or self.lost:
             self._rescue()
