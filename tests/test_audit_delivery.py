@@ -107,14 +107,10 @@ def test_the_next_batch_is_sealed_while_one_is_written():
     assert sink.threads == {"callgate-audit-io"}
 
 
-def test_a_failed_write_in_flight_is_retried_before_the_batch_sealed_behind_it():
-    """A batch that fails on the courier is retried as sealed, and the batch sealed while
-    it was in flight goes after it: the sink ends with every record once, in order."""
-    sink = GatedSink(batch_size=3, max_queue=1000, on_failure="block")
-    engine = Engine.from_dict(examples.policy("crm"), audit=sink)
-    rec = audit.recorder(engine)
+def _first_held_second_sealed(engine, rec, sink) -> None:
+    """Three decisions whose write is held in the sink, then three more sealed behind them
+    (batch_size 3): returns with the first batch in flight and the second sealed."""
     sink.gate.clear()
-    sink.broken.set()
     sink.writing.clear()
     for _ in range(3):
         engine.evaluate(*ALLOWED, role="agent")
@@ -122,6 +118,16 @@ def test_a_failed_write_in_flight_is_retried_before_the_batch_sealed_behind_it()
     for _ in range(3):
         engine.evaluate(*ALLOWED, role="agent")
     wait_for(lambda: rec.stats["queued"] == 0, "the second batch to be sealed")
+
+
+def test_a_failed_write_in_flight_is_retried_before_the_batch_sealed_behind_it():
+    """A batch that fails on the courier is retried as sealed, and the batch sealed while
+    it was in flight goes after it: the sink ends with every record once, in order."""
+    sink = GatedSink(batch_size=3, max_queue=1000, on_failure="block")
+    engine = Engine.from_dict(examples.policy("crm"), audit=sink)
+    rec = audit.recorder(engine)
+    sink.broken.set()
+    _first_held_second_sealed(engine, rec, sink)
     sink.gate.set()  # the first write now fails
     wait_for(lambda: rec.stats["failing"] is not None, "the failure")
     sink.broken.clear()
@@ -227,13 +233,7 @@ def test_a_base_exception_in_flight_keeps_the_batch_sealed_behind_it(tmp_path, c
     sink.write = write
     engine = Engine.from_dict(examples.policy("crm"), audit=sink)
     rec = audit.recorder(engine)
-    sink.gate.clear()
-    for _ in range(3):
-        engine.evaluate(*ALLOWED, role="agent")
-    wait_for(sink.writing.is_set, "the first write")
-    for _ in range(3):
-        engine.evaluate(*ALLOWED, role="agent")
-    wait_for(lambda: rec.stats["queued"] == 0, "the second batch to be sealed")
+    _first_held_second_sealed(engine, rec, sink)
     sink.gate.set()
     wait_for(lambda: not rec.writer.thread.is_alive(), "the writer thread to stop")
     for _ in range(2):
