@@ -10,6 +10,7 @@ Also builds and runs bench/bench_core.c (the C core alone) when a C compiler is 
 from __future__ import annotations
 
 import argparse
+import importlib.util
 import os
 import shutil
 import statistics
@@ -52,6 +53,14 @@ def median_ns(fn: Callable[[], object], budget_s: float) -> float:
     return statistics.median(rounds)
 
 
+def _ffi_build():
+    """build_backend/ffi_build.py (not a package: loaded from its path)."""
+    spec = importlib.util.spec_from_file_location("ffi_build", HERE.parent / "build_backend" / "ffi_build.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
 def core_ns() -> float | None:
     """Nanoseconds per decision of the C core alone (bench/bench_core.c), or None."""
     cc = shutil.which(os.environ.get("CC", "cc")) or shutil.which("gcc") or shutil.which("clang")
@@ -64,9 +73,8 @@ def core_ns() -> float | None:
         cases.write_text("\n".join(orjson.dumps([c["tool"], c["role"], c["args"], c["agent_attributes"],
                                                  c["resource_attributes"]]).decode() for c in examples.cases("crm")))
         sources = [str(p) for p in csrc.glob("cg_*.c") if p.name != "cg_wasm.c"]
-        # the flags the extension is built with (build_backend/ffi_build.py): LTO with GCC
-        lto = ["-flto"] if "Free Software Foundation" in subprocess.run(
-            [cc, "--version"], capture_output=True, text=True).stdout else []
+        # the flags the extension is built with: LTO with GCC
+        lto = ["-flto"] if _ffi_build().compiler_is_gcc(cc) else []
         built = subprocess.run([cc, "-O2", *lto, "-std=c11", f"-I{csrc}", str(HERE / "bench_core.c"), *sources,
                                 "-o", str(exe)], capture_output=True, text=True)
         if built.returncode:

@@ -30,10 +30,11 @@ def read_cdef(header: Path) -> str:
     return text[start:text.index("/* CDEF END */")]
 
 
-def compiler_is_gcc() -> bool:
-    """Whether the C compiler setuptools will run is GCC: the one compiler LTO is turned on
-    for, because it is known to link (clang on Linux needs the LLVM linker plugin)."""
-    cc = os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
+def compiler_is_gcc(cc: str | None = None) -> bool:
+    """Whether the C compiler `cc` (by default the one setuptools will run) is GCC: the one
+    compiler LTO is turned on for, because it is known to link (clang on Linux needs the
+    LLVM linker plugin)."""
+    cc = cc or os.environ.get("CC") or sysconfig.get_config_var("CC") or "cc"
     try:
         out = subprocess.run([*shlex.split(cc), "--version"], capture_output=True, text=True, timeout=60).stdout
     except (OSError, ValueError, subprocess.SubprocessError):
