@@ -255,16 +255,12 @@ class Writer:
             raise exc
 
     def _settle_last(self) -> None:
-        """The writer is stopping: a batch in flight still counts (or is kept for close())."""
+        """The writer is stopping: a batch in flight still counts, or (failed) is kept for
+        close() like any other; then the courier's thread ends."""
         try:
-            if self.courier.busy():
-                records, exc = self.courier.outcome()
-                if exc is None:
-                    self.written += len(records)
-                else:
-                    self.unwritten = [*records, *self.unwritten]
-        except BaseException:  # pragma: no cover - nothing to do but report it
-            log.exception("callgate audit: the last batch's outcome is unknown")
+            self._settle()
+        except BaseException:  # not a sink failure: the batch is in unwritten, for close()
+            log.exception("callgate audit: the last batch in flight did not complete")
         self.courier.stop()
 
     def _failed(self, records: List[Record], exc: Exception) -> None:
