@@ -67,11 +67,29 @@ def link_args() -> list[str]:
     return ["-O2", *lto] if lto else []  # with LTO the code is generated at link time
 
 
+# Pasted after callgate.h into the generated module, ahead of cffi's call wrappers.
+# A decision takes about 100 ns. cffi's wrappers release and re-take the GIL around every
+# call and save and restore errno through its backend, which together cost about as much
+# again (and invite a GIL convoy when threads evaluate at once). The core never blocks and
+# never sets errno, so the wrappers keep the GIL and skip errno: a call holds the GIL for
+# its own run only, at most a few milliseconds for a request at the 16 MiB default limit.
+# Should a cffi release stop using these macros, the lines below change nothing.
+KEEP_GIL = """
+#undef Py_BEGIN_ALLOW_THREADS
+#undef Py_END_ALLOW_THREADS
+#define Py_BEGIN_ALLOW_THREADS {
+#define Py_END_ALLOW_THREADS }
+#undef _cffi_restore_errno
+#undef _cffi_save_errno
+#define _cffi_restore_errno() ((void)0)
+#define _cffi_save_errno() ((void)0)
+"""
+
 ffibuilder = FFI()
 ffibuilder.cdef(read_cdef(CSRC / "callgate.h"))
 ffibuilder.set_source(
     "callgate._core",
-    '#include "callgate.h"',
+    '#include "callgate.h"\n' + KEEP_GIL,
     sources=SOURCES,
     include_dirs=[str(CSRC)],
     extra_compile_args=compile_args(),

@@ -22,7 +22,7 @@ from typing import Any, Mapping, Optional, Union
 import orjson
 
 from .compiler import compile_policy
-from .engine import Decision, PathLike, _encode, _has_nonfinite, _pack_slow, _read
+from .engine import Decision, PathLike, _encode, _Made, _has_nonfinite, _pack_slow, _read
 from .errors import CallgateError, RequestError
 from .policy import parse_json
 
@@ -39,7 +39,7 @@ EMBED_MAGIC = b"CGEM"
 
 def _decision(rc: int, why: tuple) -> Decision:
     """A Decision straight from the module's result code (as the native engine makes them)."""
-    d = object.__new__(Decision)
+    d = _Made()
     d._rc = rc
     d._why = why
     return d

@@ -22,7 +22,7 @@ import orjson
 
 from .. import __version__
 from .._core import ffi, lib
-from ..engine import DECISIONS, Decision, _State
+from ..engine import DECISIONS, _Made, _State
 from ._canonical import canonical
 from .chain import _PREFIX as _LINK
 from .chain import ChainHead
@@ -176,7 +176,7 @@ class Sealer:
         """The end of the run of items from i that the core can build in one call: plain
         decisions of one native policy state, in one request form."""
         first = items[i]
-        if type(first[0]) is not Decision:  # a refused request or an approval event
+        if type(first[0]) is not _Made:  # a refused request, an approval event, a made-up Decision
             return i
         why = first[5]
         if type(why) is not tuple or type(why[0]) is not _State:
@@ -185,7 +185,7 @@ class Sealer:
         j, n = i, len(items)
         while j < n:
             item = items[j]
-            if type(item[0]) is not Decision:  # (before reading fields an approval item lacks)
+            if type(item[0]) is not _Made:  # (before reading fields an approval item lacks)
                 break
             why, p, t = item[5], item[2], item[3]
             if item[4] or type(why) is not tuple or why[0] is not source or item[1][0] != form \
