@@ -51,7 +51,8 @@ def lto_args() -> list[str]:
 def compile_args() -> list[str]:
     if sys.platform == "win32":
         return ["/O2"]
-    args = ["-O2", "-std=c99", "-Wall", "-Wextra", *lto_args()]
+    # hidden: the module exports only PyInit__core, so calls into the core bind directly
+    args = ["-O2", "-std=c99", "-Wall", "-Wextra", "-fvisibility=hidden", *lto_args()]
     if os.environ.get("CALLGATE_WERROR") == "1":
         args.append("-Werror")
     if os.environ.get("CALLGATE_SANITIZE") == "1":
@@ -67,29 +68,53 @@ def link_args() -> list[str]:
     return ["-O2", *lto] if lto else []  # with LTO the code is generated at link time
 
 
-# Pasted after callgate.h into the generated module, ahead of cffi's call wrappers.
-# A decision takes about 100 ns. cffi's wrappers release and re-take the GIL around every
-# call and save and restore errno through its backend, which together cost about as much
-# again (and invite a GIL convoy when threads evaluate at once). The core never blocks and
-# never sets errno, so the wrappers keep the GIL and skip errno: a call holds the GIL for
-# its own run only, at most a few milliseconds for a request at the 16 MiB default limit.
-# Should a cffi release stop using these macros, the lines below change nothing.
-KEEP_GIL = """
+# The binding's own C, pasted after callgate.h into the generated module ahead of cffi's
+# call wrappers, and the two functions of it that Python calls.
+#
+# Every cffi wrapper releases and re-takes the GIL around its call, and saves and restores
+# errno through cffi's backend. For an evaluation that costs about as much as the ~100 ns
+# decision itself. So:
+# - errno is skipped everywhere: the core never sets it and callgate never reads ffi.errno.
+# - The `_keep_gil` twins of the two evaluation entry points keep the GIL. An engine without
+#   an audit trail calls them: the core never blocks, and a call holds the GIL for its own
+#   run only (~3 ms for a request at the 16 MiB default limit), like any Python code. An
+#   engine with one calls the plain entry points: its writer threads wait for the GIL, and
+#   holding it through every evaluation starved them (to the 5 ms switch interval).
+# - Every other wrapper (policy loading, the audit sealer's batch calls) releases the GIL.
+# Should cffi change how it names or writes its wrappers, every call releases the GIL again.
+BINDING_SOURCE = """
+#include <string.h>
+static int64_t cg_eval_request_keep_gil(void *scratch, const char *request, size_t len) {
+    return cg_eval_request(scratch, request, len);
+}
+static int64_t cg_eval_json_keep_gil(void *scratch, const char *tool, size_t tool_len, const char *args,
+                                     size_t args_len, const char *context, size_t context_len) {
+    return cg_eval_json(scratch, tool, tool_len, args, args_len, context, context_len);
+}
+static inline int cg_wrapper_keeps_gil(const char *wrapper) {  /* folded at compile time */
+    return strcmp(wrapper, "_cffi_f_cg_eval_request_keep_gil") == 0 ||
+           strcmp(wrapper, "_cffi_f_cg_eval_json_keep_gil") == 0;
+}
 #undef Py_BEGIN_ALLOW_THREADS
 #undef Py_END_ALLOW_THREADS
-#define Py_BEGIN_ALLOW_THREADS {
-#define Py_END_ALLOW_THREADS }
+#define Py_BEGIN_ALLOW_THREADS { PyThreadState *_save = cg_wrapper_keeps_gil(__func__) ? NULL : PyEval_SaveThread();
+#define Py_END_ALLOW_THREADS if (_save) PyEval_RestoreThread(_save); }
 #undef _cffi_restore_errno
 #undef _cffi_save_errno
 #define _cffi_restore_errno() ((void)0)
 #define _cffi_save_errno() ((void)0)
 """
+BINDING_CDEF = """
+int64_t cg_eval_request_keep_gil(void *scratch, const char *request, size_t len);
+int64_t cg_eval_json_keep_gil(void *scratch, const char *tool, size_t tool_len, const char *args,
+                              size_t args_len, const char *context, size_t context_len);
+"""
 
 ffibuilder = FFI()
-ffibuilder.cdef(read_cdef(CSRC / "callgate.h"))
+ffibuilder.cdef(read_cdef(CSRC / "callgate.h") + BINDING_CDEF)
 ffibuilder.set_source(
     "callgate._core",
-    '#include "callgate.h"\n' + KEEP_GIL,
+    '#include "callgate.h"\n' + BINDING_SOURCE,
     sources=SOURCES,
     include_dirs=[str(CSRC)],
     extra_compile_args=compile_args(),

@@ -15,6 +15,10 @@ RESULT_MASK = lib.CG_RESULT_MASK
 
 eval_request = lib.cg_eval_request
 eval_json = lib.cg_eval_json
+# the same calls without releasing the GIL around them (see build_backend/ffi_build.py):
+# for an engine with no threads of its own waiting for the GIL
+eval_request_keep_gil = lib.cg_eval_request_keep_gil
+eval_json_keep_gil = lib.cg_eval_json_keep_gil
 
 
 def strerror(code: int) -> str:

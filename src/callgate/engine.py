@@ -31,6 +31,8 @@ _dumps = orjson.dumps
 _EMPTY: dict = {}
 _eval_request = _native.eval_request
 _eval_json = _native.eval_json
+_eval_request_keep_gil = _native.eval_request_keep_gil
+_eval_json_keep_gil = _native.eval_json_keep_gil
 _SAW_NULL = _native.RESULT_SAW_NULL
 _RESULT_MASK = _native.RESULT_MASK
 _ELEVATE = 2
@@ -346,7 +348,8 @@ class Engine:
             ptr = state._local.ptr
         except AttributeError:
             ptr = state.scratch().ptr
-        rc = _eval_request(ptr, packed, len(packed))
+        # no audit trail, no writer threads waiting: the call keeps the GIL (_native.py)
+        rc = (_eval_request_keep_gil if self._recorder is None else _eval_request)(ptr, packed, len(packed))
         if rc < 0:
             self._refuse(rc, state, ("request", packed), principal, trace_id, extras)
         if rc & _SAW_NULL:  # orjson writes NaN and infinities as null: only then look for them
@@ -376,12 +379,13 @@ class Engine:
             ptr = state._local.ptr
         except AttributeError:
             ptr = state.scratch().ptr
+        call = _eval_json_keep_gil if self._recorder is None else _eval_json  # as in evaluate()
         try:  # bytes go straight through; anything else is encoded (or refused) below
-            rc = _eval_json(ptr, tool, len(tool), args, len(args), context, len(context))
+            rc = call(ptr, tool, len(tool), args, len(args), context, len(context))
             tool_b, args_b, ctx_b = tool, args, context
         except TypeError:
             tool_b, args_b, ctx_b = _encode(tool, "tool"), _encode(args, "arguments"), _encode(context, "context")
-            rc = _eval_json(ptr, tool_b, len(tool_b), args_b, len(args_b), ctx_b, len(ctx_b))
+            rc = call(ptr, tool_b, len(tool_b), args_b, len(args_b), ctx_b, len(ctx_b))
         if rc < 0:
             self._refuse(rc, state, ("json", tool_b, args_b, ctx_b), principal, trace_id, extras)
         d = _Made()

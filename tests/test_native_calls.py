@@ -1,0 +1,134 @@
+"""How Python calls the core: the GIL-keeping twins of the evaluation entry points, when the
+engine uses them, and the Decisions the engine makes without the validating constructor."""
+
+from __future__ import annotations
+
+import sys
+import threading
+import time
+
+import orjson
+import pytest
+
+from callgate import Decision, Engine, RequestError, audit, examples
+from callgate import _native
+from callgate import engine as engine_module
+
+
+def _json_form(case: dict) -> tuple:
+    ctx = orjson.dumps({"role": case["role"], "agent_attrs": case["agent_attributes"],
+                        "resource_attrs": case["resource_attributes"]})
+    return case["tool"].encode(), orjson.dumps(case["args"]), ctx
+
+
+def _request_form(case: dict) -> bytes:
+    return orjson.dumps([case["tool"], case["role"], case["args"], case["agent_attributes"],
+                         case["resource_attributes"]])
+
+
+@pytest.fixture()
+def crm_scratch():
+    """A scratch bound to the CRM policy (the engine stays alive while the test runs: the
+    scratch points into the policy's memory)."""
+    engine = Engine.from_dict(examples.policy("crm"))
+    yield engine._state.scratch().ptr
+    del engine
+
+
+def test_twins_return_what_the_plain_calls_return(crm_scratch):
+    """The _keep_gil twins give the plain entry points' result code for every CRM case, in both
+    request forms, and the same negative code for a request the core refuses."""
+    for case in examples.cases("crm"):
+        tool, args, ctx = _json_form(case)
+        plain = _native.eval_json(crm_scratch, tool, len(tool), args, len(args), ctx, len(ctx))
+        twin = _native.eval_json_keep_gil(crm_scratch, tool, len(tool), args, len(args), ctx, len(ctx))
+        assert plain == twin and plain >= 0
+        packed = _request_form(case)
+        assert _native.eval_request(crm_scratch, packed, len(packed)) == \
+            _native.eval_request_keep_gil(crm_scratch, packed, len(packed)) >= 0
+    bad = b'{"amount": 1, "amount": 2}'
+    ctx = b'{"role": "agent"}'
+    plain = _native.eval_json(crm_scratch, b"t", 1, bad, len(bad), ctx, len(ctx))
+    assert plain < 0
+    assert _native.eval_json_keep_gil(crm_scratch, b"t", 1, bad, len(bad), ctx, len(ctx)) == plain
+
+
+class _Spy:
+    def __init__(self, real):
+        self.real, self.calls = real, 0
+
+    def __call__(self, *args):
+        self.calls += 1
+        return self.real(*args)
+
+
+def test_engine_keeps_the_gil_only_without_an_audit_trail(monkeypatch, tmp_path):
+    """An engine without an audit trail calls the GIL-keeping twins; one with an audit trail
+    (whose writer threads wait for the GIL) calls the plain, releasing entry points."""
+    spies = {name: _Spy(getattr(engine_module, name)) for name in
+             ("_eval_json", "_eval_json_keep_gil", "_eval_request", "_eval_request_keep_gil")}
+    for name, spy in spies.items():
+        monkeypatch.setattr(engine_module, name, spy)
+    case = examples.cases("crm")[0]
+    tool, args, ctx = _json_form(case)
+
+    bare = Engine.from_dict(examples.policy("crm"))
+    bare.evaluate(case["tool"], case["args"], role=case["role"])
+    bare.evaluate_json(tool, args, ctx)
+    assert [spies[n].calls for n in ("_eval_request_keep_gil", "_eval_json_keep_gil")] == [1, 1]
+    assert [spies[n].calls for n in ("_eval_request", "_eval_json")] == [0, 0]
+
+    with Engine.from_dict(examples.policy("crm"), audit=audit.JsonlSink(tmp_path / "a.jsonl")) as audited:
+        audited.evaluate(case["tool"], case["args"], role=case["role"])
+        audited.evaluate_json(tool, args, ctx)
+    assert [spies[n].calls for n in ("_eval_request", "_eval_json")] == [1, 1]
+    assert [spies[n].calls for n in ("_eval_request_keep_gil", "_eval_json_keep_gil")] == [1, 1]
+
+
+def test_twin_keeps_the_gil_and_plain_call_lets_it_go(crm_scratch):
+    """With the switch interval out of reach, a thread waiting for the GIL never runs while the
+    main thread makes twin calls (they hold it), and does run once plain calls release it."""
+    tool, args, ctx = _json_form(examples.cases("crm")[0])
+    ticks: list = []
+    stop = threading.Event()
+    started = threading.Event()
+
+    def waiter() -> None:
+        started.set()
+        while not stop.is_set():
+            ticks.append(1)
+            time.sleep(0)  # lets the GIL go, then waits for it
+
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1000.0)
+    thread = threading.Thread(target=waiter, daemon=True)
+    try:
+        thread.start()
+        started.wait(10)
+        time.sleep(0.01)  # the waiter is now in its loop, handing the GIL back at each sleep(0)
+        before = len(ticks)
+        for _ in range(20_000):
+            _native.eval_json_keep_gil(crm_scratch, tool, len(tool), args, len(args), ctx, len(ctx))
+        assert len(ticks) == before  # never released: the waiter could not take a single step
+        deadline = time.monotonic() + 10
+        while len(ticks) == before and time.monotonic() < deadline:
+            for _ in range(1000):
+                _native.eval_json(crm_scratch, tool, len(tool), args, len(args), ctx, len(ctx))
+        assert len(ticks) > before
+    finally:
+        stop.set()
+        sys.setswitchinterval(old)
+        thread.join(10)
+
+
+def test_engine_made_decisions_are_decisions(tmp_path):
+    """Decisions the engine makes skip the validating constructor but are Decisions all the
+    same: isinstance, properties, equality with a constructed Decision, repr."""
+    engine = Engine.from_dict(examples.policy("crm"))
+    d = engine.evaluate("process_refund", {"order_id": "ORD-8821", "amount": 800}, role="agent")
+    assert isinstance(d, Decision)
+    assert (d.decision, d.allowed, d.rule, d.approvals_required) == ("Deny", False, 3, 0)
+    assert d == Decision("Deny", 3, d.reason)
+    assert repr(d).startswith("Decision('Deny', rule=3, reason=")
+    with pytest.raises(RequestError):
+        engine.evaluate_json("process_refund", b"{", b"{}")
