@@ -5,6 +5,7 @@ not add up instead of reading past it."""
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import threading
@@ -15,7 +16,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from callgate import Engine, RequestError, audit, examples
+from callgate import Decision, Engine, RequestError, audit, examples
 from callgate._core import ffi, lib
 from callgate.audit.chain import ChainHead, link
 from callgate.audit.records import Batch, decode_line
@@ -175,6 +176,27 @@ def test_timestamps_match_the_python_clock(tmp_path, t_ns):
         assert batch.events[0] is None  # built by the core
     finally:
         held.close()
+
+
+def test_a_waiting_event_is_one_tracked_object(tmp_path):
+    """A queued decision holds its result code, the request bytes and the policy state that
+    decided, not the Decision: once the collector has passed, only the item itself is still
+    tracked (the state is the engine's), so events waiting for the writer cost the cyclic
+    collector one object each. The events still carry the decision and its reason."""
+    with _Held(tmp_path) as held:
+        kw = dict(role="agent", agent_attributes={}, resource_attributes={}, principal="user:a")
+        d1 = held.engine.evaluate("process_refund", {"order_id": "O-1", "amount": 800}, **kw)
+        d2 = held.engine.evaluate_json("process_refund", b'{"amount": 1}', b'{"role":"agent"}')
+        gc.collect()
+        items = _take(held)
+        for item, d in zip(items, (d1, d2)):
+            assert item[0] == d._rc and item[5] is held.engine._state
+            assert not any(isinstance(x, Decision) for x in item)
+            assert [gc.is_tracked(x) for x in item if x is not item[5]] == [False] * 6
+            assert gc.is_tracked(item)
+        events = [held.writer._python_event(item) for item in items]
+        assert [(e["decision"], e["rule"], e["reason"]) for e in events] == \
+            [(d.decision, d.rule, d.reason) for d in (d1, d2)]
 
 
 def test_core_builds_plain_decisions_and_hands_back_the_rest(tmp_path):

@@ -1,8 +1,9 @@
 """Turning what the hot path enqueued into event dicts (on the writer thread).
 
-The hot path hands over the Decision and the very request bytes the core read; here they
-are parsed back, the reason is computed (the core evaluates again), masks and hash_args
-are applied, and the event gets its id and timestamp text.
+The hot path hands over the decision's result code, the policy state that made it and the
+very request bytes the core read; here they are parsed back, the reason is computed (the
+core evaluates again), masks and hash_args are applied, and the event gets its id and
+timestamp text.
 
 A decision event carries `decision` ("Allow", "Deny", "Elevate") and `approvals_required`
 (1-3 for Elevate, else 0); the request's `context`, when the host gave a non-empty one; and,
@@ -23,7 +24,7 @@ from typing import Any, Dict, Optional
 import orjson
 
 from .. import __version__
-from ..engine import Decision
+from ..engine import Decision, _Made
 from ._canonical import canonical, loads
 from .masks import apply_masks, scrub
 from .options import Options
@@ -100,6 +101,20 @@ def approved_by(tool: Any, reason: Any) -> Optional[dict]:
     return {"method": "tokens", "outcome": "approved", "required": int(head.group(1)), "approved_by": names}
 
 
+def decided(rc: int, request: tuple, source: Any) -> Decision:
+    """The Decision a queue item stands for: its result code, explained (when its reason is
+    read) by the policy state that made it, from the same request bytes."""
+    d = _Made()
+    d._rc = rc
+    if type(source) is str:
+        d._why = source
+    elif request[0] == "request":
+        d._why = (source, None, request[1], None)
+    else:
+        d._why = (source, *request[1:])
+    return d
+
+
 class Builder:
     """Builds event dicts for one engine under one set of options."""
 
@@ -113,11 +128,11 @@ class Builder:
         self._vd: tuple = ("", "")
         self._shaping = bool(options.parsed_masks or options.hash_args)  # anything for _finish to do
 
-    def _policy(self, why: Any) -> tuple:
+    def _policy(self, source: Any) -> tuple:
         """(version, digest) of the policy that made the decision (a reload may have happened
-        since), cached per compiled policy. `why` is the Decision's (source, ...) tuple; a
-        decision made by the recorder itself (a str reason) falls back to the current policy."""
-        source = why[0] if type(why) is tuple and why else None
+        since), cached per compiled policy. `source` is the policy state that decided; a
+        decision made by the recorder itself (a str reason, or None) falls back to the
+        current policy."""
         compiled = getattr(source, "compiled", None) or self.engine.compiled
         hit = self._digests.get(id(compiled))
         if hit is None or hit[0] is not compiled:
@@ -127,8 +142,9 @@ class Builder:
             self._digests[id(compiled)] = hit
         return hit[1], hit[2]
 
-    def decision(self, decision: Decision, request: tuple, principal: Optional[str], trace_id: Optional[str],
-                 extras: Any, why: Any, t_ns: int) -> dict:
+    def decision(self, rc: int, request: tuple, principal: Optional[str], trace_id: Optional[str],
+                 extras: Any, source: Any, t_ns: int) -> dict:
+        """A decision's event from its queue item (recorder._item)."""
         # the writer's inner loop: kept flat (no helper calls on the common path)
         context = None
         if request[0] == "request":
@@ -142,10 +158,12 @@ class Builder:
                 tool, role, args, agent, resource, context = parts
         else:
             tool, role, args, agent, resource, context = unpack(request)
-        source = why[0] if type(why) is tuple else None
+        decision = decided(rc, request, source)
+        if type(source) is str:
+            source = None
         if source is None or source is not self._source:
             self._source = source
-            self._vd = self._policy(why)
+            self._vd = self._policy(source)
         version, digest = self._vd
         uid = self.ids.next()
         sec, frac = divmod(t_ns // 1000, 1_000_000)
@@ -161,7 +179,7 @@ class Builder:
                  "policy_version": version, "policy_digest": digest, "engine_version": __version__}
         if context:
             event["context"] = context
-        if type(why) is str and event["decision"] == "Allow":  # approvals may have made it an Allow
+        if source is None and event["decision"] == "Allow":  # approvals may have made it an Allow
             approval = approved_by(tool, event["reason"])
             if approval is not None:
                 event["approval"] = approval

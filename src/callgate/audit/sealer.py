@@ -22,7 +22,7 @@ import orjson
 
 from .. import __version__
 from .._core import ffi, lib
-from ..engine import DECISIONS, _Made, _State
+from ..engine import DECISIONS, _State
 from ._canonical import canonical
 from .chain import _PREFIX as _LINK
 from .chain import ChainHead
@@ -176,19 +176,19 @@ class Sealer:
         """The end of the run of items from i that the core can build in one call: plain
         decisions of one native policy state, in one request form."""
         first = items[i]
-        if type(first[0]) is not _Made:  # a refused request, an approval event, a made-up Decision
+        if type(first[0]) is not int:  # a refused request or an approval event
             return i
-        why = first[5]
-        if type(why) is not tuple or type(why[0]) is not _State:
+        source = first[5]
+        if type(source) is not _State:  # a decision whose reason is already its text
             return i
-        source, form = why[0], first[1][0]
+        form = first[1][0]
         j, n = i, len(items)
         while j < n:
             item = items[j]
-            if type(item[0]) is not _Made:  # (before reading fields an approval item lacks)
+            if type(item[0]) is not int:  # (before reading fields an approval item lacks)
                 break
-            why, p, t = item[5], item[2], item[3]
-            if item[4] or type(why) is not tuple or why[0] is not source or item[1][0] != form \
+            p, t = item[2], item[3]
+            if item[4] or item[5] is not source or item[1][0] != form \
                     or (p is not None and type(p) is not str) or (t is not None and type(t) is not str):
                 break
             j += 1
@@ -200,8 +200,7 @@ class Sealer:
         whether the next one must be built in Python, and the run's result codes."""
         run = items[i:j]
         b = self._b
-        why = run[0][5]
-        source = why[0]
+        source = run[0][5]
         if run[0][1][0] == "request":
             form, parts = 0, [item[1][1] for item in run]
         else:
@@ -220,11 +219,11 @@ class Sealer:
             people += raw
             people_spans.extend(array("I", [_NONE if who is None else len(r) for who, r in zip(column, raw)]))
         people_data = b"".join(people)
-        rcs = [item[0]._rc for item in run]
+        rcs = [item[0] for item in run]
         results = array("q", rcs)
         times = array("q", [item[-1] for item in run])
         random = os.urandom(16 * len(run))
-        version, digest = self.builder._policy(why)
+        version, digest = self.builder._policy(source)
         fixed = [_dumps(chain), _dumps(__version__), _dumps(digest), _dumps(version)]
         keep = [ffi.from_buffer(data), ffi.from_buffer("uint32_t[]", spans), ffi.from_buffer("int64_t[]", results),
                 ffi.from_buffer("int64_t[]", times), ffi.from_buffer(random), ffi.from_buffer(people_data),

@@ -15,7 +15,7 @@ import uuid
 from collections import deque
 from typing import Callable, List, Optional, Union
 
-
+from ..engine import DECISIONS
 from .builder import Builder
 from .chain import ChainHead
 from .courier import Courier
@@ -211,7 +211,8 @@ class Writer:
             return build.error(*item[1:])
         except Exception as exc:  # never drop: record what we know and why the rest is missing
             return {"kind": "decision", "id": build.ids.next(), "timestamp": build.clock.format(item[-1]),
-                    "decision": getattr(item[0], "decision", "Deny"), "reason": f"event could not be built: {exc!r}"}
+                    "decision": DECISIONS[item[0] & 3] if type(item[0]) is int else "Deny",
+                    "reason": f"event could not be built: {exc!r}"}
 
     def _deliver(self, records: List[Record]) -> None:
         if self.write_aside:
