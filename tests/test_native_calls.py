@@ -3,6 +3,7 @@ engine uses them, and the Decisions the engine makes without the validating cons
 
 from __future__ import annotations
 
+import gc
 import sys
 import threading
 import time
@@ -102,6 +103,8 @@ def test_twin_keeps_the_gil_and_plain_call_lets_it_go(crm_scratch):
     old = sys.getswitchinterval()
     sys.setswitchinterval(1000.0)
     thread = threading.Thread(target=waiter, daemon=True)
+    gc.collect()  # no finalizer of earlier tests' garbage (which may let the GIL go) runs below
+    gc.disable()
     try:
         thread.start()
         started.wait(10)
@@ -116,6 +119,7 @@ def test_twin_keeps_the_gil_and_plain_call_lets_it_go(crm_scratch):
                 _native.eval_json(crm_scratch, tool, len(tool), args, len(args), ctx, len(ctx))
         assert len(ticks) > before
     finally:
+        gc.enable()
         stop.set()
         sys.setswitchinterval(old)
         thread.join(10)
