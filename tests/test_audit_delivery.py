@@ -136,15 +136,19 @@ def test_a_failed_write_in_flight_is_retried_before_the_batch_sealed_behind_it()
     assert rec.stats["written"] == 6
 
 
-def test_fsync_always_writes_on_the_writer_thread_record_by_record():
-    """fsync="always" keeps each record durable before the next is written: no courier."""
-    sink = GatedSink(fsync="always")
+def _assert_three_written_on_the_writer_thread(sink: "GatedSink") -> None:
+    """Three decisions through `sink`: written in order, every write from the writer thread."""
     engine = Engine.from_dict(examples.policy("crm"), audit=sink)
     for _ in range(3):
         engine.evaluate(*ALLOWED, role="agent")
     engine.close()
     assert [r.seq for r in sink.records] == [0, 1, 2]
     assert sink.threads == {"callgate-audit-writer"}
+
+
+def test_fsync_always_writes_on_the_writer_thread_record_by_record():
+    """fsync="always" keeps each record durable before the next is written: no courier."""
+    _assert_three_written_on_the_writer_thread(GatedSink(fsync="always"))
 
 
 def test_closing_ends_the_courier_thread():
@@ -252,13 +256,7 @@ class ThreadBoundSink(GatedSink):
 def test_sinks_that_do_not_allow_it_are_written_on_the_writer_thread():
     """A Sink subclass keeps the single-thread contract unless it sets concurrent_writes,
     and so does an object with emit(): every call comes from the writer thread."""
-    sink = ThreadBoundSink()
-    engine = Engine.from_dict(examples.policy("crm"), audit=sink)
-    for _ in range(3):
-        engine.evaluate(*ALLOWED, role="agent")
-    engine.close()
-    assert [r.seq for r in sink.records] == [0, 1, 2]
-    assert sink.threads == {"callgate-audit-writer"}
+    _assert_three_written_on_the_writer_thread(ThreadBoundSink())
 
     seen = set()
 

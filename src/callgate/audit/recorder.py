@@ -73,9 +73,9 @@ class Recorder:
         if self._slow:
             return self._record_slow(decision, request, principal, trace_id, extras)
         q = self._q
-        # the item holds only the result code and the policy state that decided, taken now
-        # (even if the host reads the reason, which replaces the decision's why, or reloads
-        # before the writer gets here), not the Decision: see _item
+        # _item written out (a call costs ~50 ns here): the result code and the policy state
+        # that decided, taken now (even if the host reads the reason, which replaces the
+        # decision's why, or reloads before the writer gets here), not the Decision
         why = decision._why
         q.append((decision._rc, request, principal, trace_id, extras,
                   why[0] if type(why) is tuple else why, _time_ns()))
