@@ -31,7 +31,7 @@ class Core:
 
     def _run(self, tool: str, args, ctx=None) -> tuple[int, str]:
         req = request(tool, args, ctx)
-        r = eval_request(self.scratch.ptr, req, len(req))
+        r = eval_request(self.scratch.address, req)
         assert r >= 0, r
         return r & 3, reason(self.scratch, None, req, None)
 
@@ -427,9 +427,9 @@ def test_perso_has_no_undetermined():
     """In a perso blob the v2 leaves give F where strict gives U."""
     core = Core(lambda c: c.string(c.ref(ARGS, "s"), "Ne", "x"), perso=True)
     req = request("allow", {"s": 1})
-    assert eval_request(core.scratch.ptr, req, len(req)) & 3 == 0
+    assert eval_request(core.scratch.address, req) & 3 == 0
     req = request("allow", {"s": "y"})
-    assert eval_request(core.scratch.ptr, req, len(req)) & 3 == 1
+    assert eval_request(core.scratch.address, req) & 3 == 1
 
 
 def test_long_inputs_are_linear():

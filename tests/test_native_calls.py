@@ -1,5 +1,6 @@
-"""How Python calls the core: the GIL-keeping twins of the evaluation entry points, when the
-engine uses them, and the Decisions the engine makes without the validating constructor."""
+"""How Python calls the core: the direct CPython evaluation calls (and their GIL-keeping
+twins), which calls the engine uses, and the Decisions the engine makes without the
+validating constructor."""
 
 from __future__ import annotations
 
@@ -14,6 +15,8 @@ import pytest
 from callgate import Decision, Engine, RequestError, audit, examples
 from callgate import _native
 from callgate import engine as engine_module
+
+DIRECT_CALLS = ("eval_json", "eval_json_keep_gil", "eval_request", "eval_request_keep_gil")
 
 
 def _json_form(case: dict) -> tuple:
@@ -32,26 +35,53 @@ def crm_scratch():
     """A scratch bound to the CRM policy (the engine stays alive while the test runs: the
     scratch points into the policy's memory)."""
     engine = Engine.from_dict(examples.policy("crm"))
-    yield engine._state.scratch().ptr
+    yield engine._state.scratch()
     del engine
 
 
-def test_twins_return_what_the_plain_calls_return(crm_scratch):
-    """The _keep_gil twins give the plain entry points' result code for every CRM case, in both
-    request forms, and the same negative code for a request the core refuses."""
+def _cffi_json(scratch, tool: bytes, args: bytes, ctx: bytes) -> int:
+    return _native.lib.cg_eval_json(scratch.ptr, tool, len(tool), args, len(args), ctx, len(ctx))
+
+
+def test_direct_calls_return_what_the_cffi_calls_return(crm_scratch):
+    """The direct calls and their _keep_gil twins give cffi's call of the same C function the
+    same result code for every CRM case, in both request forms, and the same negative code
+    for a request the core refuses (lengths come from the bytes, embedded NULs included)."""
+    address = crm_scratch.address
     for case in examples.cases("crm"):
         tool, args, ctx = _json_form(case)
-        plain = _native.eval_json(crm_scratch, tool, len(tool), args, len(args), ctx, len(ctx))
-        twin = _native.eval_json_keep_gil(crm_scratch, tool, len(tool), args, len(args), ctx, len(ctx))
-        assert plain == twin and plain >= 0
+        want = _cffi_json(crm_scratch, tool, args, ctx)
+        assert want >= 0
+        assert _native.eval_json(address, tool, args, ctx) == want
+        assert _native.eval_json_keep_gil(address, tool, args, ctx) == want
         packed = _request_form(case)
-        assert _native.eval_request(crm_scratch, packed, len(packed)) == \
-            _native.eval_request_keep_gil(crm_scratch, packed, len(packed)) >= 0
-    bad = b'{"amount": 1, "amount": 2}'
+        want = _native.lib.cg_eval_request(crm_scratch.ptr, packed, len(packed))
+        assert _native.eval_request(address, packed) == _native.eval_request_keep_gil(address, packed) == want >= 0
     ctx = b'{"role": "agent"}'
-    plain = _native.eval_json(crm_scratch, b"t", 1, bad, len(bad), ctx, len(ctx))
-    assert plain < 0
-    assert _native.eval_json_keep_gil(crm_scratch, b"t", 1, bad, len(bad), ctx, len(ctx)) == plain
+    for bad in (b'{"amount": 1, "amount": 2}', b'{"amount": 1}\x00', b'{"amount": 1} x'):
+        want = _cffi_json(crm_scratch, b"t", bad, ctx)
+        assert want < 0
+        assert _native.eval_json(address, b"t", bad, ctx) == _native.eval_json_keep_gil(address, b"t", bad, ctx) == want
+
+
+@pytest.mark.parametrize("name", DIRECT_CALLS)
+def test_direct_calls_refuse_wrong_arguments_with_type_errors(crm_scratch, name):
+    """A wrong argument count, a request part that is not bytes (str, bytearray, None) or a
+    scratch that is not an int is a TypeError naming the call, never a call into the core."""
+    call = getattr(_native, name)
+    good = (crm_scratch.address, b"t", b"{}", b'{"role": "agent"}') if "json" in name else \
+        (crm_scratch.address, b'["t", "agent", {}, {}, {}]')
+    assert call(*good) >= 0
+    with pytest.raises(TypeError, match=name.replace("_keep_gil", "")):
+        call(*good[:-1])
+    with pytest.raises(TypeError, match=name.replace("_keep_gil", "")):
+        call(*good, b"")
+    for i in range(1, len(good)):
+        for wrong in ("text", bytearray(b"{}"), None):
+            with pytest.raises(TypeError):
+                call(*good[:i], wrong, *good[i + 1:])
+    with pytest.raises(TypeError):
+        call("0", *good[1:])
 
 
 class _Spy:
@@ -65,7 +95,7 @@ class _Spy:
 
 def test_engine_keeps_the_gil_only_without_an_audit_trail(monkeypatch, tmp_path):
     """An engine without an audit trail calls the GIL-keeping twins; one with an audit trail
-    (whose writer threads wait for the GIL) calls the plain, releasing entry points."""
+    (whose writer threads wait for the GIL) calls the releasing ones."""
     spies = {name: _Spy(getattr(engine_module, name)) for name in
              ("_eval_json", "_eval_json_keep_gil", "_eval_request", "_eval_request_keep_gil")}
     for name, spy in spies.items():
@@ -88,7 +118,8 @@ def test_engine_keeps_the_gil_only_without_an_audit_trail(monkeypatch, tmp_path)
 
 def test_twin_keeps_the_gil_and_plain_call_lets_it_go(crm_scratch):
     """With the switch interval out of reach, a thread waiting for the GIL never runs while the
-    main thread makes twin calls (they hold it), and does run once plain calls release it."""
+    main thread makes twin calls (they hold it), and does run once the releasing calls run."""
+    address = crm_scratch.address
     tool, args, ctx = _json_form(examples.cases("crm")[0])
     ticks: list = []
     stop = threading.Event()
@@ -110,13 +141,13 @@ def test_twin_keeps_the_gil_and_plain_call_lets_it_go(crm_scratch):
         started.wait(10)
         time.sleep(0.01)  # the waiter is now in its loop, handing the GIL back at each sleep(0)
         before = len(ticks)
-        for _ in range(20_000):
-            _native.eval_json_keep_gil(crm_scratch, tool, len(tool), args, len(args), ctx, len(ctx))
+        for _ in range(200_000):  # releasing calls let the waiter in within a few thousand
+            _native.eval_json_keep_gil(address, tool, args, ctx)
         assert len(ticks) == before  # never released: the waiter could not take a single step
         deadline = time.monotonic() + 10
         while len(ticks) == before and time.monotonic() < deadline:
             for _ in range(1000):
-                _native.eval_json(crm_scratch, tool, len(tool), args, len(args), ctx, len(ctx))
+                _native.eval_json(address, tool, args, ctx)
         assert len(ticks) > before
     finally:
         gc.enable()

@@ -6,6 +6,7 @@ Every negative return code of the core is mapped to an exception in `raise_for`.
 
 from __future__ import annotations
 
+from . import _core
 from ._core import ffi, lib
 from .errors import BlobError, RequestError
 
@@ -13,12 +14,15 @@ ABI_VERSION = lib.CG_ABI_VERSION
 RESULT_SAW_NULL = lib.CG_RESULT_SAW_NULL
 RESULT_MASK = lib.CG_RESULT_MASK
 
-eval_request = lib.cg_eval_request
-eval_json = lib.cg_eval_json
-# the same calls without releasing the GIL around them (see build_backend/ffi_build.py):
-# for an engine with no threads of its own waiting for the GIL
-eval_request_keep_gil = lib.cg_eval_request_keep_gil
-eval_json_keep_gil = lib.cg_eval_json_keep_gil
+# The evaluation calls are direct CPython functions of the same module, not cffi wrappers
+# (build_backend/ffi_build.py says why): eval_json(scratch address, tool, args, context) and
+# eval_request(scratch address, request), all bytes, each also as a _keep_gil twin.
+if lib.cg_add_direct_calls(_core.__name__.encode()) != 0:  # pragma: no cover - a broken build
+    raise ImportError(f"{_core.__file__}: could not add the evaluation calls to the module")
+eval_request = _core.eval_request
+eval_json = _core.eval_json
+eval_request_keep_gil = _core.eval_request_keep_gil
+eval_json_keep_gil = _core.eval_json_keep_gil
 
 
 def strerror(code: int) -> str:
@@ -63,11 +67,12 @@ class Scratch:
     """Per-thread working memory of the core, bound to one loaded policy (never shared
     between threads)."""
 
-    __slots__ = ("ptr", "policy")
+    __slots__ = ("ptr", "address", "policy")
 
     def __init__(self, policy: LoadedPolicy) -> None:
         size = lib.cg_scratch_size(policy.n_fields, policy.max_keys, policy.max_depth)
         self.ptr = _aligned(size)
+        self.address = int(ffi.cast("uintptr_t", self.ptr))  # what the evaluation calls take
         self.policy = policy  # keeps the policy's memory alive as long as the scratch
         for rc in (lib.cg_scratch_init(self.ptr, size, policy.n_fields, policy.max_keys, policy.max_depth),
                    lib.cg_scratch_bind(self.ptr, policy.ptr)):

@@ -126,12 +126,13 @@ class _State:
         self._local = threading.local()
 
     def scratch(self) -> _native.Scratch:
-        """This thread's scratch; its pointer is also kept as `_local.ptr` for the hot path."""
+        """This thread's scratch; its address is also kept as `_local.address` for the hot path
+        (the scratch itself, kept beside it, keeps the memory alive)."""
         try:
             return self._local.scratch
         except AttributeError:
             s = self._local.scratch = _native.Scratch(self.policy)
-            self._local.ptr = s.ptr
+            self._local.address = s.address
             return s
 
     def reason_for(self, tool: Optional[bytes], in0: bytes, in1: Optional[bytes]) -> str:
@@ -185,7 +186,8 @@ def _encode(text: Union[str, bytes], what: str) -> bytes:
 
 class Engine:
     """A loaded policy, ready to decide tool calls. Thread-safe: evaluate() may run from
-    many threads at once (the C call releases the GIL), and reload() swaps atomically.
+    many threads at once (each thread has its own scratch; the loaded policy is read-only),
+    and reload() swaps atomically.
 
     Limits (per engine): max_bytes, max_depth, max_keys of request JSON (0 = default).
     Recording (the audit trail, callgate.audit): `audit=` a sink, `shadow=` a candidate
@@ -345,11 +347,11 @@ class Engine:
         except orjson.JSONEncodeError as exc:
             packed = _pack_slow(request, exc)
         try:
-            ptr = state._local.ptr
+            scratch = state._local.address
         except AttributeError:
-            ptr = state.scratch().ptr
+            scratch = state.scratch().address
         # no audit trail, no writer threads waiting: the call keeps the GIL (ffi_build.py says why)
-        rc = (_eval_request_keep_gil if self._recorder is None else _eval_request)(ptr, packed, len(packed))
+        rc = (_eval_request_keep_gil if self._recorder is None else _eval_request)(scratch, packed)
         if rc < 0:
             self._refuse(rc, state, ("request", packed), principal, trace_id, extras)
         if rc & _SAW_NULL:  # orjson writes NaN and infinities as null: only then look for them
@@ -376,16 +378,16 @@ class Engine:
         ``{"role": ..., "agent_attrs": {...}, "resource_attrs": {...}}``."""
         state = self._state
         try:
-            ptr = state._local.ptr
+            scratch = state._local.address
         except AttributeError:
-            ptr = state.scratch().ptr
+            scratch = state.scratch().address
         call = _eval_json_keep_gil if self._recorder is None else _eval_json  # as in evaluate()
         try:  # bytes go straight through; anything else is encoded (or refused) below
-            rc = call(ptr, tool, len(tool), args, len(args), context, len(context))
+            rc = call(scratch, tool, args, context)
             tool_b, args_b, ctx_b = tool, args, context
         except TypeError:
             tool_b, args_b, ctx_b = _encode(tool, "tool"), _encode(args, "arguments"), _encode(context, "context")
-            rc = call(ptr, tool_b, len(tool_b), args_b, len(args_b), ctx_b, len(ctx_b))
+            rc = call(scratch, tool_b, args_b, ctx_b)
         if rc < 0:
             self._refuse(rc, state, ("json", tool_b, args_b, ctx_b), principal, trace_id, extras)
         d = _Made()
