@@ -167,9 +167,8 @@ def test_closing_ends_the_courier_thread():
 
 
 def test_sqlite_rows_equal_the_records_whatever_the_values(tmp_path):
-    """The one-statement insert stores exactly what row_values says for each record,
-    including text SQLite's JSON would otherwise mangle (an escaped NUL, which makes the
-    batch go row by row), non-BMP characters, quotes and line breaks; the log verifies."""
+    """The sink stores exactly what row_values says for each record, including a NUL
+    character, non-BMP characters, quotes and line breaks; the log verifies."""
     path = tmp_path / "a.db"
     engine = Engine.from_dict(examples.policy("crm"), audit=audit.SqliteSink(path))
     principals = ["user:alice", 'user:"q"\\\n\u2028', "user:\U0001f600", None, "user:nul\x00byte", ""]
@@ -270,30 +269,69 @@ def test_sinks_that_do_not_allow_it_are_written_on_the_writer_thread():
     assert seen == {"callgate-audit-writer"}
 
 
-def test_sqlite_without_the_batch_statement_inserts_row_by_row(tmp_path, monkeypatch):
-    """On an SQLite that cannot prepare the one-statement insert (no JSON1 or window
-    functions; found when the sink opens), batches go through executemany and store the
-    same rows; this SQLite can prepare it."""
+def _sqlite_rows(n: int, start: int = 0) -> list:
+    return [("c", start + i, f"2026-11-21T08:00:00.{i:06d}Z", "decision", None if i % 5 == 0 else f"user:{i % 3}",
+             "process_refund", "agent", ("Allow", "Deny")[i % 2], i % 4 - 1 if i % 4 else None,
+             b'{"seq":%d}' % (start + i), bytes([i % 256]) * 32) for i in range(n)]
+
+
+def _stored(db: sqlite3.Connection) -> list:
+    return db.execute(f"SELECT chain, seq, ts, kind, principal, tool, role, decision, rule, record, hash "
+                      f"FROM {TABLE} ORDER BY pos").fetchall()
+
+
+@pytest.mark.parametrize("most", [4096, 64])
+def test_sqlite_batches_of_any_size_are_stored_in_order(most):
+    """Batches of every size, in one padded statement when they fit and in several (inside
+    one transaction) when this SQLite allows fewer rows (64: the 999-variable limit before
+    3.32), store exactly the rows given, in order, with no padding row."""
     from callgate.audit import sqlite as sqlite_sink
 
-    assert sqlite_sink.batch_insert_works(sqlite3.connect(":memory:")) is False  # no table there
-    db = sqlite3.connect(":memory:")
+    db = sqlite3.connect(":memory:", isolation_level=None)
     db.executescript(sqlite_sink.SCHEMA)
-    assert sqlite_sink.batch_insert_works(db) is True
+    want: list = []
+    for n in (1, 2, 3, 63, 64, 65, 100, 129, 0, 1000):
+        batch = _sqlite_rows(n, len(want))
+        sqlite_sink.insert(db, batch, most)
+        want += batch
+        assert not db.in_transaction
+    assert _stored(db) == want
 
-    stored = {}
-    for mode in ("one statement", "row by row"):
-        if mode == "row by row":
-            monkeypatch.setattr(sqlite_sink, "batch_insert_works", lambda db: False)
-        path = tmp_path / f"{mode}.db"
-        engine = Engine.from_dict(examples.policy("crm"), audit=audit.SqliteSink(path, chain="c"))
-        for amount in (10, 900):
-            engine.evaluate("process_refund", {"order_id": "X", "amount": amount}, role="agent", principal="user:a")
-        engine.close()
-        rows = sqlite3.connect(path).execute(
-            f"SELECT chain, seq, ts, kind, principal, tool, role, decision, rule, record FROM {TABLE} ORDER BY pos"
-        ).fetchall()
-        stored[mode] = [(*row[:2], *row[3:9], orjson.loads(row[9])["args"]) for row in rows]
-        assert verify(Source(str(path))).ok
-    assert stored["one statement"] == stored["row by row"]
-    assert [row[6] for row in stored["row by row"]] == ["Allow", "Deny"]
+
+@pytest.mark.parametrize("most", [4096, 64])
+def test_sqlite_a_failing_batch_leaves_nothing(most):
+    """A batch whose insert fails on one row (here a trigger refusing seq 100, in the second
+    statement when statements hold 64 rows) leaves none of its rows, and the next batch
+    goes in after the rows of the batch before."""
+    from callgate.audit import sqlite as sqlite_sink
+
+    db = sqlite3.connect(":memory:", isolation_level=None)
+    db.executescript(sqlite_sink.SCHEMA)
+    db.execute(f"CREATE TRIGGER refuse BEFORE INSERT ON {TABLE} WHEN NEW.seq = 100 "
+               "BEGIN SELECT RAISE(ABORT, 'disk full'); END")
+    first = _sqlite_rows(50)
+    sqlite_sink.insert(db, first, most)
+    with pytest.raises(sqlite3.IntegrityError, match="disk full"):
+        sqlite_sink.insert(db, _sqlite_rows(100, 50), most)
+    assert not db.in_transaction
+    assert _stored(db) == first
+    db.execute("DROP TRIGGER refuse")
+    rest = _sqlite_rows(100, 50)
+    sqlite_sink.insert(db, rest, most)
+    assert _stored(db) == first + rest
+
+
+def test_sqlite_statement_size_is_what_this_sqlite_can_bind():
+    """The rows one statement takes are a power of two up to 4,096 whose statement this
+    SQLite prepares (11 variables a row), and twice as many would not fit unless 4,096 is
+    the cap."""
+    from callgate.audit import sqlite as sqlite_sink
+
+    rows = sqlite_sink.rows_per_statement()
+    assert rows & (rows - 1) == 0 and 1 <= rows <= sqlite_sink.MAX_ROWS_PER_STATEMENT
+    db = sqlite3.connect(":memory:", isolation_level=None)
+    db.executescript(sqlite_sink.SCHEMA)
+    sqlite_sink.insert_statement(db, _sqlite_rows(rows))
+    if rows < sqlite_sink.MAX_ROWS_PER_STATEMENT:
+        with pytest.raises(sqlite3.OperationalError):
+            sqlite_sink.insert_statement(db, _sqlite_rows(2 * rows))
