@@ -275,6 +275,10 @@ def _sqlite_rows(n: int, start: int = 0) -> list:
              b'{"seq":%d}' % (start + i), bytes([i % 256]) * 32) for i in range(n)]
 
 
+def _flat(rows: list) -> list:
+    return [v for row in rows for v in row]
+
+
 def _stored(db: sqlite3.Connection) -> list:
     return db.execute(f"SELECT chain, seq, ts, kind, principal, tool, role, decision, rule, record, hash "
                       f"FROM {TABLE} ORDER BY pos").fetchall()
@@ -292,7 +296,7 @@ def test_sqlite_batches_of_any_size_are_stored_in_order(most):
     want: list = []
     for n in (1, 2, 3, 63, 64, 65, 100, 129, 0, 1000):
         batch = _sqlite_rows(n, len(want))
-        sqlite_sink.insert(db, batch, most)
+        sqlite_sink.insert(db, _flat(batch), most)
         want += batch
         assert not db.in_transaction
     assert _stored(db) == want
@@ -310,14 +314,14 @@ def test_sqlite_a_failing_batch_leaves_nothing(most):
     db.execute(f"CREATE TRIGGER refuse BEFORE INSERT ON {TABLE} WHEN NEW.seq = 100 "
                "BEGIN SELECT RAISE(ABORT, 'disk full'); END")
     first = _sqlite_rows(50)
-    sqlite_sink.insert(db, first, most)
+    sqlite_sink.insert(db, _flat(first), most)
     with pytest.raises(sqlite3.IntegrityError, match="disk full"):
-        sqlite_sink.insert(db, _sqlite_rows(100, 50), most)
+        sqlite_sink.insert(db, _flat(_sqlite_rows(100, 50)), most)
     assert not db.in_transaction
     assert _stored(db) == first
     db.execute("DROP TRIGGER refuse")
     rest = _sqlite_rows(100, 50)
-    sqlite_sink.insert(db, rest, most)
+    sqlite_sink.insert(db, _flat(rest), most)
     assert _stored(db) == first + rest
 
 
@@ -331,7 +335,7 @@ def test_sqlite_statement_size_is_what_this_sqlite_can_bind():
     assert rows & (rows - 1) == 0 and 1 <= rows <= sqlite_sink.MAX_ROWS_PER_STATEMENT
     db = sqlite3.connect(":memory:", isolation_level=None)
     db.executescript(sqlite_sink.SCHEMA)
-    sqlite_sink.insert_statement(db, _sqlite_rows(rows))
+    sqlite_sink.insert_statement(db, _flat(_sqlite_rows(rows)))
     if rows < sqlite_sink.MAX_ROWS_PER_STATEMENT:
         with pytest.raises(sqlite3.OperationalError):
-            sqlite_sink.insert_statement(db, _sqlite_rows(2 * rows))
+            sqlite_sink.insert_statement(db, _flat(_sqlite_rows(2 * rows)))

@@ -249,8 +249,8 @@ def test_an_empty_batch_seals_to_nothing(tmp_path):
 
 def test_batch_lines_chain_and_rows(tmp_path):
     """A sealed batch's lines carry hashes that chain from the head, and its database
-    rows equal row_values of each Record (the columns the core wrote: timestamp, tool and
-    role decoded)."""
+    rows, and their values one after the other, equal row_values of each Record (the
+    columns the core wrote: timestamp, tool and role decoded)."""
     held = _Held(tmp_path)
     kw = dict(agent_attributes={}, resource_attributes={})
     held.engine.evaluate("process_refund", {"amount": 1}, role="agent", principal="p", **kw)
@@ -267,6 +267,7 @@ def test_batch_lines_chain_and_rows(tmp_path):
     assert head.head == prev and head.next_seq == 45 and batch[0].seq == 42
     assert batch.rows() == [row_values(r) for r in batch]
     assert batch.rows()[1][5:7] == ("look\\u00e9", "rôle")
+    assert batch.values() == [v for r in batch for v in row_values(r)]
     held.close()
 
 

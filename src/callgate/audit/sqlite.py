@@ -8,7 +8,6 @@ record. `pos` is the insertion order, which verify reads in."""
 from __future__ import annotations
 
 import functools
-import itertools
 import os
 import sqlite3
 from typing import Any, List, Optional, Tuple, Union
@@ -96,27 +95,33 @@ def rows(records: Union[Batch, List[Record]]) -> List[tuple]:
     return [row_values(r) for r in records]
 
 
-def insert_statement(db: sqlite3.Connection, batch: List[tuple]) -> None:
-    """Insert rows (row_values' shape), in order, in one statement: that of the next power
-    of two rows, the rest padding."""
-    size = 1 << (len(batch) - 1).bit_length()
-    values = list(itertools.chain.from_iterable(batch))
-    values += [None] * (11 * (size - len(batch)))
-    db.execute(values_insert(size), values)
+def values(records: Union[Batch, List[Record]]) -> list:
+    """The values of the rows of `records`, one row after the other (what insert takes)."""
+    if type(records) is Batch:
+        return records.values()
+    return [v for r in records for v in row_values(r)]
 
 
-def insert(db: sqlite3.Connection, batch: List[tuple], most: int = MAX_ROWS_PER_STATEMENT) -> None:
-    """Insert rows in order, as one transaction: one statement when they fit, else a
-    transaction of statements of `most` rows."""
-    if not batch:
+def insert_statement(db: sqlite3.Connection, values: list) -> None:
+    """Insert rows (row_values' shape, their values one after the other), in order, in one
+    statement: that of the next power of two rows, the rest padding."""
+    n = len(values) // 11
+    size = 1 << (n - 1).bit_length()
+    db.execute(values_insert(size), values + [None] * (11 * (size - n)) if size > n else values)
+
+
+def insert(db: sqlite3.Connection, values: list, most: int = MAX_ROWS_PER_STATEMENT) -> None:
+    """Insert rows (11 values each) in order, as one transaction: one statement when they
+    fit, else a transaction of statements of `most` rows."""
+    if not values:
         return
-    if len(batch) <= most:
-        insert_statement(db, batch)
+    if len(values) <= 11 * most:
+        insert_statement(db, values)
         return
     db.execute("BEGIN IMMEDIATE")
     try:
-        for at in range(0, len(batch), most):
-            insert_statement(db, batch[at:at + most])
+        for at in range(0, len(values), 11 * most):
+            insert_statement(db, values[at:at + 11 * most])
         db.execute("COMMIT")
     except BaseException:
         if db.in_transaction:
@@ -159,7 +164,7 @@ class SqliteSink(Sink):
 
     def write(self, records: List[Record]) -> None:
         assert self.db is not None
-        insert(self.db, rows(records), self.rows_per_statement)
+        insert(self.db, values(records), self.rows_per_statement)
 
     def close(self) -> None:
         if self.db is not None:
