@@ -78,7 +78,7 @@ def link_args() -> list[str]:
 # objects, so Python never passes one). Everything else (loading, scratch, reasons, the
 # audit sealer's batch calls) stays on cffi.
 #   eval_request(scratch, request) / eval_json(scratch, tool, args, context)
-#     scratch is the scratch's address (an int); the others must be bytes (TypeError else).
+#     scratch is the scratch's address (an int, not 0); the others must be bytes (TypeError else).
 #     They release the GIL around the decision, like cffi's wrappers.
 #   eval_request_keep_gil / eval_json_keep_gil
 #     the same, holding the GIL: for an engine with no threads of its own waiting for it.
@@ -98,6 +98,15 @@ static int cg_bytes_arg(PyObject *obj, const char **data, size_t *len) {
     return 0;
 }
 
+static int cg_scratch_arg(PyObject *obj, void **scratch) {
+    *scratch = PyLong_AsVoidPtr(obj);  /* TypeError unless an int */
+    if (*scratch != NULL)
+        return 0;
+    if (!PyErr_Occurred())
+        PyErr_SetString(PyExc_ValueError, "the scratch address is 0");
+    return -1;
+}
+
 static int cg_check_argc(Py_ssize_t argc, Py_ssize_t want, const char *usage) {
     if (argc == want)
         return 0;
@@ -111,8 +120,8 @@ static inline PyObject *cg_call_request(PyObject *const *argv, Py_ssize_t argc, 
     int64_t rc;
     if (cg_check_argc(argc, 2, "eval_request(scratch, request)") < 0)
         return NULL;
-    void *scratch = PyLong_AsVoidPtr(argv[0]);
-    if ((scratch == NULL && PyErr_Occurred()) || cg_bytes_arg(argv[1], &req, &len) < 0)
+    void *scratch;
+    if (cg_scratch_arg(argv[0], &scratch) < 0 || cg_bytes_arg(argv[1], &req, &len) < 0)
         return NULL;
     if (keep_gil) {
         rc = cg_eval_request(scratch, req, len);
@@ -130,8 +139,8 @@ static inline PyObject *cg_call_json(PyObject *const *argv, Py_ssize_t argc, int
     int64_t rc;
     if (cg_check_argc(argc, 4, "eval_json(scratch, tool, args, context)") < 0)
         return NULL;
-    void *scratch = PyLong_AsVoidPtr(argv[0]);
-    if ((scratch == NULL && PyErr_Occurred()) || cg_bytes_arg(argv[1], &tool, &tool_len) < 0 ||
+    void *scratch;
+    if (cg_scratch_arg(argv[0], &scratch) < 0 || cg_bytes_arg(argv[1], &tool, &tool_len) < 0 ||
         cg_bytes_arg(argv[2], &args, &args_len) < 0 || cg_bytes_arg(argv[3], &ctx, &ctx_len) < 0)
         return NULL;
     if (keep_gil) {
@@ -171,7 +180,8 @@ static PyMethodDef cg_direct_calls[] = {
 };
 
 /* Called through cffi (which has released the GIL) once, at import: adds the functions
-   above to the module named `module` (this one). 0 on success. */
+   above to the module named `module` (this one). 0 on success. PyGILState_Ensure takes
+   the GIL of the main interpreter: the module is not meant for sub-interpreters. */
 static int cg_add_direct_calls(const char *module) {
     PyGILState_STATE gil = PyGILState_Ensure();
     int rc = -1;
@@ -181,7 +191,7 @@ static int cg_add_direct_calls(const char *module) {
         Py_DECREF(mod);
     }
     if (rc < 0)
-        PyErr_Print();  /* the caller raises ImportError; the cause goes to stderr */
+        PyErr_WriteUnraisable(NULL);  /* the caller raises ImportError; the cause goes to stderr */
     PyGILState_Release(gil);
     return rc;
 }
@@ -193,8 +203,9 @@ int cg_add_direct_calls(const char *module);
 
 def limited_api_macros() -> list[tuple[str, str]]:
     """The limited API level the module targets: 3.10 (METH_FASTCALL), as the abi3 wheel
-    says. Not on debug or free-threaded builds, which have no limited API (cffi knows)."""
-    if sysconfig.get_config_var("Py_DEBUG") or sysconfig.get_config_var("Py_GIL_DISABLED"):
+    says. Not where cffi itself leaves the limited API alone: reference-debugging builds
+    (which may refuse it) and free-threaded ones (which have none before 3.15)."""
+    if hasattr(sys, "gettotalrefcount") or sysconfig.get_config_var("Py_GIL_DISABLED"):
         return []
     return [("Py_LIMITED_API", "0x030A0000")]
 

@@ -67,7 +67,8 @@ def test_direct_calls_return_what_the_cffi_calls_return(crm_scratch):
 @pytest.mark.parametrize("name", DIRECT_CALLS)
 def test_direct_calls_refuse_wrong_arguments_with_type_errors(crm_scratch, name):
     """A wrong argument count, a request part that is not bytes (str, bytearray, None) or a
-    scratch that is not an int is a TypeError naming the call, never a call into the core."""
+    scratch that is not an int is a TypeError naming the call, and a scratch address of 0 a
+    ValueError: never a call into the core."""
     call = getattr(_native, name)
     good = (crm_scratch.address, b"t", b"{}", b'{"role": "agent"}') if "json" in name else \
         (crm_scratch.address, b'["t", "agent", {}, {}, {}]')
@@ -82,6 +83,8 @@ def test_direct_calls_refuse_wrong_arguments_with_type_errors(crm_scratch, name)
                 call(*good[:i], wrong, *good[i + 1:])
     with pytest.raises(TypeError):
         call("0", *good[1:])
+    with pytest.raises(ValueError, match="scratch address is 0"):
+        call(0, *good[1:])
 
 
 class _Spy:

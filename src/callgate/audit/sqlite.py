@@ -48,8 +48,11 @@ _ROW = "(?,?,?,?,?,?,?,?,?,?,?)"
 # ten times), and one statement per batch beat a transaction of 1,024-row statements.
 # The connection caches prepared statements (~1.2 KB a row), so their sizes are powers of
 # two, padded with rows of NULLs that the WHERE drops: 13 statements of up to 4,096 rows
-# (~10 MB) serve every batch size. A batch larger than one statement may hold (an SQLite
-# before 3.32 allows 999 variables: 64 rows) goes in several, inside one transaction.
+# (~15 MB once all are used) serve every batch size. SQLite reads the VALUES rows in order
+# (a co-routine), so `pos` follows `seq`; verify would report any other order.
+# A row takes 11 variables: 4,096 rows need an SQLite that binds 45,056 (Debian's allows
+# 250,000). With the default limit since 3.32 (32,766) a statement takes 2,048 rows, and a
+# full batch is two statements in one transaction; before 3.32 (999), 64 rows.
 MAX_ROWS_PER_STATEMENT = 4096
 
 
@@ -112,7 +115,7 @@ def insert_statement(db: sqlite3.Connection, values: list) -> None:
 
 def insert(db: sqlite3.Connection, values: list, most: int = MAX_ROWS_PER_STATEMENT) -> None:
     """Insert rows (11 values each) in order, as one transaction: one statement when they
-    fit, else a transaction of statements of `most` rows."""
+    fit, else a transaction of statements of `most` rows (see rows_per_statement)."""
     if not values:
         return
     if len(values) <= 11 * most:
