@@ -37,8 +37,10 @@ CREATE INDEX IF NOT EXISTS {TABLE}_tool ON {TABLE}(tool, ts);
 CREATE INDEX IF NOT EXISTS {TABLE}_decision ON {TABLE}(decision, ts);
 CREATE INDEX IF NOT EXISTS {TABLE}_chain ON {TABLE}(chain, seq);
 """
-_INTO = f"INSERT INTO {TABLE} (chain, seq, ts, kind, principal, tool, role, decision, rule, record, hash) "
-_ROW = "(?,?,?,?,?,?,?,?,?,?,?)"
+_INSERTED = ("chain", "seq", "ts", "kind", "principal", "tool", "role", "decision", "rule", "record", "hash")
+ROW_WIDTH = len(_INSERTED)  # values a row (row_values' shape)
+_INTO = f"INSERT INTO {TABLE} ({', '.join(_INSERTED)}) "
+_ROW = "(" + ",".join("?" * ROW_WIDTH) + ")"
 # A batch goes in as one INSERT of all its rows, bound as they are, with no BEGIN or COMMIT
 # around it (a statement is its own transaction). SQLite runs a statement outside the GIL,
 # and taking the GIL back after it may wait for the deciding threads (up to the 5 ms switch
@@ -74,7 +76,7 @@ def rows_per_statement() -> int:
         rows = MAX_ROWS_PER_STATEMENT
         while rows > 1:
             try:
-                probe.execute(values_insert(rows), [None] * (11 * rows))
+                probe.execute(values_insert(rows), [None] * (ROW_WIDTH * rows))
                 return rows
             except sqlite3.OperationalError:  # too many SQL variables
                 rows //= 2
@@ -108,23 +110,25 @@ def values(records: Union[Batch, List[Record]]) -> list:
 def insert_statement(db: sqlite3.Connection, values: list) -> None:
     """Insert rows (row_values' shape, their values one after the other), in order, in one
     statement: that of the next power of two rows, the rest padding."""
-    n = len(values) // 11
+    n = len(values) // ROW_WIDTH
     size = 1 << (n - 1).bit_length()
-    db.execute(values_insert(size), values + [None] * (11 * (size - n)) if size > n else values)
+    db.execute(values_insert(size), values + [None] * (ROW_WIDTH * (size - n)) if size > n else values)
 
 
-def insert(db: sqlite3.Connection, values: list, most: int = MAX_ROWS_PER_STATEMENT) -> None:
-    """Insert rows (11 values each) in order, as one transaction: one statement when they
-    fit, else a transaction of statements of `most` rows (see rows_per_statement)."""
+def insert(db: sqlite3.Connection, values: list, most: Optional[int] = None) -> None:
+    """Insert rows (ROW_WIDTH values each) in order, as one transaction: one statement when
+    they fit, else a transaction of statements of `most` rows (by default what this SQLite
+    binds: rows_per_statement)."""
     if not values:
         return
-    if len(values) <= 11 * most:
+    width = ROW_WIDTH * (most or rows_per_statement())
+    if len(values) <= width:
         insert_statement(db, values)
         return
     db.execute("BEGIN IMMEDIATE")
     try:
-        for at in range(0, len(values), 11 * most):
-            insert_statement(db, values[at:at + 11 * most])
+        for at in range(0, len(values), width):
+            insert_statement(db, values[at:at + width])
         db.execute("COMMIT")
     except BaseException:
         if db.in_transaction:
@@ -141,7 +145,6 @@ class SqliteSink(Sink):
         super().__init__(**options)
         self.path = str(path)
         self.db: Optional[sqlite3.Connection] = None
-        self.rows_per_statement = 1  # found at open
         self._lock: Optional[FileLock] = None
 
     def spool_path(self) -> str:
@@ -160,14 +163,13 @@ class SqliteSink(Sink):
         # batch/always: the commit is durable when it returns; never: left to the OS
         db.execute("PRAGMA synchronous=" + ("OFF" if self.audit_options.fsync == "never" else "FULL"))
         db.executescript(SCHEMA)
-        self.rows_per_statement = rows_per_statement()
         self.db = db
         row = db.execute(f"SELECT seq, hash FROM {TABLE} WHERE chain=? ORDER BY seq DESC LIMIT 1", (chain,)).fetchone()
         return None if row is None else (row[0], bytes(row[1]))
 
     def write(self, records: List[Record]) -> None:
         assert self.db is not None
-        insert(self.db, values(records), self.rows_per_statement)
+        insert(self.db, values(records))
 
     def close(self) -> None:
         if self.db is not None:
