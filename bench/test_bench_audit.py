@@ -2,17 +2,24 @@
 
     pytest bench/test_bench_audit.py --benchmark-enable     the hot-path cost of a sink (pytest-benchmark)
     python bench/test_bench_audit.py                        throughput and verify figures, printed
+    python bench/test_bench_audit.py --durable              durable=True: group commit and latency
+    python bench/test_bench_audit.py --max-queue N          the throughput figures with another max_queue
 
 - added latency of evaluate() with a sink vs none: the hot path only (enqueue);
 - sustained evaluate + audit throughput, every event durable (fsync="batch") when the
   count is taken: SQLite and JSONL;
-- `callgate audit verify` of a 1,000,000-event chain (JSONL and SQLite)."""
+- `callgate audit verify` of a 1,000,000-event chain (JSONL and SQLite);
+- with --durable: decisions/s with durable=True (each evaluate() returns once its event is
+  written and synced; concurrent decisions share a write and sync) from 1, 4 and 16
+  threads, JSONL and SQLite, with the median and 99th percentile latency of a decision,
+  and the latency a durable decision adds to one made without durable=True."""
 
 from __future__ import annotations
 
 import os
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -86,6 +93,65 @@ def added_latency(tmp: Path, rounds: int = 20, n: int = 10_000, asleep: bool = F
     return none[len(none) // 2], sink[len(sink) // 2]
 
 
+def durable_run(make_sink, threads: int, seconds: float = 3.0) -> tuple:
+    """(decisions/s, median us, p99 us, decisions per write+sync) of durable=True decisions
+    made by `threads` threads for `seconds`: every evaluate() returned after its event was
+    synced. (SQLite's sync() is its commit's: one call per batch all the same.)"""
+    sink = make_sink()
+    syncs = [0]
+    real_sync = sink.sync
+
+    def counted_sync() -> None:
+        syncs[0] += 1
+        real_sync()
+
+    sink.sync = counted_sync
+    engine = Engine.from_dict(examples.policy("crm"), audit=sink)
+    engine.evaluate(*ALLOW, **KW)  # the writer is open and warm before the clock starts
+    start_syncs = syncs[0]
+    stop = time.perf_counter() + seconds
+    latencies: list = []
+    lock = threading.Lock()
+
+    def decide() -> None:
+        clock = time.perf_counter_ns
+        mine = []
+        while time.perf_counter() < stop:
+            t = clock()
+            d = engine.evaluate(*ALLOW, **KW, principal="user:bench")
+            mine.append(clock() - t)
+            assert d.decision == "Allow", d.reason
+        with lock:
+            latencies.extend(mine)
+
+    workers = [threading.Thread(target=decide) for _ in range(threads)]
+    t0 = time.perf_counter()
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    dt = time.perf_counter() - t0
+    n_syncs = syncs[0] - start_syncs
+    engine.close()
+    latencies.sort()
+    return (len(latencies) / dt, latencies[len(latencies) // 2] / 1000, latencies[len(latencies) * 99 // 100] / 1000,
+            len(latencies) / max(n_syncs, 1))
+
+
+def durable_added_latency(tmp: Path, n: int = 2000) -> tuple:
+    """Median latency (us) of single evaluate() calls into JSONL without and with durable=True."""
+    fast = Engine.from_dict(examples.policy("crm"), audit=audit.JsonlSink(tmp / "fast.jsonl"))
+    slow = Engine.from_dict(examples.policy("crm"), audit=audit.JsonlSink(tmp / "durable.jsonl", durable=True))
+    a, b = [], []
+    for _ in range(5):  # interleaved rounds: machine noise hits both alike
+        a += _per_call_ns(lambda: fast.evaluate(*ALLOW, **KW), n)
+        b += _per_call_ns(lambda: slow.evaluate(*ALLOW, **KW), n // 5)
+    fast.close()
+    slow.close()
+    a.sort(), b.sort()
+    return a[len(a) // 2] / 1000, b[len(b) // 2] / 1000
+
+
 def throughput(make_sink, n: int) -> float:
     engine = Engine.from_dict(examples.policy("crm"), audit=make_sink())
     rec = audit.recorder(engine)
@@ -113,14 +179,39 @@ def verify_million(path: Path, n: int = 1_000_000) -> float:
     return dt
 
 
+def _flag(name: str, default: str) -> str:
+    for arg in sys.argv[1:]:
+        if arg.startswith(name + "="):
+            return arg.split("=", 1)[1]
+    if name in sys.argv:
+        return sys.argv[sys.argv.index(name) + 1]
+    return default
+
+
 if __name__ == "__main__":
     tmp = Path(tempfile.mkdtemp(prefix="callgate-bench-"))
     n = int(os.environ.get("N", "300000"))
+    if "--durable" in sys.argv:
+        seconds = float(os.environ.get("SECONDS_PER_RUN", "3"))
+        for name, make in (("JSONL ", lambda: audit.JsonlSink(tmp / f"d{time.time_ns()}.jsonl", durable=True)),
+                           ("SQLite", lambda: audit.SqliteSink(tmp / f"d{time.time_ns()}.db", durable=True))):
+            for threads in (1, 4, 16):
+                rate, median, p99, per_sync = durable_run(make, threads, seconds)
+                print(f"{name} durable, {threads:>2} thread(s): {rate:>7,.0f} decisions/s, latency median "
+                      f"{median:,.0f} us, p99 {p99:,.0f} us, {per_sync:.1f} decisions per write+sync")
+        fast, slow = durable_added_latency(tmp)
+        print(f"evaluate() median into JSONL, one thread: {fast:.1f} us, durable {slow:.0f} us "
+              f"(added {slow - fast:.0f} us: a write and an fsync)")
+        sys.exit(0)
+    max_queue = _flag("--max-queue", "")
+    queue = {"max_queue": int(max_queue)} if max_queue else {}
     for asleep, what in ((True, "hot path only (writer asleep while timed)"), (False, "writer running beside")):
         none, sink = added_latency(tmp, asleep=asleep)
         print(f"evaluate() median, {what}: no sink {none:.0f} ns, with sink {sink:.0f} ns, "
               f"added {sink - none:.0f} ns (ratio {sink / none:.2f})")
-    print(f"JSONL  evaluate+audit, durable: {throughput(lambda: audit.JsonlSink(tmp / 't.jsonl', max_bytes=0), n):,.0f} decisions/s")
-    print(f"SQLite evaluate+audit, durable: {throughput(lambda: audit.SqliteSink(tmp / 't.db'), n):,.0f} decisions/s")
+    print(f"JSONL  evaluate+audit, durable: "
+          f"{throughput(lambda: audit.JsonlSink(tmp / 't.jsonl', max_bytes=0, **queue), n):,.0f} decisions/s")
+    print(f"SQLite evaluate+audit, durable: {throughput(lambda: audit.SqliteSink(tmp / 't.db', **queue), n):,.0f} "
+          "decisions/s")
     if "--verify" in sys.argv:
         print(f"verify of a 1,000,000-event JSONL chain: {verify_million(tmp / 'm.jsonl'):.2f} s")

@@ -19,7 +19,7 @@ from callgate.audit.source import Source
 from callgate.audit.verify import verify
 from callgate.cli import app
 
-N = 12
+N = 12  # decisions; the log also holds the writer's start and stop markers (seq 0 and N + 1)
 
 
 def write_log(sink, n: int = N) -> None:
@@ -55,18 +55,21 @@ def check(path: Path, kind: str, where: str) -> None:
 
 
 def test_untouched_logs_verify(jsonl, db):
-    """A log as written verifies: one chain, every record, seq 0..N-1."""
+    """A log as written verifies: one chain, every record, seq 0..N+1 (N decisions between
+    the writer's start and stop markers), with no warning."""
     for p in (jsonl, db):
         report = verify(Source(str(p)))
-        assert report.ok and report.records == N and report.chains["main"]["size"] == N
+        assert report.ok and report.records == N + 2 and report.chains["main"]["size"] == N + 2
+        assert report.warnings == []
 
 
 def test_flip_a_byte_jsonl(jsonl):
     """A changed character inside a record (here an amount) is reported as a modification of that record."""
     data = lines(jsonl)
-    data[5] = data[5].replace(b'"amount":500', b'"amount":400')
+    k = next(i for i, line in enumerate(data) if b'"amount":500' in line)
+    data[k] = data[k].replace(b'"amount":500', b'"amount":400')
     jsonl.write_bytes(b"".join(data))
-    check(jsonl, "modified", f"byte {sum(map(len, data[:5]))}")
+    check(jsonl, "modified", f"byte {sum(map(len, data[:k]))}")
 
 
 def test_delete_a_record_jsonl(jsonl):
@@ -116,9 +119,10 @@ def test_sqlite_tampering(db, tmp_path):
         return p, sqlite3.connect(p, isolation_level=None)
 
     p, c = fresh("flip.db")
-    rec = c.execute("SELECT record FROM audit_events WHERE pos=7").fetchone()[0]
-    c.execute("UPDATE audit_events SET record=? WHERE pos=7", (rec.replace(b"Deny", b"Allow"),))
-    check(p, "modified", "pos=7")
+    rec = c.execute("SELECT record FROM audit_events WHERE pos=8").fetchone()[0]
+    assert b'"decision":"Deny"' in rec
+    c.execute("UPDATE audit_events SET record=? WHERE pos=8", (rec.replace(b"Deny", b"Allow"),))
+    check(p, "modified", "pos=8")
 
     p, c = fresh("delete.db")
     c.execute("DELETE FROM audit_events WHERE pos=4")
@@ -181,7 +185,7 @@ def test_rotation_keeps_one_chain(tmp_path):
     segs = sorted(tmp_path.glob("rot.jsonl*"))
     assert len([s for s in segs if not s.name.endswith(".lock")]) > 2
     report = verify(Source(str(p)))
-    assert report.ok and report.records == 20
+    assert report.ok and report.records == 20 + 2
     (tmp_path / "rot.jsonl.1").unlink()
     assert verify(Source(str(p))).problem.kind == "deleted"
 
@@ -191,7 +195,7 @@ def test_cli_verify_checkpoint_and_exit_codes(jsonl, tmp_path):
     `audit keygen` and `audit checkpoint` produce what `verify --checkpoint` checks."""
     runner = CliRunner()
     r = runner.invoke(app, ["audit", "verify", str(jsonl)])
-    assert r.exit_code == 0 and f"{N} records" in r.output
+    assert r.exit_code == 0 and f"{N + 2} records" in r.output
     key = tmp_path / "k.pem"
     assert runner.invoke(app, ["audit", "keygen", str(key)]).exit_code == 0
     r = runner.invoke(app, ["audit", "checkpoint", str(jsonl), "--key", str(key), "-o", str(tmp_path / "cp.json")])

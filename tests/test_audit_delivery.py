@@ -60,7 +60,8 @@ def test_courier_reports_each_outcome_and_carries_one_batch_at_a_time():
 
 class GatedSink(Sink):
     """Keeps records in memory; each write waits for `gate`, and raises ENOSPC while
-    `broken` is set. Records which thread wrote. Allows the courier, as the built-in sinks do."""
+    `broken` is set; open() waits for `opened` (a writer held there has taken nothing off
+    its queue yet). Records which thread wrote. Allows the courier, as the built-in sinks do."""
 
     concurrent_writes = True
 
@@ -69,10 +70,16 @@ class GatedSink(Sink):
         super().__init__(**options)
         self.gate = threading.Event()
         self.gate.set()
+        self.opened = threading.Event()
+        self.opened.set()
         self.broken = threading.Event()
         self.records: list[Record] = []
         self.writing = threading.Event()
         self.threads: set[str] = set()
+
+    def open(self, chain):
+        self.opened.wait(30)
+        return None
 
     def write(self, records) -> None:
         self.threads.add(threading.current_thread().name)
@@ -83,51 +90,43 @@ class GatedSink(Sink):
         self.records.extend(records)
 
 
-def test_the_next_batch_is_sealed_while_one_is_written():
-    """With fsync="batch" the sink writes on the courier thread, and while a write is held
-    the writer keeps taking decisions off the queue (sealing the next batch) instead of
-    waiting; once released every record arrives once, in chain order."""
-    sink = GatedSink(batch_size=5, max_queue=1000)
+def _first_held_second_sealed(sink: "GatedSink", batches: int = 2) -> tuple:
+    """An engine on `sink` whose first batch is held in the sink's write with the next
+    sealed behind it: (engine, recorder). Deterministic: all the decisions are queued while
+    the writer is held in open(), so it takes a full batch (batch_size) and, finding a full
+    batch still queued, seals it at once behind the first instead of waiting for it."""
+    sink.opened.clear()
+    sink.gate.clear()
     engine = Engine.from_dict(examples.policy("crm"), audit=sink)
     rec = audit.recorder(engine)
-    engine.evaluate(*ALLOWED, role="agent")
-    wait_for(lambda: len(sink.records) == 1, "the first record")
-    sink.gate.clear()
-    sink.writing.clear()
-    for _ in range(5):
+    n = batches * sink.audit_options.batch_size
+    for _ in range(n):
         engine.evaluate(*ALLOWED, role="agent")
-    wait_for(sink.writing.is_set, "a write to start")  # held inside the sink
-    for _ in range(5):
-        engine.evaluate(*ALLOWED, role="agent")
-    wait_for(lambda: rec.stats["queued"] == 0, "the next batch to be taken while the write is held")
-    assert len(sink.records) == 1
+    sink.opened.set()
+    wait_for(sink.writing.is_set, "the first write")
+    wait_for(lambda: rec.stats["claimed"] == n, "the second batch to be sealed while the first is held")
+    return engine, rec
+
+
+def test_the_next_batch_is_sealed_while_one_is_written():
+    """With fsync="batch" the sink writes on the courier thread, and while a write is held
+    the writer takes the next batch off the queue and seals it instead of waiting; once
+    released every record arrives once, in chain order."""
+    sink = GatedSink(batch_size=5, max_queue=1000)
+    engine, rec = _first_held_second_sealed(sink)
+    assert rec.stats["queued"] == 0 and rec.writer.courier.carrying() == 5 and sink.records == []
     sink.gate.set()
     engine.close()
-    assert [r.seq for r in sink.records] == list(range(11))
+    assert [r.seq for r in sink.records] == list(range(10))
     assert sink.threads == {"callgate-audit-io"}
-
-
-def _first_held_second_sealed(engine, rec, sink) -> None:
-    """Three decisions whose write is held in the sink, then three more sealed behind them
-    (batch_size 3): returns with the first batch in flight and the second sealed."""
-    sink.gate.clear()
-    sink.writing.clear()
-    for _ in range(3):
-        engine.evaluate(*ALLOWED, role="agent")
-    wait_for(sink.writing.is_set, "the first write")
-    for _ in range(3):
-        engine.evaluate(*ALLOWED, role="agent")
-    wait_for(lambda: rec.stats["queued"] == 0, "the second batch to be sealed")
 
 
 def test_a_failed_write_in_flight_is_retried_before_the_batch_sealed_behind_it():
     """A batch that fails on the courier is retried as sealed, and the batch sealed while
     it was in flight goes after it: the sink ends with every record once, in order."""
     sink = GatedSink(batch_size=3, max_queue=1000, on_failure="block")
-    engine = Engine.from_dict(examples.policy("crm"), audit=sink)
-    rec = audit.recorder(engine)
     sink.broken.set()
-    _first_held_second_sealed(engine, rec, sink)
+    engine, rec = _first_held_second_sealed(sink)
     sink.gate.set()  # the first write now fails
     wait_for(lambda: rec.stats["failing"] is not None, "the failure")
     sink.broken.clear()
@@ -179,13 +178,13 @@ def test_sqlite_rows_equal_the_records_whatever_the_values(tmp_path):
     stored = sqlite3.connect(path).execute(
         f"SELECT chain, seq, ts, kind, principal, tool, role, decision, rule, record, hash FROM {TABLE} ORDER BY pos"
     ).fetchall()
-    assert len(stored) == 2 * len(principals)
     for row in stored:
         event = orjson.loads(row[9])
         assert row[:9] == (event["chain"], event["seq"], *event_columns(event))
         assert type(row[9]) is bytes and type(row[10]) is bytes and len(row[10]) == 32
     assert [row[1] for row in stored] == list(range(len(stored)))
-    assert [row[4] for row in stored[::2]] == principals
+    assert [row[3] for row in stored] == ["writer"] + ["decision"] * 2 * len(principals) + ["writer"]
+    assert [row[4] for row in stored[1:-1:2]] == principals
     report = verify(Source(str(path)))
     assert report.ok and report.records == len(stored)
 
@@ -210,7 +209,9 @@ def test_sqlite_new_files_get_16k_pages_and_existing_ones_keep_theirs(tmp_path):
         engine.close()
     db = sqlite3.connect(old)
     assert db.execute("PRAGMA page_size").fetchone() == (4096,)
-    assert db.execute(f"SELECT seq FROM {TABLE} ORDER BY pos").fetchall() == [(0,), (1,)]
+    # each run: its start marker, its decision, its stop marker
+    assert db.execute(f"SELECT seq, kind FROM {TABLE} ORDER BY pos").fetchall() == \
+        [(0, "writer"), (1, "decision"), (2, "writer"), (3, "writer"), (4, "decision"), (5, "writer")]
     assert verify(Source(str(old))).ok
 
 
@@ -234,9 +235,7 @@ def test_a_base_exception_in_flight_keeps_the_batch_sealed_behind_it(tmp_path, c
         real_write(records)
 
     sink.write = write
-    engine = Engine.from_dict(examples.policy("crm"), audit=sink)
-    rec = audit.recorder(engine)
-    _first_held_second_sealed(engine, rec, sink)
+    engine, rec = _first_held_second_sealed(sink)
     sink.gate.set()
     wait_for(lambda: not rec.writer.thread.is_alive(), "the writer thread to stop")
     for _ in range(2):

@@ -133,7 +133,9 @@ class _Receiver(BaseHTTPRequestHandler):
     def do_POST(self) -> None:  # noqa: N802
         body = self.rfile.read(int(self.headers["Content-Length"]))
         for line in body.splitlines():
-            self.received.append(orjson.loads(line)["record"]["id"])
+            record = orjson.loads(line)["record"]
+            if record["kind"] == "decision":  # (not the writer's start and stop markers)
+                self.received.append(record["id"])
         self.send_response(204)
         self.end_headers()
 
@@ -156,7 +158,7 @@ def test_http_sink_down_then_up_delivers_exactly_once(tmp_path):
     ids_before = 7
     for _ in range(ids_before):
         engine.evaluate(*ALLOWED, role="agent")
-    wait_for(lambda: rec.stats["spooled"] == ids_before, "spooling while the endpoint is down")
+    wait_for(lambda: rec.stats["spooled"] == ids_before + 1, "spooling (and the start marker) while the endpoint is down")
     _Receiver.received = []
     server = ThreadingHTTPServer(("127.0.0.1", port), _Receiver)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
@@ -197,4 +199,4 @@ def test_jsonl_failed_fsync_is_not_counted_and_not_duplicated(tmp_path, monkeypa
     monkeypatch.setattr(os, "fsync", real_fsync)
     assert failures[0] == 0
     report = verify(Source(str(path)))
-    assert report.ok and report.records == 10, str(report.problem)
+    assert report.ok and report.records == 10 + 2, str(report.problem)  # and the start and stop markers

@@ -47,8 +47,10 @@ def test_many_writers_one_log(table):
     write(table, "host-0:1000", 5)
     report = verify(Source(DSN, table))
     assert report.ok, str(report.problem)
-    assert report.records == 95
-    assert {c: v["size"] for c, v in report.chains.items()} == {"host-0:1000": 35, "host-1:1001": 30, "host-2:1002": 30}
+    # each writer's decisions between its start and stop markers
+    assert report.records == 95 + 8
+    assert {c: v["size"] for c, v in report.chains.items()} == {"host-0:1000": 35 + 4, "host-1:1001": 30 + 2,
+                                                                "host-2:1002": 30 + 2}
 
 
 def test_tampering_detected_in_postgres(table):
@@ -59,7 +61,7 @@ def test_tampering_detected_in_postgres(table):
     write(table, "w:1", 10)
     runner = CliRunner()
     r = runner.invoke(app, ["audit", "verify", DSN, "--table", table])
-    assert r.exit_code == 0 and "10 records" in r.output
+    assert r.exit_code == 0 and "12 records" in r.output  # and the start and stop markers
     with psycopg.connect(DSN, autocommit=True) as conn:
         pos = conn.execute(f"SELECT pos FROM {table} WHERE seq = 4").fetchone()[0]
         conn.execute(f"DELETE FROM {table} WHERE seq = 4")

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import sys
 import time
-from collections import deque
+from collections import Counter, deque
 from pathlib import Path
-from typing import Optional
+from typing import List, Optional, Set
 
 import orjson
 import typer
@@ -21,6 +21,12 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 audit_app = typer.Typer(no_args_is_help=True, help="The audit trail: read, verify, checkpoint.")
 TableOpt = typer.Option(None, "--table", help="PostgreSQL table (default callgate_audit)")
 JsonOpt = typer.Option(False, "--json", help="machine-readable output")
+WriterKeyOpt = typer.Option(None, "--writer-key", help="a trusted writer's Ed25519 public key (PEM); repeatable")
+
+
+def _fail(message: str, code: int = 2) -> typer.Exit:
+    err.print(f"error: {message}", markup=False)
+    return typer.Exit(code)
 
 
 def _source(spec: str, table: Optional[str]):
@@ -29,8 +35,27 @@ def _source(spec: str, table: Optional[str]):
     try:
         return Source(spec, table)
     except (OSError, ValueError) as exc:
-        err.print(f"error: {exc}", markup=False)
-        raise typer.Exit(2) from None
+        raise _fail(str(exc)) from None
+
+
+def _writer_keys(paths: Optional[List[Path]]) -> Optional[Set[bytes]]:
+    """The trusted writer keys (None when none was given); a bad key file is a one-line error."""
+    if not paths:
+        return None
+    from .audit.genesis import trusted_keys
+
+    try:
+        return trusted_keys(paths)
+    except ValueError as exc:
+        raise _fail(str(exc)) from None
+
+
+def _left_out(excluded: dict) -> None:
+    """Say on stderr which events --writer-key left out (never silently)."""
+    if excluded:
+        chains = ", ".join(f"{c!r} ({n})" for c, n in sorted(excluded.items()))
+        err.print(f"note: {sum(excluded.values())} events of chains not vouched for by a trusted writer key were "
+                  f"left out: {chains}", markup=False)
 
 
 def _line(record: dict) -> str:
@@ -42,7 +67,8 @@ def _line(record: dict) -> str:
     note = ""
     approval = record.get("approval")
     if isinstance(approval, dict):
-        by = ", ".join(str(n) for n in approval.get("approved_by") or ())
+        approvers = approval.get("approved_by")
+        by = ", ".join(str(n) for n in approvers) if isinstance(approvers, list) else ""
         note = f"[approval: {approval.get('method')} {approval.get('outcome')}{' by ' + by if by else ''}]  "
     return (f"{record.get('timestamp')}  {decision_label(record):<5}  {record.get('tool')} as {record.get('role')}"
             f"  {who}  {note}{record.get('reason')}")
@@ -62,20 +88,24 @@ def tail(source: str = typer.Argument(..., help=".db, .jsonl or postgres DSN"),
          as_json: bool = JsonOpt, table: Optional[str] = TableOpt) -> None:
     """The last records, and with -f every new one as it is written."""
     from .audit.query import events
+    from .audit.source import SourceError
 
     src = _source(source, table)
     last: deque = deque(maxlen=max(n, 0))
     pos = None
-    for pos, record, _ in events(src):
-        last.append(record)
-    for record in last:
-        _emit(record, as_json)
-    sys.stdout.flush()
-    while follow:
-        time.sleep(0.5)
-        for pos, record, _ in events(src, after=pos):
+    try:
+        for pos, record, _ in events(src):
+            last.append(record)
+        for record in last:
             _emit(record, as_json)
         sys.stdout.flush()
+        while follow:
+            time.sleep(0.5)
+            for pos, record, _ in events(src, after=pos):
+                _emit(record, as_json)
+            sys.stdout.flush()
+    except SourceError as exc:
+        raise _fail(str(exc)) from None
 
 
 @audit_app.command()
@@ -85,32 +115,46 @@ def query(source: str = typer.Argument(..., help=".db, .jsonl or postgres DSN"),
           decision: Optional[str] = typer.Option(None, "--decision", help="Allow, Deny or Elevate"),
           since: Optional[str] = typer.Option(None, "--since", help="e.g. 30m, 1h, 2d, or an RFC 3339 time"),
           limit: int = typer.Option(0, "--limit", help="at most this many (0: all)"),
+          writer_key: Optional[List[Path]] = WriterKeyOpt,
           as_json: bool = JsonOpt, table: Optional[str] = TableOpt) -> None:
-    """Records matching every filter given, oldest first."""
+    """Records matching every filter given, oldest first. With --writer-key, only chains
+    vouched for by one of those keys (what is left out is said on stderr)."""
     from .audit.query import events
+    from .audit.source import SourceError
 
     src = _source(source, table)
+    trusted = _writer_keys(writer_key)
     shown = 0
+    excluded: Counter = Counter()
     try:
-        for _, record, _ in events(src, principal, tool, decision, since):
+        for _, record, _ in events(src, principal, tool, decision, since, trusted=trusted, excluded=excluded):
             _emit(record, as_json)
             shown += 1
             if limit and shown >= limit:
                 break
-    except ValueError as exc:
-        err.print(f"error: {exc}", markup=False)
-        raise typer.Exit(2) from None
+    except (ValueError, SourceError) as exc:
+        raise _fail(str(exc)) from None
+    _left_out(excluded)
 
 
 @audit_app.command()
 def stats(source: str = typer.Argument(..., help=".db, .jsonl or postgres DSN"),
           since: Optional[str] = typer.Option(None, "--since"),
           bucket: str = typer.Option("hour", "--bucket", help="hour or day"),
+          writer_key: Optional[List[Path]] = WriterKeyOpt,
           as_json: bool = JsonOpt, table: Optional[str] = TableOpt) -> None:
-    """Decisions per tool, role and rule, and over time."""
+    """Decisions per tool, role and rule, and over time. With --writer-key, only chains
+    vouched for by one of those keys (what is left out is said, and in --json "excluded")."""
     from .audit.query import stats as compute
+    from .audit.source import SourceError
 
-    result = compute(_source(source, table), since, bucket)
+    src = _source(source, table)
+    trusted = _writer_keys(writer_key)
+    try:
+        result = compute(src, since, bucket, trusted)
+    except (ValueError, SourceError) as exc:
+        raise _fail(str(exc)) from None
+    _left_out(result["excluded"])
     if as_json:
         sys.stdout.write(orjson.dumps(result).decode() + "\n")
         return
@@ -136,28 +180,33 @@ def verify_cmd(source: str = typer.Argument(..., help=".db, .jsonl or postgres D
                checkpoint: Optional[Path] = typer.Option(None, "--checkpoint", help="a signed checkpoint"),
                public_key: Optional[Path] = typer.Option(None, "--public-key", help="Ed25519 public key (PEM) the "
                                                          "checkpoint must be signed with"),
+               writer_key: Optional[List[Path]] = WriterKeyOpt,
                as_json: bool = JsonOpt, table: Optional[str] = TableOpt) -> None:
-    """Check every chain; name the first record modified, deleted, inserted or reordered."""
+    """Check every chain; name the first record modified, deleted, inserted or reordered, and
+    every chain no trusted writer key (or checkpoint) vouches for. Warnings: torn records a
+    crash explains, writers that did not stop cleanly."""
     from .audit.checkpoint import verify_with_checkpoint
     from .audit.verify import verify
 
     src = _source(source, table)
+    trusted = _writer_keys(writer_key)
     try:
-        report = (verify_with_checkpoint(src, str(checkpoint), str(public_key) if public_key else None)
-                  if checkpoint else verify(src))
+        report = (verify_with_checkpoint(src, str(checkpoint), str(public_key) if public_key else None, trusted)
+                  if checkpoint else verify(src, writer_keys=trusted))
     except (OSError, ValueError, KeyError) as exc:
-        err.print(f"error: {exc}", markup=False)
-        raise typer.Exit(1 if isinstance(exc, ValueError) else 2) from None
+        raise _fail(str(exc), 1 if isinstance(exc, ValueError) else 2) from None
     if as_json:
         sys.stdout.write(orjson.dumps(report.to_dict()).decode() + "\n")
     else:
-        for torn in report.torn:
-            out.print(f"warning: {torn}", markup=False)
-        if report.problem is not None:
-            out.print(f"FAILED: {report.problem}", markup=False)
-        elif report.checkpoint is not None:
+        for warning in report.warnings:
+            out.print(f"warning: {warning}", markup=False)
+        for note in report.notes:
+            out.print(f"note: {note}", markup=False)
+        for finding in report.findings:
+            out.print(f"FAILED: {finding}", markup=False)
+        if report.checkpoint is not None:
             out.print(f"FAILED: {report.checkpoint}", markup=False)
-        else:
+        if report.ok:
             chains = ", ".join(f"{c} ({v['size']})" for c, v in sorted(report.chains.items()))
             note = " and the checkpoint" if checkpoint else ""
             out.print(f"ok: {report.records} records in {len(report.chains)} chain(s){note} verify: {chains}",
@@ -178,8 +227,7 @@ def checkpoint_cmd(source: str = typer.Argument(..., help=".db, .jsonl or postgr
     try:
         cp = make_checkpoint(src, str(key))
     except (OSError, ValueError) as exc:
-        err.print(f"error: {exc}", markup=False)
-        raise typer.Exit(1) from None
+        raise _fail(str(exc), 1) from None
     target = output or Path((source if src.kind != "postgres" else "postgres-audit") + ".checkpoint.json")
     target.write_bytes(orjson.dumps(cp, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS) + b"\n")
     out.print(f"{target}: {len(cp['payload']['chains'])} chain(s) signed", markup=False)
@@ -187,8 +235,8 @@ def checkpoint_cmd(source: str = typer.Argument(..., help=".db, .jsonl or postgr
 
 @audit_app.command()
 def keygen(path: Path = typer.Argument(..., help="where to write the private key (PEM)")) -> None:
-    """Make an Ed25519 key pair for checkpoints: the private key to PATH, the public to PATH.pub."""
-    from .audit.checkpoint import generate_key
+    """Make an Ed25519 key pair (checkpoints, writer keys): the private key to PATH, the public to PATH.pub."""
+    from .audit.keys import generate_key
 
     if path.exists():
         err.print(f"error: {path} exists; refusing to overwrite a key", markup=False)
@@ -202,21 +250,27 @@ def replay_cmd(source: str = typer.Argument(..., help=".db, .jsonl or postgres D
                policy: Path = typer.Option(..., "--policy", help="the candidate policy"),
                semantics: str = typer.Option("strict", "--semantics"),
                since: Optional[str] = typer.Option(None, "--since"),
+               writer_key: Optional[List[Path]] = WriterKeyOpt,
                as_json: bool = JsonOpt, table: Optional[str] = TableOpt) -> None:
     """Re-evaluate recorded calls under a candidate policy; show those whose decision changes.
-    Exit 1 if any would change."""
+    Exit 1 if any would change. With --writer-key, only chains vouched for by those keys."""
     from .audit.query import decision_label
     from .audit.replay import replay
+    from .audit.source import SourceError
     from .engine import Engine
     from .errors import CallgateError
 
     src = _source(source, table)
+    trusted = _writer_keys(writer_key)
     try:
         candidate = Engine.from_file(policy, semantics)
     except CallgateError as exc:
-        err.print(f"error: {exc}", markup=False)
-        raise typer.Exit(2) from None
-    result = replay(src, candidate, since)
+        raise _fail(str(exc)) from None
+    try:
+        result = replay(src, candidate, since, trusted)
+    except (ValueError, SourceError) as exc:
+        raise _fail(str(exc)) from None
+    _left_out(result["excluded"])
     if as_json:
         sys.stdout.write(orjson.dumps(result).decode() + "\n")
     else:

@@ -1,4 +1,6 @@
-"""callgate's audit trail: every decision recorded, tamper-evident, nothing lost, replayable.
+"""callgate's audit trail: every decision recorded, tamper-evident, replayable; with
+durable=True no decision returned before its event is durable, and otherwise what an
+unclean stop can cost is bounded (max_queue) and detected (writer markers).
 
     engine = callgate.Engine.from_file(p, audit=callgate.audit.SqliteSink("audit.db"))
 
@@ -8,8 +10,12 @@ Modules, one job each:
     masks       JSON-pointer masks
     chain       SHA-256(0x00 || prev || record) links
     records     a sealed record and its JSON-lines envelope
-    recorder    the hot path (enqueue only) and attach()
+    recorder    the hot path (enqueue only), durable decisions, durable_mark/wait_durable, attach()
     writer      the writer thread: batching, fsync, failure policies, gap records
+    durability  which queued events are durable (group commit, waiters)
+    markers     writer start/stop markers (unclean stops), torn-bytes vouchers
+    genesis     signed genesis records (writer keys): who started a chain
+    keys        Ed25519 keys from PEM files
     spool       local spill file, resent in order
     sinks, jsonl, sqlite, postgres, http   where records go
     open        a sink from a SOURCE string (the command line's --audit)

@@ -11,6 +11,8 @@ from typing import Any
 
 import orjson
 
+from ..values import loads_exact
+
 _SORT = orjson.OPT_SORT_KEYS
 
 
@@ -24,8 +26,5 @@ def canonical(value: Any) -> bytes:
 
 
 def loads(data: bytes | str) -> Any:
-    """Parse JSON; big integers fall back to the standard library (orjson refuses them)."""
-    try:
-        return orjson.loads(data)
-    except orjson.JSONDecodeError:
-        return json.loads(data)
+    """Parse JSON, integers beyond 64 bits exact (orjson would read them as doubles)."""
+    return loads_exact(data.encode("utf-8") if isinstance(data, str) else data)

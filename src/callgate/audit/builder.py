@@ -148,10 +148,7 @@ class Builder:
         # the writer's inner loop: kept flat (no helper calls on the common path)
         context = None
         if request[0] == "request":
-            try:
-                parts = _loads(request[1])
-            except orjson.JSONDecodeError:
-                parts = loads(request[1])
+            parts = loads(request[1])  # integers beyond 64 bits stay exact (values.loads_exact)
             if len(parts) == 5:
                 tool, role, args, agent, resource = parts
             else:

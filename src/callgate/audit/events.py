@@ -24,8 +24,10 @@ _CAMEL = {
 class AuditEvent:
     """One decision (kind "decision"), one refused request ("error"), what followed an
     Elevate ("approval": the final decision and how approval was or was not obtained) or one
-    account of lost events ("gap"). `seq`, `chain` and `hash` are set once the event is in a
-    chain.
+    account of lost events ("gap"); or the trail's own bookkeeping: a writer marker
+    ("writer": `state` "start" or "stop", `writer`, `torn`; audit.markers) or a chain's
+    signed genesis record ("chain": `public_key`, `signature`; audit.genesis). `seq`, `chain`
+    and `hash` are set once the event is in a chain.
 
     `decision` is "Allow", "Deny" or "Elevate"; `approvals_required` is 1-3 for Elevate and
     0 otherwise (absent from records written before Elevate existed); `approval` is
@@ -60,6 +62,11 @@ class AuditEvent:
     args_raw: Optional[str] = None
     context_raw: Optional[str] = None
     lost: Optional[int] = None
+    state: Optional[str] = None
+    writer: Optional[Dict[str, Any]] = None
+    torn: Optional[Dict[str, Any]] = None
+    public_key: Optional[str] = None
+    signature: Optional[str] = None
     chain: Optional[str] = None
     seq: Optional[int] = None
     hash: Optional[str] = None
@@ -77,13 +84,15 @@ class AuditEvent:
 
     def to_dict(self) -> Dict[str, Any]:
         """The record as hashed: fields that are None (and an empty mask list) are omitted,
-        except those every decision carries."""
+        except those every decision carries (gap records and the trail's own markers carry
+        none of them)."""
         out = {}
+        always = _ALWAYS if self.kind in _CALLS else ()
         for f in fields(self):
             v = getattr(self, f.name)
             if f.name == "hash":
                 continue
-            if v is None and f.name not in _ALWAYS:
+            if v is None and f.name not in always:
                 continue
             if f.name == "masked" and not v:
                 continue
@@ -100,6 +109,7 @@ class AuditEvent:
 
 
 _ALWAYS = frozenset({"trace_id", "tool", "role", "principal", "decision", "reason", "rule"})
+_CALLS = ("decision", "error", "approval")  # the kinds that record a call
 
 
 def to_perso(record: Dict[str, Any]) -> Dict[str, Any]:

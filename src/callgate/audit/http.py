@@ -18,11 +18,14 @@ class HttpSink(Sink):
     """Batched POSTs of JSON lines, with retries, backoff and the local spool."""
 
     concurrent_writes = True
+    writer_markers = True
 
     def __init__(self, url: str, headers: Optional[Mapping[str, str]] = None, timeout: float = 5.0,
                  retries: int = 3, backoff: float = 0.05, **options: Any) -> None:
         options.setdefault("on_failure", "spool")
-        options.setdefault("fsync", "never")  # durability is the receiver's; the spool is fsynced
+        # durability is the receiver's (a 2xx answer), the spool is fsynced: "batch" when
+        # durable=True asks to wait for that answer, else "never"
+        options.setdefault("fsync", "batch" if options.get("durable") else "never")
         super().__init__(**options)
         self.url = url
         self.headers = dict(headers or {})

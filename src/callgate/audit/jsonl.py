@@ -2,9 +2,11 @@
 
 `audit.jsonl` is the active segment; rotation renames it to `audit.jsonl.1`, `.2`, ... (in
 order) and the chain continues across segments. One writer per file (an flock on
-`audit.jsonl.lock`). On open, a record torn by a crash (a last line without its newline)
-is left in place as evidence, closed with a newline, and the chain resumes from the last
-complete record; verify reports the torn fragment."""
+`audit.jsonl.lock`). On open, whatever a crash left after the file's last complete record
+(a record torn mid-write, a line without its newline) is left in place as evidence, closed
+with a newline, and accounted for in the writer's start marker (its offset, length and
+SHA-256: audit.markers), and the chain resumes from the last complete record; verify
+reports the fragment as a warning only because that marker vouches for exactly its bytes."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ from pathlib import Path
 from typing import Any, List, Optional, Tuple
 
 from ._canonical import loads
+from .markers import torn_voucher
 from .records import Record, decode_line, lines
 from .sinks import FileLock, Sink
 
@@ -64,11 +67,38 @@ def _parse(line: bytes) -> Optional[Tuple[str, int, bytes]]:
         return None
 
 
+def torn_tail(path: str) -> Optional[Tuple[int, bytes]]:
+    """(offset, bytes) of what follows the last complete envelope line of a file (of any
+    chain), or None when the file ends with one: what a crash left behind."""
+    with open(path, "rb") as fh:
+        end = fh.seek(0, os.SEEK_END)
+        tail, at = b"", end  # tail holds the file's bytes from offset `at` to the end
+        while at > 0:
+            start = max(0, at - _CHUNK)
+            fh.seek(start)
+            tail = fh.read(at - start) + tail
+            at = start
+            line_end = len(tail)
+            while True:
+                cut = tail.rfind(b"\n", 0, line_end)
+                if cut < 0 and at > 0:
+                    break  # this line may begin in the chunk before: read further back
+                line = tail[cut + 1:line_end]
+                if decode_line(line) is not None:
+                    after = at + line_end + (1 if line_end < len(tail) else 0)
+                    return None if after >= end else (after, tail[after - at:])
+                if cut < 0:
+                    break
+                line_end = cut
+        return (0, tail) if end else None
+
+
 class JsonlSink(Sink):
     """Append-only JSON lines. max_bytes: rotate the active file once it reaches this size
     (0: never rotate)."""
 
     concurrent_writes = True
+    writer_markers = True
 
     def __init__(self, path: str | os.PathLike, max_bytes: int = 256 << 20, **options: Any) -> None:
         super().__init__(**options)
@@ -78,6 +108,7 @@ class JsonlSink(Sink):
         self.size = 0
         self.synced = 0  # size at the last successful fsync
         self._lock: Optional[FileLock] = None
+        self._left: Optional[dict] = None  # the torn bytes open() found (for the start marker)
 
     def spool_path(self) -> str:
         return self.audit_options.spool_path or self.path + ".spool"
@@ -90,7 +121,11 @@ class JsonlSink(Sink):
             self.fd = -1
         last = last_record(segments(self.path), chain)
         self._open_active()
+        self._left = None
         if self.size:
+            found = torn_tail(self.path)
+            if found is not None:
+                self._left = torn_voucher(*found)
             with open(self.path, "rb") as fh:
                 fh.seek(self.size - 1)
                 if fh.read(1) != b"\n":  # a torn record: keep it, but on its own line
@@ -98,6 +133,9 @@ class JsonlSink(Sink):
                     os.fsync(self.fd)
                     self.synced = self.size
         return last
+
+    def start_details(self) -> dict:
+        return {"torn": self._left} if self._left is not None else {}
 
     def _open_active(self) -> None:
         self.fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)

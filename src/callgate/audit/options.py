@@ -1,10 +1,11 @@
 """Recording options: how events are shaped (masks, hash_args), how they are written
-(fsync, batching) and what happens when they cannot be (on_failure)."""
+(fsync, batching), what happens when they cannot be (on_failure), whether a decision waits
+until its event is durable (durable), and how new chains are registered (writer_key)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Optional, Sequence
+from dataclasses import dataclass, field, fields
+from typing import Any, Optional, Sequence
 
 from .masks import parse_pointer
 
@@ -18,19 +19,35 @@ class Options:
     event), "never" (left to the OS). on_failure: "block" (back-pressure: the decision waits
     for room), "deny" (fail closed while decisions cannot be recorded) or "spool" (spill to a
     local file and resend later). masks: JSON pointers into the event (``/args/card``).
-    max_queue bounds the events waiting for the writer; batch_size bounds one write."""
+    max_queue bounds the events waiting for the writer; batch_size bounds one write.
+
+    durable: evaluate() returns only once the decision's event is durable (written and
+    synced, or in the fsynced spool); a decision that is not durable within durable_timeout
+    seconds, or while the sink fails under on_failure="deny", is returned as a Deny. Not
+    with fsync="never", which makes nothing durable.
+
+    writer_key: an Ed25519 private key (a cryptography object, or the path of a PEM file):
+    a chain this writer starts begins with a genesis record signed with it, which
+    `callgate audit verify --writer-key` checks (see audit.genesis)."""
 
     fsync: str = "batch"
     on_failure: str = "block"
     masks: Sequence[str] = ()
     hash_args: bool = False
     batch_size: int = 4096
-    max_queue: int = 100_000
+    # small enough that an unclean stop can lose no more than this many undurable decisions
+    # (plus the batch in flight), large enough that the deciding threads rarely wait for room
+    # (docs/audit.md, Performance, has the measurement)
+    max_queue: int = 10_000
     flush_interval: float = 0.01
     chain: Optional[str] = None
     spool_path: Optional[str] = None
     retry_interval: float = 0.05
+    durable: bool = False
+    durable_timeout: float = 10.0
+    writer_key: Any = None
     parsed_masks: list = field(default_factory=list, repr=False)
+    signing_key: Any = field(default=None, repr=False)  # writer_key, loaded
 
     def __post_init__(self) -> None:
         if self.fsync not in FSYNC:
@@ -39,4 +56,19 @@ class Options:
             raise ValueError(f"on_failure must be one of {ON_FAILURE}, not {self.on_failure!r}")
         if self.batch_size < 1 or self.max_queue < 1:
             raise ValueError("batch_size and max_queue must be positive")
+        if self.durable and self.fsync == "never":
+            raise ValueError('durable=True needs fsync="batch" or "always": with fsync="never" nothing is durable')
+        if not self.durable_timeout > 0:
+            raise ValueError(f"durable_timeout must be a positive number of seconds, not {self.durable_timeout!r}")
         self.parsed_masks = [(p, parse_pointer(p)) for p in self.masks]
+        if self.writer_key is not None:
+            from .keys import load_private_key
+
+            self.signing_key = load_private_key(self.writer_key, "writer_key")
+
+    def as_kwargs(self) -> dict:
+        """The options as given (what Options(**...) takes back)."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.init and f.name not in _DERIVED}
+
+
+_DERIVED = ("parsed_masks", "signing_key")

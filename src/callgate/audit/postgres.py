@@ -41,6 +41,7 @@ class PostgresSink(Sink):
     """Records in a PostgreSQL table (created if missing)."""
 
     concurrent_writes = True
+    writer_markers = True
 
     def __init__(self, dsn: str, table: str = "callgate_audit", **options: Any) -> None:
         super().__init__(**options)

@@ -1,14 +1,21 @@
-"""Reading events: filters (query), the last records (tail) and counts (stats)."""
+"""Reading events: filters (query), the last records (tail) and counts (stats).
+
+Only events are read: the trail's own bookkeeping (writer markers, genesis records:
+markers.NOT_DECISIONS) is left out. With writer keys (`trusted`), so are the records of
+every chain that is not vouched for by one (audit.genesis): counted in `excluded`, never
+dropped silently. Reading is not verifying: run `callgate audit verify` for that."""
 
 from __future__ import annotations
 
 import re
 import time
 from collections import Counter
-from typing import Any, Dict, Iterator, Optional
+from typing import Any, Dict, Iterator, Optional, Set
 
 import orjson
 
+from .genesis import unvouched
+from .markers import NOT_DECISIONS
 from .source import Source
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
@@ -25,9 +32,34 @@ def since_to_timestamp(since: str) -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(t)) + f".{int(t % 1 * 1e6):06d}Z"
 
 
+def vouched_chains(source: Source, trusted: Set[bytes]) -> Dict[str, bool]:
+    """{chain: whether its seq-0 record (the first stored) is a genesis record signed by a
+    trusted key} for every chain that has a seq-0 record."""
+    found: Dict[str, bool] = {}
+    where = " AND seq = 0" if source.kind != "jsonl" else ""
+    for entry in source.entries(None, where, ()):
+        record = _record(entry)
+        if record is not None and record.get("seq") == 0 and isinstance(record.get("chain"), str):
+            found.setdefault(record["chain"], unvouched(record, trusted) is None)
+    return found
+
+
+def _record(entry: Any) -> Optional[dict]:
+    if not entry.is_record:
+        return None
+    try:
+        record = orjson.loads(entry.body)
+    except orjson.JSONDecodeError:
+        return None
+    return record if isinstance(record, dict) else None
+
+
 def events(source: Source, principal: Optional[str] = None, tool: Optional[str] = None,
-           decision: Optional[str] = None, since: Optional[str] = None, after: Any = None) -> Iterator[tuple]:
-    """(position, record dict, hash hex) of the records that match every filter given."""
+           decision: Optional[str] = None, since: Optional[str] = None, after: Any = None,
+           trusted: Optional[Set[bytes]] = None, excluded: Optional[Counter] = None) -> Iterator[tuple]:
+    """(position, record dict, hash hex) of the events that match every filter given. With
+    `trusted` (raw Ed25519 public keys), only events of chains vouched for by one of them;
+    `excluded` then counts, per chain, the matching events left out."""
     ts = since_to_timestamp(since) if since else None
     where, params = "", []
     if source.kind != "jsonl":  # the databases filter through their indexes
@@ -35,12 +67,11 @@ def events(source: Source, principal: Optional[str] = None, tool: Optional[str] 
             if value is not None:
                 where += f" AND {column} {'>=' if column == 'ts' else '='} ?"
                 params.append(value)
+        where += " AND kind NOT IN (" + ", ".join(f"'{k}'" for k in NOT_DECISIONS) + ")"
+    vouched = vouched_chains(source, trusted) if trusted is not None else None
     for entry in source.entries(after, where, tuple(params)):
-        if entry.torn or entry.junk:
-            continue
-        try:
-            record = orjson.loads(entry.body)
-        except orjson.JSONDecodeError:
+        record = _record(entry)
+        if record is None or record.get("kind") in NOT_DECISIONS:
             continue
         if principal is not None and record.get("principal") != principal:
             continue
@@ -48,9 +79,21 @@ def events(source: Source, principal: Optional[str] = None, tool: Optional[str] 
             continue
         if decision is not None and record.get("decision") != decision:
             continue
-        if ts is not None and record.get("timestamp", "") < ts:
+        if ts is not None and str(record.get("timestamp", "")) < ts:
+            continue
+        if vouched is not None and not vouched.get(record.get("chain"), False):
+            if excluded is not None:
+                excluded[str(record.get("chain"))] += 1
             continue
         yield entry.pos, record, entry.hash.hex()
+
+
+def _key(value: Any) -> Any:
+    """A field's value as a counting key: as it is when hashable, else its JSON text (a log
+    that was not verified may hold anything anywhere)."""
+    if value is None or type(value) in (str, int, float, bool):
+        return value
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS | orjson.OPT_NON_STR_KEYS).decode()
 
 
 def decision_label(record: Dict[str, Any]) -> str:
@@ -58,35 +101,41 @@ def decision_label(record: Dict[str, Any]) -> str:
     decision = record.get("decision") or "?"
     if decision == "Elevate":
         return f"Elevate({record.get('approvals_required') or '?'})"
-    return decision
+    return str(decision)
 
 
-def stats(source: Source, since: Optional[str] = None, bucket: str = "hour") -> Dict[str, Any]:
+def stats(source: Source, since: Optional[str] = None, bucket: str = "hour",
+          trusted: Optional[Set[bytes]] = None) -> Dict[str, Any]:
     """Decisions per tool, role, rule and decision (an Elevate row also has its
     approvals_required), and per time bucket (hour or day); what followed Elevates per
-    approval method and outcome."""
+    approval method and outcome. With `trusted`: only chains vouched for by those writer
+    keys ("excluded": the events of other chains left out, per chain)."""
     cut = 13 if bucket == "hour" else 10  # 'YYYY-MM-DDTHH' or 'YYYY-MM-DD'
     by_key: Counter = Counter()
     by_time: Counter = Counter()
     kinds: Counter = Counter()
     approvals: Counter = Counter()
+    excluded: Counter = Counter()
     total = 0
-    for _, record, _ in events(source, since=since):
+    for _, record, _ in events(source, since=since, trusted=trusted, excluded=excluded):
         total += 1
-        kinds[record.get("kind")] += 1
+        kind = record.get("kind")
+        kinds[kind if isinstance(kind, str) else str(_key(kind))] += 1  # (keys of the JSON output)
         if record.get("kind") == "gap":
-            kinds["lost"] += record.get("lost", 0)
+            lost = record.get("lost")
+            kinds["lost"] += lost if type(lost) is int else 0
             continue
         if record.get("kind") == "approval":  # the call's decision is counted by its own event
             a = record.get("approval") if isinstance(record.get("approval"), dict) else {}
-            approvals[(a.get("method"), a.get("outcome"))] += 1
+            approvals[(_key(a.get("method")), _key(a.get("outcome")))] += 1
             continue
-        required = record.get("approvals_required") or 0 if record.get("decision") == "Elevate" else 0
-        by_key[(record.get("tool"), record.get("role"), record.get("rule"), record.get("decision"), required)] += 1
-        by_time[(record.get("timestamp", "")[:cut], record.get("decision"), required)] += 1
+        decision = _key(record.get("decision"))
+        required = _key(record.get("approvals_required") or 0) if decision == "Elevate" else 0
+        by_key[(_key(record.get("tool")), _key(record.get("role")), _key(record.get("rule")), decision, required)] += 1
+        by_time[(str(record.get("timestamp", ""))[:cut], decision, required)] += 1
         if isinstance(record.get("approval"), dict):  # an Allow that signed approvals gave
             a = record["approval"]
-            approvals[(a.get("method"), a.get("outcome"))] += 1
+            approvals[(_key(a.get("method")), _key(a.get("outcome")))] += 1
 
     def row(base: dict, required: int, n: int) -> dict:
         if base["decision"] == "Elevate":
@@ -94,7 +143,7 @@ def stats(source: Source, since: Optional[str] = None, bucket: str = "hour") -> 
         base["count"] = n
         return base
 
-    return {"records": total, "kinds": dict(kinds),
+    return {"records": total, "kinds": dict(kinds), "excluded": dict(excluded),
             "by_tool_role_rule": [row({"tool": k[0], "role": k[1], "rule": k[2], "decision": k[3]}, k[4], n)
                                   for k, n in sorted(by_key.items(), key=lambda kv: (-kv[1], str(kv[0])))],
             "over_time": [row({bucket: k[0], "decision": k[1]}, k[2], n)

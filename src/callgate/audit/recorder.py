@@ -3,7 +3,13 @@
 record() is the hot path: it appends one tuple to a deque and returns. Everything else,
 parsing the request bytes back, the reason, masks, canonical JSON, the hash chain and the
 I/O, happens on the writer thread. The slow path is taken only when the queue is full,
-the sink is failing under on_failure="deny", or the recorder is closed."""
+the sink is failing under on_failure="deny", the recorder is closed, or durable=True (each
+decision then waits until its event is durable: audit.durability).
+
+A host that must not act on a decision before its event is durable, without blocking the
+thread that decides (the MCP proxy), takes durable_mark() right after evaluate() returned
+and later calls wait_durable(mark, timeout) where it can wait; concurrent decisions then
+share one write and sync (group commit)."""
 
 from __future__ import annotations
 
@@ -58,7 +64,11 @@ class Recorder:
         self._q = self.writer.queue
         self._limit = self.options.max_queue
         self._deny_mode = self.options.on_failure == "deny"
-        self._slow = False  # one attribute test on the hot path covers every special case
+        self._durable = self.options.durable
+        self._durability = self.writer.durability
+        self._state_lock = threading.Lock()  # _slow against the writer's failing state
+        self.writer.set_failing = self._set_failing
+        self._slow = self._durable  # one attribute test on the hot path covers every special case
         self._closed = False
         self._room = threading.Condition()
         self.writer.start()
@@ -118,7 +128,37 @@ class Recorder:
                 return False
         self._q.append((APPROVAL_MARK, fields, t_ns))
         self.writer.wake.set()
+        if self._durable:  # the host acts on it: only once it is durable
+            return self.wait_durable(self.durable_mark(), self.options.durable_timeout) is None
         return True
+
+    # ------------------------------------------------------------------ durability
+
+    def durable_mark(self) -> int:
+        """A position >= that of every event queued so far (call it right after evaluate()
+        returned: it covers that decision; it may also cover a few events other threads
+        queued meanwhile). Costs two reads; nothing is counted on the hot path."""
+        waiting = len(self._q)  # first the queue, then what the writer took (audit.durability)
+        return self._durability.claimed + waiting
+
+    def wait_durable(self, mark: int, timeout: float) -> Optional[str]:
+        """Block until every event up to `mark` (from durable_mark()) is durable: written and
+        synced per the fsync option (with fsync="never": handed to the OS), or in the fsynced
+        spool. None when it is; otherwise, without waiting any longer, one line saying why it
+        is not: the sink is failing under on_failure="deny", `timeout` seconds passed, the
+        writer is not running, or the recorder was closed first."""
+        return self._durability.wait(mark, timeout, self._not_durable, self.writer.wake.set)
+
+    def _not_durable(self) -> Optional[str]:
+        """Why waiting longer for durability is pointless (None: it may still come)."""
+        w = self.writer
+        if self._deny_mode and w.failing is not None:
+            return f"the audit sink is failing ({w.failing}); on_failure=deny"
+        if w.ended:
+            return "the audit trail was closed before the event was durable"
+        if not w.thread.is_alive() and not self._closed:
+            return "the audit writer is not running"
+        return None
 
     # ------------------------------------------------------------------ slow path
 
@@ -138,6 +178,11 @@ class Recorder:
         elif len(self._q) >= self._limit and not self._wait_for_room():
             return _denial("the audit trail is not running: decisions cannot be recorded")
         self._q.append(_item(decision, request, principal, trace_id, extras))
+        if self._durable:
+            why = self.wait_durable(self.durable_mark(), self.options.durable_timeout)
+            if why is not None:
+                return _denial(f"the audit trail could not make the decision durable ({why}); denied (durable)")
+            return decision
         self._update_slow()
         return decision
 
@@ -152,7 +197,18 @@ class Recorder:
         return True
 
     def _update_slow(self) -> None:
-        self._slow = self._closed or len(self._q) >= self._limit or (self._deny_mode and self.writer.failing is not None)
+        with self._state_lock:
+            self._slow = self._durable or self._closed or len(self._q) >= self._limit \
+                or (self._deny_mode and self.writer.failing is not None)
+
+    def _set_failing(self, message: Optional[str]) -> None:
+        """The writer's failing state, set so that under on_failure="deny" the hot path takes
+        the slow path no later than the failure can be seen: the very next decision after it
+        is observed (stats["failing"]) is denied."""
+        with self._state_lock:
+            if message is not None and self._deny_mode:
+                self._slow = True
+            self.writer.failing = message
 
     def _state_changed(self) -> None:
         self._update_slow()
@@ -195,8 +251,9 @@ class Recorder:
     @property
     def stats(self) -> dict:
         w = self.writer
+        d = self._durability
         out = {"queued": len(self._q), "written": w.written, "spooled": w.spooled, "errors": w.errors,
-               "failing": w.failing, "lost_pending": w.lost}
+               "failing": w.failing, "lost_pending": w.lost, "claimed": d.claimed, "durable": d.durable_items}
         if self.shadow is not None:
             out["shadow"] = {"evaluated": self.shadow.evaluated, "disagreements": self.shadow.disagreements}
         return out

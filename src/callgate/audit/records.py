@@ -7,6 +7,7 @@ exact bytes that were hashed, so verification never depends on re-serializing.""
 
 from __future__ import annotations
 
+import binascii
 from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import orjson
@@ -16,6 +17,8 @@ from ..engine import DECISIONS
 _HEAD = b'{"hash":"'
 _MID = b'","record":'
 _BODY_AT = len(_HEAD) + 64 + len(_MID)
+_HASH_AT, _HASH_END = len(_HEAD), len(_HEAD) + 64
+_unhexlify = binascii.unhexlify
 
 
 BODY_AT = _BODY_AT
@@ -111,19 +114,69 @@ def lines(records: Union[Batch, Sequence[Record]]) -> bytes:
 
 def decode_line(line: bytes) -> Optional[Tuple[bytes, bytes]]:
     """(body, hash) of a complete envelope line (without its newline), or None when the line
-    does not have the envelope's shape (the caller decides: torn or corrupt)."""
+    is not exactly an envelope: the head, 64 lower-case hex digits, the middle, a body and
+    the closing brace, nothing else (the caller decides: torn or corrupt)."""
     if len(line) <= _BODY_AT + 1 or not line.startswith(_HEAD) or line[_BODY_AT - len(_MID):_BODY_AT] != _MID \
             or not line.endswith(b"}"):
         return None
+    text = line[_HASH_AT:_HASH_END]
     try:
-        digest = bytes.fromhex(line[len(_HEAD):len(_HEAD) + 64].decode("ascii"))
-    except (ValueError, UnicodeDecodeError):
+        digest = _unhexlify(text)  # 64 hex digits, nothing else (no spaces, unlike fromhex)
+    except (binascii.Error, ValueError):
+        return None
+    # unhexlify also takes upper case: only the form the writer writes is an envelope
+    if not (text.islower() or text.isdigit()):
         return None
     return line[_BODY_AT:-1], digest
 
 
-def looks_torn(line: bytes) -> bool:
-    """A line that begins like an envelope but stops before its end: what a write cut short
-    by a crash leaves behind (as opposed to a complete line whose content was altered)."""
-    prefix = line[:len(_HEAD)]
-    return _HEAD.startswith(prefix) and not line.endswith(b"}")
+_HEX = frozenset(b"0123456789abcdef")
+
+
+def cut_short(line: bytes) -> bool:
+    """A line that is a proper prefix of an envelope line: what a write cut short by a crash
+    leaves (or, all NUL bytes, what a power cut can leave of data that never reached the
+    disk). A complete record with anything after it, a carriage return, upper-case hex, are
+    not: a write is cut, never added to."""
+    if not line:
+        return False
+    if line.count(0) == len(line):
+        return True
+    if min(line) < 0x20:  # canonical JSON escapes every control character
+        return False
+    n = len(line)
+    if line[:len(_HEAD)] != _HEAD[:n]:
+        return False
+    hex_end = len(_HEAD) + 64
+    if n > len(_HEAD) and not _HEX.issuperset(line[len(_HEAD):hex_end]):
+        return False
+    if n > hex_end and line[hex_end:_BODY_AT] != _MID[:n - hex_end]:
+        return False
+    if n <= _BODY_AT:
+        return True
+    return _open_object(line[_BODY_AT:])
+
+
+def _open_object(body: bytes) -> bool:
+    """Whether `body` begins a JSON object that is still open at its end, or closes exactly
+    at its end (a cut before the envelope's own closing brace)."""
+    if body[0] != 0x7B:  # {
+        return False
+    depth, in_string, escaped = 0, False, False
+    for i, c in enumerate(body):
+        if in_string:
+            if escaped:
+                escaped = False
+            elif c == 0x5C:  # backslash
+                escaped = True
+            elif c == 0x22:
+                in_string = False
+        elif c == 0x22:
+            in_string = True
+        elif c in (0x7B, 0x5B):
+            depth += 1
+        elif c in (0x7D, 0x5D):
+            depth -= 1
+            if depth == 0:
+                return i == len(body) - 1
+    return True

@@ -8,7 +8,8 @@ them, so the candidate is asked what it would require, not given them again."""
 
 from __future__ import annotations
 
-from typing import Any, Dict, Optional
+from collections import Counter
+from typing import Any, Dict, Optional, Set
 
 from ..engine import Engine
 from .query import events
@@ -18,10 +19,15 @@ _INPUTS = ("/args", "/agent_attributes", "/resource_attributes", "/context")
 
 
 def replayable(record: dict) -> bool:
-    """A decision recorded with its inputs intact: not hashed, not masked, not a refused request."""
+    """A decision recorded with its inputs intact: not hashed, not masked, not a refused
+    request (and, in a log that was not verified, with a tool name and role to replay)."""
     if record.get("kind") != "decision" or "args" not in record:
         return False
-    return not any(m.startswith(_INPUTS) for m in record.get("masked", ()))
+    masked = record.get("masked", [])
+    if not isinstance(record.get("tool"), str) or not isinstance(record.get("role", 0), (str, type(None))) \
+            or not isinstance(masked, list):
+        return False
+    return not any(not isinstance(m, str) or m.startswith(_INPUTS) for m in masked)
 
 
 def policy_verdict(record: dict) -> tuple:
@@ -48,10 +54,14 @@ def evaluate(candidate: Engine, record: dict) -> dict:
         return {"decision": "Deny", "rule": None, "reason": f"candidate error: {exc}", "approvals_required": 0}
 
 
-def replay(source: Source, candidate: Engine, since: Optional[str] = None) -> Dict[str, Any]:
+def replay(source: Source, candidate: Engine, since: Optional[str] = None,
+           trusted: Optional[Set[bytes]] = None) -> Dict[str, Any]:
+    """The recorded calls whose verdict the candidate changes. With `trusted` writer keys,
+    only chains vouched for by one of them ("excluded": the events of other chains)."""
     replayed = skipped = 0
     groups: Dict[tuple, list] = {}
-    for _, record, _ in events(source, since=since):
+    excluded: Counter = Counter()
+    for _, record, _ in events(source, since=since, trusted=trusted, excluded=excluded):
         if record.get("kind") in ("gap", "approval"):  # an approval event follows a decision replayed on its own
             continue
         if not replayable(record):
@@ -69,4 +79,4 @@ def replay(source: Source, candidate: Engine, since: Optional[str] = None) -> Di
                 "args": record["args"], "before": before, "after": after})
     changed = [{"tool": t, "role": r, "count": len(calls), "calls": calls} for (t, r), calls in sorted(groups.items())]
     return {"policy_version": candidate.policy_version, "replayed": replayed, "skipped": skipped,
-            "changed_calls": sum(g["count"] for g in changed), "changed": changed}
+            "changed_calls": sum(g["count"] for g in changed), "changed": changed, "excluded": dict(excluded)}

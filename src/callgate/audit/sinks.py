@@ -1,5 +1,6 @@
 """Sinks: where sealed records go. The built-in ones take the recording options as keyword
-arguments (fsync, on_failure, masks, hash_args, batch_size, max_queue, chain, spool_path).
+arguments (fsync, on_failure, masks, hash_args, batch_size, max_queue, flush_interval, chain,
+spool_path, durable, durable_timeout, writer_key; audit.options).
 
 The writer drives a sink through four calls, one at a time:
     open(chain) -> (seq, hash) of the chain's last durable record, or None (a new chain)
@@ -40,6 +41,9 @@ class Sink:
     # allow it, a subclass that holds a thread-bound resource (a default sqlite3
     # connection, say) keeps False
     concurrent_writes = False
+    # the writer puts start and stop markers into the chain (audit.markers): set by the
+    # sinks that keep a log `callgate audit verify` reads, so an unclean stop shows there
+    writer_markers = False
 
     def __init__(self, **options: Any) -> None:
         self.audit_options = Options(**options)
@@ -65,6 +69,11 @@ class Sink:
 
     def open(self, chain: str) -> Optional[Tuple[int, bytes]]:
         return None
+
+    def start_details(self) -> dict:
+        """What the writer's start marker says about how open() found the store (JsonlSink:
+        the torn bytes it leaves behind); called after open()."""
+        return {}
 
     def write(self, records: List[Record]) -> None:
         raise NotImplementedError
@@ -107,7 +116,8 @@ class ConsoleSink(Sink):
     concurrent_writes = True
 
     def __init__(self, stream: Any = None, **options: Any) -> None:
-        options.setdefault("fsync", "never")
+        # a stream is flushed, not synced; durable=True asks for that flush before returning
+        options.setdefault("fsync", "batch" if options.get("durable") else "never")
         super().__init__(**options)
         self.stream = stream
         self.default_chain = process_chain_id()
@@ -138,7 +148,7 @@ def resolve(audit: Any) -> Sink:
     """The Sink for what the host passed as `audit=`."""
     if isinstance(audit, Audit):
         if isinstance(audit.sink, Sink):
-            audit.sink.audit_options = Options(**{**_as_kwargs(audit.sink.audit_options), **audit.options})
+            audit.sink.audit_options = Options(**{**audit.sink.audit_options.as_kwargs(), **audit.options})
             return audit.sink
         return EmitSink(audit.sink, **audit.options)
     if isinstance(audit, Sink):
@@ -146,11 +156,6 @@ def resolve(audit: Any) -> Sink:
     if callable(getattr(audit, "emit", None)):
         return EmitSink(audit)
     raise TypeError(f"audit= needs a sink (an object with emit(event)), not {type(audit).__name__}")
-
-
-def _as_kwargs(options: Options) -> dict:
-    return {k: getattr(options, k) for k in ("fsync", "on_failure", "masks", "hash_args", "batch_size", "max_queue",
-                                              "flush_interval", "chain", "spool_path", "retry_interval")}
 
 
 class FileLock:

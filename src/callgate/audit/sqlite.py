@@ -140,6 +140,7 @@ class SqliteSink(Sink):
     """Records in a SQLite database file (created if missing)."""
 
     concurrent_writes = True
+    writer_markers = True
 
     def __init__(self, path: str | os.PathLike, **options: Any) -> None:
         super().__init__(**options)
