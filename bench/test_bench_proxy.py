@@ -1,14 +1,18 @@
 """The proxy's cost on the wire (not in the default test run).
 
-    python bench/test_bench_proxy.py            # prints the figures
-    pytest bench/test_bench_proxy.py -s         # the same, as tests with the targets asserted
+    python bench/test_bench_proxy.py                 # prints the figures
+    python bench/test_bench_proxy.py --audit         # and the same with an audit trail (async, durable)
+    python bench/test_bench_proxy.py --baseline PATH # and the proxy of another checkout's src/ (PYTHONPATH)
+    pytest bench/test_bench_proxy.py -s              # the first two, as tests with the targets asserted
 
 1. Added latency per tools/call round trip: one client, one raw JSON-RPC responder
-   (bench/raw_responder.py), measured in one run, alternating direct and through
-   `callgate proxy`; target: median(proxied) - median(direct) <= 100 us; p99 reported.
+   (bench/raw_responder.py), measured in one run, alternating direct and through each
+   `callgate proxy` variant; target: median(proxied) - median(direct) <= 100 us; p99 reported.
 2. Throughput: the client pipelines 50,000 allowed tools/call requests (a writer thread
    sending chunks of 64, the main thread counting answers) through the proxy to the
    responder; target >= 10,000 calls/s.
+With --audit, both again with `--audit FILE.jsonl` / `FILE.db` in `--audit-mode async` and
+`durable` (the default: a call is forwarded once its decision is durable, group commit).
 """
 
 from __future__ import annotations
@@ -34,8 +38,9 @@ INIT = orjson.dumps({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params"
 
 
 class Peer:
-    def __init__(self, argv: list[str]) -> None:
-        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0)
+    def __init__(self, argv: list[str], env: dict | None = None) -> None:
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
+                                     env={**os.environ, **env} if env else None)
         self.w, self.r = self.proc.stdin, self.proc.stdout
         self.w.write(INIT)
         self.r.readline()
@@ -63,29 +68,48 @@ def _pct(values: list[int], p: float) -> float:
     return values[min(len(values) - 1, int(p * len(values)))] / 1000
 
 
-def latency(n: int = 5000, warmup: int = 500) -> dict:
-    direct, proxied = Peer(RESPONDER), Peer(PROXY + RESPONDER)
+def variants(audit_dir: str | None = None, baseline: str | None = None) -> dict[str, tuple[list[str], dict]]:
+    """name -> (proxy argv prefix, environment) of each proxy to measure."""
+    out = {"proxy": (PROXY, {})}
+    if baseline:
+        out["baseline proxy"] = (PROXY, {"PYTHONPATH": baseline})
+    if audit_dir:
+        for kind in ("jsonl", "db"):
+            for mode in ("async", "durable"):
+                path = os.path.join(audit_dir, f"{mode}.{kind}")
+                out[f"proxy --audit .{kind} {mode}"] = (PROXY[:-1] + ["--audit", path, "--audit-mode", mode, "--"], {})
+    return out
+
+
+def latency(n: int = 5000, warmup: int = 500, proxies: dict | None = None) -> dict:
+    """Round trips alternating direct and through every proxy: medians and p99 in us."""
+    proxies = proxies or variants()
+    peers = {"direct": Peer(RESPONDER)}
+    peers.update({name: Peer(argv + RESPONDER, env) for name, (argv, env) in proxies.items()})
+    times: dict[str, list[int]] = {name: [] for name in peers}
     try:
-        for i in range(1, warmup + 1):
-            direct.roundtrip(i)
-            proxied.roundtrip(i)
-        d, p = [], []
-        for i in range(warmup + 1, warmup + n + 1):  # alternate: both see the same machine state
-            d.append(direct.roundtrip(i))
-            p.append(proxied.roundtrip(i))
+        for i in range(1, warmup + n + 1):  # alternate: all see the same machine state
+            for name, peer in peers.items():
+                dt = peer.roundtrip(i)
+                if i > warmup:
+                    times[name].append(dt)
     finally:
-        direct.close()
-        proxied.close()
-    med_d, med_p = statistics.median(d) / 1000, statistics.median(p) / 1000
-    return {"calls": n, "direct_median_us": med_d, "proxied_median_us": med_p, "added_median_us": med_p - med_d,
-            "direct_p99_us": _pct(d, 0.99), "proxied_p99_us": _pct(p, 0.99), "added_p99_us": _pct(p, 0.99) - _pct(d, 0.99)}
+        for peer in peers.values():
+            peer.close()
+    direct = statistics.median(times["direct"]) / 1000
+    out = {"calls": n, "direct_median_us": direct, "direct_p99_us": _pct(times["direct"], 0.99)}
+    for name in proxies:
+        out[name] = {"median_us": statistics.median(times[name]) / 1000, "p99_us": _pct(times[name], 0.99),
+                     "added_median_us": statistics.median(times[name]) / 1000 - direct}
+    out["added_median_us"] = out["proxy"]["added_median_us"]
+    return out
 
 
-def throughput(n: int = 50000, chunk: int = 64) -> dict:
+def throughput(n: int = 50000, chunk: int = 64, proxy: list[str] = PROXY, env: dict | None = None) -> dict:
     """Pipelined: a writer thread sends the calls in chunks of `chunk` lines (pipe buffers
     bound how many are in flight), the main thread counts response lines with large reads;
     the client does as little per call as possible so that it measures the proxy."""
-    peer = Peer(PROXY + RESPONDER)
+    peer = Peer(proxy + RESPONDER, env)
     fd = peer.r.fileno()
     requests = [b"".join(CALL % i for i in range(start, min(start + chunk, n + 1)))
                 for start in range(1, n + 1, chunk)]
@@ -125,11 +149,26 @@ def test_throughput_of_allowed_calls():
 
 
 if __name__ == "__main__":
+    import argparse
+    import tempfile
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--audit", action="store_true", help="also measure with an audit trail")
+    parser.add_argument("--baseline", help="also measure the proxy of this src/ directory (PYTHONPATH)")
+    parser.add_argument("-n", type=int, default=5000, help="round trips per variant")
+    options = parser.parse_args()
     print(f"machine: {os.cpu_count()} CPUs, Python {sys.version.split()[0]}")
-    lat = latency()
-    print(f"tools/call round trip over {lat['calls']} calls (alternating direct / proxied):")
-    print(f"  direct   median {lat['direct_median_us']:8.1f} us   p99 {lat['direct_p99_us']:8.1f} us")
-    print(f"  proxied  median {lat['proxied_median_us']:8.1f} us   p99 {lat['proxied_p99_us']:8.1f} us")
-    print(f"  added    median {lat['added_median_us']:8.1f} us   p99 {lat['added_p99_us']:8.1f} us   (target: median <= 100 us)")
-    thr = throughput()
-    print(f"throughput: {thr['calls']} allowed calls in {thr['seconds']:.2f} s = {thr['calls_per_s']:,.0f} calls/s (target >= 10,000)")
+    with tempfile.TemporaryDirectory() as tmp:
+        proxies = variants(tmp if options.audit else None, options.baseline)
+        lat = latency(options.n, proxies=proxies)
+        print(f"tools/call round trip over {lat['calls']} calls (alternating direct and each proxy):")
+        print(f"  {'direct':34} median {lat['direct_median_us']:8.1f} us   p99 {lat['direct_p99_us']:8.1f} us")
+        for name in proxies:
+            r = lat[name]
+            print(f"  {name:34} median {r['median_us']:8.1f} us   p99 {r['p99_us']:8.1f} us   "
+                  f"added median {r['added_median_us']:7.1f} us")
+        print("  (target for the plain proxy: added median <= 100 us)")
+        for name, (argv, env) in proxies.items():
+            thr = throughput(proxy=argv, env=env)
+            print(f"throughput, {name}: {thr['calls']} allowed calls in {thr['seconds']:.2f} s = "
+                  f"{thr['calls_per_s']:,.0f} calls/s")

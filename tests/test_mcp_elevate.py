@@ -8,6 +8,7 @@ The CRM server journals each call it runs: a call that was not approved must nev
 
 from __future__ import annotations
 
+import contextlib
 import subprocess
 
 import anyio
@@ -53,13 +54,27 @@ def proxy_args(tmp_path, policy, *extra: str) -> list[str]:
 
 
 def audit_records(tmp_path) -> list[dict]:
+    """The decision and approval events of the proxy's audit trail (not the writer's markers)."""
     path = tmp_path / "audit.jsonl"
-    return [orjson.loads(line)["record"] for line in path.read_bytes().splitlines()] if path.exists() else []
+    records = [orjson.loads(line)["record"] for line in path.read_bytes().splitlines()] if path.exists() else []
+    return [r for r in records if r["kind"] in ("decision", "approval")]
 
 
-def run_session(args: list[str], calls: list, elicit=None) -> tuple[list, list]:
+def ledger_id_in(stderr: bytes) -> str:
+    """The proxy's nonce ledger id, from the line it writes on stderr when it starts trusting
+    approvers: approvals attached for it must be signed for that ledger."""
+    import re
+
+    m = re.search(rb"mem-[0-9a-f]{32}", stderr)
+    assert m, stderr
+    return m.group().decode()
+
+
+def run_session(args: list[str], calls, elicit=None, errlog=None) -> tuple[list, list]:
     """An SDK ClientSession over stdio (with `elicit` as its elicitation callback, if given):
-    (the tool results, the elicitation params the callback saw)."""
+    (the tool results, the elicitation params the callback saw). `calls` may be a function of
+    the proxy's nonce ledger id, read from its stderr (written to the file `errlog`) once it
+    has answered initialize, for calls carrying approvals signed for it."""
     seen: list = []
 
     async def callback(context, params):
@@ -69,11 +84,12 @@ def run_session(args: list[str], calls: list, elicit=None) -> tuple[list, list]:
     async def main():
         params = StdioServerParameters(command=PY, args=args)
         results = []
-        with anyio.fail_after(60):
-            async with stdio_client(params) as (r, w), \
+        with anyio.fail_after(60), open(errlog, "wb") if errlog else contextlib.nullcontext() as err:
+            async with stdio_client(params, **({"errlog": err} if errlog else {})) as (r, w), \
                     ClientSession(r, w, elicitation_callback=callback if elicit else None) as s:
                 await s.initialize()
-                for tool, arguments, *meta in calls:
+                todo = calls(ledger_id_in(errlog.read_bytes())) if callable(calls) else calls
+                for tool, arguments, *meta in todo:
                     results.append(await s.call_tool(tool, arguments, meta=meta[0] if meta else None))
         return results
 
@@ -195,7 +211,8 @@ def test_signed_approvals_in_meta_allow_the_call(setup):
     """Approvals a host attaches in params._meta["callgate/approvals"] (signed by approvers the
     proxy trusts, --trust-approver): one of two -> denied with the engine's account; two
     distinct approvers -> allowed and run, with no elicitation; the audit trail names the
-    approvers and never holds a token; the server does not receive the approvals."""
+    approvers and never holds a token; the server does not receive the approvals. The
+    approvals are signed for the proxy's nonce ledger (its id is on its stderr)."""
     from callgate import Call
 
     tmp_path, policy = setup
@@ -203,15 +220,19 @@ def test_signed_approvals_in_meta_allow_the_call(setup):
     carol, carol_arg = _approver(tmp_path, "carol")
     signer = Engine.from_dict(POLICY)   # the same policy: approvals bind its digest
     call = Call(REFUND[0], REFUND[1], ROLE, principal=PRINCIPAL)
-    t_bob = signer.approve(call, approver="bob", key=bob)
-    t_carol = signer.approve(call, approver="carol", key=carol)
-    t_other = signer.approve(Call(REFUND[0], dict(REFUND[1], amount=999.0), ROLE, principal=PRINCIPAL),
-                             approver="carol", key=carol)
+    signed = {}
+
+    def calls(ledger):
+        t_bob = signed["bob"] = signer.approve(call, approver="bob", key=bob, ledger=ledger)
+        t_carol = signer.approve(call, approver="carol", key=carol, ledger=ledger)
+        t_other = signer.approve(Call(REFUND[0], dict(REFUND[1], amount=999.0), ROLE, principal=PRINCIPAL),
+                                 approver="carol", key=carol, ledger=ledger)
+        return [(*REFUND, {"callgate/approvals": [t_bob, t_other]}),
+                (*REFUND, {"callgate/approvals": [t_bob, t_carol]}),
+                (*REFUND, {"callgate/approvals": [t_bob, t_carol]})]   # spent: refused again
+
     args = proxy_args(tmp_path, policy, "--trust-approver", bob_arg, "--trust-approver", carol_arg)
-    calls = [(*REFUND, {"callgate/approvals": [t_bob, t_other]}),
-             (*REFUND, {"callgate/approvals": [t_bob, t_carol]}),
-             (*REFUND, {"callgate/approvals": [t_bob, t_carol]})]   # spent: refused again
-    results, seen = run_session(args, calls, accept(True))
+    results, seen = run_session(args, calls, accept(True), errlog=tmp_path / "proxy.err")
     one, both, replayed = results
     assert seen == []   # approvals were attached: the user is not asked
     assert one.is_error
@@ -230,7 +251,7 @@ def test_signed_approvals_in_meta_allow_the_call(setup):
     assert [r["approval"]["outcome"] for r in insufficient] == ["insufficient", "insufficient"]
     assert all(r["approval"]["method"] == "tokens" for r in insufficient)
     log = (tmp_path / "audit.jsonl").read_bytes()
-    assert b"cga1." not in log and t_bob.split(".")[2].encode() not in log
+    assert b"cga2." not in log and signed["bob"].split(".")[2].encode() not in log
     check_log(tmp_path)
 
 
@@ -243,18 +264,31 @@ def test_approvals_are_not_forwarded_to_the_server(setup):
 
     tmp_path, policy = setup
     bob, bob_arg = _approver(tmp_path, "bob")
-    token = Engine.from_dict(POLICY).approve(Call(*DELETE, ROLE, principal=PRINCIPAL), approver="bob", key=bob)
     argv = [PY, "-m", "callgate", "proxy", "--policy", str(policy), "--role", ROLE, "--principal", PRINCIPAL,
             "--trust-approver", bob_arg, "--", PY, str(RAW_RESPONDER)]
     journal = tmp_path / "raw.jsonl"
     with Wire(argv, env={"RAW_JOURNAL": str(journal)}) as wire:
         wire.initialize()
+        token = Engine.from_dict(POLICY).approve(Call(*DELETE, ROLE, principal=PRINCIPAL), approver="bob", key=bob,
+                                                 ledger=_wire_ledger_id(wire))
         reply = wire.call(1, "tools/call", {"name": DELETE[0], "arguments": DELETE[1],
                                             "_meta": {"callgate/approvals": [token], "progressToken": 7}})
         assert reply["result"]["content"][0]["text"] == "ok delete_customer"
         assert wire.close() == 0
     (call,) = [m for m in journal_lines(journal) if m.get("method") == "tools/call"]
     assert call["params"] == {"name": DELETE[0], "arguments": DELETE[1], "_meta": {"progressToken": 7}}
+
+
+def _wire_ledger_id(wire: Wire) -> str:
+    """ledger_id_in(wire's stderr), waiting for its stderr reader up to TIMEOUT."""
+    import time
+
+    from test_mcp_support import TIMEOUT
+
+    deadline = time.monotonic() + TIMEOUT
+    while b"mem-" not in wire.stderr and time.monotonic() < deadline:
+        time.sleep(0.01)
+    return ledger_id_in(wire.stderr)
 
 
 def _raw(tmp_path, policy, *extra: str) -> Wire:
@@ -322,8 +356,8 @@ def test_raw_answers_and_batches(setup):
     from test_mcp_support import RAW_RESPONDER   # batches: a server that takes them
 
     argv = [PY, "-m", "callgate", "proxy", "--policy", str(policy), "--role", ROLE, "--", PY, str(RAW_RESPONDER)]
-    with Wire(argv) as wire:
-        wire.call(0, "initialize", {"protocolVersion": "2025-06-18", "capabilities": {"elicitation": {}},
+    with Wire(argv) as wire:   # 2025-03-26: the last revision with batches
+        wire.call(0, "initialize", {"protocolVersion": "2025-03-26", "capabilities": {"elicitation": {}},
                                     "clientInfo": {"name": "raw", "version": "0"}})
         wire.send([{"jsonrpc": "2.0", "id": 2, "method": "tools/call", "params": {"name": DELETE[0], "arguments": DELETE[1]}},
                    {"jsonrpc": "2.0", "id": 3, "method": "tools/call",
@@ -464,14 +498,14 @@ def test_http_front_elicits_on_the_session_event_stream(setup):
 def test_2026_protocol_client_gets_the_reason_and_can_attach_approvals(setup):
     """mcp.Client negotiating the 2026 protocol (no handshake, no server-to-client requests)
     through the proxy: even with an elicitation callback the user is not asked (denied saying
-    so, a valid 2026 tool result); approvals attached in _meta are honoured."""
+    so, a valid 2026 tool result); approvals attached in _meta (signed for the proxy's nonce
+    ledger, named on its stderr) are honoured."""
     from mcp import Client
 
     from callgate import Call
 
     tmp_path, policy = setup
     bob, bob_arg = _approver(tmp_path, "bob")
-    token = Engine.from_dict(POLICY).approve(Call(*DELETE, ROLE, principal=PRINCIPAL), approver="bob", key=bob)
     seen = []
 
     async def callback(context, params):
@@ -480,9 +514,12 @@ def test_2026_protocol_client_gets_the_reason_and_can_attach_approvals(setup):
 
     async def main():
         params = StdioServerParameters(command=PY, args=proxy_args(tmp_path, policy, "--trust-approver", bob_arg))
-        with anyio.fail_after(60):
-            async with Client(params, elicitation_callback=callback) as c:
+        errlog = tmp_path / "proxy.err"
+        with anyio.fail_after(60), open(errlog, "wb") as err:
+            async with Client(stdio_client(params, errlog=err), elicitation_callback=callback) as c:
                 denied = await c.call_tool(*DELETE)
+                token = Engine.from_dict(POLICY).approve(Call(*DELETE, ROLE, principal=PRINCIPAL), approver="bob",
+                                                         key=bob, ledger=ledger_id_in(errlog.read_bytes()))
                 allowed = await c.call_tool(*DELETE, meta={"callgate/approvals": [token]})
         return denied, allowed
 

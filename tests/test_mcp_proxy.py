@@ -83,7 +83,9 @@ def test_malformed_json_gets_a_parse_error_and_the_session_continues(journal):
     """Garbage from the client: a JSON-RPC parse error (-32700, id null); the next message works."""
     with _wire(journal) as w:
         w.send(b'{"jsonrpc": "2.0", "id": 1, "method": ')
-        assert w.recv() == {"jsonrpc": "2.0", "id": None, "error": {"code": -32700, "message": "Parse error: not valid JSON"}}
+        reply = w.recv()
+        assert reply["id"] is None and reply["error"]["code"] == -32700
+        assert reply["error"]["message"].startswith("Parse error: not valid JSON")
         w.send(b"\xff\xfe not utf-8")
         assert w.recv()["error"]["code"] == -32700
         assert w.call(2, "ping")["id"] == 2

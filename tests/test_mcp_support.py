@@ -6,6 +6,7 @@ from __future__ import annotations
 import contextlib
 import os
 import queue
+import shutil
 import socket
 import subprocess
 import sys
@@ -34,6 +35,7 @@ class Wire:
                                      env={**os.environ, **(env or {})}, cwd=cwd)
         self.lines: "queue.Queue[Optional[bytes]]" = queue.Queue()
         self.stderr = b""
+        self.other: list = []   # messages answer_to() passed over
         threading.Thread(target=self._read, daemon=True).start()
         threading.Thread(target=self._read_err, daemon=True).start()
 
@@ -62,6 +64,15 @@ class Wire:
     def call(self, id_: Any, method: str, params: Optional[dict] = None) -> Any:
         self.send({"jsonrpc": "2.0", "id": id_, "method": method, "params": params or {}})
         return self.recv()
+
+    def answer_to(self, id_: Any, method: str, params: Optional[dict] = None) -> Any:
+        """Send a request and return its answer, keeping what came before it in `self.other`."""
+        self.send({"jsonrpc": "2.0", "id": id_, "method": method, "params": params or {}})
+        while True:
+            msg = self.recv()
+            if isinstance(msg, dict) and msg.get("id") == id_ and "method" not in msg:
+                return msg
+            self.other.append(msg)
 
     def initialize(self) -> Any:
         reply = self.call(0, "initialize", {"protocolVersion": "2025-06-18", "capabilities": {},
@@ -167,3 +178,40 @@ def serve_in_thread(app: Any) -> Iterator[str]:
     finally:
         server.should_exit = True
         thread.join(timeout=10)
+
+
+WIRETAP = REPO / "tests" / "wiretap.py"
+NODE_BIN = REPO / "tests" / "node" / "node_modules" / ".bin"
+
+
+def tapped(tmp_path: Path, tag: str, server: list[str]) -> tuple[list[str], Path, Path]:
+    """A server command wrapped in tests/wiretap.py: (argv, what it received, what it sent)."""
+    received, sent = tmp_path / f"{tag}.received", tmp_path / f"{tag}.sent"
+    return [PY, str(WIRETAP), str(received), str(sent), *server], received, sent
+
+
+_NPM_TRIED: list = []
+
+
+def node_server(binary: str) -> list[str]:
+    """A published MCP server (or the TypeScript SDK) from tests/node, installed there from its
+    package-lock.json on first use (`npm ci --prefix tests/node`, bounded). Without npm or the
+    registry that is a skip, except in CI (CI=true), where it is a failure."""
+    path = NODE_BIN / binary
+    if not path.exists() and not _NPM_TRIED and shutil.which("npm"):
+        _NPM_TRIED.append(True)
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--prefix", str(NODE_BIN.parents[1])],
+                       capture_output=True, timeout=300)
+    if path.exists():
+        return [str(path)]
+    if os.environ.get("CI"):
+        raise AssertionError(f"{path} is missing and `npm ci --prefix tests/node` did not install it")
+    import pytest
+
+    pytest.skip(f"{binary} is not installed (npm ci --prefix tests/node)")
+    raise AssertionError("unreachable")
+
+
+def split_like_python(data: bytes) -> list[str]:
+    """The lines a server that reads with str.splitlines() sees in `data` (empty ones dropped)."""
+    return [line for line in data.decode("utf-8", "surrogateescape").splitlines() if line.strip()]

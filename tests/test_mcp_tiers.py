@@ -12,9 +12,9 @@ import pytest
 
 from callgate import Engine
 from callgate.mcp.gate import Gate, Identity
-from callgate.mcp.tiers import (
-    TIERS, discovered_tiers, policy_tier, resolve_tier, stricter, tier_default, uses_tiers,
-)
+from callgate.language import Meaning, policy_tier, stricter, uses_tiers
+from callgate.mcp.tiers import discovered_tiers, resolve_tier
+from callgate.policy import TIERS, validate
 from test_mcp_support import PY, RAW_RESPONDER, Wire, journal_lines
 
 SERVER = str(Path(__file__).with_name("test_mcp_tools_server.py"))
@@ -75,16 +75,21 @@ def test_bad_declared_tier_is_refused():
         resolve_tier(None, trusted=True, declared="admin")
 
 
+def _policy(**over) -> object:
+    """A validated policy with tools a, b and the given keys."""
+    return validate({"version": "t", "default_action": "Deny", "tools": ["read_file", "delete_file", "write_file"],
+                     "roles": ["r"], "rules": [], **over})
+
+
 def test_policy_tier_exact_and_globs():
     """tool_tiers: an exact key wins over globs; among globs matching the tool the strictest;
-    no key -> None; non-tier values and non-mappings are ignored."""
-    tiers = {"delete_*": "destructive", "*_file": "read", "read_file": "public", "*": "write", "x*": "bogus"}
-    assert policy_tier(tiers, "read_file") == "public"
-    assert policy_tier(tiers, "delete_file") == "destructive"
-    assert policy_tier(tiers, "write_file") == "write"
-    assert policy_tier({"a*": "read"}, "b") is None
-    assert policy_tier({"x*": "bogus"}, "xy") is None
-    assert policy_tier(None, "a") is None
+    no key -> None."""
+    policy = _policy(tool_tiers={"delete_*": "destructive", "*_file": "read", "read_file": "public", "*": "write"})
+    assert policy_tier(policy, "read_file") == "public"
+    assert policy_tier(policy, "delete_file") == "destructive"
+    assert policy_tier(policy, "write_file") == "write"
+    assert policy_tier(_policy(tool_tiers={"a*": "read"}), "b") is None
+    assert policy_tier(_policy(), "a") is None
 
 
 def test_discovered_tiers_from_a_listing():
@@ -92,22 +97,25 @@ def test_discovered_tiers_from_a_listing():
     tool definitions are skipped."""
     tools = [{"name": "lookup", "annotations": RO}, {"name": "append_note"}, {"name": "wipe", "annotations": DESTRUCTIVE},
              {"nope": 1}, "junk", {"name": 3}]
-    assert discovered_tiers(tools, trusted=True, tool_tiers={"append_*": "read"}) == \
+    policy = _policy(tool_tiers={"append_*": "read"})
+    assert discovered_tiers(tools, trusted=True, policy=policy) == \
         {"lookup": "read", "append_note": "read", "wipe": "destructive"}
-    assert discovered_tiers(tools, trusted=False, tool_tiers={"append_*": "read"}) == \
+    assert discovered_tiers(tools, trusted=False, policy=policy) == \
         {"lookup": "write", "append_note": "read", "wipe": "destructive"}
 
 
 def test_uses_tiers_and_tier_default():
     """Discovery runs only for a policy that tiers can affect (tier_defaults or a tier rule);
-    tier_default reads a string or an {effect, approvals} value."""
-    assert not uses_tiers({"rules": [{"tool_name": "a"}]})
-    assert not uses_tiers({"tool_tiers": {"a": "read"}, "rules": []})
-    assert uses_tiers({"tier_defaults": {"read": "allow"}, "rules": []})
-    assert uses_tiers({"rules": [{"tier": "read", "roles": ["r"]}]})
-    policy = {"tier_defaults": {"read": "allow", "write": {"effect": "elevate", "approvals": 1}}}
-    assert tier_default(policy, "read") == "allow" and tier_default(policy, "write") == "elevate"
-    assert tier_default(policy, "destructive") is None and tier_default(policy, None) is None
+    a tier's default is a string or an {effect, approvals} value."""
+    assert not uses_tiers(_policy(rules=[{"tool_name": "read_file", "roles": ["r"]}]))
+    assert not uses_tiers(_policy(tool_tiers={"read_file": "read"}))
+    assert uses_tiers(_policy(tier_defaults={"read": "allow"}))
+    assert uses_tiers(_policy(rules=[{"tier": "read", "roles": ["r"]}]))
+    meaning = Meaning(_policy(tool_tiers={"read_file": "read", "write_file": "write"},
+                              tier_defaults={"read": "allow", "write": {"effect": "elevate", "approvals": 1}}))
+    assert meaning.default_effect("read_file") == ("Allow", 0, "read")
+    assert meaning.default_effect("write_file") == ("Elevate", 1, "write")
+    assert meaning.default_effect("delete_file") == ("Deny", 0, None)
 
 
 # ---------------------------------------------------------------- the gate
@@ -134,7 +142,7 @@ def test_gate_reloads_with_discovered_tiers(trusted, expected):
     """Before a listing the upstream-only tools fall to default_action; after it, the gate has
     reloaded the engine with their tiers and the tier rule (wipe) and tier defaults decide;
     trusted or not changes lookup (readOnlyHint believed or ignored)."""
-    gate = Gate(Engine.from_dict(POLICY), policy=POLICY, trusted=trusted)
+    gate = Gate(Engine.from_dict(POLICY), trusted=trusted)
     assert gate.discovery and gate.needs_definitions("lookup")
     assert gate.decide(_call("lookup"), AGENT).decision == "Deny"
     gate.record_tools(LISTING)
@@ -153,17 +161,17 @@ def test_gate_visibility_follows_tier_defaults():
     nothing could allow (a deny tier default, no rule)."""
     policy = dict(POLICY, tier_defaults={"read": "allow", "write": {"effect": "elevate", "approvals": 2},
                                          "destructive": "deny"}, rules=[])
-    gate = Gate(Engine.from_dict(policy), policy=policy, trusted=True)
+    gate = Gate(Engine.from_dict(policy), trusted=True)
     result = gate.filter_list_result({"tools": LISTING}, "agent")
     assert [t["name"] for t in result["tools"]] == ["lookup", "append_note"]
-    gate_untrusted = Gate(Engine.from_dict(policy), policy=policy, trusted=False)
+    gate_untrusted = Gate(Engine.from_dict(policy), trusted=False)
     assert gate_untrusted.filter_list_result({"tools": LISTING}, "agent")["tools"] == LISTING[:2]
 
 
 def test_gate_list_changed_relists_and_follows_new_annotations():
     """After list_changed a call waits for a new listing; a tool that became destructive is
     decided by its new tier."""
-    gate = Gate(Engine.from_dict(POLICY), policy=POLICY, trusted=True)
+    gate = Gate(Engine.from_dict(POLICY), trusted=True)
     gate.record_tools(LISTING)
     assert gate.decide(_call("lookup"), AGENT).decision == "Allow"
     gate.mark_stale()
@@ -182,7 +190,7 @@ def test_gate_fails_closed_when_tiers_cannot_be_applied():
         raise ValueError("compiler says no")
 
     engine.reload = broken   # type: ignore[method-assign]
-    gate = Gate(engine, policy=policy, trusted=True)
+    gate = Gate(engine, trusted=True)
     gate.record_tools(LISTING)
     v = gate.decide(_call("wipe"), AGENT)
     assert v.decision == "Deny" and "could not be applied" in v.reason and "compiler says no" in v.reason
@@ -192,8 +200,10 @@ def test_gate_fails_closed_when_tiers_cannot_be_applied():
 def test_no_discovery_without_tiers_or_in_perso():
     """A policy that no tier can affect, or perso semantics, never reloads the engine."""
     plain = {"version": "1", "default_action": "Deny", "tools": ["a"], "roles": ["r"], "rules": []}
-    assert not Gate(Engine.from_dict(plain), policy=plain).discovery
-    assert not Gate(Engine.from_dict(plain), policy=None).discovery
+    assert not Gate(Engine.from_dict(plain)).discovery
+    assert Gate(Engine.from_dict(POLICY)).discovery
+    perso = dict(POLICY, rules=[{"tool_name": "declared_only", "roles": ["agent"], "condition": None}])
+    assert not Gate(Engine.from_dict(perso, "perso")).discovery
 
 
 # ---------------------------------------------------------------- end to end: the proxy
@@ -276,11 +286,27 @@ def test_proxy_lends_the_2026_version_to_its_own_listing(tmp_path):
     assert listing["params"]["_meta"] == {k: v for k, v in meta.items() if k != "progressToken"}
 
 
+def _ledger_id(wire: Wire) -> str:
+    """The proxy's nonce ledger id, from the line it writes on stderr when it starts trusting
+    approvers (approvals must be signed for it); waits for the stderr reader, up to TIMEOUT."""
+    import re
+    import time
+
+    from test_mcp_support import TIMEOUT
+
+    deadline = time.monotonic() + TIMEOUT
+    while (m := re.search(rb"mem-[0-9a-f]{32}", wire.stderr)) is None:
+        assert time.monotonic() < deadline, wire.stderr
+        time.sleep(0.01)
+    return m.group().decode()
+
+
 def test_approvals_bind_the_policy_with_its_discovered_tiers(tmp_path):
     """An Elevate on an upstream-only tool (untrusted lookup: write -> Elevate(1)) is allowed
     by an approval signed against the policy compiled with the tiers the proxy discovers
     (the same listing, resolved the same way); one signed against the bare policy is refused
-    as "different policy". The proxy reports the digest it now uses on stderr."""
+    as "different policy". The proxy reports the digest it now uses on stderr. Both are signed
+    for the proxy's nonce ledger, whose id it writes on stderr at start."""
     from cryptography.hazmat.primitives import serialization
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
@@ -292,14 +318,15 @@ def test_approvals_bind_the_policy_with_its_discovered_tiers(tmp_path):
     pem.write_bytes(key.public_key().public_bytes(serialization.Encoding.PEM,
                                                   serialization.PublicFormat.SubjectPublicKeyInfo))
     listing = [{"name": n, "annotations": a} for n, a in TOOLS.items()]
-    tiers = discovered_tiers(listing, trusted=False, tool_tiers=POLICY["tool_tiers"])
+    tiers = discovered_tiers(listing, trusted=False, policy=validate(POLICY))
     call = Call("lookup", {"target": "a"}, "agent")
     good = Engine.from_dict(POLICY, discovered_tools=tiers)
-    stale = Engine.from_dict(POLICY).approve(call, approver="bob", key=key)
-    fresh = good.approve(call, approver="bob", key=key)
     argv = _proxy(tmp_path, "--trust-approver", f"bob={pem}")
     with Wire(argv) as wire:
         wire.initialize()
+        ledger = _ledger_id(wire)
+        stale = Engine.from_dict(POLICY).approve(call, approver="bob", key=key, ledger=ledger)
+        fresh = good.approve(call, approver="bob", key=key, ledger=ledger)
         refused = wire.call(1, "tools/call", {"name": "lookup", "arguments": {"target": "a"},
                                               "_meta": {"callgate/approvals": [stale]}})
         allowed = wire.call(2, "tools/call", {"name": "lookup", "arguments": {"target": "a"},

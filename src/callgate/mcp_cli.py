@@ -17,6 +17,18 @@ err = Console(stderr=True, highlight=False, soft_wrap=True)
 _RAW = {"allow_extra_args": True, "ignore_unknown_options": True}
 
 
+def _log_to_stderr() -> None:
+    """What the proxy's modules log (callgate.mcp, callgate.audit, ...) goes to stderr, one
+    line each: stdout is the MCP stream."""
+    import logging
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("callgate proxy: %(message)s"))
+    root = logging.getLogger("callgate")
+    root.addHandler(handler)
+    root.setLevel(logging.INFO)
+
+
 def _fail(message: str, code: int = 1) -> typer.Exit:
     err.print(f"error: {message}", markup=False)
     return typer.Exit(code)
@@ -40,7 +52,8 @@ def load_policy(policy: str) -> Any:
         raise _fail(str(exc)) from None
 
 
-def load_engine(policy: Any, semantics: str = "strict", audit: Optional[str] = None) -> Any:
+def load_engine(policy: Any, semantics: str = "strict", audit: Optional[str] = None,
+                audit_options: Optional[dict] = None) -> Any:
     """An engine for a decoded policy (or a file / example name), with an audit sink if asked."""
     from .engine import Engine
     from .errors import CallgateError
@@ -48,14 +61,14 @@ def load_engine(policy: Any, semantics: str = "strict", audit: Optional[str] = N
     data = load_policy(policy) if isinstance(policy, str) else policy
     options: dict = {}
     if audit:
-        options["audit"] = audit_sink(audit)
+        options["audit"] = audit_sink(audit, **(audit_options or {}))
     try:
         return Engine.from_dict(data, semantics, **options)
     except (CallgateError, ValueError) as exc:
         raise _fail(str(exc)) from None
 
 
-def audit_sink(source: str) -> Any:
+def audit_sink(source: str, **options: Any) -> Any:
     """The audit trail's sink for SOURCE (callgate.audit.open_sink); a clear error without it."""
     try:
         from . import audit as audit_mod
@@ -63,7 +76,7 @@ def audit_sink(source: str) -> Any:
     except (ImportError, AttributeError):
         raise _fail("--audit needs the audit trail (callgate.audit.open_sink), which is not available in this install") from None
     try:
-        return open_sink(source)
+        return open_sink(source, **options)
     except Exception as exc:
         raise _fail(f"--audit {source}: {exc}") from None
 
@@ -79,8 +92,7 @@ def _identity(role: Optional[str], agent_attr: List[str], principal: Optional[st
         raise _fail(str(exc), 2) from None
 
 
-def _gate(engine: Any, resolver: Optional[str], pins: Optional[Path], policy: Any = None,
-          trusted: bool = False) -> Any:
+def _gate(engine: Any, resolver: Optional[str], pins: Optional[Path], trusted: bool = False) -> Any:
     from .mcp.gate import Gate, load_resolver
     from .mcp.pins import PinStore
 
@@ -89,7 +101,7 @@ def _gate(engine: Any, resolver: Optional[str], pins: Optional[Path], policy: An
         store = PinStore(pins) if pins else None
     except ValueError as exc:
         raise _fail(str(exc), 2) from None
-    return Gate(engine, fn, store, policy=policy, trusted=trusted)
+    return Gate(engine, fn, store, trusted=trusted)
 
 
 def _trust_approvers(engine: Any, items: List[str]) -> None:
@@ -115,6 +127,15 @@ def _elevation(max_approvals: int, timeout: float) -> Any:
         raise _fail(f"--elicit-max-approvals / --elicit-timeout: {exc}", 2) from None
 
 
+def _limits(max_in_flight: int, request_timeout: float) -> Any:
+    from .mcp.session import Limits
+
+    try:
+        return Limits(max_in_flight=max_in_flight, request_timeout=request_timeout)
+    except ValueError as exc:
+        raise _fail(f"--max-in-flight / --request-timeout: {exc}", 2) from None
+
+
 def proxy(
     ctx: typer.Context,
     policy: str = typer.Option(..., "--policy", help="policy file, or a bundled example (crm)"),
@@ -131,6 +152,13 @@ def proxy(
                                              "NAME in _meta[\"callgate/approvals\"] count (repeatable)"),
     resolver: Optional[str] = typer.Option(None, "--resolver", help="module:function returning resource attributes"),
     audit: Optional[str] = typer.Option(None, "--audit", help="record every decision to this audit source"),
+    audit_mode: str = typer.Option("durable", "--audit-mode", help="durable: forward a call only once its decision "
+                                   "is durable in the audit trail (group commit); async: forward at once, the "
+                                   "decision is written behind it (docs/audit.md says what an unclean stop can lose)"),
+    max_in_flight: int = typer.Option(4096, "--max-in-flight", help="requests that may wait for an answer at once; "
+                                      "more get an error"),
+    request_timeout: float = typer.Option(3600.0, "--request-timeout", help="seconds a request waits for its "
+                                          "answer before the proxy answers it with an error"),
     pins: Optional[Path] = typer.Option(None, "--pins", help="approved tool definitions (rug-pull protection)"),
     semantics: str = typer.Option("strict", "--semantics"),
     listen: Optional[str] = typer.Option(None, "--listen", help="serve Streamable HTTP on 127.0.0.1:PORT"),
@@ -144,6 +172,19 @@ def proxy(
     attr_claim: List[str] = typer.Option([], "--attr-claim", help="CLAIM[=ATTR]: copy a claim into agent attributes"),
     session_idle_timeout: Optional[float] = typer.Option(
         None, "--session-idle-timeout", help="with --listen: close a session idle this many seconds (default 1800)"),
+    max_sessions: int = typer.Option(64, "--max-sessions", help="with --listen: open sessions in all (the least "
+                                     "recently used idle one is closed to make room)"),
+    max_sessions_per_principal: int = typer.Option(8, "--max-sessions-per-principal",
+                                                   help="with --listen: open sessions of one token subject"),
+    max_body: int = typer.Option(4 * 1024 * 1024, "--max-body", help="with --listen: bytes in one request body"),
+    head_timeout: float = typer.Option(10.0, "--head-timeout", help="with --listen: seconds for a request head to "
+                                       "arrive (else the connection is closed)"),
+    body_timeout: float = typer.Option(30.0, "--body-timeout", help="with --listen: seconds for a request body to "
+                                       "arrive (else 408)"),
+    allow_host: List[str] = typer.Option([], "--allow-host", help="with --listen: a Host header to serve besides "
+                                         "the listen address (repeatable)"),
+    allow_origin: List[str] = typer.Option([], "--allow-origin", help="with --listen: a browser Origin allowed to "
+                                           "call the front (repeatable; by default only its own)"),
     command: Optional[List[str]] = typer.Argument(None, help="-- SERVER_COMMAND [ARGS…]"),
 ) -> None:
     """Relay MCP between a client and a server, deciding every tools/call by the policy."""
@@ -162,17 +203,28 @@ def proxy(
     if session_idle_timeout is not None and not session_idle_timeout > 0:
         raise _fail("--session-idle-timeout must be a positive number of seconds", 2)
     elevation = _elevation(elicit_max_approvals, elicit_timeout)
+    if audit_mode not in ("durable", "async"):
+        raise _fail(f"--audit-mode must be durable or async, not {audit_mode!r}", 2)
+    limits = _limits(max_in_flight, request_timeout)
+    _log_to_stderr()
     data = load_policy(policy)
-    engine = load_engine(data, semantics, audit)
+    # durable: a call waits for its decision's event, and a failing sink stops calls at once
+    # (on_failure="deny") instead of letting them wait for a sink that may not come back; an
+    # HTTP collector keeps its fsynced local spool, which counts as durable
+    remote = audit is not None and audit.startswith(("http://", "https://"))
+    engine = load_engine(data, semantics, audit,
+                         {"on_failure": "deny"} if audit_mode == "durable" and not remote else None)
     _trust_approvers(engine, trust_approver)
-    gate = _gate(engine, resolver, pins, data, trusted)
+    gate = _gate(engine, resolver, pins, trusted)
+    gate.durable = audit is not None and audit_mode == "durable"
     if listen is None:
         from .mcp.proxy import StdioProxy
 
-        status = StdioProxy(gate, _identity(role, agent_attr, principal), command, elevation=elevation).run()
+        status = StdioProxy(gate, _identity(role, agent_attr, principal), command, elevation=elevation,
+                            limits=limits).run()
         engine.close()
         raise typer.Exit(status)
-    from .mcp.http_front import IDLE_TIMEOUT, JwtConfig, serve
+    from .mcp.http_front import IDLE_TIMEOUT, FrontLimits, JwtConfig, serve
 
     if (jwt_key is None) == (jwks is None):
         raise _fail("--listen needs exactly one of --jwt-key or --jwks (requests are authenticated)", 2)
@@ -181,9 +233,12 @@ def proxy(
     try:
         jwt_config = JwtConfig.from_files(key=jwt_key, jwks=jwks, issuer=jwt_issuer, audience=jwt_audience,
                                           algorithm=jwt_algorithm, role_claim=role_claim, attr_claims=attr_claim)
+        front_limits = FrontLimits(max_body=max_body, max_sessions=max_sessions, head_timeout=head_timeout,
+                                   body_timeout=body_timeout, max_sessions_per_principal=max_sessions_per_principal)
         status = serve(gate, jwt_config, listen, command=command or None, upstream=upstream,
                        idle_timeout=IDLE_TIMEOUT if session_idle_timeout is None else session_idle_timeout,
-                       elevation=elevation)
+                       elevation=elevation, limits=front_limits, session_limits=limits,
+                       allowed_hosts=allow_host, allowed_origins=allow_origin)
     except ValueError as exc:
         raise _fail(str(exc), 2) from None
     engine.close()

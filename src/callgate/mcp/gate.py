@@ -8,7 +8,7 @@ and nothing else. Every failure to decide is a denial with a reason.
 from __future__ import annotations
 
 import importlib
-import sys
+import logging
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -18,9 +18,11 @@ import orjson
 
 from ..engine import Engine
 from ..errors import CallgateError
+from ..language import uses_tiers
 from .pins import PinStore, tool_digest
-from .tiers import discovered_tiers, policy_tier, tier_default, uses_tiers
+from .tiers import discovered_tiers
 
+log = logging.getLogger("callgate.mcp")
 DENIED_PREFIX = "Denied by policy: "
 APPROVALS_KEY = "callgate/approvals"   # params._meta key: signed approvals a host attaches
 Resolver = Callable[[str, Mapping[str, Any]], Mapping[str, Any]]
@@ -145,50 +147,39 @@ class Gate:
     `seen` holds the digest of each tool definition as the upstream last listed it; with
     pins, a call is allowed only when that digest is the approved one.
 
-    Tiers: given the decoded `policy` and a policy that uses tiers (tier_defaults or tier
-    rules), every tools/list result the gate sees gives the listed tools a tier from their
-    annotations (tiers.py; `trusted` says whether the server's annotations are believed),
-    and the engine is reloaded with them (`discovered_tools`). A call to a tool whose
-    definition has not been seen since the last list_changed waits for a listing."""
+    Tiers: when tiers can change a decision under the engine's policy (tier_defaults or
+    tier rules; not in perso semantics), every tools/list result the gate sees gives the
+    listed tools a tier from their annotations (tiers.py; `trusted` says whether the
+    server's annotations are believed), and the engine is recompiled with them
+    (`Engine.reload(discovered_tools=...)`). A call to a tool whose definition has not been
+    seen since the last list_changed waits for a listing. What the policy means (tiers,
+    defaults, visibility) is the compiled policy's (language.Meaning)."""
 
     def __init__(self, engine: Engine, resolver: Optional[Resolver] = None,
-                 pins: Optional[PinStore] = None, *, policy: Optional[Mapping[str, Any]] = None,
-                 trusted: bool = False) -> None:
+                 pins: Optional[PinStore] = None, *, trusted: bool = False, durable: bool = False) -> None:
         self.engine = engine
+        self.durable = durable   # forward a call only once its decision is durable in the audit trail
         self.resolver = resolver
         self.pins = pins
-        self.policy = policy
         self.trusted = trusted
         self.seen: dict[str, str] = {}
         self.stale = True   # no tools/list seen yet, or list_changed since
         self.tiers: dict[str, str] = {}          # discovered tool -> resolved tier
         self.tier_error: Optional[str] = None    # the last reload with discovered tiers failed
-        self.discovery = (policy is not None and uses_tiers(policy)
-                          and getattr(engine, "semantics", "strict") != "perso")
+        compiled = engine.compiled
+        self.discovery = compiled.semantics != "perso" and uses_tiers(compiled.policy)
         self._lock = threading.Lock()
 
     # ------------------------------------------------------------ listing
 
     def tier_of(self, tool: str) -> Optional[str]:
-        """The tool's tier: discovered from the server, else the policy's own (for a tool it
-        declares), else None."""
-        tier = self.tiers.get(tool)
-        if tier is not None or not isinstance(self.policy, Mapping):
-            return tier
-        tools = self.policy.get("tools")
-        if isinstance(tools, list) and tool in tools:
-            return policy_tier(self.policy.get("tool_tiers"), tool)
-        return None
+        """The tool's tier: discovered from the server, else the policy's own, else None."""
+        return self.engine.compiled.tier_of(tool)
 
     def visible(self, tool: str, role: str) -> bool:
-        """Could `role` ever be allowed to call `tool`? (Some rule for the pair, a default
-        action of Allow, or a tier default of allow or elevate for the tool's tier.)"""
-        compiled = self.engine.compiled
-        if compiled.policy.default_action == "Allow":
-            return True
-        if (tool, role) in compiled.table:
-            return True
-        return tier_default(self.policy, self.tier_of(tool)) in ("allow", "elevate")
+        """Could `role` ever be allowed to call `tool`? (language.Meaning.visible: the contract
+        written in docs/mcp.md.)"""
+        return self.engine.compiled.visible(tool, role)
 
     def record_tools(self, tools: list) -> None:
         """Remember the definitions a tools/list page showed (for the pins check), and with
@@ -200,23 +191,20 @@ class Gate:
             self._discover(tools)
 
     def _discover(self, tools: list) -> None:
-        found = discovered_tiers(tools, trusted=self.trusted,
-                                 tool_tiers=self.policy.get("tool_tiers") if self.policy else None)
+        found = discovered_tiers(tools, trusted=self.trusted, policy=self.engine.compiled.policy)
         with self._lock:
             if all(self.tiers.get(name) == tier for name, tier in found.items()) and self.tier_error is None:
                 return
             tiers = dict(self.tiers, **found)
             try:
-                self.engine.reload(self.policy, discovered_tools=tiers)  # type: ignore[arg-type]
+                self.engine.reload(discovered_tools=tiers)
             except Exception as exc:  # fail closed: the discovered tools are denied (check())
                 self.tier_error = f"{type(exc).__name__}: {exc}"
-                print(f"callgate: the tiers of the server's tools could not be applied ({self.tier_error})",
-                      file=sys.stderr)
+                log.error("the tiers of the server's tools could not be applied (%s)", self.tier_error)
             else:
                 self.tier_error = None
-                digest = getattr(self.engine, "policy_digest", None)
-                print(f"callgate: {len(tiers)} tool(s) of the server have tiers now; policy digest {digest} "
-                      "(what approvals bind to)", file=sys.stderr)
+                log.info("%d tool(s) of the server have tiers now; policy digest %s (what approvals bind to)",
+                         len(tiers), self.engine.policy_digest)
             self.tiers = tiers
 
     def filter_tools(self, tools: list, role: str) -> list:
@@ -251,6 +239,23 @@ class Gate:
         """The upstream said its tool list changed: definitions must be listed again."""
         self.stale = True
         self.seen.clear()
+
+    # ------------------------------------------------------------ the audit trail
+
+    def audit_mark(self) -> Optional[int]:
+        """With durable forwarding and an audit trail: the position the trail must have made
+        durable before the call just decided may be forwarded (None: forward at once)."""
+        if not self.durable:
+            return None
+        recorder = getattr(self.engine, "_recorder", None)
+        return None if recorder is None else recorder.durable_mark()
+
+    def wait_durable(self, mark: int, timeout: float) -> Optional[str]:
+        """Block until the audit trail is durable up to `mark`: None, or why it is not."""
+        recorder = getattr(self.engine, "_recorder", None)
+        if recorder is None:
+            return None
+        return recorder.wait_durable(mark, timeout)
 
     # ------------------------------------------------------------ calls
 
@@ -306,8 +311,8 @@ class Gate:
                               resource, trace_id, bool(tokens))
         except CallgateError as exc:
             return _deny(str(exc), tool, args)
-        except Exception as exc:  # pragma: no cover - a bug must still deny
-            print(f"callgate: internal error deciding {tool}: {exc!r}", file=sys.stderr)
+        except Exception:  # pragma: no cover - a bug must still deny
+            log.exception("internal error deciding %s", tool)
             return _deny("internal error while deciding", tool, args)
         if verdict.decision not in ("Allow", "Elevate"):
             return verdict

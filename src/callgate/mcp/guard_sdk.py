@@ -144,31 +144,21 @@ def _denied(reason: str) -> Any:
 
 def guard(server: Any, policy: Union[str, Engine, Mapping[str, Any]], *, identity: IdentityFn,
           resolver: Optional[Resolver] = None, pins: Optional[str] = None, trusted: bool = False,
-          elevation: Optional[elevate.Elevation] = None, policy_source: Optional[Mapping[str, Any]] = None) -> Guard:
+          elevation: Optional[elevate.Elevation] = None) -> Guard:
     """Install a Guard on `server` (an MCPServer or a low-level Server: anything with a
-    `middleware` list) and return it. `policy` is a path, a decoded policy or an Engine (then
-    `policy_source`, its decoded policy, enables tiers from annotations); `identity(ctx)`
-    returns the caller's Identity (or None: every call is then denied); `trusted`: the
-    tools' annotations set their tiers; `elevation`: how Elevate asks the user."""
-    from ..policy import parse_json
-
-    source: Optional[Mapping[str, Any]] = policy_source
+    `middleware` list) and return it. `policy` is a path, a decoded policy or an Engine;
+    `identity(ctx)` returns the caller's Identity (or None: every call is then denied);
+    `trusted`: the tools' annotations set their tiers (when tiers matter to the policy);
+    `elevation`: how Elevate asks the user."""
     if isinstance(policy, Engine):
         engine = policy
     elif isinstance(policy, Mapping):
-        source = policy
         engine = Engine.from_dict(policy)
     else:
         engine = Engine.from_file(policy)
-        try:  # the decoded policy, for tiers (the engine has already vouched for the file)
-            with open(policy, "rb") as f:
-                source = parse_json(f.read())
-        except Exception:
-            source = None
     chain = getattr(server, "middleware", None)
     if not isinstance(chain, list):
         raise TypeError("guard() needs an mcp SDK server with a middleware list (mcp>=2)")
-    g = Guard(Gate(engine, resolver, PinStore(pins) if pins else None, policy=source, trusted=trusted),
-              identity, server, elevation)
+    g = Guard(Gate(engine, resolver, PinStore(pins) if pins else None, trusted=trusted), identity, server, elevation)
     chain.append(g)
     return g

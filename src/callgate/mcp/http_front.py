@@ -1,104 +1,212 @@
 """The Streamable HTTP front: `callgate proxy --listen 127.0.0.1:PORT … (-- SERVER | --upstream URL)`.
 
-Every HTTP request is authenticated first (a bearer JWT, jwt_auth.py): no token, no MCP.
-The identity in the token decides each tools/call; the session (Mcp-Session-Id, minted
-here) is bound to the token's subject, so another principal cannot ride it. Requests are
-answered with JSON; what the server sends on its own (sampling, elicitation, roots,
-notifications; for an HTTP upstream also what it sends on its own GET event stream) is
-delivered, in order, on the session's GET event stream; the client's answers to the
-server's requests go back to the server. A session idle for `idle_timeout` seconds (no
-request in progress, no event stream open) is closed with its upstream: its id then gets
-404, the MCP answer for an unknown session, and the client initializes a new one.
-An Elevate the client may approve is asked on the session's GET event stream
-(elicitation/create, elevate.py); the POST of the call waits for the answer.
+A thin transport over the session core (session.py), one core per MCP session:
+
+- Every HTTP request is checked first: its Host and Origin (MCP's transport rules: a page
+  on another origin must not reach a local server), then its bearer JWT (jwt_auth.py): no
+  token, no MCP. The token's identity decides each tools/call; the session (Mcp-Session-Id,
+  minted here) is bound to the token's subject, so another principal cannot ride it.
+- A POST carrying a tools/call is answered with an event stream when the client accepts
+  one: what belongs to the call (its progress, the approval question of an Elevate) goes
+  out on that stream, in order, before its result. Other requests are answered with JSON.
+  What the server sends on its own (requests, notifications) goes out on the session's GET
+  event stream.
+- Limits: bodies (checked while reading), request heads and bodies that arrive too slowly,
+  requests in progress per principal, sessions per principal and in all. When a limit on
+  sessions is reached, the least recently used session that has no request in progress
+  (of that principal, else of anyone) is closed to make room; a session with no request
+  for `idle_timeout` seconds is closed too (an open GET stream does not keep it). A closed
+  session's id, or that of a session whose server died, gets 404, and the client starts a
+  new one.
 """
 
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
+import ipaddress
+import logging
 import secrets
-import sys
-import uuid
+from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
-
-import orjson
 
 from . import elevate
 from . import jsonrpc as rpc
-from .gate import MODERN_VERSION_KEY, Gate, Identity, Verdict, denial_result, without_approvals
+from .gate import Gate, Identity
 from .jwt_auth import AuthError, JwtConfig
-from .proxy import MAX_MESSAGE, RECENT_IDS, reserved_meta
-from .upstreams import HttpUpstream, StdioUpstream, UpstreamGone
+from .session import Limits, Session, ToClient, ToServer
+from .upstreams import HttpLink, StdioLink, UpstreamGone
+from .wire import WireError, decode
 
-__all__ = ["HttpFront", "JwtConfig", "serve"]
+__all__ = ["FrontLimits", "HttpFront", "JwtConfig", "serve"]
+log = logging.getLogger("callgate.mcp")
 PATH = "/mcp"
 KEEPALIVE_S = 15.0
-MAX_SESSIONS = 64   # each stdio session is a process: an authenticated client cannot fork without bound
-IDLE_TIMEOUT = 1800.0  # seconds a session may sit idle before it is closed
+IDLE_TIMEOUT = 1800.0      # seconds a session may go without a request before it is closed
+INCOMING_MAX = 1000        # messages kept for a GET stream nobody reads (the oldest are dropped)
+AUDIT_TIMEOUT = 10.0       # seconds a forwarded call waits for its decision to be durable
+PARSE_IN_THREAD = 256 * 1024   # bodies larger than this are parsed off the event loop
 
 
-class Session:
-    def __init__(self, upstream: Any, principal: tuple) -> None:
+@dataclass(frozen=True)
+class FrontLimits:
+    """What one client, or all of them, may hold of the front (docs/mcp.md, "Limits").
+
+    max_body: bytes in one POST body (refused with 413 while reading, before parsing);
+    head_timeout, body_timeout: seconds for a request head, and for a body, to arrive;
+    max_sessions, max_sessions_per_principal: open MCP sessions (each may be a server
+    process); max_requests_per_principal: POSTs of one principal in progress at once;
+    max_connections: open connections (beyond it new requests get 503)."""
+
+    max_body: int = 4 * 1024 * 1024
+    head_timeout: float = 10.0
+    body_timeout: float = 30.0
+    max_sessions: int = 64
+    max_sessions_per_principal: int = 8
+    max_requests_per_principal: int = 32
+    max_connections: int = 512
+
+    def __post_init__(self) -> None:
+        for name in ("max_body", "max_sessions", "max_sessions_per_principal", "max_requests_per_principal",
+                     "max_connections"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be at least 1")
+        if not (self.head_timeout > 0 and self.body_timeout > 0):
+            raise ValueError("head_timeout and body_timeout must be positive numbers of seconds")
+
+
+class _Post:
+    """One POST waiting for its answer: what the session core sends with it as `origin`."""
+
+    __slots__ = ("queue", "streaming", "open")
+
+    def __init__(self, streaming: bool) -> None:
+        self.queue: "asyncio.Queue[ToClient]" = asyncio.Queue()
+        self.streaming = streaming    # answered with an event stream: intermediate messages go on it
+        self.open = True
+
+
+class FrontSession:
+    """One MCP session: its core, the link to its server, its GET stream's queue."""
+
+    def __init__(self, front: "HttpFront", principal: str) -> None:
         self.id = secrets.token_urlsafe(24)
-        self.upstream = upstream
-        self.principal = principal
-        self.recent: collections.OrderedDict = collections.OrderedDict()
-        self.inflight: set = set()
-        self.lock = asyncio.Lock()   # serializes the pins refresh
-        self.last_active = asyncio.get_running_loop().time()
-        self.busy = 0                # requests in progress and event streams open
+        self.front, self.principal = front, principal
+        self.core = Session(front.gate, elevation=front.elevation, limits=front.session_limits)
+        if front.command is not None:
+            self.link: Any = StdioLink(front.command, self._from_server_line, self._server_gone)
+        else:
+            self.link = HttpLink(front.upstream_url, self._from_server_message, self._server_gone)  # type: ignore[arg-type]
+        self.incoming: "asyncio.Queue[bytes]" = asyncio.Queue(INCOMING_MAX)
+        self.outbox: "asyncio.Queue[ToServer]" = asyncio.Queue()
+        self.last_used = asyncio.get_running_loop().time()
+        self.busy = 0                 # POSTs in progress
+        self.dead: Optional[str] = None
         self.closed = asyncio.Event()
-        self.client_caps: Any = None             # declared at initialize
-        self.client_protocol: Optional[str] = None
-        self.elicits: dict[tuple, asyncio.Future] = {}   # our elicitation id -> its answer
-        self.held: dict[tuple, tuple] = {}               # a call waiting for approval -> our elicitation id
+        self._tasks: list[asyncio.Task] = []
 
-    def idle_for(self, now: float) -> float:
-        return 0.0 if self.busy else now - self.last_active
+    async def start(self) -> None:
+        await self.link.start()
+        self._tasks = [asyncio.create_task(self._write()), asyncio.create_task(self._expire())]
 
-    @contextlib.contextmanager
-    def active(self):
-        self.busy += 1
+    # ---------------------------------------------------------------- carrying out actions
+
+    def dispatch(self, actions: list) -> None:
+        for action in actions:
+            if type(action) is ToServer:
+                self.outbox.put_nowait(action)
+                continue
+            post = action.origin
+            if isinstance(post, _Post) and post.open and (action.final or post.streaming):
+                post.queue.put_nowait(action)
+            elif not action.final:
+                self.to_get_stream(action.data)
+            # a final answer whose POST is gone (the client hung up) reaches nobody
+
+    def to_get_stream(self, data: bytes) -> None:
+        if self.incoming.full():
+            self.incoming.get_nowait()
+        self.incoming.put_nowait(data)
+
+    async def _write(self) -> None:
+        """Messages for the server, in order; a call whose decision must first be durable in
+        the audit trail waits here, and what follows waits behind it."""
+        gate = self.front.gate
+        while True:
+            action = await self.outbox.get()
+            if action.mark is not None:
+                why = await asyncio.to_thread(gate.wait_durable, action.mark, self.front.audit_timeout)
+                if why is not None:
+                    log.error("a call was not forwarded: its decision could not be made durable (%s)", why)
+                    self.dispatch(self.core.not_durable(action.key, why))
+                    continue
+            try:
+                await self.link.send(action.data)
+            except UpstreamGone as exc:
+                self._server_gone(str(exc))
+
+    async def _expire(self) -> None:
+        while True:
+            await asyncio.sleep(0.25)
+            deadline = self.core.next_deadline()
+            if deadline is not None and deadline <= self.core.clock():
+                self.dispatch(self.core.tick())
+
+    def _from_server_line(self, line: bytes) -> None:
+        self.dispatch(self.core.from_server(line))
+
+    def _from_server_message(self, msg: Any) -> None:
+        self.dispatch(self.core.server_message(msg))
+
+    def _server_gone(self, why: str) -> None:
+        if self.dead is None:
+            self.dead = why
+            log.warning("session %s…: %s", self.id[:8], why)
+            self.dispatch(self.core.server_gone(why))
+
+    async def close(self, why: str = "the session was closed") -> None:
+        if self.closed.is_set():
+            return
+        self.closed.set()
+        for task in self._tasks:
+            task.cancel()
+        if self.dead is None:
+            self.dead = why
+            self.dispatch(self.core.server_gone(why))
         try:
-            yield
-        finally:
-            self.busy -= 1
-            self.last_active = asyncio.get_running_loop().time()
-
-    def claim_id(self, key: tuple) -> bool:
-        """False when the id is in flight or was answered recently in this session."""
-        if key in self.inflight or key in self.recent:
-            return False
-        self.inflight.add(key)
-        return True
-
-    def release_id(self, key: tuple) -> None:
-        self.inflight.discard(key)
-        self.recent[key] = None
-        if len(self.recent) > RECENT_IDS:
-            self.recent.popitem(last=False)
+            await self.link.close()
+        except Exception as exc:  # one upstream failing to close must not stop the others
+            log.warning("closing a session's upstream failed: %r", exc)
 
 
-def _principal(identity: Identity) -> tuple:
-    return (identity.principal,) if identity.principal else ("role", identity.role)
+@dataclass
+class _Principal:
+    requests: int = 0
+    sessions: set = field(default_factory=set)
 
 
 class HttpFront:
     def __init__(self, gate: Gate, auth: JwtConfig, *, command: Optional[Sequence[str]] = None,
-                 upstream: Optional[str] = None, max_body: int = MAX_MESSAGE,
-                 idle_timeout: float = IDLE_TIMEOUT, elevation: Optional[elevate.Elevation] = None) -> None:
+                 upstream: Optional[str] = None, idle_timeout: float = IDLE_TIMEOUT,
+                 elevation: Optional[elevate.Elevation] = None, limits: Optional[FrontLimits] = None,
+                 session_limits: Optional[Limits] = None, allowed_hosts: Sequence[str] = (),
+                 allowed_origins: Sequence[str] = (), audit_timeout: float = AUDIT_TIMEOUT) -> None:
         if (command is None) == (upstream is None):
             raise ValueError("give exactly one upstream: a server command or a URL")
         if not idle_timeout > 0:
             raise ValueError("the session idle timeout must be a positive number of seconds")
+        self.gate, self.auth = gate, auth
+        self.command = list(command) if command is not None else None
+        self.upstream_url = upstream
         self.idle_timeout = idle_timeout
         self.elevation = elevation if elevation is not None else elevate.Elevation()
-        self.gate, self.auth = gate, auth
-        self.command, self.upstream_url, self.max_body = command, upstream, max_body
-        self.sessions: dict[str, Session] = {}
-        self._tasks: set = set()   # sessions being closed in the background
+        self.limits = limits if limits is not None else FrontLimits()
+        self.session_limits = session_limits
+        self.allowed_hosts = {h.lower() for h in allowed_hosts}
+        self.allowed_origins = {o.lower().rstrip("/") for o in allowed_origins}
+        self.audit_timeout = audit_timeout
+        self.sessions: dict[str, FrontSession] = {}
+        self._principals: dict[str, _Principal] = {}
 
     # ---------------------------------------------------------------- the ASGI app
 
@@ -107,7 +215,7 @@ class HttpFront:
         from starlette.routing import Route
 
         @contextlib.asynccontextmanager
-        async def lifespan(app: Any):
+        async def lifespan(app: Any) -> Any:
             reaper = asyncio.create_task(self._reap())
             try:
                 yield
@@ -123,49 +231,80 @@ class HttpFront:
         for session in list(self.sessions.values()):
             await self._close(session)
 
-    async def _close(self, session: Session) -> None:
+    async def _close(self, session: FrontSession, why: str = "the session was closed") -> None:
         """Forget the session (its id is unknown from now on) and close its upstream."""
         if self.sessions.get(session.id) is session:
             del self.sessions[session.id]
-        if not session.closed.is_set():
-            session.closed.set()
-            try:
-                await session.upstream.close()
-            except Exception as exc:  # one upstream failing to close must not stop the others
-                print(f"callgate proxy: closing a session's upstream failed: {exc!r}", file=sys.stderr)
+        owner = self._principals.get(session.principal)
+        if owner is not None:
+            owner.sessions.discard(session.id)
+            self._forget(session.principal)
+        await session.close(why)
 
-    def _expired(self) -> list[Session]:
-        now = asyncio.get_running_loop().time()
-        return [s for s in self.sessions.values() if s.idle_for(now) > self.idle_timeout]
+    def _forget(self, principal: str) -> None:
+        owner = self._principals.get(principal)
+        if owner is not None and not owner.sessions and not owner.requests:
+            del self._principals[principal]
 
     async def _reap(self) -> None:
-        """Close the sessions idle longer than idle_timeout."""
+        """Close the sessions with no request for idle_timeout seconds, and dead ones."""
         interval = min(max(self.idle_timeout / 4, 0.05), 30.0)
         while True:
             await asyncio.sleep(interval)
-            try:
-                for session in self._expired():
-                    await self._close(session)
-            except Exception as exc:  # keep reaping
-                print(f"callgate proxy: expiring sessions failed: {exc!r}", file=sys.stderr)
+            now = asyncio.get_running_loop().time()
+            for session in list(self.sessions.values()):
+                if session.busy == 0 and (session.dead is not None or now - session.last_used > self.idle_timeout):
+                    try:
+                        await self._close(session, "the session was idle too long")
+                    except Exception as exc:  # keep reaping
+                        log.warning("expiring a session failed: %r", exc)
+
+    # ---------------------------------------------------------------- checks before MCP
+
+    def _refused(self, request: Any) -> Any:
+        """403 for a Host or Origin this front does not serve (DNS rebinding, cross-site pages)."""
+        from starlette.responses import JSONResponse
+
+        host = (request.headers.get("host") or "").lower()
+        if self.allowed_hosts and host not in self.allowed_hosts:
+            log.warning("refused a request for host %r from %s", host, _peer(request))
+            return JSONResponse(_err(None, rpc.INVALID_REQUEST, f"Forbidden: host {host!r} is not served here"), 403)
+        origin = request.headers.get("origin")
+        if origin is not None and origin.lower().rstrip("/") not in self.allowed_origins:
+            log.warning("refused a request from origin %r (%s)", origin, _peer(request))
+            return JSONResponse(_err(None, rpc.INVALID_REQUEST, f"Forbidden: origin {origin!r} is not allowed"), 403)
+        return None
 
     async def endpoint(self, request: Any) -> Any:
         from starlette.responses import JSONResponse, Response
 
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
         try:
             identity = self.auth.verify(request.headers.get("authorization"))
         except AuthError as exc:
+            log.warning("401 for %s %s from %s: %s", request.method, PATH, _peer(request), exc)
             return JSONResponse({"jsonrpc": "2.0", "id": None, "error": {"code": -32001, "message": f"Unauthorized: {exc}"}},
                                 status_code=401, headers={"www-authenticate": 'Bearer error="invalid_token"'})
-        if request.method == "POST":
-            return await self.post(request, identity)
-        session, problem = self._session(request, identity)
-        if problem is not None:
-            return problem
-        if request.method == "DELETE":
-            await self._close(session)
-            return Response(status_code=200)
-        return self._event_stream(session)
+        principal = identity.principal or ""
+        owner = self._principals.setdefault(principal, _Principal())
+        if owner.requests >= self.limits.max_requests_per_principal:
+            return JSONResponse(_err(None, rpc.SERVER_GONE, "too many requests in progress for this principal"), 429)
+        owner.requests += 1
+        try:
+            if request.method == "POST":
+                return await self.post(request, identity)
+            session, problem = self._session(request, identity)
+            if problem is not None:
+                return problem
+            if request.method == "DELETE":
+                await self._close(session)
+                return Response(status_code=200)
+            return self._event_stream(session)
+        finally:
+            owner.requests -= 1
+            self._forget(principal)
 
     def _session(self, request: Any, identity: Identity) -> tuple[Any, Any]:
         from starlette.responses import JSONResponse
@@ -174,236 +313,180 @@ class HttpFront:
         if not sid:
             return None, JSONResponse(_err(None, rpc.INVALID_REQUEST, "Bad Request: Mcp-Session-Id header is required"), 400)
         session = self.sessions.get(sid)
-        if session is not None and session.idle_for(asyncio.get_running_loop().time()) > self.idle_timeout:
-            self.sessions.pop(sid, None)   # expired: the reaper has not come round to it yet
-            task = asyncio.create_task(self._close(session))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+        if session is not None and session.dead is not None and session.busy == 0:
+            asyncio.get_running_loop().create_task(self._close(session))   # its server is gone: start anew
             session = None
         if session is None:
             return None, JSONResponse(_err(None, rpc.INVALID_REQUEST, "Session not found"), 404)
-        if session.principal != _principal(identity):
+        if session.principal != identity.principal:
             return None, JSONResponse(_err(None, rpc.INVALID_REQUEST, "Forbidden: this session belongs to another principal"), 403)
         return session, None
+
+    async def _body(self, request: Any) -> tuple[Optional[bytes], Any]:
+        """The POST body, read within the size and time limits: (body, None) or (None, response)."""
+        from starlette.responses import JSONResponse
+
+        limit = self.limits.max_body
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            return None, JSONResponse(_err(None, rpc.TOO_LARGE, f"message larger than {limit} bytes"), 413)
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.limits.body_timeout
+        body = bytearray()
+        chunks = request.stream().__aiter__()
+        while True:
+            left = deadline - loop.time()
+            try:
+                if left <= 0:
+                    raise asyncio.TimeoutError
+                chunk = await asyncio.wait_for(chunks.__anext__(), left)
+            except StopAsyncIteration:
+                return bytes(body), None
+            except asyncio.TimeoutError:
+                log.warning("408: a body from %s did not arrive within %g s", _peer(request), self.limits.body_timeout)
+                return None, JSONResponse(_err(None, rpc.INVALID_REQUEST, "Request Timeout: the body did not "
+                                               f"arrive within {self.limits.body_timeout:g} s"), 408)
+            body += chunk
+            if len(body) > limit:
+                return None, JSONResponse(_err(None, rpc.TOO_LARGE, f"message larger than {limit} bytes"), 413)
 
     async def post(self, request: Any, identity: Identity) -> Any:
         from starlette.responses import JSONResponse, Response
 
-        body = bytearray()
-        async for chunk in request.stream():
-            body += chunk
-            if len(body) > self.max_body:
-                return JSONResponse(_err(None, rpc.TOO_LARGE, f"message larger than {self.max_body} bytes"), 413)
+        body, problem = await self._body(request)
+        if problem is not None:
+            return problem
+        assert body is not None
         try:
-            msg = orjson.loads(body)
-        except orjson.JSONDecodeError:
-            return JSONResponse(_err(None, rpc.PARSE_ERROR, "Parse error: not valid JSON"), 400)
+            msg = await asyncio.to_thread(decode, body) if len(body) > PARSE_IN_THREAD else decode(body)
+        except WireError as exc:
+            return JSONResponse(_err(None, rpc.PARSE_ERROR, f"Parse error: {exc}"), 400)
         del body
-        batch = isinstance(msg, list)
-        items = msg if batch else [msg]
-        if not items:
-            return JSONResponse(_err(None, rpc.INVALID_REQUEST, "Invalid Request: empty batch"), 400)
         headers = {}
-        if any(isinstance(m, dict) and m.get("method") == "initialize" for m in items):
-            if batch:
-                return JSONResponse(_err(None, rpc.INVALID_REQUEST, "initialize must not be batched"), 400)
-            for expired in self._expired():
-                await self._close(expired)
-            if len(self.sessions) >= MAX_SESSIONS:
-                return JSONResponse(_err(msg.get("id"), rpc.SERVER_GONE, "too many open sessions; close one (DELETE)"), 503)
-            upstream = StdioUpstream(self.command) if self.command else HttpUpstream(self.upstream_url)  # type: ignore[arg-type]
-            upstream.on_list_changed = self.gate.mark_stale
-            try:
-                await upstream.start()
-            except UpstreamGone as exc:
-                return JSONResponse(_err(msg.get("id"), rpc.SERVER_GONE, str(exc)), 502)
-            session = Session(upstream, _principal(identity))
-            self.sessions[session.id] = session
+        if _is_initialize(msg):
+            session, problem = await self._new_session(identity)
+            if problem is not None:
+                return problem
             headers["mcp-session-id"] = session.id
         else:
             session, problem = self._session(request, identity)
             if problem is not None:
                 return problem
-        with session.active():
-            answers = [a for a in [await self._one(session, item, identity, batch) for item in items] if a is not None]
-        if not answers:
-            return Response(status_code=202, headers=headers)
-        content = answers if batch else answers[0]
-        return Response(orjson.dumps(content), media_type="application/json", headers=headers)
-
-    async def _one(self, session: Session, msg: Any, identity: Identity, batch: bool = False) -> Optional[dict]:
-        """Relay one message; the answer for the client, or None (notification, response)."""
-        kind = rpc.kind(msg)
-        upstream = session.upstream
-        if kind == "response" and self._answer_to_us(session, msg):
-            return None
-        if kind == "notification" and msg["method"] == "notifications/cancelled" and self._cancel_held(session, msg):
-            return None
-        if kind in ("notification", "response"):
-            try:
-                await upstream.send(orjson.dumps(msg))
-            except UpstreamGone:
-                pass
-            return None
-        if kind != "request":
-            id_ = msg.get("id") if isinstance(msg, dict) else None
-            return _err(id_ if rpc.id_key(id_) else None, rpc.INVALID_REQUEST, "Invalid Request")
-        key = rpc.id_key(msg["id"])
-        if key is None:
-            return _err(None, rpc.INVALID_REQUEST, "Invalid Request: the id must be a string or an integer, not null")
-        if not session.claim_id(key):
-            return _err(msg["id"], rpc.INVALID_REQUEST, "Invalid Request: this id was already used in this session")
+        accepts_stream = "text/event-stream" in (request.headers.get("accept") or "")
+        post = _Post(streaming=accepts_stream and _is_call(msg))
+        session.busy += 1
         try:
-            method = msg["method"]
-            if method == "initialize" and isinstance(msg.get("params"), dict):
-                session.client_caps = msg["params"].get("capabilities")
-                version = msg["params"].get("protocolVersion")
-                session.client_protocol = version if isinstance(version, str) else None
-            if method == "tools/call":
-                params = msg.get("params")
-                if isinstance(params, dict) and isinstance(params.get("name"), str) and \
-                        self.gate.needs_definitions(params["name"]):
-                    await self._refresh(session, params)
-                verdict = self.gate.decide(params, identity)
-                if not verdict.allowed:
-                    reason = await self._not_allowed(session, msg, key, verdict, identity, batch)
-                    if reason is not None:
-                        return {"jsonrpc": "2.0", "id": msg["id"], "result": denial_result(reason, params)}
-                msg = without_approvals(msg)   # approvals are for the gate: the server gets the call
-            try:
-                answer = await upstream.request(msg, orjson.dumps(msg))
-            except (UpstreamGone, asyncio.TimeoutError) as exc:
-                return _err(msg["id"], rpc.SERVER_GONE, str(exc) or "the MCP server did not answer in time")
-            if method == "tools/list" and "result" in answer:
-                filtered = self.gate.filter_list_result(answer["result"], identity.role)
-                if filtered is not None:
-                    answer = dict(answer, result=filtered)
-            elif method == "initialize" and isinstance(answer.get("result"), dict):
-                pass  # capabilities pass through unchanged
-            return answer
+            session.dispatch(session.core.client_message(msg, identity, origin=post))
+            if not Session.expects_answer(msg):
+                post.open = False
+                return Response(status_code=202, headers=headers)
+            if post.streaming:
+                return self._answer_stream(session, post, headers)
+            while True:
+                action = await post.queue.get()
+                if action.final:
+                    return Response(action.data, media_type="application/json", headers=headers)
         finally:
-            session.release_id(key)
+            if not post.streaming:
+                self._done(session, post)
 
-    # ---------------------------------------------------------------- Elevate
+    def _done(self, session: FrontSession, post: _Post) -> None:
+        post.open = False
+        session.busy -= 1
+        session.last_used = asyncio.get_running_loop().time()
 
-    async def _not_allowed(self, session: Session, msg: dict, key: tuple, v: Verdict, identity: Identity,
-                           batch: bool) -> Optional[str]:
-        """The reason a call does not run, or None when the user approved it (asked with an
-        elicitation on the session's event stream while this POST waits)."""
-        if v.decision != "Elevate":
-            return v.reason
-        params = msg.get("params")
-        meta = params.get("_meta") if isinstance(params, dict) else None
-        refusal = elevate.why_not(v, elicitation=elevate.can_elicit(session.client_caps), elevation=self.elevation,
-                                  batch=batch, modern=isinstance(meta, dict) and MODERN_VERSION_KEY in meta)
-        if refusal is not None:
-            outcome, why = refusal
-            return elevate.denial(v, identity, self.gate, outcome, why, elevate.method_for(v, outcome))
-        eid = f"callgate-elicit-{uuid.uuid4().hex}"
-        ekey = rpc.id_key(eid)
-        answer: asyncio.Future = asyncio.get_running_loop().create_future()
-        session.elicits[ekey] = answer
-        session.held[key] = ekey
-        session.upstream.to_client(elevate.elicitation_request(eid, v, session.client_protocol))
-        try:
-            response = await asyncio.wait_for(answer, self.elevation.timeout)
-            outcome, why = elevate.outcome_of(response) if response is not _CANCELLED else \
-                (elevate.CANCELLED, "the client cancelled the call")
-        except asyncio.TimeoutError:
-            outcome, why = elevate.TIMEOUT, f"no answer within {self.elevation.timeout:g} s"
-        finally:
-            session.elicits.pop(ekey, None)
-            session.held.pop(key, None)
-        if outcome in (elevate.TIMEOUT, elevate.CANCELLED):
-            session.upstream.to_client({"jsonrpc": "2.0", "method": "notifications/cancelled",
-                                        "params": {"requestId": eid, "reason": why}})
-        if outcome == elevate.APPROVED:
-            if elevate.record_outcome(self.gate, v, identity, method="elicitation", outcome=outcome,
-                                      reason=elevate.approved_reason(v, identity)):
-                return None
-            outcome, why = elevate.ERROR, "the audit trail could not record the approval"
-        return elevate.denial(v, identity, self.gate, outcome, why, "elicitation")
-
-    @staticmethod
-    def _answer_to_us(session: Session, msg: dict) -> bool:
-        """The client's answer to one of the front's elicitation requests (a late one, after
-        the timeout, is dropped: it is not the server's)."""
-        id_ = msg.get("id")
-        if not (isinstance(id_, str) and id_.startswith("callgate-elicit-")):
-            return False
-        answer = session.elicits.get(rpc.id_key(id_))
-        if answer is not None and not answer.done():
-            answer.set_result(msg)
-        return True
-
-    @staticmethod
-    def _cancel_held(session: Session, msg: dict) -> bool:
-        """notifications/cancelled for a call waiting for approval: stop waiting (the call is
-        denied; the server never saw it, so the notification stops here)."""
-        params = msg.get("params")
-        key = rpc.id_key(params.get("requestId")) if isinstance(params, dict) else None
-        ekey = session.held.get(key) if key is not None else None
-        if ekey is None:
-            return False
-        answer = session.elicits.get(ekey)
-        if answer is not None and not answer.done():
-            answer.set_result(_CANCELLED)
-        return True
-
-    # ---------------------------------------------------------------- definitions
-
-    async def _refresh(self, session: Session, call_params: Optional[dict] = None) -> None:
-        """Pins and tiers: list the upstream's tools (every page) before deciding a call."""
-        meta = reserved_meta(call_params)
-        async with session.lock:
-            cursor = None
-            for _ in range(1000):
-                id_ = f"callgate-{uuid.uuid4().hex}"
-                params: dict = {"cursor": cursor} if cursor else {}
-                if meta:
-                    params["_meta"] = meta
-                req = {"jsonrpc": "2.0", "id": id_, "method": "tools/list", "params": params}
-                try:
-                    answer = await session.upstream.request(req, orjson.dumps(req))
-                except (UpstreamGone, asyncio.TimeoutError):
-                    return
-                result = answer.get("result")
-                if not isinstance(result, dict) or not isinstance(result.get("tools"), list):
-                    return
-                self.gate.record_tools(result["tools"])
-                cursor = result.get("nextCursor")
-                if not cursor:
-                    return
-
-    def _event_stream(self, session: Session) -> Any:
+    def _answer_stream(self, session: FrontSession, post: _Post, headers: dict) -> Any:
+        """An event stream answering a POST: what belongs to the call, then its answer."""
         from starlette.responses import StreamingResponse
 
-        async def events():
-            queue = session.upstream.incoming
+        async def events() -> Any:   # the POST's count on the session ends with the stream
+            try:
+                while True:
+                    try:
+                        action = await asyncio.wait_for(post.queue.get(), KEEPALIVE_S)
+                    except asyncio.TimeoutError:
+                        yield b": keepalive\n\n"
+                        continue
+                    yield b"event: message\ndata: " + action.data + b"\n\n"
+                    if action.final:
+                        return
+            finally:
+                self._done(session, post)
+
+        return StreamingResponse(events(), media_type="text/event-stream",
+                                 headers={"cache-control": "no-cache", **headers})
+
+    async def _new_session(self, identity: Identity) -> tuple[Any, Any]:
+        """A session for an initialize: room is made by closing the least recently used idle
+        session of the same principal (at its limit), else of anyone (at the total limit)."""
+        from starlette.responses import JSONResponse
+
+        principal = identity.principal or ""
+        mine = [s for s in self.sessions.values() if s.principal == principal]
+        if len(mine) >= self.limits.max_sessions_per_principal and not await self._make_room(mine):
+            return None, JSONResponse(_err(None, rpc.SERVER_GONE, "too many open sessions for this principal, all "
+                                           "busy; close one (DELETE)"), 503)
+        if len(self.sessions) >= self.limits.max_sessions and not await self._make_room(list(self.sessions.values())):
+            return None, JSONResponse(_err(None, rpc.SERVER_GONE, "too many open sessions, all busy"), 503)
+        session = FrontSession(self, principal)
+        try:
+            await session.start()
+        except UpstreamGone as exc:
+            await session.close(str(exc))
+            return None, JSONResponse(_err(None, rpc.SERVER_GONE, str(exc)), 502)
+        self.sessions[session.id] = session
+        self._principals.setdefault(principal, _Principal()).sessions.add(session.id)
+        return session, None
+
+    async def _make_room(self, candidates: list[FrontSession]) -> bool:
+        idle = [s for s in candidates if s.busy == 0]
+        if not idle:
+            return False
+        oldest = min(idle, key=lambda s: s.last_used)
+        log.info("closing session %s… (least recently used) to make room for a new one", oldest.id[:8])
+        await self._close(oldest, "the session was closed to make room for a newer one")
+        return True
+
+    def _event_stream(self, session: FrontSession) -> Any:
+        """The session's GET stream: what the server sends on its own, and the front's own
+        messages that belong to no POST. It does not keep the session from going idle."""
+        from starlette.responses import StreamingResponse
+
+        async def events() -> Any:
+            queue = session.incoming
             closed = asyncio.ensure_future(session.closed.wait())
             getter: Optional[asyncio.Future] = None
-            with session.active():
-                try:
-                    while not session.closed.is_set():
-                        getter = asyncio.ensure_future(queue.get())
-                        done, _ = await asyncio.wait({getter, closed}, timeout=KEEPALIVE_S,
-                                                     return_when=asyncio.FIRST_COMPLETED)
-                        if getter not in done:
-                            getter.cancel()   # a cancelled get() leaves its message in the queue
-                            if not done:
-                                yield b": keepalive\n\n"
-                            continue
-                        yield b"event: message\ndata: " + getter.result() + b"\n\n"
-                finally:   # the client went away, or the session was closed
-                    closed.cancel()
-                    if getter is not None:
-                        getter.cancel()   # must not take a message meant for the next stream
+            try:
+                while not session.closed.is_set():
+                    getter = asyncio.ensure_future(queue.get())
+                    done, _ = await asyncio.wait({getter, closed}, timeout=KEEPALIVE_S,
+                                                 return_when=asyncio.FIRST_COMPLETED)
+                    if getter not in done:
+                        getter.cancel()   # a cancelled get() leaves its message in the queue
+                        if not done:
+                            yield b": keepalive\n\n"
+                        continue
+                    yield b"event: message\ndata: " + getter.result() + b"\n\n"
+            finally:   # the client went away, or the session was closed
+                closed.cancel()
+                if getter is not None:
+                    getter.cancel()   # must not take a message meant for the next stream
 
         return StreamingResponse(events(), media_type="text/event-stream",
                                  headers={"cache-control": "no-cache", "mcp-session-id": session.id})
 
 
-_CANCELLED = object()   # the client cancelled a call waiting for approval
+def _is_initialize(msg: Any) -> bool:
+    return isinstance(msg, dict) and msg.get("method") == "initialize" and "id" in msg
+
+
+def _is_call(msg: Any) -> bool:
+    return isinstance(msg, dict) and msg.get("method") == "tools/call" and "id" in msg
+
+
+def _peer(request: Any) -> str:
+    client = getattr(request, "client", None)
+    return f"{client.host}:{client.port}" if client else "?"
 
 
 def _err(id_: Any, code: int, message: str) -> dict:
@@ -417,17 +500,100 @@ def parse_listen(listen: str) -> tuple[str, int]:
     return host.strip("[]"), int(port)
 
 
+def default_hosts_and_origins(host: str, port: int) -> tuple[list[str], list[str]]:
+    """What a front listening on host:port serves by default: its own address (and, on a
+    loopback address, the other loopback names); any Host on a wildcard address."""
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        ip = None
+    if ip is not None and ip.is_unspecified:
+        return [], []
+    names = {host}
+    if host == "localhost" or (ip is not None and ip.is_loopback):
+        names |= {"localhost", "127.0.0.1", "[::1]"}
+    hosts = sorted(f"[{n}]:{port}" if ":" in n and not n.startswith("[") else f"{n}:{port}" for n in names)
+    return hosts, [f"http://{h}" for h in hosts] + [f"https://{h}" for h in hosts]
+
+
+def _protocol_class(head_timeout: float) -> Any:
+    """uvicorn's h11 protocol with a deadline for every request head: a connection that has
+    not sent a whole head within `head_timeout` seconds of starting one (or of connecting)
+    is closed, so idle and trickling sockets cannot pile up."""
+    import h11
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class HeadDeadline(H11Protocol):
+        _head_timer: Any = None
+
+        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+            super().connection_made(transport)
+            self._arm()
+
+        def _arm(self) -> None:
+            if self._head_timer is None:
+                self._head_timer = self.loop.call_later(head_timeout, self._head_expired)
+
+        def _disarm(self) -> None:
+            if self._head_timer is not None:
+                self._head_timer.cancel()
+                self._head_timer = None
+
+        def data_received(self, data: bytes) -> None:
+            super().data_received(data)
+            if self.conn.their_state is not h11.IDLE:
+                self._disarm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if self.conn.their_state is h11.IDLE:
+                self._arm()
+
+        def connection_lost(self, exc: Optional[Exception]) -> None:
+            self._disarm()
+            super().connection_lost(exc)
+
+        def _head_expired(self) -> None:
+            self._head_timer = None
+            if self.conn.their_state is h11.IDLE and not self.transport.is_closing():
+                self.transport.close()
+
+    return HeadDeadline
+
+
+def _raise_fd_limit() -> None:
+    """As many file descriptors as the hard limit allows: each connection and session uses some."""
+    try:
+        import resource
+
+        soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+        if soft < hard:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    except (ImportError, ValueError, OSError):
+        pass
+
+
 def serve(gate: Gate, auth: JwtConfig, listen: str, *, command: Optional[Sequence[str]] = None,
           upstream: Optional[str] = None, idle_timeout: float = IDLE_TIMEOUT,
-          elevation: Optional[elevate.Elevation] = None) -> int:
+          elevation: Optional[elevate.Elevation] = None, limits: Optional[FrontLimits] = None,
+          session_limits: Optional[Limits] = None, allowed_hosts: Sequence[str] = (),
+          allowed_origins: Sequence[str] = ()) -> int:
     """Run the HTTP front until interrupted; the exit status."""
+    import sys
+
     import uvicorn
 
     host, port = parse_listen(listen)
+    hosts, origins = default_hosts_and_origins(host, port)
+    limits = limits if limits is not None else FrontLimits()
     front = HttpFront(gate, auth, command=command, upstream=upstream, idle_timeout=idle_timeout,
-                      elevation=elevation)
+                      elevation=elevation, limits=limits, session_limits=session_limits,
+                      allowed_hosts=[*hosts, *allowed_hosts] if hosts or allowed_hosts else [],
+                      allowed_origins=[*origins, *allowed_origins])
+    _raise_fd_limit()
     config = uvicorn.Config(front.app(), host=host, port=port, log_level="warning", access_log=False,
-                            lifespan="on")
+                            lifespan="on", http=_protocol_class(limits.head_timeout),
+                            limit_concurrency=limits.max_connections, timeout_keep_alive=5)
     server = uvicorn.Server(config)
     target = " ".join(command) if command else upstream
     print(f"callgate proxy: serving MCP on http://{host}:{port}{PATH} -> {target}", file=sys.stderr, flush=True)

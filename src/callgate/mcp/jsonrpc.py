@@ -1,8 +1,6 @@
-"""JSON-RPC 2.0 framing helpers shared by the stdio and HTTP fronts.
-
-Messages are decoded with orjson (which refuses invalid UTF-8 and lone surrogates) and
-classified without being rebuilt: a relay forwards the bytes it read unless it has a
-reason to change them.
+"""JSON-RPC 2.0 message helpers shared by the session core and the fronts: what kind of
+message a decoded value is, a hashable key for its id, and the error and result messages
+the proxy answers with (wire.py reads and writes the bytes).
 """
 
 from __future__ import annotations
@@ -20,13 +18,24 @@ TOO_LARGE = -32001
 _dumps = orjson.dumps
 
 
+def error_message(id_: Any, code: int, message: str) -> dict:
+    """A JSON-RPC error response."""
+    return {"jsonrpc": "2.0", "id": id_, "error": {"code": code, "message": message}}
+
+
+def result_message(id_: Any, value: Any) -> dict:
+    """A JSON-RPC result response."""
+    return {"jsonrpc": "2.0", "id": id_, "result": value}
+
+
 def error(id_: Any, code: int, message: str) -> bytes:
     """A JSON-RPC error response, serialized (no trailing newline)."""
-    return _dumps({"jsonrpc": "2.0", "id": id_, "error": {"code": code, "message": message}})
+    return _dumps(error_message(id_, code, message))
 
 
 def result(id_: Any, value: Any) -> bytes:
-    return _dumps({"jsonrpc": "2.0", "id": id_, "result": value})
+    """A JSON-RPC result response, serialized (no trailing newline)."""
+    return _dumps(result_message(id_, value))
 
 
 def id_key(id_: Any) -> Optional[tuple]:

@@ -3,7 +3,9 @@ operator's identity provider signed, never from the MCP message.
 
 Pinned: the one algorithm (no `none`, no algorithm the token picks), the key (a PEM
 public key, an HMAC secret file, or a JWKS file selected by `kid`), the issuer, the
-audience, and an expiry that must be present.
+audience, an expiry that must be present, and a subject (`sub`): the principal that
+sessions and approvals are bound to. Any failure to verify, whatever raised it, is an
+AuthError (a 401), never an error of the front.
 """
 
 from __future__ import annotations
@@ -69,7 +71,10 @@ class JwtConfig:
 
         if self.jwks is None:
             return self.key
-        kid = jwt.get_unverified_header(token).get("kid")
+        try:
+            kid = jwt.get_unverified_header(token).get("kid")
+        except jwt.PyJWTError as exc:
+            raise AuthError(f"invalid token: {exc}") from None
         keys = [k for k in self.jwks.keys if kid is None or k.key_id == kid]
         if kid is None and len(self.jwks.keys) != 1:
             raise AuthError("the token names no key (kid) and the JWKS has several")
@@ -90,12 +95,20 @@ class JwtConfig:
         try:
             claims = jwt.decode(token, self._key_for(token), algorithms=[self.algorithm], audience=self.audience,
                                 issuer=self.issuer, leeway=LEEWAY_S,
-                                options={"require": ["exp", "iss", "aud"], "verify_signature": True})
+                                options={"require": ["exp", "iss", "aud", "sub"], "verify_signature": True})
+        except AuthError:
+            raise
         except jwt.PyJWTError as exc:
             raise AuthError(f"invalid token: {exc}") from None
+        except Exception as exc:  # e.g. a JWKS key of another type than the token's algorithm: still a refusal
+            raise AuthError(f"invalid token: it cannot be verified with the configured key ({type(exc).__name__})") \
+                from None
         role = claims.get(self.role_claim)
         if not isinstance(role, str) or not role:
             raise AuthError(f"the token has no {self.role_claim!r} claim (a string)")
+        subject = claims.get("sub")
+        if not isinstance(subject, str) or not subject:
+            # the subject is whom sessions and approvals are bound to: a role is not a principal
+            raise AuthError("the token has no 'sub' claim (a non-empty string)")
         attrs = {attr: claims[claim] for claim, attr in self.attr_claims if claim in claims}
-        principal = claims.get("sub") if isinstance(claims.get("sub"), str) else None
-        return Identity(role, attrs, principal)
+        return Identity(role, attrs, subject)
