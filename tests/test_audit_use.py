@@ -51,10 +51,10 @@ def crm_log(request, tmp_path) -> str:
     return path
 
 
-def test_replay_reports_exactly_the_changed_calls(crm_log):
+def test_replay_reports_exactly_the_changed_calls(crm_log, engine_class):
     """Replaying the recorded CRM scenarios under the stricter candidate reports exactly the
     two calls it denies, grouped by tool and role, with both reasons."""
-    result = replay(Source(crm_log), Engine.from_dict(stricter()))
+    result = replay(Source(crm_log), engine_class.from_dict(stricter()))
     assert result["replayed"] == len(examples.cases("crm")) and result["skipped"] == 0
     got = {(g["tool"], g["role"], orjson.dumps(c["args"], option=orjson.OPT_SORT_KEYS).decode()) for g in result["changed"] for c in g["calls"]}
     assert got == EXPECTED_CHANGES
@@ -80,12 +80,12 @@ def test_replay_cli(crm_log, tmp_path):
     assert runner.invoke(app, ["replay", crm_log, "--policy", str(same)]).exit_code == 0
 
 
-def test_replay_skips_calls_without_full_args(tmp_path):
+def test_replay_skips_calls_without_full_args(tmp_path, engine_class):
     """Calls recorded with hashed or masked arguments cannot be re-evaluated: they are skipped
     and counted, never guessed."""
     path = str(tmp_path / "hashed.jsonl")
     record_crm(audit.JsonlSink(path, hash_args=True)).close()
-    result = replay(Source(path), Engine.from_dict(stricter()))
+    result = replay(Source(path), engine_class.from_dict(stricter()))
     assert result["replayed"] == 0 and result["skipped"] == len(examples.cases("crm"))
 
 
@@ -105,9 +105,9 @@ def test_shadow_mode_records_disagreements(tmp_path):
     assert len(shadowed) == 2 and all(s["record"]["shadow"]["decision"] == "Deny" for s in shadowed)
 
 
-def test_shadow_without_audit_sink():
-    """Engine.from_file(p, shadow=...) without a sink still compares every decision."""
-    engine = Engine.from_file(examples.policy_path("crm"), shadow=stricter())
+def test_shadow_without_audit_sink(engine_class):
+    """Engine.from_file(p, shadow=...) without a sink still compares every decision (both backends)."""
+    engine = engine_class.from_file(examples.policy_path("crm"), shadow=stricter())
     engine.evaluate("view_customer", {"customer_id": "C-1"}, role="agent")
     rec = audit.recorder(engine)
     assert rec.flush(30)
@@ -115,11 +115,11 @@ def test_shadow_without_audit_sink():
     assert rec.stats["shadow"]["disagreements"] == 1
 
 
-def test_deny_burst_fires_once_per_principal_per_window():
+def test_deny_burst_fires_once_per_principal_per_window(engine_class):
     """on_deny_burst fires once for a principal whose denials exceed the threshold within the
     window, not again in the same window, and not for a principal under the threshold."""
     alerts = []
-    engine = Engine.from_dict(examples.policy("crm"))
+    engine = engine_class.from_dict(examples.policy("crm"))
     engine.on_deny_burst(alerts.append, threshold=3, window_s=3600)
     for _ in range(8):
         engine.evaluate("process_refund", {"amount": 900}, role="agent", principal="user:mallory")
@@ -152,7 +152,7 @@ def test_query_stats_tail(crm_log):
     assert r.exit_code == 2
 
 
-def test_follow_across_rotation(tmp_path):
+def test_follow_across_rotation(tmp_path, engine_class):
     """What `tail -f` reads after a position is exactly the records written since, even when
     the JSONL file was rotated in between."""
     from callgate.audit.query import events
@@ -160,7 +160,7 @@ def test_follow_across_rotation(tmp_path):
     path = str(tmp_path / "follow.jsonl")
 
     def write(n: int, start: int) -> None:
-        with Engine.from_dict(examples.policy("crm"), audit=audit.JsonlSink(path, max_bytes=3000, batch_size=1)) as e:
+        with engine_class.from_dict(examples.policy("crm"), audit=audit.JsonlSink(path, max_bytes=3000, batch_size=1)) as e:
             for i in range(start, start + n):
                 e.evaluate("view_customer", {"customer_id": f"C-{i}"}, role="agent")
 
@@ -172,3 +172,25 @@ def test_follow_across_rotation(tmp_path):
     assert len(list(tmp_path.glob("follow.jsonl.*[0-9]"))) >= 2
     new = [r["args"]["customer_id"] for _, r, _ in events(Source(path), after=pos)]
     assert new == [f"C-{i}" for i in range(5, 17)]
+
+
+def test_both_backends_keep_the_same_audit_trail(tmp_path, engine_class):
+    """An engine of either backend (native core or wasm module) with a JSONL sink records every
+    CRM scenario with the decision and reason the engine returned, and the log verifies."""
+    from callgate.audit.source import Source
+    from callgate.audit.verify import verify
+
+    path = tmp_path / "audit.jsonl"
+    engine = engine_class.from_dict(examples.policy("crm"), audit=audit.JsonlSink(str(path)))
+    returned = []
+    for case in examples.cases("crm"):
+        d = engine.evaluate(case["tool"], case["args"], role=case["role"],
+                            agent_attributes=case.get("agent_attributes"),
+                            resource_attributes=case.get("resource_attributes"))
+        returned.append((case["tool"], d.decision, d.reason))
+    engine.close()
+    import orjson
+
+    records = [orjson.loads(line)["record"] for line in path.read_bytes().splitlines()]
+    assert [(r["tool"], r["decision"], r["reason"]) for r in records if r["kind"] == "decision"] == returned
+    assert verify(Source(str(path))).ok

@@ -181,7 +181,7 @@ def test_mutated_resealed_blobs_never_crash(mutations):
     except BlobError:
         return
     compiled = compile_policy(examples.policy("crm"))
-    engine = Engine(Compiled(blob, compiled.policy, compiled.semantics, compiled.table))
+    engine = Engine(Compiled(blob, compiled.meaning))
     for case in examples.cases("crm"):
         d = engine.evaluate(case["tool"], case["args"], role=case["role"],
                             agent_attributes=case["agent_attributes"],
@@ -531,8 +531,8 @@ def test_compile_restores_the_cyclic_collector_as_it_found_it(monkeypatch):
 
     assert gc.isenabled()
     seen = []
-    real_expand = compiler.expand
-    monkeypatch.setattr(compiler, "expand", lambda *a, **k: seen.append(gc.isenabled()) or real_expand(*a, **k))
+    real_meaning = compiler.Meaning
+    monkeypatch.setattr(compiler, "Meaning", lambda *a, **k: seen.append(gc.isenabled()) or real_meaning(*a, **k))
     compile_policy(examples.policy("crm"))
     assert seen == [False] and gc.isenabled()
     with pytest.raises(PolicyError):

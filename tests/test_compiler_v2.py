@@ -19,9 +19,8 @@ import pytest
 
 from callgate import Engine, PolicyError
 from callgate import bytecode as bc
-from callgate.compiler import (
-    compile_policy, format_number, offset_at, rule_effect, window_text, zone_offsets,
-)
+from callgate.compiler import compile_policy, offset_at, zone_offsets
+from callgate.language import format_number, window_text
 
 TOOLS = ["search_docs", "read_file", "write_file", "delete_file", "delete_user", "transfer"]
 
@@ -160,7 +159,7 @@ def test_entry_order_deny_allow_elevate():
     slots = d.rules[first:first + n]
     assert [s[0] for s in slots] == [2, 5, 1, 6, 3, 7, 0, 4]
     assert [s[3] for s in slots] == [0, 0, 1, 1, 2 | 2 << 2, 2 | 2 << 2, 2 | 1 << 2, 2 | 1 << 2]
-    assert [rule_effect(c.policy, i) for i in range(4)] == [("Elevate", 1), ("Allow", 0), ("Deny", 0), ("Elevate", 2)]
+    assert [c.rule_effect(i) for i in range(4)] == [("Elevate", 1), ("Allow", 0), ("Deny", 0), ("Elevate", 2)]
     assert c.rule_effect(3) == ("Elevate", 2)
 
 

@@ -19,7 +19,6 @@ pytest.importorskip("wasmtime")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 import callgate  # noqa: E402
-from callgate.compiler import compile_policy  # noqa: E402
 from callgate.wasm import WasmEngine  # noqa: E402
 from reference import ReferenceEngine, ReferenceRequestError  # noqa: E402
 from strategies import leaf_policy_and_request, policy_and_request  # noqa: E402
@@ -53,7 +52,7 @@ def test_wasm_matches_reference_and_native(modules, semantics, data):
     policy, request = data.draw(strategy)
     tool, role, args, agent, resource = request
     wasm = modules[semantics]
-    wasm.reload(compile_policy(policy, semantics).blob)
+    wasm.reload(policy)
     try:
         expected = ReferenceEngine(policy, semantics).evaluate(tool, args, role, agent, resource)
     except ReferenceRequestError:

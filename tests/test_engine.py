@@ -17,9 +17,9 @@ ALL_CASES = [(ex, sem, case) for ex in ("crm", "spec") for sem in ("strict", "pe
 
 @pytest.mark.parametrize("example,semantics,case", ALL_CASES,
                          ids=[f"{e}-{s}-{c['name']}" for e, s, c in ALL_CASES])
-def test_shared_cases(example, semantics, case):
+def test_shared_cases(example, semantics, case, engine_class):
     """Every case of ../shared/data (shipped as callgate.examples) gets its expected decision in both semantics."""
-    engine = Engine.from_dict(examples.policy(example), semantics)
+    engine = engine_class.from_dict(examples.policy(example), semantics)
     d = evaluate_case(engine, case)
     assert d.decision == case["expected"]
     assert d.allowed == (case["expected"] == "Allow")
@@ -59,9 +59,9 @@ def test_evaluate_json_accepts_str(crm_engine):
     assert d.reason == "view_customer allowed for role 'agent': rule 1 has no condition"
 
 
-def test_perso_reasons():
+def test_perso_reasons(engine_class):
     """perso semantics reproduces the original engine's four reason strings."""
-    e = Engine.from_dict(examples.policy("crm"), "perso")
+    e = engine_class.from_dict(examples.policy("crm"), "perso")
     assert e.evaluate("view_customer", {}, role="agent").reason == \
         "rule matched tool 'view_customer' for role 'agent'; no condition required"
     assert e.evaluate("process_refund", {"amount": 1}, role="agent").reason == \
@@ -84,29 +84,29 @@ def test_policy_version_and_semantics(crm_engine):
     assert crm_engine.semantics == "strict"
 
 
-def test_from_file_and_json(tmp_path, crm_policy):
+def test_from_file_and_json(tmp_path, crm_policy, engine_class):
     """from_file and from_json load the same policy as from_dict."""
     path = tmp_path / "p.json"
     path.write_bytes(orjson.dumps(crm_policy))
-    for engine in (Engine.from_file(path), Engine.from_json(path.read_text())):
+    for engine in (engine_class.from_file(path), engine_class.from_json(path.read_text())):
         assert engine.evaluate("process_refund", {"amount": 200}, role="agent").allowed
 
 
-def test_missing_file_is_a_policy_error(tmp_path):
+def test_missing_file_is_a_policy_error(tmp_path, engine_class):
     """A missing policy file is a PolicyError naming the path."""
     with pytest.raises(PolicyError, match="cannot read"):
-        Engine.from_file(tmp_path / "nope.json")
+        engine_class.from_file(tmp_path / "nope.json")
 
 
-def test_unknown_semantics_rejected(crm_policy):
+def test_unknown_semantics_rejected(crm_policy, engine_class):
     """Only 'strict' and 'perso' are semantics."""
     with pytest.raises(ValueError, match="semantics"):
-        Engine.from_dict(crm_policy, "lenient")
+        engine_class.from_dict(crm_policy, "lenient")
 
 
-def test_reload_swaps_policy(tmp_path, crm_policy):
+def test_reload_swaps_policy(tmp_path, crm_policy, engine_class):
     """reload() replaces the policy; decisions follow the new one."""
-    engine = Engine.from_dict(crm_policy)
+    engine = engine_class.from_dict(crm_policy)
     stricter = dict(crm_policy, version="v2", rules=[r for r in crm_policy["rules"] if r["tool_name"] != "view_customer"])
     path = tmp_path / "v2.json"
     path.write_bytes(orjson.dumps(stricter))
@@ -116,22 +116,22 @@ def test_reload_swaps_policy(tmp_path, crm_policy):
     assert not engine.evaluate("view_customer", {}, role="agent").allowed
 
 
-def test_reload_with_bad_policy_keeps_old(crm_policy):
+def test_reload_with_bad_policy_keeps_old(crm_policy, engine_class):
     """A reload that fails validation raises and leaves the old policy in force."""
-    engine = Engine.from_dict(crm_policy)
+    engine = engine_class.from_dict(crm_policy)
     with pytest.raises(PolicyError):
         engine.reload({"version": "x"})
     assert engine.evaluate("view_customer", {}, role="agent").allowed
 
 
-def test_concurrent_evaluate_during_reload(crm_policy):
+def test_concurrent_evaluate_during_reload(crm_policy, engine_class):
     """While one thread reloads back and forth, evaluating threads always see one whole
     policy: a call is decided either as the old policy or as the new one would."""
     old = crm_policy
     new = dict(crm_policy, version="new", rules=[dict(r, condition={"NumericCheck": {
         "source": "Arguments", "field": "amount", "op": "Lte", "value": 100.0}}) if r["tool_name"] == "process_refund"
         else r for r in crm_policy["rules"]])
-    engine = Engine.from_dict(old)
+    engine = engine_class.from_dict(old)
     stop = threading.Event()
     bad: list = []
 

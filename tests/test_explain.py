@@ -223,7 +223,14 @@ def test_bad_inputs_one_line():
 def test_disagreement_exits_3(monkeypatch):
     """If explain's evaluation and the engine ever disagree, the output says so loudly on
     stderr and the exit status is 3 (a bug in one of them)."""
-    monkeypatch.setattr(explain_module, "_decide", lambda *a: (Verdict("Allow", 3, 0), "rule"))
+    wrong = explain_module.Evaluator._leaf_NumericCheck
+
+    def says_true(self, spec, loc):   # a bug in explain's evaluator: every NumericCheck holds
+        node = wrong(self, spec, loc)
+        node.value = "T"
+        return node
+
+    monkeypatch.setattr(explain_module.Evaluator, "_leaf_NumericCheck", says_true)
     r = invoke("explain", "crm", "--tool", "process_refund", "--role", "agent", "--args", '{"amount": 800}')
     assert r.exit_code == 3
     assert r.stderr.strip() == ("error: BUG: explain and the engine disagree: the engine says Deny by rule 4 "
@@ -236,6 +243,34 @@ def test_disagreement_exits_3(monkeypatch):
 
 
 # ---------------------------------------------------------------- agreement with the engine
+
+
+@pytest.mark.parametrize("time_text", [
+    "\uff12\uff10\uff12\uff14-06-03T10:00:00+02:00",   # fullwidth year
+    "\u0662\u0660\u0662\u0664-06-03T10:00:00+02:00",   # Arabic-Indic year
+    "2024-06-03T1\u0966:00:00+02:00",                     # a Devanagari zero in the hour
+    "2024-06-03T10:00:00.\uff15+02:00",                   # a fullwidth digit in the fraction
+    "2024-06-03T10:00:00+0\uff12:00",                     # and in the offset
+], ids=["fullwidth", "arabic-indic", "devanagari", "fraction", "offset"])
+def test_non_ascii_digits_in_a_time_are_not_a_time(v2_path, time_text):
+    """Finding 13: RFC 3339 takes ASCII digits only, as the C core does. A context time
+    written with other Unicode digits (which Python's \\d and int() accept) is not a time for
+    explain either: the TimeWindow is U, so the deny rule over it applies, and explain and the
+    engine agree (exit 0, not 3)."""
+    context = {"risk": 0.2, "time": time_text}
+    args = '{"items": [{"amount": 5}], "payee": {"iban": "FR1"}}'
+    doc = explain_json(v2_path, "--tool", "pay", "--role", "agent", "--args", args,
+                       "--context", json.dumps(context, ensure_ascii=False))
+    assert doc["agrees"] is True and doc["problems"] == []
+    assert (doc["decision"], doc["rule"]) == ("Deny", 0)
+    window = doc["rules"][0]["condition"]["children"][1]["children"][0]
+    assert (window["kind"], window["value"]) == ("TimeWindow", "U")
+    assert explain_module.parse_instant(time_text) is None
+    engine = Engine.from_dict(V2_POLICY)
+    d = engine.evaluate("pay", json.loads(args), role="agent", context=context)
+    assert (d.decision, d.rule) == ("Deny", 0)
+    ascii_time = dict(context, time="2024-06-03T10:00:00+02:00")   # the same instant in ASCII: a time
+    assert engine.evaluate("pay", json.loads(args), role="agent", context=ascii_time).allowed
 
 
 @pytest.mark.parametrize("name, semantics", [("crm", "strict"), ("crm", "perso"), ("spec", "strict"),

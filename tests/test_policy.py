@@ -7,7 +7,8 @@ import copy
 import pytest
 
 from callgate import Engine, PolicyError, examples
-from callgate.compiler import compile_policy, glob_match
+from callgate.compiler import compile_policy
+from callgate.language import glob_match
 from callgate.policy import DAYS, json_schema
 
 

@@ -15,7 +15,7 @@ import pytest
 wasmtime = pytest.importorskip("wasmtime")
 
 from callgate import Engine, RequestError, examples  # noqa: E402
-from callgate.wasm import WasmEngine, WasmError, embed_policy, wasm_path  # noqa: E402
+from callgate.wasm import WasmEngine, WasmError, WasmModule, embed_policy, wasm_path  # noqa: E402
 
 from conftest import evaluate_case  # noqa: E402
 
@@ -49,7 +49,7 @@ def test_perso_abi_evaluate_matches(engines, example, semantics, case):
     ctx = orjson.dumps({"role": case["role"], "agent_attrs": case["agent_attributes"],
                         "resource_attrs": case["resource_attributes"]})
     a = native.evaluate_json(case["tool"], args, ctx)
-    reply = wasm._perso_evaluate(case["tool"].encode(), args, ctx)
+    reply = wasm.runtime.perso_evaluate(case["tool"].encode(), args, ctx)
     assert reply == {"decision": a.decision, "reason": a.reason, "rule": a.rule}
     b = wasm.evaluate_json(case["tool"], args, ctx)
     assert (b.decision, b.rule, b.reason) == (a.decision, a.rule, a.reason)
@@ -160,12 +160,12 @@ def test_memory_stays_flat():
     args, ctx = b'{"amount":800}', CTX
     for _ in range(200):  # warm up the size classes
         wasm.evaluate("process_refund", {"amount": 800}, role="agent").reason
-        wasm._perso_evaluate(b"process_refund", args, ctx)
+        wasm.runtime.perso_evaluate(b"process_refund", args, ctx)
     before = wasm.memory_size()
     for _ in range(20_000):
         wasm.evaluate("process_refund", {"amount": 800}, role="agent").reason
         wasm.evaluate_json("process_refund", args, ctx)
-        wasm._perso_evaluate(b"process_refund", args, ctx)
+        wasm.runtime.perso_evaluate(b"process_refund", args, ctx)
     assert wasm.memory_size() == before
 
 
@@ -177,7 +177,7 @@ def test_build_wasm_embeds_the_policy(tmp_path):
     raw = Raw(out.read_bytes())
     assert raw.reply(raw.call("init", 0, 0)) == {"ok": True}
     assert raw.evaluate(b"process_refund", b'{"amount":800}', CTX)["decision"] == "Deny"
-    engine = WasmEngine(b"", out)
+    engine = WasmModule(out)
     assert engine.evaluate("process_refund", {"amount": 200}, role="agent").allowed
     plain = Raw(wasm_path().read_bytes())
     assert "error" in plain.reply(plain.call("init", 0, 0))  # no embedded policy

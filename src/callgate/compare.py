@@ -9,7 +9,7 @@ import orjson
 
 from .engine import Engine
 from .errors import CallgateError
-from .wasm import WasmEngine
+from .wasm import WasmEngine, WasmModule
 
 
 def _read_calls(path: Path) -> list[tuple[int, dict]]:
@@ -39,12 +39,11 @@ def compare_calls(calls_path: Path, wasm_path: Path, policy: dict[str, Any], sem
     """Every call where callgate's decision differs from the other module's."""
     ours = Engine.from_dict(policy, semantics)
     module = Path(wasm_path).read_bytes()
+    theirs: Any
     try:
-        theirs = WasmEngine(ours.blob, module, semantics=semantics)  # another callgate build
-        if not theirs.lean:
-            raise ValueError
-    except (CallgateError, ValueError):
-        theirs = WasmEngine.foreign(module, orjson.dumps(policy))  # a perso ABI module
+        theirs = WasmEngine(ours.compiled, module=module)  # another callgate build
+    except CallgateError:
+        theirs = WasmModule.foreign(module, orjson.dumps(policy))  # a perso ABI module
     differences = []
     calls = _read_calls(Path(calls_path))
     for number, call in calls:

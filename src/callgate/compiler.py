@@ -1,10 +1,9 @@
 """The policy compiler: validate -> expand -> lower -> encode.
 
 - validate: pydantic models (policy.py) check the shape and name the location of errors;
-- expand: tiers of the declared (and discovered) tools, globs and tiers of rules against
-  the tools, roles against the declared roles, and the (tool, role) table with the rules
-  each pair collects (all of them by default, in entry order: deny, allow, elevate; the
-  last one in perso semantics);
+- expand: the policy's meaning (language.Meaning): tiers of the declared (and discovered)
+  tools, globs and tiers of rules against the tools, roles against the declared roles, and
+  the (tool, role) table with the rules each pair collects in precedence order;
 - lower: each condition becomes condition bytecode (bytecode.py) with interned fields,
   paths, string sets, globs, numbers and time windows;
 - encode: the blob the C core verifies and runs.
@@ -16,7 +15,7 @@ import bisect
 import functools
 import gc
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Iterator, Mapping, Optional
 
@@ -24,30 +23,51 @@ import orjson
 
 from . import bytecode as bc
 from .errors import PolicyError
+from .language import (
+    DECISIONS, STRING_TEXTS, Meaning, format_number, format_set, ref_display, window_text,
+)
 from .policy import (
     DAYS, ELEMENT, EFFECTS, MAX_QUANTIFIER_NESTING, TIERS, All, AnyOf, Every, FieldEquals,
-    FieldPresent, Length, Not, NumericCheck, Policy, Rule, Some, StringCheck, TimeWindow, Type,
+    FieldPresent, Length, Not, NumericCheck, Policy, Some, StringCheck, TimeWindow, Type,
     pointer_tokens, strip_unknown, validate, zone,
 )
 
 SEMANTICS = ("strict", "perso")
 SOURCE_CODE = {name: i for i, name in enumerate(bc.SOURCES)}
-SET_DISPLAY_MAX = 5
 MAX_STACK = 64
-DECISION_NAMES = ("Deny", "Allow", "Elevate")
-_DECISION_CODE = {"deny": bc.DENY, "allow": bc.ALLOW, "elevate": bc.ELEVATE}
+_DECISION_CODE = {"Deny": bc.DENY, "Allow": bc.ALLOW, "Elevate": bc.ELEVATE}
 
 
 @dataclass(frozen=True)
 class Compiled:
-    """A compiled policy: the blob and what the Python side needs to know about it."""
+    """A compiled policy: the blob, and the policy's meaning (language.Meaning: tools, tiers,
+    the (tool, role) table, effects, defaults, visibility) that the blob encodes."""
 
     blob: bytes
-    policy: Policy
-    semantics: str
-    table: dict[tuple[str, str], list[int]]   # (tool, role) -> rule indexes, in entry order
-    tiers: dict[str, str] = field(default_factory=dict)   # tool -> tier (tools with a tier)
-    tools: tuple[str, ...] = ()                            # declared tools, then discovered ones
+    meaning: Meaning
+
+    @property
+    def policy(self) -> Policy:
+        return self.meaning.policy
+
+    @property
+    def semantics(self) -> str:
+        return self.meaning.semantics
+
+    @property
+    def table(self) -> dict[tuple[str, str], list[int]]:
+        """(tool, role) -> rule indexes, in precedence order."""
+        return self.meaning.table
+
+    @property
+    def tiers(self) -> dict[str, str]:
+        """tool -> tier (tools with a tier)."""
+        return self.meaning.tiers
+
+    @property
+    def tools(self) -> tuple[str, ...]:
+        """The declared tools, then the discovered ones."""
+        return self.meaning.tools
 
     @property
     def version(self) -> str:
@@ -55,95 +75,23 @@ class Compiled:
 
     def rule_effect(self, index: int) -> tuple[str, int]:
         """("Allow" | "Deny" | "Elevate", approvals) of rule `index`."""
-        return rule_effect(self.policy, index, self.semantics)
+        return self.meaning.rule_effect(index)
 
     def default_effect(self, tool: str) -> tuple[str, int, Optional[str]]:
-        """What decides `tool` when no rule covers the pair (step 5): (decision, approvals,
-        tier) from the tool's tier default, or (default_action, 0, None)."""
-        tier = self.tiers.get(tool)
-        if tier is not None and tier in self.policy.tier_defaults and self.semantics != "perso":
-            decision, approvals = tier_default_effect(self.policy.tier_defaults[tier])
-            return decision, approvals, tier
-        return self.policy.default_action, 0, None
+        """What decides `tool` when no rule decides: (decision, approvals, tier)."""
+        return self.meaning.default_effect(tool)
 
+    def tier_of(self, tool: str) -> Optional[str]:
+        """The tool's tier, or None."""
+        return self.meaning.tier_of(tool)
 
-def rule_effect(policy: Policy, index: int, semantics: str = "strict") -> tuple[str, int]:
-    """("Allow" | "Deny" | "Elevate", approvals) of rule `index` (perso: always Allow)."""
-    rule = policy.rules[index]
-    if semantics == "perso":
-        return "Allow", 0
-    return DECISION_NAMES[_DECISION_CODE[rule.effect]], rule.approvals or 0
-
-
-def tier_default_effect(value: Any) -> tuple[str, int]:
-    """A tier_defaults value ("allow", "deny" or {effect, approvals}) as (decision, approvals)."""
-    if isinstance(value, str):
-        return DECISION_NAMES[_DECISION_CODE[value]], 0
-    return DECISION_NAMES[_DECISION_CODE[value.effect]], value.approvals or 0
+    def visible(self, tool: str, role: str) -> bool:
+        """Whether `role` could ever be allowed `tool` (language.Meaning.visible)."""
+        return self.meaning.visible(tool, role)
 
 
 def _effect_word(effect: str, approvals: Optional[int]) -> int:
     return bc.effect_word(_DECISION_CODE[effect], approvals or 0)
-
-
-def entry_rank(rule: Rule) -> int:
-    """The precedence of a rule in its entry: deny 0, allow 1, elevate 2 approvals 3, 1 approval 4."""
-    if rule.effect == "deny":
-        return 0
-    if rule.effect == "allow":
-        return 1
-    return 5 - (rule.approvals or 0)
-
-
-def glob_match(pattern: str, name: str) -> bool:
-    """`*` matches any run of characters (possibly empty); everything else is literal."""
-    parts = pattern.split("*")
-    if len(parts) == 1:
-        return pattern == name
-    head, *middle, tail = parts
-    if len(name) < len(head) + len(tail) or not name.startswith(head) or not name.endswith(tail):
-        return False
-    at, stop = len(head), len(name) - len(tail)
-    for part in middle:  # leftmost matches are always safe with `*` only
-        found = name.find(part, at, stop)
-        if found < 0:
-            return False
-        at = found + len(part)
-    return True
-
-
-def effective_tools(policy: Policy, discovered_tools: Optional[Mapping[str, str]] = None) -> list[str]:
-    """The declared tools (without repeats), then the discovered ones not declared."""
-    tools = list(dict.fromkeys(policy.tools))
-    if discovered_tools:
-        declared = set(tools)
-        tools += [t for t in discovered_tools if t not in declared]
-    return tools
-
-
-def resolve_tiers(policy: Policy, tools: list[str], semantics: str = "strict",
-                  discovered_tools: Optional[Mapping[str, str]] = None) -> dict[str, str]:
-    """tool -> tier: an exact tool_tiers key wins over globs; among the globs matching a
-    tool the strictest tier wins; a discovered tool's given tier overrides both."""
-    if semantics == "perso":
-        return {}
-    declared = set(tools)
-    tiers: dict[str, str] = {}
-    globs = [(key, tier) for key, tier in policy.tool_tiers.items() if "*" in key]
-    for key in policy.tool_tiers:
-        if "*" not in key and key not in declared:
-            raise PolicyError(f"tool '{key}' is not declared in tools", f"tool_tiers.{key}")
-    for tool in tools:
-        exact = policy.tool_tiers.get(tool)
-        if exact is not None:
-            tiers[tool] = exact
-            continue
-        matching = [TIERS.index(tier) for key, tier in globs if glob_match(key, tool)]
-        if matching:
-            tiers[tool] = TIERS[max(matching)]
-    for tool, tier in (discovered_tools or {}).items():
-        tiers[tool] = tier
-    return tiers
 
 
 def _check_discovered(discovered_tools: Optional[Mapping[str, str]]) -> None:
@@ -154,57 +102,6 @@ def _check_discovered(discovered_tools: Optional[Mapping[str, str]]) -> None:
         if tier not in TIERS:
             raise PolicyError(f"unknown tier {tier!r} for discovered tool '{tool}'; expected "
                               + ", ".join(TIERS), "(discovered_tools)")
-
-
-def expand(policy: Policy, semantics: str, tools: Optional[list[str]] = None,
-           tiers: Optional[Mapping[str, str]] = None) -> dict[tuple[str, str], list[int]]:
-    """The (tool, role) table: which rules each pair collects, in entry order (deny rules,
-    allow rules, then elevate rules by approvals descending; policy order within each)."""
-    if tools is None:
-        tools = list(dict.fromkeys(policy.tools))
-    tiers = tiers or {}
-    declared_tools = set(tools)
-    declared_roles = set(policy.roles)
-    table: dict[tuple[str, str], list[int]] = {}
-    for i, rule in enumerate(policy.rules):
-        roles = []
-        for j, role in enumerate(rule.roles):
-            if role in declared_roles:
-                roles.append(role)
-            elif semantics == "strict":
-                raise PolicyError(f"role '{role}' is not declared in roles", f"rules[{i}].roles[{j}]")
-        if rule.tool_name is None:  # a tier rule
-            names = [t for t in tools if tiers.get(t) == rule.tier]
-        elif "*" in rule.tool_name:
-            names = [t for t in tools if glob_match(rule.tool_name, t)]
-        else:
-            if semantics == "strict" and rule.tool_name not in declared_tools:
-                raise PolicyError(f"tool '{rule.tool_name}' is not declared in tools", f"rules[{i}].tool_name")
-            names = [rule.tool_name]
-        for tool in dict.fromkeys(names):
-            for role in dict.fromkeys(roles):
-                if semantics == "perso":
-                    table[(tool, role)] = [i]  # the last rule naming the pair wins
-                else:
-                    table.setdefault((tool, role), []).append(i)
-    if semantics != "perso":
-        for pair, rules in table.items():
-            table[pair] = sorted(rules, key=lambda i: (entry_rank(policy.rules[i]), i))
-    return table
-
-
-def format_number(value: float) -> str:
-    """How a policy constant reads in a reason: 500, 0.5, 1e+20."""
-    if value.is_integer() and abs(value) < 1e16:
-        return str(int(value))
-    return repr(float(value))
-
-
-def format_set(values: list[str]) -> str:
-    """How a StringCheck list reads in a reason: ["a", "b"], cut after 5 members."""
-    shown = ", ".join(orjson.dumps(v).decode() for v in values[:SET_DISPLAY_MAX])
-    more = len(values) - SET_DISPLAY_MAX
-    return f"[{shown}, … and {more} more]" if more > 0 else f"[{shown}]"
 
 
 # ---------------------------------------------------------------- time zones
@@ -254,21 +151,7 @@ def offset_at(table: tuple[tuple[int, int], ...], t: int) -> int:
     return table[bisect.bisect_right(starts, t) - 1][1]
 
 
-def window_text(days: list[str], start: str, end: str, timezone: str) -> str:
-    """How a TimeWindow reads in a reason: `Mon,Tue,Wed,Thu,Fri 09:00-17:00 Europe/Paris`."""
-    return f"{','.join(d for d in DAYS if d in days)} {start}-{end} {timezone}"
-
-
 # ---------------------------------------------------------------- lowering
-
-
-def ref_display(source: str, field: Optional[str], pointer: Optional[str]) -> str:
-    """The display name of a reference: Arguments.amount, Arguments/a/0, element, element.x,
-    element/a/b."""
-    head = "element" if source == ELEMENT else source
-    if field is not None:
-        return f"{head}.{field}"
-    return head + (pointer or "")
 
 
 class _Lowering:
@@ -401,21 +284,22 @@ class _Lowering:
         raise PolicyError(f"unknown condition node {type(node).__name__}", where)  # pragma: no cover
 
 
-# op -> (flags, glob parts of x, T text, F text); "x" is the value as a JSON string
-_STRING_TEXTS = {
-    "Eq": (0, lambda x: [x], "is {}", "is not {}"),
-    "Ne": (bc.F_STR_NOT, lambda x: [x], "is not {}", "is {}"),
-    "StartsWith": (0, lambda x: [x, ""], "starts with {}", "does not start with {}"),
-    "EndsWith": (0, lambda x: ["", x], "ends with {}", "does not end with {}"),
-    "Contains": (0, lambda x: ["", x, ""], "contains {}", "does not contain {}"),
-    "Glob": (0, lambda x: x.split("*"), "matches glob {}", "does not match glob {}"),
-    "PathGlob": (bc.F_STR_PATH, lambda x: [], "matches path glob {}", "does not match path glob {}"),
+# op -> (flags, glob parts of x); "x" is the value as a JSON string
+_STRING_MATCH = {
+    "Eq": (0, lambda x: [x]),
+    "Ne": (bc.F_STR_NOT, lambda x: [x]),
+    "StartsWith": (0, lambda x: [x, ""]),
+    "EndsWith": (0, lambda x: ["", x]),
+    "Contains": (0, lambda x: ["", x, ""]),
+    "Glob": (0, lambda x: x.split("*")),
+    "PathGlob": (bc.F_STR_PATH, lambda x: []),
 }
 
 
 def _string_match(op: str, value: str) -> tuple[int, list[str], str, str]:
     """A StringCheck match op: its STR flags, glob parts and the leaf texts after `S = V `."""
-    flags, parts, true_text, false_text = _STRING_TEXTS[op]
+    flags, parts = _STRING_MATCH[op]
+    true_text, false_text = STRING_TEXTS[op]
     quoted = orjson.dumps(value).decode()
     return flags, parts(value), true_text.format(quoted), false_text.format(quoted)
 
@@ -451,21 +335,33 @@ def _collector_paused() -> Iterator[None]:
 def _compile(data: Any, semantics: str, discovered_tools: Optional[Mapping[str, str]]) -> Compiled:
     if semantics == "perso":
         data = strip_unknown(data)
+    return _compile_validated(validate(data, semantics), semantics, discovered_tools)
+
+
+def compile_validated(policy: Policy, semantics: str = "strict", *,
+                      discovered_tools: Optional[Mapping[str, str]] = None) -> Compiled:
+    """Compile a policy that is already validated (a Compiled's `policy`), e.g. again with
+    other discovered tools."""
+    if semantics not in SEMANTICS:
+        raise ValueError(f"semantics must be one of {', '.join(SEMANTICS)}, not {semantics!r}")
+    with _collector_paused():
+        return _compile_validated(policy, semantics, discovered_tools)
+
+
+def _compile_validated(policy: Policy, semantics: str, discovered_tools: Optional[Mapping[str, str]]) -> Compiled:
+    if semantics == "perso":
         discovered_tools = None
-    policy = validate(data, semantics)
     _check_discovered(discovered_tools)
-    tools = effective_tools(policy, discovered_tools)
-    tiers = resolve_tiers(policy, tools, semantics, discovered_tools)
-    table = expand(policy, semantics, tools, tiers)
+    meaning = Meaning(policy, semantics, discovered_tools)
     try:
-        blob = _lower(policy, table, semantics, tools, tiers)
+        blob = _lower(meaning)
     except (UnicodeEncodeError, orjson.JSONEncodeError):
         raise PolicyError("a string is not valid Unicode (lone surrogate)", "(policy)") from None
-    return Compiled(blob, policy, semantics, table, tiers, tuple(tools))
+    return Compiled(blob, meaning)
 
 
-def _lower(policy: Policy, table: dict[tuple[str, str], list[int]], semantics: str,
-           tools: list[str], tiers: Mapping[str, str]) -> bytes:
+def _lower(meaning: Meaning) -> bytes:
+    policy, table, semantics = meaning.policy, meaning.table, meaning.semantics
     b = bc.BlobBuilder(perso=semantics == "perso", default_allow=policy.default_action == "Allow")
     b.version_sid = b.string(policy.version)
     b.n_policy_rules = len(policy.rules)
@@ -477,19 +373,13 @@ def _lower(policy: Policy, table: dict[tuple[str, str], list[int]], semantics: s
     for (tool, role), rules in table.items():
         b.entries.append((b.string(tool), b.string(role), len(b.rules), len(rules)))
         for i in rules:
-            rule = policy.rules[i]
-            word = bc.effect_word(bc.ALLOW) if semantics == "perso" else _effect_word(rule.effect, rule.approvals)
-            b.rules.append((i, *code_of[i], word))
+            b.rules.append((i, *code_of[i], _effect_word(*meaning.rule_effect(i))))
     if semantics != "perso":
-        for tool in tools:
-            tier = tiers.get(tool)
-            if tier is None or tier not in policy.tier_defaults:
-                continue
-            value = policy.tier_defaults[tier]
-            word = (_effect_word(value, None) if isinstance(value, str)
-                    else _effect_word(value.effect, value.approvals))
-            b.defaults.append((b.string(tool), word, b.string(tier)))
+        for tool in meaning.tools:
+            decision, approvals, tier = meaning.default_effect(tool)
+            if tier is not None:
+                b.defaults.append((b.string(tool), _effect_word(decision, approvals), b.string(tier)))
     return b.encode()
 
 
-assert set(EFFECTS) == set(_DECISION_CODE)
+assert {e.capitalize() for e in EFFECTS} == set(_DECISION_CODE) == set(DECISIONS)

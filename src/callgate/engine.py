@@ -10,7 +10,6 @@ never pays for text.
 from __future__ import annotations
 
 import hashlib
-import math
 import os
 import threading
 import time
@@ -20,12 +19,16 @@ from typing import Any, Mapping, Optional, Union
 import orjson
 
 from . import _native
-from .compiler import Compiled, compile_policy
+from .compiler import Compiled, compile_policy, compile_validated
+from .decision import DECISIONS, ELEVATE, Decision, MadeDecision
+from .values import encode_text as _encode
+from .values import has_nonfinite as _has_nonfinite
+from .values import pack_slow as _pack_slow
 from .errors import PolicyError, RequestError
 from .policy import parse_json
 
-DECISIONS = ("Deny", "Allow", "Elevate")
 PathLike = Union[str, "os.PathLike[str]"]
+__all__ = ["DECISIONS", "Decision", "Engine", "PathLike"]
 
 _dumps = orjson.dumps
 _EMPTY: dict = {}
@@ -35,82 +38,8 @@ _eval_request_keep_gil = _native.eval_request_keep_gil
 _eval_json_keep_gil = _native.eval_json_keep_gil
 _SAW_NULL = _native.RESULT_SAW_NULL
 _RESULT_MASK = _native.RESULT_MASK
-_ELEVATE = 2
-
-
-class Decision:
-    """The outcome of one evaluation.
-
-    `decision` is "Allow", "Deny" or "Elevate"; `allowed` is True only for Allow;
-    `approvals_required` is the number of approvals an Elevate needs (0 otherwise);
-    `rule` is the 0-based index of the deciding rule in the policy, or None when a
-    default (a tier default or default_action) decided; `reason` is the exact,
-    human-readable why."""
-
-    # the core's result code (decision in bits 0-1, approvals in 2-3, rule + 1 above) and
-    # how to explain it: making a Decision costs two stores
-    __slots__ = ("_rc", "_why")
-
-    def __init__(self, decision: str, rule: Optional[int], why: Union[tuple, str],
-                 approvals_required: int = 0) -> None:
-        if decision not in DECISIONS:
-            raise ValueError(f"decision must be one of {', '.join(DECISIONS)}, not {decision!r}")
-        if (decision == "Elevate") != (approvals_required in (1, 2, 3)) or approvals_required not in (0, 1, 2, 3):
-            raise ValueError("approvals_required must be 1-3 for Elevate and 0 otherwise")
-        self._rc = (0 if rule is None else rule + 1) << 4 | approvals_required << 2 | DECISIONS.index(decision)
-        self._why = why  # (source, tool, in0, in1), or the reason once known
-
-    @property
-    def decision(self) -> str:
-        return DECISIONS[self._rc & 3]
-
-    @property
-    def rule(self) -> Optional[int]:
-        return (self._rc >> 4) - 1 if self._rc >= 16 else None
-
-    @property
-    def approvals_required(self) -> int:
-        return self._rc >> 2 & 3
-
-    @property
-    def allowed(self) -> bool:
-        return self._rc & 3 == 1
-
-    @property
-    def reason(self) -> str:
-        why = self._why
-        if type(why) is str:
-            return why
-        source, tool, in0, in1 = why  # whoever decided explains (native or wasm)
-        self._why = reason = source.reason_for(tool, in0, in1)
-        return reason
-
-    def to_dict(self) -> dict:
-        """The wasm ABI's response shape: decision, reason, rule (and approvals_required
-        for an Elevate)."""
-        out = {"decision": self.decision, "reason": self.reason, "rule": self.rule}
-        if self._rc & 3 == _ELEVATE:
-            out["approvals_required"] = self.approvals_required
-        return out
-
-    def __eq__(self, other: object) -> bool:
-        if not isinstance(other, Decision):
-            return NotImplemented
-        return (self._rc, self.reason) == (other._rc, other.reason)
-
-    __hash__ = None  # type: ignore[assignment]
-
-    def __repr__(self) -> str:
-        extra = f", approvals_required={self.approvals_required}" if self.approvals_required else ""
-        return f"Decision({self.decision!r}, rule={self.rule!r}, reason={self.reason!r}{extra})"
-
-
-class _Made(Decision):
-    """A Decision as the engine makes it: the same object without the validating
-    constructor, so making one runs no Python frame (`_Made()` is C all the way down)."""
-
-    __slots__ = ()
-    __init__ = object.__init__  # type: ignore[assignment]
+_ELEVATE = ELEVATE
+_Made = MadeDecision   # the hot path's name for it
 
 
 class _State:
@@ -138,50 +67,9 @@ class _State:
     def reason_for(self, tool: Optional[bytes], in0: bytes, in1: Optional[bytes]) -> str:
         return _native.reason(self.scratch(), tool, in0, in1)
 
-
-def _has_nonfinite(value: Any) -> bool:
-    """orjson writes NaN and infinities as null; find them before that hides them."""
-    if isinstance(value, float):
-        return not math.isfinite(value)
-    if isinstance(value, dict):
-        return any(_has_nonfinite(v) for v in value.values())
-    if isinstance(value, (list, tuple)):
-        return any(_has_nonfinite(v) for v in value)
-    return False
-
-
-def _big_ints_as_fragments(value: Any) -> Any:
-    """Integers beyond 64 bits (which JSON carries, orjson refuses) as raw JSON fragments."""
-    if type(value) is int and not -(1 << 63) <= value < (1 << 64):
-        return orjson.Fragment(str(value).encode())
-    if isinstance(value, dict):
-        return {k: _big_ints_as_fragments(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_big_ints_as_fragments(v) for v in value]
-    return value
-
-
-def _pack_slow(request: tuple, first_error: Exception) -> bytes:
-    """orjson refuses integers beyond 64 bits: write those as fragments, so every other
-    value keeps orjson's exact text (reasons quote it), and still refuse what JSON cannot
-    carry (sets, bytes, NaN)."""
-    try:
-        return orjson.dumps(_big_ints_as_fragments(request))
-    except orjson.JSONEncodeError as exc:
-        if isinstance(exc.__cause__, UnicodeEncodeError) or "str is not valid UTF-8" in str(exc):
-            raise RequestError("a string that is not valid Unicode", "utf8") from exc
-        raise RequestError(f"a value JSON cannot carry: {first_error}", "unserializable") from exc
-
-
-def _encode(text: Union[str, bytes], what: str) -> bytes:
-    if isinstance(text, bytes):
-        return text
-    if isinstance(text, str):
-        try:
-            return text.encode("utf-8")
-        except UnicodeEncodeError:
-            raise RequestError(f"{what} is not valid Unicode", "utf8") from None
-    raise RequestError(f"{what} must be str or bytes, not {type(text).__name__}", "type")
+    def raise_for(self, rc: int, request: tuple) -> None:
+        """The RequestError for a request the core refused with `rc` (code and offset)."""
+        _native.raise_for(rc, self.scratch(), request[0] == "json")
 
 
 class Engine:
@@ -206,10 +94,11 @@ class Engine:
     def __init__(self, compiled: Compiled, *, max_bytes: int = 0, max_depth: int = 0, max_keys: int = 0,
                  audit: Any = None, shadow: Any = None, discovered_tools: Optional[Mapping[str, str]] = None) -> None:
         self._limits = {"max_bytes": max_bytes, "max_depth": max_depth, "max_keys": max_keys}
-        self._state = _State(compiled, self._limits)
+        self._state = self._new_state(compiled)
         self._discovered = dict(discovered_tools or {})  # kept for reload()
         self._keyring: Any = None   # approvals: created on first use
         self._ledger: Any = None
+        self._ledger_announced = False   # the local-ledger warning: logged once per engine
         self._recorder: Any = None
         if audit is not None or shadow is not None:
             self._recorder = _attach(self, audit, shadow)
@@ -234,17 +123,25 @@ class Engine:
         """Load a policy file."""
         return cls.from_json(_read(path), semantics, **options)
 
-    def reload(self, source: Union[PathLike, Mapping[str, Any]], *,
+    def reload(self, source: Union[PathLike, Mapping[str, Any], None] = None, *,
                discovered_tools: Optional[Mapping[str, str]] = None) -> None:
-        """Replace the policy (a file path or a decoded dict) with the same semantics and
-        limits (and discovered tools, unless new ones are given). Compiles and verifies
-        first; the swap itself is one assignment, so every concurrent evaluate() sees either
-        the old or the new policy, never a mix."""
-        data = source if isinstance(source, Mapping) else parse_json(_read(source))
+        """Replace the policy (a file path or a decoded dict; None: the current policy again,
+        e.g. with other discovered tools) with the same semantics and limits (and discovered
+        tools, unless new ones are given). Compiles and verifies first; the swap itself is
+        one assignment, so every concurrent evaluate() sees either the old or the new
+        policy, never a mix."""
         discovered = self._discovered if discovered_tools is None else dict(discovered_tools)
-        compiled = compile_policy(data, self.semantics, discovered_tools=discovered)
-        self._state = _State(compiled, self._limits)
+        if source is None:
+            compiled = compile_validated(self._state.compiled.policy, self.semantics, discovered_tools=discovered)
+        else:
+            data = source if isinstance(source, Mapping) else parse_json(_read(source))
+            compiled = compile_policy(data, self.semantics, discovered_tools=discovered)
+        self._state = self._new_state(compiled)
         self._discovered = discovered
+
+    def _new_state(self, compiled: Compiled) -> Any:
+        """The backend's state for a compiled policy (native here; wasm.WasmEngine's own)."""
+        return _State(compiled, self._limits)
 
     # ---------------------------------------------------------------- facts
 
@@ -272,26 +169,55 @@ class Engine:
 
     # ---------------------------------------------------------------- approvals
 
+    # creates an engine's keyring and ledger (rare), so that two threads never make two
+    # ledgers (an approval signed for one would then be refused by the other)
+    _approvals_lock = threading.Lock()
+
     def _approvals(self) -> tuple[Any, Any]:
         if self._keyring is None:
-            from .approvals import Keyring, NonceLedger  # cryptography: imported only when used
+            with Engine._approvals_lock:
+                if self._keyring is None:
+                    from .approvals import Keyring, NonceLedger  # cryptography: imported only when used
 
-            self._ledger = NonceLedger()
-            self._keyring = Keyring()
+                    self._ledger = NonceLedger()
+                    self._keyring = Keyring()  # last: a keyring seen means the ledger is there
         return self._keyring, self._ledger
+
+    @property
+    def ledger_id(self) -> str:
+        """The id of this engine's nonce ledger ("mem-" and 32 random hex digits, made with
+        the engine's first approval use and kept across reloads). It is in memory, local to
+        this process: approvals must be signed for it (approve() does; see
+        callgate.approvals.sign_approval's `ledger`), and any other process, or this one
+        after a restart, refuses them as "different ledger"."""
+        return self._approvals()[1].ledger_id
 
     def trust_approver(self, approver: str, public_key: Any) -> None:
         """Count approvals signed by `approver` with this Ed25519 public key (an object, raw
-        32 bytes or PEM)."""
-        self._approvals()[0].trust(approver, public_key)
+        32 bytes or PEM). A key already trusted under another name is a ValueError. The first
+        time, logs a warning (logger "callgate.approvals") that the nonce ledger is local to
+        this process, naming its id."""
+        keyring, ledger = self._approvals()
+        keyring.trust(approver, public_key)
+        with Engine._approvals_lock:
+            first, self._ledger_announced = not self._ledger_announced, True
+        if first:  # every process that accepts approvals says where they can be spent
+            import logging
+
+            logging.getLogger("callgate.approvals").warning(
+                "approvals: the nonce ledger %s is local to this process: approvals must be signed for it "
+                "and are single-use here only; another process, or this one after a restart, refuses them",
+                ledger.ledger_id)
 
     def approve(self, call: Any, *, approver: str, key: Any, ttl: float = 300.0,
-                now: Optional[float] = None) -> str:
-        """A signed approval of exactly this call (a callgate.Call) under the current policy."""
+                now: Optional[float] = None, ledger: Optional[str] = None) -> str:
+        """A signed approval of exactly this call (a callgate.Call) under the current policy,
+        to be spent in this engine's nonce ledger (`ledger_id`), or in the ledger `ledger`
+        names (another process's, e.g. a proxy's: an approval service signing for it)."""
         from .approvals import sign_approval
 
         return sign_approval(call, approver=approver, key=key, policy_digest=self._state.digest,
-                             ttl=ttl, now=now)
+                             ledger=self.ledger_id if ledger is None else ledger, ttl=ttl, now=now)
 
     def _apply_approvals(self, d: Decision, state: _State, approvals: Any, call: tuple,
                          now: Optional[float]) -> Decision:
@@ -301,17 +227,18 @@ class Engine:
         keyring, ledger = self._approvals()
         tool, args, role, principal, agent, resource, context = call
         target = Call(tool, args, role, principal, agent, resource, context)
-        when = time.time() if now is None else now
+        when = time.time() if now is None else now  # decides expiry only: the ledger has its own clock
         verdict = check_approvals(approvals, target, policy_digest=state.digest, keyring=keyring,
                                   ledger=ledger, now=when)
         required = d.approvals_required
         refused = None
         if verdict.satisfies(required):
-            refused = ledger.claim(verdict.nonces, when)  # spends them all, or none
+            refused = ledger.claim(verdict.nonces)  # spends them all, or none
             if refused is None:
                 approved = _Made()
                 approved._rc = (d._rc & ~15) | 1  # Allow, same rule
                 approved._why = d.reason + verdict.reason_suffix(required)
+                approved._by = verdict.valid_approvers
                 return approved
         held = _Made()
         held._rc = d._rc
@@ -401,7 +328,7 @@ class Engine:
                 extras: Optional[Mapping[str, Any]]) -> None:
         """A request the core could not decide: record it (if recording) and raise."""
         try:
-            _native.raise_for(rc, state.scratch(), request[0] == "json")
+            state.raise_for(rc, request)
         except RequestError as exc:
             if self._recorder is not None:
                 self._recorder.record_error(exc, request, principal, trace_id, extras)

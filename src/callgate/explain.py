@@ -4,11 +4,14 @@ For one request this lists every rule collected for (tool, role) in precedence o
 rules, then allow rules, then elevate rules), evaluates each rule's condition node by node
 and shows every node's value (T, F or U) and, for leaves, the value the request holds.
 
-The evaluation here is a second, independent implementation in Python, written from
-docs/semantics.md and docs/policy-v2.md over the validated policy model. The decision it
-reaches is compared with the engine's (the C core): they must agree on the decision, the
-deciding rule and the approvals required; `Explanation.agrees` is False when they do not,
-which is a bug in one of them. The reason shown is always the engine's.
+What the policy means (which rules a pair collects, their order and effects, tiers and
+defaults, how values decide, how constants read) comes from `language.Meaning`, the same
+model the compiler encodes. The conditions are evaluated here, by the product's one Python
+evaluator of conditions (`Evaluator`), written from docs/semantics.md and docs/policy-v2.md
+over the validated policy. The decision it reaches is compared with the engine's (the C
+core): they must agree on the decision, the deciding rule and the approvals required;
+`Explanation.agrees` is False when they do not, which is a bug in one of them. The reason
+shown is always the engine's.
 
 It works on the validated model's JSON form (`model_dump(by_alias=True)`), so it reads
 every node, v1 and v2, the way a policy file spells it.
@@ -25,115 +28,23 @@ from typing import Any, Optional
 
 import orjson
 
-from .compiler import glob_match as _star_match
+from .language import (
+    DAYS, OP_SYMBOL, F, Meaning, T, U, format_number, format_set, glob_match, path_glob_match, ref_display,
+    window_text,
+)
 
-T, F, U = "T", "F", "U"
 MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING", "__bool__": lambda self: False})()
 
-TIERS = ("public", "read", "write", "destructive")  # in order of strictness
-DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-OP_SYMBOL = {"Lt": "<", "Lte": "<=", "Gt": ">", "Gte": ">=", "Eq": "==", "Ne": "!="}
 STRING_OPS = {"Eq": "==", "Ne": "!=", "StartsWith": "starts with", "EndsWith": "ends with",
               "Contains": "contains", "Glob": "matches glob", "PathGlob": "matches path glob"}
 VALUE_BYTES = 64
-SET_SHOWN = 5
 TIME_MIN, TIME_MAX = 0, 4102444800  # 1970-01-01T00:00:00Z <= t < 2100-01-01T00:00:00Z
-
-
-# ---------------------------------------------------------------- the policy as data
-
-
-def policy_data(policy: Any) -> dict:
-    """The validated policy model (or an already-dumped dict) as a JSON-shaped dict."""
-    if isinstance(policy, dict):
-        return policy
-    return policy.model_dump(by_alias=True)
 
 
 def _get(d: Any, key: str, default: Any = None) -> Any:
     """d[key], treating None as absent (optional model fields dump as None)."""
-    if isinstance(d, dict):
-        value = d.get(key)
-        return default if value is None else value
-    value = getattr(d, key, None)
+    value = d.get(key) if isinstance(d, dict) else getattr(d, key, None)
     return default if value is None else value
-
-
-def glob_match(pattern: str, name: str, slash: bool = True) -> bool:
-    """`*` matches any run of characters; with `slash` False (PathGlob) none of them `/`:
-    then the pattern and the name match component by component."""
-    if slash:
-        return _star_match(pattern, name)
-    parts, names = pattern.split("/"), name.split("/")
-    return len(parts) == len(names) and all(_star_match(p, n) for p, n in zip(parts, names))
-
-
-def tool_tiers(policy: dict) -> dict[str, str]:
-    """Each declared tool's tier: an exact key wins over globs; among globs, the strictest."""
-    tiers = _get(policy, "tool_tiers", {}) or {}
-    out: dict[str, str] = {}
-    for tool in policy.get("tools", []):
-        if tool in tiers:
-            out[tool] = _tier_name(tiers[tool])
-            continue
-        found = [_tier_name(t) for key, t in tiers.items() if "*" in key and glob_match(key, tool)]
-        found = [t for t in found if t in TIERS]
-        if found:
-            out[tool] = max(found, key=TIERS.index)
-    return out
-
-
-def _tier_name(value: Any) -> str:
-    return str(getattr(value, "value", value))
-
-
-def rule_effect(rule: dict) -> str:
-    return str(_get(rule, "effect", "allow")).lower()
-
-
-def rule_approvals(rule: dict) -> int:
-    return int(_get(rule, "approvals", 0)) if rule_effect(rule) == "elevate" else 0
-
-
-def rule_tools(policy: dict, rule: dict, tiers: Optional[dict[str, str]] = None) -> list[str]:
-    """The tools a rule covers: its tool_name (a glob expands against `tools`) or its tier."""
-    tools = list(dict.fromkeys(policy.get("tools", [])))
-    tier = _get(rule, "tier")
-    if tier is not None:
-        tiers = tool_tiers(policy) if tiers is None else tiers
-        return [t for t in tools if tiers.get(t) == _tier_name(tier)]
-    name = _get(rule, "tool_name", "")
-    if "*" in name:
-        return [t for t in tools if glob_match(name, t)]
-    return [name]
-
-
-def expand(policy: dict, semantics: str) -> dict[tuple[str, str], list[int]]:
-    """(tool, role) -> the rules it collects, in policy order (perso: only the last)."""
-    declared_roles = set(policy.get("roles", []))
-    tiers = tool_tiers(policy)
-    table: dict[tuple[str, str], list[int]] = {}
-    for i, rule in enumerate(policy.get("rules", [])):
-        roles = [r for r in dict.fromkeys(rule.get("roles", [])) if r in declared_roles]
-        for tool in rule_tools(policy, rule, tiers):
-            for role in roles:
-                if semantics == "perso":
-                    table[(tool, role)] = [i]
-                else:
-                    table.setdefault((tool, role), []).append(i)
-    return table
-
-
-def precedence(policy: dict, rules: list[int]) -> list[int]:
-    """Rules in precedence order: deny (policy order), allow (policy order), elevate
-    (approvals descending, then policy order)."""
-    ordered = sorted(set(rules))
-    defs = policy["rules"]
-    deny = [i for i in ordered if rule_effect(defs[i]) == "deny"]
-    allow = [i for i in ordered if rule_effect(defs[i]) not in ("deny", "elevate")]
-    elevate = sorted((i for i in ordered if rule_effect(defs[i]) == "elevate"),
-                     key=lambda i: (-rule_approvals(defs[i]), i))
-    return deny + allow + elevate
 
 
 # ---------------------------------------------------------------- display
@@ -168,31 +79,8 @@ def display_value(value: Any) -> str:
     return raw[:cut].decode("utf-8") + "…"
 
 
-def display_number(value: Any) -> str:
-    k = float(value)
-    return str(int(k)) if k.is_integer() and abs(k) < 1e16 else repr(k)
-
-
-def display_set(values: list) -> str:
-    shown = ", ".join(orjson.dumps(v).decode() for v in values[:SET_SHOWN])
-    rest = len(values) - SET_SHOWN
-    return f"[{shown}, … and {rest} more]" if rest > 0 else f"[{shown}]"
-
-
-def ref_name(source: str, field: Optional[str], pointer: Optional[str]) -> str:
-    """`Arguments.amount`, `Arguments/filters/0/amount`, `element`, `element.amount`, `element/a/b`."""
-    base = "element" if source == "Element" else source
-    if pointer is not None and pointer != "":
-        return f"{base}{pointer}"
-    if field is not None:
-        return f"{base}.{field}"
-    return base
-
-
-def window_text(spec: dict) -> str:
-    days = _get(spec, "days") or list(DAYS)
-    days = [d for d in DAYS if d in set(days)]
-    return f"{','.join(days)} {spec['start']}-{spec['end']} {spec['timezone']}"
+def _window(spec: dict) -> str:
+    return window_text(_get(spec, "days") or DAYS, spec["start"], spec["end"], spec["timezone"])
 
 
 # ---------------------------------------------------------------- values and equality
@@ -274,7 +162,10 @@ def resolve_pointer(root: Any, pointer: str) -> Any:
     return value
 
 
-_RFC3339 = re.compile(r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(\.\d+)?(?:([Zz])|([+-])(\d{2}):(\d{2}))")
+# ASCII digits only, as the C core reads them: [0-9], not \d, which (like int()) also takes
+# the digits of other scripts ("２０２６" in fullwidth), which the engine refuses
+_RFC3339 = re.compile(r"([0-9]{4})-([0-9]{2})-([0-9]{2})[Tt]([0-9]{2}):([0-9]{2}):([0-9]{2})(\.[0-9]+)?"
+                      r"(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))")
 
 
 def parse_instant(x: Any) -> Optional[int]:
@@ -412,7 +303,7 @@ class Evaluator:
         source = spec[f"source{suffix}"]
         field = spec.get(f"field{suffix}")
         pointer = spec.get(f"pointer{suffix}")
-        return ref_name(source, field, pointer), self.read(source, field, pointer)
+        return ref_display(source, field, pointer if pointer != "" else None), self.read(source, field, pointer)
 
     # -- nodes
 
@@ -493,9 +384,9 @@ class Evaluator:
         op = spec["op"]
         if op == "Between":
             lo, hi = spec["value"]
-            label = f"{name} between {display_number(lo)} and {display_number(hi)}"
+            label = f"{name} between {format_number(lo)} and {format_number(hi)}"
         else:
-            label = f"{name} {OP_SYMBOL[op]} {display_number(spec['value'])}"
+            label = f"{name} {OP_SYMBOL[op]} {format_number(spec['value'])}"
         n = Node("NumericCheck", label, loc, seen=[Seen(name, x)])
         if not _is_number(x):
             n.value = self.undetermined
@@ -513,7 +404,7 @@ class Evaluator:
         name, x = self.ref(spec)
         op, value = spec["op"], spec["value"]
         if op in ("In", "NotIn"):
-            label = f"{name} {'in' if op == 'In' else 'not in'} {display_set(list(value))}"
+            label = f"{name} {'in' if op == 'In' else 'not in'} {format_set(list(value))}"
         else:
             label = f"{name} {STRING_OPS[op]} {orjson.dumps(value).decode()}"
         n = Node("StringCheck", label, loc, seen=[Seen(name, x)])
@@ -525,7 +416,7 @@ class Evaluator:
             "Eq": lambda: x == value, "Ne": lambda: x != value,
             "StartsWith": lambda: x.startswith(value), "EndsWith": lambda: x.endswith(value),
             "Contains": lambda: value in x,
-            "Glob": lambda: glob_match(value, x), "PathGlob": lambda: glob_match(value, x, slash=False),
+            "Glob": lambda: glob_match(value, x), "PathGlob": lambda: path_glob_match(value, x),
         }[op]()
         n.value = T if ok else F
         return n
@@ -551,7 +442,7 @@ class Evaluator:
     def _leaf_Length(self, spec: dict, loc: str) -> Node:
         name, x = self.ref(spec)
         op, k = spec["op"], spec["value"]
-        n = Node("Length", f"length of {name} {OP_SYMBOL[op]} {display_number(k)}", loc, seen=[Seen(name, x)])
+        n = Node("Length", f"length of {name} {OP_SYMBOL[op]} {format_number(k)}", loc, seen=[Seen(name, x)])
         if isinstance(x, (str, list)):
             length = len(x)
             n.value = T if {"Lt": length < k, "Lte": length <= k, "Gt": length > k, "Gte": length >= k,
@@ -585,7 +476,7 @@ class Evaluator:
         if spec.get("pointer") is None and spec.get("field") is None and spec["source"] != "Element":
             spec["field"] = "time"  # the model fills this in already; Element alone is the element
         name, x = self.ref(spec)
-        n = Node("TimeWindow", f"{name} within {window_text(spec)}", loc, seen=[Seen(name, x)])
+        n = Node("TimeWindow", f"{name} within {_window(spec)}", loc, seen=[Seen(name, x)])
         t = parse_instant(x) if x is not MISSING else None
         if t is None:
             n.value = self.undetermined
@@ -658,27 +549,13 @@ class Explanation:
                 "problems": self.problems}
 
 
-def _sources(semantics: str, args: Any, agent: Any, resource: Any, context: Any) -> dict:
+def _sources(args: Any, agent: Any, resource: Any, context: Any) -> dict:
     return {
         "Arguments": {} if args is None else args,
         "AgentAttributes": {} if agent is None else agent,
         "ResourceAttributes": {} if resource is None else resource,
         "Context": {} if context is None else context,
     }
-
-
-def _tier_default(policy: dict, tier: Optional[str]) -> Optional[tuple[str, int]]:
-    if tier is None:
-        return None
-    value = (_get(policy, "tier_defaults", {}) or {}).get(tier)
-    if value is None:
-        return None
-    if isinstance(value, str):
-        effect, approvals = value, 0
-    else:
-        effect, approvals = str(_get(value, "effect")), int(_get(value, "approvals", 0))
-    effect = effect.lower()
-    return {"allow": ("Allow", 0), "deny": ("Deny", 0)}.get(effect, ("Elevate", approvals))
 
 
 def explain_request(compiled: Any, engine: Any, tool: str, role: str, args: Any = None,
@@ -691,33 +568,27 @@ def explain_request(compiled: Any, engine: Any, tool: str, role: str, args: Any 
     engine_verdict = Verdict(d.decision, d.rule, d.approvals_required)
     reason = d.reason
 
-    semantics = compiled.semantics
-    policy = policy_data(compiled.policy)
-    defs = policy["rules"]
-    tiers = {} if semantics == "perso" else tool_tiers(policy)
-    tier = tiers.get(tool)
-    collected = expand(policy, semantics).get((tool, role), [])
-    table_rules = list(compiled.table.get((tool, role), []))
-    problems = []
-    if sorted(set(table_rules)) != sorted(set(collected)):
-        problems.append(f"the compiled table gives rules {sorted(set(table_rules))} for ({tool}, {role}); "
-                        f"explain expands the policy to {sorted(set(collected))}")
-
-    ev = Evaluator(semantics, _sources(semantics, args, agent_attributes, resource_attributes, context))
+    meaning: Meaning = compiled.meaning
+    semantics = meaning.semantics
+    defs = compiled.policy.model_dump(by_alias=True)["rules"]
+    collected = meaning.rules_for(tool, role)
+    ev = Evaluator(semantics, _sources(args, agent_attributes, resource_attributes, context))
     results = []
-    for i in precedence(policy, collected):
-        rule = defs[i]
-        effect = "allow" if semantics == "perso" else rule_effect(rule)
-        cond = rule.get("condition")
+    values: dict[int, str] = {}
+    for i in collected:
+        effect, approvals = meaning.rule_effect(i)
+        cond = defs[i].get("condition")
         tree, blame, value = None, None, T
         if cond is not None:
             tree, blame = ev.node(cond, f"rules[{i}].condition")
             value = tree.value
-        applies = value == T or (effect == "deny" and value == U)
-        results.append(RuleResult(i, effect, rule_approvals(rule) if semantics != "perso" else 0,
-                                  _get(rule, "tool_name"), _get(rule, "tier"), value, applies, tree, blame))
+        values[i] = value
+        applies = value == T or (effect == "Deny" and value == U)
+        results.append(RuleResult(i, effect.lower(), approvals, defs[i].get("tool_name"), defs[i].get("tier"),
+                                  value, applies, tree, blame))
 
-    mine, decided_by = _decide(policy, semantics, results, tier)
+    outcome = meaning.decide(tool, values)
+    mine = Verdict(outcome.decision, outcome.rule, outcome.approvals)
     # the rules after the first that applies (in precedence order) are never reached; the
     # blame is marked where the reason uses it: the deciding rule of a denial
     first = next((k for k, r in enumerate(results) if r.applies), None)
@@ -726,39 +597,12 @@ def explain_request(compiled: Any, engine: Any, tool: str, role: str, args: Any 
         if (r.index == mine.rule and mine.decision == "Deny" and semantics != "perso"
                 and r.blame is not None):
             r.blame.blame = True
+    problems = []
     if (mine.decision, mine.rule, mine.approvals_required) != (
             engine_verdict.decision, engine_verdict.rule, engine_verdict.approvals_required):
         problems.append(f"the engine says {engine_verdict.describe()}; explain's evaluation says {mine.describe()}")
-    return Explanation(tool, role, semantics, tier, results, decided_by, mine, engine_verdict, reason,
-                       table_rules, problems)
-
-
-def _decide(policy: dict, semantics: str, results: list[RuleResult], tier: Optional[str]) -> tuple[Verdict, str]:
-    """Steps 1-5 of docs/policy-v2.md (perso: the single kept rule decides)."""
-    if semantics == "perso":
-        if not results:
-            return Verdict(policy["default_action"], None, 0), "default_action"
-        r = results[0]
-        return Verdict("Allow" if r.value == T else "Deny", r.index, 0), "rule"
-    by_order = sorted(results, key=lambda r: r.index)
-    for r in by_order:
-        if r.effect == "deny" and r.applies:
-            return Verdict("Deny", r.index, 0), "rule"
-    for r in by_order:
-        if r.effect == "allow" and r.applies:
-            return Verdict("Allow", r.index, 0), "rule"
-    elevating = [r for r in by_order if r.effect == "elevate" and r.applies]
-    if elevating:
-        most = max(r.approvals for r in elevating)
-        first = next(r for r in elevating if r.approvals == most)
-        return Verdict("Elevate", first.index, most), "rule"
-    grants = [r for r in results if r.effect != "deny"]  # already in precedence order
-    if grants:
-        return Verdict("Deny", grants[0].index, 0), "rule"
-    default = _tier_default(policy, tier)
-    if default is not None:
-        return Verdict(default[0], None, default[1]), "tier default"
-    return Verdict(policy["default_action"], None, 0), "default_action"
+    return Explanation(tool, role, semantics, meaning.tier_of(tool), results, outcome.decided_by, mine,
+                       engine_verdict, reason, list(collected), problems)
 
 
 # ---------------------------------------------------------------- text rendering

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from typing import Any, Iterator, Optional
 
 from .errors import PolicyError
-from .explain import display_number, glob_match, policy_data, ref_name, rule_tools, tool_tiers
+from .language import OP_SYMBOL, Meaning, format_number, glob_match, ref_display
 from .policy import strip_unknown, validate
 
 LEVEL_ORDER = {"error": 0, "warning": 1, "note": 2}
@@ -37,13 +37,14 @@ def lint(data: Any, semantics: str = "strict") -> list[Finding]:
         model = validate(strip_unknown(data), "perso") if semantics == "perso" else validate(data)
     except PolicyError as exc:
         return [Finding("error", exc.location, exc.message)] + sorted(compat, key=lambda f: LEVEL_ORDER[f.level])
-    policy = policy_data(model)
-    findings = list(_roles_and_tools(policy, semantics))
+    policy = model.model_dump(by_alias=True)
+    meaning = Meaning(model, semantics, strict=False)  # what the policy means, undeclared names skipped
+    findings = list(_roles_and_tools(policy, meaning))
     if not any(f.level == "error" for f in findings):
         findings += _compile_errors(data, semantics)
-    findings += _shadowed(policy, semantics)
+    findings += _shadowed(policy, meaning)
     if semantics != "perso":
-        findings += _never_granted(policy)
+        findings += _never_granted(policy, meaning)
     for i, rule in enumerate(policy["rules"]):
         if rule.get("condition") is not None:
             findings += _conditions(rule["condition"], f"rules[{i}].condition")
@@ -64,10 +65,11 @@ def _compile_errors(data: Any, semantics: str) -> list[Finding]:
     return []
 
 
-def _roles_and_tools(policy: dict, semantics: str) -> Iterator[Finding]:
+def _roles_and_tools(policy: dict, meaning: Meaning) -> Iterator[Finding]:
+    semantics = meaning.semantics
     roles = set(policy["roles"])
     tools = set(policy["tools"])
-    tiers = tool_tiers(policy) if semantics != "perso" else {}
+    tiers = meaning.tiers
     for i, rule in enumerate(policy["rules"]):
         for j, role in enumerate(rule["roles"]):
             if role not in roles:
@@ -95,23 +97,17 @@ def _roles_and_tools(policy: dict, semantics: str) -> Iterator[Finding]:
                               f"tool '{name}' is not declared in tools; perso uses it as is")
 
 
-def _pairs(policy: dict, rule_index: int, tiers: Optional[dict] = None) -> set[tuple[str, str]]:
-    rule = policy["rules"][rule_index]
-    roles = [r for r in rule["roles"] if r in set(policy["roles"])]
-    return {(t, r) for t in rule_tools(policy, rule, tiers) for r in roles}
-
-
-def _shadowed(policy: dict, semantics: str) -> list[Finding]:
+def _shadowed(policy: dict, meaning: Meaning) -> list[Finding]:
     """perso keeps only the last rule per (tool, role): earlier ones are silently dropped."""
-    if semantics != "perso":
+    if meaning.semantics != "perso":
         return []
     last: dict[tuple[str, str], int] = {}
     for i in range(len(policy["rules"])):
-        for pair in _pairs(policy, i, {}):
+        for pair in meaning.pairs(i):
             last[pair] = i
     out = []
     for i in range(len(policy["rules"])):
-        lost = sorted(p for p in _pairs(policy, i, {}) if last[p] != i)
+        lost = sorted(p for p in meaning.pairs(i) if last[p] != i)
         if lost:
             (tool, role), later = lost[0], last[lost[0]]
             more = f" and {len(lost) - 1} more pairs" if len(lost) > 1 else ""
@@ -125,13 +121,12 @@ def _effect(rule: dict) -> str:
     return rule.get("effect") or "allow"
 
 
-def _never_granted(policy: dict) -> list[Finding]:
+def _never_granted(policy: dict, meaning: Meaning) -> list[Finding]:
     """A grant rule none of whose (tool, role) pairs it can ever decide: an allow rule every
     pair of which an unconditional deny covers (deny comes first), an elevate rule every
     pair of which an unconditional deny or allow covers (both come before elevate)."""
-    tiers = tool_tiers(policy)
     rules = policy["rules"]
-    pairs = [_pairs(policy, i, tiers) for i in range(len(rules))]
+    pairs = [meaning.pairs(i) for i in range(len(rules))]
     unconditional = {"deny": {}, "allow": {}}  # pair -> the first rule that decides it unconditionally
     for i, rule in enumerate(rules):
         if rule.get("condition") is None and _effect(rule) in unconditional:
@@ -167,7 +162,7 @@ def _kind(node: dict) -> tuple[str, Any]:
 
 
 def _ref(body: dict, suffix: str = "") -> str:
-    return ref_name(body[f"source{suffix}"], body.get(f"field{suffix}"), body.get(f"pointer{suffix}"))
+    return ref_display(body[f"source{suffix}"], body.get(f"field{suffix}"), body.get(f"pointer{suffix}"))
 
 
 def _conditions(node: dict, where: str) -> list[Finding]:
@@ -219,11 +214,10 @@ class _Bounds:
             lo, hi = (float(v) for v in value)
             self._lo(lo, True)
             self._hi(hi, True)
-            self.said.append(f"between {display_number(lo)} and {display_number(hi)}")
+            self.said.append(f"between {format_number(lo)} and {format_number(hi)}")
             return
         k = float(value)
-        symbol = {"Lt": "<", "Lte": "<=", "Gt": ">", "Gte": ">=", "Eq": "==", "Ne": "!="}[op]
-        self.said.append(f"{symbol} {display_number(k)}")
+        self.said.append(f"{OP_SYMBOL[op]} {format_number(k)}")
         if op in ("Gt", "Gte", "Eq"):
             self._lo(k, op != "Gt")
         if op in ("Lt", "Lte", "Eq"):

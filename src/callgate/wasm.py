@@ -1,14 +1,17 @@
-"""The same engine through WebAssembly (wasmtime), with the native Engine's API.
+"""The same engine through WebAssembly (wasmtime).
 
-The binding is designed around its cost: wasmtime-py's `Func.__call__` costs about as much
-as the whole decision, so every call here goes through wasmtime's unchecked raw call path
-with a preallocated argument buffer, requests are written straight into the module's
-reusable request buffer, and one call decides (`decide`). The reason is fetched only when
-`Decision.reason` is read (`explain`).
-
-Any module with the original perso ABI (alloc, dealloc, init, evaluate) loads too, so a
-perso.wasm and callgate can be run side by side (`callgate compare`); such modules are
-driven through that ABI (three buffers in, a JSON response out, everything freed).
+- `WasmEngine` is `Engine` with the wasm backend: the same constructors, signatures,
+  approvals, audit trail and reload; only the decision is made by the module
+  (`WasmRuntime.decide`) instead of the native core.
+- `WasmRuntime` is the binding to one module instance. It is designed around its cost:
+  wasmtime-py's `Func.__call__` costs about as much as the whole decision, so every call
+  goes through wasmtime's unchecked raw call path with a preallocated argument buffer,
+  requests are written straight into the module's reusable request buffer, and one call
+  decides (`decide`). The reason is fetched only when `Decision.reason` is read (`explain`).
+- `WasmModule` decides with a module whose policy is already in it (`callgate build-wasm`),
+  or any module with the original perso ABI (alloc, dealloc, init, evaluate), so a perso.wasm
+  and callgate can be run side by side (`callgate compare`); decisions only, no approvals
+  or audit trail.
 """
 
 from __future__ import annotations
@@ -21,10 +24,11 @@ from typing import Any, Mapping, Optional, Union
 
 import orjson
 
-from .compiler import compile_policy
-from .engine import Decision, PathLike, _encode, _Made, _has_nonfinite, _pack_slow, _read
+from .compiler import Compiled
+from .decision import Decision, MadeDecision
+from .engine import Engine, PathLike
 from .errors import CallgateError, RequestError
-from .policy import parse_json
+from .values import encode_text, has_nonfinite, pack_slow
 
 try:
     import wasmtime
@@ -35,14 +39,6 @@ except ImportError:  # pragma: no cover - wasmtime is the `wasm` extra
 
 PAGE = 65536
 EMBED_MAGIC = b"CGEM"
-
-
-def _decision(rc: int, why: tuple) -> Decision:
-    """A Decision straight from the module's result code (as the native engine makes them)."""
-    d = _Made()
-    d._rc = rc
-    d._why = why
-    return d
 
 
 class WasmError(CallgateError):
@@ -131,7 +127,7 @@ def embed_policy(module: bytes, blob: bytes) -> bytes:
     return module[:8] + b"".join(bytes([sid]) + _enc_u(len(body)) + body for sid, body in out)
 
 
-# ---------------------------------------------------------------- the engine
+# ---------------------------------------------------------------- the binding
 
 
 class _RawFunc:
@@ -170,21 +166,29 @@ class _RawFunc:
         raise WasmError(f"the module trapped: {trap.message}")
 
 
-class WasmEngine:
-    """A policy decided by a WebAssembly module: callgate's own (the default) or any module
-    with the perso ABI. Same evaluate() / evaluate_json() / Decision as `callgate.Engine`.
-    Calls are serialized by a lock: a wasm instance is single-threaded."""
+def _compiled_module(engine: Any, raw: bytes) -> Any:
+    try:
+        return wasmtime.Module(engine, raw)
+    except wasmtime.WasmtimeError as exc:
+        raise WasmError(f"cannot compile the module: {exc}") from None
 
-    def __init__(self, policy: Union[bytes, str], module: Union[bytes, PathLike, None] = None,
-                 *, semantics: str = "strict", version: str = "") -> None:
+
+class WasmRuntime:
+    """One instance of a module, with the policy it was given (`load`). Calls are serialized
+    by a lock: a wasm instance is single-threaded."""
+
+    def __init__(self, module: Union[bytes, PathLike, None] = None, *, _engine: Any = None,
+                 _module: Any = None) -> None:
         if wasmtime is None:  # pragma: no cover
             raise WasmError("wasmtime is not installed: pip install 'callgate[wasm]'")
-        raw = Path(module).read_bytes() if isinstance(module, (str, Path)) else module
-        raw = raw if raw is not None else wasm_path().read_bytes()
-        self._engine = wasmtime.Engine()
+        if _module is None:
+            raw = Path(module).read_bytes() if isinstance(module, (str, Path)) else module
+            raw = raw if raw is not None else wasm_path().read_bytes()
+            _engine = wasmtime.Engine()
+            _module = _compiled_module(_engine, raw)
+        self._engine, self._module = _engine, _module
         self._store = wasmtime.Store(self._engine)
         try:
-            self._module = wasmtime.Module(self._engine, raw)
             self._instance = wasmtime.Instance(self._store, self._module, [])
         except (wasmtime.WasmtimeError, wasmtime.Trap) as exc:
             raise WasmError(f"cannot instantiate the module: {exc}") from None
@@ -194,14 +198,13 @@ class WasmEngine:
         if missing:
             raise WasmError(f"the module lacks the ABI exports {', '.join(sorted(missing))}")
         self.lean = {"decide", "decide_json", "request_buffer", "explain", "callgate_abi_version"} <= names
-        self.semantics = semantics
-        self.policy_version = version
         self._memory = exports["memory"]
         f = {name: exports[name] for name in names if isinstance(exports[name], wasmtime.Func)}
         self._alloc = _RawFunc(self._store, f["alloc"], 1)
         self._dealloc = _RawFunc(self._store, f["dealloc"], 2)
         self._init = _RawFunc(self._store, f["init"], 2)
         self._evaluate = _RawFunc(self._store, f["evaluate"], 6)
+        self.abi_version = 0
         if self.lean:
             self.abi_version = _RawFunc(self._store, f["callgate_abi_version"], 1)()
             self._decide = _RawFunc(self._store, f["decide"], 2)
@@ -212,36 +215,11 @@ class WasmEngine:
         self._buf = 0
         self._buf_size = 0
         self._refresh()
-        self._load(policy)
 
-    # ---------------------------------------------------------------- construction
-
-    @classmethod
-    def from_dict(cls, policy: Mapping[str, Any], semantics: str = "strict",
-                  module: Union[bytes, PathLike, None] = None) -> "WasmEngine":
-        compiled = compile_policy(policy, semantics)
-        return cls(compiled.blob, module, semantics=semantics, version=compiled.version)
-
-    @classmethod
-    def from_json(cls, text: Union[str, bytes], semantics: str = "strict",
-                  module: Union[bytes, PathLike, None] = None) -> "WasmEngine":
-        return cls.from_dict(parse_json(text), semantics, module)
-
-    @classmethod
-    def from_file(cls, path: PathLike, semantics: str = "strict",
-                  module: Union[bytes, PathLike, None] = None) -> "WasmEngine":
-        return cls.from_json(_read(path), semantics, module)
-
-    @classmethod
-    def foreign(cls, module: Union[bytes, PathLike], policy_json: Union[str, bytes]) -> "WasmEngine":
-        """Any module with the perso ABI, initialized with policy JSON (what perso.wasm takes)."""
-        text = policy_json.encode() if isinstance(policy_json, str) else policy_json
-        return cls(text, module, semantics="perso")
-
-    def reload(self, policy: Union[bytes, Mapping[str, Any]]) -> None:
-        """Load another compiled blob (or policy dict); atomic: on error the old one stays."""
-        blob = compile_policy(policy, self.semantics).blob if isinstance(policy, Mapping) else policy
-        self._load(blob)
+    def another(self) -> "WasmRuntime":
+        """A new instance of the same compiled module (for a new policy: an instance keeps
+        the policy its decisions' reasons are read from)."""
+        return WasmRuntime(_engine=self._engine, _module=self._module)
 
     # ---------------------------------------------------------------- memory
 
@@ -274,7 +252,9 @@ class WasmEngine:
         except orjson.JSONDecodeError as exc:
             raise WasmError(f"the module returned invalid JSON: {exc}") from None
 
-    def _load(self, policy: bytes) -> None:
+    def load(self, policy: bytes) -> None:
+        """init() with a compiled blob (or policy JSON, for a perso-ABI module); b"" loads a
+        policy embedded in the module. WasmError when the module refuses it."""
         with self._lock:
             if policy == b"":
                 resp = self._take_response(self._init(0, 0))  # the embedded policy
@@ -296,61 +276,28 @@ class WasmEngine:
             self._buf_size = max(n, 4096)
         return self._buf
 
-    # ---------------------------------------------------------------- decisions
+    # ---------------------------------------------------------------- calls
 
-    def evaluate(self, tool: str, args: Any = None, *, role: str,
-                 agent_attributes: Optional[Mapping[str, Any]] = None,
-                 resource_attributes: Optional[Mapping[str, Any]] = None,
-                 context: Optional[Mapping[str, Any]] = None) -> Decision:
-        """Decide one tool call (one call into the module)."""
-        request: tuple = (tool, role, {} if args is None else args, agent_attributes or {}, resource_attributes or {})
-        if context is not None:
-            request += (context,)
-        try:
-            packed = orjson.dumps(request)
-        except orjson.JSONEncodeError as exc:
-            packed = _pack_slow(request, exc)
-        if b"null" in packed and _has_nonfinite(request):
-            raise RequestError("NaN and Infinity are not JSON", "nonfinite")
-        if not self.lean:
-            fields = {"role": role, "agent_attrs": request[3], "resource_attrs": request[4]}
-            if context is not None:
-                fields["context"] = context
-            ctx = orjson.dumps(fields)
-            return self.evaluate_json(tool, orjson.dumps(request[2]), ctx)
+    def decide(self, packed: bytes) -> int:
+        """The result code for a packed request (the lean `decide` export)."""
         n = len(packed)
         with self._lock:
             ptr = self._request_area(n)
             ctypes.memmove(self._base + ptr, packed, n)
-            rc = self._decide(ptr, n)
-        if rc < 0:
-            self.reason_for(None, packed, None)  # raises the module's error, with its offset
-        return _decision(rc, (self, None, packed, None))
+            return self._decide(ptr, n)
 
-    def evaluate_json(self, tool: Union[str, bytes], args: Union[str, bytes], context: Union[str, bytes]) -> Decision:
-        """Decide from JSON text, as the perso ABI's evaluate does."""
-        tool_b, args_b, ctx_b = _encode(tool, "tool"), _encode(args, "arguments"), _encode(context, "context")
-        if not self.lean:
-            reply = self._perso_evaluate(tool_b, args_b, ctx_b)
-            try:
-                return Decision(reply["decision"], reply.get("rule"), str(reply.get("reason", "")),
-                                int(reply.get("approvals_required", 0)))
-            except (KeyError, ValueError, TypeError) as exc:
-                raise WasmError(f"the module's reply is not a decision: {reply!r}") from exc
-        total = len(tool_b) + len(args_b) + len(ctx_b)
+    def decide_json(self, tool: bytes, args: bytes, ctx: bytes) -> int:
+        """The result code for tool, arguments and context JSON (`decide_json`)."""
+        total = len(tool) + len(args) + len(ctx)
         with self._lock:
             ptr = self._request_area(total)
             base = self._base + ptr
-            ctypes.memmove(base, tool_b, len(tool_b))
-            ctypes.memmove(base + len(tool_b), args_b, len(args_b))
-            ctypes.memmove(base + len(tool_b) + len(args_b), ctx_b, len(ctx_b))
-            rc = self._decide_json(ptr, len(tool_b), ptr + len(tool_b), len(args_b),
-                                   ptr + len(tool_b) + len(args_b), len(ctx_b))
-        if rc < 0:
-            self.reason_for(tool_b, args_b, ctx_b)
-        return _decision(rc, (self, tool_b, args_b, ctx_b))
+            ctypes.memmove(base, tool, len(tool))
+            ctypes.memmove(base + len(tool), args, len(args))
+            ctypes.memmove(base + len(tool) + len(args), ctx, len(ctx))
+            return self._decide_json(ptr, len(tool), ptr + len(tool), len(args), ptr + len(tool) + len(args), len(ctx))
 
-    def _perso_evaluate(self, tool: bytes, args: bytes, ctx: bytes) -> dict:
+    def perso_evaluate(self, tool: bytes, args: bytes, ctx: bytes) -> dict:
         """The perso ABI: three buffers in, a JSON response out; everything is freed."""
         with self._lock:
             ptrs = [self._write(b) for b in (tool, args, ctx)]
@@ -359,24 +306,172 @@ class WasmEngine:
             finally:
                 for p, b in zip(ptrs, (tool, args, ctx)):
                     self._dealloc(p, len(b))
-        if "error" in reply:
-            raise RequestError(str(reply["error"]), str(reply.get("code", "invalid")), reply.get("offset"),
-                               reply.get("input"))
+        _raise_error_reply(reply)
         return reply
 
-    def reason_for(self, tool: Optional[bytes], in0: bytes, in1: Optional[bytes]) -> str:
-        """The reason text: `explain` for the request form, the perso `evaluate` otherwise."""
+    def reason(self, tool: Optional[bytes], in0: bytes, in1: Optional[bytes]) -> str:
+        """The reason text: `explain` for the request form, the perso `evaluate` otherwise.
+        RequestError (with the module's code and offset) for a request it refuses."""
         if in1 is not None:
-            return self._perso_evaluate(tool or b"", in0, in1)["reason"]
+            return self.perso_evaluate(tool or b"", in0, in1)["reason"]
         with self._lock:
             ptr = self._request_area(len(in0))
             ctypes.memmove(self._base + ptr, in0, len(in0))
             reply = self._take_response(self._explain(ptr, len(in0)))
-        if "error" in reply:
-            raise RequestError(str(reply["error"]), str(reply.get("code", "invalid")), reply.get("offset"),
-                               reply.get("input"))
+        _raise_error_reply(reply)
         return reply["reason"]
 
     def memory_size(self) -> int:
         """Bytes of linear memory (for leak checks: it must stay flat)."""
         return self._memory.data_len(self._store)
+
+
+def _raise_error_reply(reply: dict) -> None:
+    if "error" in reply:
+        raise RequestError(str(reply["error"]), str(reply.get("code", "invalid")), reply.get("offset"),
+                           reply.get("input"))
+
+
+# ---------------------------------------------------------------- the engine, with the wasm backend
+
+
+class _WasmState:
+    """One loaded policy in its own module instance: the wasm backend's counterpart of the
+    native engine's policy state (immutable once built; a reload swaps the whole state, and
+    the decisions made before keep reading their reasons from theirs)."""
+
+    __slots__ = ("compiled", "digest", "runtime")
+
+    def __init__(self, compiled: Compiled, runtime: WasmRuntime) -> None:
+        import hashlib
+
+        runtime.load(compiled.blob)
+        self.compiled = compiled
+        self.runtime = runtime
+        self.digest = hashlib.sha256(compiled.blob).hexdigest()
+
+    def reason_for(self, tool: Optional[bytes], in0: bytes, in1: Optional[bytes]) -> str:
+        return self.runtime.reason(tool, in0, in1)
+
+    def raise_for(self, rc: int, request: tuple) -> None:
+        """A request the module refused: its RequestError (read from the module's reason)."""
+        if request[0] == "json":
+            self.runtime.reason(*request[1:])
+        else:
+            self.runtime.reason(None, request[1], None)
+        raise RequestError(f"the module refused the request (code {rc})", "invalid")  # pragma: no cover
+
+
+class WasmEngine(Engine):
+    """`Engine` whose decisions the WebAssembly module makes (callgate's own by default, or
+    `module=` another build of it): the same construction (`from_dict`, `from_json`,
+    `from_file`, `module=`), evaluate() and evaluate_json() signatures, approvals, audit
+    trail and reload. The request limits are the module's own (the max_* options are not
+    taken)."""
+
+    def __init__(self, compiled: Compiled, *, module: Union[bytes, PathLike, None] = None, **options: Any) -> None:
+        if any(options.get(k) for k in ("max_bytes", "max_depth", "max_keys")):
+            raise ValueError("the wasm backend keeps the module's request limits (max_* are not taken)")
+        self._runtime = WasmRuntime(module)
+        if not self._runtime.lean:
+            raise WasmError("the module lacks callgate's lean exports (a perso-ABI module: use WasmModule)")
+        super().__init__(compiled, **options)
+
+    def _new_state(self, compiled: Compiled) -> Any:
+        # the first state takes the runtime made at construction; each reload a fresh instance
+        runtime, self._runtime = self._runtime, None
+        return _WasmState(compiled, runtime if runtime is not None else self._state.runtime.another())
+
+    @property
+    def runtime(self) -> WasmRuntime:
+        """The module instance that holds the current policy."""
+        return self._state.runtime
+
+    @property
+    def abi_version(self) -> int:
+        return self._state.runtime.abi_version
+
+    def memory_size(self) -> int:
+        """Bytes of the current instance's linear memory (for leak checks)."""
+        return self._state.runtime.memory_size()
+
+    def evaluate(self, tool: str, args: Any = None, *, role: str,
+                 agent_attributes: Optional[Mapping[str, Any]] = None,
+                 resource_attributes: Optional[Mapping[str, Any]] = None,
+                 context: Optional[Mapping[str, Any]] = None,
+                 principal: Optional[str] = None, approvals: Optional[Any] = None,
+                 now: Optional[float] = None, trace_id: Optional[str] = None,
+                 extras: Optional[Mapping[str, Any]] = None) -> Decision:
+        """Decide one tool call (Engine.evaluate), by one call into the module."""
+        state = self._state
+        request: tuple = (tool, role, {} if args is None else args, agent_attributes or {}, resource_attributes or {})
+        if context is not None:
+            request += (context,)
+        try:
+            packed = orjson.dumps(request)
+        except orjson.JSONEncodeError as exc:
+            packed = pack_slow(request, exc)
+        if b"null" in packed and has_nonfinite(request):
+            raise RequestError("NaN and Infinity are not JSON", "nonfinite")
+        rc = state.runtime.decide(packed)
+        if rc < 0:
+            self._refuse(rc, state, ("request", packed), principal, trace_id, extras)
+        d = MadeDecision()
+        d._rc = rc
+        d._why = (state, None, packed, None)
+        if approvals is not None and rc & 3 == 2:
+            d = self._apply_approvals(d, state, approvals, (tool, args, role, principal, agent_attributes,
+                                                            resource_attributes, context), now)
+        if self._recorder is None:
+            return d
+        return self._recorder.record(d, ("request", packed), principal, trace_id, extras)
+
+    def evaluate_json(self, tool: Union[str, bytes], args: Union[str, bytes], context: Union[str, bytes],
+                      principal: Optional[str] = None, trace_id: Optional[str] = None,
+                      extras: Optional[Mapping[str, Any]] = None) -> Decision:
+        """Decide from JSON text (Engine.evaluate_json), by one call into the module."""
+        state = self._state
+        tool_b, args_b, ctx_b = encode_text(tool, "tool"), encode_text(args, "arguments"), encode_text(context, "context")
+        rc = state.runtime.decide_json(tool_b, args_b, ctx_b)
+        if rc < 0:
+            self._refuse(rc, state, ("json", tool_b, args_b, ctx_b), principal, trace_id, extras)
+        d = MadeDecision()
+        d._rc = rc
+        d._why = (state, tool_b, args_b, ctx_b)
+        if self._recorder is None:
+            return d
+        return self._recorder.record(d, ("json", tool_b, args_b, ctx_b), principal, trace_id, extras)
+
+
+class WasmModule:
+    """Decisions from a module whose policy is already in it: a `callgate build-wasm` module
+    (policy b"", embedded), a compiled blob, or policy JSON for a module with the perso ABI
+    (`foreign`). No approvals, no audit trail: for running another engine beside this one."""
+
+    def __init__(self, module: Union[bytes, PathLike, None], policy: bytes = b"") -> None:
+        self.runtime = WasmRuntime(module)
+        self.runtime.load(policy)
+        self.lean = self.runtime.lean
+
+    @classmethod
+    def foreign(cls, module: Union[bytes, PathLike], policy_json: Union[str, bytes]) -> "WasmModule":
+        """Any module with the perso ABI, initialized with policy JSON (what perso.wasm takes)."""
+        return cls(module, policy_json.encode() if isinstance(policy_json, str) else policy_json)
+
+    def evaluate(self, tool: str, args: Any = None, *, role: str,
+                 agent_attributes: Optional[Mapping[str, Any]] = None,
+                 resource_attributes: Optional[Mapping[str, Any]] = None) -> Decision:
+        """Decide one tool call through the perso ABI's request shape."""
+        ctx = orjson.dumps({"role": role, "agent_attrs": agent_attributes or {},
+                            "resource_attrs": resource_attributes or {}})
+        return self.evaluate_json(tool, orjson.dumps({} if args is None else args), ctx)
+
+    def evaluate_json(self, tool: Union[str, bytes], args: Union[str, bytes], context: Union[str, bytes]) -> Decision:
+        """Decide from JSON text, as the perso ABI's evaluate does."""
+        reply = self.runtime.perso_evaluate(encode_text(tool, "tool"), encode_text(args, "arguments"),
+                                            encode_text(context, "context"))
+        try:
+            return Decision(reply["decision"], reply.get("rule"), str(reply.get("reason", "")),
+                            int(reply.get("approvals_required", 0)))
+        except (KeyError, ValueError, TypeError) as exc:
+            raise WasmError(f"the module's reply is not a decision: {reply!r}") from exc

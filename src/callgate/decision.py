@@ -1,0 +1,96 @@
+"""Decision: the outcome of one evaluation, as every engine (native, wasm) and the audit
+trail hand it out. The result code's layout is the core's (csrc/callgate.h): decision in
+bits 0-1 (DECISIONS order), approvals required in bits 2-3, deciding rule + 1 above.
+"""
+
+from __future__ import annotations
+
+from typing import Optional, Union
+
+DECISIONS = ("Deny", "Allow", "Elevate")   # the core's decision codes 0, 1, 2
+DENY, ALLOW, ELEVATE = 0, 1, 2
+
+
+class Decision:
+    """The outcome of one evaluation.
+
+    `decision` is "Allow", "Deny" or "Elevate"; `allowed` is True only for Allow;
+    `approvals_required` is the number of approvals an Elevate needs (0 otherwise);
+    `rule` is the 0-based index of the deciding rule in the policy, or None when a
+    default (a tier default or default_action) decided; `reason` is the exact,
+    human-readable why."""
+
+    # the core's result code (decision in bits 0-1, approvals in 2-3, rule + 1 above) and
+    # how to explain it: making a Decision costs two stores. `_by` (the approvers of an
+    # approved call) is set only on the decisions approvals made
+    __slots__ = ("_rc", "_why", "_by")
+
+    def __init__(self, decision: str, rule: Optional[int], why: Union[tuple, str],
+                 approvals_required: int = 0, approved_by: tuple = ()) -> None:
+        if decision not in DECISIONS:
+            raise ValueError(f"decision must be one of {', '.join(DECISIONS)}, not {decision!r}")
+        if (decision == "Elevate") != (approvals_required in (1, 2, 3)) or approvals_required not in (0, 1, 2, 3):
+            raise ValueError("approvals_required must be 1-3 for Elevate and 0 otherwise")
+        self._rc = (0 if rule is None else rule + 1) << 4 | approvals_required << 2 | DECISIONS.index(decision)
+        self._why = why  # (source, tool, in0, in1), or the reason once known
+        if approved_by:
+            self._by = tuple(approved_by)
+
+    @property
+    def decision(self) -> str:
+        return DECISIONS[self._rc & 3]
+
+    @property
+    def rule(self) -> Optional[int]:
+        return (self._rc >> 4) - 1 if self._rc >= 16 else None
+
+    @property
+    def approvals_required(self) -> int:
+        return self._rc >> 2 & 3
+
+    @property
+    def allowed(self) -> bool:
+        return self._rc & 3 == 1
+
+    @property
+    def approved_by(self) -> tuple[str, ...]:
+        """The approvers whose signed approvals made this Allow of an Elevate (in the order
+        given); () for every other decision."""
+        return getattr(self, "_by", ())
+
+    @property
+    def reason(self) -> str:
+        why = self._why
+        if type(why) is str:
+            return why
+        source, tool, in0, in1 = why  # whoever decided explains (native or wasm)
+        self._why = reason = source.reason_for(tool, in0, in1)
+        return reason
+
+    def to_dict(self) -> dict:
+        """The wasm ABI's response shape: decision, reason, rule (and approvals_required
+        for an Elevate)."""
+        out = {"decision": self.decision, "reason": self.reason, "rule": self.rule}
+        if self._rc & 3 == ELEVATE:
+            out["approvals_required"] = self.approvals_required
+        return out
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Decision):
+            return NotImplemented
+        return (self._rc, self.reason) == (other._rc, other.reason)
+
+    __hash__ = None  # type: ignore[assignment]
+
+    def __repr__(self) -> str:
+        extra = f", approvals_required={self.approvals_required}" if self.approvals_required else ""
+        return f"Decision({self.decision!r}, rule={self.rule!r}, reason={self.reason!r}{extra})"
+
+
+class MadeDecision(Decision):
+    """A Decision as the engines make it: the same object without the validating
+    constructor, so making one runs no Python frame (`MadeDecision()` is C all the way
+    down). The maker sets `_rc` (the core's result code) and `_why` (what explains it)."""
+
+    __slots__ = ()
+    __init__ = object.__init__  # type: ignore[assignment]
