@@ -8,7 +8,7 @@ import orjson
 import pytest
 
 import callgate
-from callgate import Engine, PolicyError, RequestError, examples
+from callgate import PolicyError, RequestError, examples
 
 from conftest import evaluate_case
 

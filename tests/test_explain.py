@@ -22,7 +22,7 @@ from callgate.cli import app
 from callgate.compiler import compile_policy
 from callgate.engine import Engine
 from callgate.errors import PolicyError, RequestError
-from callgate.explain import Verdict, explain_request
+from callgate.explain import explain_request
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 

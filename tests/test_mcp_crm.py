@@ -15,8 +15,8 @@ from rich.console import Console
 
 from callgate import examples
 from callgate.mcp import Identity, guard
-from callgate.mcp import crm, crm_server
-from callgate.mcp.demo import run_demo
+from callgate.demo import crm, crm_server
+from callgate.demo import run_demo
 from test_mcp_support import PY, journal_lines
 
 pytest.importorskip("mcp")
@@ -37,7 +37,7 @@ def test_sdk_client_over_stdio_through_the_proxy(tmp_path):
     journal = tmp_path / "crm.jsonl"
     params = StdioServerParameters(command=PY, args=[
         "-m", "callgate", "proxy", "--policy", "crm", "--role", "manager", "--agent-attr", "user_id=mgr-001",
-        "--resolver", "callgate.mcp.crm:resolve", "--", PY, "-m", "callgate.mcp.crm_server", "--journal", str(journal)])
+        "--resolver", "callgate.demo.crm:resolve", "--", PY, "-m", "callgate.demo.crm_server", "--journal", str(journal)])
     cases = _manager_cases()
     assert len(cases) >= 4
 
@@ -140,7 +140,7 @@ def test_2026_protocol_client_through_the_stdio_proxy(tmp_path):
     journal = tmp_path / "crm.jsonl"
     params = StdioServerParameters(command=PY, args=[
         "-m", "callgate", "proxy", "--policy", "crm", "--role", "agent", "--agent-attr", "user_id=agt-099",
-        "--", PY, "-m", "callgate.mcp.crm_server", "--journal", str(journal)])
+        "--", PY, "-m", "callgate.demo.crm_server", "--journal", str(journal)])
 
     async def session():
         with anyio.fail_after(60):

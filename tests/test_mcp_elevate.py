@@ -50,7 +50,7 @@ def setup(tmp_path):
 def proxy_args(tmp_path, policy, *extra: str) -> list[str]:
     return ["-m", "callgate", "proxy", "--policy", str(policy), "--role", ROLE, "--principal", PRINCIPAL,
             "--audit", str(tmp_path / "audit.jsonl"), *extra,
-            "--", PY, "-m", "callgate.mcp.crm_server", "--journal", str(tmp_path / "crm.jsonl")]
+            "--", PY, "-m", "callgate.demo.crm_server", "--journal", str(tmp_path / "crm.jsonl")]
 
 
 def audit_records(tmp_path) -> list[dict]:
@@ -397,7 +397,8 @@ def test_guard_elicits_through_the_servers_session(tmp_path):
     from mcp import Client
 
     from callgate import Call
-    from callgate.mcp import Identity, crm_server, guard
+    from callgate.demo import crm_server
+    from callgate.mcp import Identity, guard
 
     journal = tmp_path / "crm.jsonl"
     server = crm_server.build_server(str(journal))
@@ -455,7 +456,7 @@ def test_http_front_elicits_on_the_session_event_stream(setup):
     proc = subprocess.Popen([PY, "-m", "callgate", "proxy", "--policy", str(policy), "--listen", f"127.0.0.1:{port}",
                              "--jwt-key", str(tmp_path / "pub.pem"), "--jwt-issuer", "iss", "--jwt-audience", "aud",
                              "--audit", str(tmp_path / "audit.jsonl"),
-                             "--", PY, "-m", "callgate.mcp.crm_server", "--journal", str(tmp_path / "crm.jsonl")],
+                             "--", PY, "-m", "callgate.demo.crm_server", "--journal", str(tmp_path / "crm.jsonl")],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}/mcp"
     answers = [True, False]

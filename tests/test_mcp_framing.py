@@ -24,7 +24,7 @@ from hypothesis import strategies as st
 from callgate import Engine
 from callgate.mcp.gate import Gate, Identity
 from callgate.mcp.session import Session, ToClient, ToServer
-from test_mcp_support import (PY, RAW_RESPONDER, Wire, journal_lines, node_server, proxy_argv, split_like_python,
+from test_mcp_support import (PY, Wire, journal_lines, node_server, proxy_argv, split_like_python,
                               tapped, text_of)
 
 LINE_ENDS = "\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"   # what str.splitlines() ends a line at, besides LF
@@ -75,7 +75,7 @@ def test_a_call_smuggled_in_a_notification_never_reaches_the_crm_server(tmp_path
     delete_customer, sent by a client whose role may not delete, deletes nothing, leaves no
     decision, and a smuggled tools/list is never answered to the client unfiltered."""
     journal = tmp_path / "crm.jsonl"
-    server, received, _ = tapped(tmp_path, "crm", [PY, "-m", "callgate.mcp.crm_server", "--journal", str(journal)])
+    server, received, _ = tapped(tmp_path, "crm", [PY, "-m", "callgate.demo.crm_server", "--journal", str(journal)])
     argv = [PY, "-m", "callgate", "proxy", "--policy", "crm", "--role", "agent", "--agent-attr", "user_id=agt-099",
             "--audit", str(tmp_path / "audit.jsonl"), "--", *server]
     with Wire(argv) as w:

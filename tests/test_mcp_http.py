@@ -65,8 +65,8 @@ def front(keys, tmp_path_factory):
     port = free_port()
     proc = subprocess.Popen([PY, "-m", "callgate", "proxy", "--policy", "crm", "--listen", f"127.0.0.1:{port}",
                              "--jwt-key", str(tmp / "pub.pem"), "--jwt-issuer", ISS, "--jwt-audience", AUD, *CLAIMS,
-                             "--resolver", "callgate.mcp.crm:resolve",
-                             "--", PY, "-m", "callgate.mcp.crm_server", "--journal", str(journal)],
+                             "--resolver", "callgate.demo.crm:resolve",
+                             "--", PY, "-m", "callgate.demo.crm_server", "--journal", str(journal)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}/mcp"
     try:
@@ -181,7 +181,7 @@ class _HeaderRecorder:
 @pytest.fixture
 def http_upstream(tmp_path):
     """The CRM server (official SDK) over Streamable HTTP in a thread, behind a header recorder."""
-    from callgate.mcp import crm_server
+    from callgate.demo import crm_server
 
     journal = tmp_path / "crm.jsonl"
     recorder = _HeaderRecorder(crm_server.build_server(str(journal)).streamable_http_app())
@@ -203,7 +203,7 @@ def test_http_upstream_with_jwks_never_sees_the_token(keys, tmp_path, http_upstr
     port = free_port()
     proc = subprocess.Popen([PY, "-m", "callgate", "proxy", "--policy", "crm", "--listen", f"127.0.0.1:{port}",
                              "--jwks", str(tmp_path / "jwks.json"), "--jwt-issuer", ISS, "--jwt-audience", AUD, *CLAIMS,
-                             "--resolver", "callgate.mcp.crm:resolve", "--upstream", upstream_url],
+                             "--resolver", "callgate.demo.crm:resolve", "--upstream", upstream_url],
                             stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     url = f"http://127.0.0.1:{port}/mcp"
     token = keys.token(headers={"kid": "k1"}, cg_role="manager", user_id="mgr-001")

@@ -21,7 +21,7 @@ from callgate import Engine
 from callgate.mcp.gate import Gate, Identity
 from callgate.mcp.pins import PinStore
 from callgate.mcp.session import Limits, Session, ToClient, ToServer
-from test_mcp_support import PY, RAW_RESPONDER, Wire, journal_lines, proxy_argv, text_of
+from test_mcp_support import PY, Wire, journal_lines, proxy_argv, text_of
 
 OPS_POLICY = {"version": "ops", "default_action": "Deny", "tools": ["wipe_disk", "status"], "roles": ["ops"],
               "rules": [{"tool_name": "wipe_disk", "roles": ["ops"], "effect": "elevate", "approvals": 1},
@@ -110,7 +110,7 @@ def test_batches_never_hang_against_the_python_sdk_server(tmp_path):
     on its own and the client gets one array, denials included."""
     journal = tmp_path / "crm.jsonl"
     argv = [PY, "-m", "callgate", "proxy", "--policy", "crm", "--role", "agent", "--agent-attr", "user_id=agt-099",
-            "--", PY, "-m", "callgate.mcp.crm_server", "--journal", str(journal)]
+            "--", PY, "-m", "callgate.demo.crm_server", "--journal", str(journal)]
     view = {"name": "view_customer", "arguments": {"customer_id": "C-1042"}}
     delete = {"name": "delete_customer", "arguments": {"customer_id": "C-1042"}}
     batch = [{"jsonrpc": "2.0", "id": 1, "method": "tools/call", "params": view},

@@ -235,7 +235,7 @@ def test_resolver_supplies_resource_attributes(journal):
     """--resolver module:function is called for each call; the owner it returns decides
     delete_customer for a manager (C-2038 is theirs, C-9001 is not)."""
     options = ("--policy", "crm", "--role", "manager", "--agent-attr", "user_id=mgr-001",
-               "--resolver", "callgate.mcp.crm:resolve")
+               "--resolver", "callgate.demo.crm:resolve")
     with _wire(journal, *options) as w:
         w.initialize()
         assert text_of(w.call(1, "tools/call", {"name": "delete_customer", "arguments": {"customer_id": "C-2038"}})) == "ok delete_customer"

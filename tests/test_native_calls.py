@@ -99,10 +99,11 @@ class _Spy:
 def test_engine_keeps_the_gil_only_without_an_audit_trail(monkeypatch, tmp_path):
     """An engine without an audit trail calls the GIL-keeping twins; one with an audit trail
     (whose writer threads wait for the GIL) calls the releasing ones."""
-    spies = {name: _Spy(getattr(engine_module, name)) for name in
-             ("_eval_json", "_eval_json_keep_gil", "_eval_request", "_eval_request_keep_gil")}
+    names = {"_eval_json": "json", "_eval_json_keep_gil": "json_keep_gil", "_eval_request": "request",
+             "_eval_request_keep_gil": "request_keep_gil"}   # the native policy state's calls
+    spies = {name: _Spy(getattr(engine_module._State, attr)) for name, attr in names.items()}
     for name, spy in spies.items():
-        monkeypatch.setattr(engine_module, name, spy)
+        monkeypatch.setattr(engine_module._State, names[name], staticmethod(spy))
     case = examples.cases("crm")[0]
     tool, args, ctx = _json_form(case)
 

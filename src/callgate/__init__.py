@@ -10,8 +10,7 @@ from __future__ import annotations
 
 from .engine import Decision, Engine
 from .errors import BlobError, CallgateError, PolicyError, RequestError
-
-__version__ = "0.1.0"
+from .version import __version__
 __all__ = ["Engine", "Decision", "Call", "CallgateError", "PolicyError", "RequestError", "BlobError", "__version__"]
 
 

@@ -10,6 +10,12 @@ from . import _core
 from ._core import ffi, lib
 from .errors import BlobError, RequestError
 
+# `ffi` and `lib` are also the audit sealer's (audit/sealer.py builds records with the core's
+# event builder, cg_event_build): every use of the extension goes through this module
+__all__ = ["ABI_VERSION", "LoadedPolicy", "RESULT_MASK", "RESULT_SAW_NULL", "Scratch", "errname", "eval_json",
+           "eval_json_keep_gil", "eval_request", "eval_request_keep_gil", "ffi", "lib", "raise_for", "reason",
+           "strerror"]
+
 ABI_VERSION = lib.CG_ABI_VERSION
 RESULT_SAW_NULL = lib.CG_RESULT_SAW_NULL
 RESULT_MASK = lib.CG_RESULT_MASK

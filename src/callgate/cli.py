@@ -123,35 +123,32 @@ def eval_(
 
 
 def _run_cases(engine: Engine, name: str, cases_path: Optional[Path], as_json: bool) -> None:
-    if cases_path is not None:
-        try:
-            case_list = orjson.loads(cases_path.read_bytes())["cases"]
-        except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
-            raise _fail(f"{cases_path}: not a cases file ({exc})") from None
-    elif name in examples.EXAMPLES:
-        case_list = examples.cases(name)
-    else:
-        raise _fail("give --tool and --role, or --cases FILE", 2)
+    """The cases (the file's, or the bundled example's) through the one runner `callgate
+    test` uses (policy_tests), shown as a table: exit 0 when every case holds, 1 otherwise."""
+    from .policy_tests import CasesError, load_cases_file, parse_cases, run_cases
+
+    try:
+        if cases_path is not None:
+            case_list = parse_cases(load_cases_file(cases_path))
+        elif name in examples.EXAMPLES:
+            case_list = parse_cases(examples.cases_document(name))
+        else:
+            raise _fail("give --tool and --role, or --cases FILE", 2)
+    except CasesError as exc:
+        raise _fail(f"{cases_path}: {exc}", 2) from None
+    results = run_cases(engine, case_list)
     table = Table(title=f"callgate eval: {name} ({engine.semantics} semantics)", show_lines=False)
     for col in ("call", "role", "decision", "reason"):
         table.add_column(col, overflow="fold")
-    mismatches, rows = 0, []
-    for case in case_list:
-        try:
-            d = engine.evaluate(case["tool"], case.get("args"), role=case["role"],
-                                agent_attributes=case.get("agent_attributes"),
-                                resource_attributes=case.get("resource_attributes"))
-            decision, reason = d.decision, d.reason
-        except CallgateError as exc:
-            decision, reason = "Error", str(exc)
-        expected = case.get("expected")
-        ok = expected is None or expected == decision
-        mismatches += not ok
-        rows.append({"name": case.get("name"), "tool": case["tool"], "role": case["role"],
-                     "decision": decision, "reason": reason, "expected": expected, "ok": ok})
-        call = f"{case['tool']}({orjson.dumps(case.get('args') or {}).decode()})"
-        mark = "" if ok else f" [bold red](expected {expected})[/]"
-        table.add_row(call, case["role"], _show(decision) + mark, reason)
+    rows = []
+    for r in results:
+        got = r.got or {"decision": "Error", "reason": r.error}
+        rows.append({"name": r.case.name, "tool": r.case.tool, "role": r.case.role, "decision": got["decision"],
+                     "reason": got["reason"], "expected": r.case.expect, "ok": r.passed, "failures": r.failures})
+        call = f"{r.case.tool}({orjson.dumps(r.case.args or {}).decode()})"
+        mark = "" if r.passed else f" [bold red]({'; '.join(r.failures)})[/]"
+        table.add_row(call, r.case.role, _show(got["decision"]) + mark, got["reason"])
+    mismatches = sum(not r.passed for r in results)
     if as_json:
         sys.stdout.write(orjson.dumps({"results": rows, "mismatches": mismatches}).decode() + "\n")
     else:

@@ -94,3 +94,18 @@ class MadeDecision(Decision):
 
     __slots__ = ()
     __init__ = object.__init__  # type: ignore[assignment]
+
+
+class Approved:
+    """What explains an Allow that signed approvals made of an Elevate: its reason, the
+    approvers counted (in the order given) and the approvals the Elevate required. It stands
+    where a policy state would in a Decision's explanation, so the audit trail records who
+    approved as data."""
+
+    __slots__ = ("reason", "approvers", "required")
+
+    def __init__(self, reason: str, approvers: tuple, required: int) -> None:
+        self.reason, self.approvers, self.required = reason, tuple(approvers), required
+
+    def reason_for(self, tool: object, in0: object, in1: object) -> str:
+        return self.reason

@@ -20,7 +20,7 @@ import orjson
 
 from . import _native
 from .compiler import Compiled, compile_policy, compile_validated
-from .decision import DECISIONS, ELEVATE, Decision, MadeDecision
+from .decision import DECISIONS, ELEVATE, Approved, Decision, MadeDecision
 from .values import encode_text as _encode
 from .values import has_nonfinite as _has_nonfinite
 from .values import pack_slow as _pack_slow
@@ -32,10 +32,6 @@ __all__ = ["DECISIONS", "Decision", "Engine", "PathLike"]
 
 _dumps = orjson.dumps
 _EMPTY: dict = {}
-_eval_request = _native.eval_request
-_eval_json = _native.eval_json
-_eval_request_keep_gil = _native.eval_request_keep_gil
-_eval_json_keep_gil = _native.eval_json_keep_gil
 _SAW_NULL = _native.RESULT_SAW_NULL
 _RESULT_MASK = _native.RESULT_MASK
 _ELEVATE = ELEVATE
@@ -47,7 +43,11 @@ class _State:
     swaps the whole state, so a concurrent evaluation sees the old or the new policy."""
 
     __slots__ = ("compiled", "policy", "digest", "_local")
-
+    native = True   # the audit sealer builds this state's records with the core
+    # the backend's calls, taking `_local.address` first: here the core's direct calls, with
+    # and without letting the GIL go (ffi_build.py says when which); wasm.py's state has its own
+    request, request_keep_gil = staticmethod(_native.eval_request), staticmethod(_native.eval_request_keep_gil)
+    json, json_keep_gil = staticmethod(_native.eval_json), staticmethod(_native.eval_json_keep_gil)
     def __init__(self, compiled: Compiled, limits: Mapping[str, int]) -> None:
         self.compiled = compiled
         self.policy = _native.LoadedPolicy(compiled.blob, **limits)
@@ -219,7 +219,7 @@ class Engine:
         return sign_approval(call, approver=approver, key=key, policy_digest=self._state.digest,
                              ledger=self.ledger_id if ledger is None else ledger, ttl=ttl, now=now)
 
-    def _apply_approvals(self, d: Decision, state: _State, approvals: Any, call: tuple,
+    def _apply_approvals(self, d: Decision, state: Any, approvals: Any, call: tuple,
                          now: Optional[float]) -> Decision:
         """An Elevate plus approvals: Allow when enough valid ones from distinct approvers."""
         from .approvals import Call, check_approvals
@@ -237,7 +237,8 @@ class Engine:
             if refused is None:
                 approved = _Made()
                 approved._rc = (d._rc & ~15) | 1  # Allow, same rule
-                approved._why = d.reason + verdict.reason_suffix(required)
+                approved._why = (Approved(d.reason + verdict.reason_suffix(required), verdict.valid_approvers,
+                                          required), None, None, None)
                 approved._by = verdict.valid_approvers
                 return approved
         held = _Made()
@@ -278,7 +279,7 @@ class Engine:
         except AttributeError:
             scratch = state.scratch().address
         # no audit trail, no writer threads waiting: the call keeps the GIL (ffi_build.py says why)
-        rc = (_eval_request_keep_gil if self._recorder is None else _eval_request)(scratch, packed)
+        rc = (state.request_keep_gil if self._recorder is None else state.request)(scratch, packed)
         if rc < 0:
             self._refuse(rc, state, ("request", packed), principal, trace_id, extras)
         if rc & _SAW_NULL:  # orjson writes NaN and infinities as null: only then look for them
@@ -308,7 +309,7 @@ class Engine:
             scratch = state._local.address
         except AttributeError:
             scratch = state.scratch().address
-        call = _eval_json_keep_gil if self._recorder is None else _eval_json  # as in evaluate()
+        call = state.json_keep_gil if self._recorder is None else state.json  # as in evaluate()
         try:  # bytes go straight through; anything else is encoded (or refused) below
             rc = call(scratch, tool, args, context)
             tool_b, args_b, ctx_b = tool, args, context
@@ -324,7 +325,7 @@ class Engine:
             return d
         return self._recorder.record(d, ("json", tool_b, args_b, ctx_b), principal, trace_id, extras)
 
-    def _refuse(self, rc: int, state: _State, request: tuple, principal: Optional[str], trace_id: Optional[str],
+    def _refuse(self, rc: int, state: Any, request: tuple, principal: Optional[str], trace_id: Optional[str],
                 extras: Optional[Mapping[str, Any]]) -> None:
         """A request the core could not decide: record it (if recording) and raise."""
         try:
@@ -341,6 +342,22 @@ class Engine:
         if self._recorder is None:
             self._recorder = _attach(self, None, None)
         self._recorder.on_deny_burst(callback, threshold, window_s)
+
+    @property
+    def recorder(self) -> Any:
+        """The audit trail's recorder (callgate.audit.Recorder), or None without one."""
+        return self._recorder
+
+    def flush(self, timeout: Optional[float] = None) -> bool:
+        """Wait until every decision so far is durable in the audit trail (True at once
+        without one); False if `timeout` seconds passed first."""
+        return True if self._recorder is None else self._recorder.flush(timeout)
+
+    def record_approval(self, **fields: Any) -> bool:
+        """Record what followed an Elevate (an "approval" event, callgate.audit's
+        Recorder.record_approval takes the fields). True without an audit trail; False when
+        the trail could not take it: the host must then not act on the approval."""
+        return True if self._recorder is None else self._recorder.record_approval(**fields)
 
     def close(self) -> None:
         """Flush and close the audit trail, if one is attached (also at interpreter exit)."""

@@ -317,7 +317,7 @@ def demo(
     resolver: Optional[str] = typer.Option(None, "--resolver", help="module:function (default: the CRM's)"),
 ) -> None:
     """Play the CRM story through a real MCP server behind the proxy (no API key needed)."""
-    from .mcp.demo import DemoError, run_demo
+    from .demo import DemoError, run_demo
 
     if (policy is None) != (script is None):
         raise _fail("--policy and --script go together", 2)

@@ -1,7 +1,9 @@
 """`callgate test`: run a file of expected decisions against a policy, like `opa test`.
 
 A cases file is a JSON (or, with PyYAML installed, YAML) list of cases, or an object with
-a "cases" list. A case:
+a "cases" list (and optionally "about" or "description" text). It is the one schema every
+command that runs cases reads: `callgate test`, `callgate eval --cases`, `callgate demo
+--script` and the bundled examples. A case:
 
     {"name": "agents refund up to 500",          optional
      "tool": "process_refund", "role": "agent",
@@ -32,6 +34,7 @@ DECISIONS = ("Allow", "Deny", "Elevate")
 CASE_KEYS = {"name", "tool", "role", "args", "agent_attributes", "resource_attributes", "context",
              "expect", "expected"}
 EXPECT_KEYS = {"decision", "rule", "approvals_required", "reason", "reason_contains"}
+FILE_KEYS = {"cases", "about", "description"}   # an object file: the cases and words about them
 
 
 class CasesError(CallgateError, ValueError):
@@ -112,6 +115,9 @@ def parse_cases(data: Any) -> list[Case]:
     if isinstance(data, dict):
         if "cases" not in data:
             raise CasesError("expected a list of cases, or an object with a \"cases\" list", "(file)")
+        for key in data:
+            if key not in FILE_KEYS:
+                raise CasesError(f"unknown key '{key}'; expected " + ", ".join(sorted(FILE_KEYS)), "(file)")
         data, where = data["cases"], "cases"
     if not isinstance(data, list):
         raise CasesError(f"expected a list of cases, got {_type_name(data)}", where)

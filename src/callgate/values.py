@@ -25,8 +25,8 @@ from .errors import RequestError
 # an integer of 19 digits or more may not fit orjson's 64-bit integers (a 19-digit negative
 # may not either); the run may also sit in a string or a mantissa, which only costs a re-read.
 # Found by mapping every digit to "9" and looking for 19 of them: an eighth of a regex's time.
-_DIGITS_AS_NINES = bytes.maketrans(b"0123456789", b"9999999999")
-_LONG_RUN = b"9" * 19
+DIGITS_AS_NINES = bytes.maketrans(b"0123456789", b"9999999999")
+LONG_RUN = b"9" * 19
 _INT_MIN, _UINT_END = -(1 << 63), 1 << 64
 
 
@@ -34,7 +34,7 @@ def loads_exact(data: bytes) -> Any:
     """The JSON value in `data`, integers exact. Raises orjson.JSONDecodeError (a ValueError)
     for anything orjson refuses."""
     value = orjson.loads(data)
-    if _LONG_RUN in data.translate(_DIGITS_AS_NINES):
+    if LONG_RUN in data.translate(DIGITS_AS_NINES):
         value = json.loads(data)  # orjson has vouched for the syntax: this only keeps integers exact
     return value
 

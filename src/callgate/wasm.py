@@ -24,11 +24,12 @@ from typing import Any, Mapping, Optional, Union
 
 import orjson
 
+from ._native import RESULT_SAW_NULL
 from .compiler import Compiled
-from .decision import Decision, MadeDecision
+from .decision import Decision
 from .engine import Engine, PathLike
 from .errors import CallgateError, RequestError
-from .values import encode_text, has_nonfinite, pack_slow
+from .values import encode_text
 
 try:
     import wasmtime
@@ -39,6 +40,7 @@ except ImportError:  # pragma: no cover - wasmtime is the `wasm` extra
 
 PAGE = 65536
 EMBED_MAGIC = b"CGEM"
+SAW_NULL = RESULT_SAW_NULL
 
 
 class WasmError(CallgateError):
@@ -279,15 +281,21 @@ class WasmRuntime:
     # ---------------------------------------------------------------- calls
 
     def decide(self, packed: bytes) -> int:
-        """The result code for a packed request (the lean `decide` export)."""
+        """The result code for a packed request (the lean `decide` export), with the native
+        core's "saw a null" bit when the request has one (the export returns 32 bits, without
+        it; the engine then looks for NaN and infinities, which orjson writes as null)."""
         n = len(packed)
         with self._lock:
             ptr = self._request_area(n)
             ctypes.memmove(self._base + ptr, packed, n)
-            return self._decide(ptr, n)
+            rc = self._decide(ptr, n)
+        return rc | SAW_NULL if rc >= 0 and b"null" in packed else rc
 
     def decide_json(self, tool: bytes, args: bytes, ctx: bytes) -> int:
-        """The result code for tool, arguments and context JSON (`decide_json`)."""
+        """The result code for tool, arguments and context JSON (`decide_json`). TypeError for
+        anything but bytes (as the native call: the engine then encodes str)."""
+        if type(tool) is not bytes or type(args) is not bytes or type(ctx) is not bytes:
+            raise TypeError("decide_json takes bytes")
         total = len(tool) + len(args) + len(ctx)
         with self._lock:
             ptr = self._request_area(total)
@@ -335,12 +343,27 @@ def _raise_error_reply(reply: dict) -> None:
 # ---------------------------------------------------------------- the engine, with the wasm backend
 
 
+class _Address:
+    """What the engine's hot path passes its backend's calls first (`_local.address`): for
+    the native core a scratch buffer's address, here the module instance itself."""
+
+    __slots__ = ("address",)
+
+    def __init__(self, runtime: WasmRuntime) -> None:
+        self.address = runtime
+
+
 class _WasmState:
     """One loaded policy in its own module instance: the wasm backend's counterpart of the
-    native engine's policy state (immutable once built; a reload swaps the whole state, and
-    the decisions made before keep reading their reasons from theirs)."""
+    native engine's policy state, with the same calls (`request`, `json`, each called with
+    `_local.address` first), so that Engine.evaluate and evaluate_json drive both. Immutable
+    once built: a reload swaps the whole state, and the decisions made before keep reading
+    their reasons from theirs. A module instance is single-threaded: WasmRuntime locks."""
 
-    __slots__ = ("compiled", "digest", "runtime")
+    __slots__ = ("compiled", "digest", "runtime", "_local")
+    native = False
+    request = request_keep_gil = staticmethod(WasmRuntime.decide)
+    json = json_keep_gil = staticmethod(WasmRuntime.decide_json)
 
     def __init__(self, compiled: Compiled, runtime: WasmRuntime) -> None:
         import hashlib
@@ -349,6 +372,7 @@ class _WasmState:
         self.compiled = compiled
         self.runtime = runtime
         self.digest = hashlib.sha256(compiled.blob).hexdigest()
+        self._local = _Address(runtime)
 
     def reason_for(self, tool: Optional[bytes], in0: bytes, in1: Optional[bytes]) -> str:
         return self.runtime.reason(tool, in0, in1)
@@ -365,14 +389,14 @@ class _WasmState:
 class WasmEngine(Engine):
     """`Engine` whose decisions the WebAssembly module makes (callgate's own by default, or
     `module=` another build of it): the same construction (`from_dict`, `from_json`,
-    `from_file`, `module=`), evaluate() and evaluate_json() signatures, approvals, audit
-    trail and reload. The request limits are the module's own (the max_* options are not
-    taken)."""
+    `from_file`, `module=`), the very evaluate() and evaluate_json() (only the policy state
+    differs: `_WasmState`), approvals, audit trail and reload. The request limits are the
+    module's own (the max_* options are not taken)."""
 
     def __init__(self, compiled: Compiled, *, module: Union[bytes, PathLike, None] = None, **options: Any) -> None:
         if any(options.get(k) for k in ("max_bytes", "max_depth", "max_keys")):
             raise ValueError("the wasm backend keeps the module's request limits (max_* are not taken)")
-        self._runtime = WasmRuntime(module)
+        self._runtime: Optional[WasmRuntime] = WasmRuntime(module)
         if not self._runtime.lean:
             raise WasmError("the module lacks callgate's lean exports (a perso-ABI module: use WasmModule)")
         super().__init__(compiled, **options)
@@ -394,53 +418,6 @@ class WasmEngine(Engine):
     def memory_size(self) -> int:
         """Bytes of the current instance's linear memory (for leak checks)."""
         return self._state.runtime.memory_size()
-
-    def evaluate(self, tool: str, args: Any = None, *, role: str,
-                 agent_attributes: Optional[Mapping[str, Any]] = None,
-                 resource_attributes: Optional[Mapping[str, Any]] = None,
-                 context: Optional[Mapping[str, Any]] = None,
-                 principal: Optional[str] = None, approvals: Optional[Any] = None,
-                 now: Optional[float] = None, trace_id: Optional[str] = None,
-                 extras: Optional[Mapping[str, Any]] = None) -> Decision:
-        """Decide one tool call (Engine.evaluate), by one call into the module."""
-        state = self._state
-        request: tuple = (tool, role, {} if args is None else args, agent_attributes or {}, resource_attributes or {})
-        if context is not None:
-            request += (context,)
-        try:
-            packed = orjson.dumps(request)
-        except orjson.JSONEncodeError as exc:
-            packed = pack_slow(request, exc)
-        if b"null" in packed and has_nonfinite(request):
-            raise RequestError("NaN and Infinity are not JSON", "nonfinite")
-        rc = state.runtime.decide(packed)
-        if rc < 0:
-            self._refuse(rc, state, ("request", packed), principal, trace_id, extras)
-        d = MadeDecision()
-        d._rc = rc
-        d._why = (state, None, packed, None)
-        if approvals is not None and rc & 3 == 2:
-            d = self._apply_approvals(d, state, approvals, (tool, args, role, principal, agent_attributes,
-                                                            resource_attributes, context), now)
-        if self._recorder is None:
-            return d
-        return self._recorder.record(d, ("request", packed), principal, trace_id, extras)
-
-    def evaluate_json(self, tool: Union[str, bytes], args: Union[str, bytes], context: Union[str, bytes],
-                      principal: Optional[str] = None, trace_id: Optional[str] = None,
-                      extras: Optional[Mapping[str, Any]] = None) -> Decision:
-        """Decide from JSON text (Engine.evaluate_json), by one call into the module."""
-        state = self._state
-        tool_b, args_b, ctx_b = encode_text(tool, "tool"), encode_text(args, "arguments"), encode_text(context, "context")
-        rc = state.runtime.decide_json(tool_b, args_b, ctx_b)
-        if rc < 0:
-            self._refuse(rc, state, ("json", tool_b, args_b, ctx_b), principal, trace_id, extras)
-        d = MadeDecision()
-        d._rc = rc
-        d._why = (state, tool_b, args_b, ctx_b)
-        if self._recorder is None:
-            return d
-        return self._recorder.record(d, ("json", tool_b, args_b, ctx_b), principal, trace_id, extras)
 
 
 class WasmModule:

@@ -8,8 +8,8 @@ timestamp text.
 A decision event carries `decision` ("Allow", "Deny", "Elevate") and `approvals_required`
 (1-3 for Elevate, else 0); the request's `context`, when the host gave a non-empty one; and,
 for an Elevate that signed approvals turned into an Allow, `approval` = {"method": "tokens",
-"outcome": "approved", "required": n, "approved_by": [names]} (names from the engine's
-reason, whose approved-by suffix is documented; never a token). An "approval" event (what a
+"outcome": "approved", "required": n, "approved_by": [names]} (from the decision itself:
+decision.Approved carries the approvers as data; never a token). An "approval" event (what a
 host such as the MCP proxy records after an Elevate: the elicitation's outcome) is built by
 approval()."""
 
@@ -17,14 +17,13 @@ from __future__ import annotations
 
 import hashlib
 import os
-import re
 import time
 from typing import Any, Dict, Optional
 
 import orjson
 
-from .. import __version__
-from ..engine import Decision, _Made
+from ..decision import Approved, Decision, MadeDecision
+from ..version import __version__
 from ._canonical import canonical, loads
 from .masks import apply_masks, scrub
 from .options import Options
@@ -32,9 +31,6 @@ from .options import Options
 _loads = orjson.loads
 _VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
 _RAW_LIMIT = 4096  # bytes of an unparseable request kept verbatim in an error event
-_NAME = r"[A-Za-z0-9_][A-Za-z0-9_.@+:-]{0,127}"   # an approver's name (callgate.approvals)
-_APPROVED_BY = re.compile(rf"; approved by ('{_NAME}'(?:, '{_NAME}')*)$")
-_REQUIRES = re.compile(r" requires ([123]) approvals? for role '")
 
 
 class Ids:
@@ -86,25 +82,10 @@ def unpack(request: tuple) -> tuple:
             ctx.get("resource_attrs", {}), ctx.get("context"))
 
 
-def approved_by(tool: Any, reason: Any) -> Optional[dict]:
-    """For an Allow that approvals made of an Elevate (the engine's reason: the Elevate text,
-    then "; approved by 'alice', 'bob'"): {"method": "tokens", "outcome": "approved",
-    "required": n, "approved_by": [...]}. None for any other reason. The tool name is known,
-    so a name that imitates the text cannot mislead the parse."""
-    if not isinstance(reason, str) or not isinstance(tool, str) or not reason.startswith(tool):
-        return None
-    head = _REQUIRES.match(reason, len(tool))
-    tail = _APPROVED_BY.search(reason)
-    if head is None or tail is None:
-        return None
-    names = [n[1:-1] for n in tail.group(1).split(", ")]
-    return {"method": "tokens", "outcome": "approved", "required": int(head.group(1)), "approved_by": names}
-
-
 def decided(rc: int, request: tuple, source: Any) -> Decision:
     """The Decision a queue item stands for: its result code, explained (when its reason is
     read) by the policy state that made it, from the same request bytes."""
-    d = _Made()
+    d = MadeDecision()
     d._rc = rc
     if type(source) is str:
         d._why = source
@@ -156,7 +137,12 @@ class Builder:
         else:
             tool, role, args, agent, resource, context = unpack(request)
         decision = decided(rc, request, source)
-        if type(source) is str:
+        approval = None
+        if type(source) is Approved:   # signed approvals made this Allow of an Elevate
+            approval = {"method": "tokens", "outcome": "approved", "required": source.required,
+                        "approved_by": list(source.approvers)}
+            source = None
+        elif type(source) is str:
             source = None
         if source is None or source is not self._source:
             self._source = source
@@ -176,10 +162,8 @@ class Builder:
                  "policy_version": version, "policy_digest": digest, "engine_version": __version__}
         if context:
             event["context"] = context
-        if source is None and event["decision"] == "Allow":  # approvals may have made it an Allow
-            approval = approved_by(tool, event["reason"])
-            if approval is not None:
-                event["approval"] = approval
+        if approval is not None:
+            event["approval"] = approval
         if extras:
             self._extras(event, extras)
         if self._shaping:

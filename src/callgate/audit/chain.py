@@ -11,13 +11,13 @@ import hashlib
 from typing import Optional, Tuple
 
 GENESIS = bytes(32)
-_PREFIX = b"\x00"
+LINK_PREFIX = b"\x00"   # before every record hash's input (the sealer hashes in the same way)
 _sha256 = hashlib.sha256
 
 
 def link(prev: bytes, body: bytes) -> bytes:
     """The hash of a record whose canonical bytes are `body`, following `prev`."""
-    h = _sha256(_PREFIX)
+    h = _sha256(LINK_PREFIX)
     h.update(prev)
     h.update(body)
     return h.digest()

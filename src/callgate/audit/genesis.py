@@ -18,7 +18,7 @@ import base64
 import binascii
 from typing import Any, Iterable, Optional, Set
 
-from .. import __version__
+from ..version import __version__
 from ._canonical import canonical
 from .keys import load_public_key, raw_public
 

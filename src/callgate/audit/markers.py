@@ -24,7 +24,7 @@ import os
 import socket
 from typing import Any, Dict, Optional
 
-from .. import __version__
+from ..version import __version__
 
 KIND = "writer"
 START, STOP = "start", "stop"

@@ -20,7 +20,7 @@ import time
 import weakref
 from typing import Any, Callable, Optional
 
-from ..engine import Decision
+from ..decision import Decision
 from .builder import Builder
 from .burst import DenyBursts
 from .options import Options
@@ -262,7 +262,7 @@ class Recorder:
 def attach(engine: Any, audit: Any = None, shadow: Any = None) -> Recorder:
     """What Engine(audit=..., shadow=...) calls: the recorder for this engine."""
     sink = None if audit is None else resolve(audit)
-    candidate = None if shadow is None else Shadow(shadow, engine.semantics)
+    candidate = None if shadow is None else Shadow(shadow, engine.semantics, type(engine))
     return Recorder(engine, sink, candidate)
 
 

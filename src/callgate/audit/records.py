@@ -12,7 +12,7 @@ from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
 
 import orjson
 
-from ..engine import DECISIONS
+from ..decision import DECISIONS
 
 _HEAD = b'{"hash":"'
 _MID = b'","record":'

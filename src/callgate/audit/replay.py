@@ -11,7 +11,6 @@ from __future__ import annotations
 from collections import Counter
 from typing import Any, Dict, Optional, Set
 
-from ..engine import Engine
 from .query import events
 from .source import Source
 
@@ -39,7 +38,7 @@ def policy_verdict(record: dict) -> tuple:
     return record.get("decision"), record.get("approvals_required") or 0
 
 
-def evaluate(candidate: Engine, record: dict) -> dict:
+def evaluate(candidate: Any, record: dict) -> dict:
     """The candidate's decision on a recorded call: decision, rule, reason, approvals_required."""
     options: Dict[str, Any] = {}
     if record.get("context") is not None:
@@ -54,7 +53,7 @@ def evaluate(candidate: Engine, record: dict) -> dict:
         return {"decision": "Deny", "rule": None, "reason": f"candidate error: {exc}", "approvals_required": 0}
 
 
-def replay(source: Source, candidate: Engine, since: Optional[str] = None,
+def replay(source: Source, candidate: Any, since: Optional[str] = None,
            trusted: Optional[Set[bytes]] = None) -> Dict[str, Any]:
     """The recorded calls whose verdict the candidate changes. With `trusted` writer keys,
     only chains vouched for by one of them ("excluded": the events of other chains)."""

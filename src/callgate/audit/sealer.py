@@ -20,11 +20,11 @@ from typing import Any, Callable, List, Optional
 
 import orjson
 
-from .. import __version__
-from .._core import ffi, lib
-from ..engine import DECISIONS, _State
+from ..version import __version__
+from .._native import ffi, lib
+from ..decision import DECISIONS
 from ._canonical import canonical
-from .chain import _PREFIX as _LINK
+from .chain import LINK_PREFIX as _LINK
 from .chain import ChainHead
 from .records import BODY_AT, UNHASHED_HEAD, Batch
 
@@ -179,7 +179,7 @@ class Sealer:
         if type(first[0]) is not int:  # a refused request or an approval event
             return i
         source = first[5]
-        if type(source) is not _State:  # a decision whose reason is already its text
+        if not getattr(type(source), "native", False):  # a reason already known, or a wasm engine's
             return i
         form = first[1][0]
         j, n = i, len(items)

@@ -9,25 +9,25 @@ import os
 from collections import deque
 from typing import Any, Deque
 
-from ..engine import Engine
 from ._canonical import loads
 from .replay import policy_verdict
 
 
-def load_candidate(candidate: Any, semantics: str) -> Engine:
-    """A candidate given as an Engine, a decoded policy dict or a policy file path."""
-    if isinstance(candidate, Engine):
+def load_candidate(candidate: Any, semantics: str, engine_type: Any) -> Any:
+    """A candidate given as an engine, a decoded policy dict or a policy file path (made an
+    engine of `engine_type`: the primary's class, so the audit trail never imports one)."""
+    if isinstance(candidate, engine_type) or (hasattr(candidate, "evaluate") and hasattr(candidate, "blob")):
         return candidate
     if isinstance(candidate, dict):
-        return Engine.from_dict(candidate, semantics)
+        return engine_type.from_dict(candidate, semantics)
     if isinstance(candidate, (str, os.PathLike)):
-        return Engine.from_file(candidate, semantics)
+        return engine_type.from_file(candidate, semantics)
     raise TypeError(f"shadow= needs a policy path, dict or Engine, not {type(candidate).__name__}")
 
 
 class Shadow:
-    def __init__(self, candidate: Any, semantics: str = "strict", keep: int = 1000) -> None:
-        self.engine = load_candidate(candidate, semantics)
+    def __init__(self, candidate: Any, semantics: str, engine_type: Any, keep: int = 1000) -> None:
+        self.engine = load_candidate(candidate, semantics, engine_type)
         self.digest = hashlib.sha256(self.engine.blob).hexdigest()
         self.evaluated = 0
         self.disagreements = 0

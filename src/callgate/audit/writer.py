@@ -21,7 +21,7 @@ import uuid
 from collections import deque
 from typing import Callable, List, Optional, Union
 
-from ..engine import DECISIONS
+from ..decision import DECISIONS
 from .builder import Builder
 from .chain import ChainHead
 from .courier import Courier

@@ -30,6 +30,11 @@ def policy(example: str = "crm") -> dict[str, Any]:
     return json.loads(policy_path(example).read_text(encoding="utf-8"))
 
 
+def cases_document(example: str = "crm") -> dict[str, Any]:
+    """The example's cases file, decoded (callgate.policy_tests reads it)."""
+    return json.loads(path(EXAMPLES[example][1]).read_text(encoding="utf-8"))
+
+
 def cases(example: str = "crm") -> list[dict[str, Any]]:
     """The example's cases: tool, args, role, agent_attributes, resource_attributes, expected."""
-    return json.loads(path(EXAMPLES[example][1]).read_text(encoding="utf-8"))["cases"]
+    return cases_document(example)["cases"]

@@ -23,7 +23,7 @@ is the SDK's `ElicitRequest` / `ElicitRequestFormParams` / `ElicitResult` (the t
 
 from __future__ import annotations
 
-import sys
+import logging
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -31,6 +31,7 @@ import orjson
 
 from .gate import APPROVALS_KEY, Identity, Verdict, elevate_reason
 
+log = logging.getLogger("callgate.mcp")
 ELICIT_TIMEOUT = 300.0     # seconds the proxy waits for the user's answer
 ARGS_SHOWN = 1000          # characters of the arguments' JSON shown in the elicitation message
 METHOD = "elicitation/create"
@@ -155,21 +156,17 @@ def record_outcome(gate: Any, v: Verdict, identity: Identity, *, method: str, ou
                    reason: str) -> bool:
     """The approval event for one Elevate, after its decision event (same trace id). False
     when the audit trail could not take it (the caller then does not run the call)."""
-    engine = gate.engine
-    rec = getattr(engine, "_recorder", None)
-    if rec is None or not hasattr(rec, "record_approval"):
-        return True
     approval: dict = {"method": method, "outcome": outcome, "required": v.approvals_required}
     if outcome == APPROVED:
         approval["approved_by"] = [identity.principal] if identity.principal else []
     try:
-        return rec.record_approval(
+        return gate.engine.record_approval(
             tool=v.tool, args=v.args, role=identity.role, principal=identity.principal,
             agent_attributes=dict(identity.agent_attributes), resource_attributes=dict(v.resource),
             trace_id=v.trace_id, decision="Allow" if outcome == APPROVED else "Deny", reason=reason,
             rule=v.rule, approvals_required=v.approvals_required, approval=approval)
-    except Exception as exc:  # pragma: no cover - never run an approval that was not recorded
-        print(f"callgate: recording an approval failed: {exc!r}", file=sys.stderr)
+    except Exception:  # pragma: no cover - never run an approval that was not recorded
+        log.exception("recording an approval failed")
         return False
 
 
@@ -180,10 +177,33 @@ def denial(v: Verdict, identity: Identity, gate: Any, outcome: str, why: str, me
     return reason
 
 
+def refusal(v: Verdict, identity: Identity, gate: Any, *, capabilities: Any, elevation: Elevation,
+            batch: bool = False, modern: bool = False) -> Optional[str]:
+    """For an Elevate the engine decided: None when the user should be asked (the caller
+    holds the call and asks); otherwise the reason the call is denied, its outcome recorded."""
+    refused = why_not(v, elicitation=can_elicit(capabilities), elevation=elevation, batch=batch, modern=modern)
+    if refused is None:
+        return None
+    outcome, why = refused
+    return denial(v, identity, gate, outcome, why, method_for(v, outcome))
+
+
+def settle(v: Verdict, identity: Identity, gate: Any, outcome: str, why: str) -> Optional[str]:
+    """The user's answer (or its absence) for a held call: None when it was approved and the
+    approval recorded (the call runs); otherwise the reason it is denied, recorded."""
+    if outcome == APPROVED:
+        if record_outcome(gate, v, identity, method="elicitation", outcome=outcome,
+                          reason=approved_reason(v, identity)):
+            return None
+        outcome, why = ERROR, "the audit trail could not record the approval"
+    return denial(v, identity, gate, outcome, why, "elicitation")
+
+
 def method_for(v: Verdict, outcome: str) -> str:
     if v.approvals_given:
         return "tokens"
     return "none" if outcome == UNSUPPORTED else "elicitation"
 
 
-__all__ = ["APPROVALS_KEY", "Elevation", "can_elicit", "elicitation_request", "outcome_of", "why_not"]
+__all__ = ["APPROVALS_KEY", "Elevation", "can_elicit", "elicitation_request", "outcome_of", "refusal", "settle",
+           "why_not"]

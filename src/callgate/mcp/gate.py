@@ -247,12 +247,12 @@ class Gate:
         durable before the call just decided may be forwarded (None: forward at once)."""
         if not self.durable:
             return None
-        recorder = getattr(self.engine, "_recorder", None)
+        recorder = self.engine.recorder
         return None if recorder is None else recorder.durable_mark()
 
     def wait_durable(self, mark: int, timeout: float) -> Optional[str]:
         """Block until the audit trail is durable up to `mark`: None, or why it is not."""
-        recorder = getattr(self.engine, "_recorder", None)
+        recorder = self.engine.recorder
         if recorder is None:
             return None
         return recorder.wait_durable(mark, timeout)
@@ -297,7 +297,7 @@ class Gate:
                 return _deny(f"the resolver returned {type(resource).__name__}, not a mapping", tool, args)
         engine = self.engine
         trace_id = None
-        if engine._recorder is not None:   # the decision's event is linked to what the proxy records later
+        if engine.recorder is not None:   # the decision's event is linked to what the proxy records later
             trace_id = uuid.uuid4().hex
         try:
             if tokens:

@@ -101,7 +101,8 @@ class Guard:
             return
 
     async def _not_allowed(self, ctx: Any, v: Verdict, who: Identity) -> Optional[str]:
-        """The reason the call does not run, or None when the user approved it."""
+        """The reason the call does not run, or None when the user approved it (asked through
+        the server's own session: elicit_form, legacy sessions only)."""
         if v.decision != "Elevate":
             return v.reason
         session = getattr(ctx, "session", None)
@@ -109,11 +110,9 @@ class Guard:
         wire_caps = caps.model_dump(by_alias=True, exclude_none=True) if hasattr(caps, "model_dump") else caps
         version = getattr(ctx, "protocol_version", None)
         modern = isinstance(version, str) and version >= elevate.MODERN_SINCE   # no server-to-client requests
-        refusal = elevate.why_not(v, elicitation=elevate.can_elicit(wire_caps), elevation=self.elevation,
-                                  modern=modern)
-        if refusal is not None:
-            outcome, why = refusal
-            return elevate.denial(v, who, self.gate, outcome, why, elevate.method_for(v, outcome))
+        reason = elevate.refusal(v, who, self.gate, capabilities=wire_caps, elevation=self.elevation, modern=modern)
+        if reason is not None:
+            return reason
         params = elevate.elicitation_params(v)
         try:
             import anyio
@@ -126,12 +125,7 @@ class Guard:
             outcome, why = elevate.TIMEOUT, f"no answer within {self.elevation.timeout:g} s"
         except Exception as exc:  # no back-channel, an error answer: not approved
             outcome, why = elevate.ERROR, f"the client could not ask the user ({type(exc).__name__}: {exc})"
-        if outcome == elevate.APPROVED:
-            if elevate.record_outcome(self.gate, v, who, method="elicitation", outcome=outcome,
-                                      reason=elevate.approved_reason(v, who)):
-                return None
-            outcome, why = elevate.ERROR, "the audit trail could not record the approval"
-        return elevate.denial(v, who, self.gate, outcome, why, "elicitation")
+        return elevate.settle(v, who, self.gate, outcome, why)
 
 
 def _denied(reason: str) -> Any:

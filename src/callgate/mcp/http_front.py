@@ -579,8 +579,6 @@ def serve(gate: Gate, auth: JwtConfig, listen: str, *, command: Optional[Sequenc
           session_limits: Optional[Limits] = None, allowed_hosts: Sequence[str] = (),
           allowed_origins: Sequence[str] = ()) -> int:
     """Run the HTTP front until interrupted; the exit status."""
-    import sys
-
     import uvicorn
 
     host, port = parse_listen(listen)
@@ -596,6 +594,6 @@ def serve(gate: Gate, auth: JwtConfig, listen: str, *, command: Optional[Sequenc
                             limit_concurrency=limits.max_connections, timeout_keep_alive=5)
     server = uvicorn.Server(config)
     target = " ".join(command) if command else upstream
-    print(f"callgate proxy: serving MCP on http://{host}:{port}{PATH} -> {target}", file=sys.stderr, flush=True)
+    log.warning("serving MCP on http://%s:%d%s -> %s", host, port, PATH, target)
     server.run()
     return 0 if server.started else 1

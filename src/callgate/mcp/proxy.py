@@ -111,7 +111,7 @@ class StdioProxy:
     def __init__(self, gate: Gate, identity: Identity, command: Sequence[str], *,
                  client_in: Optional[IO[bytes]] = None, client_out: Optional[IO[bytes]] = None,
                  max_message: int = MAX_MESSAGE, env: Optional[dict] = None,
-                 cwd: Optional[str] = None, name: str = "callgate proxy",
+                 cwd: Optional[str] = None,
                  elevation: Optional[elevate.Elevation] = None, limits: Optional[Limits] = None,
                  audit_timeout: float = AUDIT_TIMEOUT) -> None:
         self.gate, self.command = gate, list(command)
@@ -122,7 +122,7 @@ class StdioProxy:
         self._out = _ClientOut(client_out if client_out is not None else sys.stdout.buffer)
         self.max_message = max_message
         self.audit_timeout = audit_timeout
-        self._env, self._cwd, self._name = env, cwd, name
+        self._env, self._cwd = env, cwd
         self._lock = threading.Lock()       # every call into the session
         self._done = threading.Event()
         self._client_closed = False
@@ -148,8 +148,7 @@ class StdioProxy:
             self.proc = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                          stderr=None, env=self._env, cwd=self._cwd)
         except OSError as exc:
-            print(f"{self._name}: cannot start the MCP server {self.command[0]!r}: {exc.strerror or exc}",
-                  file=sys.stderr)
+            log.error("cannot start the MCP server %r: %s", self.command[0], exc.strerror or exc)
             return 127 if isinstance(exc, FileNotFoundError) else 1
         if threading.current_thread() is threading.main_thread():
             # SIGTERM: stop like end-of-input (the server is stopped, not orphaned)
@@ -224,7 +223,7 @@ class StdioProxy:
                         actions = self.session.from_client(line)
                 self._do(actions)
         except Exception:  # pragma: no cover - never leave the client hanging silently
-            log.exception("%s: error reading from the client", self._name)
+            log.exception("error reading from the client")
         # the client is gone: let the server finish and stop
         self._client_closed = True
         self._to_server.close()  # type: ignore[union-attr]
@@ -263,7 +262,7 @@ class StdioProxy:
                     actions = self.session.from_server(line)
                 self._do(actions)
         except Exception:  # pragma: no cover
-            log.exception("%s: error reading from the server", self._name)
+            log.exception("error reading from the server")
         self._server_gone()
 
     def _server_gone(self) -> None:
@@ -286,8 +285,7 @@ class StdioProxy:
             self._done.set()
             return
         self._do(actions)
-        print(f"{self._name}: the MCP server {self.command[0]!r} {how}; "
-              f"{pending} pending request(s) answered with an error", file=sys.stderr)
+        log.error("the MCP server %r %s; %d pending request(s) answered with an error", self.command[0], how, pending)
         self._status = rc if rc > 0 else 1
         self._done.set()
 

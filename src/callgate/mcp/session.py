@@ -203,6 +203,7 @@ class Session:
         self.identity = identity
         self.elevation = elevation if elevation is not None else elevate.Elevation()
         self.limits = limits if limits is not None else Limits()
+        self._request_timeout = self.limits.request_timeout
         self.clock = clock
         self.client_caps: Any = None          # what the client declared at initialize
         self.client_protocol: Optional[str] = None
@@ -220,7 +221,7 @@ class Session:
 
     def from_client(self, line: bytes, identity: Optional[Identity] = None, origin: Any = None) -> list[Action]:
         """One line from the client (its line end may be there or not)."""
-        if not line.strip():
+        if not line or line.isspace():
             return []
         try:
             msg = decode(line)
@@ -332,12 +333,13 @@ class Session:
             self._reply(key, rpc.error_message(msg["id"], rpc.INVALID_REQUEST, f"Invalid Request: {exc}"), source, out)
             return
         params = msg.get("params")
-        meta = params.get("_meta") if isinstance(params, dict) else None
-        token = rpc.id_key(meta.get("progressToken")) if isinstance(meta, dict) else None
-        self._pending[key] = _Pending(msg["id"], msg["method"], self.clock() + self.limits.request_timeout, source,
+        meta = params.get("_meta") if type(params) is dict else None
+        self._pending[key] = _Pending(msg["id"], msg["method"], self.clock() + self._request_timeout, source,
                                       who.role)
-        if token is not None:
-            self._progress[token] = key
+        if meta is not None and type(meta) is dict and "progressToken" in meta:
+            token = rpc.id_key(meta["progressToken"])
+            if token is not None:
+                self._progress[token] = key
         out.append(ToServer(data, mark, key))
 
     def _client_notification(self, msg: dict, out: list) -> None:
@@ -392,21 +394,19 @@ class Session:
 
     def _decide(self, msg: dict, key: tuple, who: Identity, source: _Source, out: list) -> None:
         params = msg.get("params")
-        verdict = self.gate.decide(params, who)
-        if verdict.allowed:
-            self._forward(without_approvals(msg), key, who, source, out, self.gate.audit_mark())
+        gate = self.gate
+        verdict = gate.decide(params, who)
+        if verdict.decision == "Allow":
+            self._forward(without_approvals(msg), key, who, source, out, gate.audit_mark() if gate.durable else None)
             return
         if verdict.decision == "Elevate":
-            refusal = elevate.why_not(verdict, elicitation=elevate.can_elicit(self.client_caps),
-                                      elevation=self.elevation, batch=source.batch is not None,
-                                      modern=_is_modern(msg))
-            if refusal is None:
+            reason = elevate.refusal(verdict, who, self.gate, capabilities=self.client_caps, elevation=self.elevation,
+                                     batch=source.batch is not None, modern=_is_modern(msg))
+            if reason is None:
                 held = _Held(msg, key, who, source)
                 held.verdict = verdict
                 self._ask(held, out)
                 return
-            outcome, why = refusal
-            reason = elevate.denial(verdict, who, self.gate, outcome, why, elevate.method_for(verdict, outcome))
         else:
             reason = verdict.reason
         self._reply(key, rpc.result_message(msg["id"], denial_result(reason, params)), source, out)
@@ -424,17 +424,13 @@ class Session:
 
     def _settle(self, held: _Held, outcome: str, why: str, out: list) -> None:
         """The user's answer (or its absence) for a held call: run it or deny it."""
-        v = held.verdict
-        assert v is not None
+        assert held.verdict is not None
+        reason = elevate.settle(held.verdict, held.identity, self.gate, outcome, why)
+        if reason is None:
+            self._forward(without_approvals(held.msg), held.key, held.identity, held.source, out,
+                          self.gate.audit_mark())
+            return
         params = held.msg.get("params")
-        if outcome == elevate.APPROVED:
-            if elevate.record_outcome(self.gate, v, held.identity, method="elicitation", outcome=outcome,
-                                      reason=elevate.approved_reason(v, held.identity)):
-                self._forward(without_approvals(held.msg), held.key, held.identity, held.source, out,
-                              self.gate.audit_mark())
-                return
-            outcome, why = elevate.ERROR, "the audit trail could not record the approval"
-        reason = elevate.denial(v, held.identity, self.gate, outcome, why, "elicitation")
         self._reply(held.key, rpc.result_message(held.msg["id"], denial_result(reason, params)), held.source, out)
 
     def _drop_held(self, held: _Held, why: str, out: list) -> None:
@@ -522,15 +518,18 @@ class Session:
     def from_server(self, line: bytes) -> list[Action]:
         """One line from the server."""
         out: list[Action] = []
-        if not line.strip():
+        if not line or line.isspace():
             return out
         try:
             msg = decode(line)
         except WireError as exc:
             self._unreadable(line, str(exc), out)
             return out
-        for item in (msg if isinstance(msg, list) else [msg]):
-            self._server_one(item, out)
+        if type(msg) is list:
+            for item in msg:
+                self._server_one(item, out)
+        else:
+            self._server_one(msg, out)
         return out
 
     def server_message(self, msg: Any) -> list[Action]:
@@ -576,6 +575,14 @@ class Session:
             log.warning("dropped an answer from the MCP server to no request in flight (id %r)", msg.get("id"))
             return
         self._remember(key)
+        method, source = pending.method, pending.source
+        if source is _PLAIN and method != "tools/list" and method != "initialize" and not self._progress:
+            # the common answer, relayed as it is: _reply and _answer written out
+            try:
+                out.append(ToClient(encode(msg), key, True, None))
+                return
+            except WireError:
+                pass  # _answer says so below
         answer = msg
         if pending.method == "tools/list" and "result" in msg:
             filtered = self.gate.filter_list_result(msg["result"], pending.role)

@@ -26,7 +26,11 @@ from typing import Any
 
 import orjson
 
+from ..values import DIGITS_AS_NINES as _DIGITS_AS_NINES
+from ..values import LONG_RUN as _LONG_RUN
 from ..values import dumps_exact, loads_exact
+
+_loads, _dumps = orjson.loads, orjson.dumps
 
 MAX_MESSAGE = 64 * 1024 * 1024   # bytes in one message; larger ones are refused
 
@@ -42,20 +46,29 @@ def decode(line: bytes) -> Any:
     """The one JSON value on `line` (its line end may be there or not), integers exact;
     WireError otherwise."""
     try:
-        return loads_exact(line)
+        value = _loads(line)
+        if _LONG_RUN in line.translate(_DIGITS_AS_NINES):   # values.loads_exact, inlined (every message)
+            value = loads_exact(line)
     except (ValueError, RecursionError) as exc:
         raise WireError(f"not valid JSON ({exc})") from None
+    return value
 
 
 def encode(msg: Any) -> bytes:
     """The message as one line's content (no line end), safe for every line splitter."""
     try:
-        out = dumps_exact(msg)
-    except (orjson.JSONEncodeError, RecursionError) as exc:
+        out = _dumps(msg)
+    except orjson.JSONEncodeError:
+        try:
+            out = dumps_exact(msg)   # integers beyond 64 bits, written exactly
+        except (orjson.JSONEncodeError, RecursionError) as exc:
+            raise WireError(f"the message cannot be written as JSON ({exc})") from None
+    except RecursionError as exc:
         raise WireError(f"the message cannot be written as JSON ({exc})") from None
-    if b"\xc2\x85" in out or b"\xe2\x80" in out:
-        for raw, escaped in _SEPARATORS:
-            out = out.replace(raw, escaped)
+    if out.isascii():   # the common case: nothing to escape (the separators are not ASCII)
+        return out
+    for raw, escaped in _SEPARATORS:
+        out = out.replace(raw, escaped)
     return out
 
 

@@ -1,6 +1,6 @@
 """The demo CRM's data and its resource resolver (no MCP here: the proxy imports this).
 
-`resolve(tool, arguments)` is what `--resolver callgate.mcp.crm:resolve` calls before each
+`resolve(tool, arguments)` is what `--resolver callgate.demo.crm:resolve` calls before each
 decision: it looks the record up and returns its resource attributes (the owner of a
 customer), so the policy can compare the caller with the owner.
 """

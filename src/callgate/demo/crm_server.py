@@ -1,7 +1,7 @@
 """The example CRM MCP server, built with the official `mcp` SDK and no auth code at all:
 authorization is callgate's job, in front of it (the proxy) or around it (guard()).
 
-    python -m callgate.mcp.crm_server [--journal FILE]
+    python -m callgate.demo.crm_server [--journal FILE]
 
 --journal appends one JSON line per tool call that actually ran, so a test (or a doubting
 reader) can check that denied calls never reached the server.

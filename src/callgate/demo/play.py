@@ -23,8 +23,9 @@ import orjson
 from rich.console import Console
 from rich.table import Table
 
-from .gate import DENIED_PREFIX, Gate, Identity, load_resolver
-from .proxy import StdioProxy
+from ..mcp.gate import DENIED_PREFIX, Gate, Identity, load_resolver
+from ..mcp.proxy import StdioProxy
+from ..policy_tests import Case, CasesError, load_cases_file, parse_cases
 
 SCENE_TITLES = {"agent": "Scene 1: the support agent", "manager": "Scene 2: the manager",
                 "admin": "Scene 3: the admin"}
@@ -35,31 +36,29 @@ class DemoError(Exception):
     pass
 
 
-def load_script(path: Optional[Path]) -> list[dict]:
+def load_script(path: Optional[Path]) -> list[Case]:
+    """The scenes: a cases file (callgate.policy_tests: the schema `callgate test` reads; a
+    misspelled key is an error with its location), the CRM's by default."""
     from .. import examples
 
-    if path is None:
-        return examples.cases("crm")
     try:
-        data = orjson.loads(Path(path).read_bytes())
-        cases = data["cases"] if isinstance(data, dict) else data
-        for c in cases:
-            c["tool"], c["role"]  # noqa: B018 - the two fields every step needs
-        return cases
-    except (OSError, orjson.JSONDecodeError, KeyError, TypeError) as exc:
-        raise DemoError(f"{path}: not a script ({{\"cases\": [{{tool, args, role, …}}]}}): {exc}") from None
+        if path is None:
+            return parse_cases(examples.cases_document("crm"))
+        return parse_cases(load_cases_file(Path(path)))
+    except CasesError as exc:
+        raise DemoError(f"{path}: {exc}") from None
 
 
-def _call_text(case: dict) -> str:
-    args = ", ".join(f"{k}={orjson.dumps(v).decode()}" for k, v in (case.get("args") or {}).items())
-    return f"{case['tool']}({args})"
+def _call_text(case: Case) -> str:
+    args = ", ".join(f"{k}={orjson.dumps(v).decode()}" for k, v in (case.args or {}).items())
+    return f"{case.tool}({args})"
 
 
 def _result_text(result: Any) -> str:
     return " ".join(getattr(c, "text", "") for c in result.content if getattr(c, "type", "") == "text")
 
 
-async def _play(proxy: StdioProxy, client_in: Any, client_out: Any, cases: list[dict], out: Console) -> list[dict]:
+async def _play(proxy: StdioProxy, client_in: Any, client_out: Any, cases: list[Case], out: Console) -> list[dict]:
     from mcp import ClientSession
 
     from .pipes import pipe_transport
@@ -70,20 +69,20 @@ async def _play(proxy: StdioProxy, client_in: Any, client_out: Any, cases: list[
             await session.initialize()
         scene = None
         for n, case in enumerate(cases, 1):
-            identity = Identity(case["role"], case.get("agent_attributes") or {})
+            identity = Identity(case.role, case.agent_attributes or {})
             proxy.identity = identity  # the operator's choice for this step, not the model's
-            if case["role"] != scene:
-                scene = case["role"]
+            if case.role != scene:
+                scene = case.role
                 with anyio.fail_after(STEP_TIMEOUT):
                     listed = await session.list_tools()
                 out.print()
                 out.rule(f"[bold]{SCENE_TITLES.get(scene, f'Scene: role {scene}')}[/]")
                 out.print(f"[dim]tools/list as {scene}: {', '.join(t.name for t in listed.tools) or '(none)'}[/]")
             attrs = orjson.dumps(identity.agent_attributes).decode()
-            out.print(f"\n[bold]{n}. {case.get('name', '')}[/]", highlight=False)
+            out.print(f"\n[bold]{n}. {case.name}[/]", highlight=False)
             out.print(f"   {_call_text(case)}  [dim]as {identity.role} {attrs}[/]", markup=True, highlight=False)
             with anyio.fail_after(STEP_TIMEOUT):
-                result = await session.call_tool(case["tool"], case.get("args") or {})
+                result = await session.call_tool(case.tool, case.args or {})
             text = _result_text(result)
             if result.is_error and text.startswith(DENIED_PREFIX):
                 decision, detail = "Deny", text[len(DENIED_PREFIX):]
@@ -116,8 +115,8 @@ def run_demo(policy: Optional[Path] = None, script: Optional[Path] = None, serve
     else:
         fd, journal = tempfile.mkstemp(prefix="callgate-demo-", suffix=".jsonl")
         os.close(fd)
-        command = [sys.executable, "-m", "callgate.mcp.crm_server", "--journal", journal]
-        resolver = resolver or "callgate.mcp.crm:resolve"
+        command = [sys.executable, "-m", "callgate.demo.crm_server", "--journal", journal]
+        resolver = resolver or "callgate.demo.crm:resolve"
     try:
         gate = Gate(engine, load_resolver(resolver) if resolver else None)
     except ValueError as exc:
@@ -127,8 +126,8 @@ def run_demo(policy: Optional[Path] = None, script: Optional[Path] = None, serve
     p2c_r, p2c_w = os.pipe()
     proxy_in, proxy_out = os.fdopen(c2p_r, "rb"), os.fdopen(p2c_w, "wb")
     client_in, client_out = os.fdopen(p2c_r, "rb"), os.fdopen(c2p_w, "wb")
-    proxy = StdioProxy(gate, Identity(cases[0]["role"] if cases else "none"), command,
-                       client_in=proxy_in, client_out=proxy_out, name="callgate demo")
+    proxy = StdioProxy(gate, Identity(cases[0].role if cases else "none"), command,
+                       client_in=proxy_in, client_out=proxy_out)
     status: dict = {}
 
     def host() -> None:
@@ -162,19 +161,20 @@ def _summary(rows: list[dict], executed: Optional[list[dict]], out: Console) -> 
     mismatches = 0
     for row in rows:
         case, decision = row["case"], row["decision"]
-        expected = case.get("expected")
-        ok = expected is None or expected == decision
+        # the proxy tells Allow from Deny (an Elevate it could not get approved is a denial)
+        expected = case.expect["decision"]
+        ok = decision == ("Deny" if expected == "Elevate" else expected)
         mismatches += not ok
         colour = "green" if decision == "Allow" else "red"
-        table.add_row(str(row["n"]), _call_text(case), case["role"], f"[{colour}]{decision}[/]",
-                      (expected or "") + ("" if ok else " [bold red]✗[/]"))
+        table.add_row(str(row["n"]), _call_text(case), case.role, f"[{colour}]{decision}[/]",
+                      expected + ("" if ok else " [bold red]✗[/]"))
     out.print()
     out.print(table)
     allowed = sum(r["decision"] == "Allow" for r in rows)
     out.print(f"{len(rows)} calls: {allowed} allowed, {len(rows) - allowed} denied, {mismatches} unexpected")
     if executed is not None:
         ran_ok = len(executed) == allowed and all(
-            e["tool"] == r["case"]["tool"] for e, r in zip(executed, [r for r in rows if r["decision"] == "Allow"]))
+            e["tool"] == r["case"].tool for e, r in zip(executed, [r for r in rows if r["decision"] == "Allow"]))
         verdict = "[green]only the allowed calls[/]" if ran_ok else "[bold red]NOT just the allowed calls[/]"
         out.print(f"the CRM server ran {len(executed)} call(s): {verdict}; denied calls never reached it")
         mismatches += not ran_ok
