@@ -24,6 +24,7 @@ with atheris.instrument_imports():
     from callgate import Engine
     from callgate.mcp.gate import Gate, Identity
     from callgate.mcp.session import Session, ToClient, ToServer
+    from callgate.values import dumps_exact, loads_exact
 
 POLICY = {"version": "fuzz", "default_action": "Deny", "tools": ["view", "delete"], "roles": ["agent"],
           "rules": [{"tool_name": "view", "roles": ["agent"], "condition": None}]}
@@ -45,7 +46,7 @@ class RecordingGate(Gate):
 
 def canonical_call(params) -> bytes:
     params = params if isinstance(params, dict) else {}
-    return orjson.dumps([params.get("name"), params.get("arguments") or {}], option=orjson.OPT_SORT_KEYS)
+    return dumps_exact([params.get("name"), params.get("arguments") or {}], option=orjson.OPT_SORT_KEYS)
 
 
 def check_line(data: bytes) -> None:
@@ -58,8 +59,8 @@ def found_by_splitlines(data: bytes) -> list:
     out = []
     for piece in data.decode("utf-8").splitlines():
         try:
-            out.append(orjson.loads(piece))
-        except orjson.JSONDecodeError:
+            out.append(loads_exact(piece.encode()))
+        except ValueError:
             pass
     return out
 

@@ -24,6 +24,7 @@ from hypothesis import strategies as st
 from callgate import Engine
 from callgate.mcp.gate import Gate, Identity
 from callgate.mcp.session import Session, ToClient, ToServer
+from callgate.values import dumps_exact, loads_exact
 from test_mcp_support import (PY, Wire, journal_lines, node_server, proxy_argv, split_like_python,
                               tapped, text_of)
 
@@ -51,8 +52,8 @@ def _received_requests(data: bytes) -> list[dict]:
     out = []
     for line in split_like_python(data):
         try:
-            msg = orjson.loads(line.encode("utf-8", "surrogateescape"))
-        except orjson.JSONDecodeError:
+            msg = loads_exact(line.encode("utf-8", "surrogateescape"))
+        except ValueError:
             continue
         if isinstance(msg, dict) and "method" in msg:
             out.append(msg)
@@ -213,7 +214,7 @@ POLICY = {"version": "p", "default_action": "Deny", "tools": ["view", "delete"],
 
 def _canonical_call(msg: dict) -> bytes:
     params = msg.get("params") or {}
-    return orjson.dumps([params.get("name"), params.get("arguments") or {}], option=orjson.OPT_SORT_KEYS)
+    return dumps_exact([params.get("name"), params.get("arguments") or {}], option=orjson.OPT_SORT_KEYS)
 
 
 class _Recording(Gate):

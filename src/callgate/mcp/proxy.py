@@ -206,21 +206,29 @@ class StdioProxy:
 
     # ================================================================ client -> server
 
-    def _client_loop(self) -> None:
+    def _lines(self, readline: Any) -> Any:
+        """Each line of a pipe (LF-terminated), or None for one over the size limit (the rest
+        of it is read and thrown away)."""
         limit = self.max_message + 2
-        readline = self._in.readline
+        while True:
+            line = readline(limit)
+            if not line:
+                return
+            if len(line) >= limit and not line.endswith(b"\n"):
+                while True:
+                    chunk = readline(1 << 20)
+                    if not chunk or chunk.endswith(b"\n"):
+                        break
+                yield None
+                continue
+            yield line
+
+    def _client_loop(self) -> None:
         try:
-            while True:
-                line = readline(limit)
-                if not line:
-                    break
-                if len(line) >= limit and not line.endswith(b"\n"):
-                    self._skip_rest(readline)
-                    with self._lock:
-                        actions = self.session.too_large(self.max_message)
-                else:
-                    with self._lock:
-                        actions = self.session.from_client(line)
+            for line in self._lines(self._in.readline):
+                with self._lock:
+                    actions = self.session.too_large(self.max_message) if line is None else \
+                        self.session.from_client(line)
                 self._do(actions)
         except Exception:  # pragma: no cover - never leave the client hanging silently
             log.exception("error reading from the client")
@@ -237,25 +245,12 @@ class StdioProxy:
         self._stop_server()
         self._done.set()
 
-    @staticmethod
-    def _skip_rest(readline: Any) -> None:
-        while True:
-            chunk = readline(1 << 20)
-            if not chunk or chunk.endswith(b"\n"):
-                return
-
     # ================================================================ server -> client
 
     def _server_loop(self) -> None:
-        limit = self.max_message + 2
-        readline = self.proc.stdout.readline  # type: ignore[union-attr]
         try:
-            while True:
-                line = readline(limit)
-                if not line:
-                    break
-                if len(line) >= limit and not line.endswith(b"\n"):
-                    self._skip_rest(readline)
+            for line in self._lines(self.proc.stdout.readline):  # type: ignore[union-attr]
+                if line is None:
                     log.warning("dropped a message from the MCP server larger than %d bytes", self.max_message)
                     continue
                 with self._lock:
