@@ -13,22 +13,22 @@ import hashlib
 import os
 import threading
 import time
-from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Union
 
 import orjson
 
 from . import _native
-from .compiler import Compiled, compile_policy, compile_validated
 from .decision import DECISIONS, ELEVATE, Approved, Decision, MadeDecision
 from .values import encode_text as _encode
 from .values import has_nonfinite as _has_nonfinite
 from .values import pack_slow as _pack_slow
 from .errors import PolicyError, RequestError
-from .policy import parse_json
 
 PathLike = Union[str, "os.PathLike[str]"]
 __all__ = ["DECISIONS", "Decision", "Engine", "PathLike"]
+
+if TYPE_CHECKING:   # the compiler (and pydantic under it) is imported when a policy is compiled
+    from .compiler import Compiled
 
 _dumps = orjson.dumps
 _EMPTY: dict = {}
@@ -110,12 +110,16 @@ class Engine:
                   discovered_tools: Optional[Mapping[str, str]] = None, **options: Any) -> "Engine":
         """Load a decoded policy (as from json.loads). Options: the limits, audit, shadow.
         discovered_tools: tools found at run time (an MCP server's) -> their tier."""
+        from .compiler import compile_policy
+
         compiled = compile_policy(policy, semantics, discovered_tools=discovered_tools)
         return cls(compiled, discovered_tools=discovered_tools, **options)
 
     @classmethod
     def from_json(cls, text: Union[str, bytes], semantics: str = "strict", **options: Any) -> "Engine":
         """Load policy JSON text; duplicate keys and NaN are errors."""
+        from .policy import parse_json
+
         return cls.from_dict(parse_json(text), semantics, **options)
 
     @classmethod
@@ -130,6 +134,9 @@ class Engine:
         tools, unless new ones are given). Compiles and verifies first; the swap itself is
         one assignment, so every concurrent evaluate() sees either the old or the new
         policy, never a mix."""
+        from .compiler import compile_policy, compile_validated
+        from .policy import parse_json
+
         discovered = self._discovered if discovered_tools is None else dict(discovered_tools)
         if source is None:
             compiled = compile_validated(self._state.compiled.policy, self.semantics, discovered_tools=discovered)
@@ -379,6 +386,7 @@ def _attach(engine: Engine, audit: Any, shadow: Any) -> Any:
 
 def _read(path: PathLike) -> bytes:
     try:
-        return Path(path).read_bytes()
+        with open(path, "rb") as f:
+            return f.read()
     except OSError as exc:
         raise PolicyError(f"cannot read policy file: {exc.strerror}", str(path)) from None

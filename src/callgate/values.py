@@ -14,7 +14,6 @@ them exactly, and an MCP server must receive the very argument the policy saw, s
 
 from __future__ import annotations
 
-import json
 import math
 from typing import Any, Union
 
@@ -35,6 +34,8 @@ def loads_exact(data: bytes) -> Any:
     for anything orjson refuses."""
     value = orjson.loads(data)
     if LONG_RUN in data.translate(DIGITS_AS_NINES):
+        import json   # (rare: imported when needed)
+
         value = json.loads(data)  # orjson has vouched for the syntax: this only keeps integers exact
     return value
 
