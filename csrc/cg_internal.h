@@ -24,6 +24,12 @@
 
 #define CG_NONE 0xffffffffu
 
+/* A blame with this bit (and not CG_NONE) is the code offset of the OR that ended an Any
+   that was not T: every branch failed (F or U), and a reason lists them (cg_reason.c). The
+   loader keeps code offsets below it. */
+#define CG_BLAME_GROUP 0x80000000u
+#define CG_IS_GROUP(blame) ((blame) != CG_NONE && ((blame)&CG_BLAME_GROUP) != 0)
+
 /* Every/Some may do this much work per byte of request, plus CG_WORK_BASE: enough for any
    body that reads its own element (linear), not for nested loops over the same data. */
 #define CG_WORK_PER_BYTE 16u
@@ -303,6 +309,10 @@ typedef struct cg_qinfo {
 } cg_qinfo;
 int cg_quant_eval(const cg_policy *p, cg_scratch *s, const cg_input *inputs, uint32_t pc,
                   const cg_slot *elem, cg_qinfo *q);
+/* One operand of an Any, for reasons: the value of the code from pc up to stop (the
+   offset of the JT or OR that follows the operand), *blame its blame. */
+int cg_operand_eval(const cg_policy *p, cg_scratch *s, const cg_input *inputs, uint32_t pc,
+                    uint32_t stop, const cg_slot *elem, uint32_t *blame);
 
 /* ---- v2 value matching (cg_match.c) ---- */
 /* Describes the validated JSON value at pos (after whitespace) into v's type, off, len,

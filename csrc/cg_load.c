@@ -477,6 +477,7 @@ int cg_policy_load(const uint8_t *blob, size_t len, void *mem, size_t mem_len,
     p->n_entries = cg_rd32(b + CG_HDR_N_ENTRIES);
     p->n_rules = cg_rd32(b + CG_HDR_N_RULES);
     p->code_len = cg_rd32(b + CG_HDR_CODE_LEN);
+    if (p->code_len >= CG_BLAME_GROUP) return CG_E_BLOB_BOUNDS; /* offsets double as blames */
     p->str_len = cg_rd32(b + CG_HDR_STR_LEN);
     p->version_sid = cg_rd32(b + CG_HDR_VERSION_SID);
     p->n_policy_rules = cg_rd32(b + CG_HDR_N_POLICY_RULES);

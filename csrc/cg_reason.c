@@ -6,13 +6,21 @@
  */
 #include "cg_internal.h"
 
+/* Where text goes: out (up to cap bytes; n counts them all), or, when hashing, only into
+   an FNV-1a hash of it (to tell a failed branch's text from those already written). */
 typedef struct wr {
     char *out;
     size_t cap, n;
+    bool hashing;
+    uint64_t hash;
 } wr;
 
 static void put(wr *w, const void *s, size_t n) {
     const uint8_t *b = s;
+    if (w->hashing) {
+        for (size_t i = 0; i < n; i++) w->hash = (w->hash ^ b[i]) * 0x100000001b3u;
+        return;
+    }
     for (size_t i = 0; i < n; i++, w->n++)
         if (w->n < w->cap) w->out[w->n] = (char)b[i];
 }
@@ -71,8 +79,13 @@ static void put_seen(wr *w, const cg_policy *p, const cg_input *in, const cg_slo
 static const char *const cmp_text[CG_N_CMP] = {"<", "<=", ">", ">=", "==", "!=", "between"};
 static const char *const negated = " (negated by Not)";
 
-static void explain_at(wr *w, const cg_policy *p, cg_scratch *s, const cg_input *in, uint32_t pc,
-                       const cg_slot *elem);
+/* A stretch of condition code: [start, end) leaves one value, root is its last node. */
+typedef struct span {
+    uint32_t start, end, root;
+} span;
+
+static void explain_blame(wr *w, const cg_policy *p, cg_scratch *s, const cg_input *in,
+                          span code, uint32_t blame, const cg_slot *elem);
 
 /* Every / Some (docs/policy-v2.md): the deciding element and its own explanation. */
 static void explain_quant(wr *w, const cg_policy *p, cg_scratch *s, const cg_input *in,
@@ -85,7 +98,8 @@ static void explain_quant(wr *w, const cg_policy *p, cg_scratch *s, const cg_inp
         puts_(w, ": element ");
         put_u32(w, q.index);
         puts_(w, ": ");
-        if (q.blame != CG_NONE) explain_at(w, p, s, in, q.blame, &q.elem);
+        uint32_t body = pc + CG_INSN_LEN(2), end = cg_rd32(p->code + pc + 6);
+        if (q.blame != CG_NONE) explain_blame(w, p, s, in, (span){body, end, body}, q.blame, &q.elem);
         else puts_(w, q.value == CG_V_T ? "condition passed" : "condition not satisfied");
     } else if (r == CG_V_U) {
         if (put_absent(w, p, x, display)) return;
@@ -198,15 +212,143 @@ static void explain_at(wr *w, const cg_policy *p, cg_scratch *s, const cg_input 
     if (holds && (fl & CG_F_NEGATED)) puts_(w, negated);
 }
 
-/* The blamed leaf of a rule's condition (docs/semantics.md, docs/policy-v2.md). */
-static void explain_leaf(wr *w, const cg_policy *p, cg_scratch *s, const cg_input *in,
-                         uint32_t pc) {
-    explain_at(w, p, s, in, pc, NULL);
+/* ---- an Any that was not T: every branch (docs/semantics.md, "Reasons") ---- */
+
+#define CG_BRANCHES_SHOWN 4
+
+static const uint8_t n_operands[CG_N_OPCODES] = {
+#define CG_OP_OPERANDS(name, n, eff, fl, doc) n,
+    CG_OPCODES(CG_OP_OPERANDS)
+#undef CG_OP_OPERANDS
+};
+
+/* The two operands of the OR at `at`, by a walk of `code` in layout order (jumps aside):
+   each entry of the walk's stack is the span of code that leaves that value. Descends into
+   the Every/Some body that holds `at`. False when the walk does not meet `at` as an OR
+   (never for a blame the evaluator gave; the bounds guard against any other). */
+static bool or_operands(const cg_policy *p, span code, uint32_t at, span *left, span *right) {
+    span st[CG_MAX_STACK];
+    int sp = 0;
+    uint32_t pc = code.start, end = code.end;
+    while (pc < end) {
+        uint8_t op = p->code[pc];
+        uint32_t next = pc + CG_INSN_LEN(n_operands[op]);
+        switch (op) {
+        case CG_OP_EVERY:
+        case CG_OP_SOME: {
+            uint32_t after = cg_rd32(p->code + pc + 6);
+            if (at >= next && at < after) { /* its own stack */
+                sp = 0;
+                end = after;
+                pc = next;
+                continue;
+            }
+            if (sp == CG_MAX_STACK) return false;
+            st[sp++] = (span){pc, after, pc};
+            pc = after;
+            continue;
+        }
+        case CG_OP_NOT:
+            if (sp < 1) return false;
+            st[sp - 1].end = next;
+            st[sp - 1].root = pc;
+            break;
+        case CG_OP_AND:
+        case CG_OP_OR:
+            if (sp < 2) return false;
+            if (pc == at) {
+                if (op != CG_OP_OR) return false;
+                *left = st[sp - 2];
+                *right = st[sp - 1];
+                return true;
+            }
+            sp--;
+            st[sp - 1].end = next;
+            st[sp - 1].root = pc;
+            break;
+        case CG_OP_JF:
+        case CG_OP_JT:
+            break;
+        case CG_OP_RET:
+        case CG_OP_ENDQ:
+            return false;
+        default: /* a leaf, TRUE, FALSE */
+            if (sp == CG_MAX_STACK) return false;
+            st[sp++] = (span){pc, next, pc};
+            break;
+        }
+        pc = next;
+    }
+    return false;
+}
+
+/* The branches written so far (their texts' hashes) and how many more were left out. */
+typedef struct branches {
+    uint64_t shown[CG_BRANCHES_SHOWN];
+    uint32_t n_shown, more;
+} branches;
+
+static void write_branch(wr *w, const cg_policy *p, cg_scratch *s, const cg_input *in,
+                         uint32_t blame, const cg_slot *elem) {
+    if (blame == CG_NONE || CG_IS_GROUP(blame)) puts_(w, "condition not satisfied");
+    else explain_at(w, p, s, in, blame, elem);
+}
+
+/* One branch to blame: left out when its text was written already; else written (with
+   ", and " before all but the first) while fewer than CG_BRANCHES_SHOWN are, else counted.
+   A group (the OR of an Any that was not T) is its two operands in turn; an operand that is
+   itself an Any was not T either, so it is a group too, else it is evaluated again for its
+   own blame. */
+static void explain_branches(wr *w, const cg_policy *p, cg_scratch *s, const cg_input *in,
+                             span code, uint32_t blame, const cg_slot *elem, branches *b) {
+    span ops[2];
+    if (CG_IS_GROUP(blame) &&
+        or_operands(p, code, blame & ~CG_BLAME_GROUP, &ops[0], &ops[1]) &&
+        p->code[ops[0].end] == CG_OP_JT) {
+        for (int k = 0; k < 2; k++) {
+            uint32_t kb = CG_BLAME_GROUP | ops[k].root;
+            if (p->code[ops[k].root] != CG_OP_OR)
+                cg_operand_eval(p, s, in, ops[k].start, ops[k].end, elem, &kb);
+            explain_branches(w, p, s, in, ops[k], kb, elem, b);
+        }
+        return;
+    }
+    wr h = {NULL, 0, 0, true, 0xcbf29ce484222325u};
+    write_branch(&h, p, s, in, blame, elem);
+    for (uint32_t i = 0; i < b->n_shown; i++)
+        if (b->shown[i] == h.hash) return;
+    if (b->n_shown == CG_BRANCHES_SHOWN) {
+        b->more++;
+        return;
+    }
+    if (b->n_shown) puts_(w, ", and ");
+    write_branch(w, p, s, in, blame, elem);
+    b->shown[b->n_shown++] = h.hash;
+}
+
+/* The explanation of a blame found running `code`: its leaf, or every branch that failed
+   in an Any, at most CG_BRANCHES_SHOWN different texts and how many more. */
+static void explain_blame(wr *w, const cg_policy *p, cg_scratch *s, const cg_input *in,
+                          span code, uint32_t blame, const cg_slot *elem) {
+    branches b = {{0}, 0, 0};
+    explain_branches(w, p, s, in, code, blame, elem, &b);
+    if (!b.more) return;
+    puts_(w, ", and ");
+    put_u32(w, b.more);
+    puts_(w, b.more == 1 ? " other branch failed" : " other branches failed");
+}
+
+/* The blame of a rule's condition (docs/semantics.md, docs/policy-v2.md). */
+static void explain_rule(wr *w, const cg_policy *p, cg_scratch *s, const cg_input *in,
+                         uint32_t rule_slot, uint32_t blame) {
+    const uint8_t *r = p->rules + 16u * rule_slot;
+    uint32_t start = cg_rd32(r + 4);
+    explain_blame(w, p, s, in, (span){start, start + cg_rd32(r + 8), start}, blame, NULL);
 }
 
 size_t cg_format_reason(const cg_policy *p, cg_scratch *s, const cg_input *in, char *out,
                         size_t cap) {
-    wr w = {out, cap, 0};
+    wr w = {out, cap, 0, false, 0};
     cg_jstr tool = s->tool, role = s->role;
     const cg_outcome *o = &s->last;
     if (p->flags & CG_FLAG_PERSO) {
@@ -258,12 +400,12 @@ size_t cg_format_reason(const cg_policy *p, cg_scratch *s, const cg_input *in, c
         if (!o->had_condition) return w.n;
         puts_(&w, o->blame_value == CG_V_U ? " and could not be evaluated: " : ": ");
         if (o->blame == CG_NONE) puts_(&w, "condition passed"); /* an empty All */
-        else explain_leaf(&w, p, s, in, o->blame);
+        else explain_rule(&w, p, s, in, o->rule_slot, o->blame);
         return w.n;
     }
     /* CG_BY_NO_GRANT: the v1 denial, explained by the first grant rule */
     if (o->blame == CG_NONE) puts_(&w, "condition not satisfied");
-    else explain_leaf(&w, p, s, in, o->blame);
+    else explain_rule(&w, p, s, in, o->rule_slot, o->blame);
     puts_(&w, " (rule ");
     put_u32(&w, rule_no);
     uint32_t n_rules = o->n_grants;

@@ -236,18 +236,19 @@ static sv kand(sv a, sv b) {
     else r = (sv){CG_V_T, a.blame};
     return r;
 }
-static sv kor(sv a, sv b) {
-    sv r;
-    if (a.v == CG_V_T || b.v == CG_V_T) r = (sv){CG_V_T, a.v == CG_V_T ? a.blame : b.blame};
-    else if (a.v == CG_V_U || b.v == CG_V_U) r = (sv){CG_V_U, a.v == CG_V_U ? a.blame : b.blame};
-    else r = (sv){CG_V_F, a.blame};
-    return r;
+/* Neither T (F or U): the blame is this OR itself, so that a reason can name every branch
+   that failed. */
+static sv kor(sv a, sv b, uint32_t pc) {
+    if (a.v == CG_V_T || b.v == CG_V_T) return (sv){CG_V_T, a.v == CG_V_T ? a.blame : b.blame};
+    return (sv){(a.v == CG_V_U || b.v == CG_V_U) ? CG_V_U : CG_V_F, CG_BLAME_GROUP | pc};
 }
 
 /* Runs code from pc to its RET (a rule) or ENDQ (a quantifier body, elem its element).
-   Quantifiers recurse through quant(), at most CG_MAX_QUANT deep (the loader checks). */
+   Quantifiers recurse through quant(), at most CG_MAX_QUANT deep (the loader checks).
+   stop is CG_NONE, or for reasons the offset of the JT or OR just after one operand of an
+   Any: the run ends there with that operand's value (cg_operand_eval). */
 static sv run(const cg_policy *p, cg_scratch *s, const cg_input *inputs, uint32_t pc,
-              const cg_slot *elem) {
+              const cg_slot *elem, uint32_t stop) {
     sv st[CG_MAX_STACK];
     int sp = 0;
     const uint8_t *code = p->code;
@@ -294,15 +295,27 @@ static sv run(const cg_policy *p, cg_scratch *s, const cg_input *inputs, uint32_
             pc += CG_INSN_LEN(0);
             break;
         case CG_OP_OR:
+            if (pc == stop) return st[0];
             sp--;
-            st[sp - 1] = kor(st[sp - 1], st[sp]);
+            st[sp - 1] = kor(st[sp - 1], st[sp], pc);
             pc += CG_INSN_LEN(0);
             break;
         case CG_OP_JF:
-            pc = st[sp - 1].v == CG_V_F ? cg_rd32(code + pc + 2) : pc + CG_INSN_LEN(1);
+            if (st[sp - 1].v != CG_V_F) {
+                pc += CG_INSN_LEN(1);
+                break;
+            }
+            pc = cg_rd32(code + pc + 2);
+            if (pc > stop) return st[sp - 1]; /* leaves the operand (not compiler output) */
             break;
         case CG_OP_JT:
-            pc = st[sp - 1].v == CG_V_T ? cg_rd32(code + pc + 2) : pc + CG_INSN_LEN(1);
+            if (pc == stop) return st[0];
+            if (st[sp - 1].v != CG_V_T) {
+                pc += CG_INSN_LEN(1);
+                break;
+            }
+            pc = cg_rd32(code + pc + 2);
+            if (pc > stop) return st[sp - 1]; /* leaves the operand (not compiler output) */
             break;
         default: /* CG_OP_RET, CG_OP_ENDQ */
             return st[0];
@@ -311,7 +324,7 @@ static sv run(const cg_policy *p, cg_scratch *s, const cg_input *inputs, uint32_
 }
 
 static sv run_code(const cg_policy *p, cg_scratch *s, const cg_input *inputs, uint32_t pc) {
-    return run(p, s, inputs, pc, NULL);
+    return run(p, s, inputs, pc, NULL, CG_NONE);
 }
 
 /* Every / Some at pc over the array that ref a names: the body (just after the instruction)
@@ -339,7 +352,7 @@ static uint8_t quant(const cg_policy *p, cg_scratch *s, const cg_input *inputs, 
         e.gen = s->gen;
         e.input = x->input;
         pos = cg_value_at(b, pos, len, &e);
-        sv r = run(p, s, inputs, body, &e);
+        sv r = run(p, s, inputs, body, &e, CG_NONE);
         if (r.v == decisive || (r.v == CG_V_U && acc != CG_V_U)) {
             if (q) {
                 q->index = i;
@@ -355,9 +368,25 @@ static uint8_t quant(const cg_policy *p, cg_scratch *s, const cg_input *inputs, 
     }
 }
 
+/* Reasons evaluate parts of a condition again, after the evaluation: each such part starts
+   with no work counted, so it does at most the work it did then and reaches the same value. */
+static void forget_work(cg_scratch *s) {
+    s->work_gen = s->gen;
+    s->work = 0;
+}
+
 int cg_quant_eval(const cg_policy *p, cg_scratch *s, const cg_input *inputs, uint32_t pc,
                   const cg_slot *elem, cg_qinfo *q) {
+    forget_work(s);
     return quant(p, s, inputs, pc, elem, q);
+}
+
+int cg_operand_eval(const cg_policy *p, cg_scratch *s, const cg_input *inputs, uint32_t pc,
+                    uint32_t stop, const cg_slot *elem, uint32_t *blame) {
+    forget_work(s);
+    sv r = run(p, s, inputs, pc, elem, stop);
+    *blame = r.blame;
+    return r.v;
 }
 
 /* The tier default of a tool, or -1. */

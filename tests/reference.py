@@ -805,6 +805,19 @@ class Blame:
         self.seen = seen
 
 
+class Branches:
+    """The blame of an ``Any`` of two or more children whose value is F or U: no child gave
+    T, all were evaluated, and the explanation names each. ``blames`` is flat, in order: a
+    child whose own blame is a ``Branches`` contributes its entries; an entry is ``None``
+    for an empty ``Any``."""
+
+    def __init__(self, blames: list):
+        self.blames = blames
+
+
+BRANCHES_SHOWN = 4
+
+
 def _kleene_not(value: str) -> str:
     return {T: F, F: T, U: U}[value]
 
@@ -883,14 +896,21 @@ class _Walker:
                 break
         return self._combine(results, stop=F, other=T)
 
-    def walk_any(self, children: list, negated: bool) -> tuple[str, Optional[Blame]]:
-        """Kleene OR, left to right, stopping at the first T. ``Any []`` is F."""
+    def walk_any(self, children: list, negated: bool) -> tuple[str, Any]:
+        """Kleene OR, left to right, stopping at the first T. ``Any []`` is F. When two or
+        more children and none gives T, the blame is all of them (``Branches``)."""
         results = []
         for child in children:
             results.append(self.walk(child, negated))
             if results[-1][0] == T:
                 break
-        return self._combine(results, stop=T, other=F)
+        value, blame = self._combine(results, stop=T, other=F)
+        if value != T and len(results) >= 2:
+            flat: list = []
+            for _, child_blame in results:
+                flat.extend(child_blame.blames if isinstance(child_blame, Branches) else [child_blame])
+            blame = Branches(flat)
+        return value, blame
 
     @staticmethod
     def _combine(results: list, stop: str, other: str) -> tuple[str, Optional[Blame]]:
@@ -1040,6 +1060,20 @@ def explain(blame: Optional[Blame], value: str = F) -> str:
     is T), and `condition not satisfied` otherwise (F, as in v1). Text only: no decision
     depends on it.
     """
+    if isinstance(blame, Branches):
+        shown: list[str] = []
+        more = 0
+        for text in (explain(b, F) for b in blame.blames):
+            if text in shown:
+                continue  # the same words again say nothing new
+            if len(shown) < BRANCHES_SHOWN:
+                shown.append(text)
+            else:
+                more += 1
+        text = ", and ".join(shown)
+        if more:
+            text += f", and {more} other {'branch' if more == 1 else 'branches'} failed"
+        return text
     if blame is None:
         return "condition passed" if value == T else "condition not satisfied"
     text = _leaf_text(blame)

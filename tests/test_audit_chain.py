@@ -9,7 +9,6 @@ from pathlib import Path
 
 import orjson
 import pytest
-from typer.testing import CliRunner
 
 from callgate import Engine, audit, examples
 from callgate.audit.chain import link
@@ -17,7 +16,7 @@ from callgate.audit.checkpoint import generate_key, make_checkpoint, verify_with
 from callgate.audit.records import encode_line
 from callgate.audit.source import Source
 from callgate.audit.verify import verify
-from callgate.cli import app
+from test_cli import invoke
 
 N = 12  # decisions; the log also holds the writer's start and stop markers (seq 0 and N + 1)
 
@@ -193,16 +192,15 @@ def test_rotation_keeps_one_chain(tmp_path):
 def test_cli_verify_checkpoint_and_exit_codes(jsonl, tmp_path):
     """`callgate audit verify` exits 0 on a sound log and 1 naming the record otherwise;
     `audit keygen` and `audit checkpoint` produce what `verify --checkpoint` checks."""
-    runner = CliRunner()
-    r = runner.invoke(app, ["audit", "verify", str(jsonl)])
+    r = invoke("audit", "verify", str(jsonl))
     assert r.exit_code == 0 and f"{N + 2} records" in r.output
     key = tmp_path / "k.pem"
-    assert runner.invoke(app, ["audit", "keygen", str(key)]).exit_code == 0
-    r = runner.invoke(app, ["audit", "checkpoint", str(jsonl), "--key", str(key), "-o", str(tmp_path / "cp.json")])
+    assert invoke("audit", "keygen", str(key)).exit_code == 0
+    r = invoke("audit", "checkpoint", str(jsonl), "--key", str(key), "-o", str(tmp_path / "cp.json"))
     assert r.exit_code == 0, r.output
-    r = runner.invoke(app, ["audit", "verify", str(jsonl), "--checkpoint", str(tmp_path / "cp.json"),
-                            "--public-key", str(key) + ".pub"])
+    r = invoke("audit", "verify", str(jsonl), "--checkpoint", str(tmp_path / "cp.json"),
+               "--public-key", str(key) + ".pub")
     assert r.exit_code == 0, r.output
     jsonl.write_bytes(b"".join(lines(jsonl)[:-1]))
-    r = runner.invoke(app, ["audit", "verify", str(jsonl), "--checkpoint", str(tmp_path / "cp.json"), "--json"])
+    r = invoke("audit", "verify", str(jsonl), "--checkpoint", str(tmp_path / "cp.json"), "--json")
     assert r.exit_code == 1 and orjson.loads(r.output)["checkpoint"].startswith("chain 'main' truncated")

@@ -10,14 +10,13 @@ import copy
 import orjson
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from typer.testing import CliRunner
 
 from callgate import Engine, audit
 from callgate.audit.events import AuditEvent
 from callgate.audit.replay import policy_verdict, replay
 from callgate.audit.source import Source
 from callgate.audit.verify import verify
-from callgate.cli import app
+from test_cli import invoke
 
 ROLE = "agent"
 POLICY = {
@@ -273,22 +272,21 @@ def test_approval_events(tmp_path):
 def test_query_stats_and_cli(log):
     """query --decision Elevate finds the Elevates (through the index for SQLite); stats rows
     for Elevate carry approvals_required; the text lines read Elevate(n)."""
-    runner = CliRunner()
-    r = runner.invoke(app, ["audit", "query", log, "--decision", "Elevate", "--json"])
+    r = invoke("audit", "query", log, "--decision", "Elevate", "--json")
     assert r.exit_code == 0
     got = [orjson.loads(line) for line in r.output.splitlines()]
     assert [(g["tool"], g["approvals_required"]) for g in got] == [("transfer", 2), ("deploy", 1)]
-    r = runner.invoke(app, ["audit", "query", log, "--decision", "Elevate"])
+    r = invoke("audit", "query", log, "--decision", "Elevate")
     assert "Elevate(2)  transfer as agent  user:ann" in r.output
-    stats = orjson.loads(runner.invoke(app, ["audit", "stats", log, "--json"]).output)
+    stats = orjson.loads(invoke("audit", "stats", log, "--json").output)
     assert {"tool": "transfer", "role": ROLE, "rule": 0, "decision": "Elevate", "approvals_required": 2,
             "count": 1} in stats["by_tool_role_rule"]
     assert {"tool": "read_doc", "role": ROLE, "rule": None, "decision": "Allow", "count": 1} in stats["by_tool_role_rule"]
-    text = runner.invoke(app, ["audit", "stats", log]).output
+    text = invoke("audit", "stats", log).output
     assert "Elevate(1)" in text and "Elevate(2)" in text
-    tail = runner.invoke(app, ["audit", "tail", log, "-n", "5"]).output
+    tail = invoke("audit", "tail", log, "-n", "5").output
     assert tail.count("Elevate(") == 2
-    r = runner.invoke(app, ["audit", "verify", log])
+    r = invoke("audit", "verify", log)
     assert r.exit_code == 0, r.output
 
 
@@ -303,15 +301,14 @@ def test_cli_shows_approvals(tmp_path):
                                            approval={"method": "elicitation", "outcome": "approved", "required": 1,
                                                      "approved_by": ["user:ann"]})
     engine.close()
-    runner = CliRunner()
-    out = runner.invoke(app, ["audit", "tail", str(path)]).output
+    out = invoke("audit", "tail", str(path)).output
     assert "[approval: tokens approved by alice, bob]" in out
     assert "[approval: elicitation approved by user:ann]" in out
-    stats = orjson.loads(runner.invoke(app, ["audit", "stats", str(path), "--json"]).output)
+    stats = orjson.loads(invoke("audit", "stats", str(path), "--json").output)
     assert sorted((a["method"], a["outcome"], a["count"]) for a in stats["approvals"]) == \
         [("elicitation", "approved", 1), ("tokens", "approved", 1)]
     assert stats["kinds"] == {"decision": 1, "approval": 1}
-    replay_out = runner.invoke(app, ["replay", str(path), "--policy", _write(tmp_path, POLICY)])
+    replay_out = invoke("replay", str(path), "--policy", _write(tmp_path, POLICY))
     assert replay_out.exit_code == 0, replay_out.output
 
 
@@ -325,7 +322,7 @@ def test_replay_cli_shows_approval_counts(log, tmp_path):
     """`callgate replay` prints Elevate(n) for the recorded and candidate verdicts."""
     fewer = copy.deepcopy(POLICY)
     fewer["rules"][0]["approvals"] = 1
-    r = CliRunner().invoke(app, ["replay", log, "--policy", _write(tmp_path, fewer)])
+    r = invoke("replay", log, "--policy", _write(tmp_path, fewer))
     assert r.exit_code == 1
     assert "recorded:  Elevate(2): transfer requires 2 approvals" in r.output
     assert "candidate: Elevate(1): transfer requires 1 approval" in r.output
@@ -368,7 +365,7 @@ def test_postgres_log_with_elevate():
         play(audit.PostgresSink(dsn, table=table, chain="w:1")).close()
         src = Source(dsn, table)
         assert verify(src).ok
-        r = CliRunner().invoke(app, ["audit", "query", dsn, "--table", table, "--decision", "Elevate", "--json"])
+        r = invoke("audit", "query", dsn, "--table", table, "--decision", "Elevate", "--json")
         assert [orjson.loads(line)["approvals_required"] for line in r.output.splitlines()] == [2, 1]
         assert replay(src, Engine.from_dict(POLICY))["changed_calls"] == 0
     finally:

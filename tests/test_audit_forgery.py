@@ -21,7 +21,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from typer.testing import CliRunner
 
 from callgate import Engine, audit, examples
 from callgate.audit.chain import GENESIS, link
@@ -30,7 +29,7 @@ from callgate.audit.genesis import trusted_keys
 from callgate.audit.records import encode_line, event_columns
 from callgate.audit.source import Source
 from callgate.audit.verify import Report, verify
-from callgate.cli import app
+from test_cli import invoke
 
 SORT = orjson.OPT_SORT_KEYS
 ALLOWED = ("view_customer", {"customer_id": "C-1"})
@@ -79,7 +78,7 @@ def insert_forged_row(db: Path, record: dict) -> None:
 
 
 def verify_cli(*args: str) -> tuple:
-    r = CliRunner().invoke(app, ["audit", "verify", *map(str, args)])
+    r = invoke("audit", "verify", *map(str, args))
     return r.exit_code, r.output
 
 
@@ -128,14 +127,13 @@ def test_a_forged_chain_in_sqlite_is_caught_by_writer_key_and_checkpoint(tmp_pat
     report = verify_with_checkpoint(Source(str(db)), str(checkpoint))
     assert [(p.kind, p.chain) for p in report.findings] == [("unvouched", "forged")]
 
-    runner = CliRunner()
-    plain = runner.invoke(app, ["audit", "stats", str(db), "--json"])
+    plain = invoke("audit", "stats", str(db), "--json")
     assert orjson.loads(plain.output)["records"] == 5
-    keyed = runner.invoke(app, ["audit", "stats", str(db), "--json", "--writer-key", str(public)])
+    keyed = invoke("audit", "stats", str(db), "--json", "--writer-key", str(public))
     assert keyed.exit_code == 0
     stats = orjson.loads(keyed.stdout)
     assert stats["records"] == 4 and stats["excluded"] == {"forged": 1}
-    r = runner.invoke(app, ["audit", "query", str(db), "--json", "--writer-key", str(public)])
+    r = invoke("audit", "query", str(db), "--json", "--writer-key", str(public))
     assert "mallory" not in r.stdout and len(r.stdout.splitlines()) == 4
     assert "note: 1 events of chains not vouched for by a trusted writer key were left out: 'forged' (1)" in r.stderr
 
@@ -192,7 +190,7 @@ def test_bad_writer_keys_are_one_line_errors(tmp_path):
     junk.write_text("hello")
     path = tmp_path / "a.jsonl"
     write_log(audit.JsonlSink(path), 1)
-    r = CliRunner().invoke(app, ["audit", "verify", str(path), "--writer-key", str(junk)])
+    r = invoke("audit", "verify", str(path), "--writer-key", str(junk))
     assert r.exit_code == 2 and r.output.startswith("error: writer key") and "Traceback" not in r.output
     assert len(r.output.strip().splitlines()) == 1
 
@@ -309,7 +307,7 @@ def test_unreadable_stores_are_one_line_answers(tmp_path):
     code, out = verify_cli(bad)
     assert code == 1 and "FAILED" in out and "cannot be read" in out and "Traceback" not in out
     for command in ("query", "stats"):
-        r = CliRunner().invoke(app, ["audit", command, str(bad)])
+        r = invoke("audit", command, str(bad))
         assert r.exit_code == 2 and "cannot be read" in r.output and "Traceback" not in r.output
     log = tmp_path / "a.jsonl"
     write_log(audit.JsonlSink(log), 1)
@@ -437,10 +435,9 @@ def test_reading_commands_answer_any_record_values(tmp_path, bodies):
     path.write_bytes(b"".join(lines))
     policy = tmp_path / "crm.json"
     policy.write_bytes(orjson.dumps(examples.policy("crm")))
-    runner = CliRunner()
     for command in (["audit", "query", str(path)], ["audit", "query", str(path), "--json", "--since", "1d"],
                     ["audit", "stats", str(path)], ["audit", "stats", str(path), "--json"],
                     ["audit", "tail", str(path)], ["replay", str(path), "--policy", str(policy)]):
-        r = runner.invoke(app, command)
+        r = invoke(*command)
         assert r.exit_code in (0, 1, 2) and (r.exception is None or isinstance(r.exception, SystemExit)), \
             (command, r.exception)

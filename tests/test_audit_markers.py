@@ -9,13 +9,12 @@ from pathlib import Path
 
 import orjson
 import pytest
-from typer.testing import CliRunner
 
 from callgate import Engine, audit, examples
 from callgate.audit.replay import replay
 from callgate.audit.source import Source
 from callgate.audit.verify import verify
-from callgate.cli import app
+from test_cli import invoke
 
 ALLOWED = ("view_customer", {"customer_id": "C-1"})
 DENIED = ("delete_customer", {"customer_id": "C-1"})
@@ -58,12 +57,11 @@ def test_an_unclean_stop_is_a_warning_in_text_and_json(tmp_path):
     write_log(path)
     lines = path.read_bytes().splitlines(keepends=True)
     path.write_bytes(b"".join(lines[:-1]))  # what a SIGKILL before close leaves (no stop marker)
-    runner = CliRunner()
-    r = runner.invoke(app, ["audit", "verify", str(path)])
+    r = invoke("audit", "verify", str(path))
     assert r.exit_code == 0, r.output
     assert ("warning: writer of chain 'main' did not stop cleanly after seq 3 (or it is still running): decisions "
             "returned after it may be missing") in r.output
-    r = runner.invoke(app, ["audit", "verify", str(path), "--json"])
+    r = invoke("audit", "verify", str(path), "--json")
     report = orjson.loads(r.output)
     assert r.exit_code == 0 and report["ok"] is True and len(report["unclean_stops"]) == 1
 
@@ -79,12 +77,11 @@ def test_markers_are_not_counted_as_decisions(tmp_path):
     last record is the last decision, and replay replays exactly the decisions."""
     path = tmp_path / "a.db"
     write_log(path, 4)
-    runner = CliRunner()
-    r = runner.invoke(app, ["audit", "query", str(path), "--json"])
+    r = invoke("audit", "query", str(path), "--json")
     assert [orjson.loads(line)["kind"] for line in r.output.splitlines()] == ["decision"] * 4
-    stats = orjson.loads(runner.invoke(app, ["audit", "stats", str(path), "--json"]).output)
+    stats = orjson.loads(invoke("audit", "stats", str(path), "--json").output)
     assert stats["records"] == 4 and stats["kinds"] == {"decision": 4}
-    r = runner.invoke(app, ["audit", "tail", str(path), "-n", "1", "--json"])
+    r = invoke("audit", "tail", str(path), "-n", "1", "--json")
     assert orjson.loads(r.output)["principal"] == "user:3"
     result = replay(Source(str(path)), Engine.from_dict(examples.policy("crm")))
     assert result["replayed"] == 4 and result["changed_calls"] == 0

@@ -8,12 +8,11 @@ import threading
 import uuid
 
 import pytest
-from typer.testing import CliRunner
 
 from callgate import Engine, audit, examples
 from callgate.audit.source import Source
 from callgate.audit.verify import verify
-from callgate.cli import app
+from test_cli import invoke
 
 DSN = os.environ.get("CALLGATE_TEST_PG_DSN")
 pytestmark = pytest.mark.skipif(not DSN, reason="CALLGATE_TEST_PG_DSN not set: no PostgreSQL server to test against")
@@ -59,13 +58,12 @@ def test_tampering_detected_in_postgres(table):
     import psycopg
 
     write(table, "w:1", 10)
-    runner = CliRunner()
-    r = runner.invoke(app, ["audit", "verify", DSN, "--table", table])
+    r = invoke("audit", "verify", DSN, "--table", table)
     assert r.exit_code == 0 and "12 records" in r.output  # and the start and stop markers
     with psycopg.connect(DSN, autocommit=True) as conn:
         pos = conn.execute(f"SELECT pos FROM {table} WHERE seq = 4").fetchone()[0]
         conn.execute(f"DELETE FROM {table} WHERE seq = 4")
-    r = runner.invoke(app, ["audit", "verify", DSN, "--table", table])
+    r = invoke("audit", "verify", DSN, "--table", table)
     assert r.exit_code == 1 and "deleted" in r.output and f"pos={pos + 1}" in r.output
     with psycopg.connect(DSN, autocommit=True) as conn:
         conn.execute(f"UPDATE {table} SET decision = 'Allow' WHERE seq = 8")

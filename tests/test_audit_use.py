@@ -7,12 +7,11 @@ import copy
 
 import orjson
 import pytest
-from typer.testing import CliRunner
 
 from callgate import Engine, audit, examples
 from callgate.audit.replay import replay
 from callgate.audit.source import Source
-from callgate.cli import app
+from test_cli import invoke
 
 PRINCIPALS = {"agent": "user:ann+agent:triage", "manager": "user:mo", "admin": "user:ada", "intern": "user:ike"}
 
@@ -69,15 +68,14 @@ def test_replay_cli(crm_log, tmp_path):
     change; the JSON report lists the same calls."""
     cand = tmp_path / "candidate.json"
     cand.write_bytes(orjson.dumps(stricter()))
-    runner = CliRunner()
-    r = runner.invoke(app, ["replay", crm_log, "--policy", str(cand), "--json"])
+    r = invoke("replay", crm_log, "--policy", str(cand), "--json")
     assert r.exit_code == 1, r.output
     assert orjson.loads(r.output)["changed_calls"] == 2
-    r = runner.invoke(app, ["replay", crm_log, "--policy", str(cand)])
+    r = invoke("replay", crm_log, "--policy", str(cand))
     assert "process_refund as agent: 1 call(s) change" in r.output and "candidate: Deny" in r.output
     same = tmp_path / "same.json"
     same.write_bytes(orjson.dumps(examples.policy("crm")))
-    assert runner.invoke(app, ["replay", crm_log, "--policy", str(same)]).exit_code == 0
+    assert invoke("replay", crm_log, "--policy", str(same)).exit_code == 0
 
 
 def test_replay_skips_calls_without_full_args(tmp_path, engine_class):
@@ -134,21 +132,20 @@ def test_deny_burst_fires_once_per_principal_per_window(engine_class):
 def test_query_stats_tail(crm_log):
     """query filters by principal, tool, decision and time; stats counts per tool/role/rule;
     tail shows the last records."""
-    runner = CliRunner()
-    r = runner.invoke(app, ["audit", "query", crm_log, "--principal", PRINCIPALS["agent"], "--tool", "process_refund",
-                            "--decision", "Deny", "--since", "1h", "--json"])
+    r = invoke("audit", "query", crm_log, "--principal", PRINCIPALS["agent"], "--tool", "process_refund",
+               "--decision", "Deny", "--since", "1h", "--json")
     assert r.exit_code == 0, r.output
     rows = [orjson.loads(line) for line in r.output.splitlines()]
     assert len(rows) == 3 and all(row["decision"] == "Deny" and row["tool"] == "process_refund" for row in rows)
-    r = runner.invoke(app, ["audit", "query", crm_log, "--since", "2000-01-01T00:00:00Z", "--decision", "Allow"])
+    r = invoke("audit", "query", crm_log, "--since", "2000-01-01T00:00:00Z", "--decision", "Allow")
     assert len(r.output.splitlines()) == sum(c["expected"] == "Allow" for c in examples.cases("crm"))
-    r = runner.invoke(app, ["audit", "stats", crm_log, "--json"])
+    r = invoke("audit", "stats", crm_log, "--json")
     stats = orjson.loads(r.output)
     assert stats["records"] == len(examples.cases("crm"))
     assert {"tool": "process_refund", "role": "agent", "rule": 3, "decision": "Deny", "count": 3} in stats["by_tool_role_rule"]
-    r = runner.invoke(app, ["audit", "tail", crm_log, "-n", "2"])
+    r = invoke("audit", "tail", crm_log, "-n", "2")
     assert r.exit_code == 0 and len(r.output.splitlines()) == 2 and "view_customer as intern" in r.output
-    r = runner.invoke(app, ["audit", "query", crm_log, "--since", "yesterday"])
+    r = invoke("audit", "query", crm_log, "--since", "yesterday")
     assert r.exit_code == 2
 
 

@@ -1,19 +1,65 @@
-"""The command line: one-line errors, exit codes, machine output."""
+"""The command line: one-line errors, exit codes, machine output.
+
+`invoke` runs the command line in-process (callgate.cli.main(argv)) and is what the other
+test files use to reach it without a subprocess."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import subprocess
 import sys
-
+from dataclasses import dataclass
+from typing import Optional
 
 from callgate import examples
+from callgate.cli import main
 
 CLI = [sys.executable, "-m", "callgate"]
 
 
 def run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([*CLI, *args], capture_output=True, text=True, timeout=60)
+
+
+@dataclass
+class Invoked:
+    """What one in-process run of the command line did."""
+
+    exit_code: int
+    stdout: str
+    stderr: str
+    output: str                       # stdout and stderr as they were written, interleaved
+    exception: Optional[BaseException] = None   # what escaped main() (a bug: main answers everything)
+
+
+class _Tee(io.StringIO):
+    """A stream that also copies what it gets into a shared one (for `output`)."""
+
+    def __init__(self, shared: io.StringIO) -> None:
+        super().__init__()
+        self.shared = shared
+
+    def write(self, text: str) -> int:
+        self.shared.write(text)
+        return super().write(text)
+
+
+def invoke(*args: str) -> Invoked:
+    """Run `callgate ARGS...` in this process, capturing stdout and stderr."""
+    shared = io.StringIO()
+    out, err = _Tee(shared), _Tee(shared)
+    exception = None
+    with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exc:   # main(argv) returns its status; kept for safety
+            code = exc.code if isinstance(exc.code, int) else 1
+            exception = exc
+        except Exception as exc:  # noqa: BLE001 (reported to the test, which asserts on it)
+            code, exception = 1, exc
+    return Invoked(code, out.getvalue(), err.getvalue(), shared.getvalue(), exception)
 
 
 def test_eval_default_runs_crm_scenarios():
@@ -157,3 +203,60 @@ def test_eval_with_context_and_elevate():
     assert json.loads(r.stdout) == {"decision": "Elevate", "rule": None, "approvals_required": 2, "reason": (
         "delete_file requires 2 approvals for role 'oncall': no rule covers this tool for this role "
         "(tier 'destructive' default Elevate)")}
+
+
+# ---------------------------------------------------------------- the renderer (callgate.textout)
+
+
+class _Terminal(io.StringIO):
+    """A stream that says it is a terminal."""
+
+    def isatty(self) -> bool:
+        return True
+
+
+def test_colour_only_on_a_terminal_without_no_color(monkeypatch):
+    """textout colours what goes to a terminal, and writes plain text to anything else (a pipe,
+    a file, a buffer) and to a terminal when NO_COLOR is set."""
+    from callgate import textout
+
+    line = textout.Text("Deny", "bold red").append("  the reason")
+    monkeypatch.delenv("NO_COLOR", raising=False)
+    tty, buffer = _Terminal(), io.StringIO()
+    textout.echo(line, tty)
+    textout.echo(line, buffer)
+    assert tty.getvalue() == "\x1b[1;31mDeny\x1b[0m  the reason\n"
+    assert buffer.getvalue() == "Deny  the reason\n"
+    monkeypatch.setenv("NO_COLOR", "1")
+    tty = _Terminal()
+    textout.echo(line, tty)
+    assert tty.getvalue() == "Deny  the reason\n"
+
+
+def test_table_and_tree_are_plain_text():
+    """A table pads every column to its widest cell and cuts nothing; a tree hangs each child
+    under `├── ` (the last under `└── `) with `│   ` guides below an earlier sibling."""
+    from callgate import textout
+
+    lines = [t.plain for t in textout.table(("a", "long header"), [["xxxx", "y"], [textout.Text("z", "red"), "w"]],
+                                            title="T")]
+    assert lines == ["T", "a     long header", "----  -----------", "xxxx  y", "z     w"]
+    root = textout.Node(textout.Text("root"))
+    first = root.add("one")
+    first.add("one.a")
+    root.add("two").add("two.a")
+    assert [t.plain for t in textout.tree(root)] == [
+        "root", "├── one", "│   └── one.a", "└── two", "    └── two.a"]
+
+
+def test_eval_table_lists_every_case():
+    """`callgate eval` (the CRM cases) prints a table with a header and one row per call."""
+    r = invoke("eval")
+    assert r.exit_code == 0, r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == "callgate eval: crm (strict semantics)"
+    assert lines[1].split() == ["call", "role", "decision", "reason"]
+    assert set(lines[2]) == {"-", " "}
+    assert len(lines[3:-1]) == 20 and lines[3].split()[:3] == ['view_customer({"customer_id":"C-1042"})', "agent",
+                                                                 "Allow"]
+    assert lines[-1] == "20 calls, 9 allowed, 0 unexpected"

@@ -164,7 +164,20 @@ def test_decision_repr_and_dict(crm_engine):
 
 
 def test_public_names():
-    """The package exports the engine, the decision and the error types."""
-    for name in ("Engine", "Decision", "PolicyError", "RequestError", "CallgateError"):
-        assert hasattr(callgate, name)
+    """The package's public surface is pinned: __all__ is exactly these names, each resolves,
+    and the submodules a user reaches from `import callgate` alone are there on first use
+    (without being imported by `import callgate` itself: it stays light)."""
+    assert callgate.__all__ == ["BlobError", "Call", "CallgateError", "Decision", "Engine", "PolicyError",
+                                "RequestError", "__version__"]
+    for name in callgate.__all__:
+        assert getattr(callgate, name) is not None
     assert issubclass(RequestError, callgate.CallgateError)
+    assert set(callgate.SUBMODULES) == {"approvals", "audit", "examples", "language", "mcp", "policy",
+                                        "policy_tests", "wasm"}
+    import subprocess
+    import sys
+
+    probe = ("import sys, callgate; assert 'pydantic' not in sys.modules and 'callgate.audit' not in sys.modules; "
+             "callgate.audit.SqliteSink; callgate.examples.policy_path('crm'); print('ok')")
+    run = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=60)
+    assert run.stdout.strip() == "ok", run.stderr

@@ -14,11 +14,9 @@ from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
-from typer.testing import CliRunner
 
 from callgate import examples
 from callgate import explain as explain_module
-from callgate.cli import app
 from callgate.compiler import compile_policy
 from callgate.engine import Engine
 from callgate.errors import PolicyError, RequestError
@@ -27,6 +25,7 @@ from callgate.explain import explain_request
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from strategies import policy_and_request, v2_leaf_policy_and_request, v2_policy_and_request  # noqa: E402
+from test_cli import invoke as invoke_cli  # noqa: E402
 
 EXAMPLES = int(os.environ.get("CALLGATE_HYPOTHESIS_EXAMPLES", "100"))
 prop_settings = settings(max_examples=EXAMPLES, deadline=None, suppress_health_check=list(HealthCheck))
@@ -55,7 +54,7 @@ OFFICE_HOURS = {"risk": 0.2, "time": "2024-06-03T10:00:00+02:00"}  # a Monday, 1
 
 
 def invoke(*args: str):
-    return CliRunner().invoke(app, list(args))
+    return invoke_cli(*args)
 
 
 def explain_json(*args: str) -> dict:
@@ -85,7 +84,8 @@ def test_v1_json_tree_and_reason():
     doc = explain_json("crm", "--tool", "delete_customer", "--role", "manager",
                        "--agent", '{"user_id": "u1"}', "--resource", '{"owner_id": "u2"}')
     assert (doc["decision"], doc["rule"], doc["approvals_required"]) == ("Deny", 2, 0)
-    assert doc["reason"] == "delete_customer denied for role 'manager': AgentAttributes.role is missing (rule 3)"
+    assert doc["reason"] == ("delete_customer denied for role 'manager': AgentAttributes.user_id = \"u1\" does not "
+                             "equal ResourceAttributes.owner_id = \"u2\", and AgentAttributes.role is missing (rule 3)")
     assert doc["agrees"] is True and doc["problems"] == []
     assert doc["engine"] == doc["explain"] == {"decision": "Deny", "rule": 2, "approvals_required": 0}
     [rule] = doc["rules"]
@@ -99,7 +99,7 @@ def test_v1_json_tree_and_reason():
         {"name": "ResourceAttributes.owner_id", "present": True, "value": "u2", "text": '"u2"'}]
     assert role["location"] == "rules[2].condition.Any[1].StringCheck"
     assert role["seen"] == [{"name": "AgentAttributes.role", "present": False, "text": "missing"}]
-    assert role["blame"] is True and "blame" not in equals
+    assert role["blame"] is True and equals["blame"] is True  # the Any failed: both branches are named
 
 
 def test_v1_text_output():
@@ -114,6 +114,22 @@ def test_v1_text_output():
     assert lines[-2] == "decision: Deny: no rule granted it; rule 4 (rules[3]) is the one explained"
     assert lines[-1] == ("reason: process_refund denied for role 'agent': Arguments.amount = 800 is not <= 500 "
                          "(rule 4)")
+
+
+def test_text_output_is_coloured_only_on_a_terminal():
+    """The same lines on a terminal carry colours (F red, the deciding rule's mark magenta);
+    without their escape codes they are the plain text, character for character."""
+    import re
+
+    from callgate.explain import render
+
+    compiled = compile_policy(examples.policy("crm"), "strict")
+    ex = explain_request(compiled, Engine(compiled), "process_refund", "agent", args={"amount": 800})
+    lines = render(ex)
+    coloured = [line.render(True) for line in lines]
+    assert [re.sub(r"\x1b\[[0-9;]*m", "", c) for c in coloured] == [line.plain for line in lines]
+    assert "\x1b[1;31mF\x1b[0m" in coloured[2] and "\x1b[1;35m   ◀ decides\x1b[0m" in coloured[1]
+    assert all("\x1b" not in line.render(False) for line in lines)
 
 
 def test_v1_default_action_and_no_rule():
@@ -174,15 +190,16 @@ def test_v2_elevate_precedence_and_quantifier(v2_path):
 
 
 def test_v2_deny_on_undetermined(v2_path):
-    """A deny rule whose condition is U applies (and blames the missing value); the rules
-    after it are listed as not reached."""
+    """A deny rule whose condition is U applies (and blames both branches of its Any, each
+    on a missing value); the rules after it are listed as not reached."""
     doc = explain_json(v2_path, "--tool", "pay", "--role", "agent", "--args", '{"items": []}')
     assert (doc["decision"], doc["rule"]) == ("Deny", 0)
     assert doc["reason"] == ("pay denied for role 'agent': rule 1 forbids it and could not be evaluated: "
-                             "Context.risk is missing")
+                             "Context.risk is missing, and Context.time is missing")
     deny = doc["rules"][0]
     assert (deny["value"], deny["applies"], deny["reached"]) == ("U", True, True)
     assert deny["condition"]["children"][0]["blame"] is True
+    assert deny["condition"]["children"][1]["children"][0]["blame"] is True  # the TimeWindow under Not
     assert [r["reached"] for r in doc["rules"][1:]] == [False, False, False]
     text = invoke("explain", v2_path, "--tool", "pay", "--role", "agent", "--args", '{"items": []}').stdout
     assert "├── rule 1 (rules[0]) deny  pay: condition U -> applies   ◀ decides" in text
@@ -211,11 +228,13 @@ def test_v2_allow_passes(v2_path):
 
 
 def test_bad_inputs_one_line():
-    """A malformed JSON option is exit 2; a request the engine refuses is exit 1; both one line."""
+    """A malformed JSON option and one the engine would refuse (an array where an object
+    belongs) are bad input: exit 2, one line naming the option."""
     r = invoke("explain", "crm", "--tool", "t", "--role", "agent", "--context", "{nope")
     assert r.exit_code == 2 and r.stderr.startswith("error: --context: not valid JSON")
     r = invoke("explain", "crm", "--tool", "t", "--role", "agent", "--context", "[1]")
-    assert r.exit_code == 1 and r.stderr.startswith("error: ") and len(r.stderr.splitlines()) == 1
+    assert r.exit_code == 2 and r.stderr.startswith("error: --context: expected a JSON object")
+    assert len(r.stderr.splitlines()) == 1
     r = invoke("explain", "crm", "--tool", "t", "--role", "agent", "--format", "yaml")
     assert r.exit_code == 2 and r.stderr.startswith("error: --format:")
 

@@ -124,11 +124,9 @@ def test_guard_enforces_the_policy_inside_an_sdk_server(tmp_path):
 
 def test_demo_command_is_registered():
     """`callgate demo`, `callgate proxy` and `callgate pins` are commands of the CLI."""
-    from typer.testing import CliRunner
+    from test_cli import invoke
 
-    from callgate.cli import app
-
-    result = CliRunner().invoke(app, ["--help"])
+    result = invoke("--help")
     assert result.exit_code == 0
     for name in ("demo", "proxy", "pins"):
         assert name in result.output

@@ -155,6 +155,7 @@ def test_pins_deny_a_changed_tool_until_approved_again(tmp_path):
     env = {"RAW_TOOLS_FILE": str(tools_file)}
     server = [PY, str(RAW_RESPONDER)]
     call = {"name": "view_customer", "arguments": {"customer_id": "C-1042"}}
+    pins.write_bytes(b'{"version": 1, "tools": {}}\n')  # an empty pins file: nothing approved yet
 
     unapproved = Wire(proxy_argv(*AGENT, "--pins", str(pins)), env=env)
     with unapproved as w:

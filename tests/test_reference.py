@@ -151,13 +151,14 @@ def test_missing_data_never_passes_through_not():
 
 
 def test_kleene_all_and_any_with_u():
-    """Kleene: All [U, T] is U (deny), Any [U, T] is T (allow), Any [U, F] is U (deny),
-    All [U, F] is F and blames the F child, not the U one."""
+    """Kleene: All [U, T] is U (deny), Any [U, T] is T (allow), Any [U, F] is U (deny) and
+    blames both branches, All [U, F] is F and blames the F child, not the U one."""
     u, t, f = num("missing"), num("n", "Lt", 10), num("n", "Gt", 10)
     args = {"n": 5}
     assert run(one_rule({"All": [u, t]}), args=args)[0] == "Deny"
     assert run(one_rule({"Any": [u, t]}), args=args)[0] == "Allow"
-    assert strict_reason({"Any": [u, f]}, args=args) == "Arguments.missing is missing"
+    assert strict_reason({"Any": [u, f]}, args=args) == (
+        "Arguments.missing is missing, and Arguments.n = 5 is not > 10")
     assert strict_reason({"All": [u, f]}, args=args) == "Arguments.n = 5 is not > 10"
 
 
@@ -335,15 +336,18 @@ def test_perso_field_equals_serde_corners():
 
 
 def test_blame_selection():
-    """Blame: All F -> first F child; All U -> first U child; All T / Any F -> first child;
-    Any U -> first U child; only evaluated children count (All stops at the first F)."""
+    """Blame: All F -> first F child; All U -> first U child; All T -> first child; Any T ->
+    first T child; an Any of two or more that is F or U -> every child, in order; only
+    evaluated children count (All stops at the first F)."""
     args = {"n": 5, "s": "x"}
     lo, hi = num("n", "Lt", 10), num("n", "Gt", 10)  # T and F
     miss1, miss2 = num("m1"), num("m2")  # U, U
     assert strict_reason({"All": [miss1, hi, miss2]}, args=args) == "Arguments.n = 5 is not > 10"
     assert strict_reason({"All": [lo, miss1, miss2]}, args=args) == "Arguments.m1 is missing"
-    assert strict_reason({"Any": [hi, miss2, miss1]}, args=args) == "Arguments.m2 is missing"
-    assert strict_reason({"Any": [hi, num("n", "Eq", 1)]}, args=args) == "Arguments.n = 5 is not > 10"
+    assert strict_reason({"Any": [hi, miss2, miss1]}, args=args) == (
+        "Arguments.n = 5 is not > 10, and Arguments.m2 is missing, and Arguments.m1 is missing")
+    assert strict_reason({"Any": [hi, num("n", "Eq", 1)]}, args=args) == (
+        "Arguments.n = 5 is not > 10, and Arguments.n = 5 is not == 1")
     assert strict_reason({"Not": {"All": [lo, num("n", "Gt", 1)]}}, args=args) == (
         "Arguments.n = 5 is < 10 (negated by Not)")
     # All stops at the first F, so the later U is never evaluated nor blamed.

@@ -307,8 +307,9 @@ class Evaluator:
 
     # -- nodes
 
-    def node(self, cond: dict, where: str) -> tuple[Node, Optional[Node]]:
-        """Evaluate one node; returns it and its blame leaf (None for empty All/Any)."""
+    def node(self, cond: dict, where: str) -> tuple[Node, list[Node]]:
+        """Evaluate one node; returns it and the leaves its result is blamed on: one, none
+        for an empty All/Any, every branch of an Any of two or more that was not T."""
         ((kind, spec),) = cond.items()
         if kind == "All" or kind == "Any":
             return self._junction(kind, spec, where)
@@ -318,17 +319,17 @@ class Evaluator:
             return n, blame
         if kind in ("Every", "Some"):
             n = self._quantifier(kind, spec, where)
-            return n, n
+            return n, [n]
         leaf = getattr(self, f"_leaf_{kind}", None)
         if leaf is None:
             raise ValueError(f"{where}: explain does not know the condition {kind!r}")
         n = leaf(spec, f"{where}.{kind}")
-        return n, n
+        return n, [n]
 
-    def _junction(self, kind: str, children: list, where: str) -> tuple[Node, Optional[Node]]:
+    def _junction(self, kind: str, children: list, where: str) -> tuple[Node, list[Node]]:
         stop, other = (F, T) if kind == "All" else (T, F)
         n = Node(kind, kind, f"{where}.{kind}")
-        results: list[tuple[Node, Optional[Node]]] = []
+        results: list[tuple[Node, list[Node]]] = []
         done = False
         for k, child in enumerate(children):
             c, blame = self.node(child, f"{where}.{kind}[{k}]")
@@ -339,12 +340,14 @@ class Evaluator:
             results.append((c, blame))
             if c.value == stop:
                 done = True
-        value, blame = other, (results[0][1] if results else None)
+        value, blame = other, (results[0][1] if results else [])
         for wanted in (stop, U):
-            hit = next((b for c, b in results if c.value == wanted), MISSING)
-            if hit is not MISSING:
+            hit = next((b for c, b in results if c.value == wanted), None)
+            if hit is not None:
                 value, blame = wanted, hit
                 break
+        if kind == "Any" and value != T and len(results) >= 2:  # every branch failed
+            blame = [leaf for _, leaves in results for leaf in leaves]
         n.value = value
         return n, blame
 
@@ -498,7 +501,7 @@ class RuleResult:
     value: str                     # the condition's value; T when there is none
     applies: bool
     tree: Optional[Node]
-    blame: Optional[Node] = None   # the leaf a reason about this rule would explain
+    blame: list[Node] = dc_field(default_factory=list)   # the leaves a reason about this rule would explain
     reached: bool = True           # False: an earlier rule (in precedence order) decided first
 
     def to_dict(self) -> dict:
@@ -578,7 +581,7 @@ def explain_request(compiled: Any, engine: Any, tool: str, role: str, args: Any 
     for i in collected:
         effect, approvals = meaning.rule_effect(i)
         cond = defs[i].get("condition")
-        tree, blame, value = None, None, T
+        tree, blame, value = None, [], T
         if cond is not None:
             tree, blame = ev.node(cond, f"rules[{i}].condition")
             value = tree.value
@@ -594,9 +597,9 @@ def explain_request(compiled: Any, engine: Any, tool: str, role: str, args: Any 
     first = next((k for k, r in enumerate(results) if r.applies), None)
     for k, r in enumerate(results):
         r.reached = first is None or k <= first
-        if (r.index == mine.rule and mine.decision == "Deny" and semantics != "perso"
-                and r.blame is not None):
-            r.blame.blame = True
+        if r.index == mine.rule and mine.decision == "Deny" and semantics != "perso":
+            for leaf in r.blame:
+                leaf.blame = True
     problems = []
     if (mine.decision, mine.rule, mine.approvals_required) != (
             engine_verdict.decision, engine_verdict.rule, engine_verdict.approvals_required):
@@ -607,14 +610,16 @@ def explain_request(compiled: Any, engine: Any, tool: str, role: str, args: Any 
 
 # ---------------------------------------------------------------- text rendering
 
+# the renderer is the command line's own (the base install has no rich); imported here, with
+# what uses it, so that the evaluator above stands on its own
+from .textout import Node as TreeNode, Text, tree  # noqa: E402
+
 ELEMENTS_SHOWN = 20
 _COLOUR = {T: "green", F: "red", U: "yellow"}
 
 
-def _value_text(value: str, dim: bool = False) -> Any:
-    from rich.text import Text
-
-    return Text(value, style="dim" if dim else f"bold {_COLOUR.get(value, 'white')}")
+def _value_text(value: str, dim: bool = False) -> Text:
+    return Text(value, "dim" if dim else f"bold {_COLOUR.get(value, 'white')}")
 
 
 def _seen_text(seen: list[Seen]) -> str:
@@ -627,86 +632,74 @@ def _seen_text(seen: list[Seen]) -> str:
     return "; ".join(parts)
 
 
-def _node_label(n: Node) -> Any:
-    from rich.text import Text
-
-    label = Text()
-    label.append_text(_value_text(n.value, n.skipped))
+def _node_label(n: Node) -> Text:
+    label = _value_text(n.value, n.skipped)
     label.append("  ")
-    label.append(n.label, style="dim" if n.skipped else "")
+    label.append(n.label, "dim" if n.skipped else "")
     if n.seen and n.kind != "element":
-        label.append(f"   ({_seen_text(n.seen)})", style="dim" if n.skipped else "cyan")
+        label.append(f"   ({_seen_text(n.seen)})", "dim" if n.skipped else "cyan")
     elif n.kind == "element":
-        label.append(f"   (= {n.seen[0].text()})", style="dim" if n.skipped else "cyan")
+        label.append(f"   (= {n.seen[0].text()})", "dim" if n.skipped else "cyan")
     if n.skipped:
-        label.append("   not evaluated (short-circuit)", style="dim italic")
+        label.append("   not evaluated (short-circuit)", "dim italic")
     if n.blame and not n.skipped:
-        label.append("   ◀ blamed", style="bold magenta")
+        label.append("   ◀ blamed", "bold magenta")
     return label
 
 
-def _add_tree(parent: Any, n: Node) -> None:
+def _add_tree(parent: TreeNode, n: Node) -> None:
     branch = parent.add(_node_label(n))
     children = n.children
     if n.kind in ("Every", "Some") and len(children) > ELEMENTS_SHOWN:
         for c in children[:ELEMENTS_SHOWN]:
             _add_tree(branch, c)
-        from rich.text import Text
-
-        branch.add(Text(f"… and {len(children) - ELEMENTS_SHOWN} more elements", style="dim"))
+        branch.add(Text(f"… and {len(children) - ELEMENTS_SHOWN} more elements", "dim"))
         return
     for c in children:
         _add_tree(branch, c)
 
 
-def _rule_label(r: RuleResult, deciding: bool) -> Any:
-    from rich.text import Text
-
+def _rule_label(r: RuleResult, deciding: bool) -> Text:
     effect = f"elevate({r.approvals})" if r.effect == "elevate" else r.effect
     colour = {"deny": "red", "allow": "green"}.get(r.effect, "yellow")
-    label = Text()
-    label.append(f"rule {r.index + 1}", style="bold")
+    label = Text(f"rule {r.index + 1}", "bold")
     label.append(f" (rules[{r.index}]) ")
-    label.append(effect, style=f"bold {colour}")
+    label.append(effect, f"bold {colour}")
     label.append(f"  {'tier ' + repr(r.tier) if r.tier else r.tool_name}: ")
     if r.tree is None:
         label.append("no condition")
     else:
         label.append("condition ")
-        label.append_text(_value_text(r.value))
+        label.extend(_value_text(r.value))
     label.append(" -> applies" if r.applies else " -> does not apply")
     if deciding:
-        label.append("   ◀ decides", style="bold magenta")
+        label.append("   ◀ decides", "bold magenta")
     if not r.reached:
-        label.stylize("dim")
-        label.append("   not reached (an earlier rule decided)", style="dim italic")
+        label.restyle("dim")
+        label.append("   not reached (an earlier rule decided)", "dim italic")
     return label
 
 
-def render(ex: Explanation) -> Any:
-    """A rich renderable: the rules as a tree, then the decision and the engine's reason."""
-    from rich.console import Group
-    from rich.text import Text
-    from rich.tree import Tree
-
-    head = Text()
-    head.append(f"{ex.tool}", style="bold")
+def render(ex: Explanation) -> list[Text]:
+    """The explanation as lines (callgate.textout): the rules as a tree of T/F/U values, then
+    the decision and the engine's reason; coloured only where they are written to a terminal."""
+    head = Text(f"{ex.tool}", "bold")
     head.append(f" as role '{ex.role}' ({ex.semantics} semantics")
     head.append(f", tier '{ex.tier}')" if ex.tier else ")")
     head.append(": rules in precedence order (deny, allow, elevate)" if ex.semantics != "perso"
                 else ": the rule kept for this pair")
-    tree = Tree(head)
+    root = TreeNode(head)
     if not ex.rules:
-        tree.add(Text("no rule covers this tool for this role", style="dim"))
+        root.add(Text("no rule covers this tool for this role", "dim"))
     for r in ex.rules:
-        branch = tree.add(_rule_label(r, ex.engine.rule == r.index))
+        branch = root.add(_rule_label(r, ex.engine.rule == r.index))
         if r.tree is not None:
             _add_tree(branch, r.tree)
     decision = Text("decision: ")
     colour = {"Allow": "green", "Deny": "red", "Elevate": "yellow"}.get(ex.engine.decision, "white")
     what = (f"Elevate ({ex.engine.approvals_required} approval{'s' * (ex.engine.approvals_required != 1)})"
             if ex.engine.decision == "Elevate" else ex.engine.decision)
-    decision.append(what, style=f"bold {colour}")
+    decision.append(what, f"bold {colour}")
     by_rule = next((r for r in ex.rules if r.index == ex.engine.rule), None)
     if ex.engine.rule is not None and ex.engine.decision == "Deny" and by_rule is not None and by_rule.effect != "deny":
         decision.append(f": no rule granted it; rule {ex.engine.rule + 1} (rules[{ex.engine.rule}]) is the one explained")
@@ -715,9 +708,9 @@ def render(ex: Explanation) -> Any:
     else:
         decision.append(f" by the default of tier '{ex.tier}'" if ex.decided_by == "tier default"
                         else " by default_action")
-    reason = Text("reason: ")
-    reason.append(ex.reason)
-    parts: list[Any] = [tree, decision, reason]
+    lines = tree(root)
+    lines.append(decision)
+    lines.append(Text("reason: ").append(ex.reason))
     for p in ex.problems:
-        parts.append(Text(f"DISAGREEMENT: {p}", style="bold red"))
-    return Group(*parts)
+        lines.append(Text(f"DISAGREEMENT: {p}", "bold red"))
+    return lines

@@ -1,20 +1,37 @@
 """`callgate proxy`, `callgate pins …` and `callgate demo`: the MCP commands.
 
-cli.py calls register(app) when this module exists. Every error is one line on stderr
-and a non-zero status.
+cli.py calls register(commands) when this module exists. Every error is one line on stderr
+and a non-zero status. The proxy refuses a setup it cannot honour before anything starts
+(no server process, no audit writer, no directory): options that do nothing in the chosen
+mode, a role the policy does not declare, a pins file that is missing or is not one, an
+audit destination that stdio or the filesystem cannot take.
 """
 
 from __future__ import annotations
 
+import argparse
+import importlib.util
 import sys
 from pathlib import Path
 from typing import Any, List, Optional
 
-import typer
-from rich.console import Console
+from . import textout
+from .cli import add_command, add_group, add_semantics, choice
 
-err = Console(stderr=True, highlight=False, soft_wrap=True)
-_RAW = {"allow_extra_args": True, "ignore_unknown_options": True}
+EXTRA_HINT = "pip install 'callgate[mcp]'"
+
+# the options that only the HTTP front (--listen) uses, with their defaults: given on stdio
+# they would do nothing, so they are refused (None marks "not given" while parsing)
+LISTEN_ONLY = {"upstream": None, "jwt_key": None, "jwks": None, "jwt_issuer": None, "jwt_audience": None,
+               "jwt_algorithm": "RS256", "role_claim": "role", "attr_claim": [], "session_idle_timeout": None,
+               "max_sessions": 64, "max_sessions_per_principal": 8, "max_body": 4 * 1024 * 1024,
+               "head_timeout": 10.0, "body_timeout": 30.0, "allow_host": [], "allow_origin": []}
+# and those that only the stdio proxy uses (with --listen the identity comes from each token)
+STDIO_ONLY = ("role", "agent_attr", "principal")
+# what the HTTP front imports when it starts (the mcp extra brings them)
+LISTEN_MODULES = ("uvicorn", "starlette", "h11", "jwt")
+# and what the demo imports (its client is the mcp SDK's, its scenes are drawn with rich)
+DEMO_MODULES = ("mcp", "anyio", "rich")
 
 
 def _log_to_stderr() -> None:
@@ -29,9 +46,13 @@ def _log_to_stderr() -> None:
     root.setLevel(logging.INFO)
 
 
-def _fail(message: str, code: int = 1) -> typer.Exit:
-    err.print(f"error: {message}", markup=False)
-    return typer.Exit(code)
+def _fail(message: str, code: int = 1) -> SystemExit:
+    textout.error(message)
+    return SystemExit(code)
+
+
+def _flag(dest: str) -> str:
+    return "--" + dest.replace("_", "-")
 
 
 def load_policy(policy: str) -> Any:
@@ -52,18 +73,13 @@ def load_policy(policy: str) -> Any:
         raise _fail(str(exc)) from None
 
 
-def load_engine(policy: Any, semantics: str = "strict", audit: Optional[str] = None,
-                audit_options: Optional[dict] = None) -> Any:
-    """An engine for a decoded policy (or a file / example name), with an audit sink if asked."""
-    from .engine import Engine
+def compile_for(data: Any, semantics: str) -> Any:
+    """The compiled policy; an invalid one is one error line."""
+    from .compiler import compile_policy
     from .errors import CallgateError
 
-    data = load_policy(policy) if isinstance(policy, str) else policy
-    options: dict = {}
-    if audit:
-        options["audit"] = audit_sink(audit, **(audit_options or {}))
     try:
-        return Engine.from_dict(data, semantics, **options)
+        return compile_policy(data, semantics)
     except (CallgateError, ValueError) as exc:
         raise _fail(str(exc)) from None
 
@@ -71,14 +87,115 @@ def load_engine(policy: Any, semantics: str = "strict", audit: Optional[str] = N
 def audit_sink(source: str, **options: Any) -> Any:
     """The audit trail's sink for SOURCE (callgate.audit.open_sink); a clear error without it."""
     try:
-        from . import audit as audit_mod
-        open_sink = audit_mod.open_sink  # type: ignore[attr-defined]
-    except (ImportError, AttributeError):
-        raise _fail("--audit needs the audit trail (callgate.audit.open_sink), which is not available in this install") from None
+        from .audit import open_sink
+    except ImportError:
+        raise _fail("--audit needs the audit trail (callgate.audit.open_sink), which is not available in this "
+                    "install") from None
     try:
         return open_sink(source, **options)
     except Exception as exc:
-        raise _fail(f"--audit {source}: {exc}") from None
+        message = str(exc)
+        raise _fail(message if message.startswith("--audit") else f"--audit {source}: {message}", 2) from None
+
+
+# ---------------------------------------------------------------- checks before anything starts
+
+
+def _check_modes(args: argparse.Namespace) -> None:
+    """Options for the mode that is not the one chosen are refused (they would do nothing)."""
+    listening = args.listen is not None
+    if not listening:
+        given = [_flag(dest) for dest in LISTEN_ONLY if getattr(args, dest) is not None]
+        if given:
+            raise _fail(f"{', '.join(given)} appl{'ies' if len(given) == 1 else 'y'} only to the HTTP front: add "
+                        f"--listen HOST:PORT, or remove {'it' if len(given) == 1 else 'them'} (on stdio "
+                        f"{'it does' if len(given) == 1 else 'they do'} nothing)", 2)
+        if not args.server_command:
+            raise _fail("give the server command after --, e.g. callgate proxy --policy P --role R -- python "
+                        "server.py", 2)
+        return
+    if any(getattr(args, dest) for dest in STDIO_ONLY):
+        raise _fail("--role, --agent-attr and --principal do not apply with --listen: the identity comes from each "
+                    "request's token", 2)
+    if bool(args.server_command) == bool(args.upstream):
+        raise _fail("with --listen give exactly one upstream: -- SERVER_COMMAND, or --upstream URL", 2)
+    if args.session_idle_timeout is not None and not args.session_idle_timeout > 0:
+        raise _fail("--session-idle-timeout must be a positive number of seconds", 2)
+    missing = [name for name in LISTEN_MODULES + (("httpx",) if args.upstream else ()) if not _importable(name)]
+    if missing:
+        raise _fail(f"--listen needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not "
+                    f"installed: {EXTRA_HINT}", 2)
+
+
+def _importable(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except (ImportError, ValueError):
+        return False
+
+
+def _check_role(data: Any, role: Optional[str], semantics: str) -> None:
+    """--role must be one the policy declares: an undeclared role matches no rule, so every
+    call would get the default. Under perso semantics (whose engine takes any role) that is
+    a warning on stderr instead."""
+    declared = data.get("roles") if isinstance(data, dict) else None
+    if not role or not isinstance(declared, list) or role in declared:
+        return
+    names = ", ".join(str(r) for r in declared) or "(none)"
+    if semantics == "perso":
+        textout.note(f"warning: --role {role!r} is not declared in the policy's roles ({names}): no rule names it, "
+                     "every call gets the default")
+        return
+    raise _fail(f"--role {role!r}: the policy declares no such role; declared roles: {names}", 2)
+
+
+def _check_pins(pins: Optional[Path]) -> None:
+    """--pins must be an existing pins file: a missing one would deny every call, silently."""
+    if pins is None:
+        return
+    if not pins.exists():
+        raise _fail(f"--pins {pins}: no such file; create it with `callgate pins approve --pins {pins} -- "
+                    "SERVER_COMMAND`", 2)
+    problem = _pins_problem(pins)
+    if problem:
+        raise _fail(f"--pins {pins}: {problem}", 2)
+
+
+def _pins_problem(pins: Path) -> Optional[str]:
+    """Why `pins` is not a pins file ({"tools": {name: {"digest": ...}}}), or None."""
+    from .mcp.pins import PinStore
+
+    try:
+        entries = PinStore(pins).pins()
+    except OSError as exc:
+        return f"cannot be read ({exc.strerror or exc})"
+    except ValueError as exc:
+        text = str(exc)
+        return "not a pins file (not JSON)" if "pins file" not in text else text.replace(f"{pins}: ", "")
+    bad = [name for name, pin in entries.items() if not isinstance(pin, dict) or not isinstance(pin.get("digest"), str)]
+    if bad:
+        return f"not a pins file (tool {bad[0]!r} has no digest)"
+    return None
+
+
+def _check_audit(audit: Optional[str], listening: bool) -> None:
+    """An audit destination the proxy can write: not stdout on stdio (it is the MCP stream),
+    and a file only in a directory that exists (the audit trail creates no directories)."""
+    if audit is None:
+        return
+    if audit in ("-", "console"):
+        if not listening:
+            raise _fail(f"--audit {audit}: on stdio, stdout is the MCP stream; record to a file (--audit audit.jsonl) "
+                        "or serve HTTP with --listen", 2)
+        return
+    if audit.startswith(("http://", "https://", "postgres://", "postgresql://")) or " " in audit:
+        return
+    parent = Path(audit).parent
+    if not parent.is_dir():
+        raise _fail(f"--audit {audit}: the directory {parent} does not exist; create it first (the audit trail "
+                    "creates no directories)", 2)
+    if Path(audit).is_dir():
+        raise _fail(f"--audit {audit}: is a directory; name a file in it (e.g. {Path(audit) / 'audit.jsonl'})", 2)
 
 
 def _identity(role: Optional[str], agent_attr: List[str], principal: Optional[str] = None) -> Any:
@@ -92,28 +209,50 @@ def _identity(role: Optional[str], agent_attr: List[str], principal: Optional[st
         raise _fail(str(exc), 2) from None
 
 
-def _gate(engine: Any, resolver: Optional[str], pins: Optional[Path], trusted: bool = False) -> Any:
-    from .mcp.gate import Gate, load_resolver
-    from .mcp.pins import PinStore
+def _resolver(spec: Optional[str]) -> Any:
+    from .mcp.gate import load_resolver
 
     try:
-        fn = load_resolver(resolver) if resolver else None
-        store = PinStore(pins) if pins else None
+        return load_resolver(spec) if spec else None
     except ValueError as exc:
         raise _fail(str(exc), 2) from None
-    return Gate(engine, fn, store, trusted=trusted)
 
 
-def _trust_approvers(engine: Any, items: List[str]) -> None:
-    """--trust-approver NAME=PUBLIC_KEY.pem: approvals signed by NAME count."""
+def _approver_keys(items: List[str]) -> list[tuple[str, bytes]]:
+    """--trust-approver NAME=PUBLIC_KEY.pem, read."""
+    keys = []
     for item in items:
         name, sep, path = item.partition("=")
         if not sep or not name or not path:
             raise _fail(f"--trust-approver must be NAME=PUBLIC_KEY.pem, not {item!r}", 2)
         try:
-            engine.trust_approver(name, Path(path).read_bytes())
+            keys.append((name, Path(path).read_bytes()))
         except OSError as exc:
             raise _fail(f"--trust-approver {name}: cannot read {path}: {exc.strerror}", 2) from None
+    return keys
+
+
+def _check_approver_keys(keys: list[tuple[str, bytes]]) -> None:
+    """Each key must be one the engine will take (an Ed25519 public key, one name per key),
+    checked with a keyring of its own: the engine's ledger is made, and announced, only once
+    the proxy starts."""
+    if not keys:
+        return
+    from .approvals import Keyring
+
+    ring = Keyring()
+    for name, pem in keys:
+        try:
+            ring.trust(name, pem)
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise _fail(f"--trust-approver {name}: {exc}", 2) from None
+
+
+def _trust_approvers(engine: Any, keys: list[tuple[str, bytes]]) -> None:
+    """Approvals signed by these keys count."""
+    for name, pem in keys:
+        try:
+            engine.trust_approver(name, pem)
         except (ValueError, TypeError, AttributeError) as exc:
             raise _fail(f"--trust-approver {name}: {exc}", 2) from None
 
@@ -136,170 +275,146 @@ def _limits(max_in_flight: int, request_timeout: float) -> Any:
         raise _fail(f"--max-in-flight / --request-timeout: {exc}", 2) from None
 
 
-def proxy(
-    ctx: typer.Context,
-    policy: str = typer.Option(..., "--policy", help="policy file, or a bundled example (crm)"),
-    role: Optional[str] = typer.Option(None, "--role", help="the role every call is decided for (stdio)"),
-    agent_attr: List[str] = typer.Option([], "--agent-attr", help="KEY=VALUE agent attribute (repeatable)"),
-    principal: Optional[str] = typer.Option(None, "--principal", help="who the stdio client is: recorded in the "
-                                            "audit trail, bound by approvals, named as approver of elicitations"),
-    trusted: bool = typer.Option(False, "--trusted", help="trust the server's tool annotations (readOnlyHint, "
-                                 "destructiveHint) to set tool tiers; untrusted, they can only make a tool stricter"),
-    elicit_max_approvals: int = typer.Option(1, "--elicit-max-approvals", help="the most approvals an Elevate may "
-                                             "need for the proxy to ask the client's user (elicitation); 0: never"),
-    elicit_timeout: float = typer.Option(300.0, "--elicit-timeout", help="seconds to wait for the user's answer"),
-    trust_approver: List[str] = typer.Option([], "--trust-approver", help="NAME=PUBLIC_KEY.pem: signed approvals by "
-                                             "NAME in _meta[\"callgate/approvals\"] count (repeatable)"),
-    resolver: Optional[str] = typer.Option(None, "--resolver", help="module:function returning resource attributes"),
-    audit: Optional[str] = typer.Option(None, "--audit", help="record every decision to this audit source"),
-    audit_mode: str = typer.Option("durable", "--audit-mode", help="durable: forward a call only once its decision "
-                                   "is durable in the audit trail (group commit); async: forward at once, the "
-                                   "decision is written behind it (docs/audit.md says what an unclean stop can lose)"),
-    max_in_flight: int = typer.Option(4096, "--max-in-flight", help="requests that may wait for an answer at once; "
-                                      "more get an error"),
-    request_timeout: float = typer.Option(3600.0, "--request-timeout", help="seconds a request waits for its "
-                                          "answer before the proxy answers it with an error"),
-    pins: Optional[Path] = typer.Option(None, "--pins", help="approved tool definitions (rug-pull protection)"),
-    semantics: str = typer.Option("strict", "--semantics"),
-    listen: Optional[str] = typer.Option(None, "--listen", help="serve Streamable HTTP on 127.0.0.1:PORT"),
-    upstream: Optional[str] = typer.Option(None, "--upstream", help="with --listen: an HTTP MCP server URL"),
-    jwt_key: Optional[Path] = typer.Option(None, "--jwt-key", help="PEM public key (or HS secret file) for bearer tokens"),
-    jwks: Optional[Path] = typer.Option(None, "--jwks", help="JWKS file for bearer tokens"),
-    jwt_issuer: Optional[str] = typer.Option(None, "--jwt-issuer"),
-    jwt_audience: Optional[str] = typer.Option(None, "--jwt-audience"),
-    jwt_algorithm: str = typer.Option("RS256", "--jwt-algorithm", help="the one algorithm accepted"),
-    role_claim: str = typer.Option("role", "--role-claim", help="the claim holding the role"),
-    attr_claim: List[str] = typer.Option([], "--attr-claim", help="CLAIM[=ATTR]: copy a claim into agent attributes"),
-    session_idle_timeout: Optional[float] = typer.Option(
-        None, "--session-idle-timeout", help="with --listen: close a session idle this many seconds (default 1800)"),
-    max_sessions: int = typer.Option(64, "--max-sessions", help="with --listen: open sessions in all (the least "
-                                     "recently used idle one is closed to make room)"),
-    max_sessions_per_principal: int = typer.Option(8, "--max-sessions-per-principal",
-                                                   help="with --listen: open sessions of one token subject"),
-    max_body: int = typer.Option(4 * 1024 * 1024, "--max-body", help="with --listen: bytes in one request body"),
-    head_timeout: float = typer.Option(10.0, "--head-timeout", help="with --listen: seconds for a request head to "
-                                       "arrive (else the connection is closed)"),
-    body_timeout: float = typer.Option(30.0, "--body-timeout", help="with --listen: seconds for a request body to "
-                                       "arrive (else 408)"),
-    allow_host: List[str] = typer.Option([], "--allow-host", help="with --listen: a Host header to serve besides "
-                                         "the listen address (repeatable)"),
-    allow_origin: List[str] = typer.Option([], "--allow-origin", help="with --listen: a browser Origin allowed to "
-                                           "call the front (repeatable; by default only its own)"),
-    command: Optional[List[str]] = typer.Argument(None, help="-- SERVER_COMMAND [ARGS…]"),
-) -> None:
-    """Relay MCP between a client and a server, deciding every tools/call by the policy."""
-    command = list(command or []) + list(ctx.args)
-    if listen is None and upstream is not None:
-        raise _fail("--upstream needs --listen (an HTTP upstream is served over HTTP)", 2)
-    if listen is None and not command:
-        raise _fail("give the server command after --, e.g. callgate proxy --policy P --role R -- python server.py", 2)
-    if listen is not None and (role or agent_attr or principal):
-        raise _fail("--role, --agent-attr and --principal do not apply with --listen: the identity comes from each "
-                    "request's token", 2)
-    if listen is not None and bool(command) == bool(upstream):
-        raise _fail("with --listen give exactly one upstream: -- SERVER_COMMAND, or --upstream URL", 2)
-    if listen is None and session_idle_timeout is not None:
-        raise _fail("--session-idle-timeout applies to --listen (HTTP sessions)", 2)
-    if session_idle_timeout is not None and not session_idle_timeout > 0:
-        raise _fail("--session-idle-timeout must be a positive number of seconds", 2)
-    elevation = _elevation(elicit_max_approvals, elicit_timeout)
-    if audit_mode not in ("durable", "async"):
-        raise _fail(f"--audit-mode must be durable or async, not {audit_mode!r}", 2)
-    limits = _limits(max_in_flight, request_timeout)
+def _front(args: argparse.Namespace) -> tuple[Any, Any]:
+    """The HTTP front's token verification and limits, from files and flags (read now, so
+    that a bad key is refused before anything starts)."""
+    from .mcp.http_front import FrontLimits, parse_listen
+    from .mcp.jwt_auth import JwtConfig
+
+    if (args.jwt_key is None) == (args.jwks is None):
+        raise _fail("--listen needs exactly one of --jwt-key or --jwks (requests are authenticated)", 2)
+    if not args.jwt_issuer or not args.jwt_audience:
+        raise _fail("--listen needs --jwt-issuer and --jwt-audience", 2)
+    try:
+        parse_listen(args.listen)
+        jwt_config = JwtConfig.from_files(key=args.jwt_key, jwks=args.jwks, issuer=args.jwt_issuer,
+                                          audience=args.jwt_audience, algorithm=args.jwt_algorithm,
+                                          role_claim=args.role_claim, attr_claims=args.attr_claim)
+        limits = FrontLimits(max_body=args.max_body, max_sessions=args.max_sessions, head_timeout=args.head_timeout,
+                             body_timeout=args.body_timeout,
+                             max_sessions_per_principal=args.max_sessions_per_principal)
+    except OSError as exc:
+        raise _fail(f"{exc.filename or 'a key file'}: cannot read: {exc.strerror or exc}", 2) from None
+    except ValueError as exc:
+        raise _fail(str(exc), 2) from None
+    return jwt_config, limits
+
+
+# ---------------------------------------------------------------- proxy
+
+
+def proxy(args: argparse.Namespace) -> int:
+    from .engine import Engine
+    from .mcp.gate import Gate
+    from .mcp.pins import PinStore
+
+    _check_modes(args)
+    listening = args.listen is not None
+    for dest, default in LISTEN_ONLY.items():  # the documented defaults, now that "not given" was seen
+        if getattr(args, dest) is None:
+            setattr(args, dest, default)
+    elevation = _elevation(args.elicit_max_approvals, args.elicit_timeout)
+    limits = _limits(args.max_in_flight, args.request_timeout)
+    data = load_policy(args.policy)
+    compiled = compile_for(data, args.semantics)
+    identity = None
+    if not listening:
+        _check_role(data, args.role, args.semantics)
+        identity = _identity(args.role, args.agent_attr, args.principal)
+    _check_pins(args.pins)
+    _check_audit(args.audit, listening)
+    resolver = _resolver(args.resolver)
+    approvers = _approver_keys(args.trust_approver)
+    _check_approver_keys(approvers)  # a bad key is refused before the audit trail starts
+    front = _front(args) if listening else None
+
     _log_to_stderr()
-    data = load_policy(policy)
     # durable: a call waits for its decision's event, and a failing sink stops calls at once
     # (on_failure="deny") instead of letting them wait for a sink that may not come back; an
     # HTTP collector keeps its fsynced local spool, which counts as durable
-    remote = audit is not None and audit.startswith(("http://", "https://"))
-    engine = load_engine(data, semantics, audit,
-                         {"on_failure": "deny"} if audit_mode == "durable" and not remote else None)
-    _trust_approvers(engine, trust_approver)
-    gate = _gate(engine, resolver, pins, trusted)
-    gate.durable = audit is not None and audit_mode == "durable"
-    if listen is None:
-        from .mcp.proxy import StdioProxy
-
-        status = StdioProxy(gate, _identity(role, agent_attr, principal), command, elevation=elevation,
-                            limits=limits).run()
-        engine.close()
-        raise typer.Exit(status)
-    from .mcp.http_front import IDLE_TIMEOUT, FrontLimits, JwtConfig, serve
-
-    if (jwt_key is None) == (jwks is None):
-        raise _fail("--listen needs exactly one of --jwt-key or --jwks (requests are authenticated)", 2)
-    if not jwt_issuer or not jwt_audience:
-        raise _fail("--listen needs --jwt-issuer and --jwt-audience", 2)
+    remote = args.audit is not None and args.audit.startswith(("http://", "https://"))
+    options = {"on_failure": "deny"} if args.audit_mode == "durable" and not remote else {}
+    engine = Engine(compiled, audit=audit_sink(args.audit, **options) if args.audit else None)
     try:
-        jwt_config = JwtConfig.from_files(key=jwt_key, jwks=jwks, issuer=jwt_issuer, audience=jwt_audience,
-                                          algorithm=jwt_algorithm, role_claim=role_claim, attr_claims=attr_claim)
-        front_limits = FrontLimits(max_body=max_body, max_sessions=max_sessions, head_timeout=head_timeout,
-                                   body_timeout=body_timeout, max_sessions_per_principal=max_sessions_per_principal)
-        status = serve(gate, jwt_config, listen, command=command or None, upstream=upstream,
-                       idle_timeout=IDLE_TIMEOUT if session_idle_timeout is None else session_idle_timeout,
-                       elevation=elevation, limits=front_limits, session_limits=limits,
-                       allowed_hosts=allow_host, allowed_origins=allow_origin)
-    except ValueError as exc:
-        raise _fail(str(exc), 2) from None
-    engine.close()
-    raise typer.Exit(status)
+        _trust_approvers(engine, approvers)
+        gate = Gate(engine, resolver, PinStore(args.pins) if args.pins else None, trusted=args.trusted)
+        gate.durable = args.audit is not None and args.audit_mode == "durable"
+        if not listening:
+            from .mcp.proxy import StdioProxy
+
+            return StdioProxy(gate, identity, args.server_command, elevation=elevation, limits=limits).run()
+        from .mcp.http_front import IDLE_TIMEOUT, serve
+
+        jwt_config, front_limits = front
+        try:
+            return serve(gate, jwt_config, args.listen, command=args.server_command or None, upstream=args.upstream,
+                         idle_timeout=IDLE_TIMEOUT if args.session_idle_timeout is None else args.session_idle_timeout,
+                         elevation=elevation, limits=front_limits, session_limits=limits,
+                         allowed_hosts=args.allow_host, allowed_origins=args.allow_origin)
+        except ValueError as exc:
+            raise _fail(str(exc), 2) from None
+    finally:
+        engine.close()
 
 
-pins_app = typer.Typer(help="Approve and inspect pinned tool definitions (rug-pull protection).",
-                       no_args_is_help=True, add_completion=False)
+# ---------------------------------------------------------------- pins
 
 
-@pins_app.command("approve", context_settings=_RAW)
-def pins_approve(
-    ctx: typer.Context,
-    pins: Path = typer.Option(..., "--pins", help="the pins file the proxy reads"),
-    tool: List[str] = typer.Option([], "--tool", help="approve only this tool (repeatable); default all"),
-    command: Optional[List[str]] = typer.Argument(None, help="-- SERVER_COMMAND [ARGS…]"),
-) -> None:
-    """Start the server, list its tools and pin their current definitions."""
+def _check_pins_directory(pins: Path) -> None:
+    if not pins.parent.is_dir():
+        raise _fail(f"--pins {pins}: the directory {pins.parent} does not exist; create it first", 2)
+
+
+def pins_approve(args: argparse.Namespace) -> int:
     from .mcp.pins import PinStore
     from .mcp.rawclient import RawClientError, list_tools_of
 
-    command = list(command or []) + list(ctx.args)
-    if not command:
-        raise _fail("give the server command after --", 2)
+    if not args.server_command:
+        raise _fail("give the server command after --, e.g. callgate pins approve --pins pins.json -- python "
+                    "server.py", 2)
+    _check_pins_directory(args.pins)
+    if args.pins.exists():
+        problem = _pins_problem(args.pins)
+        if problem:
+            raise _fail(f"--pins {args.pins}: {problem}", 2)
     try:
-        tools = list_tools_of(command)
-        changes = PinStore(pins).approve(tools, set(tool) if tool else None)
+        tools = list_tools_of(args.server_command)
+        changes = PinStore(args.pins).approve(tools, set(args.tool) if args.tool else None)
     except (RawClientError, OSError, ValueError) as exc:
         raise _fail(str(exc)) from None
-    missing = set(tool) - {name for name, _, _ in changes}
+    missing = set(args.tool) - {name for name, _, _ in changes}
     if missing:
         raise _fail(f"the server has no tool named {', '.join(sorted(missing))}")
     for name, old, new in changes:
         state = "unchanged" if old == new else ("approved" if not old else "re-approved (changed)")
-        err.print(f"{name}: {state} {new[:23]}…", markup=False)
+        textout.note(f"{name}: {state} {new[:23]}…")
+    return 0
 
 
-@pins_app.command("list")
-def pins_list(pins: Path = typer.Option(..., "--pins")) -> None:
-    """Print the approved tools and their digests."""
+def pins_list(args: argparse.Namespace) -> int:
     from .mcp.pins import PinStore
 
+    _check_pins(args.pins)
     try:
-        entries = PinStore(pins).pins()
+        entries = PinStore(args.pins).pins()
     except (OSError, ValueError) as exc:
-        raise _fail(str(exc)) from None
+        raise _fail(str(exc), 2) from None
     for name, pin in sorted(entries.items()):
         sys.stdout.write(f"{name}\t{pin.get('digest')}\t{pin.get('approved_at', '')}\n")
+    return 0
 
 
-@pins_app.command("check", context_settings=_RAW)
-def pins_check(ctx: typer.Context, pins: Path = typer.Option(..., "--pins"),
-               command: Optional[List[str]] = typer.Argument(None)) -> None:
-    """Compare the server's current definitions with the pins; exit 1 if any differ."""
+def pins_check(args: argparse.Namespace) -> int:
     from .mcp.pins import PinStore, tool_digest
     from .mcp.rawclient import RawClientError, list_tools_of
 
-    command = list(command or []) + list(ctx.args)
+    if not args.server_command:
+        raise _fail("give the server command after --, e.g. callgate pins check --pins pins.json -- python "
+                    "server.py", 2)
+    _check_pins(args.pins)
     try:
-        tools = list_tools_of(command)
-        store = PinStore(pins)
+        tools = list_tools_of(args.server_command)
+        store = PinStore(args.pins)
     except (RawClientError, OSError, ValueError) as exc:
         raise _fail(str(exc)) from None
     bad = 0
@@ -307,28 +422,128 @@ def pins_check(ctx: typer.Context, pins: Path = typer.Option(..., "--pins"),
         problem = store.problem(t["name"], tool_digest(t))
         bad += problem is not None
         sys.stdout.write(f"{t['name']}: {problem or 'ok'}\n")
-    raise typer.Exit(1 if bad else 0)
+    return 1 if bad else 0
 
 
-def demo(
-    policy: Optional[Path] = typer.Option(None, "--policy", help="your policy (default: the CRM example)"),
-    script: Optional[Path] = typer.Option(None, "--script", help="your scenes: a cases file"),
-    server: Optional[str] = typer.Option(None, "--server", help="server command for --script (default: the CRM server)"),
-    resolver: Optional[str] = typer.Option(None, "--resolver", help="module:function (default: the CRM's)"),
-) -> None:
-    """Play the CRM story through a real MCP server behind the proxy (no API key needed)."""
-    from .demo import DemoError, run_demo
+# ---------------------------------------------------------------- demo
 
-    if (policy is None) != (script is None):
+
+def demo(args: argparse.Namespace) -> int:
+    if (args.policy is None) != (args.script is None):
         raise _fail("--policy and --script go together", 2)
+    # the demo plays through the mcp SDK and shows its scenes with rich: both come with the
+    # mcp extra, which a base install lacks
+    missing = [name for name in DEMO_MODULES if not _importable(name)]
+    if missing:
+        raise _fail(f"callgate demo needs {', '.join(missing)}, which {'is' if len(missing) == 1 else 'are'} not "
+                    f"installed: {EXTRA_HINT}", 2)
     try:
-        status = run_demo(policy=policy, script=script, server=server, resolver=resolver)
+        from .demo import DemoError, run_demo
+    except ModuleNotFoundError as exc:
+        raise _fail(f"callgate demo needs {exc.name}, which is not installed: {EXTRA_HINT}", 2) from None
+    try:
+        return run_demo(policy=args.policy, script=args.script, server=args.server, resolver=args.resolver)
     except DemoError as exc:
         raise _fail(str(exc)) from None
-    raise typer.Exit(status)
 
 
-def register(app: typer.Typer) -> None:
-    app.command("proxy", context_settings=_RAW)(proxy)
-    app.add_typer(pins_app, name="pins")
-    app.command("demo")(demo)
+# ---------------------------------------------------------------- the parsers
+
+
+def _number(parser: Any, flag: str, kind: type, default: Any, help: str) -> None:
+    parser.add_argument(flag, type=kind, default=default, metavar="N" if kind is int else "SECONDS", help=help)
+
+
+def register(commands: Any) -> None:
+    p = add_command(commands, "proxy", proxy, """Relay MCP between a client and a server, deciding every tools/call by the policy.
+
+    callgate proxy --policy P --role R [options] -- SERVER_COMMAND [ARGS...]          (stdio)
+    callgate proxy --policy P --listen 127.0.0.1:PORT --jwt-key K --jwt-issuer I
+                   --jwt-audience A (-- SERVER_COMMAND | --upstream URL)              (Streamable HTTP)
+
+A setup the proxy cannot honour is refused before anything starts: options of the other
+mode, a --role the policy does not declare, a missing --pins file, --audit - on stdio, an
+--audit file in a directory that does not exist. See docs/mcp.md.""")
+    p.add_argument("server_command", nargs="*", metavar="SERVER_COMMAND", help="-- SERVER_COMMAND [ARGS...]")
+    p.add_argument("--policy", required=True, help="policy file, or a bundled example (crm)")
+    add_semantics(p)
+    p.add_argument("--resolver", metavar="MODULE:FUNCTION", help="returns each call's resource attributes")
+    p.add_argument("--pins", type=Path, metavar="FILE", help="approved tool definitions (rug-pull protection); "
+                   "create it with `callgate pins approve`")
+    p.add_argument("--trusted", action="store_true", help="trust the server's tool annotations (readOnlyHint, "
+                   "destructiveHint) to set tool tiers; untrusted, they can only make a tool stricter")
+    p.add_argument("--trust-approver", action="append", default=[], metavar="NAME=PUBLIC_KEY.pem",
+                   help='signed approvals by NAME in _meta["callgate/approvals"] count (repeatable)')
+    _number(p, "--elicit-max-approvals", int, 1, "the most approvals an Elevate may need for the proxy to ask the "
+            "client's user (elicitation); 0: never (default 1)")
+    _number(p, "--elicit-timeout", float, 300.0, "seconds to wait for the user's answer (default 300)")
+    p.add_argument("--audit", metavar="SOURCE", help="record every decision: a .jsonl or .db file (in an existing "
+                   "directory), a postgres DSN, an http(s) URL; '-' (stdout) only with --listen")
+    p.add_argument("--audit-mode", type=choice("durable", "async"), default="durable", metavar="durable|async",
+                   help="durable (default): forward a call only once its decision is durable in the audit trail "
+                   "(group commit); async: forward at once, the decision is written behind it (docs/audit.md says "
+                   "what an unclean stop can lose)")
+    _number(p, "--max-in-flight", int, 4096, "requests that may wait for an answer at once; more get an error "
+            "(default 4096)")
+    _number(p, "--request-timeout", float, 3600.0, "seconds a request waits for its answer before the proxy "
+            "answers it with an error (default 3600)")
+
+    stdio = p.add_argument_group("stdio (the identity is the operator's)")
+    stdio.add_argument("--role", help="the role every call is decided for; one the policy declares")
+    stdio.add_argument("--agent-attr", action="append", default=[], metavar="KEY=VALUE",
+                       help="an agent attribute (repeatable); VALUE is JSON when it parses, else a string")
+    stdio.add_argument("--principal", help="who the stdio client is: recorded in the audit trail, bound by "
+                       "approvals, named as approver of elicitations")
+
+    http = p.add_argument_group("Streamable HTTP (--listen; the identity is each request's token)")
+    http.add_argument("--listen", metavar="HOST:PORT", help="serve Streamable HTTP, e.g. 127.0.0.1:8765")
+    http.add_argument("--upstream", metavar="URL", help="an HTTP MCP server to relay to (instead of -- SERVER_COMMAND)")
+    http.add_argument("--jwt-key", type=Path, metavar="FILE",
+                      help="PEM public key (or HS secret file) for bearer tokens")
+    http.add_argument("--jwks", type=Path, metavar="FILE", help="JWKS file for bearer tokens")
+    http.add_argument("--jwt-issuer", metavar="ISS", help="the issuer tokens must have")
+    http.add_argument("--jwt-audience", metavar="AUD", help="the audience tokens must have")
+    http.add_argument("--jwt-algorithm", metavar="ALG", help="the one algorithm accepted (default RS256)")
+    http.add_argument("--role-claim", metavar="CLAIM", help="the claim holding the role (default role)")
+    http.add_argument("--attr-claim", action="append", metavar="CLAIM[=ATTR]",
+                      help="copy a claim into agent attributes (repeatable)")
+    http.add_argument("--session-idle-timeout", type=float, metavar="SECONDS",
+                      help="close a session idle this many seconds (default 1800)")
+    http.add_argument("--max-sessions", type=int, metavar="N", help="open sessions in all; the least recently used "
+                      "idle one is closed to make room (default 64)")
+    http.add_argument("--max-sessions-per-principal", type=int, metavar="N",
+                      help="open sessions of one token subject (default 8)")
+    http.add_argument("--max-body", type=int, metavar="BYTES", help="bytes in one request body (default 4194304)")
+    http.add_argument("--head-timeout", type=float, metavar="SECONDS", help="seconds for a request head to arrive, "
+                      "else the connection is closed (default 10)")
+    http.add_argument("--body-timeout", type=float, metavar="SECONDS", help="seconds for a request body to arrive, "
+                      "else 408 (default 30)")
+    http.add_argument("--allow-host", action="append", metavar="HOST:PORT",
+                      help="a Host header to serve besides the listen address (repeatable)")
+    http.add_argument("--allow-origin", action="append", metavar="URL",
+                      help="a browser Origin allowed to call the front (repeatable; by default only its own)")
+
+    pins = add_group(commands, "pins", "Approve and inspect pinned tool definitions (rug-pull protection).")
+    p = add_command(pins, "approve", pins_approve, """Start the server, list its tools and pin their current definitions.
+
+    callgate pins approve --pins pins.json [--tool NAME ...] -- SERVER_COMMAND [ARGS...]""")
+    p.add_argument("server_command", nargs="*", metavar="SERVER_COMMAND", help="-- SERVER_COMMAND [ARGS...]")
+    p.add_argument("--pins", type=Path, required=True, metavar="FILE", help="the pins file the proxy reads "
+                   "(created if missing, in an existing directory)")
+    p.add_argument("--tool", action="append", default=[], metavar="NAME",
+                   help="approve only this tool (repeatable); default all")
+    p = add_command(pins, "list", pins_list, "Print the approved tools and their digests.")
+    p.add_argument("--pins", type=Path, required=True, metavar="FILE", help="the pins file")
+    p = add_command(pins, "check", pins_check, """Compare the server's current definitions with the pins; exit 1 if any differ.
+
+    callgate pins check --pins pins.json -- SERVER_COMMAND [ARGS...]""")
+    p.add_argument("server_command", nargs="*", metavar="SERVER_COMMAND", help="-- SERVER_COMMAND [ARGS...]")
+    p.add_argument("--pins", type=Path, required=True, metavar="FILE", help="the pins file")
+
+    p = add_command(commands, "demo", demo, """Play the CRM story through a real MCP server behind the proxy (no API key needed).
+
+Needs the mcp extra: pip install 'callgate[mcp]'.""")
+    p.add_argument("--policy", type=Path, help="your policy (default: the CRM example)")
+    p.add_argument("--script", type=Path, help="your scenes: a cases file")
+    p.add_argument("--server", metavar="COMMAND", help="server command for --script (default: the CRM server)")
+    p.add_argument("--resolver", metavar="MODULE:FUNCTION", help="default: the CRM's")

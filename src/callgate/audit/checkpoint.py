@@ -22,6 +22,7 @@ from typing import Any, Dict, Optional, Set
 
 import orjson
 
+from ..extras import require
 from ._canonical import canonical
 from .builder import now_text
 from .keys import generate_key, load_private_key, load_public_key, raw_public
@@ -47,6 +48,7 @@ def make_checkpoint(source: Source, key_path: str) -> Dict[str, Any]:
 
 
 def check_signature(checkpoint: Dict[str, Any], public_key_path: Optional[str] = None) -> None:
+    require("cryptography", "checkpoints", "audit")
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 

@@ -18,6 +18,7 @@ import base64
 import binascii
 from typing import Any, Iterable, Optional, Set
 
+from ..extras import require
 from ..version import __version__
 from ._canonical import canonical
 from .keys import load_public_key, raw_public
@@ -47,6 +48,7 @@ def trusted_keys(paths: Iterable[Any]) -> Set[bytes]:
 def unvouched(record: Any, trusted: Set[bytes]) -> Optional[str]:
     """None when `record` (a chain's seq-0 record) is a genesis record of its chain signed by
     one of the `trusted` keys; else why not, in a few words."""
+    require("cryptography", "writer keys", "audit")
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 

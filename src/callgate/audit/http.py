@@ -10,6 +10,7 @@ from __future__ import annotations
 import time
 from typing import Any, List, Mapping, Optional
 
+from ..extras import require
 from .records import Record, lines
 from .sinks import Sink, process_chain_id
 
@@ -22,6 +23,7 @@ class HttpSink(Sink):
 
     def __init__(self, url: str, headers: Optional[Mapping[str, str]] = None, timeout: float = 5.0,
                  retries: int = 3, backoff: float = 0.05, **options: Any) -> None:
+        require("httpx", "the HTTP audit sink", "audit")   # at construction: a one-line error at start
         options.setdefault("on_failure", "spool")
         # durability is the receiver's (a 2xx answer), the spool is fsynced: "batch" when
         # durable=True asks to wait for that answer, else "never"

@@ -7,8 +7,11 @@ import os
 from pathlib import Path
 from typing import Any
 
+from ..extras import require
+
 
 def _serialization() -> Any:
+    require("cryptography", "audit keys (writer keys, checkpoints)", "audit")
     from cryptography.hazmat.primitives import serialization
 
     return serialization
@@ -16,6 +19,7 @@ def _serialization() -> Any:
 
 def load_private_key(key: Any, what: str = "key") -> Any:
     """An Ed25519PrivateKey from such an object or the path of a PEM file (unencrypted)."""
+    require("cryptography", "audit keys (writer keys, checkpoints)", "audit")
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     if isinstance(key, Ed25519PrivateKey):
@@ -34,6 +38,7 @@ def load_private_key(key: Any, what: str = "key") -> Any:
 
 def load_public_key(path: Any, what: str = "public key") -> Any:
     """An Ed25519PublicKey from a PEM file (SubjectPublicKeyInfo)."""
+    require("cryptography", "audit keys (writer keys, checkpoints)", "audit")
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
     try:
@@ -54,6 +59,7 @@ def raw_public(key: Any) -> bytes:
 
 def generate_key(path: str) -> str:
     """Write a new Ed25519 private key (PEM, mode 0600) and return its public key (PEM)."""
+    require("cryptography", "audit keys (writer keys, checkpoints)", "audit")
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
     s = _serialization()

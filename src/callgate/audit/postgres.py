@@ -7,6 +7,7 @@ from __future__ import annotations
 import re
 from typing import Any, List, Optional, Tuple
 
+from ..extras import require
 from .records import Record
 from .sinks import Sink, process_chain_id
 from .sqlite import rows as sink_rows
@@ -44,6 +45,7 @@ class PostgresSink(Sink):
     writer_markers = True
 
     def __init__(self, dsn: str, table: str = "callgate_audit", **options: Any) -> None:
+        require("psycopg", "the PostgreSQL audit sink", "audit")   # at construction: a one-line error at start
         super().__init__(**options)
         self.dsn = dsn
         self.table = check_table(table)

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Dict, Iterator, Optional
 
+from ..extras import require
 from .jsonl import segments
 from .postgres import check_table
 from .records import cut_short, decode_line
@@ -72,6 +73,7 @@ class Source:
         self.spec = spec
         self.table = table
         if is_postgres(spec):
+            require("psycopg", "reading a PostgreSQL audit log", "audit")
             self.kind = "postgres"
             self.table = check_table(table or "callgate_audit")
         elif _is_sqlite(spec):

@@ -38,7 +38,8 @@ class Spool:
         os.replace(tmp, self.offset_path)
 
     def append(self, records: List[Record]) -> None:
-        os.makedirs(os.path.dirname(os.path.abspath(self.path)), exist_ok=True)
+        # no directory is created: the spool lives beside its log or in the temp directory,
+        # and a directory nobody asked for (a mistyped --audit path) must not appear
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
         try:
             data = lines(records)

@@ -16,16 +16,17 @@ import sys
 import tempfile
 import threading
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional
 
 import anyio
 import orjson
-from rich.console import Console
-from rich.table import Table
 
 from ..mcp.gate import DENIED_PREFIX, Gate, Identity, load_resolver
 from ..mcp.proxy import StdioProxy
 from ..policy_tests import Case, CasesError, load_cases_file, parse_cases
+
+if TYPE_CHECKING:  # rich comes with the mcp extra; imported when the demo plays (_console)
+    from rich.console import Console
 
 SCENE_TITLES = {"agent": "Scene 1: the support agent", "manager": "Scene 2: the manager",
                 "admin": "Scene 3: the admin"}
@@ -34,6 +35,19 @@ STEP_TIMEOUT = 30.0
 
 class DemoError(Exception):
     pass
+
+
+RICH_MISSING = "callgate demo needs rich, which is not installed: pip install 'callgate[mcp]'"
+
+
+def _console() -> Any:
+    """rich's Console class (the demo's colours and tables); a one-line DemoError naming the
+    extra when rich is not installed (the base install has no rich)."""
+    try:
+        from rich.console import Console
+    except ImportError:
+        raise DemoError(RICH_MISSING) from None
+    return Console
 
 
 def load_script(path: Optional[Path]) -> list[Case]:
@@ -103,7 +117,7 @@ def run_demo(policy: Optional[Path] = None, script: Optional[Path] = None, serve
     from ..engine import Engine
     from ..errors import CallgateError
 
-    out = out or Console(highlight=False)
+    out = out or _console()(highlight=False)
     cases = load_script(script)
     try:
         engine = Engine.from_file(policy) if policy else Engine.from_dict(examples.policy("crm"))
@@ -155,6 +169,8 @@ def run_demo(policy: Optional[Path] = None, script: Optional[Path] = None, serve
 
 
 def _summary(rows: list[dict], executed: Optional[list[dict]], out: Console) -> int:
+    from rich.table import Table  # (rich is there: the console that prints it is rich's)
+
     table = Table(title="Summary", show_lines=False)
     for col in ("#", "call", "role", "decision", "expected"):
         table.add_column(col, overflow="fold")

@@ -26,6 +26,7 @@ from collections.abc import Mapping
 from typing import Any, Callable, Optional, Union
 
 from ..engine import Engine
+from ..extras import require
 from . import elevate
 from .gate import APPROVALS_KEY, Gate, Identity, Resolver, Verdict, denial_result
 from .pins import PinStore
@@ -144,6 +145,7 @@ def guard(server: Any, policy: Union[str, Engine, Mapping[str, Any]], *, identit
     `identity(ctx)` returns the caller's Identity (or None: every call is then denied);
     `trusted`: the tools' annotations set their tiers (when tiers matter to the policy);
     `elevation`: how Elevate asks the user."""
+    require("mcp", "guard()", "mcp")
     if isinstance(policy, Engine):
         engine = policy
     elif isinstance(policy, Mapping):

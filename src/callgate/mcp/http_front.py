@@ -30,6 +30,7 @@ import secrets
 from dataclasses import dataclass, field
 from typing import Any, Optional, Sequence
 
+from ..extras import require
 from . import elevate
 from . import jsonrpc as rpc
 from .gate import Gate, Identity
@@ -211,6 +212,7 @@ class HttpFront:
     # ---------------------------------------------------------------- the ASGI app
 
     def app(self) -> Any:
+        require("starlette", "the proxy's HTTP front", "mcp")
         from starlette.applications import Starlette
         from starlette.routing import Route
 
@@ -579,6 +581,8 @@ def serve(gate: Gate, auth: JwtConfig, listen: str, *, command: Optional[Sequenc
           session_limits: Optional[Limits] = None, allowed_hosts: Sequence[str] = (),
           allowed_origins: Sequence[str] = ()) -> int:
     """Run the HTTP front until interrupted; the exit status."""
+    require("uvicorn", "the proxy's HTTP front", "mcp")
+    require("starlette", "the proxy's HTTP front", "mcp")
     import uvicorn
 
     host, port = parse_listen(listen)

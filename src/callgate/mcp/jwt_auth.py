@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Optional
 
+from ..extras import require
 from .gate import Identity
 
 LEEWAY_S = 5  # clock skew tolerated on exp/nbf/iat
@@ -36,6 +37,8 @@ class JwtConfig:
     @classmethod
     def from_files(cls, *, key: Optional[Path], jwks: Optional[Path], issuer: str, audience: str,
                    algorithm: str, role_claim: str = "role", attr_claims: Optional[list[str]] = None) -> "JwtConfig":
+        require("jwt", "JWT authentication on the HTTP front", "mcp")
+        require("cryptography", "JWT authentication on the HTTP front", "mcp")
         import jwt
 
         if algorithm.lower() == "none":

@@ -18,6 +18,7 @@ import contextlib
 import logging
 from typing import Any, Callable, Optional, Sequence
 
+from ..extras import require
 from ..values import loads_exact
 from . import jsonrpc as rpc
 from .wire import MAX_MESSAGE
@@ -106,6 +107,7 @@ class HttpLink:
     when it drops. A request the server answers with an HTTP error gets a JSON-RPC error."""
 
     def __init__(self, url: str, on_message: Callable[[Any], None], on_gone: Callable[[str], None]) -> None:
+        require("httpx", "an HTTP upstream (--upstream URL)", "mcp")
         import httpx
 
         self.url = url
