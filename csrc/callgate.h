@@ -26,7 +26,7 @@ extern "C" {
 
 /* CDEF BEGIN */
 #define CG_ABI_VERSION 2           /* bumped when this API or the blob format changes */
-#define CG_BLOB_FORMAT 2           /* blob format version written in the blob header */
+#define CG_BLOB_FORMAT 3           /* blob format version written in the blob header */
 
 /* Decisions (low 2 bits of a cg_eval_* return value; bits 2-3 hold the approvals an
    Elevate needs, bits 4-39 the deciding rule + 1). */

@@ -189,7 +189,7 @@ struct cg_policy {
     uint32_t n_strings, n_fields, n_sets, n_members, n_numbers, n_entries, n_rules;
     uint32_t code_len, str_len, version_sid, n_policy_rules, n_words, n_defaults;
     const uint8_t *strings, *fields, *sets, *members, *numbers, *entries, *rules, *words,
-        *defaults, *code, *strdata;
+        *defaults, *names, *code, *strdata;
     /* hash indexes: pairs {index + 1 (0 = empty), hash} */
     uint32_t entry_mask, field_mask, default_mask;
     uint32_t *entry_slots, *field_slots, *default_slots, *set_slots;

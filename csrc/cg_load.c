@@ -80,8 +80,8 @@ static const uint8_t op_flags[CG_N_OPCODES] = {
 
 /* Section sizes of a blob whose header is in range, as byte counts (64-bit: no overflow). */
 typedef struct layout {
-    uint64_t strings, fields, sets, members, numbers, entries, rules, words, defaults, code,
-        strdata, total;
+    uint64_t strings, fields, sets, members, numbers, entries, rules, words, defaults, names,
+        code, strdata, total;
 } layout;
 
 static layout layout_of(const uint8_t *b) {
@@ -95,10 +95,11 @@ static layout layout_of(const uint8_t *b) {
     l.rules = 16ull * cg_rd32(b + CG_HDR_N_RULES);
     l.words = 4ull * cg_rd32(b + CG_HDR_N_WORDS);
     l.defaults = 12ull * cg_rd32(b + CG_HDR_N_DEFAULTS);
+    l.names = 4ull * cg_rd32(b + CG_HDR_N_POLICY_RULES);
     l.code = cg_rd32(b + CG_HDR_CODE_LEN);
     l.strdata = cg_rd32(b + CG_HDR_STR_LEN);
     l.total = CG_HEADER_SIZE + l.strings + l.fields + l.sets + l.members + l.numbers +
-              l.entries + l.rules + l.words + l.defaults + l.code + l.strdata;
+              l.entries + l.rules + l.words + l.defaults + l.names + l.code + l.strdata;
     return l;
 }
 
@@ -493,7 +494,8 @@ int cg_policy_load(const uint8_t *blob, size_t len, void *mem, size_t mem_len,
     p->rules = p->entries + l.entries;
     p->words = p->rules + l.rules;
     p->defaults = p->words + l.words;
-    p->code = p->defaults + l.defaults;
+    p->names = p->defaults + l.defaults;
+    p->code = p->names + l.names;
     p->strdata = p->code + l.code;
 
     /* strings: in bounds and valid UTF-8 (they end up in reasons and JSON) */
@@ -505,6 +507,10 @@ int cg_policy_load(const uint8_t *blob, size_t len, void *mem, size_t mem_len,
     }
     if (p->version_sid >= p->n_strings) return CG_E_BLOB_BOUNDS;
     if (p->n_policy_rules > 0x7fffffffu) return CG_E_BLOB_BOUNDS; /* rule + 1 fits an int32 */
+    for (uint32_t i = 0; i < p->n_policy_rules; i++) {
+        uint32_t name = cg_rd32(p->names + (size_t)4 * i);
+        if (name != CG_NONE && name >= p->n_strings) return CG_E_BLOB_BOUNDS;
+    }
 
     /* fields */
     p->field_slots = (uint32_t *)(base + m.field_slots);

@@ -25,6 +25,8 @@
  *       rules    n_rules   x {u32 policy_index, u32 code_offset, u32 code_length, u32 effect}
  *       words    n_words   x {u32}                             operand descriptors (below)
  *       defaults n_defaults x {u32 tool_sid, u32 effect, u32 tier_sid}   tier defaults
+ *       names    n_policy_rules x {u32 sid}                    each policy rule's id, or
+ *                                                              CG_NONE: reasons say "rule N"
  *       code     code_len bytes                                condition bytecode
  *       strdata  str_len bytes                                 UTF-8, not terminated
  *

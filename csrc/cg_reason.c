@@ -39,6 +39,13 @@ static void put_sid(wr *w, const cg_policy *p, uint32_t sid) {
     const uint8_t *s = cg_str(p, sid, &n);
     put(w, s, n);
 }
+/* A policy rule as reasons name it: its id, or its number counting from 1. */
+static void put_rule(wr *w, const cg_policy *p, uint32_t rule) {
+    uint32_t name = cg_rd32(p->names + (size_t)4 * rule);
+    if (name == CG_NONE) put_u32(w, rule + 1);
+    else put_sid(w, p, name);
+}
+
 /* The decoded bytes of a JSON string literal (a role read from a context object). */
 static void put_jstr(wr *w, cg_jstr s) {
     if (w->n >= w->cap) w->n += cg_jstr_decode(s, NULL, 0);
@@ -386,16 +393,15 @@ size_t cg_format_reason(const cg_policy *p, cg_scratch *s, const cg_input *in, c
         puts_(&w, ")");
         return w.n;
     }
-    uint32_t rule_no = (uint32_t)o->rule + 1;
     if (o->by == CG_BY_ALLOW || o->by == CG_BY_ELEVATE) {
         puts_(&w, "rule ");
-        put_u32(&w, rule_no);
+        put_rule(&w, p, (uint32_t)o->rule);
         puts_(&w, o->had_condition ? " condition passed" : " has no condition");
         return w.n;
     }
     if (o->by == CG_BY_DENY) {
         puts_(&w, "rule ");
-        put_u32(&w, rule_no);
+        put_rule(&w, p, (uint32_t)o->rule);
         puts_(&w, " forbids it");
         if (!o->had_condition) return w.n;
         puts_(&w, o->blame_value == CG_V_U ? " and could not be evaluated: " : ": ");
@@ -407,7 +413,7 @@ size_t cg_format_reason(const cg_policy *p, cg_scratch *s, const cg_input *in, c
     if (o->blame == CG_NONE) puts_(&w, "condition not satisfied");
     else explain_rule(&w, p, s, in, o->rule_slot, o->blame);
     puts_(&w, " (rule ");
-    put_u32(&w, rule_no);
+    put_rule(&w, p, (uint32_t)o->rule);
     uint32_t n_rules = o->n_grants;
     if (n_rules > 1) {
         puts_(&w, "; ");

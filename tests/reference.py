@@ -1345,10 +1345,13 @@ class ReferenceEngine:
                 memo[index] = self.condition_value(index, sources)
             return memo[index]
 
+        def name(index):  # a rule is named by its id, else by its number counting from 1
+            return self.rules[index].get("id") or str(index + 1)
+
         def passed(index):  # "rule N has no condition" / "rule N condition passed"
             if self.rules[index].get("condition") is None:
-                return f"rule {index + 1} has no condition"
-            return f"rule {index + 1} condition passed"
+                return f"rule {name(index)} has no condition"
+            return f"rule {name(index)} condition passed"
 
         denies = [i for i in collected if self.effect(i) == "deny"]
         allows = [i for i in collected if self.effect(i) == "allow"]
@@ -1358,7 +1361,7 @@ class ReferenceEngine:
         #    first such rule in policy order decides.
         for i in denies:
             value, blame = cond(i)
-            head = f"{tool} denied for role '{role}': rule {i + 1} forbids it"
+            head = f"{tool} denied for role '{role}': rule {name(i)} forbids it"
             if self.rules[i].get("condition") is None:
                 return RefDecision("Deny", head, i)
             if value == T:
@@ -1386,7 +1389,7 @@ class ReferenceEngine:
         if grants:
             first = grants[0]
             others = len(grants) - 1
-            tail = f"rule {first + 1}"
+            tail = f"rule {name(first)}"
             if others == 1:
                 tail += "; 1 other rule did not match"
             elif others > 1:

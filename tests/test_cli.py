@@ -84,16 +84,22 @@ def test_eval_perso_semantics():
 
 
 def test_check_reports_location_in_one_line(tmp_path):
-    """check prints the location and exits 1 on an invalid policy, with no traceback."""
+    """check prints each finding as FILE:LINE:COLUMN: LEVEL: PATH: MESSAGE (the line and column
+    of the value at fault in the file), then a count, and exits 1, with no traceback."""
     p = examples.policy("crm")
     p["rules"][3]["condition"]["NumericCheck"]["op"] = "Approx"
     path = tmp_path / "bad.json"
-    path.write_text(json.dumps(p))
+    text = json.dumps(p, indent=2)
+    path.write_text(text)
+    line = text[:text.index('"Approx"')].count("\n") + 1
+    column = len(text[:text.index('"Approx"')].rsplit("\n", 1)[-1]) + 1
     r = run("check", str(path))
     assert r.returncode == 1
-    assert r.stderr.strip() == ("error: rules[3].condition.NumericCheck.op: unknown op 'Approx'; "
-                                "expected Lt, Lte, Gt, Gte, Eq, Ne, Between")
-    assert "Traceback" not in r.stderr
+    lines = r.stdout.splitlines()
+    assert lines[0] == (f"{path}:{line}:{column}: error: rules[3].condition.NumericCheck.op: unknown op 'Approx'; "
+                        "expected Lt, Lte, Gt, Gte, Eq, Ne, Between")
+    assert lines[-1] == f"{path}: 1 error"   # (the other lines: the checks that still run)
+    assert r.stderr == ""
 
 
 def test_check_v2_op_in_perso_file_is_a_note(tmp_path):
@@ -106,12 +112,14 @@ def test_check_v2_op_in_perso_file_is_a_note(tmp_path):
     path.write_text(json.dumps(p))
     r = run("check", str(path))
     assert r.returncode == 0, r.stderr
-    assert ("note: rules[3].condition.NumericCheck.op: perso compatibility: op 'Ne' is v2: "
-            "the original engine rejects the policy (unknown variant)") in r.stdout.splitlines()
+    assert any(line.endswith(": note: rules[3].condition.NumericCheck.op: perso compatibility: op 'Ne' is v2: "
+                             "the original engine rejects the policy (unknown variant)")
+               for line in r.stdout.splitlines())
     assert r.stdout.splitlines()[-1] == f"{path}: ok (8 rules, 2 warnings, 1 note)"
     r = run("check", str(path), "--semantics", "perso")
     assert r.returncode == 1
-    assert r.stderr.startswith("error: rules[3].condition.NumericCheck.op: unknown op 'Ne'; expected Lt, Lte, Gt, Gte, Eq")
+    assert r.stdout.startswith(f"{path}:1:")
+    assert ": error: rules[3].condition.NumericCheck.op: unknown op 'Ne'; expected Lt, Lte, Gt, Gte, Eq" in r.stdout
 
 
 def test_check_v1_ok_line_unchanged():

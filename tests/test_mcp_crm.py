@@ -72,6 +72,10 @@ def test_demo_plays_every_crm_scenario():
     assert "only the allowed calls" in text
     assert "Deny   process_refund denied for role 'agent': Arguments.amount = 800 is not <= 500 (rule 4)" in text
     assert "C-2038 (Globex Ltd) deleted" in text
+    # the scene about ownership shows both sides and names both failed branches of the Any
+    assert 'delete_customer(customer_id="C-9001")  as manager {"user_id":"mgr-001"} on {"owner_id":"mgr-002"}' in text
+    assert ("Deny   delete_customer denied for role 'manager': AgentAttributes.user_id = \"mgr-001\" does not equal "
+            "ResourceAttributes.owner_id = \"mgr-002\", and AgentAttributes.role is missing (rule 3)") in text
 
 
 def test_demo_plays_a_users_own_policy_and_script(tmp_path):

@@ -503,7 +503,7 @@ def test_v2_schema_describes_everything():
     defs = schema["$defs"]
     assert "is" in defs["TypeBody"]["properties"] and "is_" not in defs["TypeBody"]["properties"]
     assert defs["TypeBody"]["required"] == ["source", "is"]
-    assert set(defs["Rule"]["properties"]) == {"tool_name", "tier", "roles", "effect", "approvals", "condition"}
+    assert set(defs["Rule"]["properties"]) == {"id", "tool_name", "tier", "roles", "effect", "approvals", "condition"}
     assert defs["Rule"]["required"] == ["roles"]
     # absent-but-never-null keys are plain strings in the schema
     assert defs["NumericCheckBody"]["properties"]["pointer"]["type"] == "string"
@@ -534,3 +534,86 @@ def test_v2_schema_accepts_the_examples_and_refuses_bad_shapes():
     ]
     for p in bad:
         assert list(validator.iter_errors(p)), p
+
+
+# ---------------------------------------------------------------- every error, and where it is
+
+
+def test_validation_errors_lists_every_problem_in_document_order():
+    """validation_errors gives every problem the models find, in the order of their places
+    in the document (keys in the order given, not the order the models declare them), each
+    a PolicyError with its location; validate raises the first of them."""
+    from callgate.policy import validate, validation_errors
+
+    p = {"rules": [rule(roles=(5,)), rule(condition=num(op="Nope"))], "version": "1", "extra": 1,
+         "default_action": "Permit", "tools": ["read"], "roles": ["user"]}
+    model, problems = validation_errors(p)
+    assert model is None
+    assert [str(e) for e in problems] == [
+        "rules[0].roles[0]: expected a string, got 5",
+        "rules[1].condition.NumericCheck.op: unknown op 'Nope'; expected Lt, Lte, Gt, Gte, Eq, Ne, Between",
+        "extra: unknown key 'extra'",
+        "default_action: unknown default_action 'Permit'; expected Allow, Deny",
+    ]
+    assert [e.at_key for e in problems] == [False, False, True, False]
+    with pytest.raises(PolicyError) as exc:
+        validate(p)
+    assert str(exc.value) == str(problems[0])
+
+
+def test_structure_errors_all_listed():
+    """The checks of a node's place report every misplaced Element, not only the first."""
+    from callgate.policy import validation_errors
+
+    element = {"FieldPresent": {"source": "Element", "field": "x"}}
+    model, problems = validation_errors(base(rules=[rule(condition=element), rule(condition={"Not": element})]))
+    assert model is not None
+    assert [e.location for e in problems] == ["rules[0].condition.FieldPresent.source",
+                                              "rules[1].condition.Not.FieldPresent.source"]
+
+
+def test_nested_conditions_of_one_kind_keep_every_step():
+    """A Not inside a Not reads Not.Not in the location (each condition kind is one step of
+    the path); a dict key equal to its parent's name is kept too."""
+    cond = {"Not": {"Not": {"All": [{"Not": num(op="Nope")}]}}}
+    assert error_of(base(rules=[rule(condition=cond)])).startswith(
+        "rules[0].condition.Not.Not.All[0].Not.NumericCheck.op: unknown op 'Nope'")
+    assert error_of(base(tool_tiers={"tool_tiers": "secret"})).startswith(
+        "tool_tiers.tool_tiers: unknown tier 'secret'")
+
+
+def test_location_path_reads_locations_against_the_document():
+    """location_path finds the node a location names even when keys hold '.' or '[' (the
+    longest key that fits first), and names the deepest existing node for a missing key."""
+    from callgate.policy import document_order, location_path
+
+    data = {"version": "1", "tool_tiers": {"a.b": "read", "a": {"b[0]": 1}, "x[1]": {"y": [0, 1]}},
+            "rules": [{"condition": {"TimeWindow": {"start": "09:00"}}}]}
+    assert location_path(data, "tool_tiers.a.b") == (("tool_tiers", "a.b"), True)
+    assert location_path(data, "tool_tiers.a.b[0]") == (("tool_tiers", "a", "b[0]"), True)
+    assert location_path(data, "tool_tiers.x[1].y[1]") == (("tool_tiers", "x[1]", "y", 1), True)
+    assert location_path(data, "rules[0].condition.TimeWindow.field") == (("rules", 0, "condition", "TimeWindow"),
+                                                                         False)
+    assert location_path(data, "rules[3].tool_name") == (("rules",), False)
+    assert location_path(data, "(policy)") == ((), True)
+    assert location_path(data, "(discovered_tools)") == ((), False)
+    assert document_order(data, "rules[0]") > document_order(data, "tool_tiers.x[1].y[1]") > \
+        document_order(data, "tool_tiers.a.b") > document_order(data, "version")
+
+
+def test_policy_error_text_forms():
+    """str(PolicyError): FILE:LINE:COLUMN: PATH: MESSAGE with a file and a position,
+    `line L column C: PATH: MESSAGE` with a position only, `FILE: MESSAGE` for the file as a
+    whole, `PATH: MESSAGE` otherwise (as before); the attributes are set after raising too."""
+    exc = PolicyError("unknown key 'x'", "rules[0].x")
+    assert str(exc) == "rules[0].x: unknown key 'x'"
+    assert (exc.file, exc.line, exc.column, exc.at_key) == (None, None, None, False)
+    exc.line, exc.column = 3, 7
+    assert str(exc) == "line 3 column 7: rules[0].x: unknown key 'x'"
+    exc.file = "p.json"
+    assert str(exc) == "p.json:3:7: rules[0].x: unknown key 'x'"
+    assert (exc.message, exc.location) == ("unknown key 'x'", "rules[0].x")
+    assert str(PolicyError("cannot read policy file: gone", "(file)", file="p.json")) == \
+        "p.json: cannot read policy file: gone"
+    assert str(PolicyError("expected an object, got null", file="p.yaml")) == \
+        "p.yaml: (policy): expected an object, got null"

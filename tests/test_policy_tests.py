@@ -6,6 +6,7 @@ the command prints them and exits 0 (all pass), 1 (some fail) or 2 (unusable inp
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 
@@ -82,7 +83,7 @@ def test_failing_file_report_and_exit_1(tmp_path):
         "      decision: expected Allow, got Deny",
         "      got Deny: process_refund denied for role 'agent': Arguments.amount = 800 is not <= 500 (rule 4)",
         "FAIL  manager deletes",
-        "      rule: expected 3 (rule 4), got 2 (rule 3)",
+        "      rule: expected rules[3] (rule 4), got rules[2] (rule 3)",
         "      reason: does not contain \"passed!\"",
         "      got Allow: delete_customer allowed for role 'manager': rule 3 condition passed",
         "PASS  view",
@@ -180,7 +181,7 @@ def test_request_error_is_an_error_case(tmp_path):
     (json.dumps([{"tool": "t", "role": "r", "expect": "Permit"}]),
      "cases[0].expect: unknown decision 'Permit'; expected Allow, Deny, Elevate"),
     (json.dumps([{"tool": "t", "role": "r", "expect": {"decision": "Allow", "rule": "4"}}]),
-     "cases[0].expect.rule: expected a rule index (0-based, as Decision.rule) or null"),
+     "cases[0].expect.rule: expected a rule index (from 0, as Decision.rule), a rule id or null"),
     (json.dumps([{"tool": "t", "role": "r", "expect": {"decision": "Allow", "why": "x"}}]),
      "cases[0].expect: unknown key 'why'; expected approvals_required, decision, reason, reason_contains, rule"),
 ])
@@ -205,7 +206,8 @@ def test_unusable_policy_exit_2(tmp_path):
     path = write(tmp_path, "p.json", bad)
     r = run("test", path, cases)
     assert r.returncode == 2
-    assert r.stderr.strip() == f"error: {path}: rules[0].roles[0]: role 'ghost' is not declared in roles"
+    assert re.fullmatch(rf"error: {re.escape(path)}:1:\d+: rules\[0\]\.roles\[0\]: role 'ghost' is not declared in roles",
+                        r.stderr.strip())
 
 
 def test_yaml_cases(tmp_path):
@@ -224,7 +226,7 @@ def test_run_cases_is_pure():
     engine = Engine.from_dict(examples.policy("crm"))
     results = run_cases(engine, parse_cases(FAILING))
     assert [r.status for r in results] == ["fail", "fail", "pass"]
-    assert results[1].failures == ["rule: expected 3 (rule 4), got 2 (rule 3)",
+    assert results[1].failures == ["rule: expected rules[3] (rule 4), got rules[2] (rule 3)",
                                    "reason: does not contain \"passed!\""]
     assert summary(results) == {"total": 3, "passed": 1, "failed": 2, "errors": 0}
 

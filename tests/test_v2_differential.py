@@ -22,9 +22,12 @@ import functools
 import json
 import os
 import re
+import shutil
+import subprocess
 import sys
 from pathlib import Path
 
+import orjson
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -301,6 +304,36 @@ def test_corpus_native(name, case):
 def test_corpus_wasm(name, case):
     """The wasm module decides every corpus case as the doc says."""
     assert outcome(evaluate(wasm_engine(name), case)) == expected(case)
+
+
+@pytest.mark.skipif(shutil.which("node") is None, reason="node is not installed")
+@pytest.mark.parametrize("name", sorted(POLICIES))
+def test_corpus_node(name, tmp_path):
+    """The ES module wrapper (callgate.mjs) under Node decides every case of a corpus file as
+    the doc says: decision, rule, approvals and the exact reason. The request goes as JSON
+    text (evaluateJson), the very bytes the Python API gives the other backends (orjson's):
+    a JavaScript object would lose what JS numbers cannot hold (-0.0 becomes 0)."""
+    import callgate
+    from callgate.wasm import wasm_path
+
+    blob = tmp_path / "p.blob"
+    blob.write_bytes(callgate.Engine.from_dict(POLICIES[name]).blob)
+    cases = [c for n, c in ((p.values[0], p.values[1]) for p in CASES) if n == name]
+    as_text = lambda value: orjson.dumps(value).decode()  # noqa: E731  (the Python API's bytes)
+    runnable = [{"tool": c["tool"], "args_json": as_text(c["args"] if c["args"] is not None else {}),
+                 "context_json": as_text({"role": c["role"], "agent_attrs": c["agent"] or {},
+                                             "resource_attrs": c["resource"] or {},
+                                             **({"context": c["context"]} if c["context"] is not None else {})})}
+                for c in cases]
+    path = tmp_path / "cases.json"
+    path.write_text(json.dumps({"cases": runnable}))
+    script = Path(__file__).resolve().parent / "node" / "run_cases.mjs"
+    r = subprocess.run(["node", str(script), str(wasm_path()), str(blob), str(path)],
+                       capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr
+    got = [json.loads(line) for line in r.stdout.splitlines()]
+    assert [(g.get("decision"), g.get("reason"), g.get("rule"), g.get("approvals_required")) for g in got] == [
+        expected(c) for c in cases]
 
 
 INVALID_PARAMS = [pytest.param(p, id=p["name"]) for p in INVALID]

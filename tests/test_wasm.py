@@ -55,6 +55,27 @@ def test_perso_abi_evaluate_matches(engines, example, semantics, case):
     assert (b.decision, b.rule, b.reason) == (a.decision, a.rule, a.reason)
 
 
+@pytest.mark.parametrize("tool,args,role", [
+    ("transfer_funds", {"payment": {"amount": 500}}, "agent"),     # Elevate, 2 approvals, a rule
+    ("read_file", {"path": "/etc/passwd"}, "agent"),                # a deny rule
+    ("search_docs", {}, "agent"),                                   # a tier default: no rule
+    ("unknown_tool", {}, "agent"),                                  # default_action
+])
+def test_decide_encoding_as_documented(tool, args, role):
+    """The lean `decide` export's i32, decoded exactly as docs/wasm.md says (decision = r & 3,
+    approvals = (r >> 2) & 3, rule = (r >> 4) - 1), gives the native engine's decision,
+    approvals and rule."""
+    policy = examples.policy("ops")
+    native = Engine.from_dict(policy).evaluate(tool, args, role=role)
+    wasm = WasmEngine.from_dict(policy)
+    r = wasm.runtime.decide(orjson.dumps([tool, role, args, {}, {}])) & 0xFFFFFFFF
+    assert r < 2**31
+    decision = ("Deny", "Allow", "Elevate")[r & 3]
+    rule = (r >> 4) - 1
+    assert (decision, (r >> 2) & 3, None if rule < 0 else rule) == (
+        native.decision, native.approvals_required, native.rule)
+
+
 def test_module_has_no_imports_and_the_abi():
     """Zero imports (no WASI, no libc); the perso ABI, the lean exports and an ABI version."""
     module = wasmtime.Module(wasmtime.Engine(), wasm_path().read_bytes())

@@ -16,6 +16,7 @@ from typing import Any, List, Optional, Set
 import orjson
 
 from . import textout
+from .language import rule_name
 from .cli import add_command, add_group, add_semantics, choice, count, why_unwritable
 
 DECISIONS = ("Allow", "Deny", "Elevate")
@@ -198,6 +199,12 @@ def query(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rule_text(rule: Any) -> str:
+    """A stats row's rule as texts name rules (`rule 4`, from the index 3 the event holds);
+    the events hold no ids, their reasons do."""
+    return rule_name(rule) if isinstance(rule, int) and not isinstance(rule, bool) else "a default"
+
+
 def stats(args: argparse.Namespace) -> int:
     from .audit.query import decision_label, stats as compute
     from .audit.source import SourceError
@@ -216,7 +223,7 @@ def stats(args: argparse.Namespace) -> int:
     textout.echo(f"{result['records']} records: " + ", ".join(f"{k} {v}" for k, v in sorted(result["kinds"].items())))
     textout.echo("count  decision    tool / role / rule")
     for row in result["by_tool_role_rule"]:
-        textout.echo(f"{row['count']:>5}  {decision_label(row):<10}  {row['tool']} / {row['role']} / {row['rule']}")
+        textout.echo(f"{row['count']:>5}  {decision_label(row):<10}  {row['tool']} / {row['role']} / {_rule_text(row['rule'])}")
     textout.echo(f"per {bucket}:")
     for row in result["over_time"]:
         textout.echo(f"  {row[bucket]}  {decision_label(row):<10} {row['count']}")

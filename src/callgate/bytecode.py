@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import NamedTuple
 
 MAGIC = b"CGPB"
-FORMAT = 2
+FORMAT = 3
 HEADER_SIZE = 80
 FLAG_PERSO = 1
 FLAG_DEFAULT_ALLOW = 2
@@ -28,6 +28,7 @@ F_STR_NOT = 0x01      # STR: inverted result (Ne)
 F_STR_PATH = 0x02     # STR: b is a pglob (PathGlob)
 ELEMENT = 0xFFFFFFFF  # path base: the current element of the innermost Every/Some
 PATH_KEY = 0x80000000  # path n_tokens bit: token 0 is an object key only (an Element `field`)
+NO_NAME = 0xFFFFFFFF  # names section: the rule has no id (reasons say "rule N")
 TIME_END = 4102444800  # 2100-01-01T00:00:00Z
 TYPES = ("string", "number", "integer", "boolean", "null", "array", "object")
 DENY, ALLOW, ELEVATE = 0, 1, 2
@@ -93,6 +94,7 @@ class BlobBuilder:
     words: list[int] = field(default_factory=list)
     _wordid: dict[tuple, int] = field(default_factory=dict)
     defaults: list[tuple[int, int, int]] = field(default_factory=list)    # tool, effect, tier
+    names: list[int] = field(default_factory=list)   # per policy rule: its id's sid, or NO_NAME
     code: bytearray = field(default_factory=bytearray)
     version_sid: int = 0
     n_policy_rules: int = 0
@@ -205,6 +207,14 @@ class BlobBuilder:
         """Set operand `index` (0-based) of the instruction at `at` (EVERY/SOME's end)."""
         struct.pack_into("<I", self.code, at + 2 + 4 * index, value)
 
+    def rule_names(self) -> list[int]:
+        """The names section: one word per policy rule, NO_NAME for those `names` leaves out.
+        (A hand-made n_policy_rules beyond any real policy, which tests use to check that the
+        loader refuses it, gets no padding: that blob's sizes do not add up either way.)"""
+        if self.n_policy_rules > 1 << 24:
+            return list(self.names)
+        return (self.names + [NO_NAME] * self.n_policy_rules)[:self.n_policy_rules]
+
     def encode(self) -> bytes:
         strdata = bytearray()
         string_table = bytearray()
@@ -222,6 +232,7 @@ class BlobBuilder:
                 b"".join(struct.pack("<IIII", *r) for r in self.rules),
                 struct.pack(f"<{len(self.words)}I", *self.words),
                 b"".join(struct.pack("<III", *d) for d in self.defaults),
+                b"".join(struct.pack("<I", n) for n in self.rule_names()),
                 bytes(self.code),
                 bytes(strdata),
             ]
@@ -255,6 +266,7 @@ class DecodedBlob:
     rules: list[tuple[int, int, int, int]]
     words: list[int]
     defaults: list[tuple[int, int, int]]
+    names: list[int]
     code: bytes
     version: str
     n_policy_rules: int
@@ -288,12 +300,13 @@ def decode(blob: bytes) -> DecodedBlob:
     rules = take("<IIII", n_rules)
     words = [w for (w,) in take("<I", n_words)]
     defaults = take("<III", n_defaults)
+    names = [n for (n,) in take("<I", n_policy_rules)]
     code = blob[at:at + code_len]
     at += code_len
     strdata = blob[at:at + str_len]
     strings = [strdata[o:o + n].decode("utf-8") for o, n in str_entries]
     return DecodedBlob(flags, strings, fields, sets, members, numbers, entries, rules, words,
-                       defaults, code, strings[version_sid], n_policy_rules)
+                       defaults, names, code, strings[version_sid], n_policy_rules)
 
 
 EFFECT_NAMES = ("deny", "allow", "elevate")
@@ -320,8 +333,13 @@ def disassemble(blob: bytes) -> str:
         f"{len(s)} strings",
         "",
     ]
+    def label(index: int) -> str:
+        """As reasons name a rule: its number from 1, with its id when it has one."""
+        name = d.names[index]
+        return f"rule {index + 1}" if name == NO_NAME else f"rule {index + 1} ({s[name]})"
+
     for tool, role, first, n in sorted(d.entries, key=lambda e: (s[e[0]], s[e[1]])):
-        rules = ", ".join(f"rule {d.rules[first + k][0] + 1} ({_effect_text(d.rules[first + k][3])})"
+        rules = ", ".join(f"{label(d.rules[first + k][0])} ({_effect_text(d.rules[first + k][3])})"
                           for k in range(n))
         lines.append(f"entry {s[tool]!r} x {s[role]!r} -> {rules}")
     for tool, effect, tier in sorted(d.defaults, key=lambda t: s[t[0]]):
@@ -329,9 +347,9 @@ def disassemble(blob: bytes) -> str:
     lines.append("")
     for index, off, length in sorted({r[:3] for r in d.rules}):  # each rule's code once
         if length == 0:
-            lines.append(f"rule {index + 1}: no condition")
+            lines.append(f"{label(index)}: no condition")
             continue
-        lines.append(f"rule {index + 1}: code {off}..{off + length}")
+        lines.append(f"{label(index)}: code {off}..{off + length}")
         lines.extend(_listing(d, off, off + length))
     return "\n".join(lines) + "\n"
 

@@ -269,27 +269,25 @@ def show(decision: str) -> textout.Text:
 
 
 def _policy_source(policy: Optional[str], code: int = 1) -> tuple[str, Any]:
-    """A policy path, or the name of a bundled example ('crm', 'spec'); none means 'crm'."""
-    from .policy import parse_json
+    """A policy file (JSON, or YAML by its name), or the name of a bundled example ('crm',
+    'spec'); none means 'crm'. The name and its policy_files.PolicySource; a file that cannot
+    be read or decoded is one line placing the problem (FILE:LINE:COLUMN: PATH: MESSAGE)."""
+    from .policy_files import PolicySource, read_policy
 
     name = policy or "crm"
     if name in examples.EXAMPLES and not Path(name).exists():
-        return name, examples.policy(name)
+        return name, PolicySource(examples.policy(name))
     try:
-        return name, parse_json(Path(name).read_bytes())
-    except OSError as exc:
-        raise _fail(f"{name}: {exc.strerror}", code) from None
+        return name, read_policy(name)
     except (CallgateError, ValueError) as exc:
-        raise _fail(f"{name}: {exc}", code) from None
+        raise _fail(str(exc), code) from None
 
 
 def _compiled(policy: str, semantics: str) -> Any:
     """Compile a policy file or bundled example; a bad policy is one error line."""
-    from .compiler import compile_policy
-
-    _, data = _policy_source(policy)
+    _, src = _policy_source(policy)
     try:
-        return compile_policy(data, semantics)
+        return src.compile(semantics)
     except (CallgateError, ValueError) as exc:
         raise _fail(str(exc)) from None
 
@@ -297,15 +295,14 @@ def _compiled(policy: str, semantics: str) -> Any:
 def _load_for(policy: str, semantics: str, code: int) -> tuple[str, Any, Any]:
     """Read and compile a policy for `test` / `explain`: any problem is one line naming the
     file (exit `code`)."""
-    from .compiler import compile_policy
     from .engine import Engine
 
-    name, data = _policy_source(policy, code)
+    name, src = _policy_source(policy, code)
     try:
-        compiled = compile_policy(data, semantics)
+        compiled = src.compile(semantics)
         return name, compiled, Engine(compiled)
     except (CallgateError, ValueError) as exc:
-        raise _fail(f"{name}: {exc}", code) from None
+        raise _fail(str(exc) if src.file else f"{name}: {exc}", code) from None
 
 
 def _write(option: str, path: Path, data: bytes) -> None:
@@ -404,11 +401,14 @@ def _json_type(value: Any) -> str:
 def check(args: argparse.Namespace) -> int:
     from .lint import lint
 
-    name, data = _policy_source(args.policy)
-    findings = lint(data, args.semantics)
-    for f in findings:
-        textout.echo(f"{f}", sys.stderr if f.level == "error" else sys.stdout)
+    name, src = _policy_source(args.policy)
+    data = src.data
+    findings = lint(src, args.semantics)
+    for f in findings:  # in file order, on one stream (errors, warnings and notes interleave)
+        textout.echo(f"{f.place}: {f}" if f.place else f"{f}")
     if any(f.level == "error" for f in findings):
+        errors = sum(f.level == "error" for f in findings)
+        textout.echo(f"{name}: {errors} error{'s' * (errors != 1)}")
         return 1
     warnings = sum(f.level == "warning" for f in findings)
     notes = sum(f.level == "note" for f in findings)
@@ -420,9 +420,9 @@ def check(args: argparse.Namespace) -> int:
 def eval_(args: argparse.Namespace) -> int:
     from .engine import Engine
 
-    name, data = _policy_source(args.policy)
+    name, src = _policy_source(args.policy)
     try:
-        engine = Engine.from_dict(data, args.semantics)
+        engine = Engine(src.compile(args.semantics))
     except (CallgateError, ValueError) as exc:
         raise _fail(str(exc)) from None
     if args.tool is None:
@@ -573,9 +573,9 @@ def build_wasm(args: argparse.Namespace) -> int:
 def compare(args: argparse.Namespace) -> int:
     from .compare import compare_calls
 
-    name, data = _policy_source(args.policy)
+    name, src = _policy_source(args.policy)
     try:
-        report = compare_calls(args.calls, args.wasm, data, args.semantics)
+        report = compare_calls(args.calls, args.wasm, src.data, args.semantics)
     except (CallgateError, ValueError, OSError) as exc:
         raise _fail(str(exc)) from None
     if args.json:

@@ -365,6 +365,7 @@ def _lower(meaning: Meaning) -> bytes:
     b = bc.BlobBuilder(perso=semantics == "perso", default_allow=policy.default_action == "Allow")
     b.version_sid = b.string(policy.version)
     b.n_policy_rules = len(policy.rules)
+    b.names = [bc.NO_NAME if rule.id is None else b.string(rule.id) for rule in policy.rules]
     lower = _Lowering(b)
     code_of: dict[int, tuple[int, int]] = {}
     for index in sorted({i for rules in table.values() for i in rules}):

@@ -22,7 +22,7 @@ from .decision import DECISIONS, ELEVATE, Approved, Decision, MadeDecision
 from .values import encode_text as _encode
 from .values import has_nonfinite as _has_nonfinite
 from .values import pack_slow as _pack_slow
-from .errors import PolicyError, RequestError
+from .errors import RequestError
 
 PathLike = Union[str, "os.PathLike[str]"]
 __all__ = ["DECISIONS", "Decision", "Engine", "PathLike"]
@@ -117,15 +117,24 @@ class Engine:
 
     @classmethod
     def from_json(cls, text: Union[str, bytes], semantics: str = "strict", **options: Any) -> "Engine":
-        """Load policy JSON text; duplicate keys and NaN are errors."""
-        from .policy import parse_json
+        """Load policy JSON text; duplicate keys and NaN are errors. A PolicyError gives the
+        line and column of the problem besides its path."""
+        from .policy_files import parse_policy
 
-        return cls.from_dict(parse_json(text), semantics, **options)
+        compiled = parse_policy(text).compile(semantics, options.get("discovered_tools"))
+        return cls(compiled, **options)
 
     @classmethod
     def from_file(cls, path: PathLike, semantics: str = "strict", **options: Any) -> "Engine":
-        """Load a policy file."""
-        return cls.from_json(_read(path), semantics, **options)
+        """Load a policy file: JSON, or YAML when its name ends in .yaml/.yml (with PyYAML,
+        `pip install 'callgate[yaml]'`). A PolicyError names the file, line and column of
+        the problem besides its path (policy_files.read_policy)."""
+        from .policy_files import read_policy
+
+        # compiled here rather than through from_dict so that only this file's errors are
+        # placed in it (a shadow= candidate in the options is loaded by the constructor)
+        compiled = read_policy(path).compile(semantics, options.get("discovered_tools"))
+        return cls(compiled, **options)
 
     def reload(self, source: Union[PathLike, Mapping[str, Any], None] = None, *,
                discovered_tools: Optional[Mapping[str, str]] = None) -> None:
@@ -135,14 +144,15 @@ class Engine:
         one assignment, so every concurrent evaluate() sees either the old or the new
         policy, never a mix."""
         from .compiler import compile_policy, compile_validated
-        from .policy import parse_json
+        from .policy_files import read_policy
 
         discovered = self._discovered if discovered_tools is None else dict(discovered_tools)
         if source is None:
             compiled = compile_validated(self._state.compiled.policy, self.semantics, discovered_tools=discovered)
-        else:
-            data = source if isinstance(source, Mapping) else parse_json(_read(source))
-            compiled = compile_policy(data, self.semantics, discovered_tools=discovered)
+        elif isinstance(source, Mapping):
+            compiled = compile_policy(source, self.semantics, discovered_tools=discovered)
+        else:  # a file, JSON or YAML, read as from_file reads it
+            compiled = read_policy(source).compile(self.semantics, discovered)
         self._state = self._new_state(compiled)
         self._discovered = discovered
 
@@ -382,11 +392,3 @@ def _attach(engine: Engine, audit: Any, shadow: Any) -> Any:
     from .audit import attach  # the audit trail: imported only when used
 
     return attach(engine, audit=audit, shadow=shadow)
-
-
-def _read(path: PathLike) -> bytes:
-    try:
-        with open(path, "rb") as f:
-            return f.read()
-    except OSError as exc:
-        raise PolicyError(f"cannot read policy file: {exc.strerror}", str(path)) from None

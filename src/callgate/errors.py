@@ -8,12 +8,45 @@ class CallgateError(Exception):
 
 
 class PolicyError(CallgateError, ValueError):
-    """A policy that cannot be loaded. `location` names where (``rules[3].condition...``)."""
+    """A policy that cannot be loaded.
 
-    def __init__(self, message: str, location: str = "(policy)") -> None:
+    `location` is the path of the problem in the policy (``rules[3].condition.All[1].NumericCheck.op``;
+    ``(policy)`` for the whole policy, ``(file)`` for the file itself, ``(json)`` / ``(yaml)``
+    for a syntax error outside any value). When the policy was read from text, `line` and
+    `column` (1-based; the column counts characters) say where that is in it, and `file`
+    names the file it was read from; a policy given as a dict has only the path. `at_key`:
+    the problem is the key at `location` itself (an unknown or duplicate key), so its line and
+    column are the key's rather than its value's.
+
+    ``str(exc)`` is ``FILE:LINE:COLUMN: PATH: MESSAGE`` when all are known,
+    ``line LINE column COLUMN: PATH: MESSAGE`` for text that is not a file,
+    ``FILE: MESSAGE`` for a problem with the file as a whole (location ``(file)``),
+    ``FILE: PATH: MESSAGE`` when the text holds no position for it (an empty YAML file),
+    and ``PATH: MESSAGE`` otherwise (a policy given as a dict).
+    """
+
+    def __init__(self, message: str, location: str = "(policy)", *, file: str | None = None,
+                 line: int | None = None, column: int | None = None, at_key: bool = False) -> None:
         super().__init__(f"{location}: {message}")
         self.message = message
         self.location = location
+        self.file = file
+        self.line = line
+        self.column = column
+        self.at_key = at_key
+
+    def __str__(self) -> str:
+        # computed when shown: the position is filled in after the error is raised (the
+        # validator knows the path, only the reader of the file knows where it is)
+        if self.line is not None:
+            if self.file is not None:
+                return f"{self.file}:{self.line}:{self.column}: {self.location}: {self.message}"
+            return f"line {self.line} column {self.column}: {self.location}: {self.message}"
+        if self.file is not None:
+            if self.location == "(file)":
+                return f"{self.file}: {self.message}"
+            return f"{self.file}: {self.location}: {self.message}"
+        return f"{self.location}: {self.message}"
 
 
 class RequestError(CallgateError, ValueError):

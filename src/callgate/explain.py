@@ -30,7 +30,7 @@ import orjson
 
 from .language import (
     DAYS, OP_SYMBOL, F, Meaning, T, U, format_number, format_set, glob_match, path_glob_match, ref_display,
-    window_text,
+    rule_name, window_text,
 )
 
 MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING", "__bool__": lambda self: False})()
@@ -503,9 +503,16 @@ class RuleResult:
     tree: Optional[Node]
     blame: list[Node] = dc_field(default_factory=list)   # the leaves a reason about this rule would explain
     reached: bool = True           # False: an earlier rule (in precedence order) decided first
+    id: Optional[str] = None       # the rule's id, when it has one
+
+    @property
+    def name(self) -> str:
+        """`rule ID` or `rule N`, as reasons name it."""
+        return rule_name(self.index, self.id)
 
     def to_dict(self) -> dict:
-        return {"rule": self.index, "number": self.index + 1, "effect": self.effect, "approvals": self.approvals,
+        return {"rule": self.index, "number": self.index + 1, "id": self.id, "effect": self.effect,
+                "approvals": self.approvals,
                 "tool_name": self.tool_name, "tier": self.tier, "value": self.value, "applies": self.applies,
                 "reached": self.reached, "condition": None if self.tree is None else self.tree.to_dict()}
 
@@ -519,9 +526,9 @@ class Verdict:
     def to_dict(self) -> dict:
         return {"decision": self.decision, "rule": self.rule, "approvals_required": self.approvals_required}
 
-    def describe(self) -> str:
+    def describe(self, rule_id: Optional[str] = None) -> str:
         what = f"Elevate({self.approvals_required})" if self.decision == "Elevate" else self.decision
-        by = "a default" if self.rule is None else f"rule {self.rule + 1} (rules[{self.rule}])"
+        by = "a default" if self.rule is None else f"{rule_name(self.rule, rule_id)} (rules[{self.rule}])"
         return f"{what} by {by}"
 
 
@@ -588,7 +595,7 @@ def explain_request(compiled: Any, engine: Any, tool: str, role: str, args: Any 
         values[i] = value
         applies = value == T or (effect == "Deny" and value == U)
         results.append(RuleResult(i, effect.lower(), approvals, defs[i].get("tool_name"), defs[i].get("tier"),
-                                  value, applies, tree, blame))
+                                  value, applies, tree, blame, id=defs[i].get("id")))
 
     outcome = meaning.decide(tool, values)
     mine = Verdict(outcome.decision, outcome.rule, outcome.approvals)
@@ -603,7 +610,11 @@ def explain_request(compiled: Any, engine: Any, tool: str, role: str, args: Any 
     problems = []
     if (mine.decision, mine.rule, mine.approvals_required) != (
             engine_verdict.decision, engine_verdict.rule, engine_verdict.approvals_required):
-        problems.append(f"the engine says {engine_verdict.describe()}; explain's evaluation says {mine.describe()}")
+        def id_of(rule: Optional[int]) -> Optional[str]:
+            return None if rule is None else meaning.policy.rules[rule].id
+
+        problems.append(f"the engine says {engine_verdict.describe(id_of(engine_verdict.rule))}; "
+                        f"explain's evaluation says {mine.describe(id_of(mine.rule))}")
     return Explanation(tool, role, semantics, meaning.tier_of(tool), results, outcome.decided_by, mine,
                        engine_verdict, reason, list(collected), problems)
 
@@ -662,7 +673,7 @@ def _add_tree(parent: TreeNode, n: Node) -> None:
 def _rule_label(r: RuleResult, deciding: bool) -> Text:
     effect = f"elevate({r.approvals})" if r.effect == "elevate" else r.effect
     colour = {"deny": "red", "allow": "green"}.get(r.effect, "yellow")
-    label = Text(f"rule {r.index + 1}", "bold")
+    label = Text(r.name, "bold")
     label.append(f" (rules[{r.index}]) ")
     label.append(effect, f"bold {colour}")
     label.append(f"  {'tier ' + repr(r.tier) if r.tier else r.tool_name}: ")
@@ -702,9 +713,10 @@ def render(ex: Explanation) -> list[Text]:
     decision.append(what, f"bold {colour}")
     by_rule = next((r for r in ex.rules if r.index == ex.engine.rule), None)
     if ex.engine.rule is not None and ex.engine.decision == "Deny" and by_rule is not None and by_rule.effect != "deny":
-        decision.append(f": no rule granted it; rule {ex.engine.rule + 1} (rules[{ex.engine.rule}]) is the one explained")
+        decision.append(f": no rule granted it; {by_rule.name} (rules[{ex.engine.rule}]) is the one explained")
     elif ex.engine.rule is not None:
-        decision.append(f" by rule {ex.engine.rule + 1} (rules[{ex.engine.rule}])")
+        name = by_rule.name if by_rule is not None else rule_name(ex.engine.rule)
+        decision.append(f" by {name} (rules[{ex.engine.rule}])")
     else:
         decision.append(f" by the default of tier '{ex.tier}'" if ex.decided_by == "tier default"
                         else " by default_action")

@@ -166,6 +166,13 @@ class Outcome:
     decided_by: str
 
 
+def rule_name(index: int, rule_id: Optional[str] = None) -> str:
+    """`rule ID`, or `rule N` (N = index + 1): the one way texts name a rule (reasons,
+    explain, test, audit stats); data keeps the index from 0 (docs/semantics.md, "Rule
+    numbers")."""
+    return f"rule {rule_id if rule_id is not None else index + 1}"
+
+
 class Meaning:
     """A validated policy's tools, tiers and (tool, role) table, and the questions asked of
     them. `discovered_tools` (tool -> tier) adds tools found at run time (an MCP server's),
@@ -258,6 +265,11 @@ class Meaning:
     def rules_for(self, tool: str, role: str) -> list[int]:
         """The rules (tool, role) collects, in precedence order."""
         return self.table.get((tool, role), [])
+
+    def rule_name(self, index: int) -> str:
+        """Rule `index` as every text names it: `rule ID` when it has an id, else `rule N`
+        with N counting from 1 (data, such as Decision.rule, holds the index from 0)."""
+        return rule_name(index, self.policy.rules[index].id)
 
     def rule_effect(self, index: int) -> tuple[str, int]:
         """(decision, approvals) of rule `index` under this semantics."""

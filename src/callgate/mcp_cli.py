@@ -56,30 +56,26 @@ def _flag(dest: str) -> str:
 
 
 def load_policy(policy: str) -> Any:
-    """The decoded policy: a file, or a bundled example name ('crm', 'spec')."""
+    """The policy's policy_files.PolicySource: a file (JSON, or YAML by its name), or a
+    bundled example name ('crm', 'spec'); a problem is one line placing it in the file."""
     from . import examples
     from .errors import CallgateError
-    from .policy import parse_json
+    from .policy_files import PolicySource, read_policy
 
+    if policy in examples.EXAMPLES and not Path(policy).exists():
+        return PolicySource(examples.policy(policy))
     try:
-        if policy in examples.EXAMPLES and not Path(policy).exists():
-            return examples.policy(policy)
-        try:
-            data = Path(policy).read_bytes()
-        except OSError as exc:
-            raise _fail(f"{policy}: cannot read policy file: {exc.strerror}") from None
-        return parse_json(data)
+        return read_policy(policy)
     except (CallgateError, ValueError) as exc:
         raise _fail(str(exc)) from None
 
 
-def compile_for(data: Any, semantics: str) -> Any:
-    """The compiled policy; an invalid one is one error line."""
-    from .compiler import compile_policy
+def compile_for(source: Any, semantics: str) -> Any:
+    """The compiled policy (source: a PolicySource); an invalid one is one error line."""
     from .errors import CallgateError
 
     try:
-        return compile_policy(data, semantics)
+        return source.compile(semantics)
     except (CallgateError, ValueError) as exc:
         raise _fail(str(exc)) from None
 
@@ -315,11 +311,11 @@ def proxy(args: argparse.Namespace) -> int:
             setattr(args, dest, default)
     elevation = _elevation(args.elicit_max_approvals, args.elicit_timeout)
     limits = _limits(args.max_in_flight, args.request_timeout)
-    data = load_policy(args.policy)
-    compiled = compile_for(data, args.semantics)
+    source = load_policy(args.policy)
+    compiled = compile_for(source, args.semantics)
     identity = None
     if not listening:
-        _check_role(data, args.role, args.semantics)
+        _check_role(source.data, args.role, args.semantics)
         identity = _identity(args.role, args.agent_attr, args.principal)
     _check_pins(args.pins)
     _check_audit(args.audit, listening)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Annotated, Any, ClassVar, Literal, NoReturn, Optional, Union
+from typing import Annotated, Any, ClassVar, Iterator, Literal, NoReturn, Optional, Union
 
 from pydantic import (
     BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, ValidationInfo,
@@ -52,6 +52,8 @@ DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 TIERS = ("public", "read", "write", "destructive")   # in order of strictness
 EFFECTS = ("allow", "deny", "elevate")
 MAX_QUANTIFIER_NESTING = 8
+# a rule's optional id: a letter first, so that no id reads as a rule number ("rule 4")
+RULE_ID_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
 LENGTH_MAX = 2 ** 53
 
 Source = Literal["Arguments", "AgentAttributes", "ResourceAttributes", "Context", "Element"]
@@ -499,12 +501,22 @@ class Rule(_Model):
     """Gives `roles` the tool (or every declared tool the glob matches, or every tool of the
     tier) the effect `effect` when `condition` holds."""
 
+    id: str = _optional("a name for the rule, unique in the policy, that reasons and every output use "
+                        "instead of its number: a letter, then up to 63 letters, digits, '_', '.', ':' or '-'")
     tool_name: str = _optional("a declared tool, or a glob (`*`) over the declared tools (or give tier)")
     tier: Tier = _optional("every declared tool of this tier (or give tool_name)")
     roles: list[str]
     effect: Effect = "allow"
     approvals: Approvals = _optional("approvals an elevate needs (required for elevate, refused otherwise)")
     condition: Optional[Condition] = None
+
+    @field_validator("id")
+    @classmethod
+    def _id(cls, value: Optional[str]) -> Optional[str]:
+        if value is not None and not RULE_ID_PATTERN.fullmatch(value):
+            _fail(f"{_describe(value)} is not a rule id: a letter, then up to 63 letters, digits, "
+                  "'_', '.', ':' or '-'")
+        return value
 
     @model_validator(mode="before")
     @classmethod
@@ -538,6 +550,17 @@ class Policy(_Model):
                                           "among globs the strictest tier wins)")
     tier_defaults: dict[Tier, TierDefault] = Field(
         default_factory=dict, description="tier -> the default of its tools when no rule decides")
+
+    @model_validator(mode="after")
+    def _unique_rule_ids(self) -> Any:
+        first: dict[str, int] = {}
+        for i, rule in enumerate(self.rules):
+            if rule.id is None:
+                continue
+            if rule.id in first:
+                _fail(f"rule id '{rule.id}' is already the id of rules[{first[rule.id]}]", "rules", i, "id")
+            first[rule.id] = i
+        return self
 
 
 QuantifierBody.model_rebuild()
@@ -675,31 +698,40 @@ def _strip_condition(cond: Any) -> Any:
 
 def check_structure(policy: Policy) -> None:
     """The rules that depend on a node's place: `Element` only inside Every/Some, and
-    quantifiers nested at most MAX_QUANTIFIER_NESTING deep."""
+    quantifiers nested at most MAX_QUANTIFIER_NESTING deep. Raises the first problem."""
+    for problem in structure_errors(policy):
+        raise problem
+
+
+def structure_errors(policy: Policy) -> list[PolicyError]:
+    """Every problem `check_structure` looks for, in policy order."""
+    out: list[PolicyError] = []
     for i, rule in enumerate(policy.rules):
         if rule.condition is not None:
-            _walk(rule.condition, f"rules[{i}].condition", 0)
+            out += _walk(rule.condition, f"rules[{i}].condition", 0)
+    return out
 
 
-def _walk(node: Any, where: str, quantifiers: int) -> None:
+def _walk(node: Any, where: str, quantifiers: int) -> Iterator[PolicyError]:
     kind = next(iter(type(node).model_fields))
     body = getattr(node, kind)
     at = f"{where}.{'Any' if kind == 'Any' else kind}"
     if kind in ("All", "Any"):
         for k, child in enumerate(body):
-            _walk(child, f"{at}[{k}]", quantifiers)
+            yield from _walk(child, f"{at}[{k}]", quantifiers)
         return
     if kind == "Not":
-        _walk(body, at, quantifiers)
+        yield from _walk(body, at, quantifiers)
         return
     suffixes = ("_a", "_b") if kind == "FieldEquals" else ("",)
     for suffix in suffixes:
         if getattr(body, "source" + suffix) == ELEMENT and quantifiers == 0:
-            raise PolicyError("source 'Element' is only valid inside Every or Some", f"{at}.source{suffix}")
+            yield PolicyError("source 'Element' is only valid inside Every or Some", f"{at}.source{suffix}")
     if kind in ("Every", "Some"):
         if quantifiers == MAX_QUANTIFIER_NESTING:
-            raise PolicyError(f"Every/Some nested too deeply (at most {MAX_QUANTIFIER_NESTING} levels)", at)
-        _walk(body.condition, f"{at}.condition", quantifiers + 1)
+            yield PolicyError(f"Every/Some nested too deeply (at most {MAX_QUANTIFIER_NESTING} levels)", at)
+            return
+        yield from _walk(body.condition, f"{at}.condition", quantifiers + 1)
 
 
 # ---------------------------------------------------------------- error reporting
@@ -708,17 +740,22 @@ def _walk(node: Any, where: str, quantifiers: int) -> None:
 def format_location(loc: tuple) -> str:
     """('rules', 3, 'condition', 'All', 'All', 1, ...) -> 'rules[3].condition.All[1]...'.
 
-    A discriminated union repeats the tag before the field of the same name; the repeat
-    is dropped so the location reads like the JSON path (and so are the tags of unions
-    that have no key of their own, and pydantic's '[key]' marker of a dict key)."""
+    A condition union puts its tag before the field of the same name; each such pair is
+    one step of the JSON path, so the tag is dropped (pairwise, from the left: a Not inside
+    a Not is ('Not', 'Not', 'Not', 'Not') and reads Not.Not). So are the tags of unions that
+    have no key of their own, and pydantic's '[key]' marker of a dict key."""
     parts: list[str] = []
-    prev = None
-    for item in loc:
+    i = 0
+    while i < len(loc):
+        item = loc[i]
         if isinstance(item, int):
             parts.append(f"[{item}]")
-        elif item != prev and item not in _HIDDEN_TAGS and item != "[key]":
+        elif item in CONDITION_KINDS and i + 1 < len(loc) and loc[i + 1] == item:
+            parts.append(("." if parts else "") + item)
+            i += 1   # the field after its tag
+        elif item not in _HIDDEN_TAGS and item != "[key]":
             parts.append(("." if parts else "") + str(item))
-        prev = item
+        i += 1
     return "".join(parts) or "(policy)"
 
 
@@ -777,26 +814,121 @@ def _message(err: dict) -> str:
 
 
 def validate(data: Any, semantics: str = "strict") -> Policy:
-    """Validate a decoded policy; raise PolicyError naming the first problem's location.
+    """Validate a decoded policy; raise PolicyError naming the first problem's location (the
+    first in the document's order, see `validation_errors`).
 
     `semantics="perso"` validates the perso format (give it `strip_unknown(data)`): v2
     constructs are unknown there."""
+    policy, problems = validation_errors(data, semantics)
+    if problems:
+        raise problems[0]
+    assert policy is not None
+    return policy
+
+
+def validation_errors(data: Any, semantics: str = "strict") -> tuple[Optional[Policy], list[PolicyError]]:
+    """Every problem validation finds, in the order of their places in `data` (the order of
+    the file it was read from), and the validated policy (None when the models refused it;
+    when only the checks of a node's place failed, the policy and those problems).
+
+    Each pydantic error is one problem: the unions of the language are discriminated, so a
+    mistake inside one reports only the member its tag names."""
     model = PersoPolicy if semantics == "perso" else Policy
     try:
         policy = model.model_validate(data)
     except ValidationError as exc:
-        errors = []
+        problems = []
         for err in exc.errors(include_url=False):
             loc = tuple(err["loc"])
             if err["type"] == "callgate":
                 loc += tuple(err["ctx"]["at"])
-            errors.append((loc, err))
-        # a union reports one error per member; the most specific is the deepest
-        loc, err = max(errors, key=lambda e: len(e[0]))
-        raise PolicyError(_message(err), format_location(loc)) from None
-    if semantics != "perso":
-        check_structure(policy)
-    return policy
+            # an unknown key, or a dict key that is not a tier: the key is the problem
+            at_key = err["type"] == "extra_forbidden" or (bool(loc) and loc[-1] == "[key]")
+            problems.append(PolicyError(_message(err), format_location(loc), at_key=at_key))
+        return None, in_document_order(data, _unique(problems))
+    problems = structure_errors(policy) if semantics != "perso" else []
+    return policy, in_document_order(data, problems)
+
+
+def _unique(problems: list[PolicyError]) -> list[PolicyError]:
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for problem in problems:
+        if (problem.location, problem.message) not in seen:
+            seen.add((problem.location, problem.message))
+            out.append(problem)
+    return out
+
+
+# ---------------------------------------------------------------- paths in the document
+
+_INDEX_RE = re.compile(r"\[([0-9]+)\]")
+
+
+def format_path(path: tuple) -> str:
+    """A path of keys and indices as a location: ('rules', 3, 'condition') -> 'rules[3].condition'."""
+    parts: list[str] = []
+    for step in path:
+        parts.append(f"[{step}]" if isinstance(step, int) else ("." if parts else "") + step)
+    return "".join(parts) or "(policy)"
+
+
+def location_path(data: Any, location: str) -> tuple[tuple, bool]:
+    """The path (keys and indices) of the node of `data` that `location` names, and whether
+    `data` has all of it. A location below a key that is missing (a required key, a default
+    such as TimeWindow's field) names the deepest node that exists: (path, False).
+
+    Locations are read against the data rather than split on '.', because a key may itself
+    hold '.' or '[' (tool_tiers keys, field names): the longest key that fits is tried first.
+    ``(policy)`` is the whole policy; other parenthesized locations name nothing in it."""
+    if location.startswith("("):
+        return (), location == "(policy)"
+    deepest: list[tuple] = [()]
+
+    def walk(node: Any, rest: str, path: tuple) -> Optional[tuple]:
+        if len(path) > len(deepest[0]):
+            deepest[0] = path
+        if not rest:
+            return path
+        if isinstance(node, list):
+            m = _INDEX_RE.match(rest)
+            if m is None or int(m.group(1)) >= len(node):
+                return None
+            return walk(node[int(m.group(1))], rest[m.end():], path + (int(m.group(1)),))
+        if not isinstance(node, dict):
+            return None
+        if path:  # every key but the first follows a '.'
+            if not rest.startswith("."):
+                return None
+            rest = rest[1:]
+        fits = [k for k in node if isinstance(k, str) and rest.startswith(k)
+                and (len(rest) == len(k) or rest[len(k)] in ".[")]
+        for key in sorted(fits, key=len, reverse=True):
+            found = walk(node[key], rest[len(key):], path + (key,))
+            if found is not None:
+                return found
+        return None
+
+    found = walk(data, location, ())
+    return (found, True) if found is not None else (deepest[0], False)
+
+
+def document_order(data: Any, location: str) -> tuple:
+    """A sort key that puts locations in the order their nodes appear in `data` (the order
+    of its file: a decoded object keeps its keys in file order). A node comes before the
+    nodes inside it; a missing key sorts with the object that lacks it."""
+    path, _ = location_path(data, location)
+    order = []
+    node = data
+    for step in path:
+        order.append(list(node).index(step) if isinstance(node, dict) else step)
+        node = node[step]
+    return tuple(order)
+
+
+def in_document_order(data: Any, problems: list) -> list:
+    """`problems` (anything with a `location`) sorted by `document_order`; ties keep their order."""
+    return sorted(problems, key=lambda p: document_order(data, p.location))
 
 
 def parse_json(text: str | bytes) -> Any:

@@ -12,7 +12,8 @@ command that runs cases reads: `callgate test`, `callgate eval --cases`, `callga
      "expect": {"decision": "Deny", "rule": 3, "approvals_required": 0,
                 "reason": "exact text", "reason_contains": "part of it"}
 
-`rule` is 0-based as `Decision.rule` (null: a default decided). `expected` is accepted for
+`rule` is the deciding rule: its index from 0, as `Decision.rule`, or its id (a string) when
+it has one (null: a default decided). `expected` is accepted for
 `expect` (the bundled scenario files use it). Unknown keys are errors: a typo must not
 silently turn a check off.
 
@@ -28,7 +29,8 @@ from typing import Any, Optional
 import orjson
 
 from .errors import CallgateError, PolicyError
-from .policy import parse_json
+from .language import rule_name
+from .policy import RULE_ID_PATTERN, parse_json
 
 DECISIONS = ("Allow", "Deny", "Elevate")
 CASE_KEYS = {"name", "tool", "role", "args", "agent_attributes", "resource_attributes", "context",
@@ -87,17 +89,18 @@ def load_cases_file(path: Path) -> Any:
     except OSError as exc:
         raise CasesError(exc.strerror or str(exc), "(file)") from None
     if path.suffix.lower() in (".yaml", ".yml"):
-        try:
-            import yaml
-        except ModuleNotFoundError:
-            raise CasesError("YAML cases files need PyYAML (pip install pyyaml); or write the cases as JSON",
-                             "(file)") from None
-        try:
-            return yaml.safe_load(raw)
-        except yaml.YAMLError as exc:
-            mark = getattr(exc, "problem_mark", None)
-            where = f"line {mark.line + 1} column {mark.column + 1}" if mark is not None else "(yaml)"
-            raise CasesError(str(getattr(exc, "problem", None) or exc), where) from None
+        import importlib.util
+
+        if importlib.util.find_spec("yaml") is None:
+            raise CasesError("YAML cases files need PyYAML (pip install 'callgate[yaml]'); or write the cases "
+                             "as JSON", "(file)") from None
+        from .policy_files import parse_policy
+
+        try:  # as strict as a YAML policy: duplicate keys are errors, `yes` stays a string
+            return parse_policy(raw, format="yaml").data
+        except PolicyError as exc:
+            where = f"line {exc.line} column {exc.column}" if exc.line is not None else exc.location
+            raise CasesError(exc.message, where) from None
     try:  # as strict as a policy file: a duplicate key must not silently replace an expectation
         return parse_json(raw)
     except PolicyError as exc:
@@ -168,8 +171,9 @@ def _expect(e: Any, where: str) -> dict:
     out = {"decision": _decision(e["decision"], f"{where}.decision")}
     if "rule" in e:
         r = e["rule"]
-        if r is not None and (isinstance(r, bool) or not isinstance(r, int) or r < 0):
-            raise CasesError("expected a rule index (0-based, as Decision.rule) or null", f"{where}.rule")
+        is_index = isinstance(r, int) and not isinstance(r, bool) and r >= 0
+        if r is not None and not is_index and not (isinstance(r, str) and RULE_ID_PATTERN.fullmatch(r)):
+            raise CasesError("expected a rule index (from 0, as Decision.rule), a rule id or null", f"{where}.rule")
         out["rule"] = r
     if "approvals_required" in e:
         a = e["approvals_required"]
@@ -204,8 +208,9 @@ def run_case(engine: Any, case: Case) -> CaseResult:
     failures = []
     if got["decision"] != e["decision"]:
         failures.append(f"decision: expected {e['decision']}, got {got['decision']}")
-    if "rule" in e and got["rule"] != e["rule"]:
-        failures.append(f"rule: expected {_rule(e['rule'])}, got {_rule(got['rule'])}")
+    rules = engine.compiled.policy.rules
+    if "rule" in e and got["rule"] != _rule_index(rules, e["rule"]):
+        failures.append(f"rule: expected {_rule(rules, e['rule'])}, got {_rule(rules, got['rule'])}")
     if "approvals_required" in e and got["approvals_required"] != e["approvals_required"]:
         failures.append(f"approvals_required: expected {e['approvals_required']}, got {got['approvals_required']}")
     if "reason" in e and got["reason"] != e["reason"]:
@@ -215,8 +220,21 @@ def run_case(engine: Any, case: Case) -> CaseResult:
     return CaseResult(case, "fail" if failures else "pass", got, failures)
 
 
-def _rule(rule: Optional[int]) -> str:
-    return "none (a default)" if rule is None else f"{rule} (rule {rule + 1})"
+def _rule_index(rules: list, rule: Any) -> Optional[int]:
+    """An expected rule (an index, an id or None) as an index (-1: no rule has that id)."""
+    if isinstance(rule, str):
+        return next((i for i, r in enumerate(rules) if r.id == rule), -1)
+    return rule
+
+
+def _rule(rules: list, rule: Any) -> str:
+    """`rules[3] (rule refund-cap)`, `rules[3] (rule 4)`, `none (a default)`."""
+    index = _rule_index(rules, rule)
+    if rule is None:
+        return "none (a default)"
+    if index == -1 or index >= len(rules):
+        return f"rule {rule} (the policy has no such rule)"
+    return f"rules[{index}] ({rule_name(index, rules[index].id)})"
 
 
 def summary(results: list[CaseResult]) -> dict:

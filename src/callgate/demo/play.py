@@ -68,11 +68,27 @@ def _call_text(case: Case) -> str:
     return f"{case.tool}({args})"
 
 
+def _who_and_what(identity: Identity, case: Case, resolver: Optional[Any]) -> str:
+    """The attributes the decision turns on: the caller's (the host's choice) and, when a
+    resolver looks the record up, the record's (its owner): `as manager {"user_id":"mgr-001"}
+    on {"owner_id":"mgr-002"}`. The resolver is asked here only to show what the gate sees."""
+    text = f"as {identity.role} {orjson.dumps(dict(identity.agent_attributes)).decode()}"
+    if resolver is not None:
+        try:
+            record = resolver(case.tool, case.args or {})
+        except Exception:  # the gate itself reports a failing resolver; here it only goes unshown
+            record = None
+        if record:
+            text += f" on {orjson.dumps(dict(record)).decode()}"
+    return text
+
+
 def _result_text(result: Any) -> str:
     return " ".join(getattr(c, "text", "") for c in result.content if getattr(c, "type", "") == "text")
 
 
-async def _play(proxy: StdioProxy, client_in: Any, client_out: Any, cases: list[Case], out: Console) -> list[dict]:
+async def _play(proxy: StdioProxy, client_in: Any, client_out: Any, cases: list[Case], out: Console,
+                resolver: Optional[Any] = None) -> list[dict]:
     from mcp import ClientSession
 
     from .pipes import pipe_transport
@@ -92,9 +108,9 @@ async def _play(proxy: StdioProxy, client_in: Any, client_out: Any, cases: list[
                 out.print()
                 out.rule(f"[bold]{SCENE_TITLES.get(scene, f'Scene: role {scene}')}[/]")
                 out.print(f"[dim]tools/list as {scene}: {', '.join(t.name for t in listed.tools) or '(none)'}[/]")
-            attrs = orjson.dumps(identity.agent_attributes).decode()
             out.print(f"\n[bold]{n}. {case.name}[/]", highlight=False)
-            out.print(f"   {_call_text(case)}  [dim]as {identity.role} {attrs}[/]", markup=True, highlight=False)
+            out.print(f"   {_call_text(case)}  [dim]{_who_and_what(identity, case, resolver)}[/]", markup=True,
+                      highlight=False)
             with anyio.fail_after(STEP_TIMEOUT):
                 result = await session.call_tool(case.tool, case.args or {})
             text = _result_text(result)
@@ -132,9 +148,10 @@ def run_demo(policy: Optional[Path] = None, script: Optional[Path] = None, serve
         command = [sys.executable, "-m", "callgate.demo.crm_server", "--journal", journal]
         resolver = resolver or "callgate.demo.crm:resolve"
     try:
-        gate = Gate(engine, load_resolver(resolver) if resolver else None)
+        resolve = load_resolver(resolver) if resolver else None
     except ValueError as exc:
         raise DemoError(str(exc)) from None
+    gate = Gate(engine, resolve)
 
     c2p_r, c2p_w = os.pipe()
     p2c_r, p2c_w = os.pipe()
@@ -153,7 +170,7 @@ def run_demo(policy: Optional[Path] = None, script: Optional[Path] = None, serve
     out.print(f"[bold]callgate demo[/]: {len(cases)} calls through `callgate proxy` to "
               f"[cyan]{' '.join(command[:3]) if server else 'the example CRM MCP server'}[/]")
     try:
-        rows = anyio.run(_play, proxy, client_in, client_out, cases, out)
+        rows = anyio.run(_play, proxy, client_in, client_out, cases, out, resolve)
     except Exception as exc:
         raise DemoError(f"the demo session failed: {exc!r}") from None
     finally:
