@@ -46,11 +46,19 @@ int main(int argc, char **argv) {
     long iters = argc > 3 ? atol(argv[3]) : 200000;
     size_t blen, clen;
     char *blob = slurp(argv[1], &blen), *cases = slurp(argv[2], &clen);
+#if CG_ABI_VERSION >= 3 /* (the revision being compared may be older) */
+    int64_t need = cg_policy_mem_size((const uint8_t *)blob, blen, NULL);
+#else
     int64_t need = cg_policy_mem_size((const uint8_t *)blob, blen);
+#endif
     if (need < 0) { fprintf(stderr, "blob: %s\n", cg_strerror((int)need)); return 1; }
     void *mem = aligned_alloc(8, ((size_t)need + 7) & ~(size_t)7);
     cg_policy *p;
+#if CG_ABI_VERSION >= 3
+    int rc = cg_policy_load((const uint8_t *)blob, blen, mem, (size_t)need, NULL, &p, NULL);
+#else
     int rc = cg_policy_load((const uint8_t *)blob, blen, mem, (size_t)need, NULL, &p);
+#endif
     if (rc) { fprintf(stderr, "load: %s\n", cg_strerror(rc)); return 1; }
     size_t ss = cg_scratch_size(cg_policy_fields(p), cg_policy_max_keys(p), cg_policy_max_depth(p));
     void *scratch = aligned_alloc(8, (ss + 7) & ~(size_t)7);

@@ -24,7 +24,7 @@ from typing import Callable
 import orjson
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))  # the reference evaluator
+sys.path.insert(0, str(HERE.parent / "tests"))  # support.reference: the reference evaluator
 sys.path.insert(0, str(HERE))                   # cases.py, alternatives.py first
 
 import alternatives  # noqa: E402
@@ -102,7 +102,7 @@ def main() -> None:
     rows.append(("callgate evaluate() + reason [deny]", median_ns(
         lambda: crm.evaluate(c["tool"], c["args"], role=c["role"], agent_attributes=c["agent_attributes"],
                              resource_attributes=c["resource_attributes"]).reason, budget), ""))
-    from reference import ReferenceEngine
+    from support.reference import ReferenceEngine
     ref = ReferenceEngine(examples.policy("crm"))
     rows.append(("reference evaluator (pure Python) [deny]", median_ns(
         lambda: ref.evaluate(c["tool"], c["args"], c["role"], c["agent_attributes"], c["resource_attributes"]), budget), ""))

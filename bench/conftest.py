@@ -10,7 +10,7 @@ import pytest
 from callgate import Engine, examples
 
 HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE.parent / "tests"))  # the reference evaluator
+sys.path.insert(0, str(HERE.parent / "tests"))  # support.reference: the reference evaluator
 sys.path.insert(0, str(HERE))                   # cases.py, alternatives.py first
 
 

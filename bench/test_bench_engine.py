@@ -45,8 +45,8 @@ def test_callgate_with_reason(benchmark, crm, name):
 
 @pytest.mark.parametrize("name", CASES)
 def test_reference_evaluator(benchmark, name):
-    """The pure-Python reference evaluator (tests/reference.py): correct, not fast."""
-    from reference import ReferenceEngine
+    """The pure-Python reference evaluator (tests/support/reference.py): correct, not fast."""
+    from support.reference import ReferenceEngine
 
     from callgate import examples
     ref = ReferenceEngine(examples.policy("crm"))

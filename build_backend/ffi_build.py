@@ -1,8 +1,10 @@
 """The cffi builder for callgate._core (API mode, out of line); used at build time only.
 
-The cdef is read from csrc/callgate.h (the part between the CDEF markers), so the header
-is the one description of the C API. Build flags:
-  CALLGATE_SANITIZE=1  build the core with AddressSanitizer + UndefinedBehaviorSanitizer
+The cdef is read from csrc/callgate.h and csrc/cg_event.h (the parts between their CDEF
+markers), so the headers are the one description of the C API; the error constants come
+from csrc/cg_errors.h's list. Build flags:
+  CALLGATE_SANITIZE=1  build the core with AddressSanitizer + UndefinedBehaviorSanitizer, and
+                       its invariants asserted (CG_ASSERT traps; also alone: CALLGATE_ASSERT=1)
   CALLGATE_WERROR=1    turn warnings into errors (CI), off by default so a newer compiler
                        never breaks a user's install
 With GCC the core is built with link-time optimization: the entry points, the reader and
@@ -12,6 +14,7 @@ the VM live in separate files, and inlining across them makes a decision ~10% fa
 from __future__ import annotations
 
 import os
+import re
 import shlex
 import subprocess
 import sys
@@ -24,10 +27,33 @@ CSRC = Path(__file__).resolve().parents[1] / "csrc"
 SOURCES = sorted(str(p.relative_to(CSRC.parent)) for p in CSRC.glob("cg_*.c") if p.name != "cg_wasm.c")
 
 
+def error_constants(header: Path) -> str:
+    """`#define CG_E_NAME code` for each entry of the core's one error list (cg_errors.h's
+    CG_ERRORS): what the binding needs to see of it, generated rather than written again."""
+    entries = re.findall(r"^\s*X\((\w+),\s*(-\d+),", header.read_text(encoding="utf-8"), re.M)
+    if not entries:  # pragma: no cover - a broken header
+        raise RuntimeError(f"{header}: no CG_ERRORS entries")
+    return "".join(f"#define CG_E_{name} {code}\n" for name, code in entries)
+
+
+def format_constants(header: Path) -> str:
+    """`#define CG_NAME value` for every integer constant of the blob format's header
+    (cg_opcodes.h): the compiler and the disassembler (callgate.bytecode) read them from the
+    extension instead of keeping a copy."""
+    out = []
+    for name, value in re.findall(r"^#define (CG_\w+)\s+(-?(?:0x[0-9a-fA-F]+|\d+))u?\b", header.read_text(encoding="utf-8"),
+                                  re.M):
+        out.append(f"#define {name} {value}\n")
+    return "".join(out)
+
+
 def read_cdef(header: Path) -> str:
+    """The part of `header` between its CDEF markers, with the error constants filled in
+    where it says /* CG_ERRORS */."""
     text = header.read_text(encoding="utf-8")
     start = text.index("/* CDEF BEGIN */") + len("/* CDEF BEGIN */")
-    return text[start:text.index("/* CDEF END */")]
+    cdef = text[start:text.index("/* CDEF END */")]
+    return cdef.replace("/* CG_ERRORS */", error_constants(header.parent / "cg_errors.h"))
 
 
 def compiler_is_gcc(cc: str | None = None) -> bool:
@@ -58,6 +84,8 @@ def compile_args() -> list[str]:
     if os.environ.get("CALLGATE_SANITIZE") == "1":
         args += ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined",
                  "-fno-sanitize-recover=undefined"]
+    if os.environ.get("CALLGATE_SANITIZE") == "1" or os.environ.get("CALLGATE_ASSERT") == "1":
+        args.append("-DCG_ASSERTS")  # the core's invariants trap (CG_ASSERT, cg_internal.h)
     return args
 
 
@@ -211,10 +239,11 @@ def limited_api_macros() -> list[tuple[str, str]]:
 
 
 ffibuilder = FFI()
-ffibuilder.cdef(read_cdef(CSRC / "callgate.h") + BINDING_CDEF)
+ffibuilder.cdef(read_cdef(CSRC / "callgate.h") + read_cdef(CSRC / "cg_event.h") + format_constants(CSRC / "cg_opcodes.h")
+               + BINDING_CDEF)
 ffibuilder.set_source(
     "callgate._core",
-    '#include "callgate.h"\n' + BINDING_SOURCE,
+    '#include "callgate.h"\n#include "cg_event.h"\n#include "cg_opcodes.h"\n' + BINDING_SOURCE,
     sources=SOURCES,
     include_dirs=[str(CSRC)],
     define_macros=limited_api_macros(),

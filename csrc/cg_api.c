@@ -163,34 +163,9 @@ uint32_t cg_error_input(const void *scratch) {
 const char *cg_strerror(int code) {
     switch (code) {
     case 0: return "ok";
-    case CG_E_SYNTAX: return "malformed JSON";
-    case CG_E_TRUNCATED: return "JSON ends inside a value";
-    case CG_E_TRAILING: return "bytes after the JSON value";
-    case CG_E_DEPTH: return "JSON nested deeper than max_depth";
-    case CG_E_TOO_LARGE: return "JSON input larger than max_bytes";
-    case CG_E_DUPLICATE_KEY: return "duplicate key in a JSON object";
-    case CG_E_NUMBER_RANGE: return "number out of double range";
-    case CG_E_NONFINITE: return "NaN and Infinity are not JSON";
-    case CG_E_UTF8: return "invalid UTF-8";
-    case CG_E_SURROGATE: return "lone surrogate in a \\u escape";
-    case CG_E_CONTROL_CHAR: return "unescaped control character in a string";
-    case CG_E_ESCAPE: return "invalid escape in a string";
-    case CG_E_TOO_MANY_KEYS: return "more than max_keys keys in open objects";
-    case CG_E_TYPE: return "arguments, attributes or role of the wrong JSON type";
-    case CG_E_NO_ROLE: return "context has no \"role\"";
-    case CG_E_SCRATCH: return "scratch buffer too small for this policy";
-    case CG_E_ARG: return "invalid argument";
-    case CG_E_WORK_LIMIT: return "Every/Some would do more work than the request's size allows";
-    case CG_E_BLOB_MAGIC: return "not a callgate policy blob";
-    case CG_E_BLOB_VERSION: return "unsupported policy blob format version";
-    case CG_E_BLOB_TRUNCATED: return "policy blob truncated";
-    case CG_E_BLOB_CHECKSUM: return "policy blob checksum mismatch";
-    case CG_E_BLOB_BOUNDS: return "policy blob offset, index or count out of range";
-    case CG_E_BLOB_OPCODE: return "policy blob has an unknown opcode or flag";
-    case CG_E_BLOB_JUMP: return "policy blob has an invalid jump";
-    case CG_E_BLOB_STACK: return "policy blob has unbalanced condition code";
-    case CG_E_BLOB_DUPLICATE: return "policy blob has a duplicate entry";
-    case CG_E_BLOB_MEMORY: return "policy buffer too small";
+#define CG_ERROR_MESSAGE(NAME, code, name, message) case CG_E_##NAME: return message;
+        CG_ERRORS(CG_ERROR_MESSAGE)
+#undef CG_ERROR_MESSAGE
     default: return "unknown error";
     }
 }
@@ -198,34 +173,29 @@ const char *cg_strerror(int code) {
 const char *cg_errname(int code) {
     switch (code) {
     case 0: return "ok";
-    case CG_E_SYNTAX: return "syntax";
-    case CG_E_TRUNCATED: return "truncated";
-    case CG_E_TRAILING: return "trailing";
-    case CG_E_DEPTH: return "depth";
-    case CG_E_TOO_LARGE: return "too_large";
-    case CG_E_DUPLICATE_KEY: return "duplicate_key";
-    case CG_E_NUMBER_RANGE: return "number_range";
-    case CG_E_NONFINITE: return "nonfinite";
-    case CG_E_UTF8: return "utf8";
-    case CG_E_SURROGATE: return "surrogate";
-    case CG_E_CONTROL_CHAR: return "control_char";
-    case CG_E_ESCAPE: return "escape";
-    case CG_E_TOO_MANY_KEYS: return "too_many_keys";
-    case CG_E_TYPE: return "type";
-    case CG_E_NO_ROLE: return "no_role";
-    case CG_E_SCRATCH: return "scratch";
-    case CG_E_ARG: return "argument";
-    case CG_E_WORK_LIMIT: return "work_limit";
-    case CG_E_BLOB_MAGIC: return "blob_magic";
-    case CG_E_BLOB_VERSION: return "blob_version";
-    case CG_E_BLOB_TRUNCATED: return "blob_truncated";
-    case CG_E_BLOB_CHECKSUM: return "blob_checksum";
-    case CG_E_BLOB_BOUNDS: return "blob_bounds";
-    case CG_E_BLOB_OPCODE: return "blob_opcode";
-    case CG_E_BLOB_JUMP: return "blob_jump";
-    case CG_E_BLOB_STACK: return "blob_stack";
-    case CG_E_BLOB_DUPLICATE: return "blob_duplicate";
-    case CG_E_BLOB_MEMORY: return "blob_memory";
+#define CG_ERROR_NAME(NAME, code, name, message) case CG_E_##NAME: return name;
+        CG_ERRORS(CG_ERROR_NAME)
+#undef CG_ERROR_NAME
     default: return "unknown";
     }
+}
+
+int cg_opcode(uint32_t op, cg_opcode_info *out) {
+    static const char *const names[CG_N_OPCODES] = {
+#define CG_OP_NAME(name, n, eff, fl, doc) #name,
+        CG_OPCODES(CG_OP_NAME)
+#undef CG_OP_NAME
+    };
+    static const char *const meanings[CG_N_OPCODES] = {
+#define CG_OP_DOC(name, n, eff, fl, doc) doc,
+        CG_OPCODES(CG_OP_DOC)
+#undef CG_OP_DOC
+    };
+    if (!out || op >= CG_N_OPCODES) return CG_E_ARG;
+    out->name = names[op];
+    out->operands = cg_op_operands(op);
+    out->stack_effect = cg_op_effect(op);
+    out->flags = cg_op_flags(op);
+    out->meaning = meanings[op];
+    return 0;
 }

@@ -16,6 +16,7 @@
  * deeper than CG_EVENT_MAX_DEPTH; a reason that does not fit tmp), or with
  * CG_EVENT_STOP_FULL when an output buffer is full (grow it and call again from there).
  */
+#include "cg_event.h"
 #include "cg_internal.h"
 
 #define CG_EVENT_MAX_DEPTH 128u
@@ -124,20 +125,12 @@ static int member_cmp(const canon *c, const cg_event_member *a, const cg_event_m
     return cg_jstr_cmp(member_key(c, a), member_key(c, b));
 }
 
-static void sift_down(const canon *c, cg_event_member *m, uint32_t root, uint32_t n) {
-    for (;;) {
-        uint32_t child = 2 * root + 1;
-        if (child >= n) return;
-        if (child + 1 < n && member_cmp(c, &m[child], &m[child + 1]) < 0) child++;
-        if (member_cmp(c, &m[root], &m[child]) >= 0) return;
-        cg_event_member t = m[root];
-        m[root] = m[child];
-        m[child] = t;
-        root = child;
-    }
+static int member_order(const void *c, const void *a, const void *b) {
+    return member_cmp(c, a, b);
 }
 
-/* Heapsort: in place and O(n log n) for any object (no recursion, no extra memory). */
+/* Small objects (nearly all) by insertion, the others by the core's heapsort (cg_util.c):
+   in place and O(n log n) for any object. */
 static void sort_members(const canon *c, cg_event_member *m, uint32_t n) {
     if (n < 2) return;
     if (n <= 8) { /* insertion sort for the small objects that are nearly all of them */
@@ -152,13 +145,7 @@ static void sort_members(const canon *c, cg_event_member *m, uint32_t n) {
         }
         return;
     }
-    for (uint32_t i = n / 2; i-- > 0;) sift_down(c, m, i, n);
-    for (uint32_t end = n - 1; end > 0; end--) {
-        cg_event_member t = m[0];
-        m[0] = m[end];
-        m[end] = t;
-        sift_down(c, m, 0, end);
-    }
+    cg_heapsort(m, n, sizeof *m, member_order, c);
 }
 
 /* ---- canonical JSON of one validated value ---- */

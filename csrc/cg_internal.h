@@ -14,6 +14,26 @@
 #include "callgate.h"
 #include "cg_opcodes.h"
 
+/* CG_ASSERT states an invariant the loader (or the caller's own checks) guarantee. It is
+   compiled in where bugs are hunted (CALLGATE_ASSERT=1: the sanitizer build, the fuzzers)
+   and traps there; release builds compile it out. */
+#ifdef CG_ASSERTS
+#define CG_ASSERT(c) ((c) ? (void)0 : __builtin_trap())
+#else
+#define CG_ASSERT(c) ((void)0)
+#endif
+/* Kept out of line: small helpers of cold paths (the loader's checks, the reason text), called
+   from many places, would otherwise be copied into each: the wasm module's size. */
+#if defined(__GNUC__) || defined(__clang__)
+#define CG_NOINLINE __attribute__((noinline))
+#elif defined(_MSC_VER)
+#define CG_NOINLINE __declspec(noinline)
+#else
+#define CG_NOINLINE
+#endif
+/* The default of a dispatch whose cases the loader guarantees cover every value. */
+#define CG_UNREACHABLE() CG_ASSERT(0)
+
 #define CG_POLICY_MAGIC 0x43475031u  /* "CGP1": a cg_policy made by cg_policy_load */
 #define CG_SCRATCH_MAGIC 0x43475331u /* "CGS1" */
 
@@ -197,11 +217,7 @@ struct cg_policy {
     cg_set_index *set_index;
 };
 
-static inline const uint8_t *cg_str(const cg_policy *p, uint32_t sid, uint32_t *len) {
-    const uint8_t *e = p->strings + 8u * sid;
-    *len = cg_rd32(e + 4);
-    return p->strdata + cg_rd32(e);
-}
+#include "cg_blob.h"
 
 /* ---- scratch (per thread) ---- */
 typedef struct cg_slot {   /* where a referenced field's value sits in the request */
@@ -275,6 +291,10 @@ typedef struct cg_input {
    from the context object of the json form. */
 int cg_read_request(const cg_policy *p, cg_scratch *s, cg_input in);
 int cg_read_json(const cg_policy *p, cg_scratch *s, cg_input args, cg_input ctx);
+
+/* The one sort (cg_util.c): a heapsort of n records of `size` bytes by order(ctx, a, b). */
+typedef int (*cg_order)(const void *ctx, const void *a, const void *b);
+void cg_heapsort(void *records, uint32_t n, size_t size, cg_order order, const void *ctx);
 
 /* Sort keys by (hash, decoded content); keys index into base. */
 void cg_sort_keys(const uint8_t *base, cg_key *k, uint32_t n);

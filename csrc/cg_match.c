@@ -10,7 +10,6 @@
 #include "cg_internal.h"
 #include "cg_num.h"
 
-static inline uint32_t wd(const cg_policy *p, uint32_t i) { return cg_rd32(p->words + 4u * i); }
 
 /* ---- values in request text ---- */
 
@@ -108,12 +107,12 @@ static bool step(const cg_input *in, cg_slot *v, const uint8_t *tok, uint32_t tn
 }
 
 bool cg_path_walk(const cg_policy *p, const cg_input *in, uint32_t path, cg_slot *v) {
-    uint32_t n = wd(p, path + 1);
+    uint32_t n = cg_word(p, path + CG_PATH_COUNT);
     if ((n & CG_PATH_KEY) && v->type != CG_J_OBJ) return false; /* a field of a non-object */
     n &= ~CG_PATH_KEY;
     for (uint32_t i = 0; i < n; i++) {
         uint32_t tn;
-        const uint8_t *tok = cg_str(p, wd(p, path + 3 + i), &tn);
+        const uint8_t *tok = cg_str(p, cg_path_token(p, path, i), &tn);
         if (!step(in, v, tok, tn)) return false;
     }
     return true;
@@ -157,20 +156,20 @@ typedef struct part {
 
 static part part_of(const cg_policy *p, uint32_t glob, uint32_t k) {
     part r;
-    r.s = cg_str(p, wd(p, glob + 1 + 2 * k), &r.n);
-    r.fail = wd(p, glob + 2 + 2 * k);
+    r.s = cg_str(p, cg_glob_part(p, glob, k), &r.n);
+    r.fail = cg_glob_kmp(p, glob, k);
     return r;
 }
 
 /* One KMP step: the state j (bytes of P matched) after reading c; j < P.n on entry. */
 static inline uint32_t kmp_step(const cg_policy *p, const part *P, uint32_t j, uint8_t c) {
-    while (j > 0 && P->s[j] != c) j = wd(p, P->fail + j - 1);
+    while (j > 0 && P->s[j] != c) j = cg_word(p, P->fail + j - 1);
     return P->s[j] == c ? j + 1 : 0;
 }
 
 /* Glob over bytes in memory (a string without escapes, or one component of it). */
 static bool glob_mem(const cg_policy *p, uint32_t glob, const uint8_t *t, uint32_t n) {
-    uint32_t np = wd(p, glob);
+    uint32_t np = cg_word(p, glob + CG_GLOB_COUNT);
     part first = part_of(p, glob, 0);
     if (np == 1) return n == first.n && cg_memcmp(t, first.s, n) == 0;
     part last = part_of(p, glob, np - 1);
@@ -207,7 +206,7 @@ static void gm_part(const cg_policy *p, gm *g) {
 
 static void gm_init(const cg_policy *p, gm *g, uint32_t glob) {
     g->glob = glob;
-    g->np = wd(p, glob);
+    g->np = cg_word(p, glob + CG_GLOB_COUNT);
     g->k = 0;
     g->dead = false;
     g->P = part_of(p, glob, 0);
@@ -239,7 +238,7 @@ static void gm_feed(const cg_policy *p, gm *g, uint8_t c) {
     }
     /* the last part: it must end the string, so keep the longest match of its prefix */
     if (g->P.n == 0) return;
-    if (g->j == g->P.n) g->j = wd(p, g->P.fail + g->j - 1);
+    if (g->j == g->P.n) g->j = cg_word(p, g->P.fail + g->j - 1);
     g->j = kmp_step(p, &g->P, g->j, c);
 }
 
@@ -260,12 +259,12 @@ bool cg_glob_match(const cg_policy *p, uint32_t glob, cg_jstr s) {
 /* A PathGlob {n_components, glob_word x n}: as many `/`-separated components as globs,
    each matching its glob. */
 bool cg_pglob_match(const cg_policy *p, uint32_t pglob, cg_jstr s) {
-    uint32_t nc = wd(p, pglob);
+    uint32_t nc = cg_word(p, pglob + CG_PGLOB_COUNT);
     if (!s.esc) {
         uint32_t start = 0, comp = 0;
         for (uint32_t i = 0;; i++) {
             if (i < s.n && s.p[i] != '/') continue;
-            if (comp >= nc || !glob_mem(p, wd(p, pglob + 1 + comp), s.p + start, i - start))
+            if (comp >= nc || !glob_mem(p, cg_pglob_glob(p, pglob, comp), s.p + start, i - start))
                 return false;
             comp++;
             if (i == s.n) return comp == nc;
@@ -274,7 +273,7 @@ bool cg_pglob_match(const cg_policy *p, uint32_t pglob, cg_jstr s) {
     }
     uint32_t comp = 0;
     gm g;
-    gm_init(p, &g, wd(p, pglob + 1));
+    gm_init(p, &g, cg_pglob_glob(p, pglob, 0));
     cg_dec d = cg_dec_of(s);
     for (int c; (c = cg_dec_next(&d)) >= 0;) {
         if (c != '/') {
@@ -282,7 +281,7 @@ bool cg_pglob_match(const cg_policy *p, uint32_t pglob, cg_jstr s) {
             continue;
         }
         if (!gm_ok(&g) || ++comp >= nc) return false;
-        gm_init(p, &g, wd(p, pglob + 1 + comp));
+        gm_init(p, &g, cg_pglob_glob(p, pglob, comp));
     }
     return gm_ok(&g) && comp + 1 == nc;
 }
@@ -370,14 +369,15 @@ bool cg_instant(const cg_input *in, const cg_slot *x, uint32_t *out) {
 
 /* window {days, start, end, n, (utc_start, offset) x n} */
 bool cg_window_holds(const cg_policy *p, uint32_t w, uint32_t t) {
-    uint32_t days = wd(p, w), start = wd(p, w + 1), end = wd(p, w + 2), n = wd(p, w + 3);
+    uint32_t days = cg_word(p, w + CG_WINDOW_DAYS), start = cg_word(p, w + CG_WINDOW_START);
+    uint32_t end = cg_word(p, w + CG_WINDOW_END), n = cg_word(p, w + CG_WINDOW_COUNT);
     uint32_t lo = 0, hi = n; /* the last entry whose utc_start <= t (the first is 0) */
     while (hi - lo > 1) {
         uint32_t mid = lo + (hi - lo) / 2;
-        if (wd(p, w + 4 + 2 * mid) <= t) lo = mid;
+        if (cg_window_utc_start(p, w, mid) <= t) lo = mid;
         else hi = mid;
     }
-    int64_t local = (int64_t)t + (int32_t)wd(p, w + 5 + 2 * lo);
+    int64_t local = (int64_t)t + cg_window_offset(p, w, lo);
     int64_t day = local >= 0 ? local / 86400 : -((-local + 86399) / 86400);
     uint32_t minute = (uint32_t)(local - day * 86400) / 60;
     uint32_t wday = (uint32_t)(((day % 7) + 7 + 3) % 7); /* 1970-01-01 was a Thursday */

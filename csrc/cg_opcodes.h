@@ -1,9 +1,11 @@
 /*
  * cg_opcodes.h -- the compiled policy format: blob layout and condition instruction set.
  *
- * Files that depend on this format and must change with it:
- *   csrc/cg_load.c (verifier), csrc/cg_vm.c (interpreter), csrc/cg_reason.c (reason text),
- *   src/callgate/bytecode.py (encoder and disassembler: mirrors the table below).
+ * Files that depend on this format and must change with it: csrc/cg_blob.h (where each
+ * record and field sits: the only offset arithmetic), csrc/cg_load.c (verifier),
+ * csrc/cg_vm.c (interpreter), csrc/cg_reason.c (reason text). src/callgate/bytecode.py
+ * (encoder and disassembler) reads the constants below and the instruction table from the
+ * built core; it writes the sections in the order drawn here.
  *
  * BLOB (all integers little-endian, no alignment assumed; readers use cg_rd32)
  *
@@ -26,7 +28,7 @@
  *       words    n_words   x {u32}                             operand descriptors (below)
  *       defaults n_defaults x {u32 tool_sid, u32 effect, u32 tier_sid}   tier defaults
  *       names    n_policy_rules x {u32 sid}                    each policy rule's id, or
- *                                                              CG_NONE: reasons say "rule N"
+ *                                                              CG_NO_NAME: reasons say "rule N"
  *       code     code_len bytes                                condition bytecode
  *       strdata  str_len bytes                                 UTF-8, not terminated
  *
@@ -74,10 +76,12 @@
 #ifndef CG_OPCODES_H
 #define CG_OPCODES_H
 
-#define CG_MAGIC "CGPB"
+#define CG_MAGIC_U32 0x42504743u /* "CGPB", the blob's first four bytes read little-endian */
 #define CG_HEADER_SIZE 80
 
 /* header u32 slots, by byte offset */
+#define CG_HDR_FORMAT 4      /* u16 */
+#define CG_HDR_FLAGS 6       /* u16 */
 #define CG_HDR_LEN 8
 #define CG_HDR_CRC 12
 #define CG_HDR_N_STRINGS 16
@@ -116,6 +120,7 @@
 #define CG_F_STR_PATH 0x02u       /* STR: b is a pglob (PathGlob), else a glob */
 
 #define CG_ELEMENT 0xffffffffu    /* path base: the current element */
+#define CG_NO_NAME 0xffffffffu    /* names section: a rule without an id (reasons say "rule N") */
 #define CG_PATH_KEY 0x80000000u   /* path n_tokens bit: token 0 is a key only (an Element
                                      `field`): on an array it is missing, not an index */
 #define CG_TIME_END 4102444800u   /* 2100-01-01T00:00:00Z: instants from here on are U */
@@ -186,5 +191,42 @@ enum cg_opcode {
 
 /* Byte length of an instruction with n operands. */
 #define CG_INSN_LEN(n) (2u + 4u * (n))
+
+/* The table's columns, from the one list above: at compile time the operand count of each
+   instruction (CG_OPERANDS_NUM...; CG_LEN(NUM) its length), at run time all of them by
+   opcode (the loader, the reason builder and, through cg_opcode_info, the disassembler). */
+enum cg_opcode_operands {
+#define CG_OP_OPERANDS(name, n, eff, fl, doc) CG_OPERANDS_##name = n,
+    CG_OPCODES(CG_OP_OPERANDS)
+#undef CG_OP_OPERANDS
+    CG_OPERANDS_UNUSED_ = 0
+};
+#define CG_LEN(name) CG_INSN_LEN(CG_OPERANDS_##name)
+
+static inline uint32_t cg_op_operands(uint32_t op) {
+    static const unsigned char operands[CG_N_OPCODES] = {
+#define CG_OP_N(name, n, eff, fl, doc) n,
+        CG_OPCODES(CG_OP_N)
+#undef CG_OP_N
+    };
+    return operands[op];
+}
+static inline int cg_op_effect(uint32_t op) {
+    static const signed char effect[CG_N_OPCODES] = {
+#define CG_OP_EFF(name, n, eff, fl, doc) eff,
+        CG_OPCODES(CG_OP_EFF)
+#undef CG_OP_EFF
+    };
+    return effect[op];
+}
+static inline uint32_t cg_op_flags(uint32_t op) {
+    static const unsigned char flags[CG_N_OPCODES] = {
+#define CG_OP_FL(name, n, eff, fl, doc) fl,
+        CG_OPCODES(CG_OP_FL)
+#undef CG_OP_FL
+    };
+    return flags[op];
+}
+static inline uint32_t cg_op_len(uint32_t op) { return CG_INSN_LEN(cg_op_operands(op)); }
 
 #endif /* CG_OPCODES_H */

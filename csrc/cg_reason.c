@@ -24,7 +24,7 @@ static void put(wr *w, const void *s, size_t n) {
     for (size_t i = 0; i < n; i++, w->n++)
         if (w->n < w->cap) w->out[w->n] = (char)b[i];
 }
-static void puts_(wr *w, const char *s) {
+CG_NOINLINE static void puts_(wr *w, const char *s) {
     size_t n = 0;
     while (s[n]) n++;
     put(w, s, n);
@@ -34,15 +34,15 @@ static void put_u32(wr *w, uint32_t v) {
     uint32_t at = cg_u32_text(buf, v);
     put(w, buf + at, CG_U32_DIGITS - at);
 }
-static void put_sid(wr *w, const cg_policy *p, uint32_t sid) {
+CG_NOINLINE static void put_sid(wr *w, const cg_policy *p, uint32_t sid) {
     uint32_t n;
     const uint8_t *s = cg_str(p, sid, &n);
     put(w, s, n);
 }
 /* A policy rule as reasons name it: its id, or its number counting from 1. */
 static void put_rule(wr *w, const cg_policy *p, uint32_t rule) {
-    uint32_t name = cg_rd32(p->names + (size_t)4 * rule);
-    if (name == CG_NONE) put_u32(w, rule + 1);
+    uint32_t name = cg_rule_name(p, rule);
+    if (name == CG_NO_NAME) put_u32(w, rule + 1);
     else put_sid(w, p, name);
 }
 
@@ -99,13 +99,14 @@ static void explain_quant(wr *w, const cg_policy *p, cg_scratch *s, const cg_inp
                           uint32_t pc, const cg_slot *elem, const cg_slot *x, uint32_t display) {
     cg_qinfo q;
     int r = cg_quant_eval(p, s, in, pc, elem, &q);
-    bool every = p->code[pc] == CG_OP_EVERY;
+    const uint8_t *ins = cg_insn(p, pc);
+    bool every = ins[CG_INSN_OPCODE] == CG_OP_EVERY;
     if (q.index != CG_NONE) {
         put_sid(w, p, display);
         puts_(w, ": element ");
         put_u32(w, q.index);
         puts_(w, ": ");
-        uint32_t body = pc + CG_INSN_LEN(2), end = cg_rd32(p->code + pc + 6);
+        uint32_t body = pc + CG_LEN(EVERY), end = cg_insn_operand(ins, 1);
         if (q.blame != CG_NONE) explain_blame(w, p, s, in, (span){body, end, body}, q.blame, &q.elem);
         else puts_(w, q.value == CG_V_T ? "condition passed" : "condition not satisfied");
     } else if (r == CG_V_U) {
@@ -118,20 +119,19 @@ static void explain_quant(wr *w, const cg_policy *p, cg_scratch *s, const cg_inp
         puts_(w, every ? ": every element satisfies the condition"
                        : ": no element satisfies the condition");
     }
-    if (r == CG_V_T && (p->code[pc + 1] & CG_F_NEGATED)) puts_(w, negated);
+    if (r == CG_V_T && (ins[CG_INSN_FLAGS] & CG_F_NEGATED)) puts_(w, negated);
 }
 
 /* The text of the leaf at pc for its own result (computed again here, with elem as the
    current element), " (negated by Not)" after a T result of a leaf under odd Nots. */
 static void explain_at(wr *w, const cg_policy *p, cg_scratch *s, const cg_input *in, uint32_t pc,
                        const cg_slot *elem) {
-    const uint8_t *ins = p->code + pc;
-    uint8_t op = ins[0], fl = ins[1];
-    const uint8_t *a = ins + 2;
+    const uint8_t *ins = cg_insn(p, pc);
+    uint8_t op = ins[CG_INSN_OPCODE], fl = ins[CG_INSN_FLAGS];
     bool path_a = (fl & CG_F_PATH_A) != 0;
-    uint32_t sa = cg_ref_display(p, cg_rd32(a), path_a);
+    uint32_t sa = cg_ref_display(p, cg_insn_operand(ins, 0), path_a);
     cg_slot ta;
-    const cg_slot *x = cg_ref(p, s, in, elem, cg_rd32(a), path_a, &ta);
+    const cg_slot *x = cg_ref(p, s, in, elem, cg_insn_operand(ins, 0), path_a, &ta);
     int r = cg_leaf_eval_el(p, s, in, pc, elem);
     bool holds = r == CG_V_T;
     switch (op) {
@@ -142,9 +142,9 @@ static void explain_at(wr *w, const cg_policy *p, cg_scratch *s, const cg_input 
         break;
     case CG_OP_EQ: {
         bool path_b = (fl & CG_F_PATH_B) != 0;
-        uint32_t sb = cg_ref_display(p, cg_rd32(a + 4), path_b);
+        uint32_t sb = cg_ref_display(p, cg_insn_operand(ins, 1), path_b);
         cg_slot tb;
-        const cg_slot *y = cg_ref(p, s, in, elem, cg_rd32(a + 4), path_b, &tb);
+        const cg_slot *y = cg_ref(p, s, in, elem, cg_insn_operand(ins, 1), path_b, &tb);
         if (put_absent(w, p, x, sa) || put_absent(w, p, y, sb)) return;
         put_seen(w, p, in, x, sa);
         if (holds) {
@@ -165,7 +165,7 @@ static void explain_at(wr *w, const cg_policy *p, cg_scratch *s, const cg_input 
             put_seen(w, p, in, x, sa);
             puts_(w, " is not of type ");
         }
-        put_sid(w, p, cg_rd32(a + 8));
+        put_sid(w, p, cg_insn_operand(ins, 2));
         break;
     case CG_OP_EVERY:
     case CG_OP_SOME:
@@ -187,9 +187,10 @@ static void explain_at(wr *w, const cg_policy *p, cg_scratch *s, const cg_input 
         puts_(w, holds ? ", " : ", not ");
         puts_(w, cmp_text[fl & CG_F_CMP_MASK]);
         puts_(w, " ");
-        put_sid(w, p, cg_rd32(a + 8));
+        put_sid(w, p, cg_insn_operand(ins, 2));
         break;
-    default: /* NUM, IN, STR, TIME: "S = V ..." */
+    default: /* NUM, IN, STR, TIME: "S = V ..." (blames are leaves: no other opcode) */
+        CG_ASSERT(op == CG_OP_NUM || op == CG_OP_IN || op == CG_OP_STR || op == CG_OP_TIME);
         if (put_absent(w, p, x, sa)) return;
         put_seen(w, p, in, x, sa);
         if (r == CG_V_U) {
@@ -202,17 +203,17 @@ static void explain_at(wr *w, const cg_policy *p, cg_scratch *s, const cg_input 
             puts_(w, holds ? " is " : " is not ");
             puts_(w, cmp_text[fl & CG_F_CMP_MASK]);
             puts_(w, " ");
-            put_sid(w, p, cg_rd32(a + 8));
+            put_sid(w, p, cg_insn_operand(ins, 2));
         } else if (op == CG_OP_IN) {
             bool in_set = holds != ((fl & CG_F_NOTIN) != 0);
             puts_(w, in_set ? " is in " : " is not in ");
-            put_sid(w, p, cg_rd32(p->sets + 12u * cg_rd32(a + 4) + 8));
+            put_sid(w, p, cg_set_display(p, cg_insn_operand(ins, 1)));
         } else if (op == CG_OP_STR) { /* c: the text for T, d: for F */
             puts_(w, " ");
-            put_sid(w, p, cg_rd32(a + (holds ? 8 : 12)));
+            put_sid(w, p, cg_insn_operand(ins, holds ? 2 : 3));
         } else { /* CG_OP_TIME */
             puts_(w, holds ? " is within " : " is outside ");
-            put_sid(w, p, cg_rd32(a + 8));
+            put_sid(w, p, cg_insn_operand(ins, 2));
         }
         break;
     }
@@ -223,11 +224,6 @@ static void explain_at(wr *w, const cg_policy *p, cg_scratch *s, const cg_input 
 
 #define CG_BRANCHES_SHOWN 4
 
-static const uint8_t n_operands[CG_N_OPCODES] = {
-#define CG_OP_OPERANDS(name, n, eff, fl, doc) n,
-    CG_OPCODES(CG_OP_OPERANDS)
-#undef CG_OP_OPERANDS
-};
 
 /* The two operands of the OR at `at`, by a walk of `code` in layout order (jumps aside):
    each entry of the walk's stack is the span of code that leaves that value. Descends into
@@ -238,12 +234,13 @@ static bool or_operands(const cg_policy *p, span code, uint32_t at, span *left, 
     int sp = 0;
     uint32_t pc = code.start, end = code.end;
     while (pc < end) {
-        uint8_t op = p->code[pc];
-        uint32_t next = pc + CG_INSN_LEN(n_operands[op]);
+        const uint8_t *ins = cg_insn(p, pc);
+        uint8_t op = ins[CG_INSN_OPCODE];
+        uint32_t next = pc + cg_op_len(op);
         switch (op) {
         case CG_OP_EVERY:
         case CG_OP_SOME: {
-            uint32_t after = cg_rd32(p->code + pc + 6);
+            uint32_t after = cg_insn_operand(ins, 1);
             if (at >= next && at < after) { /* its own stack */
                 sp = 0;
                 end = after;
@@ -280,6 +277,7 @@ static bool or_operands(const cg_policy *p, span code, uint32_t at, span *left, 
         case CG_OP_ENDQ:
             return false;
         default: /* a leaf, TRUE, FALSE */
+            CG_ASSERT(op < CG_N_OPCODES && cg_op_effect(op) == 1);
             if (sp == CG_MAX_STACK) return false;
             st[sp++] = (span){pc, next, pc};
             break;
@@ -311,10 +309,10 @@ static void explain_branches(wr *w, const cg_policy *p, cg_scratch *s, const cg_
     span ops[2];
     if (CG_IS_GROUP(blame) &&
         or_operands(p, code, blame & ~CG_BLAME_GROUP, &ops[0], &ops[1]) &&
-        p->code[ops[0].end] == CG_OP_JT) {
+        cg_insn(p, ops[0].end)[CG_INSN_OPCODE] == CG_OP_JT) {
         for (int k = 0; k < 2; k++) {
             uint32_t kb = CG_BLAME_GROUP | ops[k].root;
-            if (p->code[ops[k].root] != CG_OP_OR)
+            if (cg_insn(p, ops[k].root)[CG_INSN_OPCODE] != CG_OP_OR)
                 cg_operand_eval(p, s, in, ops[k].start, ops[k].end, elem, &kb);
             explain_branches(w, p, s, in, ops[k], kb, elem, b);
         }
@@ -348,9 +346,9 @@ static void explain_blame(wr *w, const cg_policy *p, cg_scratch *s, const cg_inp
 /* The blame of a rule's condition (docs/semantics.md, docs/policy-v2.md). */
 static void explain_rule(wr *w, const cg_policy *p, cg_scratch *s, const cg_input *in,
                          uint32_t rule_slot, uint32_t blame) {
-    const uint8_t *r = p->rules + 16u * rule_slot;
-    uint32_t start = cg_rd32(r + 4);
-    explain_blame(w, p, s, in, (span){start, start + cg_rd32(r + 8), start}, blame, NULL);
+    uint32_t start = cg_rule_field(p, rule_slot, CG_RULE_CODE);
+    uint32_t end = start + cg_rule_field(p, rule_slot, CG_RULE_LENGTH);
+    explain_blame(w, p, s, in, (span){start, end, start}, blame, NULL);
 }
 
 size_t cg_format_reason(const cg_policy *p, cg_scratch *s, const cg_input *in, char *out,
@@ -384,7 +382,7 @@ size_t cg_format_reason(const cg_policy *p, cg_scratch *s, const cg_input *in, c
                                : "no rule grants this tool for this role (");
         if (o->tier_default >= 0) {
             puts_(&w, "tier '");
-            put_sid(&w, p, cg_rd32(p->defaults + 12u * (uint32_t)o->tier_default + 8));
+            put_sid(&w, p, cg_default_field(p, (uint32_t)o->tier_default, CG_DEFAULT_TIER));
             puts_(&w, "' default ");
         } else {
             puts_(&w, "default_action ");

@@ -1,8 +1,42 @@
 /*
- * cg_util.c -- the few helpers the core would otherwise take from libc, and decoding of
- * JSON string literals (already validated by the reader) for hashing and comparison.
+ * cg_util.c -- the few helpers the core would otherwise take from libc (memory, the one
+ * heapsort), and decoding of JSON string literals (already validated by the reader) for
+ * hashing and comparison.
  */
 #include "cg_internal.h"
+
+/* ---- the heapsort: in place, O(n log n) comparisons whatever the input (a hostile object
+   with many keys cannot make it quadratic), no recursion, no extra memory. Records of
+   `size` bytes are swapped byte by byte (they are 16: keys, event members). ---- */
+static void swap_records(uint8_t *a, uint8_t *b, size_t size) {
+    for (size_t i = 0; i < size; i++) {
+        uint8_t t = a[i];
+        a[i] = b[i];
+        b[i] = t;
+    }
+}
+
+static void sift_down(uint8_t *base, size_t size, uint32_t root, uint32_t n, cg_order order,
+                      const void *ctx) {
+    for (;;) {
+        uint32_t child = 2 * root + 1;
+        if (child >= n) return;
+        if (child + 1 < n && order(ctx, base + size * child, base + size * (child + 1)) < 0) child++;
+        if (order(ctx, base + size * root, base + size * child) >= 0) return;
+        swap_records(base + size * root, base + size * child, size);
+        root = child;
+    }
+}
+
+void cg_heapsort(void *records, uint32_t n, size_t size, cg_order order, const void *ctx) {
+    uint8_t *base = records;
+    if (n < 2) return;
+    for (uint32_t i = n / 2; i-- > 0;) sift_down(base, size, i, n, order, ctx);
+    for (uint32_t end = n - 1; end > 0; end--) {
+        swap_records(base, base + size * end, size);
+        sift_down(base, size, 0, end, order, ctx);
+    }
+}
 
 #ifdef CG_PORTABLE_MEM
 void *cg_memcpy(void *dst, const void *src, size_t n) {

@@ -15,15 +15,15 @@ int32_t cg_find_entry(const cg_policy *p, cg_jstr tool, cg_jstr role) {
         uint32_t e = slots[2 * i];
         if (e == 0) return -1;
         if (slots[2 * i + 1] != h) continue;
-        const uint8_t *ent = p->entries + 16u * (e - 1);
         uint32_t tl, rl;
-        const uint8_t *t = cg_str(p, cg_rd32(ent), &tl);
-        const uint8_t *r = cg_str(p, cg_rd32(ent + 4), &rl);
+        const uint8_t *t = cg_str(p, cg_entry_field(p, e - 1, CG_ENTRY_TOOL), &tl);
+        const uint8_t *r = cg_str(p, cg_entry_field(p, e - 1, CG_ENTRY_ROLE), &rl);
         if (cg_jstr_eq_raw(tool, t, tl) && cg_jstr_eq_raw(role, r, rl)) return (int32_t)(e - 1);
     }
 }
 
 const cg_slot *cg_field_slot(const cg_scratch *s, uint32_t field) {
+    CG_ASSERT(field < s->n_slots);
     const cg_slot *sl = &s->slots[field];
     return sl->gen == s->gen ? sl : NULL;
 }
@@ -37,7 +37,7 @@ static cg_jstr slot_str(const cg_input *inputs, const cg_slot *sl) {
    current element (CG_ELEMENT, which the loader admits only inside a quantifier body). */
 static bool path_value(const cg_policy *p, const cg_scratch *s, const cg_input *inputs,
                        const cg_slot *elem, uint32_t path, cg_slot *out) {
-    uint32_t base = cg_rd32(p->words + 4u * path);
+    uint32_t base = cg_word(p, path + CG_PATH_BASE);
     const cg_slot *b = base == CG_ELEMENT ? elem : cg_field_slot(s, base);
     if (!b) return false;
     *out = *b;
@@ -58,10 +58,11 @@ const cg_slot *cg_ref(const cg_policy *p, const cg_scratch *s, const cg_input *i
 }
 
 uint32_t cg_ref_display(const cg_policy *p, uint32_t operand, bool is_path) {
-    return is_path ? cg_rd32(p->words + 4u * operand + 8) : cg_rd32(p->fields + 12u * operand + 8);
+    return is_path ? cg_word(p, operand + CG_PATH_DISPLAY) : cg_field_display(p, operand);
 }
 
 static bool set_contains(const cg_policy *p, uint32_t set, cg_jstr v) {
+    CG_ASSERT(set < p->n_sets);
     const cg_set_index *ix = &p->set_index[set];
     const uint32_t *slots = p->set_slots + 2u * ix->slots;
     uint32_t h = cg_jstr_hash(v);
@@ -95,15 +96,16 @@ static double num_value(const cg_input *inputs, const cg_slot *x) {
 
 /* x <cmp> numbers[k] (Between: numbers[k] <= x <= numbers[k + 1]) */
 static bool compare(const cg_policy *p, double x, uint8_t cmp, uint32_t k) {
-    double c = cg_rdf64(p->numbers + 8u * k);
+    double c = cg_number(p, k);
     switch (cmp) {
     case CG_CMP_LT: return x < c;
     case CG_CMP_LE: return x <= c;
     case CG_CMP_GT: return x > c;
     case CG_CMP_GE: return x >= c;
     case CG_CMP_NE: return x != c;
-    case CG_CMP_BETWEEN: return c <= x && x <= cg_rdf64(p->numbers + 8u * k + 8);
-    default: return x == c;
+    case CG_CMP_BETWEEN: return c <= x && x <= cg_number(p, k + 1);
+    case CG_CMP_EQ: return x == c;
+    default: CG_UNREACHABLE(); return false; /* the loader admits CG_N_CMP values only */
     }
 }
 
@@ -123,7 +125,8 @@ static bool has_type(const cg_input *inputs, const cg_slot *x, uint32_t ty) {
     case CG_TY_BOOLEAN: return x->type == CG_J_TRUE || x->type == CG_J_FALSE;
     case CG_TY_NULL: return x->type == CG_J_NULL;
     case CG_TY_ARRAY: return x->type == CG_J_ARR;
-    default: return x->type == CG_J_OBJ;
+    case CG_TY_OBJECT: return x->type == CG_J_OBJ;
+    default: CG_UNREACHABLE(); return false; /* the loader admits CG_N_TYPES values only */
     }
 }
 
@@ -149,7 +152,7 @@ static bool add_work(cg_scratch *s, const cg_input *inputs, uint64_t units) {
 
 static bool charge(cg_scratch *s, const cg_policy *p, const cg_input *inputs, uint32_t operand,
                    bool is_path, const cg_slot *x) {
-    uint32_t base_field = is_path ? cg_rd32(p->words + 4u * operand) : operand;
+    uint32_t base_field = is_path ? cg_word(p, operand + CG_PATH_BASE) : operand;
     if (base_field == CG_ELEMENT) return true; /* the element's own data: linear overall */
     const cg_slot *base = cg_field_slot(s, base_field);
     if (!base) return true;
@@ -159,30 +162,31 @@ static bool charge(cg_scratch *s, const cg_policy *p, const cg_input *inputs, ui
 
 static inline int leaf(const cg_policy *p, cg_scratch *s, const cg_input *inputs, uint32_t pc,
                        const cg_slot *elem) {
-    const uint8_t *ins = p->code + pc;
-    uint8_t op = ins[0], fl = ins[1];
-    const uint8_t *a = ins + 2;
+    const uint8_t *ins = cg_insn(p, pc);
+    uint8_t op = ins[CG_INSN_OPCODE], fl = ins[CG_INSN_FLAGS];
     const uint8_t undetermined = (p->flags & CG_FLAG_PERSO) ? CG_V_F : CG_V_U;
     if (op == CG_OP_EVERY || op == CG_OP_SOME) return quant(p, s, inputs, pc, elem, NULL);
+    uint32_t a0 = cg_insn_operand(ins, 0);
     cg_slot ta;
-    const cg_slot *x = ref(p, s, inputs, elem, cg_rd32(a), (fl & CG_F_PATH_A) != 0, &ta);
-    if (elem && !charge(s, p, inputs, cg_rd32(a), (fl & CG_F_PATH_A) != 0, x)) return CG_V_U;
+    const cg_slot *x = ref(p, s, inputs, elem, a0, (fl & CG_F_PATH_A) != 0, &ta);
+    if (elem && !charge(s, p, inputs, a0, (fl & CG_F_PATH_A) != 0, x)) return CG_V_U;
     switch (op) {
     case CG_OP_NUM:
         if (!x || x->type != CG_J_NUM) return undetermined;
-        return compare(p, num_value(inputs, x), fl & CG_F_CMP_MASK, cg_rd32(a + 4)) ? CG_V_T
-                                                                                     : CG_V_F;
+        return compare(p, num_value(inputs, x), fl & CG_F_CMP_MASK, cg_insn_operand(ins, 1)) ? CG_V_T
+                                                                                                : CG_V_F;
     case CG_OP_IN: {
         if (!x || x->type != CG_J_STR) return undetermined;
-        bool in = set_contains(p, cg_rd32(a + 4), slot_str(inputs, x));
+        bool in = set_contains(p, cg_insn_operand(ins, 1), slot_str(inputs, x));
         return in != ((fl & CG_F_NOTIN) != 0) ? CG_V_T : CG_V_F;
     }
     case CG_OP_PRESENT:
         return x && x->type != CG_J_NULL ? CG_V_T : CG_V_F;
     case CG_OP_EQ: {
         cg_slot tb;
-        const cg_slot *y = ref(p, s, inputs, elem, cg_rd32(a + 4), (fl & CG_F_PATH_B) != 0, &tb);
-        if (elem && !charge(s, p, inputs, cg_rd32(a + 4), (fl & CG_F_PATH_B) != 0, y)) return CG_V_U;
+        uint32_t a1 = cg_insn_operand(ins, 1);
+        const cg_slot *y = ref(p, s, inputs, elem, a1, (fl & CG_F_PATH_B) != 0, &tb);
+        if (elem && !charge(s, p, inputs, a1, (fl & CG_F_PATH_B) != 0, y)) return CG_V_U;
         bool perso = (p->flags & CG_FLAG_PERSO) != 0;
         if (!x || !y) return undetermined;
         if (!perso && (x->type == CG_J_NULL || y->type == CG_J_NULL)) return CG_V_U;
@@ -191,8 +195,8 @@ static inline int leaf(const cg_policy *p, cg_scratch *s, const cg_input *inputs
     case CG_OP_STR: {
         if (!x || x->type != CG_J_STR) return undetermined;
         cg_jstr v = slot_str(inputs, x);
-        bool m = (fl & CG_F_STR_PATH) ? cg_pglob_match(p, cg_rd32(a + 4), v)
-                                      : cg_glob_match(p, cg_rd32(a + 4), v);
+        bool m = (fl & CG_F_STR_PATH) ? cg_pglob_match(p, cg_insn_operand(ins, 1), v)
+                                      : cg_glob_match(p, cg_insn_operand(ins, 1), v);
         return m != ((fl & CG_F_STR_NOT) != 0) ? CG_V_T : CG_V_F;
     }
     case CG_OP_LEN: {
@@ -200,17 +204,18 @@ static inline int leaf(const cg_policy *p, cg_scratch *s, const cg_input *inputs
         if (x && x->type == CG_J_STR) n = cg_str_length(slot_str(inputs, x));
         else if (x && x->type == CG_J_ARR) n = cg_array_length(inputs, x);
         else return undetermined;
-        return compare(p, (double)n, fl & CG_F_CMP_MASK, cg_rd32(a + 4)) ? CG_V_T : CG_V_F;
+        return compare(p, (double)n, fl & CG_F_CMP_MASK, cg_insn_operand(ins, 1)) ? CG_V_T : CG_V_F;
     }
     case CG_OP_TYPE:
-        return x && has_type(inputs, x, cg_rd32(a + 4)) ? CG_V_T : CG_V_F;
+        return x && has_type(inputs, x, cg_insn_operand(ins, 1)) ? CG_V_T : CG_V_F;
     case CG_OP_TIME: {
         uint32_t t;
         if (!x || !cg_instant(inputs, x, &t)) return undetermined;
-        return cg_window_holds(p, cg_rd32(a + 4), t) ? CG_V_T : CG_V_F;
+        return cg_window_holds(p, cg_insn_operand(ins, 1), t) ? CG_V_T : CG_V_F;
     }
     default:
-        return CG_V_U; /* unreachable: the loader admits only the opcodes above as leaves */
+        CG_UNREACHABLE(); /* run() calls leaf() for the opcodes above only */
+        return CG_V_U;
     }
 }
 
@@ -251,76 +256,93 @@ static sv run(const cg_policy *p, cg_scratch *s, const cg_input *inputs, uint32_
               const cg_slot *elem, uint32_t stop) {
     sv st[CG_MAX_STACK];
     int sp = 0;
-    const uint8_t *code = p->code;
+/* the loader checked every depth: these state it where the bug hunt compiles them in */
+#define PUSH(value, blame)                                                                     \
+    do {                                                                                       \
+        CG_ASSERT(sp < CG_MAX_STACK);                                                          \
+        st[sp++] = (sv){(value), (blame)};                                                     \
+    } while (0)
     for (;;) {
-        uint8_t op = code[pc];
+        const uint8_t *ins = cg_insn(p, pc);
+        uint8_t op = ins[CG_INSN_OPCODE];
         switch (op) {
         case CG_OP_TRUE:
         case CG_OP_FALSE:
-            st[sp++] = (sv){op == CG_OP_TRUE ? CG_V_T : CG_V_F, CG_NONE};
-            pc += CG_INSN_LEN(0);
+            PUSH(op == CG_OP_TRUE ? CG_V_T : CG_V_F, CG_NONE);
+            pc += CG_LEN(TRUE);
             break;
         case CG_OP_NUM:
         case CG_OP_LEN:
         case CG_OP_TYPE:
         case CG_OP_TIME:
-            st[sp++] = (sv){(uint8_t)leaf(p, s, inputs, pc, elem), pc};
-            pc += CG_INSN_LEN(3);
+            PUSH((uint8_t)leaf(p, s, inputs, pc, elem), pc);
+            pc += CG_LEN(NUM); /* all four have NUM's three operands */
             break;
         case CG_OP_IN:
         case CG_OP_EQ:
-            st[sp++] = (sv){(uint8_t)leaf(p, s, inputs, pc, elem), pc};
-            pc += CG_INSN_LEN(2);
+            PUSH((uint8_t)leaf(p, s, inputs, pc, elem), pc);
+            pc += CG_LEN(IN);
             break;
         case CG_OP_PRESENT:
-            st[sp++] = (sv){(uint8_t)leaf(p, s, inputs, pc, elem), pc};
-            pc += CG_INSN_LEN(1);
+            PUSH((uint8_t)leaf(p, s, inputs, pc, elem), pc);
+            pc += CG_LEN(PRESENT);
             break;
         case CG_OP_STR:
-            st[sp++] = (sv){(uint8_t)leaf(p, s, inputs, pc, elem), pc};
-            pc += CG_INSN_LEN(4);
+            PUSH((uint8_t)leaf(p, s, inputs, pc, elem), pc);
+            pc += CG_LEN(STR);
             break;
         case CG_OP_EVERY:
         case CG_OP_SOME:
-            st[sp++] = (sv){quant(p, s, inputs, pc, elem, NULL), pc};
-            pc = cg_rd32(code + pc + 6); /* just after the body's ENDQ */
+            PUSH(quant(p, s, inputs, pc, elem, NULL), pc);
+            pc = cg_insn_operand(ins, 1); /* just after the body's ENDQ */
             break;
         case CG_OP_NOT:
+            CG_ASSERT(sp >= 1);
             if (st[sp - 1].v != CG_V_U) st[sp - 1].v ^= 1; /* T <-> F */
-            pc += CG_INSN_LEN(0);
+            pc += CG_LEN(NOT);
             break;
         case CG_OP_AND:
+            CG_ASSERT(sp >= 2);
             sp--;
             st[sp - 1] = kand(st[sp - 1], st[sp]);
-            pc += CG_INSN_LEN(0);
+            pc += CG_LEN(AND);
             break;
         case CG_OP_OR:
             if (pc == stop) return st[0];
+            CG_ASSERT(sp >= 2);
             sp--;
             st[sp - 1] = kor(st[sp - 1], st[sp], pc);
-            pc += CG_INSN_LEN(0);
+            pc += CG_LEN(OR);
             break;
         case CG_OP_JF:
+            CG_ASSERT(sp >= 1);
             if (st[sp - 1].v != CG_V_F) {
-                pc += CG_INSN_LEN(1);
+                pc += CG_LEN(JF);
                 break;
             }
-            pc = cg_rd32(code + pc + 2);
+            pc = cg_insn_operand(ins, 0);
             if (pc > stop) return st[sp - 1]; /* leaves the operand (not compiler output) */
             break;
         case CG_OP_JT:
             if (pc == stop) return st[0];
+            CG_ASSERT(sp >= 1);
             if (st[sp - 1].v != CG_V_T) {
-                pc += CG_INSN_LEN(1);
+                pc += CG_LEN(JT);
                 break;
             }
-            pc = cg_rd32(code + pc + 2);
+            pc = cg_insn_operand(ins, 0);
             if (pc > stop) return st[sp - 1]; /* leaves the operand (not compiler output) */
             break;
-        default: /* CG_OP_RET, CG_OP_ENDQ */
+        case CG_OP_RET:
+        case CG_OP_ENDQ:
+            CG_ASSERT(sp == 1);
+            return st[0];
+        default:
+            CG_UNREACHABLE(); /* the loader admits no other opcode */
             return st[0];
         }
     }
+#undef PUSH
 }
 
 static sv run_code(const cg_policy *p, cg_scratch *s, const cg_input *inputs, uint32_t pc) {
@@ -332,17 +354,19 @@ static sv run_code(const cg_policy *p, cg_scratch *s, const cg_input *inputs, ui
    q, when given, receives the deciding element: that one, else the first U one. */
 static uint8_t quant(const cg_policy *p, cg_scratch *s, const cg_input *inputs, uint32_t pc,
                      const cg_slot *elem, cg_qinfo *q) {
-    const uint8_t *ins = p->code + pc;
-    bool every = ins[0] == CG_OP_EVERY;
+    const uint8_t *ins = cg_insn(p, pc);
+    bool every = ins[CG_INSN_OPCODE] == CG_OP_EVERY;
     const uint8_t undetermined = (p->flags & CG_FLAG_PERSO) ? CG_V_F : CG_V_U;
     const uint8_t decisive = every ? CG_V_F : CG_V_T;
     if (q) q->index = CG_NONE;
     cg_slot ta;
-    const cg_slot *x = ref(p, s, inputs, elem, cg_rd32(ins + 2), (ins[1] & CG_F_PATH_A) != 0, &ta);
-    if (elem && !charge(s, p, inputs, cg_rd32(ins + 2), (ins[1] & CG_F_PATH_A) != 0, x)) return CG_V_U;
+    uint32_t a0 = cg_insn_operand(ins, 0);
+    bool path_a = (ins[CG_INSN_FLAGS] & CG_F_PATH_A) != 0;
+    const cg_slot *x = ref(p, s, inputs, elem, a0, path_a, &ta);
+    if (elem && !charge(s, p, inputs, a0, path_a, x)) return CG_V_U;
     if (!x || x->type != CG_J_ARR) return undetermined;
     const uint8_t *b = inputs[x->input].base;
-    uint32_t len = inputs[x->input].len, pos = x->off + 1, body = pc + CG_INSN_LEN(2);
+    uint32_t len = inputs[x->input].len, pos = x->off + 1, body = pc + CG_LEN(EVERY);
     uint8_t acc = every ? CG_V_T : CG_V_F;
     for (uint32_t i = 0;; i++) {
         pos = cg_skip_ws(b, pos, len);
@@ -399,7 +423,7 @@ static int32_t find_default(const cg_policy *p, cg_jstr tool) {
         if (d == 0) return -1;
         if (slots[2 * i + 1] != h) continue;
         uint32_t n;
-        const uint8_t *t = cg_str(p, cg_rd32(p->defaults + 12u * (d - 1)), &n);
+        const uint8_t *t = cg_str(p, cg_default_field(p, d - 1, CG_DEFAULT_TOOL), &n);
         if (cg_jstr_eq_raw(tool, t, n)) return (int32_t)(d - 1);
     }
 }
@@ -415,15 +439,15 @@ int cg_decide(const cg_policy *p, cg_scratch *s, const cg_input *inputs, int32_t
     out->approvals = 0;
     out->tier_default = -1;
     if (entry >= 0) {
-        const uint8_t *e = p->entries + 16u * (uint32_t)entry;
-        uint32_t first = cg_rd32(e + 8), n = cg_rd32(e + 12);
+        uint32_t first = cg_entry_field(p, (uint32_t)entry, CG_ENTRY_FIRST);
+        uint32_t n = cg_entry_field(p, (uint32_t)entry, CG_ENTRY_COUNT);
         uint32_t first_grant = CG_NONE, n_grants = 0;
         sv grant_result = {CG_V_F, CG_NONE};
         for (uint32_t k = 0; k < n; k++) {
-            const uint8_t *r = p->rules + 16u * (first + k);
-            uint32_t len = cg_rd32(r + 8), effect = cg_rd32(r + 12);
+            uint32_t slot = first + k;
+            uint32_t len = cg_rule_field(p, slot, CG_RULE_LENGTH), effect = cg_rule_field(p, slot, CG_RULE_EFFECT);
             uint32_t decision = CG_EFFECT_DECISION(effect);
-            sv res = len ? run_code(p, s, inputs, cg_rd32(r + 4)) : (sv){CG_V_T, CG_NONE};
+            sv res = len ? run_code(p, s, inputs, cg_rule_field(p, slot, CG_RULE_CODE)) : (sv){CG_V_T, CG_NONE};
             /* a deny applies unless its condition is F: one that cannot be evaluated denies */
             bool applies = decision == CG_DENY ? res.v != CG_V_F : res.v == CG_V_T;
             if (applies) {
@@ -431,8 +455,8 @@ int cg_decide(const cg_policy *p, cg_scratch *s, const cg_input *inputs, int32_t
                 out->approvals = (uint8_t)CG_EFFECT_APPROVALS(effect);
                 out->by = decision == CG_DENY ? CG_BY_DENY
                           : decision == CG_ALLOW ? CG_BY_ALLOW : CG_BY_ELEVATE;
-                out->rule = (int32_t)cg_rd32(r);
-                out->rule_slot = first + k;
+                out->rule = (int32_t)cg_rule_field(p, slot, CG_RULE_INDEX);
+                out->rule_slot = slot;
                 out->had_condition = len != 0;
                 out->blame = res.blame;
                 out->blame_value = res.v;
@@ -447,7 +471,7 @@ int cg_decide(const cg_policy *p, cg_scratch *s, const cg_input *inputs, int32_t
         if (n_grants) { /* grants cover the pair and none applied: deny, explained by the first */
             out->decision = CG_DENY;
             out->by = CG_BY_NO_GRANT;
-            out->rule = (int32_t)cg_rd32(p->rules + 16u * first_grant);
+            out->rule = (int32_t)cg_rule_field(p, first_grant, CG_RULE_INDEX);
             out->rule_slot = first_grant;
             out->had_condition = 1;
             out->blame = grant_result.blame;
@@ -460,7 +484,7 @@ int cg_decide(const cg_policy *p, cg_scratch *s, const cg_input *inputs, int32_t
     out->rule_slot = CG_NONE;
     int32_t d = find_default(p, s->tool);
     if (d >= 0) {
-        uint32_t effect = cg_rd32(p->defaults + 12u * (uint32_t)d + 4);
+        uint32_t effect = cg_default_field(p, (uint32_t)d, CG_DEFAULT_EFFECT);
         out->tier_default = d;
         out->decision = (int32_t)CG_EFFECT_DECISION(effect);
         out->approvals = (uint8_t)CG_EFFECT_APPROVALS(effect);

@@ -275,15 +275,16 @@ __attribute__((export_name("init"))) uint32_t cg_wasm_init(uint32_t ptr, uint32_
         len = heap.embed_len;
     }
     if (!in_memory(ptr, len)) return error_reply(CG_E_ARG, NULL, 0);
-    int64_t need = cg_policy_mem_size(MEM(ptr), len);
-    if (need < 0) return error_reply((int)need, NULL, 0);
+    uint32_t at = 0; /* where a blob error is: the reply's "input": "blob", "offset" */
+    int64_t need = cg_policy_mem_size(MEM(ptr), len, &at);
+    if (need < 0) return error_reply((int)need, need == CG_E_ARG ? NULL : "blob", at);
     uint32_t mem = cg_alloc((uint32_t)need);
     if (!mem) return error_reply(CG_E_BLOB_MEMORY, NULL, 0);
     cg_policy *p;
-    int rc = cg_policy_load(MEM(ptr), len, MEM(mem), (size_t)need, NULL, &p);
+    int rc = cg_policy_load(MEM(ptr), len, MEM(mem), (size_t)need, NULL, &p, &at);
     if (rc) {
         cg_dealloc(mem, (uint32_t)need);
-        return error_reply(rc, NULL, 0);
+        return error_reply(rc, rc == CG_E_ARG || rc == CG_E_BLOB_MEMORY ? NULL : "blob", at);
     }
     uint32_t ss = (uint32_t)cg_scratch_size(cg_policy_fields(p), cg_policy_max_keys(p),
                                             cg_policy_max_depth(p));

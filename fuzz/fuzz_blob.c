@@ -44,11 +44,19 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         put32(blob + 8, (uint32_t)size);
         put32(blob + 12, crc32(blob + 16, size - 16));
     }
-    int64_t need = cg_policy_mem_size(blob, size);
+    /* a refusal names a field of the blob (the offset of the field at fault): inside it, or
+       inside the header a blob too short for one should have */
+    size_t bound = size > 80 ? size : 80;
+    uint32_t at = UINT32_MAX;
+    int64_t need = cg_policy_mem_size(blob, size, &at);
+    if (need <= CG_E_BLOB_MAGIC && need != CG_E_BLOB_MEMORY && at >= bound) abort();
     if (need >= 0 && need < (64 << 20)) {
         void *mem = aligned_alloc(8, ((size_t)need + 7) & ~(size_t)7);
         cg_policy *p;
-        if (cg_policy_load(blob, size, mem, (size_t)need, NULL, &p) == 0) {
+        at = UINT32_MAX;
+        int rc = cg_policy_load(blob, size, mem, (size_t)need, NULL, &p, &at);
+        if (rc <= CG_E_BLOB_MAGIC && rc != CG_E_BLOB_MEMORY && at >= bound) abort();
+        if (rc == 0) {
             size_t ss = cg_scratch_size(cg_policy_fields(p), cg_policy_max_keys(p), cg_policy_max_depth(p));
             void *scratch = aligned_alloc(8, (ss + 7) & ~(size_t)7);
             cg_scratch_init(scratch, ss, cg_policy_fields(p), cg_policy_max_keys(p), cg_policy_max_depth(p));

@@ -35,11 +35,11 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     const char *path = getenv("CG_FUZZ_BLOB");
     size_t len;
     uint8_t *blob = load_file(path ? path : "fuzz/build/crm.blob", &len);
-    int64_t need = cg_policy_mem_size(blob, len);
+    int64_t need = cg_policy_mem_size(blob, len, NULL);
     if (need < 0) abort();
     void *mem = aligned_alloc(8, ((size_t)need + 7) & ~(size_t)7);
     cg_policy *policy;
-    if (cg_policy_load(blob, len, mem, (size_t)need, NULL, &policy)) abort();
+    if (cg_policy_load(blob, len, mem, (size_t)need, NULL, &policy, NULL)) abort();
     size_t ss = cg_scratch_size(cg_policy_fields(policy), cg_policy_max_keys(policy), cg_policy_max_depth(policy));
     scratch = aligned_alloc(8, (ss + 7) & ~(size_t)7);
     if (cg_scratch_init(scratch, ss, cg_policy_fields(policy), cg_policy_max_keys(policy),

@@ -1,7 +1,7 @@
 """Write a seed corpus for fuzz_request: the CRM cases in both request forms, plus
 edge cases (escapes, deep nesting, big numbers, duplicate keys). With a second directory,
 also write format-2 seed blobs for fuzz_blob that use every v2 instruction (paths, globs,
-Length, Type, TimeWindow, nested Every/Some), built by tests/v2blobs.py."""
+Length, Type, TimeWindow, nested Every/Some), built by tests/support/v2blobs.py."""
 
 import sys
 from pathlib import Path
@@ -30,7 +30,7 @@ for i, s in enumerate(seeds):
 
 def v2_blobs() -> list[bytes]:
     sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
-    from v2blobs import ARGS, CONTEXT, blob_for
+    from support.v2blobs import ARGS, CONTEXT, blob_for
 
     def leaves(c):
         c.string(c.ref(ARGS, "s"), "PathGlob", "/data/*.csv")

@@ -15,7 +15,7 @@ mkdir -p fuzz/build fuzz/corpus-request fuzz/corpus-blob fuzz/corpus-framing
 "$PY" -m callgate compile spec -o fuzz/corpus-blob/spec.blob >/dev/null
 cp fuzz/build/crm.blob fuzz/corpus-blob/crm.blob
 "$PY" fuzz/seeds.py fuzz/corpus-request fuzz/corpus-blob
-flags=(-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -Icsrc)
+flags=(-g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=undefined -DCG_ASSERTS -Icsrc)
 srcs=$(ls csrc/cg_*.c | grep -v cg_wasm.c)
 "$CC" "${flags[@]}" fuzz/fuzz_request.c $srcs -o fuzz/build/fuzz_request
 "$CC" "${flags[@]}" fuzz/fuzz_blob.c $srcs -o fuzz/build/fuzz_blob

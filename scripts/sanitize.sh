@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run the whole test suite with the C core built under AddressSanitizer and
-# UndefinedBehaviorSanitizer (gcc). Python itself is not instrumented, so libasan is
+# UndefinedBehaviorSanitizer (gcc), with its invariants asserted (CG_ASSERT traps). Python itself is not instrumented, so libasan is
 # preloaded and leak detection (which would report the interpreter's own) is off.
 #   scripts/sanitize.sh [pytest args...]
 set -euo pipefail

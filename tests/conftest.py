@@ -26,9 +26,3 @@ def engine_class(request) -> type:
 @pytest.fixture(scope="session")
 def crm_engine(crm_policy, engine_class) -> Engine:
     return engine_class.from_dict(crm_policy)
-
-
-def evaluate_case(engine: Engine, case: dict):
-    return engine.evaluate(case["tool"], case.get("args"), role=case["role"],
-                           agent_attributes=case.get("agent_attributes"),
-                           resource_attributes=case.get("resource_attributes"), context=case.get("context"))

@@ -1,5 +1,5 @@
 # Types of the compiled extension (built by build_backend/ffi_build.py with cffi). Only
-# callgate._native imports it (tests/test_layers.py holds that).
+# callgate._native imports it (tests/project/test_layers.py holds that).
 from typing import Any
 
 ffi: Any   # the cffi FFI of csrc/callgate.h and csrc/cg_event.h

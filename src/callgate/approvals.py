@@ -188,12 +188,13 @@ class Call:
     arguments: Any = None
     role: str = ""
     principal: Optional[str] = None
-    agent_attributes: Optional[Mapping] = None
-    resource_attributes: Optional[Mapping] = None
-    context: Optional[Mapping] = None
+    agent_attributes: Optional[Mapping[str, Any]] = None
+    resource_attributes: Optional[Mapping[str, Any]] = None
+    context: Optional[Mapping[str, Any]] = None
 
     @property
     def bound_principal(self) -> str:
+        """The principal approvals bind: `principal`, or the role when it is None."""
         return self.role if self.principal is None else self.principal
 
 
@@ -374,6 +375,7 @@ class Keyring:
                 del self._names[key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)]
 
     def get(self, approver: Any) -> Optional[Ed25519PublicKey]:
+        """The key trusted for `approver`, or None (also for a name that is not a str)."""
         if not isinstance(approver, str):
             return None
         with self._lock:
@@ -387,6 +389,7 @@ class Keyring:
             return len(self._keys)
 
     def names(self) -> tuple[str, ...]:
+        """The trusted approvers' names, sorted."""
         with self._lock:
             return tuple(sorted(self._keys))
 
@@ -498,6 +501,7 @@ class Verdict:
     nonces: tuple[tuple[str, float], ...]         # (nonce, expiry) of the counted approvals
 
     def satisfies(self, required: int) -> bool:
+        """Whether at least `required` distinct approvers counted (ValueError unless required >= 1)."""
         return len(self.valid_approvers) >= _required(required)
 
     def reason_suffix(self, required: int, refused: Optional[str] = None) -> str:
@@ -523,7 +527,7 @@ def _required(required: Any) -> int:
     return required
 
 
-def _no_duplicates(pairs: list) -> dict:
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     out = dict(pairs)
     if len(out) != len(pairs):
         raise ValueError("duplicate key")
@@ -547,7 +551,7 @@ def _utf8(s: Any) -> bool:
     return True
 
 
-def _parse(token: Any) -> Union[tuple[dict, bytes, bytes], str]:
+def _parse(token: Any) -> Union[tuple[dict[str, Any], bytes, bytes], str]:
     """(payload, signing input, signature), or the cause: "malformed", or "old format" for a
     token of the cga1 format (check 1 of the module docstring)."""
     if not isinstance(token, str) or len(token) > MAX_TOKEN_LENGTH or not token.isascii():
@@ -587,7 +591,7 @@ def _parse(token: Any) -> Union[tuple[dict, bytes, bytes], str]:
     return payload, f"{parts[0]}.{parts[1]}".encode("ascii"), sig
 
 
-def _token_list(tokens: Any) -> list:
+def _token_list(tokens: Any) -> list[Any]:
     if tokens is None:
         return []
     if isinstance(tokens, (str, bytes, bytearray, memoryview, Mapping)):
@@ -622,7 +626,7 @@ class _Checker:
             d = self._digests[field] = arguments_digest(getattr(self.call, field), what)
         return d
 
-    def cause(self, payload: dict, signing_input: bytes, sig: bytes) -> Optional[str]:
+    def cause(self, payload: dict[str, Any], signing_input: bytes, sig: bytes) -> Optional[str]:
         """Why a parsed approval does not count on its own (None: it does), checks 2-6."""
         key = self.keyring.get(payload["approver"])
         if key is None:

@@ -11,13 +11,16 @@ import sys
 import time
 from collections import Counter, deque
 from pathlib import Path
-from typing import Any, List, Optional, Set
+from typing import TYPE_CHECKING, Any, List, Mapping, Optional, Set
 
 import orjson
 
 from . import textout
 from .language import rule_name
 from .cli import add_command, add_group, add_semantics, choice, count, why_unwritable
+
+if TYPE_CHECKING:
+    from .cli import Commands
 
 DECISIONS = ("Allow", "Deny", "Elevate")
 SOURCE_HELP = "a .db or .jsonl audit log, or a postgres DSN"
@@ -121,7 +124,7 @@ def _writer_keys(paths: Optional[List[Path]]) -> Optional[Set[bytes]]:
         raise _fail(str(exc)) from None
 
 
-def _left_out(excluded: dict) -> None:
+def _left_out(excluded: Mapping[str, int]) -> None:
     """Say on stderr which events --writer-key left out (never silently)."""
     if excluded:
         chains = ", ".join(f"{c!r} ({n})" for c, n in sorted(excluded.items()))
@@ -129,7 +132,7 @@ def _left_out(excluded: dict) -> None:
                      f"left out: {chains}")
 
 
-def _line(record: dict) -> str:
+def _line(record: dict[str, Any]) -> str:
     from .audit.query import decision_label
 
     if record.get("kind") == "gap":
@@ -145,7 +148,7 @@ def _line(record: dict) -> str:
             f"  {who}  {note}{record.get('reason')}")
 
 
-def _emit(record: dict, as_json: bool) -> None:
+def _emit(record: dict[str, Any], as_json: bool) -> None:
     if as_json:
         sys.stdout.write(orjson.dumps(record, option=orjson.OPT_SORT_KEYS).decode() + "\n")
     else:
@@ -156,11 +159,12 @@ def _emit(record: dict, as_json: bool) -> None:
 
 
 def tail(args: argparse.Namespace) -> int:
+    """`callgate audit tail`: the last N records, and with -f every new one."""
     from .audit.query import events
     from .audit.source import SourceError
 
     src = _source(args.source, args.table)
-    last: deque = deque(maxlen=args.n)
+    last: deque[dict[str, Any]] = deque(maxlen=args.n)
     pos = None
     try:
         for pos, record, _ in events(src):
@@ -179,13 +183,14 @@ def tail(args: argparse.Namespace) -> int:
 
 
 def query(args: argparse.Namespace) -> int:
+    """`callgate audit query`: the records matching every filter given, oldest first."""
     from .audit.query import events
     from .audit.source import SourceError
 
     src = _source(args.source, args.table)
     trusted = _writer_keys(args.writer_key)
     shown = 0
-    excluded: Counter = Counter()
+    excluded: Counter[str] = Counter()
     try:
         for _, record, _ in events(src, args.principal, args.tool, args.decision, args.since, trusted=trusted,
                                    excluded=excluded):
@@ -206,6 +211,7 @@ def _rule_text(rule: Any) -> str:
 
 
 def stats(args: argparse.Namespace) -> int:
+    """`callgate audit stats`: decisions per tool, role and rule, and over time."""
     from .audit.query import decision_label, stats as compute
     from .audit.source import SourceError
 
@@ -235,6 +241,7 @@ def stats(args: argparse.Namespace) -> int:
 
 
 def verify_cmd(args: argparse.Namespace) -> int:
+    """`callgate audit verify`: check every chain (and a checkpoint); exit 1 if the log does not verify."""
     from .audit.checkpoint import verify_with_checkpoint
     from .audit.verify import verify
 
@@ -266,6 +273,7 @@ def verify_cmd(args: argparse.Namespace) -> int:
 
 
 def checkpoint_cmd(args: argparse.Namespace) -> int:
+    """`callgate audit checkpoint`: sign every chain's (size, head hash) into a checkpoint file."""
     from .audit.checkpoint import make_checkpoint
 
     src = _source(args.source, args.table)
@@ -285,6 +293,7 @@ def checkpoint_cmd(args: argparse.Namespace) -> int:
 
 
 def keygen(args: argparse.Namespace) -> int:
+    """`callgate audit keygen`: write an Ed25519 key pair (PATH, PATH.pub); never overwrites."""
     from .audit.keys import generate_key
 
     path: Path = args.path
@@ -302,6 +311,7 @@ def keygen(args: argparse.Namespace) -> int:
 
 
 def replay_cmd(args: argparse.Namespace) -> int:
+    """`callgate replay`: the recorded calls a candidate policy decides differently; exit 1 if any."""
     from .audit.query import decision_label
     from .audit.replay import replay
     from .audit.source import SourceError
@@ -350,7 +360,8 @@ def _common(p: Any, json: bool = True, writer_key: bool = False) -> None:
     p.add_argument("--table", help="PostgreSQL table (default callgate_audit)")
 
 
-def register(commands: Any) -> None:
+def register(commands: Commands) -> None:
+    """Add `callgate audit ...` and `callgate replay` to the command line (cli.build_parser)."""
     audit = add_group(commands, "audit", "The audit trail: read, verify, checkpoint.")
 
     p = add_command(audit, "tail", tail, "The last records, and with -f every new one as it is written.")

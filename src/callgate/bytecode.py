@@ -1,7 +1,9 @@
 """The compiled policy blob: encoder and disassembler.
 
-This mirrors csrc/cg_opcodes.h (the layout is drawn there); tests/test_bytecode.py checks
-that the opcode table below matches the header's X-macro list.
+The layout is drawn in csrc/cg_opcodes.h, and its numbers are not copied here: the format
+constants and the instruction table come from the built core (the binding exposes every
+integer constant of cg_opcodes.h and `cg_opcode`, generated from its one X-macro list).
+What is named here is only how the policy language's words map onto those numbers.
 """
 
 from __future__ import annotations
@@ -9,29 +11,47 @@ from __future__ import annotations
 import struct
 import zlib
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
-MAGIC = b"CGPB"
-FORMAT = 3
-HEADER_SIZE = 80
-FLAG_PERSO = 1
-FLAG_DEFAULT_ALLOW = 2
+from ._native import lib, opcodes
 
-SOURCES = ("Arguments", "AgentAttributes", "ResourceAttributes", "Context")
-CMP_OPS = ("Lt", "Lte", "Gt", "Gte", "Eq", "Ne", "Between")
-CMP_SYMBOLS = ("<", "<=", ">", ">=", "==", "!=", "between")
-F_NEGATED = 0x80
-F_PATH_A = 0x40       # the first ref operand is a path descriptor (words index)
-F_PATH_B = 0x20       # EQ: the second ref operand is a path descriptor
-F_NOTIN = 0x01
-F_STR_NOT = 0x01      # STR: inverted result (Ne)
-F_STR_PATH = 0x02     # STR: b is a pglob (PathGlob)
-ELEMENT = 0xFFFFFFFF  # path base: the current element of the innermost Every/Some
-PATH_KEY = 0x80000000  # path n_tokens bit: token 0 is an object key only (an Element `field`)
-NO_NAME = 0xFFFFFFFF  # names section: the rule has no id (reasons say "rule N")
-TIME_END = 4102444800  # 2100-01-01T00:00:00Z
-TYPES = ("string", "number", "integer", "boolean", "null", "array", "object")
-DENY, ALLOW, ELEVATE = 0, 1, 2
+
+def _by_code(codes: dict[str, int]) -> tuple[str, ...]:
+    """The names in the order of their codes, which must be 0, 1, 2...: a tuple indexed
+    by code (and `.index(name)` gives the code)."""
+    order = sorted(codes, key=codes.__getitem__)
+    if [codes[name] for name in order] != list(range(len(order))):  # pragma: no cover - a core change
+        raise ImportError(f"the core's codes are not 0..n-1: {codes}")
+    return tuple(order)
+
+
+MAGIC = struct.pack("<I", lib.CG_MAGIC_U32)
+FORMAT = lib.CG_BLOB_FORMAT
+HEADER_SIZE = lib.CG_HEADER_SIZE
+FLAG_PERSO = lib.CG_FLAG_PERSO
+FLAG_DEFAULT_ALLOW = lib.CG_FLAG_DEFAULT_ALLOW
+
+SOURCES = _by_code({"Arguments": lib.CG_SRC_ARGS, "AgentAttributes": lib.CG_SRC_AGENT,
+                    "ResourceAttributes": lib.CG_SRC_RESOURCE, "Context": lib.CG_SRC_CONTEXT})
+CMP_OPS = _by_code({"Lt": lib.CG_CMP_LT, "Lte": lib.CG_CMP_LE, "Gt": lib.CG_CMP_GT, "Gte": lib.CG_CMP_GE,
+                    "Eq": lib.CG_CMP_EQ, "Ne": lib.CG_CMP_NE, "Between": lib.CG_CMP_BETWEEN})
+CMP_SYMBOLS = tuple({"Lt": "<", "Lte": "<=", "Gt": ">", "Gte": ">=", "Eq": "==", "Ne": "!=",
+                     "Between": "between"}[name] for name in CMP_OPS)
+F_NEGATED = lib.CG_F_NEGATED
+F_PATH_A = lib.CG_F_PATH_A        # the first ref operand is a path descriptor (words index)
+F_PATH_B = lib.CG_F_PATH_B        # EQ: the second ref operand is a path descriptor
+F_NOTIN = lib.CG_F_NOTIN
+F_STR_NOT = lib.CG_F_STR_NOT      # STR: inverted result (Ne)
+F_STR_PATH = lib.CG_F_STR_PATH    # STR: b is a pglob (PathGlob)
+ELEMENT = lib.CG_ELEMENT          # path base: the current element of the innermost Every/Some
+PATH_KEY = lib.CG_PATH_KEY        # path n_tokens bit: token 0 is an object key only (an Element `field`)
+NO_NAME = lib.CG_NO_NAME          # names section: the rule has no id (reasons say "rule N")
+TIME_END = lib.CG_TIME_END        # 2100-01-01T00:00:00Z
+MAX_STACK = lib.CG_MAX_STACK      # the deepest condition stack the loader accepts
+TYPES = _by_code({"string": lib.CG_TY_STRING, "number": lib.CG_TY_NUMBER, "integer": lib.CG_TY_INTEGER,
+                  "boolean": lib.CG_TY_BOOLEAN, "null": lib.CG_TY_NULL, "array": lib.CG_TY_ARRAY,
+                  "object": lib.CG_TY_OBJECT})
+DENY, ALLOW, ELEVATE = lib.CG_DENY, lib.CG_ALLOW, lib.CG_ELEVATE
 
 
 def effect_word(decision: int, approvals: int = 0) -> int:
@@ -53,24 +73,20 @@ def kmp_table(part: bytes) -> list[int]:
 
 
 class Op(NamedTuple):
+    """One instruction of the core's table: its opcode, mnemonic and number of u32 operands."""
+
     code: int
     name: str
     operands: int
 
 
-# name, operand count: the order is the opcode number (as in CG_OPCODES)
-OPCODES = tuple(
-    Op(i, name, n)
-    for i, (name, n) in enumerate(
-        [("TRUE", 0), ("FALSE", 0), ("NUM", 3), ("IN", 2), ("PRESENT", 1), ("EQ", 2),
-         ("NOT", 0), ("AND", 0), ("OR", 0), ("JF", 1), ("JT", 1), ("RET", 0),
-         ("STR", 4), ("LEN", 3), ("TYPE", 3), ("TIME", 3), ("EVERY", 2), ("SOME", 2), ("ENDQ", 0)]
-    )
-)
+# the core's instruction table, in opcode order (csrc/cg_opcodes.h's CG_OPCODES, read through cg_opcode)
+OPCODES = tuple(Op(i, name, operands) for i, (name, operands, _effect, _flags) in enumerate(opcodes()))
 OP = {op.name: op for op in OPCODES}
 
 
 def insn_len(op: Op) -> int:
+    """The encoded size of an instruction in bytes: opcode and flags, then its u32 operands."""
     return 2 + 4 * op.operands
 
 
@@ -85,14 +101,14 @@ class BlobBuilder:
     fields: list[tuple[int, int, int]] = field(default_factory=list)
     _fid: dict[tuple[int, str], int] = field(default_factory=dict)
     sets: list[tuple[int, int, int]] = field(default_factory=list)
-    _setid: dict[tuple, int] = field(default_factory=dict)
+    _setid: dict[tuple[tuple[str, ...], str], int] = field(default_factory=dict)
     members: list[int] = field(default_factory=list)
     numbers: list[float] = field(default_factory=list)
-    _numid: dict[tuple, int] = field(default_factory=dict)
+    _numid: dict[tuple[float, str] | tuple[str, float, str, float, str], int] = field(default_factory=dict)
     entries: list[tuple[int, int, int, int]] = field(default_factory=list)
     rules: list[tuple[int, int, int, int]] = field(default_factory=list)  # index, code, len, effect
     words: list[int] = field(default_factory=list)
-    _wordid: dict[tuple, int] = field(default_factory=dict)
+    _wordid: dict[tuple[object, ...], int] = field(default_factory=dict)  # (kind, contents...) -> words index
     defaults: list[tuple[int, int, int]] = field(default_factory=list)    # tool, effect, tier
     names: list[int] = field(default_factory=list)   # per policy rule: its id's sid, or NO_NAME
     code: bytearray = field(default_factory=bytearray)
@@ -100,6 +116,7 @@ class BlobBuilder:
     n_policy_rules: int = 0
 
     def string(self, s: str) -> int:
+        """The index of `s` in the string table (added once, UTF-8)."""
         b = s.encode("utf-8")
         sid = self._sid.get(b)
         if sid is None:
@@ -108,6 +125,7 @@ class BlobBuilder:
         return sid
 
     def field(self, source: int, name: str) -> int:
+        """The index of the field `name` of `source` (a SOURCES code) in the fields section."""
         key = (source, name)
         fid = self._fid.get(key)
         if fid is None:
@@ -116,6 +134,7 @@ class BlobBuilder:
         return fid
 
     def set(self, values: list[str], display: str) -> int:
+        """The index of a string set (its distinct members, in order, and its display text)."""
         key = (tuple(values), display)
         set_id = self._setid.get(key)
         if set_id is None:
@@ -126,6 +145,7 @@ class BlobBuilder:
         return set_id
 
     def number(self, value: float) -> int:
+        """The index of `value` in the numbers section (0.0 and -0.0 kept apart)."""
         key = (value, str(value))  # keeps 0.0 and -0.0 apart
         nid = self._numid.get(key)
         if nid is None:
@@ -142,7 +162,7 @@ class BlobBuilder:
             self.numbers.extend((float(lo), float(hi)))
         return nid
 
-    def _descriptor(self, key: tuple, words: list[int]) -> int:
+    def _descriptor(self, key: tuple[object, ...], words: list[int]) -> int:
         at = self._wordid.get(key)
         if at is None:
             at = self._wordid[key] = len(self.words)
@@ -201,6 +221,7 @@ class BlobBuilder:
         return at
 
     def patch_jump(self, at: int, target: int) -> None:
+        """Set the target of the jump instruction at `at` (its first operand)."""
         struct.pack_into("<I", self.code, at + 2, target)
 
     def patch_operand(self, at: int, index: int, value: int) -> None:
@@ -216,6 +237,7 @@ class BlobBuilder:
         return (self.names + [NO_NAME] * self.n_policy_rules)[:self.n_policy_rules]
 
     def encode(self) -> bytes:
+        """The blob: header (magic, format, flags, total size, CRC-32, counts), then every section."""
         strdata = bytearray()
         string_table = bytearray()
         for s in self.strings:
@@ -256,6 +278,9 @@ class BlobBuilder:
 
 @dataclass
 class DecodedBlob:
+    """A blob's header flags and sections, as `decode` splits them (strings decoded, the
+    version string resolved)."""
+
     flags: int
     strings: list[str]
     fields: list[tuple[int, int, int]]
@@ -284,7 +309,7 @@ def decode(blob: bytes) -> DecodedBlob:
      version_sid, n_policy_rules, n_words, n_defaults, *_) = struct.unpack_from("<16I", blob, 16)
     at = HEADER_SIZE
 
-    def take(fmt: str, count: int) -> list:
+    def take(fmt: str, count: int) -> list[tuple[Any, ...]]:
         nonlocal at
         size = struct.calcsize(fmt)
         out = [struct.unpack_from(fmt, blob, at + i * size) for i in range(count)]

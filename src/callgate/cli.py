@@ -17,7 +17,7 @@ import json
 import re
 import sys
 from pathlib import Path
-from typing import Any, Callable, List, NoReturn, Optional, Sequence
+from typing import TYPE_CHECKING, Any, Callable, List, NoReturn, Optional, Sequence
 
 import orjson
 
@@ -34,6 +34,13 @@ EXTRA_OF_MODULE = {"psycopg": "audit", "cryptography": "audit", "httpx": "audit"
                    "mcp": "mcp", "anyio": "mcp", "jwt": "mcp", "uvicorn": "mcp", "starlette": "mcp",
                    "rich": "mcp", "yaml": "yaml"}
 _DISTRIBUTION = {"jwt": "PyJWT", "yaml": "PyYAML"}
+
+if TYPE_CHECKING:
+    from .compiler import Compiled
+    from .policy_files import PolicySource
+
+    # what add_subparsers returns: where a module's register(commands) adds its commands
+    Commands = argparse._SubParsersAction["Parser"]
 
 
 # ---------------------------------------------------------------- the parser
@@ -60,6 +67,7 @@ class Parser(argparse.ArgumentParser):
         super().__init__(*args, **kwargs)
 
     def error(self, message: str) -> NoReturn:
+        """Raise UsageError (one line) rather than print usage and exit."""
         raise UsageError(_usage_text(message), self.prog)
 
 
@@ -101,11 +109,12 @@ def count(value: str) -> int:
 
 
 def add_semantics(parser: argparse.ArgumentParser, default: str = "strict") -> None:
+    """Add the --semantics option (strict or perso)."""
     parser.add_argument("--semantics", type=choice(*SEMANTICS), default=default, metavar="strict|perso",
                         help=f"strict or perso (default {default})")
 
 
-def add_command(commands: Any, name: str, run: Callable[[argparse.Namespace], int], doc: str,
+def add_command(commands: Commands, name: str, run: Callable[[argparse.Namespace], int], doc: str,
                 **kwargs: Any) -> argparse.ArgumentParser:
     """A subcommand: its help line is the first line of `doc`, its description all of it."""
     parser = commands.add_parser(name, help=doc.strip().splitlines()[0], description=doc.strip(), **kwargs)
@@ -113,7 +122,7 @@ def add_command(commands: Any, name: str, run: Callable[[argparse.Namespace], in
     return parser
 
 
-def add_group(commands: Any, name: str, doc: str) -> Any:
+def add_group(commands: Commands, name: str, doc: str) -> Commands:
     """A command with subcommands of its own (`callgate audit ...`): given alone, it prints
     its help (exit 2). Returns the subparsers to add them to."""
     parser = commands.add_parser(name, help=doc.strip().splitlines()[0], description=doc.strip())
@@ -132,7 +141,7 @@ def build_parser() -> Parser:
     return parser
 
 
-def _register_extensions(commands: Any) -> None:
+def _register_extensions(commands: Commands) -> None:
     """Commands that live with their subsystem (audit trail, MCP proxy): each module has
     register(commands). A subsystem that is not there is simply not offered."""
     import importlib
@@ -268,7 +277,7 @@ def show(decision: str) -> textout.Text:
     return textout.Text(decision, DECISION_STYLE.get(decision, "bold"))
 
 
-def _policy_source(policy: Optional[str], code: int = 1) -> tuple[str, Any]:
+def _policy_source(policy: Optional[str], code: int = 1) -> tuple[str, PolicySource]:
     """A policy file (JSON, or YAML by its name), or the name of a bundled example ('crm',
     'spec'); none means 'crm'. The name and its policy_files.PolicySource; a file that cannot
     be read or decoded is one line placing the problem (FILE:LINE:COLUMN: PATH: MESSAGE)."""
@@ -283,7 +292,7 @@ def _policy_source(policy: Optional[str], code: int = 1) -> tuple[str, Any]:
         raise _fail(str(exc), code) from None
 
 
-def _compiled(policy: str, semantics: str) -> Any:
+def _compiled(policy: str, semantics: str) -> Compiled:
     """Compile a policy file or bundled example; a bad policy is one error line."""
     _, src = _policy_source(policy)
     try:
@@ -330,12 +339,13 @@ OBJECT_OPTIONS = (("args", "--args", "arguments"), ("agent", "--agent", "agent a
 
 
 def add_request_options(parser: argparse.ArgumentParser) -> None:
+    """Add --args, --agent, --resource and --context (each a JSON object, or @FILE)."""
     for dest, flag, what in OBJECT_OPTIONS:
         parser.add_argument(flag, dest=dest, metavar="JSON",
                             help=f"{what} as a JSON object, or @FILE to read it from a file")
 
 
-def json_option(engine: Any, text: Optional[str], option: str) -> Optional[dict]:
+def json_option(engine: Any, text: Optional[str], option: str) -> Optional[dict[str, Any]]:
     """The JSON object an option holds (`@FILE`: the file's), read as strictly as the engine
     reads a request: duplicate keys, numbers beyond a double and lone surrogates are refused
     (`--args: duplicate key "a" at byte 8`), and anything but an object is a type error.
@@ -365,7 +375,8 @@ def json_option(engine: Any, text: Optional[str], option: str) -> Optional[dict]
     problem = _strict_problem(engine, data)
     if problem is not None:
         raise _fail(f"{where}: {problem}", 2)
-    return value
+    obj: dict[str, Any] = value   # (JSON object keys are strings)
+    return obj
 
 
 def _strict_problem(engine: Any, data: bytes) -> Optional[str]:
@@ -384,7 +395,8 @@ def _key_at(data: bytes, offset: int) -> str:
     """The object key whose text starts at byte `offset` (just after its opening quote), as JSON."""
     try:
         text = data.decode("utf-8")
-        key, _ = json.decoder.scanstring(text, len(data[:offset].decode("utf-8", "ignore")))
+        # (json.decoder.scanstring exists, but typeshed does not declare it)
+        key, _ = json.decoder.scanstring(text, len(data[:offset].decode("utf-8", "ignore")))  # type: ignore[attr-defined]
         return orjson.dumps(key).decode()
     except (ValueError, UnicodeDecodeError):
         return "(unreadable)"
@@ -399,6 +411,7 @@ def _json_type(value: Any) -> str:
 
 
 def check(args: argparse.Namespace) -> int:
+    """`callgate check`: print every finding in file order; exit 1 when one is an error."""
     from .lint import lint
 
     name, src = _policy_source(args.policy)
@@ -418,6 +431,8 @@ def check(args: argparse.Namespace) -> int:
 
 
 def eval_(args: argparse.Namespace) -> int:
+    """`callgate eval`: decide one call (--tool, --role), or run a cases file (or the bundled
+    example's cases); exit 1 when a case does not hold."""
     from .engine import Engine
 
     name, src = _policy_source(args.policy)
@@ -485,6 +500,7 @@ def _run_cases(engine: Any, name: str, cases_path: Optional[Path], as_json: bool
 
 
 def test_(args: argparse.Namespace) -> int:
+    """`callgate test`: run a cases file against a policy; exit 0 all pass, 1 a failure, 2 bad input."""
     from .policy_tests import CasesError, format_text, load_cases_file, parse_cases, run_cases, summary
 
     name, compiled, engine = _load_for(args.policy, args.semantics, 2)
@@ -507,6 +523,7 @@ def test_(args: argparse.Namespace) -> int:
 
 
 def explain(args: argparse.Namespace) -> int:
+    """`callgate explain`: show why one call gets its decision; exit 3 if explain and the engine disagree."""
     from .explain import explain_request, render
 
     name, compiled, engine = _load_for(args.policy, args.semantics, 1)
@@ -537,6 +554,7 @@ def _jsonable(value: Any) -> Any:
 
 
 def schema(args: argparse.Namespace) -> int:
+    """`callgate schema`: print the policy JSON Schema."""
     from .policy import json_schema
 
     sys.stdout.write(orjson.dumps(json_schema(), option=orjson.OPT_INDENT_2).decode() + "\n")
@@ -544,6 +562,7 @@ def schema(args: argparse.Namespace) -> int:
 
 
 def disasm(args: argparse.Namespace) -> int:
+    """`callgate disasm`: print a policy's compiled bytecode."""
     from . import bytecode
 
     sys.stdout.write(bytecode.disassemble(_compiled(args.policy, args.semantics).blob))
@@ -551,6 +570,7 @@ def disasm(args: argparse.Namespace) -> int:
 
 
 def compile_(args: argparse.Namespace) -> int:
+    """`callgate compile`: write the blob the C core loads."""
     compiled = _compiled(args.policy, args.semantics)
     _write("-o", args.output, compiled.blob)
     textout.echo(f"wrote {args.output} ({len(compiled.blob)} bytes)")
@@ -558,6 +578,7 @@ def compile_(args: argparse.Namespace) -> int:
 
 
 def build_wasm(args: argparse.Namespace) -> int:
+    """`callgate build-wasm`: write a wasm module with the policy embedded."""
     from .wasm import embed_policy, wasm_path
 
     compiled = _compiled(args.policy, args.semantics)
@@ -571,6 +592,7 @@ def build_wasm(args: argparse.Namespace) -> int:
 
 
 def compare(args: argparse.Namespace) -> int:
+    """`callgate compare`: report every call another perso-ABI module decides differently; exit 1 if any."""
     from .compare import compare_calls
 
     name, src = _policy_source(args.policy)
@@ -591,7 +613,7 @@ def compare(args: argparse.Namespace) -> int:
     return 1 if report["differences"] else 0
 
 
-def _register_engine_commands(commands: Any) -> None:
+def _register_engine_commands(commands: Commands) -> None:
     p = add_command(commands, "check", check, """Validate a policy and warn about risky corners; exit 1 on errors.
 
 Warns about fail-open corners and rules that never apply; notes v2 constructs in a "perso-"

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Callable
 
 import orjson
 
+from .decision import Decision
 from .engine import Engine
 from .errors import CallgateError
 from .wasm import WasmEngine, WasmModule
 
 
-def _read_calls(path: Path) -> list[tuple[int, dict]]:
+def _read_calls(path: Path) -> list[tuple[int, dict[str, Any]]]:
     calls = []
     for number, line in enumerate(path.read_bytes().splitlines(), start=1):
         if not line.strip():
@@ -27,7 +28,7 @@ def _read_calls(path: Path) -> list[tuple[int, dict]]:
     return calls
 
 
-def _outcome(fn) -> dict:
+def _outcome(fn: Callable[[], Decision]) -> dict[str, str]:
     try:
         d = fn()
         return {"decision": d.decision, "reason": d.reason}
@@ -35,7 +36,7 @@ def _outcome(fn) -> dict:
         return {"decision": "Error", "reason": str(exc)}
 
 
-def compare_calls(calls_path: Path, wasm_path: Path, policy: dict[str, Any], semantics: str) -> dict:
+def compare_calls(calls_path: Path, wasm_path: Path, policy: dict[str, Any], semantics: str) -> dict[str, Any]:
     """Every call where callgate's decision differs from the other module's."""
     ours = Engine.from_dict(policy, semantics)
     module = Path(wasm_path).read_bytes()

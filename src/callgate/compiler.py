@@ -17,7 +17,7 @@ import gc
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Iterator, Mapping, Optional
+from typing import Any, Callable, Iterator, Mapping, Optional
 
 import orjson
 
@@ -28,13 +28,13 @@ from .language import (
 )
 from .policy import (
     DAYS, ELEMENT, EFFECTS, MAX_QUANTIFIER_NESTING, TIERS, All, AnyOf, Every, FieldEquals,
-    FieldPresent, Length, Not, NumericCheck, Policy, Some, StringCheck, TimeWindow, Type,
+    FieldPresent, Length, Not, NumericCheck, Policy, QuantifierBody, Some, StringCheck, TimeWindow, Type,
     pointer_tokens, strip_unknown, validate, zone,
 )
 
 SEMANTICS = ("strict", "perso")
 SOURCE_CODE = {name: i for i, name in enumerate(bc.SOURCES)}
-MAX_STACK = 64
+MAX_STACK = bc.MAX_STACK   # the core's (csrc/cg_opcodes.h)
 _DECISION_CODE = {"Deny": bc.DENY, "Allow": bc.ALLOW, "Elevate": bc.ELEVATE}
 
 
@@ -48,10 +48,12 @@ class Compiled:
 
     @property
     def policy(self) -> Policy:
+        """The validated policy (policy.Policy, or PersoPolicy under perso semantics)."""
         return self.meaning.policy
 
     @property
     def semantics(self) -> str:
+        """"strict" or "perso"."""
         return self.meaning.semantics
 
     @property
@@ -71,6 +73,7 @@ class Compiled:
 
     @property
     def version(self) -> str:
+        """The policy's "version" field."""
         return self.policy.version
 
     def rule_effect(self, index: int) -> tuple[str, int]:
@@ -119,7 +122,8 @@ def zone_offsets(name: str, step: int = 86400) -> tuple[tuple[int, int], ...]:
 
     def offset(t: int) -> int:
         delta = fromtimestamp(t, tz).utcoffset()
-        return delta.days * 86400 + delta.seconds  # zoneinfo offsets are whole seconds
+        # (utcoffset() is None only for a naive datetime: this one has tz)
+        return delta.days * 86400 + delta.seconds  # type: ignore[union-attr]  # zoneinfo offsets are whole seconds
 
     current = offset(0)
     table = [(0, current)]
@@ -203,58 +207,58 @@ class _Lowering:
                        b.string(format_number(value)))
             return 1
         if isinstance(node, StringCheck):
-            c = node.StringCheck
-            ref, path = self._leaf_ref(c)
-            if c.op in ("In", "NotIn"):
-                flags = neg | path | (bc.F_NOTIN if c.op == "NotIn" else 0)
-                b.emit("IN", flags, ref, b.set(c.value, format_set(c.value)))
+            s = node.StringCheck
+            ref, path = self._leaf_ref(s)
+            if s.op in ("In", "NotIn"):
+                flags = neg | path | (bc.F_NOTIN if s.op == "NotIn" else 0)
+                b.emit("IN", flags, ref, b.set(s.value, format_set(s.value)))
                 return 1
-            flags, pattern, true_text, false_text = _string_match(c.op, c.value)
-            desc = (b.pglob([part.split("*") for part in c.value.split("/")]) if c.op == "PathGlob"
+            flags, pattern, true_text, false_text = _string_match(s.op, s.value)
+            desc = (b.pglob([part.split("*") for part in s.value.split("/")]) if s.op == "PathGlob"
                     else b.glob(pattern))
             b.emit("STR", flags | neg | path, ref, desc, b.string(true_text), b.string(false_text))
             return 1
         if isinstance(node, FieldPresent):
-            c = node.FieldPresent
-            ref, path = self._leaf_ref(c)
+            p = node.FieldPresent
+            ref, path = self._leaf_ref(p)
             b.emit("PRESENT", neg | path, ref)
             return 1
         if isinstance(node, FieldEquals):
-            c = node.FieldEquals
-            ref_a, path_a = self._ref(c.source_a, c.field_a, c.pointer_a)
-            ref_b, path_b = self._ref(c.source_b, c.field_b, c.pointer_b)
+            e = node.FieldEquals
+            ref_a, path_a = self._ref(e.source_a, e.field_a, e.pointer_a)
+            ref_b, path_b = self._ref(e.source_b, e.field_b, e.pointer_b)
             flags = neg | (bc.F_PATH_A if path_a else 0) | (bc.F_PATH_B if path_b else 0)
             b.emit("EQ", flags, ref_a, ref_b)
             return 1
         if isinstance(node, Length):
-            c = node.Length
-            ref, path = self._leaf_ref(c)
-            value = float(c.value)
-            b.emit("LEN", bc.CMP_OPS.index(c.op) | neg | path, ref, b.number(value),
+            n = node.Length
+            ref, path = self._leaf_ref(n)
+            value = float(n.value)
+            b.emit("LEN", bc.CMP_OPS.index(n.op) | neg | path, ref, b.number(value),
                    b.string(format_number(value)))
             return 1
         if isinstance(node, Type):
-            c = node.Type
-            ref, path = self._leaf_ref(c)
-            b.emit("TYPE", neg | path, ref, bc.TYPES.index(c.is_), b.string(c.is_))
+            t = node.Type
+            ref, path = self._leaf_ref(t)
+            b.emit("TYPE", neg | path, ref, bc.TYPES.index(t.is_), b.string(t.is_))
             return 1
         if isinstance(node, TimeWindow):
-            c = node.TimeWindow
-            ref, path = self._leaf_ref(c)
-            days = sum(1 << DAYS.index(d) for d in c.days)
-            window = b.window(days, c.start_minute, c.end_minute, list(zone_offsets(c.timezone)))
-            b.emit("TIME", neg | path, ref, window, b.string(window_text(c.days, c.start, c.end, c.timezone)))
+            w = node.TimeWindow
+            ref, path = self._leaf_ref(w)
+            days = sum(1 << DAYS.index(d) for d in w.days)
+            window = b.window(days, w.start_minute, w.end_minute, list(zone_offsets(w.timezone)))
+            b.emit("TIME", neg | path, ref, window, b.string(window_text(w.days, w.start, w.end, w.timezone)))
             return 1
         if isinstance(node, (Every, Some)):
             name = "Every" if isinstance(node, Every) else "Some"
-            c = getattr(node, name)
+            q: QuantifierBody = getattr(node, name)
             if quantifiers >= MAX_QUANTIFIER_NESTING:  # validate() refuses it first
                 raise PolicyError(f"Every/Some nested too deeply (at most {MAX_QUANTIFIER_NESTING} levels)",
                                   f"{where}.{name}")
-            ref, path = self._leaf_ref(c)
+            ref, path = self._leaf_ref(q)
             at = b.emit(name.upper(), neg | path, ref, 0)
             # the body: its own stack, and Nots counted inside it only
-            depth = self._node(c.condition, False, f"{where}.{name}.condition", quantifiers + 1)
+            depth = self._node(q.condition, False, f"{where}.{name}.condition", quantifiers + 1)
             if depth > MAX_STACK:
                 raise PolicyError(f"condition nested too deeply (at most {MAX_STACK - 1} levels)",
                                   f"{where}.{name}.condition")
@@ -267,7 +271,7 @@ class _Lowering:
             return depth
         if isinstance(node, (All, AnyOf)):
             is_all = isinstance(node, All)
-            children = node.All if is_all else node.Any
+            children = node.All if is_all else node.Any  # type: ignore[union-attr]  # is_all says which node is
             name = "All" if is_all else "Any"
             if not children:
                 b.emit("TRUE" if is_all else "FALSE")
@@ -285,7 +289,7 @@ class _Lowering:
 
 
 # op -> (flags, glob parts of x); "x" is the value as a JSON string
-_STRING_MATCH = {
+_STRING_MATCH: dict[str, tuple[int, Callable[[str], list[str]]]] = {
     "Eq": (0, lambda x: [x]),
     "Ne": (bc.F_STR_NOT, lambda x: [x]),
     "StartsWith": (0, lambda x: [x, ""]),

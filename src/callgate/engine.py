@@ -28,10 +28,50 @@ PathLike = Union[str, "os.PathLike[str]"]
 __all__ = ["DECISIONS", "Decision", "Engine", "PathLike"]
 
 if TYPE_CHECKING:   # the compiler (and pydantic under it) is imported when a policy is compiled
+    from typing import Protocol
+
+    from .approvals import Keyring, NonceLedger
+    from .audit.recorder import Recorder
     from .compiler import Compiled
+    from .decision import Request
+
+    # an evaluated call's facts as the approvals bind them (approvals.Call's fields, in order):
+    # tool, arguments, role, principal, agent attributes, resource attributes, context
+    CallFacts = tuple[str, Any, str, Optional[str], Optional[Mapping[str, Any]], Optional[Mapping[str, Any]],
+                      Optional[Mapping[str, Any]]]
+
+    class Addressed(Protocol):
+        """What carries the address a backend's calls take first (`_local`, a scratch)."""
+
+        address: Any   # the native core's scratch address (an int), or the wasm module instance
+
+    class PolicyState(Protocol):
+        """What Engine.evaluate and evaluate_json drive: one loaded policy in a backend (the
+        native core's _State here, wasm.py's _WasmState), immutable once built."""
+
+        native: bool
+        compiled: Compiled
+        digest: str
+
+        @property
+        def _local(self) -> Addressed: ...
+
+        def request(self, address: Any, request: bytes, /) -> int: ...
+        def request_keep_gil(self, address: Any, request: bytes, /) -> int: ...
+        def json(self, address: Any, tool: bytes, args: bytes, context: bytes, /) -> int: ...
+        def json_keep_gil(self, address: Any, tool: bytes, args: bytes, context: bytes, /) -> int: ...
+        def scratch(self) -> Addressed: ...
+        def reason_for(self, tool: Optional[bytes], in0: bytes, in1: Optional[bytes]) -> str: ...
+        def raise_for(self, rc: int, request: Request) -> None: ...
+
+    class ThreadScratch(Protocol):
+        """The native state's threading.local: this thread's scratch and its address."""
+
+        scratch: _native.Scratch
+        address: int
 
 _dumps = orjson.dumps
-_EMPTY: dict = {}
+_EMPTY: dict[str, Any] = {}
 _SAW_NULL = _native.RESULT_SAW_NULL
 _RESULT_MASK = _native.RESULT_MASK
 _ELEVATE = ELEVATE
@@ -52,7 +92,7 @@ class _State:
         self.compiled = compiled
         self.policy = _native.LoadedPolicy(compiled.blob, **limits)
         self.digest = hashlib.sha256(compiled.blob).hexdigest()  # what approvals bind to
-        self._local = threading.local()
+        self._local: ThreadScratch = threading.local()
 
     def scratch(self) -> _native.Scratch:
         """This thread's scratch; its address is also kept as `_local.address` for the hot path
@@ -65,9 +105,10 @@ class _State:
             return s
 
     def reason_for(self, tool: Optional[bytes], in0: bytes, in1: Optional[bytes]) -> str:
+        """The reason text of the decision the core made from this request (it evaluates again)."""
         return _native.reason(self.scratch(), tool, in0, in1)
 
-    def raise_for(self, rc: int, request: tuple) -> None:
+    def raise_for(self, rc: int, request: Request) -> None:
         """The RequestError for a request the core refused with `rc` (code and offset)."""
         _native.raise_for(rc, self.scratch(), request[0] == "json")
 
@@ -94,12 +135,12 @@ class Engine:
     def __init__(self, compiled: Compiled, *, max_bytes: int = 0, max_depth: int = 0, max_keys: int = 0,
                  audit: Any = None, shadow: Any = None, discovered_tools: Optional[Mapping[str, str]] = None) -> None:
         self._limits = {"max_bytes": max_bytes, "max_depth": max_depth, "max_keys": max_keys}
-        self._state = self._new_state(compiled)
+        self._state: PolicyState = self._new_state(compiled)
         self._discovered = dict(discovered_tools or {})  # kept for reload()
         self._keyring: Any = None   # approvals: created on first use
         self._ledger: Any = None
         self._ledger_announced = False   # the local-ledger warning: logged once per engine
-        self._recorder: Any = None
+        self._recorder: Optional[Recorder] = None
         if audit is not None or shadow is not None:
             self._recorder = _attach(self, audit, shadow)
 
@@ -156,7 +197,7 @@ class Engine:
         self._state = self._new_state(compiled)
         self._discovered = discovered
 
-    def _new_state(self, compiled: Compiled) -> Any:
+    def _new_state(self, compiled: Compiled) -> PolicyState:
         """The backend's state for a compiled policy (native here; wasm.WasmEngine's own)."""
         return _State(compiled, self._limits)
 
@@ -164,14 +205,17 @@ class Engine:
 
     @property
     def policy_version(self) -> str:
+        """The loaded policy's "version" field."""
         return self._state.compiled.version
 
     @property
     def semantics(self) -> str:
+        """The semantics the policy was compiled with: "strict" or "perso"."""
         return self._state.compiled.semantics
 
     @property
     def compiled(self) -> Compiled:
+        """The current compiled policy (compiler.Compiled: the blob and the policy's meaning)."""
         return self._state.compiled
 
     @property
@@ -190,7 +234,7 @@ class Engine:
     # ledgers (an approval signed for one would then be refused by the other)
     _approvals_lock = threading.Lock()
 
-    def _approvals(self) -> tuple[Any, Any]:
+    def _approvals(self) -> tuple[Keyring, NonceLedger]:
         if self._keyring is None:
             with Engine._approvals_lock:
                 if self._keyring is None:
@@ -236,7 +280,7 @@ class Engine:
         return sign_approval(call, approver=approver, key=key, policy_digest=self._state.digest,
                              ledger=self.ledger_id if ledger is None else ledger, ttl=ttl, now=now)
 
-    def _apply_approvals(self, d: Decision, state: Any, approvals: Any, call: tuple,
+    def _apply_approvals(self, d: Decision, state: PolicyState, approvals: Any, call: CallFacts,
                          now: Optional[float]) -> Decision:
         """An Elevate plus approvals: Allow when enough valid ones from distinct approvers."""
         from .approvals import Call, check_approvals
@@ -279,6 +323,7 @@ class Engine:
         principal, trace_id and extras also go to the audit trail, if one is attached."""
         state = self._state
         # one serialization, one call into C (the hot path: keep it flat)
+        request: tuple[Any, ...]
         if context is None:
             request = (tool, role, _EMPTY if args is None else args,
                        _EMPTY if agent_attributes is None else agent_attributes,
@@ -303,7 +348,7 @@ class Engine:
             if _has_nonfinite(request):
                 raise RequestError("NaN and Infinity are not JSON", "nonfinite")
             rc &= _RESULT_MASK
-        d = _Made()
+        d: Decision = _Made()
         d._rc = rc
         d._why = (state, None, packed, None)
         if approvals is not None and rc & 3 == _ELEVATE:
@@ -327,9 +372,13 @@ class Engine:
         except AttributeError:
             scratch = state.scratch().address
         call = state.json_keep_gil if self._recorder is None else state.json  # as in evaluate()
+        tool_b: bytes
+        args_b: bytes
+        ctx_b: bytes
         try:  # bytes go straight through; anything else is encoded (or refused) below
-            rc = call(scratch, tool, args, context)
-            tool_b, args_b, ctx_b = tool, args, context
+            # str too, on purpose: the core's call raises TypeError for anything but bytes
+            rc = call(scratch, tool, args, context)  # type: ignore[arg-type]
+            tool_b, args_b, ctx_b = tool, args, context  # type: ignore[assignment]  # bytes: the call took them
         except TypeError:
             tool_b, args_b, ctx_b = _encode(tool, "tool"), _encode(args, "arguments"), _encode(context, "context")
             rc = call(scratch, tool_b, args_b, ctx_b)
@@ -342,7 +391,7 @@ class Engine:
             return d
         return self._recorder.record(d, ("json", tool_b, args_b, ctx_b), principal, trace_id, extras)
 
-    def _refuse(self, rc: int, state: Any, request: tuple, principal: Optional[str], trace_id: Optional[str],
+    def _refuse(self, rc: int, state: PolicyState, request: Request, principal: Optional[str], trace_id: Optional[str],
                 extras: Optional[Mapping[str, Any]]) -> None:
         """A request the core could not decide: record it (if recording) and raise."""
         try:
@@ -388,7 +437,7 @@ class Engine:
         self.close()
 
 
-def _attach(engine: Engine, audit: Any, shadow: Any) -> Any:
+def _attach(engine: Engine, audit: Any, shadow: Any) -> Recorder:
     from .audit import attach  # the audit trail: imported only when used
 
     return attach(engine, audit=audit, shadow=shadow)

@@ -67,4 +67,14 @@ class RequestError(CallgateError, ValueError):
 
 
 class BlobError(PolicyError):
-    """A compiled policy blob that the core refused (corrupt, truncated, wrong version)."""
+    """A compiled policy blob that the core refused (corrupt, truncated, wrong version).
+
+    `code` is the core's name for the cause (``"blob_checksum"``, ``"blob_opcode"``... the
+    CG_E_BLOB_* list of csrc/cg_errors.h), `offset` the byte offset in the blob of the
+    field at fault (None when the core gave none)."""
+
+    def __init__(self, message: str, code: str = "blob", offset: int | None = None) -> None:
+        where = f" at byte {offset}" if offset is not None else ""
+        super().__init__(f"{message}{where}", "(blob)")
+        self.code = code
+        self.offset = offset

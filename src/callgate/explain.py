@@ -24,14 +24,15 @@ import re
 from dataclasses import dataclass, field as dc_field
 from datetime import datetime, timezone as dt_timezone
 from decimal import Decimal
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import orjson
 
 from .language import (
-    DAYS, OP_SYMBOL, F, Meaning, T, U, format_number, format_set, glob_match, path_glob_match, ref_display,
+    OP_SYMBOL, F, Meaning, T, U, format_number, format_set, glob_match, path_glob_match, ref_display,
     rule_name, window_text,
 )
+from .policy import DAYS
 
 MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING", "__bool__": lambda self: False})()
 
@@ -79,7 +80,7 @@ def display_value(value: Any) -> str:
     return raw[:cut].decode("utf-8") + "…"
 
 
-def _window(spec: dict) -> str:
+def _window(spec: dict[str, Any]) -> str:
     return window_text(_get(spec, "days") or DAYS, spec["start"], spec["end"], spec["timezone"])
 
 
@@ -95,6 +96,8 @@ def _decimal(x: Any) -> Decimal:
 
 
 def strict_equal(a: Any, b: Any) -> bool:
+    """JSON value equality as strict semantics has it (FieldEquals): numbers by exact value,
+    bools and strings only with their own kind, arrays and objects element by element."""
     if _is_number(a) and _is_number(b):
         return _decimal(a) == _decimal(b)
     if isinstance(a, bool) and isinstance(b, bool):
@@ -110,7 +113,7 @@ def strict_equal(a: Any, b: Any) -> bool:
     return False
 
 
-def _serde(value: Any) -> Any:
+def _serde(value: Any) -> tuple[Any, ...]:
     if value is None:
         return ("null",)
     if isinstance(value, bool):
@@ -203,7 +206,9 @@ def _minutes(hhmm: str) -> int:
     return int(h) * 60 + int(m)
 
 
-def in_window(t: int, spec: dict) -> bool:
+def in_window(t: int, spec: dict[str, Any]) -> bool:
+    """Whether Unix time `t` falls in a TimeWindow's weekly window (`spec`: days, start, end,
+    timezone), in the zone's local time; a window past midnight counts from its start day."""
     from zoneinfo import ZoneInfo
 
     local = datetime.fromtimestamp(t, ZoneInfo(spec["timezone"]))
@@ -228,10 +233,12 @@ class Seen:
     value: Any  # MISSING when absent
 
     def text(self) -> str:
+        """The value as reasons show it ("missing" when absent)."""
         return display_value(self.value)
 
-    def to_dict(self) -> dict:
-        out: dict = {"name": self.name, "present": self.value is not MISSING}
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (`explain --format json`): name, present, value (when present), text."""
+        out: dict[str, Any] = {"name": self.name, "present": self.value is not MISSING}
         if self.value is not MISSING:
             out["value"] = self.value
         out["text"] = self.text()
@@ -251,8 +258,9 @@ class Node:
     skipped: bool = False          # not evaluated by the engine (short-circuit); shown for information
     blame: bool = False            # the leaf the rule's result is pinned on
 
-    def to_dict(self) -> dict:
-        out: dict = {"kind": self.kind, "label": self.label, "location": self.location, "value": self.value}
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form of the node and its subtree (`explain --format json`)."""
+        out: dict[str, Any] = {"kind": self.kind, "label": self.label, "location": self.location, "value": self.value}
         if self.seen:
             out["seen"] = [s.to_dict() for s in self.seen]
         if self.skipped:
@@ -280,11 +288,14 @@ class Evaluator:
 
     @property
     def undetermined(self) -> str:
+        """What a leaf is when it cannot be decided (a missing or mistyped value): U under
+        strict semantics, F under perso."""
         return U if self.strict else F
 
     # -- reading values
 
     def read(self, source: str, field: Optional[str], pointer: Optional[str]) -> Any:
+        """The value a reference names in the request (or the current element), or MISSING."""
         if source == "Element":
             root = self.elements[-1] if self.elements else MISSING
             if pointer is not None:
@@ -299,7 +310,9 @@ class Evaluator:
             return root[field]
         return MISSING
 
-    def ref(self, spec: dict, suffix: str = "") -> tuple[str, Any]:
+    def ref(self, spec: dict[str, Any], suffix: str = "") -> tuple[str, Any]:
+        """A leaf's reference (`source`, `field`, `pointer`, each with `suffix`): its display
+        name and the value it reads."""
         source = spec[f"source{suffix}"]
         field = spec.get(f"field{suffix}")
         pointer = spec.get(f"pointer{suffix}")
@@ -307,7 +320,7 @@ class Evaluator:
 
     # -- nodes
 
-    def node(self, cond: dict, where: str) -> tuple[Node, list[Node]]:
+    def node(self, cond: dict[str, Any], where: str) -> tuple[Node, list[Node]]:
         """Evaluate one node; returns it and the leaves its result is blamed on: one, none
         for an empty All/Any, every branch of an Any of two or more that was not T."""
         ((kind, spec),) = cond.items()
@@ -326,7 +339,7 @@ class Evaluator:
         n = leaf(spec, f"{where}.{kind}")
         return n, [n]
 
-    def _junction(self, kind: str, children: list, where: str) -> tuple[Node, list[Node]]:
+    def _junction(self, kind: str, children: list[dict[str, Any]], where: str) -> tuple[Node, list[Node]]:
         stop, other = (F, T) if kind == "All" else (T, F)
         n = Node(kind, kind, f"{where}.{kind}")
         results: list[tuple[Node, list[Node]]] = []
@@ -351,7 +364,7 @@ class Evaluator:
         n.value = value
         return n, blame
 
-    def _quantifier(self, kind: str, spec: dict, where: str) -> Node:
+    def _quantifier(self, kind: str, spec: dict[str, Any], where: str) -> Node:
         name, array = self.ref(spec)
         loc = f"{where}.{kind}"
         n = Node(kind, f"{'every' if kind == 'Every' else 'some'} element of {name} satisfies", loc,
@@ -382,7 +395,7 @@ class Evaluator:
 
     # -- leaves (each returns its node, value set)
 
-    def _leaf_NumericCheck(self, spec: dict, loc: str) -> Node:
+    def _leaf_NumericCheck(self, spec: dict[str, Any], loc: str) -> Node:
         name, x = self.ref(spec)
         op = spec["op"]
         if op == "Between":
@@ -403,7 +416,7 @@ class Evaluator:
         n.value = T if ok else F
         return n
 
-    def _leaf_StringCheck(self, spec: dict, loc: str) -> Node:
+    def _leaf_StringCheck(self, spec: dict[str, Any], loc: str) -> Node:
         name, x = self.ref(spec)
         op, value = spec["op"], spec["value"]
         if op in ("In", "NotIn"):
@@ -414,22 +427,23 @@ class Evaluator:
         if not isinstance(x, str):
             n.value = self.undetermined
             return n
-        ok = {
+        tests: dict[str, Callable[[], bool]] = {
             "In": lambda: x in value, "NotIn": lambda: x not in value,
             "Eq": lambda: x == value, "Ne": lambda: x != value,
             "StartsWith": lambda: x.startswith(value), "EndsWith": lambda: x.endswith(value),
             "Contains": lambda: value in x,
             "Glob": lambda: glob_match(value, x), "PathGlob": lambda: path_glob_match(value, x),
-        }[op]()
+        }
+        ok = tests[op]()
         n.value = T if ok else F
         return n
 
-    def _leaf_FieldPresent(self, spec: dict, loc: str) -> Node:
+    def _leaf_FieldPresent(self, spec: dict[str, Any], loc: str) -> Node:
         name, x = self.ref(spec)
         return Node("FieldPresent", f"{name} is present", loc, F if x is MISSING or x is None else T,
                     seen=[Seen(name, x)])
 
-    def _leaf_FieldEquals(self, spec: dict, loc: str) -> Node:
+    def _leaf_FieldEquals(self, spec: dict[str, Any], loc: str) -> Node:
         name_a, a = self.ref(spec, "_a")
         name_b, b = self.ref(spec, "_b")
         n = Node("FieldEquals", f"{name_a} equals {name_b}", loc, seen=[Seen(name_a, a), Seen(name_b, b)])
@@ -442,7 +456,7 @@ class Evaluator:
             n.value = F if a is MISSING or b is MISSING else T if perso_equal(a, b) else F
         return n
 
-    def _leaf_Length(self, spec: dict, loc: str) -> Node:
+    def _leaf_Length(self, spec: dict[str, Any], loc: str) -> Node:
         name, x = self.ref(spec)
         op, k = spec["op"], spec["value"]
         n = Node("Length", f"length of {name} {OP_SYMBOL[op]} {format_number(k)}", loc, seen=[Seen(name, x)])
@@ -454,7 +468,7 @@ class Evaluator:
             n.value = self.undetermined
         return n
 
-    def _leaf_Type(self, spec: dict, loc: str) -> Node:
+    def _leaf_Type(self, spec: dict[str, Any], loc: str) -> Node:
         name, x = self.ref(spec)
         want = spec.get("is") or spec.get("is_")
         n = Node("Type", f"{name} is of type {want}", loc, seen=[Seen(name, x)])
@@ -469,11 +483,11 @@ class Evaluator:
             "null": x is None,
             "array": isinstance(x, list),
             "object": isinstance(x, dict),
-        }[want]
+        }[want]  # type: ignore[index]  # a Type node has "is" (None only if the model changed: a KeyError)
         n.value = T if ok else F
         return n
 
-    def _leaf_TimeWindow(self, spec: dict, loc: str) -> Node:
+    def _leaf_TimeWindow(self, spec: dict[str, Any], loc: str) -> Node:
         spec = dict(spec)
         spec["source"] = _get(spec, "source", "Context")
         if spec.get("pointer") is None and spec.get("field") is None and spec["source"] != "Element":
@@ -493,6 +507,9 @@ class Evaluator:
 
 @dataclass
 class RuleResult:
+    """One rule collected for the request's (tool, role): its effect, its condition's value
+    and tree, and whether it applies and was reached."""
+
     index: int                     # 0-based, as Decision.rule
     effect: str                    # allow | deny | elevate
     approvals: int
@@ -510,7 +527,8 @@ class RuleResult:
         """`rule ID` or `rule N`, as reasons name it."""
         return rule_name(self.index, self.id)
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (`explain --format json`); "rule" is 0-based, "number" 1-based."""
         return {"rule": self.index, "number": self.index + 1, "id": self.id, "effect": self.effect,
                 "approvals": self.approvals,
                 "tool_name": self.tool_name, "tier": self.tier, "value": self.value, "applies": self.applies,
@@ -519,14 +537,20 @@ class RuleResult:
 
 @dataclass
 class Verdict:
+    """A decision as explain compares them: decision, deciding rule (0-based, None for a
+    default) and approvals required."""
+
     decision: str
     rule: Optional[int]
     approvals_required: int
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form: decision, rule, approvals_required."""
         return {"decision": self.decision, "rule": self.rule, "approvals_required": self.approvals_required}
 
     def describe(self, rule_id: Optional[str] = None) -> str:
+        """One phrase, e.g. "Elevate(2) by rule 4 (rules[3])" or "Deny by a default"; `rule_id`
+        names the rule when it has an id."""
         what = f"Elevate({self.approvals_required})" if self.decision == "Elevate" else self.decision
         by = "a default" if self.rule is None else f"{rule_name(self.rule, rule_id)} (rules[{self.rule}])"
         return f"{what} by {by}"
@@ -534,6 +558,9 @@ class Verdict:
 
 @dataclass
 class Explanation:
+    """One request explained: the rules collected for it, explain's own verdict beside the
+    engine's, and the engine's exact reason."""
+
     tool: str
     role: str
     semantics: str
@@ -548,9 +575,11 @@ class Explanation:
 
     @property
     def agrees(self) -> bool:
+        """Whether explain's evaluation and the engine agree (False is a bug in one of them)."""
         return not self.problems
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (`explain --format json`)."""
         return {"tool": self.tool, "role": self.role, "semantics": self.semantics, "tier": self.tier,
                 "decision": self.engine.decision, "rule": self.engine.rule,
                 "approvals_required": self.engine.approvals_required, "reason": self.reason,
@@ -559,7 +588,7 @@ class Explanation:
                 "problems": self.problems}
 
 
-def _sources(args: Any, agent: Any, resource: Any, context: Any) -> dict:
+def _sources(args: Any, agent: Any, resource: Any, context: Any) -> dict[str, Any]:
     return {
         "Arguments": {} if args is None else args,
         "AgentAttributes": {} if agent is None else agent,
@@ -588,6 +617,8 @@ def explain_request(compiled: Any, engine: Any, tool: str, role: str, args: Any 
     for i in collected:
         effect, approvals = meaning.rule_effect(i)
         cond = defs[i].get("condition")
+        tree: Optional[Node]
+        blame: list[Node]
         tree, blame, value = None, [], T
         if cond is not None:
             tree, blame = ev.node(cond, f"rules[{i}].condition")

@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
-from typing import Any, Iterator, Optional
+from typing import Any, Callable, Iterator, Optional
 
 from .errors import PolicyError
 from .language import F, OP_SYMBOL, T, U, Meaning, format_number, glob_match, ref_display
@@ -50,6 +50,9 @@ _INERT_RULE = {"tool_name": "*", "roles": []}   # covers no (tool, role) pair: s
 
 @dataclass(frozen=True)
 class Finding:
+    """One finding of `callgate check`: its level, location (a path in the policy) and
+    message, and where it is in the text when lint() was given a PolicySource."""
+
     level: str        # "error" | "warning" | "note"
     location: str     # the path in the policy, as PolicyError.location
     message: str
@@ -95,11 +98,12 @@ def lint(data: Any, semantics: str = "strict") -> list[Finding]:
     return out
 
 
-def _analysable(data: Any, semantics: str, model: Any, problems: list[PolicyError]) -> tuple[Any, set, list]:
+def _analysable(data: Any, semantics: str, model: Any,
+                problems: list[PolicyError]) -> tuple[Any, set[int], list[PolicyError]]:
     """(the policy the model checks read, the rules they skip, every error so far)."""
     if not problems:
         return model, set(), problems
-    broken = set()
+    broken: set[int] = set()
     for problem in problems:
         m = _RULE_RE.match(problem.location)
         if m is None:
@@ -120,7 +124,7 @@ def _analysable(data: Any, semantics: str, model: Any, problems: list[PolicyErro
     return model, broken, problems + more
 
 
-def _under(location: str, broken: set) -> bool:
+def _under(location: str, broken: set[int]) -> bool:
     m = _RULE_RE.match(location)
     return m is not None and int(m.group(1)) in broken
 
@@ -159,7 +163,7 @@ def _compile_errors(data: Any, semantics: str) -> list[Finding]:
     return []
 
 
-def _tier_keys(policy: dict) -> Iterator[Finding]:
+def _tier_keys(policy: dict[str, Any]) -> Iterator[Finding]:
     """An exact tool_tiers key must be a declared tool (the compiler stops at the first)."""
     tools = set(policy["tools"])
     for key in policy.get("tool_tiers") or {}:
@@ -167,7 +171,7 @@ def _tier_keys(policy: dict) -> Iterator[Finding]:
             yield Finding("error", f"tool_tiers.{key}", f"tool '{key}' is not declared in tools")
 
 
-def _defaults(data: dict, semantics: str) -> str:
+def _defaults(data: dict[str, Any], semantics: str) -> str:
     """What decides the calls no rule decides, as a message says it."""
     action = data.get("default_action")
     text = f"default_action {action}" if action in ("Allow", "Deny") else "the default action"
@@ -217,7 +221,7 @@ def _declarations(data: Any, semantics: str) -> Iterator[Finding]:
                       f"{tiers}; prefer Deny, and rules that allow what is meant")
 
 
-def _roles_and_tools(policy: dict, meaning: Meaning) -> Iterator[Finding]:
+def _roles_and_tools(policy: dict[str, Any], meaning: Meaning) -> Iterator[Finding]:
     semantics = meaning.semantics
     roles = set(policy["roles"])
     tools = set(policy["tools"])
@@ -249,7 +253,7 @@ def _roles_and_tools(policy: dict, meaning: Meaning) -> Iterator[Finding]:
                               f"tool '{name}' is not declared in tools; perso uses it as is")
 
 
-def _shadowed(policy: dict, meaning: Meaning) -> list[Finding]:
+def _shadowed(policy: dict[str, Any], meaning: Meaning) -> list[Finding]:
     """perso keeps only the last rule per (tool, role): earlier ones are silently dropped."""
     if meaning.semantics != "perso":
         return []
@@ -269,17 +273,18 @@ def _shadowed(policy: dict, meaning: Meaning) -> list[Finding]:
     return out
 
 
-def _effect(rule: dict) -> str:
-    return rule.get("effect") or "allow"
+def _effect(rule: dict[str, Any]) -> str:
+    effect: str = rule.get("effect") or "allow"
+    return effect
 
 
-def _never_granted(policy: dict, meaning: Meaning) -> list[Finding]:
+def _never_granted(policy: dict[str, Any], meaning: Meaning) -> list[Finding]:
     """A grant rule none of whose (tool, role) pairs it can ever decide: an allow rule every
     pair of which an unconditional deny covers (deny comes first), an elevate rule every
     pair of which an unconditional deny or allow covers (both come before elevate)."""
     rules = policy["rules"]
     pairs = [meaning.pairs(i) for i in range(len(rules))]
-    unconditional = {"deny": {}, "allow": {}}  # pair -> the first rule that decides it unconditionally
+    unconditional: dict[str, dict[tuple[str, str], int]] = {"deny": {}, "allow": {}}  # pair -> the first rule that decides it unconditionally
     for i, rule in enumerate(rules):
         if rule.get("condition") is None and _effect(rule) in unconditional:
             for pair in pairs[i]:
@@ -308,16 +313,16 @@ def _never_granted(policy: dict, meaning: Meaning) -> list[Finding]:
 # ---------------------------------------------------------------- conditions
 
 
-def _kind(node: dict) -> tuple[str, Any]:
+def _kind(node: dict[str, Any]) -> tuple[str, Any]:
     ((kind, body),) = node.items()
     return kind, body
 
 
-def _ref(body: dict, suffix: str = "") -> str:
+def _ref(body: dict[str, Any], suffix: str = "") -> str:
     return ref_display(body[f"source{suffix}"], body.get(f"field{suffix}"), body.get(f"pointer{suffix}"))
 
 
-def _conditions(node: dict, where: str) -> list[Finding]:
+def _conditions(node: dict[str, Any], where: str) -> list[Finding]:
     out: list[Finding] = []
     kind, body = _kind(node)
     at = f"{where}.{kind}"
@@ -342,7 +347,7 @@ def _conditions(node: dict, where: str) -> list[Finding]:
     return out
 
 
-def _flatten_all(children: list) -> Iterator[dict]:
+def _flatten_all(children: list[dict[str, Any]]) -> Iterator[dict[str, Any]]:
     """The conjuncts of an All: its children, with nested Alls opened."""
     for child in children:
         kind, body = _kind(child)
@@ -396,7 +401,7 @@ class _Bounds:
         return False
 
 
-def _contradictions(children: list, at: str) -> list[Finding]:
+def _contradictions(children: list[dict[str, Any]], at: str) -> list[Finding]:
     """Numeric comparisons on one value (or one length) that no value satisfies together."""
     bounds: dict[str, _Bounds] = {}
     for child in _flatten_all(children):
@@ -430,18 +435,18 @@ def _or(a: str, b: str) -> str:
     return T if T in (a, b) else U if U in (a, b) else F
 
 
-def _combine(acc: frozenset, child: frozenset, op: Any) -> frozenset:
+def _combine(acc: frozenset[str], child: frozenset[str], op: Callable[[str, str], str]) -> frozenset[str]:
     return frozenset(op(a, b) for a in acc for b in child)
 
 
-def _leaf_refs(kind: str, body: dict) -> list[str]:
+def _leaf_refs(kind: str, body: dict[str, Any]) -> list[str]:
     """The values a node reads from the call itself (not the Element of a quantifier), by
     display name; for Every/Some, the array."""
     suffixes = ("_a", "_b") if kind == "FieldEquals" else ("",)
     return [_ref(body, s) for s in suffixes if body[f"source{s}"] != ELEMENT]
 
 
-def _values_when_absent(node: dict, ref: str, absent: str) -> frozenset:
+def _values_when_absent(node: dict[str, Any], ref: str, absent: str) -> frozenset[str]:
     """The values (T, F, U) `node` can take when the call's value `ref` is `absent`
     ("missing" or "null"), every other check being T or F as the other values make it."""
     kind, body = _kind(node)
@@ -472,7 +477,7 @@ def _values_when_absent(node: dict, ref: str, absent: str) -> frozenset:
     return frozenset((U,))
 
 
-def _call_reads(node: dict, where: str) -> dict[str, str]:
+def _call_reads(node: dict[str, Any], where: str) -> dict[str, str]:
     """Each value of the call a condition reads -> the location of the first node reading it."""
     out: dict[str, str] = {}
     kind, body = _kind(node)
@@ -492,7 +497,7 @@ def _call_reads(node: dict, where: str) -> dict[str, str]:
     return out
 
 
-def _unevaluable_denies(policy: dict) -> list[Finding]:
+def _unevaluable_denies(policy: dict[str, Any]) -> list[Finding]:
     """A deny rule over a glob (``"*"``, ``"delete_*"``) or a tier covers calls to tools whose
     arguments differ, from hosts that may give no attributes or context: a value its
     condition reads may be absent from a call. A deny whose condition is U applies (a deny

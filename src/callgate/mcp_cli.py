@@ -13,16 +13,19 @@ import argparse
 import importlib.util
 import sys
 from pathlib import Path
-from typing import Any, List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional
 
 from . import textout
 from .cli import add_command, add_group, add_semantics, choice
+
+if TYPE_CHECKING:
+    from .cli import Commands
 
 EXTRA_HINT = "pip install 'callgate[mcp]'"
 
 # the options that only the HTTP front (--listen) uses, with their defaults: given on stdio
 # they would do nothing, so they are refused (None marks "not given" while parsing)
-LISTEN_ONLY = {"upstream": None, "jwt_key": None, "jwks": None, "jwt_issuer": None, "jwt_audience": None,
+LISTEN_ONLY: dict[str, Any] = {"upstream": None, "jwt_key": None, "jwks": None, "jwt_issuer": None, "jwt_audience": None,
                "jwt_algorithm": "RS256", "role_claim": "role", "attr_claim": [], "session_idle_timeout": None,
                "max_sessions": 64, "max_sessions_per_principal": 8, "max_body": 4 * 1024 * 1024,
                "head_timeout": 10.0, "body_timeout": 30.0, "allow_host": [], "allow_origin": []}
@@ -300,6 +303,8 @@ def _front(args: argparse.Namespace) -> tuple[Any, Any]:
 
 
 def proxy(args: argparse.Namespace) -> int:
+    """`callgate proxy`: check the setup, then relay MCP (stdio, or Streamable HTTP with
+    --listen) deciding every tools/call; returns when the session ends."""
     from .engine import Engine
     from .mcp.gate import Gate
     from .mcp.pins import PinStore
@@ -338,10 +343,12 @@ def proxy(args: argparse.Namespace) -> int:
         if not listening:
             from .mcp.proxy import StdioProxy
 
-            return StdioProxy(gate, identity, args.server_command, elevation=elevation, limits=limits).run()
+            # (identity is set above when not listening)
+            return StdioProxy(gate, identity, args.server_command,  # type: ignore[arg-type]
+                              elevation=elevation, limits=limits).run()
         from .mcp.http_front import IDLE_TIMEOUT, serve
 
-        jwt_config, front_limits = front
+        jwt_config, front_limits = front  # type: ignore[misc]  # (made above when listening)
         try:
             return serve(gate, jwt_config, args.listen, command=args.server_command or None, upstream=args.upstream,
                          idle_timeout=IDLE_TIMEOUT if args.session_idle_timeout is None else args.session_idle_timeout,
@@ -362,6 +369,7 @@ def _check_pins_directory(pins: Path) -> None:
 
 
 def pins_approve(args: argparse.Namespace) -> int:
+    """`callgate pins approve`: start the server, list its tools and pin their definitions."""
     from .mcp.pins import PinStore
     from .mcp.rawclient import RawClientError, list_tools_of
 
@@ -388,6 +396,7 @@ def pins_approve(args: argparse.Namespace) -> int:
 
 
 def pins_list(args: argparse.Namespace) -> int:
+    """`callgate pins list`: print the pinned tools and their digests."""
     from .mcp.pins import PinStore
 
     _check_pins(args.pins)
@@ -401,6 +410,7 @@ def pins_list(args: argparse.Namespace) -> int:
 
 
 def pins_check(args: argparse.Namespace) -> int:
+    """`callgate pins check`: compare the server's tools with the pins; exit 1 if any differ."""
     from .mcp.pins import PinStore, tool_digest
     from .mcp.rawclient import RawClientError, list_tools_of
 
@@ -425,6 +435,7 @@ def pins_check(args: argparse.Namespace) -> int:
 
 
 def demo(args: argparse.Namespace) -> int:
+    """`callgate demo`: play the CRM story (or --policy/--script) through the proxy; needs the mcp extra."""
     if (args.policy is None) != (args.script is None):
         raise _fail("--policy and --script go together", 2)
     # the demo plays through the mcp SDK and shows its scenes with rich: both come with the
@@ -450,7 +461,8 @@ def _number(parser: Any, flag: str, kind: type, default: Any, help: str) -> None
     parser.add_argument(flag, type=kind, default=default, metavar="N" if kind is int else "SECONDS", help=help)
 
 
-def register(commands: Any) -> None:
+def register(commands: Commands) -> None:
+    """Add `callgate proxy`, `callgate pins ...` and `callgate demo` to the command line."""
     p = add_command(commands, "proxy", proxy, """Relay MCP between a client and a server, deciding every tools/call by the policy.
 
     callgate proxy --policy P --role R [options] -- SERVER_COMMAND [ARGS...]          (stdio)

@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from typing import Annotated, Any, ClassVar, Iterator, Literal, NoReturn, Optional, Union
+from typing import TYPE_CHECKING, Annotated, Any, ClassVar, Iterator, Literal, NoReturn, Optional, TypeVar, Union
 
 from pydantic import (
     BaseModel, ConfigDict, Discriminator, Field, Tag, ValidationError, ValidationInfo,
@@ -35,6 +35,20 @@ from pydantic import (
 from pydantic_core import PydanticCustomError
 
 from .errors import PolicyError
+
+if TYPE_CHECKING:
+    from typing import Protocol
+    from zoneinfo import ZoneInfo
+
+    from pydantic_core import ErrorDetails
+
+    class Located(Protocol):
+        """Anything with a location in a policy (a PolicyError, a lint problem)."""
+
+        @property
+        def location(self) -> str: ...
+
+_Located = TypeVar("_Located", bound="Located")
 
 # ---------------------------------------------------------------- vocabularies
 
@@ -48,7 +62,7 @@ STRING_MATCH_OPS = ("Eq", "Ne", "StartsWith", "EndsWith", "Contains", "Glob", "P
 STRING_OPS = STRING_SET_OPS + STRING_MATCH_OPS
 LENGTH_OPS = ("Lt", "Lte", "Gt", "Gte", "Eq", "Ne")
 TYPE_NAMES = ("string", "number", "integer", "boolean", "null", "array", "object")
-DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+DAYS: tuple[Day, ...] = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
 TIERS = ("public", "read", "write", "destructive")   # in order of strictness
 EFFECTS = ("allow", "deny", "elevate")
 MAX_QUANTIFIER_NESTING = 8
@@ -130,7 +144,7 @@ def _check_effect(effect: str, has_approvals: bool) -> None:
         _fail(f"only valid with effect 'elevate', not '{effect}'", "approvals")
 
 
-def _approvals_type(data: dict) -> None:
+def _approvals_type(data: dict[str, Any]) -> None:
     """approvals is an integer: Literal[1, 2] alone would take true and 1.0."""
     if "approvals" in data and type(data["approvals"]) is not int:
         _fail(f"expected 1 or 2, got {_describe(data['approvals'])}", "approvals")
@@ -145,7 +159,7 @@ def _parse_hhmm(text: str, what: str, lo: int, hi: int) -> int:
     return minutes
 
 
-def zone(name: str):
+def zone(name: str) -> ZoneInfo:
     """The IANA zone `name` as zoneinfo loads it (the compiler's offset tables come from it)."""
     from zoneinfo import ZoneInfo
 
@@ -179,7 +193,7 @@ class _Ref(_Model):
                   "pointer" + suffix)
 
 
-def _drop_default(schema: dict) -> None:
+def _drop_default(schema: dict[str, Any]) -> None:
     schema.pop("default", None)
 
 
@@ -368,10 +382,12 @@ class TimeWindowBody(_Leaf):
 
     @property
     def start_minute(self) -> int:
+        """`start` in minutes after midnight (0 to 1439)."""
         return int(self.start[:2]) * 60 + int(self.start[3:])
 
     @property
     def end_minute(self) -> int:
+        """`end` in minutes after midnight (1 to 1440)."""
         return int(self.end[:2]) * 60 + int(self.end[3:])
 
 
@@ -382,50 +398,74 @@ class QuantifierBody(_Leaf):
 
 
 class NumericCheck(_Model):
+    """The condition {"NumericCheck": {...}}: a number compared with a constant or a range."""
+
     NumericCheck: NumericCheckBody
 
 
 class StringCheck(_Model):
+    """The condition {"StringCheck": {...}}: a string in a list, or matched with one string."""
+
     StringCheck: StringCheckBody
 
 
 class FieldPresent(_Model):
+    """The condition {"FieldPresent": {...}}: the value exists and is not null."""
+
     FieldPresent: FieldPresentBody
 
 
 class FieldEquals(_Model):
+    """The condition {"FieldEquals": {...}}: two values are equal JSON values."""
+
     FieldEquals: FieldEqualsBody
 
 
 class Length(_Model):
+    """The condition {"Length": {...}}: a string's or an array's length compared with a constant."""
+
     Length: LengthBody
 
 
 class Type(_Model):
+    """The condition {"Type": {...}}: the value has a given JSON type."""
+
     Type: TypeBody
 
 
 class TimeWindow(_Model):
+    """The condition {"TimeWindow": {...}}: an instant falls in a weekly window."""
+
     TimeWindow: TimeWindowBody
 
 
 class Every(_Model):
+    """The condition {"Every": {...}}: every element of an array passes the inner condition."""
+
     Every: QuantifierBody
 
 
 class Some(_Model):
+    """The condition {"Some": {...}}: some element of an array passes the inner condition."""
+
     Some: QuantifierBody
 
 
 class All(_Model):
+    """The condition {"All": [...]}: every condition in the list passes."""
+
     All: list["Condition"]
 
 
 class AnyOf(_Model):
+    """The condition {"Any": [...]}: at least one condition in the list passes."""
+
     Any: list["Condition"]
 
 
 class Not(_Model):
+    """The condition {"Not": ...}: passes when the inner condition fails (missing data: docs/semantics.md)."""
+
     Not: "Condition"
 
 
@@ -440,7 +480,7 @@ def _condition_tag(value: Any) -> Optional[str]:
 
 def _condition_union(members: dict[str, type], kinds: tuple[str, ...]) -> Any:
     return Annotated[
-        Union[tuple(Annotated[cls, Tag(tag)] for tag, cls in members.items())],  # type: ignore[misc]
+        Union[tuple(Annotated[cls, Tag(tag)] for tag, cls in members.items())],
         Discriminator(
             _condition_tag,
             custom_error_type="condition_kind",
@@ -449,12 +489,16 @@ def _condition_union(members: dict[str, type], kinds: tuple[str, ...]) -> Any:
     ]
 
 
-Condition = _condition_union(
-    {"NumericCheck": NumericCheck, "StringCheck": StringCheck, "FieldPresent": FieldPresent,
-     "FieldEquals": FieldEquals, "All": All, "Any": AnyOf, "Not": Not, "Length": Length,
-     "Type": Type, "TimeWindow": TimeWindow, "Every": Every, "Some": Some},
-    CONDITION_KINDS,
-)
+if TYPE_CHECKING:   # the union as a type checker reads it (pydantic reads the tagged one below)
+    Condition = Union[NumericCheck, StringCheck, FieldPresent, FieldEquals, All, AnyOf, Not, Length, Type,
+                      TimeWindow, Every, Some]
+else:
+    Condition = _condition_union(
+        {"NumericCheck": NumericCheck, "StringCheck": StringCheck, "FieldPresent": FieldPresent,
+         "FieldEquals": FieldEquals, "All": All, "Any": AnyOf, "Not": Not, "Length": Length,
+         "Type": Type, "TimeWindow": TimeWindow, "Every": Every, "Some": Some},
+        CONDITION_KINDS,
+    )
 
 
 class TierDefaultEffect(_Model):
@@ -564,6 +608,7 @@ class Policy(_Model):
 
 
 QuantifierBody.model_rebuild()
+_cls: type[BaseModel]
 for _cls in (All, AnyOf, Not, Every, Some, Rule, Policy):
     _cls.model_rebuild()
 
@@ -571,6 +616,8 @@ for _cls in (All, AnyOf, Not, Every, Some, Rule, Policy):
 # ---------------------------------------------------------------- the perso format
 
 class PersoNumericCheckBody(NumericCheckBody):
+    """NumericCheckBody in the perso format: a top-level `field` of the three perso sources, the perso ops."""
+
     PERSO = True
     source: PersoSource
     field: str
@@ -579,6 +626,8 @@ class PersoNumericCheckBody(NumericCheckBody):
 
 
 class PersoStringCheckBody(StringCheckBody):
+    """StringCheckBody in the perso format: a top-level `field` of the three perso sources, the perso ops."""
+
     PERSO = True
     source: PersoSource
     field: str
@@ -587,12 +636,16 @@ class PersoStringCheckBody(StringCheckBody):
 
 
 class PersoFieldPresentBody(FieldPresentBody):
+    """FieldPresentBody in the perso format: a top-level `field` of the three perso sources, the perso ops."""
+
     PERSO = True
     source: PersoSource
     field: str
 
 
 class PersoFieldEqualsBody(FieldEqualsBody):
+    """FieldEqualsBody in the perso format: a top-level `field` of the three perso sources, the perso ops."""
+
     PERSO = True
     source_a: PersoSource
     field_a: str
@@ -601,50 +654,74 @@ class PersoFieldEqualsBody(FieldEqualsBody):
 
 
 class PersoNumericCheck(NumericCheck):
+    """NumericCheck in the perso format."""
+
     NumericCheck: PersoNumericCheckBody
 
 
 class PersoStringCheck(StringCheck):
+    """StringCheck in the perso format."""
+
     StringCheck: PersoStringCheckBody
 
 
 class PersoFieldPresent(FieldPresent):
+    """FieldPresent in the perso format."""
+
     FieldPresent: PersoFieldPresentBody
 
 
 class PersoFieldEquals(FieldEquals):
+    """FieldEquals in the perso format."""
+
     FieldEquals: PersoFieldEqualsBody
 
 
+# the perso models narrow their parents' fields: sound, since the models are frozen, but
+# mypy holds a list field invariant (the type: ignore[assignment] below)
 class PersoAll(All):
-    All: list["PersoCondition"]
+    """All in the perso format (of perso conditions)."""
+
+    All: list["PersoCondition"]  # type: ignore[assignment]
 
 
 class PersoAny(AnyOf):
-    Any: list["PersoCondition"]
+    """Any in the perso format (of perso conditions)."""
+
+    Any: list["PersoCondition"]  # type: ignore[assignment]
 
 
 class PersoNot(Not):
+    """Not in the perso format (of a perso condition)."""
+
     Not: "PersoCondition"
 
 
-PersoCondition = _condition_union(
-    {"NumericCheck": PersoNumericCheck, "StringCheck": PersoStringCheck,
-     "FieldPresent": PersoFieldPresent, "FieldEquals": PersoFieldEquals, "All": PersoAll,
-     "Any": PersoAny, "Not": PersoNot},
-    PERSO_CONDITION_KINDS,
-)
+if TYPE_CHECKING:   # as Condition above
+    PersoCondition = Union[PersoNumericCheck, PersoStringCheck, PersoFieldPresent, PersoFieldEquals, PersoAll,
+                           PersoAny, PersoNot]
+else:
+    PersoCondition = _condition_union(
+        {"NumericCheck": PersoNumericCheck, "StringCheck": PersoStringCheck,
+         "FieldPresent": PersoFieldPresent, "FieldEquals": PersoFieldEquals, "All": PersoAll,
+         "Any": PersoAny, "Not": PersoNot},
+        PERSO_CONDITION_KINDS,
+    )
 
 
 class PersoRule(Rule):
+    """A rule in the perso format: tool_name (no tier), roles and a perso condition; it allows."""
+
     PERSO = True
     tool_name: str
     condition: Optional[PersoCondition] = None
 
 
 class PersoPolicy(Policy):
+    """A whole policy in the perso format (docs/semantics.md), as ``semantics="perso"`` reads it."""
+
     PERSO = True
-    rules: list[PersoRule]
+    rules: list[PersoRule]  # type: ignore[assignment]  # narrowed, as PersoAll's
 
 
 for _cls in (PersoAll, PersoAny, PersoNot, PersoRule, PersoPolicy):
@@ -737,7 +814,7 @@ def _walk(node: Any, where: str, quantifiers: int) -> Iterator[PolicyError]:
 # ---------------------------------------------------------------- error reporting
 
 
-def format_location(loc: tuple) -> str:
+def format_location(loc: tuple[Union[int, str], ...]) -> str:
     """('rules', 3, 'condition', 'All', 'All', 1, ...) -> 'rules[3].condition.All[1]...'.
 
     A condition union puts its tag before the field of the same name; each such pair is
@@ -759,7 +836,7 @@ def format_location(loc: tuple) -> str:
     return "".join(parts) or "(policy)"
 
 
-def _literal_name(loc: tuple) -> str:
+def _literal_name(loc: tuple[Union[int, str], ...]) -> str:
     """What a literal is called in 'unknown X': the key, or what the value stands for."""
     names = [x for x in loc if isinstance(x, str) and x not in _HIDDEN_TAGS]
     if loc and loc[-1] == "[key]":
@@ -772,11 +849,12 @@ def _literal_name(loc: tuple) -> str:
     return {"is": "type", "days": "day"}.get(last, last)
 
 
-def _message(err: dict) -> str:
+def _message(err: ErrorDetails) -> str:
     kind, loc, value = err["type"], err["loc"], err.get("input")
     last = next((x for x in reversed(loc) if isinstance(x, str)), "value")
     if kind == "callgate":
-        return err["ctx"]["message"]
+        message: str = err["ctx"]["message"]   # our own (_fail)
+        return message
     if kind == "literal_error":
         expected = err["ctx"]["expected"].replace("'", "").replace(" or ", ", ")
         name = _literal_name(loc)
@@ -865,7 +943,7 @@ def _unique(problems: list[PolicyError]) -> list[PolicyError]:
 _INDEX_RE = re.compile(r"\[([0-9]+)\]")
 
 
-def format_path(path: tuple) -> str:
+def format_path(path: tuple[Union[int, str], ...]) -> str:
     """A path of keys and indices as a location: ('rules', 3, 'condition') -> 'rules[3].condition'."""
     parts: list[str] = []
     for step in path:
@@ -873,7 +951,7 @@ def format_path(path: tuple) -> str:
     return "".join(parts) or "(policy)"
 
 
-def location_path(data: Any, location: str) -> tuple[tuple, bool]:
+def location_path(data: Any, location: str) -> tuple[tuple[Union[int, str], ...], bool]:
     """The path (keys and indices) of the node of `data` that `location` names, and whether
     `data` has all of it. A location below a key that is missing (a required key, a default
     such as TimeWindow's field) names the deepest node that exists: (path, False).
@@ -883,9 +961,9 @@ def location_path(data: Any, location: str) -> tuple[tuple, bool]:
     ``(policy)`` is the whole policy; other parenthesized locations name nothing in it."""
     if location.startswith("("):
         return (), location == "(policy)"
-    deepest: list[tuple] = [()]
+    deepest: list[tuple[Union[int, str], ...]] = [()]
 
-    def walk(node: Any, rest: str, path: tuple) -> Optional[tuple]:
+    def walk(node: Any, rest: str, path: tuple[Union[int, str], ...]) -> Optional[tuple[Union[int, str], ...]]:
         if len(path) > len(deepest[0]):
             deepest[0] = path
         if not rest:
@@ -913,12 +991,12 @@ def location_path(data: Any, location: str) -> tuple[tuple, bool]:
     return (found, True) if found is not None else (deepest[0], False)
 
 
-def document_order(data: Any, location: str) -> tuple:
+def document_order(data: Any, location: str) -> tuple[Union[int, str], ...]:
     """A sort key that puts locations in the order their nodes appear in `data` (the order
     of its file: a decoded object keeps its keys in file order). A node comes before the
     nodes inside it; a missing key sorts with the object that lacks it."""
     path, _ = location_path(data, location)
-    order = []
+    order: list[Union[int, str]] = []
     node = data
     for step in path:
         order.append(list(node).index(step) if isinstance(node, dict) else step)
@@ -926,7 +1004,7 @@ def document_order(data: Any, location: str) -> tuple:
     return tuple(order)
 
 
-def in_document_order(data: Any, problems: list) -> list:
+def in_document_order(data: Any, problems: list[_Located]) -> list[_Located]:
     """`problems` (anything with a `location`) sorted by `document_order`; ties keep their order."""
     return sorted(problems, key=lambda p: document_order(data, p.location))
 
@@ -934,8 +1012,8 @@ def in_document_order(data: Any, problems: list) -> list:
 def parse_json(text: str | bytes) -> Any:
     """Decode policy JSON strictly: duplicate keys and NaN/Infinity are errors."""
 
-    def no_duplicates(pairs: list) -> dict:
-        seen: dict = {}
+    def no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+        seen: dict[str, Any] = {}
         for key, value in pairs:
             if key in seen:
                 raise PolicyError(f"duplicate key '{key}'", "(json)")
@@ -953,7 +1031,7 @@ def parse_json(text: str | bytes) -> Any:
         raise PolicyError(f"invalid UTF-8 at byte {exc.start}", "(json)") from None
 
 
-def json_schema() -> dict:
+def json_schema() -> dict[str, Any]:
     """The JSON Schema of a policy file (the v2 language), for editors."""
     schema = Policy.model_json_schema(by_alias=True)
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"

@@ -38,17 +38,25 @@ import json
 import os
 import re
 from bisect import bisect_right
-from json.decoder import scanstring
-from typing import Any, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Union
 
 from .errors import PolicyError
 from .policy import format_path, location_path
+
+if TYPE_CHECKING:
+    from .compiler import Compiled
+
+    # json.decoder has it (the C scanner, or the Python one), but typeshed does not declare it
+    def scanstring(s: str, end: int, strict: bool = True, /) -> tuple[str, int]: ...
+else:
+    from json.decoder import scanstring
 
 YAML_SUFFIXES = (".yaml", ".yml")
 YAML_INSTALL = "pip install 'callgate[yaml]'"
 
 Position = tuple[int, int]                      # (line, column), both from 1
-Positions = Mapping[tuple, tuple[Position, Optional[Position]]]   # path -> (value, key)
+NodePath = tuple[Union[str, int], ...]          # keys and indices from the root
+Positions = Mapping[NodePath, tuple[Position, Optional[Position]]]   # path -> (value, key)
 
 
 class PolicySource:
@@ -100,7 +108,7 @@ class PolicySource:
                 exc.file = self.file
         return exc
 
-    def compile(self, semantics: str = "strict", discovered_tools: Optional[Mapping[str, str]] = None) -> Any:
+    def compile(self, semantics: str = "strict", discovered_tools: Optional[Mapping[str, str]] = None) -> Compiled:
         """The compiled policy (compiler.compile_policy); a PolicyError is placed in the text."""
         from .compiler import compile_policy
 
@@ -163,8 +171,8 @@ class _Refused(Exception):
 
 
 def _parse_json(text: str, file: Optional[str]) -> PolicySource:
-    def pairs(items: list) -> dict:
-        out: dict = {}
+    def pairs(items: list[tuple[str, Any]]) -> dict[str, Any]:
+        out: dict[str, Any] = {}
         for key, value in items:
             if key in out:
                 raise _Refused
@@ -205,9 +213,9 @@ _CONSTANTS = ("NaN", "Infinity", "-Infinity")
 class _Frame:
     __slots__ = ("path", "keys", "key", "key_at", "index", "awaiting_key")
 
-    def __init__(self, path: tuple, is_object: bool) -> None:
+    def __init__(self, path: NodePath, is_object: bool) -> None:
         self.path = path
-        self.keys: Optional[set] = set() if is_object else None
+        self.keys: Optional[set[str]] = set() if is_object else None
         self.key: Any = None
         self.key_at: Optional[int] = None
         self.index = 0
@@ -217,7 +225,8 @@ class _Frame:
 class _Walked:
     __slots__ = ("positions", "problem", "path_at_stop")
 
-    def __init__(self, positions: dict, problem: Optional[tuple], path_at_stop: tuple) -> None:
+    def __init__(self, positions: dict[NodePath, tuple[Position, Optional[Position]]],
+                 problem: Optional[tuple[str, NodePath, int, bool]], path_at_stop: NodePath) -> None:
         self.positions = positions
         self.problem = problem
         self.path_at_stop = path_at_stop
@@ -243,10 +252,10 @@ class _JsonScan:
         error's offset: then also the path being read there); with first_problem, stop at
         the first duplicate key or NaN/Infinity and report it."""
         text, n = self.text, len(self.text)
-        offsets: dict[tuple, tuple[int, Optional[int]]] = {}
+        offsets: dict[NodePath, tuple[int, Optional[int]]] = {}
         stack: list[_Frame] = []
-        problem = None
-        i = _WS_RE.match(text, 0).end()
+        problem: Optional[tuple[str, NodePath, int, bool]] = None
+        i = _WS_RE.match(text, 0).end()  # type: ignore[union-attr]  # (matches the empty string: never None)
         while i < n and (stop is None or i < stop):
             c = text[i]
             frame = stack[-1] if stack else None
@@ -277,6 +286,8 @@ class _JsonScan:
                 frame.key, frame.key_at, frame.awaiting_key = key, i, False
                 i = end
             else:  # a value starts here
+                path: NodePath
+                key_at: Optional[int]
                 if frame is None:
                     path, key_at = (), None
                 elif frame.keys is None:
@@ -300,8 +311,8 @@ class _JsonScan:
                         problem = (f"{m.group()} is not JSON", path, i, False)
                         break
                     i = m.end()
-            i = _WS_RE.match(text, i).end()
-        at_stop: tuple = ()
+            i = _WS_RE.match(text, i).end()  # type: ignore[union-attr]  # (as above)
+        at_stop: NodePath = ()
         if stack:
             top = stack[-1]
             if top.keys is None:
@@ -336,10 +347,11 @@ def _loader(yaml: Any) -> Any:
     from yaml.composer import ComposerError
     from yaml.constructor import ConstructorError, SafeConstructor
 
-    class PolicyLoader(yaml.SafeLoader):
-        yaml_implicit_resolvers: dict = {}   # none of YAML 1.1's: only those added below
-        yaml_constructors: dict = {}
-        yaml_multi_constructors: dict = {}
+    # (the base comes from the yaml module passed in, imported only when a YAML policy is read)
+    class PolicyLoader(yaml.SafeLoader):  # type: ignore[misc]
+        yaml_implicit_resolvers: dict[Any, Any] = {}   # none of YAML 1.1's: only those added below
+        yaml_constructors: dict[Any, Any] = {}
+        yaml_multi_constructors: dict[Any, Any] = {}
 
         def compose_node(self, parent: Any, index: Any) -> Any:
             if self.check_event(yaml.AliasEvent):
@@ -413,18 +425,18 @@ def _parse_yaml(text: str, file: Optional[str]) -> PolicySource:
     return PolicySource(data, file, "yaml", positions)
 
 
-def _yaml_positions(yaml: Any, root: Any, file: Optional[str]) -> dict:
+def _yaml_positions(yaml: Any, root: Any, file: Optional[str]) -> dict[NodePath, tuple[Position, Optional[Position]]]:
     """The positions of a composed document, checking its keys on the way: strings only, none
     twice in one mapping (compared as the strings they are, whatever their quoting)."""
-    positions: dict = {}
+    positions: dict[NodePath, tuple[Position, Optional[Position]]] = {}
     if root is None:
         return positions
-    todo: list = [(root, (), None)]
+    todo: list[tuple[Any, NodePath, Optional[Position]]] = [(root, (), None)]
     while todo:  # depth first, without recursion: nesting is bounded by the composer alone
         node, path, key_at = todo.pop()
         positions[path] = (_mark(node.start_mark), key_at)
         if isinstance(node, yaml.MappingNode):
-            seen: set = set()
+            seen: set[str] = set()
             for key_node, value_node in node.value:
                 line, column = _mark(key_node.start_mark)
                 if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != _STR:

@@ -24,13 +24,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Optional
+from typing import TYPE_CHECKING, Any, Optional, Sequence, Union
 
 import orjson
 
 from .errors import CallgateError, PolicyError
 from .language import rule_name
 from .policy import RULE_ID_PATTERN, parse_json
+
+if TYPE_CHECKING:
+    from .policy import Rule
 
 DECISIONS = ("Allow", "Deny", "Elevate")
 CASE_KEYS = {"name", "tool", "role", "args", "agent_attributes", "resource_attributes", "context",
@@ -50,6 +53,9 @@ class CasesError(CallgateError, ValueError):
 
 @dataclass(frozen=True)
 class Case:
+    """One validated case: the call (tool, role, args, attributes, context) and what it
+    expects; `index` is its place in the file, `name` its own or one made from the call."""
+
     index: int
     name: str
     tool: str
@@ -58,22 +64,27 @@ class Case:
     agent_attributes: Any
     resource_attributes: Any
     context: Any
-    expect: dict  # decision, and any of rule, approvals_required, reason, reason_contains
+    expect: dict[str, Any]  # decision, and any of rule, approvals_required, reason, reason_contains
 
 
 @dataclass
 class CaseResult:
+    """The outcome of one case: "pass", "fail" (with the failures, one line each) or "error"
+    (the engine refused the request); `got` is what the engine decided."""
+
     case: Case
     status: str                        # "pass" | "fail" | "error"
-    got: Optional[dict] = None         # decision, rule, approvals_required, reason
+    got: Optional[dict[str, Any]] = None   # decision, rule, approvals_required, reason
     failures: list[str] = field(default_factory=list)
     error: Optional[str] = None
 
     @property
     def passed(self) -> bool:
+        """Whether the case passed."""
         return self.status == "pass"
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> dict[str, Any]:
+        """The JSON form (`callgate test --format json`)."""
         return {"index": self.case.index, "name": self.case.name, "tool": self.case.tool, "role": self.case.role,
                 "status": self.status, "expect": self.case.expect, "got": self.got,
                 "failures": self.failures, "error": self.error}
@@ -155,10 +166,11 @@ def _decision(value: Any, where: str) -> str:
     if value not in DECISIONS:
         shown = f"'{value}'" if isinstance(value, str) else _type_name(value)
         raise CasesError(f"unknown decision {shown}; expected Allow, Deny, Elevate", where)
-    return value
+    decision: str = value   # one of DECISIONS
+    return decision
 
 
-def _expect(e: Any, where: str) -> dict:
+def _expect(e: Any, where: str) -> dict[str, Any]:
     if isinstance(e, str):
         return {"decision": _decision(e, where)}
     if not isinstance(e, dict):
@@ -168,7 +180,7 @@ def _expect(e: Any, where: str) -> dict:
             raise CasesError(f"unknown key '{key}'; expected " + ", ".join(sorted(EXPECT_KEYS)), where)
     if "decision" not in e:
         raise CasesError("required key is missing", f"{where}.decision")
-    out = {"decision": _decision(e["decision"], f"{where}.decision")}
+    out: dict[str, Any] = {"decision": _decision(e["decision"], f"{where}.decision")}
     if "rule" in e:
         r = e["rule"]
         is_index = isinstance(r, int) and not isinstance(r, bool) and r >= 0
@@ -197,6 +209,8 @@ def run_cases(engine: Any, cases: list[Case]) -> list[CaseResult]:
 
 
 def run_case(engine: Any, case: Case) -> CaseResult:
+    """Decide one case with `engine` and compare with what it expects (a refused request is
+    an "error" result, not an exception)."""
     try:
         d = engine.evaluate(case.tool, case.args, role=case.role, agent_attributes=case.agent_attributes,
                             resource_attributes=case.resource_attributes, context=case.context)
@@ -220,24 +234,26 @@ def run_case(engine: Any, case: Case) -> CaseResult:
     return CaseResult(case, "fail" if failures else "pass", got, failures)
 
 
-def _rule_index(rules: list, rule: Any) -> Optional[int]:
+def _rule_index(rules: Sequence[Rule], rule: Union[int, str, None]) -> Optional[int]:
     """An expected rule (an index, an id or None) as an index (-1: no rule has that id)."""
     if isinstance(rule, str):
         return next((i for i, r in enumerate(rules) if r.id == rule), -1)
     return rule
 
 
-def _rule(rules: list, rule: Any) -> str:
+def _rule(rules: Sequence[Rule], rule: Union[int, str, None]) -> str:
     """`rules[3] (rule refund-cap)`, `rules[3] (rule 4)`, `none (a default)`."""
     index = _rule_index(rules, rule)
     if rule is None:
         return "none (a default)"
-    if index == -1 or index >= len(rules):
+    # (index is None only when rule is, which returned above)
+    if index == -1 or index >= len(rules):  # type: ignore[operator]
         return f"rule {rule} (the policy has no such rule)"
-    return f"rules[{index}] ({rule_name(index, rules[index].id)})"
+    return f"rules[{index}] ({rule_name(index, rules[index].id)})"  # type: ignore[arg-type, index]
 
 
-def summary(results: list[CaseResult]) -> dict:
+def summary(results: list[CaseResult]) -> dict[str, int]:
+    """Counts of the results: total, passed, failed, errors."""
     passed = sum(r.status == "pass" for r in results)
     failed = sum(r.status == "fail" for r in results)
     errors = sum(r.status == "error" for r in results)

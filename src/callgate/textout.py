@@ -57,11 +57,13 @@ class Text:
         self.runs: List[Tuple[str, str]] = [(text, style)] if text else []
 
     def append(self, text: str, style: str = "") -> "Text":
+        """Add a run (an empty `text` adds nothing); returns self, for chaining."""
         if text:
             self.runs.append((text, style))
         return self
 
     def extend(self, other: "Text") -> "Text":
+        """Add `other`'s runs, styles kept; returns self."""
         self.runs.extend(other.runs)
         return self
 
@@ -72,6 +74,7 @@ class Text:
 
     @property
     def plain(self) -> str:
+        """The text without styles."""
         return "".join(text for text, _ in self.runs)
 
     def __len__(self) -> int:
@@ -81,6 +84,7 @@ class Text:
         return self.plain
 
     def render(self, colour: bool) -> str:
+        """The line with its styles as escape codes when `colour`, else plain."""
         return "".join(paint(text, style, colour) for text, style in self.runs)
 
 
@@ -88,6 +92,7 @@ Cell = Union[str, Text]
 
 
 def as_text(cell: Cell) -> Text:
+    """A cell as a Text (a str becomes one unstyled run; a Text is returned as is)."""
     return cell if isinstance(cell, Text) else Text(str(cell))
 
 
@@ -120,6 +125,7 @@ class Node:
     children: List["Node"] = field(default_factory=list)
 
     def add(self, label: Cell) -> "Node":
+        """Add a child with this label; returns the child."""
         child = Node(as_text(label))
         self.children.append(child)
         return child
@@ -152,6 +158,7 @@ def echo(line: Cell = "", stream: Optional[IO[str]] = None) -> None:
 
 
 def echo_all(lines: Iterable[Cell], stream: Optional[IO[str]] = None) -> None:
+    """echo() each line, whole: a long line is never cut (a terminal wraps it)."""
     for line in lines:
         echo(line, stream)
 

@@ -72,7 +72,7 @@ def has_nonfinite(value: Any) -> bool:
     return False
 
 
-def pack_slow(request: tuple, first_error: Exception) -> bytes:
+def pack_slow(request: tuple[Any, ...], first_error: Exception) -> bytes:
     """A request orjson refused: integers beyond 64 bits written exactly (every other value
     keeps orjson's text, which reasons quote); what JSON cannot carry (sets, bytes, strings
     that are not Unicode) is a RequestError."""

@@ -20,7 +20,7 @@ import ctypes
 import threading
 from importlib import resources
 from pathlib import Path
-from typing import Any, Mapping, Optional, Union
+from typing import TYPE_CHECKING, Any, Mapping, Optional, Union
 
 import orjson
 
@@ -28,15 +28,20 @@ from ._native import RESULT_SAW_NULL
 from .compiler import Compiled
 from .decision import Decision
 from .engine import Engine, PathLike
-from .errors import CallgateError, RequestError
+from .errors import BlobError, CallgateError, RequestError
 from .values import encode_text
+
+if TYPE_CHECKING:
+    from .decision import Request
 
 try:
     import wasmtime
     from wasmtime import _bindings as _wbind
     from wasmtime import _ffi as _wffi
 except ImportError:  # pragma: no cover - wasmtime is the `wasm` extra
-    wasmtime = None
+    # the module's name stays bound, to None: WasmRuntime tests it. mypy types a name as one
+    # module or another, never as "a module or None"
+    wasmtime = None  # type: ignore[assignment]
 
 PAGE = 65536
 EMBED_MAGIC = b"CGEM"
@@ -99,9 +104,9 @@ def embed_policy(module: bytes, blob: bytes) -> bytes:
     at = 8
     while at < len(module):
         sid = module[at]
-        size, body = _leb_u(module, at + 1)
-        sections.append((sid, module[body:body + size]))
-        at = body + size
+        size, start = _leb_u(module, at + 1)
+        sections.append((sid, module[start:start + size]))
+        at = start + size
     payload = blob + len(blob).to_bytes(4, "little") + EMBED_MAGIC
     out: list[tuple[int, bytes]] = []
     for sid, body in sections:
@@ -138,7 +143,7 @@ class _RawFunc:
 
     __slots__ = ("ctx", "func", "vals", "ints", "trap", "trap_ref", "n", "call", "store")
 
-    def __init__(self, store: Any, func: Any, n: int) -> None:
+    def __init__(self, store: wasmtime.Store, func: wasmtime.Func, n: int) -> None:
         self.store = store
         self.ctx = store._context()
         self.func = ctypes.byref(func._func)
@@ -168,7 +173,7 @@ class _RawFunc:
         raise WasmError(f"the module trapped: {trap.message}")
 
 
-def _compiled_module(engine: Any, raw: bytes) -> Any:
+def _compiled_module(engine: wasmtime.Engine, raw: bytes) -> wasmtime.Module:
     try:
         return wasmtime.Module(engine, raw)
     except wasmtime.WasmtimeError as exc:
@@ -179,15 +184,17 @@ class WasmRuntime:
     """One instance of a module, with the policy it was given (`load`). Calls are serialized
     by a lock: a wasm instance is single-threaded."""
 
-    def __init__(self, module: Union[bytes, PathLike, None] = None, *, _engine: Any = None,
-                 _module: Any = None) -> None:
+    def __init__(self, module: Union[bytes, PathLike, None] = None, *, _engine: Optional[wasmtime.Engine] = None,
+                 _module: Optional[wasmtime.Module] = None) -> None:
         if wasmtime is None:  # pragma: no cover
             raise WasmError("wasmtime is not installed: pip install 'callgate[wasm]'")
         if _module is None:
             raw = Path(module).read_bytes() if isinstance(module, (str, Path)) else module
             raw = raw if raw is not None else wasm_path().read_bytes()
             _engine = wasmtime.Engine()
-            _module = _compiled_module(_engine, raw)
+            # an os.PathLike that is neither a str nor a Path is not read above: it reaches
+            # wasmtime as is, which refuses it (TypeError); the check is kept as it is
+            _module = _compiled_module(_engine, raw)  # type: ignore[arg-type]
         self._engine, self._module = _engine, _module
         self._store = wasmtime.Store(self._engine)
         try:
@@ -200,8 +207,11 @@ class WasmRuntime:
         if missing:
             raise WasmError(f"the module lacks the ABI exports {', '.join(sorted(missing))}")
         self.lean = {"decide", "decide_json", "request_buffer", "explain", "callgate_abi_version"} <= names
-        self._memory = exports["memory"]
-        f = {name: exports[name] for name in names if isinstance(exports[name], wasmtime.Func)}
+        memory = exports["memory"]
+        if not isinstance(memory, wasmtime.Memory):   # e.g. a shared memory: its calls take no store
+            raise WasmError("the module's \"memory\" export is not an unshared linear memory")
+        self._memory = memory
+        f = {name: func for name in names if isinstance(func := exports[name], wasmtime.Func)}
         self._alloc = _RawFunc(self._store, f["alloc"], 1)
         self._dealloc = _RawFunc(self._store, f["dealloc"], 2)
         self._init = _RawFunc(self._store, f["init"], 2)
@@ -238,7 +248,7 @@ class WasmRuntime:
         ctypes.memmove(self._base + ptr, data, len(data))
         return ptr
 
-    def _take_response(self, resp: int) -> dict:
+    def _take_response(self, resp: int) -> dict[str, Any]:
         """Read a response (u32 length + JSON), free it, decode it."""
         self._refresh()
         if resp == 0 or resp + 4 > self._mem_len:
@@ -250,7 +260,8 @@ class WasmRuntime:
         data = ctypes.string_at(self._base + resp + 4, n)
         self._dealloc(resp, 4 + n)
         try:
-            return orjson.loads(data)
+            reply: dict[str, Any] = orjson.loads(data)   # the ABI's replies are JSON objects
+            return reply
         except orjson.JSONDecodeError as exc:
             raise WasmError(f"the module returned invalid JSON: {exc}") from None
 
@@ -266,6 +277,8 @@ class WasmRuntime:
                     resp = self._take_response(self._init(ptr, len(policy)))
                 finally:
                     self._dealloc(ptr, len(policy))
+        if "error" in resp and resp.get("input") == "blob":   # the core's verdict on the blob
+            raise BlobError(str(resp["error"]), str(resp.get("code", "blob")), resp.get("offset"))
         if "error" in resp:
             raise WasmError(f"init refused the policy: {resp['error']}")
 
@@ -305,7 +318,7 @@ class WasmRuntime:
             ctypes.memmove(base + len(tool) + len(args), ctx, len(ctx))
             return self._decide_json(ptr, len(tool), ptr + len(tool), len(args), ptr + len(tool) + len(args), len(ctx))
 
-    def perso_evaluate(self, tool: bytes, args: bytes, ctx: bytes) -> dict:
+    def perso_evaluate(self, tool: bytes, args: bytes, ctx: bytes) -> dict[str, Any]:
         """The perso ABI: three buffers in, a JSON response out; everything is freed."""
         with self._lock:
             ptrs = [self._write(b) for b in (tool, args, ctx)]
@@ -320,21 +333,24 @@ class WasmRuntime:
     def reason(self, tool: Optional[bytes], in0: bytes, in1: Optional[bytes]) -> str:
         """The reason text: `explain` for the request form, the perso `evaluate` otherwise.
         RequestError (with the module's code and offset) for a request it refuses."""
+        text: str
         if in1 is not None:
-            return self.perso_evaluate(tool or b"", in0, in1)["reason"]
+            text = self.perso_evaluate(tool or b"", in0, in1)["reason"]
+            return text
         with self._lock:
             ptr = self._request_area(len(in0))
             ctypes.memmove(self._base + ptr, in0, len(in0))
             reply = self._take_response(self._explain(ptr, len(in0)))
         _raise_error_reply(reply)
-        return reply["reason"]
+        text = reply["reason"]
+        return text
 
     def memory_size(self) -> int:
         """Bytes of linear memory (for leak checks: it must stay flat)."""
         return self._memory.data_len(self._store)
 
 
-def _raise_error_reply(reply: dict) -> None:
+def _raise_error_reply(reply: dict[str, Any]) -> None:
     if "error" in reply:
         raise RequestError(str(reply["error"]), str(reply.get("code", "invalid")), reply.get("offset"),
                            reply.get("input"))
@@ -374,10 +390,16 @@ class _WasmState:
         self.digest = hashlib.sha256(compiled.blob).hexdigest()
         self._local = _Address(runtime)
 
+    def scratch(self) -> _Address:
+        """What the engine's calls take first, made with the state (so the engine, which asks
+        for a thread's scratch only when `_local` has no address yet, never needs it)."""
+        return self._local
+
     def reason_for(self, tool: Optional[bytes], in0: bytes, in1: Optional[bytes]) -> str:
+        """The reason text of the decision the module made from this request (`WasmRuntime.reason`)."""
         return self.runtime.reason(tool, in0, in1)
 
-    def raise_for(self, rc: int, request: tuple) -> None:
+    def raise_for(self, rc: int, request: Request) -> None:
         """A request the module refused: its RequestError (read from the module's reason)."""
         if request[0] == "json":
             self.runtime.reason(*request[1:])
@@ -393,6 +415,9 @@ class WasmEngine(Engine):
     differs: `_WasmState`), approvals, audit trail and reload. The request limits are the
     module's own (the max_* options are not taken)."""
 
+    if TYPE_CHECKING:   # Engine's policy state, with this backend's own (its `runtime`)
+        _state: _WasmState
+
     def __init__(self, compiled: Compiled, *, module: Union[bytes, PathLike, None] = None, **options: Any) -> None:
         if any(options.get(k) for k in ("max_bytes", "max_depth", "max_keys")):
             raise ValueError("the wasm backend keeps the module's request limits (max_* are not taken)")
@@ -401,7 +426,7 @@ class WasmEngine(Engine):
             raise WasmError("the module lacks callgate's lean exports (a perso-ABI module: use WasmModule)")
         super().__init__(compiled, **options)
 
-    def _new_state(self, compiled: Compiled) -> Any:
+    def _new_state(self, compiled: Compiled) -> _WasmState:
         # the first state takes the runtime made at construction; each reload a fresh instance
         runtime, self._runtime = self._runtime, None
         return _WasmState(compiled, runtime if runtime is not None else self._state.runtime.another())
@@ -413,6 +438,7 @@ class WasmEngine(Engine):
 
     @property
     def abi_version(self) -> int:
+        """The module's callgate_abi_version(): the core ABI it was built with (native ABI_VERSION)."""
         return self._state.runtime.abi_version
 
     def memory_size(self) -> int:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import hashlib
 import os
 import time
-from typing import Any, Dict, Optional
+from typing import TYPE_CHECKING, Any, Dict, Optional, Tuple
 
 import orjson
 
@@ -27,6 +27,15 @@ from ..version import __version__
 from ._canonical import canonical, loads
 from .masks import apply_masks, scrub
 from .options import Options
+
+if TYPE_CHECKING:
+    from ..decision import Request
+
+# what the hot path enqueues (recorder._item), told apart by its first field: a decision
+# (rc, request, principal, trace_id, extras, source, t_ns), a refused request (ERROR_MARK,
+# error, request, principal, trace_id, extras, t_ns), or what followed an Elevate
+# (APPROVAL_MARK, fields, t_ns)
+QueueItem = Tuple[Any, ...]
 
 _loads = orjson.loads
 _VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
@@ -42,6 +51,7 @@ class Ids:
         self._at = 0
 
     def next(self) -> str:
+        """A new UUID4 string."""
         if self._at >= len(self._hex):
             self._hex = os.urandom(16 * 256).hex()
             self._at = 0
@@ -58,6 +68,7 @@ class Clock:
         self._prefix = ""
 
     def format(self, t_ns: int) -> str:
+        """`t_ns` (nanoseconds since the epoch) as RFC 3339 UTC with microseconds."""
         us = t_ns // 1000
         sec, frac = divmod(us, 1_000_000)
         if sec != self._sec:
@@ -67,10 +78,11 @@ class Clock:
 
 
 def now_text() -> str:
+    """The time now, as Clock formats it."""
     return Clock().format(time.time_ns())
 
 
-def unpack(request: tuple) -> tuple:
+def unpack(request: Request) -> tuple[Any, Any, Any, Any, Any, Any]:
     """(tool, role, args, agent_attributes, resource_attributes, context) from either request
     form; context is None when the request has none."""
     if request[0] == "request":
@@ -82,7 +94,7 @@ def unpack(request: tuple) -> tuple:
             ctx.get("resource_attrs", {}), ctx.get("context"))
 
 
-def decided(rc: int, request: tuple, source: Any) -> Decision:
+def decided(rc: int, request: Request, source: Any) -> Decision:
     """The Decision a queue item stands for: its result code, explained (when its reason is
     read) by the policy state that made it, from the same request bytes."""
     d = MadeDecision()
@@ -104,12 +116,12 @@ class Builder:
         self.options = options
         self.ids = Ids()
         self.clock = Clock()
-        self._digests: Dict[int, tuple] = {}
+        self._digests: Dict[int, tuple[Any, str, str]] = {}   # id -> (compiled, version, digest)
         self._source: Any = None
-        self._vd: tuple = ("", "")
+        self._vd: tuple[str, str] = ("", "")
         self._shaping = bool(options.parsed_masks or options.hash_args)  # anything for _finish to do
 
-    def _policy(self, source: Any) -> tuple:
+    def _policy(self, source: Any) -> tuple[str, str]:
         """(version, digest) of the policy that made the decision (a reload may have happened
         since), cached per compiled policy. `source` is the policy state that decided; a
         decision made by the recorder itself (a str reason, or None) falls back to the
@@ -123,8 +135,8 @@ class Builder:
             self._digests[id(compiled)] = hit
         return hit[1], hit[2]
 
-    def decision(self, rc: int, request: tuple, principal: Optional[str], trace_id: Optional[str],
-                 extras: Any, source: Any, t_ns: int) -> dict:
+    def decision(self, rc: int, request: Request, principal: Optional[str], trace_id: Optional[str],
+                 extras: Any, source: Any, t_ns: int) -> Dict[str, Any]:
         """A decision's event from its queue item (recorder._item)."""
         # the writer's inner loop: kept flat (no helper calls on the common path)
         context = None
@@ -170,8 +182,8 @@ class Builder:
             return self._finish(event)
         return event
 
-    def error(self, error: Exception, request: tuple, principal: Optional[str], trace_id: Optional[str],
-              extras: Any, t_ns: int) -> dict:
+    def error(self, error: Exception, request: Request, principal: Optional[str], trace_id: Optional[str],
+              extras: Any, t_ns: int) -> Dict[str, Any]:
         """A refused request: recorded as a Deny with the error as reason. Its bytes may not be
         JSON at all, so what cannot be parsed is kept verbatim (bounded) with its SHA-256."""
         event: Dict[str, Any] = {"kind": "error", "id": self.ids.next(), "trace_id": trace_id or self.ids.next(),
@@ -200,7 +212,7 @@ class Builder:
         self._extras(event, extras)
         return self._finish(event)
 
-    def approval(self, fields: Dict[str, Any], t_ns: int) -> dict:
+    def approval(self, fields: Dict[str, Any], t_ns: int) -> Dict[str, Any]:
         """What happened after an Elevate (Recorder.record_approval): kind "approval", the
         call, the final decision and reason, and `approval` (method, outcome, required,
         approved_by). Linked to the Elevate's decision event by trace_id; masks and hash_args
@@ -218,14 +230,14 @@ class Builder:
         self._extras(event, fields.get("extras"))
         return self._finish(event)
 
-    def gap(self, lost: int, reason: str, first_ns: int, last_ns: int) -> dict:
+    def gap(self, lost: int, reason: str, first_ns: int, last_ns: int) -> Dict[str, Any]:
         """An account of `lost` events that could not be recorded: never a silent drop."""
         return {"kind": "gap", "id": self.ids.next(), "timestamp": self.clock.format(last_ns),
                 "lost": lost, "reason": reason, "extras": {"first_lost": self.clock.format(first_ns)},
                 "engine_version": __version__}
 
     @staticmethod
-    def _extras(event: dict, extras: Any) -> None:
+    def _extras(event: Dict[str, Any], extras: Any) -> None:
         if extras:
             extras = dict(extras)
             if "risk_score" in extras:
@@ -233,10 +245,10 @@ class Builder:
             if extras:
                 event["extras"] = extras
 
-    def _finish(self, event: dict) -> dict:
+    def _finish(self, event: Dict[str, Any]) -> Dict[str, Any]:
         opts = self.options
         if opts.parsed_masks:
-            originals: list = []
+            originals: list[Any] = []
             masked = apply_masks(event, opts.parsed_masks, originals)
             if originals and isinstance(event.get("reason"), str):
                 event["reason"] = scrub(event["reason"], originals)  # the reason may quote a masked value

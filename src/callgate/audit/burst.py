@@ -14,6 +14,9 @@ log = logging.getLogger("callgate.audit")
 
 @dataclass(frozen=True)
 class BurstAlert:
+    """What an on_deny_burst callback gets: the principal, its denials within the window,
+    the window (seconds) and the threshold they exceeded."""
+
     principal: Optional[str]
     denials: int
     window_s: float
@@ -49,13 +52,17 @@ class _Watch:
 
 
 class DenyBursts:
+    """The deny-burst watches of one recorder (Engine.on_deny_burst adds them)."""
+
     def __init__(self) -> None:
         self.watches: List[_Watch] = []
 
     def add(self, callback: Callable[[BurstAlert], Any], threshold: int, window_s: float) -> None:
+        """Watch for more than `threshold` denials of one principal within `window_s` seconds."""
         self.watches.append(_Watch(callback, threshold, window_s))
 
     def observe(self, decision: Optional[str], principal: Optional[str], t_ns: int) -> None:
+        """Count one decision (only a Deny counts) at its timestamp; may fire callbacks."""
         if decision == "Deny":
             for w in self.watches:
                 w.deny(principal, t_ns)

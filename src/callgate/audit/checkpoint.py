@@ -48,6 +48,8 @@ def make_checkpoint(source: Source, key_path: str) -> Dict[str, Any]:
 
 
 def check_signature(checkpoint: Dict[str, Any], public_key_path: Optional[str] = None) -> None:
+    """ValueError unless the checkpoint's signature verifies under the key at `public_key_path`
+    (a PEM file) or, without one, under the public key the checkpoint itself carries."""
     require("cryptography", "checkpoints", "audit")
     from cryptography.exceptions import InvalidSignature
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
@@ -77,7 +79,8 @@ def _load(checkpoint_path: str) -> Dict[str, Any]:
             isinstance(c, str) and isinstance(v, dict) and type(v.get("size")) is int and isinstance(v.get("head"), str)
             for c, v in chains.items()):
         raise ValueError(f"{checkpoint_path}: not a checkpoint (no payload.chains of {{size, head}})")
-    return checkpoint
+    checked: Dict[str, Any] = checkpoint   # (a dict: payload.chains was found in it)
+    return checked
 
 
 def verify_with_checkpoint(source: Source, checkpoint_path: str, public_key_path: Optional[str] = None,

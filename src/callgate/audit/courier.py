@@ -13,6 +13,8 @@ from typing import Any, Callable, Optional, Tuple
 
 
 class Courier:
+    """Carries one batch at a time to `send` on a thread of its own (module docstring)."""
+
     def __init__(self, send: Callable[[Any], None]) -> None:
         self._send = send
         self._cond = threading.Condition()
@@ -32,6 +34,7 @@ class Courier:
             return len(self._job) if self._job is not None else 0
 
     def start(self, batch: Any) -> None:
+        """Hand over a batch to send; RuntimeError if the last one's outcome was not taken."""
         with self._cond:
             if self._job is not None or self._outcome is not None:
                 raise RuntimeError("the courier carries one batch at a time")

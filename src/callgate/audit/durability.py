@@ -23,6 +23,8 @@ from typing import Callable, Deque, Optional, Tuple
 
 
 class Durability:
+    """Counts which queued items are durable and lets callers wait for that (module docstring)."""
+
     def __init__(self) -> None:
         self.claimed = 0  # items taken off the queue by the writer (raised before they are popped)
         self.durable_items = 0  # the first durable_items items ever queued are durable

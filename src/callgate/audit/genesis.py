@@ -31,7 +31,7 @@ def _message(chain: str, public_key: str, timestamp: str) -> bytes:
     return _DOMAIN + canonical({"chain": chain, "public_key": public_key, "timestamp": timestamp})
 
 
-def genesis_event(chain: str, key: Any, event_id: str, timestamp: str) -> dict:
+def genesis_event(chain: str, key: Any, event_id: str, timestamp: str) -> dict[str, Any]:
     """The genesis event of `chain`, signed with `key` (an Ed25519PrivateKey); the sealer
     adds chain and seq (0)."""
     public = base64.b64encode(raw_public(key)).decode()
@@ -61,15 +61,16 @@ def unvouched(record: Any, trusted: Set[bytes]) -> Optional[str]:
     chain, public, signature, timestamp = (record.get(k) for k in ("chain", "public_key", "signature", "timestamp"))
     if not all(isinstance(v, str) for v in (chain, public, signature, timestamp)):
         return "its genesis record lacks chain, public_key, signature or timestamp"
+    # (each is a str: checked above, which all() does not tell the type checker)
     try:
-        raw = base64.b64decode(public, validate=True)
-        sig = base64.b64decode(signature, validate=True)
+        raw = base64.b64decode(public, validate=True)  # type: ignore[arg-type]
+        sig = base64.b64decode(signature, validate=True)  # type: ignore[arg-type]
     except (binascii.Error, ValueError):
         return "its genesis record's key or signature is not base64"
     if raw not in trusted:
         return f"its genesis record is signed by a key that is not trusted (public key {public})"
     try:
-        Ed25519PublicKey.from_public_bytes(raw).verify(sig, _message(chain, public, timestamp))
+        Ed25519PublicKey.from_public_bytes(raw).verify(sig, _message(chain, public, timestamp))  # type: ignore[arg-type]
     except (InvalidSignature, ValueError):
         return "its genesis signature does not verify (the record was altered or forged)"
     return None

@@ -8,7 +8,7 @@ batch it already has: a batch whose response was lost is sent again."""
 from __future__ import annotations
 
 import time
-from typing import Any, List, Mapping, Optional
+from typing import Any, Mapping, Optional, Sequence
 
 from ..extras import require
 from .records import Record, lines
@@ -38,15 +38,20 @@ class HttpSink(Sink):
         self.client: Any = None
 
     def identity(self) -> str:
+        """The URL: what names this sink's spool."""
         return self.url
 
     def open(self, chain: str) -> None:
+        """Make the HTTP client. None: the receiver's chain is not read back (the writer goes
+        on from its spool, or starts the chain: by default its id is this process's, host:pid)."""
         import httpx
 
         self.client = httpx.Client(timeout=self.timeout, headers=self.headers)
         return None
 
-    def write(self, records: List[Record]) -> None:
+    def write(self, records: Sequence[Record]) -> None:
+        """POST the records' lines (Idempotency-Key: the last hash), retrying with backoff;
+        raise the last error when every attempt failed or the receiver refused the batch."""
         body = lines(records)
         headers = {"Content-Type": "application/x-ndjson", "Idempotency-Key": records[-1].hash.hex()}
         error: Exception = RuntimeError("no attempt")
@@ -64,6 +69,7 @@ class HttpSink(Sink):
         raise error
 
     def close(self) -> None:
+        """Close the HTTP client."""
         if self.client is not None:
             self.client.close()
             self.client = None

@@ -13,7 +13,7 @@ from __future__ import annotations
 import os
 import re
 from pathlib import Path
-from typing import Any, List, Optional, Tuple
+from typing import Any, List, Optional, Sequence, Tuple
 
 from ._canonical import loads
 from .markers import torn_voucher
@@ -23,7 +23,7 @@ from .sinks import FileLock, Sink
 _CHUNK = 1 << 20
 
 
-def segments(path: str | os.PathLike) -> List[Path]:
+def segments(path: str | os.PathLike[str]) -> List[Path]:
     """The files of a JSONL log, oldest first: rotated segments by number, then the active one."""
     p = Path(path)
     pattern = re.compile(re.escape(p.name) + r"\.(\d+)$")
@@ -100,7 +100,7 @@ class JsonlSink(Sink):
     concurrent_writes = True
     writer_markers = True
 
-    def __init__(self, path: str | os.PathLike, max_bytes: int = 256 << 20, **options: Any) -> None:
+    def __init__(self, path: str | os.PathLike[str], max_bytes: int = 256 << 20, **options: Any) -> None:
         super().__init__(**options)
         self.path = str(path)
         self.max_bytes = max_bytes
@@ -108,12 +108,15 @@ class JsonlSink(Sink):
         self.size = 0
         self.synced = 0  # size at the last successful fsync
         self._lock: Optional[FileLock] = None
-        self._left: Optional[dict] = None  # the torn bytes open() found (for the start marker)
+        self._left: Optional[dict[str, Any]] = None  # the torn bytes open() found (for the start marker)
 
     def spool_path(self) -> str:
+        """The `spool_path` option, else the log's path + ".spool"."""
         return self.audit_options.spool_path or self.path + ".spool"
 
     def open(self, chain: str) -> Optional[Tuple[int, bytes]]:
+        """Lock the log (one writer), find `chain`'s last record and open the active file;
+        a torn last line is kept, on its own line, and described for the start marker."""
         if self._lock is None:  # open() is retried after failures: the lock is taken once
             self._lock = FileLock(self.path + ".lock")
         if self.fd >= 0:
@@ -134,7 +137,8 @@ class JsonlSink(Sink):
                     self.synced = self.size
         return last
 
-    def start_details(self) -> dict:
+    def start_details(self) -> dict[str, Any]:
+        """{"torn": voucher} when open() found torn bytes after the last record, else {}."""
         return {"torn": self._left} if self._left is not None else {}
 
     def _open_active(self) -> None:
@@ -148,7 +152,8 @@ class JsonlSink(Sink):
             view = view[n:]
             self.size += n
 
-    def write(self, records: List[Record]) -> None:
+    def write(self, records: Sequence[Record]) -> None:
+        """Append the records' lines (cut back on an error), then rotate once max_bytes is reached."""
         data = lines(records)
         start = self.size
         try:
@@ -164,6 +169,7 @@ class JsonlSink(Sink):
             self._rotate()
 
     def sync(self) -> None:
+        """fsync the active file; on a failure, cut back to the last good sync and raise."""
         try:
             os.fsync(self.fd)
         except OSError:
@@ -189,6 +195,7 @@ class JsonlSink(Sink):
         self._open_active()
 
     def close(self) -> None:
+        """Close the active file and release the log's lock."""
         if self.fd >= 0:
             os.close(self.fd)
             self.fd = -1

@@ -54,7 +54,8 @@ def raw_public(key: Any) -> bytes:
     """The 32 raw bytes of an Ed25519 public key (or of a private key's public half)."""
     s = _serialization()
     public = key.public_key() if hasattr(key, "public_key") else key
-    return public.public_bytes(s.Encoding.Raw, s.PublicFormat.Raw)
+    raw: bytes = public.public_bytes(s.Encoding.Raw, s.PublicFormat.Raw)
+    return raw
 
 
 def generate_key(path: str) -> str:

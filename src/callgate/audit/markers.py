@@ -31,7 +31,7 @@ START, STOP = "start", "stop"
 NOT_DECISIONS = ("writer", "chain")  # record kinds that are bookkeeping of the trail itself
 
 
-def writer_event(state: str, event_id: str, timestamp: str, details: Optional[Dict[str, Any]] = None) -> dict:
+def writer_event(state: str, event_id: str, timestamp: str, details: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:
     """A start or stop marker (the sealer adds chain and seq)."""
     event = {"kind": KIND, "state": state, "id": event_id, "timestamp": timestamp,
              "writer": {"host": socket.gethostname(), "pid": os.getpid()}, "engine_version": __version__}
@@ -45,7 +45,7 @@ def torn_voucher(offset: int, data: bytes) -> Dict[str, Any]:
     return {"offset": offset, "length": len(data), "sha256": hashlib.sha256(data).hexdigest()}
 
 
-def voucher_of(record: Dict[str, Any]) -> Optional[tuple]:
+def voucher_of(record: Dict[str, Any]) -> Optional[tuple[int, int, str]]:
     """(offset, length, sha256 hex) of a start marker's torn-bytes voucher, or None."""
     torn = record.get("torn")
     if record.get("kind") != KIND or record.get("state") != START or not isinstance(torn, dict):

@@ -17,7 +17,8 @@ def parse_pointer(pointer: str) -> List[str]:
     return [part.replace("~1", "/").replace("~0", "~") for part in pointer[1:].split("/")]
 
 
-def apply_masks(event: dict, pointers: Iterable[tuple[str, List[str]]], originals: list | None = None) -> List[str]:
+def apply_masks(event: dict[str, Any], pointers: Iterable[tuple[str, List[str]]],
+                originals: list[Any] | None = None) -> List[str]:
     """Replace each pointed-to value that exists with MASK, in place; return the pointers
     that matched (an absent field is not masked and not listed). The values taken out are
     appended to `originals`, if given (to scrub them from text that quotes them)."""
@@ -40,7 +41,7 @@ def apply_masks(event: dict, pointers: Iterable[tuple[str, List[str]]], original
     return masked
 
 
-def scrub(text: str, values: list) -> str:
+def scrub(text: str, values: list[Any]) -> str:
     """Remove masked values from free text (a reason quotes the value a check saw, e.g.
     'Arguments.card = "4111..." is not ...'): strings in their JSON (quoted) form, and as
     plain text when at least 3 characters long; numbers as whole tokens."""

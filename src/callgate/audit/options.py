@@ -46,7 +46,7 @@ class Options:
     durable: bool = False
     durable_timeout: float = 10.0
     writer_key: Any = None
-    parsed_masks: list = field(default_factory=list, repr=False)
+    parsed_masks: list[tuple[str, list[str]]] = field(default_factory=list, repr=False)
     signing_key: Any = field(default=None, repr=False)  # writer_key, loaded
 
     def __post_init__(self) -> None:
@@ -66,7 +66,7 @@ class Options:
 
             self.signing_key = load_private_key(self.writer_key, "writer_key")
 
-    def as_kwargs(self) -> dict:
+    def as_kwargs(self) -> dict[str, Any]:
         """The options as given (what Options(**...) takes back)."""
         return {f.name: getattr(self, f.name) for f in fields(self) if f.init and f.name not in _DERIVED}
 

@@ -5,7 +5,7 @@ column) keeps insertion order for verify. Table name is configurable (schema.tab
 from __future__ import annotations
 
 import re
-from typing import Any, List, Optional, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 from ..extras import require
 from .records import Record
@@ -23,6 +23,7 @@ def check_table(table: str) -> str:
 
 
 def schema_sql(table: str) -> str:
+    """The CREATE TABLE and CREATE INDEX statements (IF NOT EXISTS) of a sink's table."""
     idx = table.replace(".", "_")
     return f"""
 CREATE TABLE IF NOT EXISTS {table} (
@@ -54,9 +55,11 @@ class PostgresSink(Sink):
         self._uncertain = False  # a failed write may have committed (a lost COMMIT reply)
 
     def identity(self) -> str:
+        """The DSN and the table: what names this sink's spool."""
         return f"{self.dsn}|{self.table}"
 
     def open(self, chain: str) -> Optional[Tuple[int, bytes]]:
+        """Connect, create the table if missing, and find `chain`'s last record."""
         import psycopg
 
         self.conn = psycopg.connect(self.dsn, autocommit=False)
@@ -74,7 +77,9 @@ class PostgresSink(Sink):
         self.conn.commit()
         return None if row is None else (row[0], bytes(row[1]))
 
-    def write(self, records: List[Record]) -> None:
+    def write(self, records: Sequence[Record]) -> None:
+        """Insert the records in one transaction (reconnecting after a failure; a retry after
+        an uncertain commit skips the records already stored)."""
         import psycopg
 
         if self.conn is None or self.conn.closed:
@@ -102,6 +107,7 @@ class PostgresSink(Sink):
             raise
 
     def close(self) -> None:
+        """Close the connection."""
         if self.conn is not None:
             self.conn.close()
             self.conn = None

@@ -44,7 +44,7 @@ def vouched_chains(source: Source, trusted: Set[bytes]) -> Dict[str, bool]:
     return found
 
 
-def _record(entry: Any) -> Optional[dict]:
+def _record(entry: Any) -> Optional[Dict[str, Any]]:
     if not entry.is_record:
         return None
     try:
@@ -56,7 +56,8 @@ def _record(entry: Any) -> Optional[dict]:
 
 def events(source: Source, principal: Optional[str] = None, tool: Optional[str] = None,
            decision: Optional[str] = None, since: Optional[str] = None, after: Any = None,
-           trusted: Optional[Set[bytes]] = None, excluded: Optional[Counter] = None) -> Iterator[tuple]:
+           trusted: Optional[Set[bytes]] = None,
+           excluded: Optional[Counter[str]] = None) -> Iterator[tuple[Any, Dict[str, Any], str]]:
     """(position, record dict, hash hex) of the events that match every filter given. With
     `trusted` (raw Ed25519 public keys), only events of chains vouched for by one of them;
     `excluded` then counts, per chain, the matching events left out."""
@@ -81,7 +82,8 @@ def events(source: Source, principal: Optional[str] = None, tool: Optional[str] 
             continue
         if ts is not None and str(record.get("timestamp", "")) < ts:
             continue
-        if vouched is not None and not vouched.get(record.get("chain"), False):
+        # (a record without a chain is looked up as None: not vouched for)
+        if vouched is not None and not vouched.get(record.get("chain"), False):  # type: ignore[arg-type]
             if excluded is not None:
                 excluded[str(record.get("chain"))] += 1
             continue
@@ -111,11 +113,11 @@ def stats(source: Source, since: Optional[str] = None, bucket: str = "hour",
     approval method and outcome. With `trusted`: only chains vouched for by those writer
     keys ("excluded": the events of other chains left out, per chain)."""
     cut = 13 if bucket == "hour" else 10  # 'YYYY-MM-DDTHH' or 'YYYY-MM-DD'
-    by_key: Counter = Counter()
-    by_time: Counter = Counter()
-    kinds: Counter = Counter()
-    approvals: Counter = Counter()
-    excluded: Counter = Counter()
+    by_key: Counter[tuple[Any, Any, Any, Any, Any]] = Counter()   # (tool, role, rule, decision, required)
+    by_time: Counter[tuple[str, Any, Any]] = Counter()   # (bucket, decision, required)
+    kinds: Counter[str] = Counter()
+    approvals: Counter[tuple[Any, Any]] = Counter()   # (method, outcome)
+    excluded: Counter[str] = Counter()
     total = 0
     for _, record, _ in events(source, since=since, trusted=trusted, excluded=excluded):
         total += 1
@@ -127,7 +129,8 @@ def stats(source: Source, since: Optional[str] = None, bucket: str = "hour",
             continue
         if record.get("kind") == "approval":  # the call's decision is counted by its own event
             a = record.get("approval") if isinstance(record.get("approval"), dict) else {}
-            approvals[(_key(a.get("method")), _key(a.get("outcome")))] += 1
+            # (a dict: isinstance above, on a second get(), which does not narrow `a`)
+            approvals[(_key(a.get("method")), _key(a.get("outcome")))] += 1  # type: ignore[union-attr]
             continue
         decision = _key(record.get("decision"))
         required = _key(record.get("approvals_required") or 0) if decision == "Elevate" else 0
@@ -137,7 +140,7 @@ def stats(source: Source, since: Optional[str] = None, bucket: str = "hour",
             a = record["approval"]
             approvals[(_key(a.get("method")), _key(a.get("outcome")))] += 1
 
-    def row(base: dict, required: int, n: int) -> dict:
+    def row(base: Dict[str, Any], required: int, n: int) -> Dict[str, Any]:
         if base["decision"] == "Elevate":
             base["approvals_required"] = required
         base["count"] = n

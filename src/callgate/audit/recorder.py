@@ -18,23 +18,26 @@ import logging
 import threading
 import time
 import weakref
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 from ..decision import Decision
-from .builder import Builder
+from .builder import Builder, QueueItem
 from .burst import DenyBursts
 from .options import Options
 from .shadow import Shadow
 from .sinks import Sink, resolve
 from .writer import APPROVAL_MARK, ERROR_MARK, Writer
 
+if TYPE_CHECKING:
+    from ..decision import Request
+
 log = logging.getLogger("callgate.audit")
 _time_ns = time.time_ns
 _CLOSE_TIMEOUT = 5.0
 
 
-def _item(decision: Decision, request: tuple, principal: Optional[str], trace_id: Optional[str],
-          extras: Any) -> tuple:
+def _item(decision: Decision, request: Request, principal: Optional[str], trace_id: Optional[str],
+          extras: Any) -> QueueItem:
     """A decision's queue item: (rc, request, principal, trace_id, extras, source, t_ns), where
     source is the policy state that decided (the reason is computed from it and the request
     on the writer thread) or the reason itself when already known. Of its fields only the
@@ -51,6 +54,10 @@ def _denial(reason: str) -> Decision:
 
 
 class Recorder:
+    """What an engine hands every decision to when it has an audit trail or a shadow policy
+    (see Engine's docstring): queues it for the writer thread, applying on_failure and
+    durable; `stats` counts what happened."""
+
     def __init__(self, engine: Any, sink: Optional[Sink], shadow: Optional[Shadow]) -> None:
         self.sink = sink
         self.options = sink.audit_options if sink is not None else Options()
@@ -73,13 +80,17 @@ class Recorder:
         self._room = threading.Condition()
         self.writer.start()
         ref = weakref.ref(self)
-        self._atexit = lambda: (r := ref()) is not None and r.close()
+        # (the lambda's value is never used: atexit only calls it)
+        self._atexit = lambda: (r := ref()) is not None and r.close()  # type: ignore[func-returns-value]
         atexit.register(self._atexit)
 
     # ------------------------------------------------------------------ hot path
 
-    def record(self, decision: Decision, request: tuple, principal: Optional[str], trace_id: Optional[str],
+    def record(self, decision: Decision, request: Request, principal: Optional[str], trace_id: Optional[str],
                extras: Any) -> Decision:
+        """Queue a decision's event (the hot path); returns the decision, or a Deny when it
+        cannot be recorded: closed, not running, failing under on_failure="deny", or (durable)
+        not made durable in time."""
         if self._slow:
             return self._record_slow(decision, request, principal, trace_id, extras)
         q = self._q
@@ -94,8 +105,9 @@ class Recorder:
             self.writer.wake.set()
         return decision
 
-    def record_error(self, error: Exception, request: tuple, principal: Optional[str], trace_id: Optional[str],
+    def record_error(self, error: Exception, request: Request, principal: Optional[str], trace_id: Optional[str],
                      extras: Any) -> None:
+        """Queue the event of a request the engine refused (a Deny with the error as reason)."""
         item = (ERROR_MARK, error, request, principal, trace_id, extras, _time_ns())
         if self._closed:
             return
@@ -106,7 +118,7 @@ class Recorder:
 
     def record_approval(self, *, tool: Optional[str], args: Any, role: Optional[str], principal: Optional[str],
                         decision: str, reason: str, rule: Optional[int], approvals_required: int,
-                        approval: dict, trace_id: Optional[str] = None, agent_attributes: Any = None,
+                        approval: dict[str, Any], trace_id: Optional[str] = None, agent_attributes: Any = None,
                         resource_attributes: Any = None, extras: Any = None) -> bool:
         """Record what followed an Elevate (an "approval" event, linked by trace_id to the
         decision's): the final decision ("Allow" when approval was obtained) and `approval`
@@ -162,7 +174,7 @@ class Recorder:
 
     # ------------------------------------------------------------------ slow path
 
-    def _record_slow(self, decision: Decision, request: tuple, principal: Optional[str], trace_id: Optional[str],
+    def _record_slow(self, decision: Decision, request: Request, principal: Optional[str], trace_id: Optional[str],
                      extras: Any) -> Decision:
         if self._closed:
             # after close() nothing can be recorded: fail closed rather than act unrecorded
@@ -217,7 +229,7 @@ class Recorder:
 
     # ------------------------------------------------------------------ writer-thread hooks
 
-    def _observe(self, item: tuple, event: dict) -> None:
+    def _observe(self, item: QueueItem, event: dict[str, Any]) -> None:
         if self.shadow is not None and event.get("kind") == "decision" and item[0] is not ERROR_MARK \
                 and item[0] is not APPROVAL_MARK:
             self.shadow.check(item[1], event)
@@ -231,6 +243,7 @@ class Recorder:
     # ------------------------------------------------------------------ control
 
     def on_deny_burst(self, callback: Callable[[Any], Any], threshold: int = 20, window_s: float = 60.0) -> None:
+        """Call `callback(BurstAlert)` once per principal per window when its denials exceed threshold."""
         self.bursts.add(callback, threshold, window_s)
         self.writer.observe = self._observe
 
@@ -239,6 +252,8 @@ class Recorder:
         return self.writer.flush(timeout)
 
     def close(self, timeout: float = _CLOSE_TIMEOUT) -> None:
+        """Stop taking decisions (later ones are denied) and flush, waiting up to `timeout` for
+        a failing sink; what cannot be written goes to the spool (Writer.close)."""
         if self._closed:
             return
         self._closed = True
@@ -249,10 +264,12 @@ class Recorder:
         atexit.unregister(self._atexit)
 
     @property
-    def stats(self) -> dict:
+    def stats(self) -> dict[str, Any]:
+        """Counts: queued, written, spooled, errors, failing (the sink's error, or None),
+        lost_pending, claimed, durable; and the shadow's, with one."""
         w = self.writer
         d = self._durability
-        out = {"queued": len(self._q), "written": w.written, "spooled": w.spooled, "errors": w.errors,
+        out: dict[str, Any] = {"queued": len(self._q), "written": w.written, "spooled": w.spooled, "errors": w.errors,
                "failing": w.failing, "lost_pending": w.lost, "claimed": d.claimed, "durable": d.durable_items}
         if self.shadow is not None:
             out["shadow"] = {"evaluated": self.shadow.evaluated, "disagreements": self.shadow.disagreements}

@@ -8,7 +8,7 @@ exact bytes that were hashed, so verification never depends on re-serializing.""
 from __future__ import annotations
 
 import binascii
-from typing import Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union
+from typing import Any, Iterator, List, NamedTuple, Optional, Sequence, Tuple, Union, overload
 
 import orjson
 
@@ -27,14 +27,17 @@ _loads = orjson.loads
 
 
 class Record(NamedTuple):
+    """One sealed record: its chain and sequence number, `body` (the canonical JSON the hash
+    covers), `hash` (32 bytes) and `event` (the body as a dict)."""
+
     chain: str
     seq: int
     body: bytes
     hash: bytes
-    event: dict
+    event: dict[str, Any]
 
 
-def event_columns(e: dict) -> tuple:
+def event_columns(e: dict[str, Any]) -> tuple[Any, ...]:
     """(timestamp, kind, principal, tool, role, decision, rule) of an event dict: the
     fields database sinks store in their own columns."""
     return (e["timestamp"], e["kind"], e.get("principal"), e.get("tool"), e.get("role"), e.get("decision"),
@@ -50,7 +53,7 @@ class Batch(Sequence[Record]):
     __slots__ = ("chain", "seq", "data", "ends", "hashes", "events", "cols", "info", "results", "principals")
 
     def __init__(self, chain: str, seq: int, data: bytes, ends: List[int], hashes: List[bytes],
-                 events: List[Optional[dict]], cols: bytes, info: List[int], results: List[int],
+                 events: List[Optional[dict[str, Any]]], cols: bytes, info: List[int], results: List[int],
                  principals: List[Optional[str]]) -> None:
         self.chain, self.seq, self.data, self.ends, self.hashes = chain, seq, data, ends, hashes
         self.events, self.cols, self.info, self.results, self.principals = events, cols, info, results, principals
@@ -58,7 +61,12 @@ class Batch(Sequence[Record]):
     def __len__(self) -> int:
         return len(self.ends)
 
-    def __getitem__(self, i):  # type: ignore[override]
+    @overload
+    def __getitem__(self, i: int) -> Record: ...
+    @overload
+    def __getitem__(self, i: slice) -> List[Record]: ...
+
+    def __getitem__(self, i: Union[int, slice]) -> Union[Record, List[Record]]:
         if isinstance(i, slice):
             return [self[k] for k in range(*i.indices(len(self)))]
         if i < 0:
@@ -73,21 +81,21 @@ class Batch(Sequence[Record]):
     def _body(self, i: int) -> bytes:
         return self.data[(self.ends[i - 1] if i else 0) + _BODY_AT:self.ends[i] - 2]
 
-    def rows(self) -> List[tuple]:
+    def rows(self) -> List[tuple[Any, ...]]:
         """(chain, seq, timestamp, kind, principal, tool, role, decision, rule, body, hash)
         per record: what a database sink stores (sqlite.row_values for a Record)."""
         return [self._row(i) for i in range(len(self.ends))]
 
-    def values(self) -> list:
+    def values(self) -> list[Any]:
         """The rows' values one after the other (11 a record). No tuple outlives its row,
         so a batch of them does not set off the cyclic collector (one pass per ~700 live
         tuples, each over every young object of the process)."""
-        out: list = []
+        out: list[Any] = []
         for i in range(len(self.ends)):
             out += self._row(i)
         return out
 
-    def _row(self, i: int) -> tuple:
+    def _row(self, i: int) -> tuple[Any, ...]:
         event = self.events[i]
         if event is not None:
             return (self.chain, self.seq + i, *event_columns(event), self._body(i), self.hashes[i])
@@ -102,6 +110,7 @@ class Batch(Sequence[Record]):
 
 
 def encode_line(body: bytes, digest: bytes) -> bytes:
+    """The envelope line of a record, newline included: ``{"hash":"<hex>","record":<body>}``."""
     return b"".join((_HEAD, digest.hex().encode(), _MID, body, b"}\n"))
 
 

@@ -17,7 +17,7 @@ from .source import Source
 _INPUTS = ("/args", "/agent_attributes", "/resource_attributes", "/context")
 
 
-def replayable(record: dict) -> bool:
+def replayable(record: Dict[str, Any]) -> bool:
     """A decision recorded with its inputs intact: not hashed, not masked, not a refused
     request (and, in a log that was not verified, with a tool name and role to replay)."""
     if record.get("kind") != "decision" or "args" not in record:
@@ -29,7 +29,7 @@ def replayable(record: dict) -> bool:
     return not any(not isinstance(m, str) or m.startswith(_INPUTS) for m in masked)
 
 
-def policy_verdict(record: dict) -> tuple:
+def policy_verdict(record: Dict[str, Any]) -> tuple[Any, Any]:
     """(decision, approvals_required) as the recording policy decided, before approvals."""
     approval = record.get("approval")
     if record.get("decision") == "Allow" and isinstance(approval, dict) and approval.get("method") == "tokens" \
@@ -38,7 +38,7 @@ def policy_verdict(record: dict) -> tuple:
     return record.get("decision"), record.get("approvals_required") or 0
 
 
-def evaluate(candidate: Any, record: dict) -> dict:
+def evaluate(candidate: Any, record: Dict[str, Any]) -> Dict[str, Any]:
     """The candidate's decision on a recorded call: decision, rule, reason, approvals_required."""
     options: Dict[str, Any] = {}
     if record.get("context") is not None:
@@ -58,8 +58,8 @@ def replay(source: Source, candidate: Any, since: Optional[str] = None,
     """The recorded calls whose verdict the candidate changes. With `trusted` writer keys,
     only chains vouched for by one of them ("excluded": the events of other chains)."""
     replayed = skipped = 0
-    groups: Dict[tuple, list] = {}
-    excluded: Counter = Counter()
+    groups: Dict[tuple[str, str], list[Dict[str, Any]]] = {}
+    excluded: Counter[str] = Counter()
     for _, record, _ in events(source, since=since, trusted=trusted, excluded=excluded):
         if record.get("kind") in ("gap", "approval"):  # an approval event follows a decision replayed on its own
             continue

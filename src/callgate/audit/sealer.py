@@ -7,7 +7,7 @@ cg_event_build (csrc/cg_event.c), a whole run per call and outside the GIL, so t
 that decide keep deciding meanwhile. Every other event, and any event the core hands back
 (CG_EVENT_STOP_PYTHON: a float in json-form arguments, a very large integer, deep nesting),
 is built by the Python builder. Both write the same bytes for the same event
-(tests/test_audit_sealer.py holds them to it). The chain hashes are hashlib's, one per
+(tests/audit/test_audit_sealer.py holds them to it). The chain hashes are hashlib's, one per
 record, in order."""
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import hashlib
 import logging
 import os
 from array import array
-from typing import Any, Callable, List, Optional
+from typing import Any, Callable, Dict, List, Optional
 
 import orjson
 
@@ -26,6 +26,7 @@ from ..decision import DECISIONS
 from ._canonical import canonical
 from .chain import LINK_PREFIX as _LINK
 from .chain import ChainHead
+from .builder import QueueItem
 from .records import BODY_AT, UNHASHED_HEAD, Batch
 
 log = logging.getLogger("callgate.audit")
@@ -46,7 +47,13 @@ class Sealer:
     the Python builder. One thread at a time: its buffers are reused across batches (the
     writer thread, or close() after it stopped)."""
 
-    def __init__(self, builder: Any, python_event: Callable[[tuple], dict], use_core: bool) -> None:
+    # cffi buffers (None until _grow and _reserve_info make them)
+    _out: Any
+    _cols: Any
+    _info: Any
+    _work: Any
+
+    def __init__(self, builder: Any, python_event: Callable[[QueueItem], Dict[str, Any]], use_core: bool) -> None:
         self.builder = builder
         self.python_event = python_event
         self.use_core = use_core and not builder._shaping
@@ -92,8 +99,8 @@ class Sealer:
 
     # ------------------------------------------------------------ a batch
 
-    def seal(self, items: List[tuple], head: ChainHead, leading: List[dict],
-             observe: Optional[Callable[[tuple, dict], None]] = None, core: bool = True) -> Batch:
+    def seal(self, items: List[QueueItem], head: ChainHead, leading: List[Dict[str, Any]],
+             observe: Optional[Callable[[QueueItem, Dict[str, Any]], None]] = None, core: bool = True) -> Batch:
         """Seal `leading` events (gap records) and then `items` onto the chain at `head`,
         and advance it. `observe(item, event)`, if given, sees every item (for a core-built
         one, an event with only kind, decision and principal). core=False: every event from
@@ -102,7 +109,7 @@ class Sealer:
         b.out_len = b.cols_len = 0
         self._reserve_info(len(leading) + len(items))
         chain, seq0 = head.chain, head.next_seq
-        events: List[Optional[dict]] = []
+        events: List[Optional[Dict[str, Any]]] = []
         results: List[int] = []
         principals: List[Any] = []
         for event in leading:
@@ -130,8 +137,8 @@ class Sealer:
             i += 1
         return self._chain(head, events, results, principals)
 
-    def _python_record(self, event: dict, chain: str, seq0: int, events: list, results: list,
-                       principals: list) -> None:
+    def _python_record(self, event: Dict[str, Any], chain: str, seq0: int, events: List[Optional[Dict[str, Any]]],
+                       results: List[int], principals: List[Any]) -> None:
         event["chain"] = chain
         event["seq"] = seq0 + len(events)
         try:
@@ -149,12 +156,14 @@ class Sealer:
         results.append(0)
         principals.append(event.get("principal"))
 
-    def _chain(self, head: ChainHead, events: list, results: list, principals: list) -> Batch:
+    def _chain(self, head: ChainHead, events: List[Optional[Dict[str, Any]]], results: List[int],
+               principals: List[Any]) -> Batch:
         """Hash every record in order, write the hashes into the lines, advance the head."""
         b, n = self._b, len(events)
         info = ffi.unpack(self._info, _WORDS * n)
         ends = info[0::_WORDS]
         view = memoryview(ffi.buffer(self._out, b.out_len))
+        hashes: List[bytes]
         prev, start, hashes = head.head, 0, []
         append = hashes.append
         for end in ends:
@@ -172,7 +181,7 @@ class Sealer:
     # ------------------------------------------------------------ runs the core builds
 
     @staticmethod
-    def _run_end(items: List[tuple], i: int) -> int:
+    def _run_end(items: List[QueueItem], i: int) -> int:
         """The end of the run of items from i that the core can build in one call: plain
         decisions of one native policy state, in one request form."""
         first = items[i]
@@ -194,7 +203,8 @@ class Sealer:
             j += 1
         return j
 
-    def _core_run(self, items: List[tuple], i: int, j: int, chain: str, seq0: int, first_record: int) -> tuple:
+    def _core_run(self, items: List[QueueItem], i: int, j: int, chain: str, seq0: int,
+                  first_record: int) -> tuple[int, bool, List[int]]:
         """Build items[i:j] in the core as records first_record... of a batch whose first
         record has sequence number seq0. Returns (built, stopped, results): the count built,
         whether the next one must be built in Python, and the run's result codes."""

@@ -7,10 +7,13 @@ from __future__ import annotations
 import hashlib
 import os
 from collections import deque
-from typing import Any, Deque
+from typing import TYPE_CHECKING, Any, Deque
 
 from ._canonical import loads
 from .replay import policy_verdict
+
+if TYPE_CHECKING:
+    from ..decision import Request
 
 
 def load_candidate(candidate: Any, semantics: str, engine_type: Any) -> Any:
@@ -26,14 +29,17 @@ def load_candidate(candidate: Any, semantics: str, engine_type: Any) -> Any:
 
 
 class Shadow:
+    """A candidate policy evaluated beside the primary on every decision (Engine(shadow=...)):
+    counts, and marks the events where the two disagree (`recent` keeps the last ones)."""
+
     def __init__(self, candidate: Any, semantics: str, engine_type: Any, keep: int = 1000) -> None:
         self.engine = load_candidate(candidate, semantics, engine_type)
         self.digest = hashlib.sha256(self.engine.blob).hexdigest()
         self.evaluated = 0
         self.disagreements = 0
-        self.recent: Deque[dict] = deque(maxlen=keep)
+        self.recent: Deque[dict[str, Any]] = deque(maxlen=keep)
 
-    def check(self, request: tuple, event: dict) -> None:
+    def check(self, request: Request, event: dict[str, Any]) -> None:
         """Evaluate the candidate on the same request bytes; on disagreement (decision or
         approval count, compared with what the primary's policy said before any approvals),
         add `shadow` to the event (before it is sealed, so it is covered by the hash)."""

@@ -21,7 +21,7 @@ import tempfile
 import sys
 import threading
 import uuid
-from typing import Any, List, Optional, Tuple
+from typing import Any, Optional, Sequence, Tuple
 
 from .events import AuditEvent
 from .options import Options
@@ -51,6 +51,7 @@ class Sink:
 
     @property
     def chain(self) -> str:
+        """The id of the chain this sink's writer appends to (the `chain` option, else the sink's default)."""
         return self.audit_options.chain or self.default_chain
 
     def spool_path(self) -> str:
@@ -68,21 +69,24 @@ class Sink:
         return self._identity
 
     def open(self, chain: str) -> Optional[Tuple[int, bytes]]:
+        """Make the sink ready; (seq, hash) of `chain`'s last durable record, or None for a new chain."""
         return None
 
-    def start_details(self) -> dict:
+    def start_details(self) -> dict[str, Any]:
         """What the writer's start marker says about how open() found the store (JsonlSink:
         the torn bytes it leaves behind); called after open()."""
         return {}
 
-    def write(self, records: List[Record]) -> None:
+    def write(self, records: Sequence[Record]) -> None:
+        """Append a batch (a records.Batch, or a list of Records); on an error nothing of it
+        may count as written."""
         raise NotImplementedError
 
     def sync(self) -> None:
-        pass
+        """Make what was written durable (called as the fsync option says)."""
 
     def close(self) -> None:
-        pass
+        """Release what open() took."""
 
 
 class EmitSink(Sink):
@@ -94,17 +98,20 @@ class EmitSink(Sink):
         self.target = target
         self.default_chain = process_chain_id()
 
-    def write(self, records: List[Record]) -> None:
+    def write(self, records: Sequence[Record]) -> None:
+        """Hand each record to the target's emit() as an AuditEvent (chain, seq and hash set)."""
         emit = self.target.emit
         for r in records:
             emit(AuditEvent.from_dict(r.event, hash=r.hash.hex()))
 
     def sync(self) -> None:
+        """Call the target's flush(), if it has one."""
         flush = getattr(self.target, "flush", None)
         if flush is not None:
             flush()
 
     def close(self) -> None:
+        """Call the target's close(), if it has one."""
         close = getattr(self.target, "close", None)
         if close is not None:
             close()
@@ -122,7 +129,8 @@ class ConsoleSink(Sink):
         self.stream = stream
         self.default_chain = process_chain_id()
 
-    def write(self, records: List[Record]) -> None:
+    def write(self, records: Sequence[Record]) -> None:
+        """Write the records' lines to the stream (its binary buffer when it has one)."""
         stream = self.stream or sys.stdout
         data = lines(records)
         buffer = getattr(stream, "buffer", None)
@@ -132,6 +140,7 @@ class ConsoleSink(Sink):
             stream.write(data.decode("utf-8"))
 
     def sync(self) -> None:
+        """Flush the stream."""
         (self.stream or sys.stdout).flush()
 
 
@@ -174,6 +183,7 @@ class FileLock:
         self._lock = threading.Lock()
 
     def release(self) -> None:
+        """Release the lock (once; later calls do nothing)."""
         with self._lock:
             if self.fd >= 0:
                 os.close(self.fd)

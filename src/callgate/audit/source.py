@@ -56,6 +56,7 @@ class Entry:
 
     @property
     def is_record(self) -> bool:
+        """Whether this is a record as the writer stores it (neither stray nor defective)."""
         return self.stray is None and self.defect is None
 
     @property
@@ -65,10 +66,14 @@ class Entry:
 
 
 def is_postgres(spec: str) -> bool:
+    """Whether a source spec is a PostgreSQL DSN (a URL, or key=value words with dbname)."""
     return spec.startswith(("postgresql://", "postgres://")) or (" " in spec and "dbname=" in spec)
 
 
 class Source:
+    """An audit log to read: `spec` a .db (SQLite), a .jsonl (with its rotated segments) or
+    a postgres DSN; `kind` is "sqlite", "jsonl" or "postgres"."""
+
     def __init__(self, spec: str, table: Optional[str] = None) -> None:
         self.spec = spec
         self.table = table
@@ -83,7 +88,7 @@ class Source:
             if not segments(spec):
                 raise FileNotFoundError(f"{spec}: no such file")
 
-    def entries(self, after: Any = None, where_sql: str = "", params: tuple = ()) -> Iterator[Entry]:
+    def entries(self, after: Any = None, where_sql: str = "", params: tuple[Any, ...] = ()) -> Iterator[Entry]:
         """Every stored record in storage order (after: a position to resume from, for tail -f).
         SourceError when the store cannot be read."""
         try:
@@ -148,7 +153,7 @@ class Source:
 
     # ---------------------------------------------------------------- databases
 
-    def _db(self, after: Any, where_sql: str, params: tuple) -> Iterator[Entry]:
+    def _db(self, after: Any, where_sql: str, params: tuple[Any, ...]) -> Iterator[Entry]:
         cols = ", ".join(("chain", "seq") + COLUMNS)
         start = after if after is not None else -1
         if self.kind == "sqlite":
@@ -207,7 +212,7 @@ _NAMES = ("chain", "seq") + COLUMNS
 _COLUMNS_END = 1 + len(_NAMES)
 
 
-def _row_entry(row: tuple, record: Any, digest: Any) -> Entry:
+def _row_entry(row: tuple[Any, ...], record: Any, digest: Any) -> Entry:
     """An Entry from a row (pos, chain, seq, COLUMNS..., ...) whose record and hash columns
     are BLOBs (bytes)."""
     if type(record) is not bytes or type(digest) is not bytes or len(digest) != 32:
@@ -216,7 +221,7 @@ def _row_entry(row: tuple, record: Any, digest: Any) -> Entry:
     return Entry(f"row pos={pos}", record, digest, dict(zip(_NAMES, row[1:_COLUMNS_END])), pos)
 
 
-def _odd_row(row: tuple, types: tuple) -> Entry:
+def _odd_row(row: tuple[Any, ...], types: tuple[str, str]) -> Entry:
     """A row that is not a record's as the writer stores it: (pos, chain, seq, COLUMNS...,
     record, hash) with `types` the typeof() of record and hash; a defect says what is wrong
     (psycopg's memoryview for a bytea is read as the bytes it is)."""

@@ -9,13 +9,16 @@ so a crash while resending repeats at most one batch."""
 from __future__ import annotations
 
 import os
-from typing import Iterator, List, Optional, Tuple
+from typing import Iterator, List, Optional, Sequence, Tuple
 
 from ._canonical import loads
 from .records import Record, decode_line, lines
 
 
 class Spool:
+    """Sealed records that could not reach the sink, in an fsynced JSONL file at `path`; an
+    offset file beside it marks how much was resent."""
+
     def __init__(self, path: str) -> None:
         self.path = path
         self.offset_path = path + ".offset"
@@ -37,7 +40,8 @@ class Spool:
             os.close(fd)
         os.replace(tmp, self.offset_path)
 
-    def append(self, records: List[Record]) -> None:
+    def append(self, records: Sequence[Record]) -> None:
+        """Append the records' lines and fsync (durable when it returns)."""
         # no directory is created: the spool lives beside its log or in the temp directory,
         # and a directory nobody asked for (a mistyped --audit path) must not appear
         fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
@@ -51,6 +55,7 @@ class Spool:
             os.close(fd)
 
     def pending(self) -> bool:
+        """Whether records wait to be resent."""
         try:
             return os.path.getsize(self.path) > self._offset()
         except OSError:

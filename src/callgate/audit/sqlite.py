@@ -10,7 +10,7 @@ from __future__ import annotations
 import functools
 import os
 import sqlite3
-from typing import Any, List, Optional, Tuple, Union
+from typing import Any, List, Optional, Sequence, Tuple, Union
 
 from .records import Batch, Record, event_columns
 from .sinks import FileLock, Sink
@@ -89,25 +89,26 @@ COLUMNS = ("ts", "kind", "principal", "tool", "role", "decision", "rule")
 FIELDS = ("timestamp", "kind", "principal", "tool", "role", "decision", "rule")  # the record's names for COLUMNS
 
 
-def row_values(r: Record) -> tuple:
+def row_values(r: Record) -> tuple[Any, ...]:
+    """The row a Record is stored as: (chain, seq, COLUMNS..., body, hash)."""
     return (r.chain, r.seq, *event_columns(r.event), r.body, r.hash)
 
 
-def rows(records: Union[Batch, List[Record]]) -> List[tuple]:
+def rows(records: Union[Batch, Sequence[Record]]) -> List[tuple[Any, ...]]:
     """The rows of `records` (a Batch gives them without a Record per event)."""
     if type(records) is Batch:
         return records.rows()
     return [row_values(r) for r in records]
 
 
-def values(records: Union[Batch, List[Record]]) -> list:
+def values(records: Union[Batch, Sequence[Record]]) -> list[Any]:
     """The values of the rows of `records`, one row after the other (what insert takes)."""
     if type(records) is Batch:
         return records.values()
     return [v for r in records for v in row_values(r)]
 
 
-def insert_statement(db: sqlite3.Connection, values: list) -> None:
+def insert_statement(db: sqlite3.Connection, values: list[Any]) -> None:
     """Insert rows (row_values' shape, their values one after the other), in order, in one
     statement: that of the next power of two rows, the rest padding."""
     n = len(values) // ROW_WIDTH
@@ -115,7 +116,7 @@ def insert_statement(db: sqlite3.Connection, values: list) -> None:
     db.execute(values_insert(size), values + [None] * (ROW_WIDTH * (size - n)) if size > n else values)
 
 
-def insert(db: sqlite3.Connection, values: list, most: Optional[int] = None) -> None:
+def insert(db: sqlite3.Connection, values: list[Any], most: Optional[int] = None) -> None:
     """Insert rows (ROW_WIDTH values each) in order, as one transaction: one statement when
     they fit, else a transaction of statements of `most` rows (by default what this SQLite
     binds: rows_per_statement)."""
@@ -142,16 +143,18 @@ class SqliteSink(Sink):
     concurrent_writes = True
     writer_markers = True
 
-    def __init__(self, path: str | os.PathLike, **options: Any) -> None:
+    def __init__(self, path: str | os.PathLike[str], **options: Any) -> None:
         super().__init__(**options)
         self.path = str(path)
         self.db: Optional[sqlite3.Connection] = None
         self._lock: Optional[FileLock] = None
 
     def spool_path(self) -> str:
+        """The `spool_path` option, else the database's path + ".spool.jsonl"."""
         return self.audit_options.spool_path or self.path + ".spool.jsonl"
 
     def open(self, chain: str) -> Optional[Tuple[int, bytes]]:
+        """Lock `chain` (one writer), open the database (creating the table) and find the chain's last record."""
         # one writer per chain: a second one would fork it (other chains: use chain=...)
         if self._lock is None:
             self._lock = FileLock(f"{self.path}.{chain.replace('/', '_')}.lock")
@@ -168,11 +171,13 @@ class SqliteSink(Sink):
         row = db.execute(f"SELECT seq, hash FROM {TABLE} WHERE chain=? ORDER BY seq DESC LIMIT 1", (chain,)).fetchone()
         return None if row is None else (row[0], bytes(row[1]))
 
-    def write(self, records: List[Record]) -> None:
+    def write(self, records: Sequence[Record]) -> None:
+        """Insert the records, in order, as one transaction (audit.sqlite.insert)."""
         assert self.db is not None
         insert(self.db, values(records))
 
     def close(self) -> None:
+        """Close the database and release the chain's lock."""
         if self.db is not None:
             self.db.close()
             self.db = None

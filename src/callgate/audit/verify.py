@@ -37,6 +37,9 @@ _COLUMN_FIELDS = {"chain": "chain", "seq": "seq", "ts": "timestamp", "kind": "ki
 
 @dataclass
 class Problem:
+    """One finding of verify: its kind, where it is (for people), what is wrong, and the
+    chain and sequence number when known."""
+
     kind: str  # modified | deleted | inserted | reordered | corrupt | unvouched
     where: str
     message: str
@@ -49,6 +52,9 @@ class Problem:
 
 @dataclass
 class Report:
+    """What verify found: records and chains checked, findings (problems), warnings (torn
+    records a crash explains, unclean stops) and notes on what was authenticated."""
+
     records: int = 0
     chains: Dict[str, Dict[str, Any]] = field(default_factory=dict)  # chain -> {"size", "head"}
     findings: List[Problem] = field(default_factory=list)
@@ -66,13 +72,16 @@ class Report:
 
     @property
     def ok(self) -> bool:
+        """Whether the log verifies: no finding and no checkpoint failure (warnings allowed)."""
         return not self.findings and self.checkpoint is None
 
     @property
     def warnings(self) -> List[str]:
+        """The torn records a crash explains, then the writers that did not stop cleanly."""
         return self.torn + self.unclean
 
-    def to_dict(self) -> dict:
+    def to_dict(self) -> Dict[str, Any]:
+        """The JSON form (`callgate audit verify --json`)."""
         return {"ok": self.ok, "records": self.records, "chains": self.chains, "torn": self.torn,
                 "unclean_stops": self.unclean, "notes": self.notes,
                 "problem": None if self.problem is None else vars(self.problem),
@@ -91,7 +100,7 @@ class _Chain:
         self.markers = False
 
 
-def _parse(entry: Entry) -> Optional[dict]:
+def _parse(entry: Entry) -> Optional[Dict[str, Any]]:
     try:
         record = orjson.loads(entry.body)
     except orjson.JSONDecodeError:
@@ -121,7 +130,7 @@ def _check(source: Source, report: Report, want: Dict[str, int], writer_keys: Op
            checkpoint_chains: Optional[Set[str]]) -> None:
     state: Dict[str, _Chain] = {}
     strays: List[Entry] = []  # JSONL lines that are not envelopes: judged once the vouchers are known
-    vouchers: List[tuple] = []  # (segment, offset, length, sha256 hex, where) from start markers
+    vouchers: List[tuple[int, int, int, str, str]] = []  # (segment, offset, length, sha256 hex, where) from start markers
     for entry in source.entries():
         if entry.defect is not None:
             report.findings.append(Problem("modified", entry.where, entry.defect))
@@ -183,7 +192,7 @@ def _check(source: Source, report: Report, want: Dict[str, int], writer_keys: Op
                     "vouched for by a writer key: it was started after the checkpoint was taken, or forged", chain))
 
 
-def _marker(report: Report, chain: str, st: _Chain, record: dict, seq: int) -> None:
+def _marker(report: Report, chain: str, st: _Chain, record: Dict[str, Any], seq: int) -> None:
     """Follow a chain's writer markers: a start while the previous writer had not stopped
     means that writer did not stop cleanly."""
     st.markers = True
@@ -197,14 +206,15 @@ def _marker(report: Report, chain: str, st: _Chain, record: dict, seq: int) -> N
         st.running = False
 
 
-def _judge_strays(source: Source, report: Report, strays: List[Entry], vouchers: List[tuple]) -> None:
+def _judge_strays(source: Source, report: Report, strays: List[Entry],
+                  vouchers: List[tuple[int, int, int, str, str]]) -> None:
     """A line that is not a record is a warning only when a crash explains it: a start
     marker vouches for exactly its bytes, or it is the log's unterminated last line and
     has the shape of a write cut short. Anything else is a finding."""
-    checked: Dict[tuple, bool] = {}
+    checked: Dict[tuple[int, int, int, str], bool] = {}
     unexplained: List[Entry] = []
     for e in strays:
-        end = e.offset + len(e.stray)
+        end = e.offset + len(e.stray)  # type: ignore[arg-type]  # (strays are the entries with a stray line)
         by = None
         for segment, offset, length, digest, where in vouchers:
             if segment < e.segment or not (offset <= e.offset and end <= offset + length):
@@ -263,17 +273,17 @@ def _note_authentication(report: Report, writer_keys: Optional[Set[bytes]],
 
 def diagnose(source: Source, chain: str) -> Problem:
     """Rebuild `chain` by following links and classify the first entry that does not fit."""
-    entries: List[tuple] = []  # (storage index, where, seq, body, hash)
+    entries: List[tuple[int, str, int, bytes, bytes]] = []  # (storage index, where, seq, body, hash)
     for entry in source.entries():
         if not entry.is_record:
             continue
         record = _parse(entry)
         if record is not None and record["chain"] == chain:
             entries.append((len(entries), entry.where, record["seq"], entry.body, entry.hash))
-    by_seq: Dict[int, List[tuple]] = {}
+    by_seq: Dict[int, List[tuple[int, str, int, bytes, bytes]]] = {}
     for e in entries:
         by_seq.setdefault(e[2], []).append(e)
-    genuine: List[tuple] = []
+    genuine: List[tuple[int, str, int, bytes, bytes]] = []
     prev, s = GENESIS, 0
     while True:
         fits = [e for e in by_seq.get(s, ()) if link(prev, e[3]) == e[4]]
@@ -287,7 +297,7 @@ def diagnose(source: Source, chain: str) -> Problem:
                     break
         genuine.append(pick)
         prev, s = pick[4], s + 1
-    findings: List[tuple] = []  # (storage index, Problem)
+    findings: List[tuple[int, Problem]] = []  # (storage index, Problem)
     on_chain = {id(e) for e in genuine}
     for e in entries:
         if id(e) in on_chain:

@@ -19,10 +19,10 @@ import threading
 import time
 import uuid
 from collections import deque
-from typing import Callable, List, Optional, Union
+from typing import Any, Callable, List, Optional, Sequence, Union
 
 from ..decision import DECISIONS
-from .builder import Builder
+from .builder import Builder, QueueItem
 from .chain import ChainHead
 from .courier import Courier
 from .durability import Durability
@@ -39,14 +39,17 @@ _MAX_BACKOFF = 1.0
 
 
 class Writer:
+    """The audit writer thread and its queue: builds and seals what the recorder queued and
+    writes it to the sink, applying fsync, on_failure and durability (module docstring)."""
+
     def __init__(self, sink: Optional[Sink], builder: Builder, options: Options,
-                 observe: Optional[Callable[[tuple, dict], None]], core_events: bool = True) -> None:
+                 observe: Optional[Callable[[QueueItem, dict[str, Any]], None]], core_events: bool = True) -> None:
         self.sink = sink
         self.builder = builder
         self.options = options
         self.observe = observe  # shadow and burst checks, before sealing (None: nothing to check)
         self.after_batch: Callable[[], None] = lambda: None  # lets the recorder make room for waiting callers
-        self.queue: deque = deque()
+        self.queue: deque[QueueItem] = deque()
         self.wake = threading.Event()
         self.idle = threading.Condition()
         self.head: Optional[ChainHead] = None
@@ -57,8 +60,8 @@ class Writer:
         self.lost = 0  # counted by the hot path (deny mode, no room); written as gap records
         self.lost_lock = threading.Lock()
         self._lost_span = (0, 0)
-        self.unwritten: List[Record] = []
-        self.leading: List[dict] = []  # genesis and marker events, sealed ahead of the next items
+        self.unwritten: Sequence[Record] = []   # a sealed Batch, or records kept for a retry
+        self.leading: List[dict[str, Any]] = []  # genesis and marker events, sealed ahead of the next items
         self.durability = Durability()
         self.ended = False  # close() is done: nothing more will become durable
         # the sinks whose logs verify reads carry writer markers (an emit() target does not)
@@ -93,6 +96,7 @@ class Writer:
     # ------------------------------------------------------------ thread
 
     def start(self) -> None:
+        """Start the writer thread."""
         self.thread.start()
 
     def _run(self) -> None:
@@ -162,12 +166,13 @@ class Writer:
         self._chain_started(last is None, self.sink.start_details())
         return True
 
-    def _chain_started(self, new: bool, details: dict) -> None:
+    def _chain_started(self, new: bool, details: dict[str, Any]) -> None:
         """Queue what opens this writer's part of the chain: the signed genesis record of a
         new chain (with a writer key), then the start marker (for sinks that keep markers)."""
         build = self.builder
         if new and self.options.signing_key is not None:
-            self.leading.append(genesis_event(self.head.chain, self.options.signing_key, build.ids.next(),
+            # (self.head is set before a chain is started)
+            self.leading.append(genesis_event(self.head.chain, self.options.signing_key, build.ids.next(),  # type: ignore[union-attr]
                                               build.clock.format(time.time_ns())))
         if self.markers:
             self.leading.append(writer_event(START, build.ids.next(), build.clock.format(time.time_ns()), details))
@@ -194,6 +199,7 @@ class Writer:
             # flight is synced would wait for a third sync; sealed once it is done, it takes
             # all of that and shares one write and sync
             self._settle()
+        records: Sequence[Record]
         if self.unwritten:
             records, self.unwritten = self.unwritten, []
         else:
@@ -248,7 +254,7 @@ class Writer:
         durability.sealed(len(batch))
         return batch
 
-    def _python_event(self, item: tuple) -> dict:
+    def _python_event(self, item: QueueItem) -> dict[str, Any]:
         """An item's event from the Python builder (what the core does not build)."""
         if type(item[0]) is not _ERROR:
             try:
@@ -257,7 +263,7 @@ class Writer:
                 pass
         return self._build(item)
 
-    def _build(self, item: tuple) -> dict:
+    def _build(self, item: QueueItem) -> dict[str, Any]:
         build = self.builder
         try:
             if type(item[0]) is not _ERROR:
@@ -270,7 +276,7 @@ class Writer:
                     "decision": DECISIONS[item[0] & 3] if type(item[0]) is int else "Deny",
                     "reason": f"event could not be built: {exc!r}"}
 
-    def _deliver(self, records: List[Record]) -> None:
+    def _deliver(self, records: Sequence[Record]) -> None:
         # While callers wait for durability the batch is written here, not by the courier:
         # nothing is sealed ahead of it then (_step), so the courier would overlap nothing
         # and only add a hand-over to the wait (~100 us a decision, measured with a no-op sink)
@@ -278,7 +284,7 @@ class Writer:
         if self.write_aside and not waiting:
             self.courier.start(records)  # its outcome is taken at the next step, or before idling
             return
-        sink = self.sink
+        sink: Sink = self.sink  # type: ignore[assignment]  # (_step returned first when there is no sink)
         done = 0
         try:
             if self.options.fsync == "always":  # record by record, each durable before the next
@@ -301,12 +307,13 @@ class Writer:
             # that made batches of 3.2 rather than 2.0 and cut the wait by a fifth)
             time.sleep(0)
 
-    def _send(self, records: List[Record]) -> None:
+    def _send(self, records: Sequence[Record]) -> None:
         """The courier's work: one batch written, and synced if fsync is "batch". Callers
         waiting for durability are told from here, not when the writer next takes the outcome."""
-        self.sink.write(records)
+        # (self.sink: only a writer with a sink delivers)
+        self.sink.write(records)  # type: ignore[union-attr]
         if self.options.fsync == "batch":
-            self.sink.sync()
+            self.sink.sync()  # type: ignore[union-attr]
         self.durability.made_durable(len(records))
 
     def _settle(self) -> None:
@@ -332,7 +339,7 @@ class Writer:
             log.exception("callgate audit: the last batch in flight did not complete")
         self.courier.stop()
 
-    def _failed(self, records: List[Record], exc: Exception) -> None:
+    def _failed(self, records: Sequence[Record], exc: Exception) -> None:
         self._fail(exc)
         if self.options.on_failure == "spool":
             self._to_spool(records)
@@ -342,12 +349,13 @@ class Writer:
 
     def _resend(self) -> bool:
         """Resend the spool, oldest first; False while the sink still fails."""
+        # (self.spool and self.sink: a spool is pending only with both, see _spool_due)
         try:
-            for batch, offset in self.spool.batches(self.options.batch_size):
-                self.sink.write(batch)
+            for batch, offset in self.spool.batches(self.options.batch_size):  # type: ignore[union-attr]
+                self.sink.write(batch)  # type: ignore[union-attr]
                 if self.options.fsync != "never":
-                    self.sink.sync()
-                self.spool.done(offset)
+                    self.sink.sync()  # type: ignore[union-attr]
+                self.spool.done(offset)  # type: ignore[union-attr]
                 self.written += len(batch)
         except Exception as exc:
             self._fail(exc)
@@ -355,9 +363,9 @@ class Writer:
         self._recovered()
         return True
 
-    def _to_spool(self, records: List[Record]) -> None:
+    def _to_spool(self, records: Sequence[Record]) -> None:
         try:
-            self.spool.append(records)
+            self.spool.append(records)  # type: ignore[union-attr]  # (only a writer with a sink, hence a spool, gets here)
             self.spooled += len(records)
             self.durability.made_durable(len(records))  # the spool is fsynced
         except Exception as exc:  # the spool fails too: keep them and retry both

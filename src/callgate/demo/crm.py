@@ -29,7 +29,8 @@ def resolve(tool: str, arguments: Mapping[str, Any]) -> dict[str, Any]:
     through an order). Unknown records resolve to nothing, which grants nothing."""
     customer_id = arguments.get("customer_id")
     if not isinstance(customer_id, str):
-        order = ORDERS.get(arguments.get("order_id")) if isinstance(arguments.get("order_id"), str) else None
+        # (a str: checked on this line, on a second get(), which does not narrow the first)
+        order = ORDERS.get(arguments.get("order_id")) if isinstance(arguments.get("order_id"), str) else None  # type: ignore[arg-type]
         customer_id = order["customer_id"] if order else None
     record = CUSTOMERS.get(customer_id) if customer_id else None
     return {"owner_id": record["owner_id"]} if record else {}

@@ -29,12 +29,12 @@ def build_server(journal: Optional[str] = None) -> Any:
     orders = copy.deepcopy(crm.ORDERS)
     server = MCPServer("callgate-demo-crm", instructions="A mock CRM: customers C-1042, C-2038, C-9001.")
 
-    def ran(tool: str, args: dict) -> None:
+    def ran(tool: str, args: dict[str, Any]) -> None:
         if journal:
             with open(journal, "ab") as f:
                 f.write(orjson.dumps({"tool": tool, "args": args}) + b"\n")
 
-    def customer(customer_id: str) -> dict:
+    def customer(customer_id: str) -> dict[str, Any]:
         if customer_id not in customers:
             raise ValueError(f"no customer {customer_id}")
         return customers[customer_id]
@@ -91,6 +91,7 @@ def build_server(journal: Optional[str] = None) -> Any:
 
 
 def main(argv: Optional[list[str]] = None) -> None:
+    """Serve the CRM over stdio (`--journal FILE`: append each executed call to it)."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--journal", default=os.environ.get(JOURNAL_ENV))
     args = parser.parse_args(argv)

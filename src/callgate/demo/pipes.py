@@ -6,10 +6,13 @@ to a proxy it hosts in-process, so the operator (the demo) can set each step's i
 from __future__ import annotations
 
 from contextlib import asynccontextmanager
-from typing import IO, Any, AsyncIterator
+from typing import IO, TYPE_CHECKING, Any, AsyncIterator
 
 import anyio
 import anyio.to_thread
+
+if TYPE_CHECKING:
+    from anyio.streams.memory import MemoryObjectReceiveStream, MemoryObjectSendStream
 
 
 @asynccontextmanager
@@ -18,6 +21,10 @@ async def pipe_transport(reader: IO[bytes], writer: IO[bytes]) -> AsyncIterator[
     import mcp_types as types
     from mcp.shared.message import SessionMessage
 
+    read_send: MemoryObjectSendStream[Any]
+    read_recv: MemoryObjectReceiveStream[Any]
+    write_send: MemoryObjectSendStream[Any]
+    write_recv: MemoryObjectReceiveStream[Any]
     read_send, read_recv = anyio.create_memory_object_stream(0)
     write_send, write_recv = anyio.create_memory_object_stream(0)
 

@@ -34,7 +34,8 @@ STEP_TIMEOUT = 30.0
 
 
 class DemoError(Exception):
-    pass
+    """Why the demo cannot run or did not finish, in one line (rich missing, a bad --policy or
+    --script, a failed session)."""
 
 
 RICH_MISSING = "callgate demo needs rich, which is not installed: pip install 'callgate[mcp]'"
@@ -88,7 +89,7 @@ def _result_text(result: Any) -> str:
 
 
 async def _play(proxy: StdioProxy, client_in: Any, client_out: Any, cases: list[Case], out: Console,
-                resolver: Optional[Any] = None) -> list[dict]:
+                resolver: Optional[Any] = None) -> list[dict[str, Any]]:
     from mcp import ClientSession
 
     from .pipes import pipe_transport
@@ -159,7 +160,7 @@ def run_demo(policy: Optional[Path] = None, script: Optional[Path] = None, serve
     client_in, client_out = os.fdopen(p2c_r, "rb"), os.fdopen(c2p_w, "wb")
     proxy = StdioProxy(gate, Identity(cases[0].role if cases else "none"), command,
                        client_in=proxy_in, client_out=proxy_out)
-    status: dict = {}
+    status: dict[str, Any] = {}
 
     def host() -> None:
         status["rc"] = proxy.run()
@@ -185,7 +186,7 @@ def run_demo(policy: Optional[Path] = None, script: Optional[Path] = None, serve
     return _summary(rows, executed, out)
 
 
-def _summary(rows: list[dict], executed: Optional[list[dict]], out: Console) -> int:
+def _summary(rows: list[dict[str, Any]], executed: Optional[list[dict[str, Any]]], out: Console) -> int:
     from rich.table import Table  # (rich is there: the console that prints it is rich's)
 
     table = Table(title="Summary", show_lines=False)

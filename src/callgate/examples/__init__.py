@@ -23,18 +23,23 @@ def path(name: str) -> Path:
 
 
 def policy_path(example: str = "crm") -> Path:
+    """Path of an example's policy file ("crm", "spec" or "ops")."""
     return path(EXAMPLES[example][0])
 
 
 def policy(example: str = "crm") -> dict[str, Any]:
-    return json.loads(policy_path(example).read_text(encoding="utf-8"))
+    """An example's policy, decoded (a fresh dict on each call)."""
+    data: dict[str, Any] = json.loads(policy_path(example).read_text(encoding="utf-8"))
+    return data
 
 
 def cases_document(example: str = "crm") -> dict[str, Any]:
     """The example's cases file, decoded (callgate.policy_tests reads it)."""
-    return json.loads(path(EXAMPLES[example][1]).read_text(encoding="utf-8"))
+    data: dict[str, Any] = json.loads(path(EXAMPLES[example][1]).read_text(encoding="utf-8"))
+    return data
 
 
 def cases(example: str = "crm") -> list[dict[str, Any]]:
     """The example's cases: tool, args, role, agent_attributes, resource_attributes, expected."""
-    return cases_document(example)["cases"]
+    found: list[dict[str, Any]] = cases_document(example)["cases"]
+    return found

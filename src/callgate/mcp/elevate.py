@@ -98,7 +98,7 @@ def arguments_summary(args: Any, limit: int = ARGS_SHOWN) -> str:
     return text
 
 
-def elicitation_params(v: Verdict, protocol: Optional[str] = None) -> dict:
+def elicitation_params(v: Verdict, protocol: Optional[str] = None) -> dict[str, Any]:
     """The params of the elicitation/create request for one Elevate: a message naming the
     tool, its arguments and the policy's reason, and a form with one required boolean."""
     message = (f"Approve this tool call?\n\n"
@@ -106,7 +106,7 @@ def elicitation_params(v: Verdict, protocol: Optional[str] = None) -> dict:
                f"Arguments: {arguments_summary(v.args)}\n"
                f"Why approval is needed: {v.reason}\n\n"
                f"The call runs only if you approve it.")
-    params: dict = {
+    params: dict[str, Any] = {
         "message": message,
         "requestedSchema": {
             "type": "object",
@@ -120,7 +120,8 @@ def elicitation_params(v: Verdict, protocol: Optional[str] = None) -> dict:
     return params
 
 
-def elicitation_request(id_: Any, v: Verdict, protocol: Optional[str] = None) -> dict:
+def elicitation_request(id_: Any, v: Verdict, protocol: Optional[str] = None) -> dict[str, Any]:
+    """The elicitation/create request (id `id_`) asking the client's user to approve an Elevate."""
     return {"jsonrpc": "2.0", "id": id_, "method": METHOD, "params": elicitation_params(v, protocol)}
 
 
@@ -136,7 +137,7 @@ def outcome_of(response: Any) -> tuple[str, str]:
     result = response.get("result")
     action = result.get("action") if isinstance(result, dict) else None
     if action == "accept":
-        content = result.get("content")
+        content = result.get("content")  # type: ignore[union-attr]  # (a dict: it has an action)
         if isinstance(content, dict) and content.get("approve") is True:
             return APPROVED, ""
         return DECLINED, "the user did not approve"
@@ -148,6 +149,7 @@ def outcome_of(response: Any) -> tuple[str, str]:
 
 
 def approved_reason(v: Verdict, identity: Identity) -> str:
+    """The reason of an Elevate the client's user approved (the approval event's reason)."""
     who = f" ({identity.principal})" if identity.principal else ""
     return f"{v.reason}; approved by the user of the client session{who} (elicitation)"
 
@@ -156,15 +158,16 @@ def record_outcome(gate: Any, v: Verdict, identity: Identity, *, method: str, ou
                    reason: str) -> bool:
     """The approval event for one Elevate, after its decision event (same trace id). False
     when the audit trail could not take it (the caller then does not run the call)."""
-    approval: dict = {"method": method, "outcome": outcome, "required": v.approvals_required}
+    approval: dict[str, Any] = {"method": method, "outcome": outcome, "required": v.approvals_required}
     if outcome == APPROVED:
         approval["approved_by"] = [identity.principal] if identity.principal else []
     try:
-        return gate.engine.record_approval(
+        recorded: bool = gate.engine.record_approval(
             tool=v.tool, args=v.args, role=identity.role, principal=identity.principal,
             agent_attributes=dict(identity.agent_attributes), resource_attributes=dict(v.resource),
             trace_id=v.trace_id, decision="Allow" if outcome == APPROVED else "Deny", reason=reason,
             rule=v.rule, approvals_required=v.approvals_required, approval=approval)
+        return recorded
     except Exception:  # pragma: no cover - never run an approval that was not recorded
         log.exception("recording an approval failed")
         return False
@@ -200,6 +203,8 @@ def settle(v: Verdict, identity: Identity, gate: Any, outcome: str, why: str) ->
 
 
 def method_for(v: Verdict, outcome: str) -> str:
+    """How approval was sought for an Elevate: "tokens" (signed approvals attached), "none"
+    (it could not be asked) or "elicitation"."""
     if v.approvals_given:
         return "tokens"
     return "none" if outcome == UNSUPPORTED else "elicitation"

@@ -47,23 +47,23 @@ def load_resolver(spec: str) -> Resolver:
         module = importlib.import_module(module_name)
     except ImportError as exc:
         raise ValueError(f"--resolver: cannot import {module_name!r}: {exc}") from None
-    fn = module
+    fn: object = module
     for part in attr.split("."):
         fn = getattr(fn, part, None)
         if fn is None:
             raise ValueError(f"--resolver: {module_name!r} has no attribute {attr!r}")
     if not callable(fn):
         raise ValueError(f"--resolver: {spec} is not callable")
-    return fn  # type: ignore[return-value]
+    return fn
 
 
 MODERN_VERSION_KEY = "io.modelcontextprotocol/protocolVersion"
 
 
-def denial_result(reason: str, params: Any = None) -> dict:
+def denial_result(reason: str, params: Any = None) -> dict[str, Any]:
     """A normal tool result the model can read: why the call did not run. Requests of the
     2026 protocol (the version stamped in params._meta) require an explicit resultType."""
-    result: dict = {"content": [{"type": "text", "text": DENIED_PREFIX + reason}], "isError": True}
+    result: dict[str, Any] = {"content": [{"type": "text", "text": DENIED_PREFIX + reason}], "isError": True}
     meta = params.get("_meta") if isinstance(params, dict) else None
     if isinstance(meta, dict) and MODERN_VERSION_KEY in meta:
         result["resultType"] = "complete"
@@ -81,9 +81,12 @@ class Verdict:
 
     __slots__ = ("decision", "_reason", "_source", "rule", "approvals_required", "tool", "args", "resource",
                  "trace_id", "approvals_given")
+    _reason: Optional[str]
+    _source: Any   # the engine's Decision while its reason is not read yet
+
 
     def __init__(self, decision: str, reason: Any, rule: Optional[int] = None, approvals_required: int = 0,
-                 tool: Optional[str] = None, args: Optional[dict] = None,
+                 tool: Optional[str] = None, args: Optional[dict[str, Any]] = None,
                  resource: Optional[Mapping[str, Any]] = None, trace_id: Optional[str] = None,
                  approvals_given: bool = False) -> None:
         self.decision = decision
@@ -98,23 +101,25 @@ class Verdict:
 
     @property
     def reason(self) -> str:
+        """Why: the engine's reason (formatted when first read), or the gate's own."""
         if self._reason is None:
             self._reason = self._source.reason
         return self._reason
 
     @property
     def allowed(self) -> bool:
+        """True only for Allow."""
         return self.decision == "Allow"
 
     def __repr__(self) -> str:
         return f"Verdict({self.decision!r}, {self.reason!r}, rule={self.rule!r}, approvals_required={self.approvals_required})"
 
 
-def _deny(reason: str, tool: Optional[str] = None, args: Optional[dict] = None) -> Verdict:
+def _deny(reason: str, tool: Optional[str] = None, args: Optional[dict[str, Any]] = None) -> Verdict:
     return Verdict("Deny", reason, tool=tool, args=args)
 
 
-def approvals_in(params: Any) -> tuple[Optional[list], Optional[str]]:
+def approvals_in(params: Any) -> tuple[Optional[list[str]], Optional[str]]:
     """(tokens, None) from params._meta["callgate/approvals"] (None when absent or empty), or
     (None, why) when it is there but not a list of strings."""
     meta = params.get("_meta") if isinstance(params, dict) else None
@@ -126,14 +131,14 @@ def approvals_in(params: Any) -> tuple[Optional[list], Optional[str]]:
     return (tokens or None), None
 
 
-def without_approvals(msg: dict) -> dict:
+def without_approvals(msg: dict[str, Any]) -> dict[str, Any]:
     """The tools/call request as the server gets it: the approvals are for the gate only."""
     params = msg.get("params")
     meta = params.get("_meta") if isinstance(params, dict) else None
     if not isinstance(meta, dict) or APPROVALS_KEY not in meta:
         return msg
     meta = {k: v for k, v in meta.items() if k != APPROVALS_KEY}
-    params = dict(params)
+    params = dict(params)  # type: ignore[arg-type]  # (a dict: it holds meta)
     if meta:
         params["_meta"] = meta
     else:
@@ -181,7 +186,7 @@ class Gate:
         written in docs/mcp.md.)"""
         return self.engine.compiled.visible(tool, role)
 
-    def record_tools(self, tools: list) -> None:
+    def record_tools(self, tools: list[Any]) -> None:
         """Remember the definitions a tools/list page showed (for the pins check), and with
         tier discovery, their tiers (reloading the engine when they change)."""
         for tool in tools:
@@ -190,7 +195,7 @@ class Gate:
         if self.discovery:
             self._discover(tools)
 
-    def _discover(self, tools: list) -> None:
+    def _discover(self, tools: list[Any]) -> None:
         found = discovered_tiers(tools, trusted=self.trusted, policy=self.engine.compiled.policy)
         with self._lock:
             if all(self.tiers.get(name) == tier for name, tier in found.items()) and self.tier_error is None:
@@ -207,7 +212,7 @@ class Gate:
                          len(tiers), self.engine.policy_digest)
             self.tiers = tiers
 
-    def filter_tools(self, tools: list, role: str) -> list:
+    def filter_tools(self, tools: list[Any], role: str) -> list[dict[str, Any]]:
         """The tools of one page the role may see: policy-visible, and with pins, approved
         and unchanged (a changed description must not reach the model before a human
         approves it)."""
@@ -223,7 +228,7 @@ class Gate:
             kept.append(tool)
         return kept
 
-    def filter_list_result(self, result: Any, role: str) -> Optional[dict]:
+    def filter_list_result(self, result: Any, role: str) -> Optional[dict[str, Any]]:
         """Filter a tools/list result in place of a copy; None when nothing changed (the
         relay then forwards the original bytes)."""
         if not isinstance(result, dict) or not isinstance(result.get("tools"), list):
@@ -255,7 +260,8 @@ class Gate:
         recorder = self.engine.recorder
         if recorder is None:
             return None
-        return recorder.wait_durable(mark, timeout)
+        why: Optional[str] = recorder.wait_durable(mark, timeout)
+        return why
 
     # ------------------------------------------------------------ calls
 

@@ -106,8 +106,8 @@ class Guard:
         the server's own session: elicit_form, legacy sessions only)."""
         if v.decision != "Elevate":
             return v.reason
-        session = getattr(ctx, "session", None)
-        caps = getattr(session, "client_capabilities", None)
+        session: Any = getattr(ctx, "session", None)   # the SDK's session (None: elicit_form fails below)
+        caps: Any = getattr(session, "client_capabilities", None)
         wire_caps = caps.model_dump(by_alias=True, exclude_none=True) if hasattr(caps, "model_dump") else caps
         version = getattr(ctx, "protocol_version", None)
         modern = isinstance(version, str) and version >= elevate.MODERN_SINCE   # no server-to-client requests

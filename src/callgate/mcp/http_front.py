@@ -35,7 +35,7 @@ from . import elevate
 from . import jsonrpc as rpc
 from .gate import Gate, Identity
 from .jwt_auth import AuthError, JwtConfig
-from .session import Limits, Session, ToClient, ToServer
+from .session import Action, Limits, Session, ToClient, ToServer
 from .upstreams import HttpLink, StdioLink, UpstreamGone
 from .wire import WireError, decode
 
@@ -104,15 +104,18 @@ class FrontSession:
         self.busy = 0                 # POSTs in progress
         self.dead: Optional[str] = None
         self.closed = asyncio.Event()
-        self._tasks: list[asyncio.Task] = []
+        self._tasks: list[asyncio.Task[None]] = []
 
     async def start(self) -> None:
+        """Start the upstream link and the session's writer and timer tasks."""
         await self.link.start()
         self._tasks = [asyncio.create_task(self._write()), asyncio.create_task(self._expire())]
 
     # ---------------------------------------------------------------- carrying out actions
 
-    def dispatch(self, actions: list) -> None:
+    def dispatch(self, actions: list[Action]) -> None:
+        """Carry out the core's actions: to the server (in order), to the POST a message
+        answers or belongs to, else to the session's GET stream."""
         for action in actions:
             if type(action) is ToServer:
                 self.outbox.put_nowait(action)
@@ -125,6 +128,7 @@ class FrontSession:
             # a final answer whose POST is gone (the client hung up) reaches nobody
 
     def to_get_stream(self, data: bytes) -> None:
+        """Queue a message for the GET stream (the oldest is dropped when the queue is full)."""
         if self.incoming.full():
             self.incoming.get_nowait()
         self.incoming.put_nowait(data)
@@ -166,6 +170,7 @@ class FrontSession:
             self.dispatch(self.core.server_gone(why))
 
     async def close(self, why: str = "the session was closed") -> None:
+        """End the session (once): its requests in flight get errors, its upstream is closed."""
         if self.closed.is_set():
             return
         self.closed.set()
@@ -183,10 +188,13 @@ class FrontSession:
 @dataclass
 class _Principal:
     requests: int = 0
-    sessions: set = field(default_factory=set)
+    sessions: set[str] = field(default_factory=set)
 
 
 class HttpFront:
+    """The proxy's Streamable HTTP front: authenticates each request (JWT), keeps one MCP
+    session (and upstream) per mcp-session-id, within FrontLimits."""
+
     def __init__(self, gate: Gate, auth: JwtConfig, *, command: Optional[Sequence[str]] = None,
                  upstream: Optional[str] = None, idle_timeout: float = IDLE_TIMEOUT,
                  elevation: Optional[elevate.Elevation] = None, limits: Optional[FrontLimits] = None,
@@ -212,6 +220,7 @@ class HttpFront:
     # ---------------------------------------------------------------- the ASGI app
 
     def app(self) -> Any:
+        """The ASGI application (Starlette): the MCP endpoint, and a reaper of idle sessions."""
         require("starlette", "the proxy's HTTP front", "mcp")
         from starlette.applications import Starlette
         from starlette.routing import Route
@@ -230,6 +239,7 @@ class HttpFront:
         return Starlette(routes=[Route(PATH, self.endpoint, methods=["GET", "POST", "DELETE"])], lifespan=lifespan)
 
     async def close_all(self) -> None:
+        """Close every session (and its upstream)."""
         for session in list(self.sessions.values()):
             await self._close(session)
 
@@ -278,6 +288,8 @@ class HttpFront:
         return None
 
     async def endpoint(self, request: Any) -> Any:
+        """The MCP endpoint (GET, POST, DELETE): Host/Origin and token checks, per-principal
+        limits, then the method's handling."""
         from starlette.responses import JSONResponse, Response
 
         refused = self._refused(request)
@@ -353,6 +365,9 @@ class HttpFront:
                 return None, JSONResponse(_err(None, rpc.TOO_LARGE, f"message larger than {limit} bytes"), 413)
 
     async def post(self, request: Any, identity: Identity) -> Any:
+        """A POST: one message (or batch) for its session (a new one for initialize); answered
+        as JSON, as an event stream (a tools/call, when the client accepts one), or 202 when
+        nothing answers it."""
         from starlette.responses import JSONResponse, Response
 
         body, problem = await self._body(request)
@@ -397,7 +412,7 @@ class HttpFront:
         session.busy -= 1
         session.last_used = asyncio.get_running_loop().time()
 
-    def _answer_stream(self, session: FrontSession, post: _Post, headers: dict) -> Any:
+    def _answer_stream(self, session: FrontSession, post: _Post, headers: dict[str, str]) -> Any:
         """An event stream answering a POST: what belongs to the call, then its answer."""
         from starlette.responses import StreamingResponse
 
@@ -457,7 +472,7 @@ class HttpFront:
         async def events() -> Any:
             queue = session.incoming
             closed = asyncio.ensure_future(session.closed.wait())
-            getter: Optional[asyncio.Future] = None
+            getter: Optional[asyncio.Future[bytes]] = None
             try:
                 while not session.closed.is_set():
                     getter = asyncio.ensure_future(queue.get())
@@ -491,11 +506,12 @@ def _peer(request: Any) -> str:
     return f"{client.host}:{client.port}" if client else "?"
 
 
-def _err(id_: Any, code: int, message: str) -> dict:
+def _err(id_: Any, code: int, message: str) -> dict[str, Any]:
     return {"jsonrpc": "2.0", "id": id_, "error": {"code": code, "message": message}}
 
 
 def parse_listen(listen: str) -> tuple[str, int]:
+    """--listen HOST:PORT as (host, port) (brackets of an IPv6 host removed); ValueError otherwise."""
     host, sep, port = listen.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
         raise ValueError(f"--listen must be HOST:PORT (e.g. 127.0.0.1:8765), not {listen!r}")
@@ -528,7 +544,7 @@ def _protocol_class(head_timeout: float) -> Any:
     class HeadDeadline(H11Protocol):
         _head_timer: Any = None
 
-        def connection_made(self, transport: Any) -> None:  # type: ignore[override]
+        def connection_made(self, transport: Any) -> None:
             super().connection_made(transport)
             self._arm()
 

@@ -5,7 +5,7 @@ the proxy answers with (wire.py reads and writes the bytes).
 
 from __future__ import annotations
 
-from typing import Any, Optional
+from typing import Any, Optional, Union
 
 import orjson
 
@@ -17,13 +17,16 @@ TOO_LARGE = -32001
 
 _dumps = orjson.dumps
 
+# a request id as a dict key: ("s", a string id) or ("n", an integer id); see id_key
+IdKey = tuple[str, Union[str, int]]
 
-def error_message(id_: Any, code: int, message: str) -> dict:
+
+def error_message(id_: Any, code: int, message: str) -> dict[str, Any]:
     """A JSON-RPC error response."""
     return {"jsonrpc": "2.0", "id": id_, "error": {"code": code, "message": message}}
 
 
-def result_message(id_: Any, value: Any) -> dict:
+def result_message(id_: Any, value: Any) -> dict[str, Any]:
     """A JSON-RPC result response."""
     return {"jsonrpc": "2.0", "id": id_, "result": value}
 
@@ -38,7 +41,7 @@ def result(id_: Any, value: Any) -> bytes:
     return _dumps(result_message(id_, value))
 
 
-def id_key(id_: Any) -> Optional[tuple]:
+def id_key(id_: Any) -> Optional[IdKey]:
     """A hashable key for a request id that keeps 1 and "1" apart (both are valid, distinct
     ids). None for ids JSON-RPC does not allow (null, objects, arrays, booleans)."""
     if isinstance(id_, str):

@@ -26,6 +26,9 @@ class AuthError(Exception):
 
 @dataclass
 class JwtConfig:
+    """How the HTTP front verifies bearer tokens: the one algorithm accepted, the issuer and
+    audience required, the key (or JWKS), and which claims give the role and agent attributes."""
+
     algorithm: str
     issuer: str
     audience: str
@@ -37,6 +40,9 @@ class JwtConfig:
     @classmethod
     def from_files(cls, *, key: Optional[Path], jwks: Optional[Path], issuer: str, audience: str,
                    algorithm: str, role_claim: str = "role", attr_claims: Optional[list[str]] = None) -> "JwtConfig":
+        """From the command line's files: the JWKS file when given, else the key file (a PEM
+        public key, or an HS secret); `attr_claims` items are CLAIM or CLAIM=ATTRIBUTE.
+        ValueError (one line) for an algorithm or key that cannot be used."""
         require("jwt", "JWT authentication on the HTTP front", "mcp")
         require("cryptography", "JWT authentication on the HTTP front", "mcp")
         import jwt

@@ -25,7 +25,9 @@ import orjson
 PINNED_FIELDS = ("name", "description", "inputSchema", "annotations")
 
 
-def tool_digest(tool: dict) -> str:
+def tool_digest(tool: dict[str, Any]) -> str:
+    """"sha256:<hex>" of a tool definition's pinned fields (name, description, inputSchema,
+    annotations), as canonical JSON."""
     canonical = {k: tool[k] for k in PINNED_FIELDS if k in tool}
     return "sha256:" + hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
@@ -33,11 +35,11 @@ def tool_digest(tool: dict) -> str:
 class PinStore:
     """The approved digests, backed by a file (missing file = nothing approved yet)."""
 
-    def __init__(self, path: os.PathLike | str) -> None:
+    def __init__(self, path: os.PathLike[str] | str) -> None:
         self.path = Path(path)
         self._lock = threading.Lock()
         self._stamp: Any = None
-        self._pins: dict[str, dict] = {}
+        self._pins: dict[str, dict[str, Any]] = {}
         self._reload()
 
     def _reload(self) -> None:
@@ -55,7 +57,8 @@ class PinStore:
             raise ValueError(f"{self.path}: not a pins file (no \"tools\" object)")
         self._pins, self._stamp = tools, stamp
 
-    def pins(self) -> dict[str, dict]:
+    def pins(self) -> dict[str, dict[str, Any]]:
+        """tool name -> its pin ({"digest", "approved_at"}), as the file holds them now."""
         with self._lock:
             self._reload()
             return dict(self._pins)
@@ -75,7 +78,7 @@ class PinStore:
                     f"({str(pinned.get('digest'))[:19]}… -> {digest[:19]}…); approve it again with `callgate pins approve`")
         return None
 
-    def approve(self, tools: Iterable[dict], only: Optional[set[str]] = None) -> list[tuple[str, str, str]]:
+    def approve(self, tools: Iterable[dict[str, Any]], only: Optional[set[str]] = None) -> list[tuple[str, str, str]]:
         """Pin the given definitions (all, or those named in `only`); returns
         (name, old digest or '', new digest) for each pinned tool. Written atomically."""
         with self._lock:

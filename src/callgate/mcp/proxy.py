@@ -24,7 +24,7 @@ from typing import IO, Any, Optional, Sequence
 
 from . import elevate
 from .gate import Gate, Identity
-from .session import Limits, Session, ToClient, ToServer
+from .session import Action, Limits, Session, ToClient, ToServer
 from .wire import MAX_MESSAGE
 
 log = logging.getLogger("callgate.mcp")
@@ -56,7 +56,7 @@ class _ServerOut:
     def __init__(self, proxy: "StdioProxy") -> None:
         self._proxy = proxy
         self._lock = threading.Condition()
-        self._queue: collections.deque = collections.deque()
+        self._queue: collections.deque[ToServer] = collections.deque()
         self._busy = False
         self._closed = False
         self._thread = threading.Thread(target=self._run, name="callgate-to-server", daemon=True)
@@ -110,7 +110,7 @@ class StdioProxy:
 
     def __init__(self, gate: Gate, identity: Identity, command: Sequence[str], *,
                  client_in: Optional[IO[bytes]] = None, client_out: Optional[IO[bytes]] = None,
-                 max_message: int = MAX_MESSAGE, env: Optional[dict] = None,
+                 max_message: int = MAX_MESSAGE, env: Optional[dict[str, str]] = None,
                  cwd: Optional[str] = None,
                  elevation: Optional[elevate.Elevation] = None, limits: Optional[Limits] = None,
                  audit_timeout: float = AUDIT_TIMEOUT) -> None:
@@ -127,7 +127,7 @@ class StdioProxy:
         self._done = threading.Event()
         self._client_closed = False
         self._status = 0
-        self.proc: Optional[subprocess.Popen] = None
+        self.proc: Optional[subprocess.Popen[bytes]] = None
         self._to_server: Optional[_ServerOut] = None
 
     @property
@@ -144,6 +144,8 @@ class StdioProxy:
     # ================================================================ lifecycle
 
     def run(self) -> int:
+        """Start the server and relay until either side ends; the exit status (127: the
+        server's command was not found)."""
         try:
             self.proc = subprocess.Popen(self.command, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                          stderr=None, env=self._env, cwd=self._cwd)
@@ -190,7 +192,7 @@ class StdioProxy:
 
     # ================================================================ carrying out the session's actions
 
-    def _do(self, actions: list) -> None:
+    def _do(self, actions: list[Action]) -> None:
         for action in actions:
             if type(action) is ToClient:
                 self._out.send(action.data)

@@ -16,13 +16,13 @@ PROTOCOL_VERSION = "2025-06-18"
 
 
 class RawClientError(Exception):
-    pass
+    """The server could not be started, did not answer in time, exited, or answered with an error."""
 
 
 class RawClient:
     """One server process; request() sends and waits (bounded) for the matching response."""
 
-    def __init__(self, command: Sequence[str], timeout: float = 20.0, env: Optional[dict] = None) -> None:
+    def __init__(self, command: Sequence[str], timeout: float = 20.0, env: Optional[dict[str, str]] = None) -> None:
         self.timeout = timeout
         try:
             self.proc = subprocess.Popen(list(command), stdin=subprocess.PIPE, stdout=subprocess.PIPE, env=env)
@@ -33,15 +33,19 @@ class RawClient:
         self._next = 0
 
     def _read(self) -> None:
-        for line in self.proc.stdout:
+        for line in self.proc.stdout:  # type: ignore[union-attr]  # (stdout=PIPE: never None)
             self._lines.put(line)
         self._lines.put(None)
 
     def send(self, message: Any) -> None:
-        self.proc.stdin.write(orjson.dumps(message) + b"\n")
-        self.proc.stdin.flush()
+        """Write one message (a line) to the server."""
+        # (stdin=PIPE: never None)
+        self.proc.stdin.write(orjson.dumps(message) + b"\n")  # type: ignore[union-attr]
+        self.proc.stdin.flush()  # type: ignore[union-attr]
 
-    def request(self, method: str, params: Optional[dict] = None) -> Any:
+    def request(self, method: str, params: Optional[dict[str, Any]] = None) -> Any:
+        """Send a request and return its result (lines that are not its answer are skipped);
+        RawClientError on an error answer, a timeout or the server's exit."""
         self._next += 1
         id_ = self._next
         self.send({"jsonrpc": "2.0", "id": id_, "method": method, "params": params or {}})
@@ -62,13 +66,15 @@ class RawClient:
                 return msg.get("result")
 
     def initialize(self) -> Any:
+        """The initialize handshake (then notifications/initialized); the server's result."""
         result = self.request("initialize", {"protocolVersion": PROTOCOL_VERSION, "capabilities": {},
                                              "clientInfo": {"name": "callgate", "version": "0"}})
         self.send({"jsonrpc": "2.0", "method": "notifications/initialized"})
         return result
 
-    def list_tools(self) -> list[dict]:
-        tools: list[dict] = []
+    def list_tools(self) -> list[dict[str, Any]]:
+        """Every tool definition the server lists, following nextCursor (at most 1000 pages)."""
+        tools: list[dict[str, Any]] = []
         cursor = None
         for _ in range(1000):
             result = self.request("tools/list", {"cursor": cursor} if cursor else {})
@@ -79,8 +85,9 @@ class RawClient:
         return tools
 
     def close(self) -> None:
+        """Close the server's input and wait for it (kill it after 3 s)."""
         try:
-            self.proc.stdin.close()
+            self.proc.stdin.close()  # type: ignore[union-attr]  # (stdin=PIPE: never None)
         except OSError:
             pass
         try:
@@ -96,7 +103,7 @@ class RawClient:
         self.close()
 
 
-def list_tools_of(command: Sequence[str]) -> list[dict]:
+def list_tools_of(command: Sequence[str]) -> list[dict[str, Any]]:
     """Every tool definition a stdio server lists (all pages)."""
     with RawClient(command) as client:
         client.initialize()

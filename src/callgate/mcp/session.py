@@ -79,7 +79,7 @@ class ToClient:
 
     __slots__ = ("data", "related", "final", "origin")
 
-    def __init__(self, data: bytes, related: Optional[tuple] = None, final: bool = False, origin: Any = None) -> None:
+    def __init__(self, data: bytes, related: Optional[rpc.IdKey] = None, final: bool = False, origin: Any = None) -> None:
         self.data, self.related, self.final, self.origin = data, related, final, origin
 
     def __repr__(self) -> str:
@@ -93,7 +93,7 @@ class ToServer:
 
     __slots__ = ("data", "mark", "key")
 
-    def __init__(self, data: bytes, mark: Optional[int] = None, key: Optional[tuple] = None) -> None:
+    def __init__(self, data: bytes, mark: Optional[int] = None, key: Optional[rpc.IdKey] = None) -> None:
         self.data, self.mark, self.key = data, mark, key
 
     def __repr__(self) -> str:
@@ -108,7 +108,7 @@ def new_id() -> str:
     return "cg-" + secrets.token_urlsafe(18)
 
 
-def reserved_meta(params: Any) -> dict:
+def reserved_meta(params: Any) -> dict[str, Any]:
     """The reserved _meta entries (protocol version, client info and capabilities) of a 2026
     protocol request, for a request the proxy makes on its behalf; {} otherwise."""
     meta = params.get("_meta") if isinstance(params, dict) else None
@@ -129,7 +129,7 @@ class _Batch:
     __slots__ = ("waiting", "answers")
 
     def __init__(self) -> None:
-        self.waiting: set = set()
+        self.waiting: set[rpc.IdKey] = set()
         self.answers: list[bytes] = []
 
 
@@ -161,10 +161,10 @@ class _Held:
 
     __slots__ = ("msg", "key", "identity", "source", "verdict", "ask", "deadline")
 
-    def __init__(self, msg: dict, key: tuple, identity: Identity, source: _Source) -> None:
+    def __init__(self, msg: dict[str, Any], key: rpc.IdKey, identity: Identity, source: _Source) -> None:
         self.msg, self.key, self.identity, self.source = msg, key, identity, source
         self.verdict: Optional[Verdict] = None
-        self.ask: Optional[tuple] = None
+        self.ask: Optional[rpc.IdKey] = None
         self.deadline = 0.0
 
 
@@ -182,11 +182,11 @@ class _Listing:
 
     __slots__ = ("key", "deadline", "meta", "waiting", "pages")
 
-    def __init__(self, meta: dict) -> None:
-        self.key: Optional[tuple] = None
+    def __init__(self, meta: dict[str, Any]) -> None:
+        self.key: Optional[rpc.IdKey] = None
         self.deadline = 0.0
         self.meta = meta
-        self.waiting: list[tuple] = []
+        self.waiting: list[rpc.IdKey] = []
         self.pages = 0
 
 
@@ -209,13 +209,13 @@ class Session:
         self.client_protocol: Optional[str] = None
         self.protocol: Optional[str] = None   # what the server agreed to at initialize
         self.gone: Optional[str] = None       # why the server is gone, once it is
-        self._pending: dict[tuple, _Pending] = {}
-        self._recent: OrderedDict[tuple, None] = OrderedDict()  # the oldest is dropped first
-        self._held: dict[tuple, _Held] = {}
-        self._asking: dict[tuple, _Held] = {}     # our question's id key -> the call it decides
-        self._relayed: dict[tuple, _Relayed] = {}  # our id key -> the server's request
+        self._pending: dict[rpc.IdKey, _Pending] = {}
+        self._recent: OrderedDict[rpc.IdKey, None] = OrderedDict()  # the oldest is dropped first
+        self._held: dict[rpc.IdKey, _Held] = {}
+        self._asking: dict[rpc.IdKey, _Held] = {}     # our question's id key -> the call it decides
+        self._relayed: dict[rpc.IdKey, _Relayed] = {}  # our id key -> the server's request
         self._listing: Optional[_Listing] = None
-        self._progress: dict[tuple, tuple] = {}   # progress token key -> the request it reports on
+        self._progress: dict[rpc.IdKey, rpc.IdKey] = {}   # progress token key -> the request it reports on
 
     # ================================================================ from the client
 
@@ -252,7 +252,7 @@ class Session:
             return not msg or any(rpc.kind(m) in ("request", "invalid") for m in msg)
         return rpc.kind(msg) in ("request", "invalid")
 
-    def _batch(self, items: list, who: Identity, origin: Any, out: list) -> None:
+    def _batch(self, items: list[Any], who: Identity, origin: Any, out: list[Action]) -> None:
         if not items:
             out.append(ToClient(rpc.error(None, rpc.INVALID_REQUEST, "Invalid Request: empty batch"), final=True,
                                 origin=origin))
@@ -279,7 +279,7 @@ class Session:
             self._one(msg, who, source, out)
         self._batch_done(source, out)
 
-    def _one(self, msg: Any, who: Identity, source: _Source, out: list) -> None:
+    def _one(self, msg: Any, who: Identity, source: _Source, out: list[Action]) -> None:
         kind = rpc.kind(msg)
         if kind == "request":
             self._request(msg, who, source, out)
@@ -292,7 +292,7 @@ class Session:
             self._answer(None, rpc.error_message(id_ if rpc.id_key(id_) else None, rpc.INVALID_REQUEST,
                                                  "Invalid Request"), source, out)
 
-    def _request(self, msg: dict, who: Identity, source: _Source, out: list) -> None:
+    def _request(self, msg: dict[str, Any], who: Identity, source: _Source, out: list[Action]) -> None:
         id_ = msg["id"]
         key = rpc.id_key(id_)
         if key is None:
@@ -325,7 +325,7 @@ class Session:
             return
         self._forward(msg, key, who, source, out)
 
-    def _forward(self, msg: dict, key: tuple, who: Identity, source: _Source, out: list,
+    def _forward(self, msg: dict[str, Any], key: rpc.IdKey, who: Identity, source: _Source, out: list[Action],
                  mark: Optional[int] = None) -> None:
         try:
             data = encode(msg)
@@ -342,7 +342,7 @@ class Session:
                 self._progress[token] = key
         out.append(ToServer(data, mark, key))
 
-    def _client_notification(self, msg: dict, out: list) -> None:
+    def _client_notification(self, msg: dict[str, Any], out: list[Action]) -> None:
         if msg["method"] == "notifications/cancelled":
             params = msg.get("params")
             key = rpc.id_key(params.get("requestId")) if isinstance(params, dict) else None
@@ -352,8 +352,9 @@ class Session:
                 return
             pending = self._pending.pop(key, None) if key is not None else None
             if pending is not None:  # a late answer is dropped, as MCP says it may be
-                self._remember(key)
-                self._settled(key)
+                # (key is not None: pending was found under it)
+                self._remember(key)  # type: ignore[arg-type]
+                self._settled(key)  # type: ignore[arg-type]
                 if pending.source.batch is not None:
                     pending.source.batch.waiting.discard(key)
                     self._batch_done(pending.source, out)
@@ -361,7 +362,7 @@ class Session:
                 return  # a request the server does not have: nothing to tell it
         self._send_server(msg, out)
 
-    def _client_response(self, msg: dict, out: list) -> None:
+    def _client_response(self, msg: dict[str, Any], out: list[Action]) -> None:
         key = rpc.id_key(msg["id"])
         held = self._asking.pop(key, None) if key is not None else None
         if held is not None:
@@ -375,7 +376,7 @@ class Session:
             return
         self._send_server(dict(msg, id=relayed.id), out)
 
-    def _send_server(self, msg: dict, out: list) -> None:
+    def _send_server(self, msg: dict[str, Any], out: list[Action]) -> None:
         try:
             out.append(ToServer(encode(msg)))
         except WireError as exc:
@@ -383,7 +384,7 @@ class Session:
 
     # ---------------------------------------------------------------- tools/call
 
-    def _call(self, msg: dict, key: tuple, who: Identity, source: _Source, out: list) -> None:
+    def _call(self, msg: dict[str, Any], key: rpc.IdKey, who: Identity, source: _Source, out: list[Action]) -> None:
         params = msg.get("params")
         if isinstance(params, dict) and isinstance(params.get("name"), str) and \
                 self.gate.needs_definitions(params["name"]):
@@ -392,7 +393,7 @@ class Session:
             return
         self._decide(msg, key, who, source, out)
 
-    def _decide(self, msg: dict, key: tuple, who: Identity, source: _Source, out: list) -> None:
+    def _decide(self, msg: dict[str, Any], key: rpc.IdKey, who: Identity, source: _Source, out: list[Action]) -> None:
         params = msg.get("params")
         gate = self.gate
         verdict = gate.decide(params, who)
@@ -411,18 +412,18 @@ class Session:
             reason = verdict.reason
         self._reply(key, rpc.result_message(msg["id"], denial_result(reason, params)), source, out)
 
-    def _ask(self, held: _Held, out: list) -> None:
+    def _ask(self, held: _Held, out: list[Action]) -> None:
         """Hold the call and ask the client's user to approve it (elevate.py)."""
         ask_id = new_id()
         held.ask = rpc.id_key(ask_id)
         held.deadline = self.clock() + self.elevation.timeout
         self._held[held.key] = held
-        self._asking[held.ask] = held
+        self._asking[held.ask] = held  # type: ignore[index]  # (the key of a str id the proxy minted: never None)
         assert held.verdict is not None
         out.append(ToClient(encode(elevate.elicitation_request(ask_id, held.verdict, self.client_protocol)),
                             related=held.key, origin=held.source.origin))
 
-    def _settle(self, held: _Held, outcome: str, why: str, out: list) -> None:
+    def _settle(self, held: _Held, outcome: str, why: str, out: list[Action]) -> None:
         """The user's answer (or its absence) for a held call: run it or deny it."""
         assert held.verdict is not None
         reason = elevate.settle(held.verdict, held.identity, self.gate, outcome, why)
@@ -433,7 +434,7 @@ class Session:
         params = held.msg.get("params")
         self._reply(held.key, rpc.result_message(held.msg["id"], denial_result(reason, params)), held.source, out)
 
-    def _drop_held(self, held: _Held, why: str, out: list) -> None:
+    def _drop_held(self, held: _Held, why: str, out: list[Action]) -> None:
         """A held call the client cancelled: no answer (as for any cancelled request)."""
         self._held.pop(held.key, None)
         self._remember(held.key)
@@ -450,26 +451,26 @@ class Session:
             self._batch_done(held.source, out)
 
     @staticmethod
-    def _withdraw(ask: tuple, reason: str) -> ToClient:
+    def _withdraw(ask: rpc.IdKey, reason: str) -> ToClient:
         """Tell the client the proxy no longer waits for the answer to its question."""
         return ToClient(encode({"jsonrpc": "2.0", "method": "notifications/cancelled",
                                 "params": {"requestId": ask[1], "reason": reason}}))
 
-    def not_durable(self, key: Optional[tuple], why: str) -> list[Action]:
+    def not_durable(self, key: Optional[rpc.IdKey], why: str) -> list[Action]:
         """A forwarded call (ToServer with a mark) whose decision could not be made durable in
         the audit trail: it was not sent; the client gets a denial instead."""
         out: list[Action] = []
         pending = self._pending.pop(key, None) if key is not None else None
         if pending is None:
             return out
-        self._remember(key)
+        self._remember(key)  # type: ignore[arg-type]  # (not None: pending was found under it)
         reason = f"the audit trail could not record this decision durably ({why}); the call did not run"
         self._reply(key, rpc.result_message(pending.id, denial_result(reason)), pending.source, out, remember=False)
         return out
 
     # ---------------------------------------------------------------- the proxy's own tools/list
 
-    def _list_tools(self, held: _Held, out: list) -> None:
+    def _list_tools(self, held: _Held, out: list[Action]) -> None:
         """List the server's tools (every page) before deciding `held`: the pins check and the
         tiers need current definitions. A call of the 2026 protocol lends its version (and
         client info) to the listing: there is no handshake to have agreed on it."""
@@ -480,19 +481,19 @@ class Session:
         else:
             self._listing.waiting.append(held.key)
 
-    def _next_page(self, cursor: Any, out: list) -> None:
+    def _next_page(self, cursor: Any, out: list[Action]) -> None:
         listing = self._listing
         assert listing is not None
         id_ = new_id()
         listing.key = rpc.id_key(id_)
         listing.deadline = self.clock() + self.limits.listing_timeout
         listing.pages += 1
-        params: dict = {"cursor": cursor} if cursor else {}
+        params: dict[str, Any] = {"cursor": cursor} if cursor else {}
         if listing.meta:
             params["_meta"] = listing.meta
         out.append(ToServer(encode({"jsonrpc": "2.0", "id": id_, "method": "tools/list", "params": params})))
 
-    def _listed(self, answer: Optional[dict], out: list) -> None:
+    def _listed(self, answer: Optional[dict[str, Any]], out: list[Action]) -> None:
         """A page of the proxy's own listing arrived (None: it failed or timed out)."""
         listing = self._listing
         assert listing is not None
@@ -538,7 +539,7 @@ class Session:
         self._server_one(msg, out)
         return out
 
-    def _unreadable(self, line: bytes, why: str, out: list) -> None:
+    def _unreadable(self, line: bytes, why: str, out: list[Action]) -> None:
         """A line from the server that is not one valid message: never passed on. If it was
         meant to answer a request (its id, read leniently), that request gets an error now."""
         key = rpc.id_key(lenient_id(line))
@@ -554,7 +555,7 @@ class Session:
             self._reply(key, rpc.error_message(pending.id, rpc.INTERNAL_ERROR, "the MCP server's answer is not valid "
                                                f"JSON ({why}); it was not relayed"), pending.source, out, remember=False)
 
-    def _server_one(self, msg: Any, out: list) -> None:
+    def _server_one(self, msg: Any, out: list[Action]) -> None:
         kind = rpc.kind(msg)
         if kind == "response":
             self._server_response(msg, out)
@@ -565,7 +566,7 @@ class Session:
         else:
             log.warning("dropped a message from the MCP server that is not JSON-RPC")
 
-    def _server_response(self, msg: dict, out: list) -> None:
+    def _server_response(self, msg: dict[str, Any], out: list[Action]) -> None:
         key = rpc.id_key(msg["id"])
         if key is not None and self._listing is not None and key == self._listing.key:
             self._listed(msg, out)
@@ -574,7 +575,7 @@ class Session:
         if pending is None:
             log.warning("dropped an answer from the MCP server to no request in flight (id %r)", msg.get("id"))
             return
-        self._remember(key)
+        self._remember(key)  # type: ignore[arg-type]  # (not None: pending was found under it)
         method, source = pending.method, pending.source
         if source is _PLAIN and method != "tools/list" and method != "initialize" and not self._progress:
             # the common answer, relayed as it is: _reply and _answer written out
@@ -593,16 +594,17 @@ class Session:
             self.protocol = version if isinstance(version, str) else None
         self._reply(key, answer, pending.source, out, remember=False)
 
-    def _server_request(self, msg: dict, out: list) -> None:
+    def _server_request(self, msg: dict[str, Any], out: list[Action]) -> None:
         if len(self._relayed) >= self.limits.max_in_flight:
             self._send_server(rpc.error_message(msg["id"], rpc.SERVER_GONE, "too many requests waiting for the "
                                                 "client"), out)
             return
         ours = new_id()
-        self._relayed[rpc.id_key(ours)] = _Relayed(msg["id"], self.clock() + self.limits.request_timeout)
+        # (the key of a str id the proxy minted: never None)
+        self._relayed[rpc.id_key(ours)] = _Relayed(msg["id"], self.clock() + self.limits.request_timeout)  # type: ignore[index]
         self._send_client(dict(msg, id=ours), out)
 
-    def _server_notification(self, msg: dict, out: list) -> None:
+    def _server_notification(self, msg: dict[str, Any], out: list[Action]) -> None:
         method = msg["method"]
         related = None
         if method == "notifications/tools/list_changed":
@@ -614,7 +616,8 @@ class Session:
             if ours is None:
                 return  # nothing the client was asked under that id
             del self._relayed[ours]
-            msg = dict(msg, params=dict(params, requestId=ours[1]))
+            # (params is a dict: a relayed request was found by the id it holds)
+            msg = dict(msg, params=dict(params, requestId=ours[1]))  # type: ignore[arg-type]
         elif method == "notifications/progress":
             params = msg.get("params")
             token = rpc.id_key(params.get("progressToken")) if isinstance(params, dict) else None
@@ -622,7 +625,7 @@ class Session:
         pending = self._pending.get(related) if related is not None else None
         self._send_client(msg, out, related, pending.source.origin if pending is not None else None)
 
-    def _relayed_key(self, server_id: Any) -> Optional[tuple]:
+    def _relayed_key(self, server_id: Any) -> Optional[rpc.IdKey]:
         want = rpc.id_key(server_id)
         if want is None:
             return None
@@ -631,7 +634,7 @@ class Session:
                 return ours
         return None
 
-    def _send_client(self, msg: dict, out: list, related: Optional[tuple] = None, origin: Any = None) -> None:
+    def _send_client(self, msg: dict[str, Any], out: list[Action], related: Optional[rpc.IdKey] = None, origin: Any = None) -> None:
         try:
             out.append(ToClient(encode(msg), related=related, origin=origin))
         except WireError as exc:
@@ -639,7 +642,7 @@ class Session:
 
     # ================================================================ answers, time, the end
 
-    def _reply(self, key: Optional[tuple], msg: dict, source: _Source, out: list, remember: bool = True) -> None:
+    def _reply(self, key: Optional[rpc.IdKey], msg: dict[str, Any], source: _Source, out: list[Action], remember: bool = True) -> None:
         """Answer a client request (the proxy's own answer, or the server's relayed)."""
         if key is not None:
             if remember:
@@ -647,7 +650,7 @@ class Session:
             self._settled(key)
         self._answer(key, msg, source, out)
 
-    def _answer(self, key: Optional[tuple], msg: dict, source: _Source, out: list) -> None:
+    def _answer(self, key: Optional[rpc.IdKey], msg: dict[str, Any], source: _Source, out: list[Action]) -> None:
         try:
             data = encode(msg)
         except WireError as exc:
@@ -662,20 +665,20 @@ class Session:
             self._batch_done(source, out)
 
     @staticmethod
-    def _batch_done(source: _Source, out: list) -> None:
+    def _batch_done(source: _Source, out: list[Action]) -> None:
         batch = source.batch
         if batch is None or batch.waiting or not batch.answers:
             return
         answers, batch.answers = batch.answers, []
         out.append(ToClient(b"[" + b",".join(answers) + b"]", final=True, origin=source.origin))
 
-    def _remember(self, key: tuple) -> None:
+    def _remember(self, key: rpc.IdKey) -> None:
         """An answered id stays refused for reuse (a bounded window of recent ids)."""
         self._recent[key] = None
         if len(self._recent) > self.limits.recent_ids:
             self._recent.popitem(last=False)  # O(1): a dict's first key is found by scanning past deleted ones
 
-    def _settled(self, key: tuple) -> None:
+    def _settled(self, key: rpc.IdKey) -> None:
         """Forget the progress token of a request that is over."""
         if self._progress:
             for token in [t for t, k in self._progress.items() if k == key]:

@@ -41,10 +41,11 @@ class StdioLink:
         self.command = list(command)
         self.on_line, self.on_gone = on_line, on_gone
         self.proc: Optional[asyncio.subprocess.Process] = None
-        self._reader: Optional[asyncio.Task] = None
+        self._reader: Optional[asyncio.Task[None]] = None
         self.gone: Optional[str] = None
 
     async def start(self) -> None:
+        """Start the server process and the task reading its output; UpstreamGone if it cannot start."""
         try:
             self.proc = await asyncio.create_subprocess_exec(
                 *self.command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=None,
@@ -73,6 +74,7 @@ class StdioLink:
         self.on_gone(self.gone)
 
     async def send(self, data: bytes) -> None:
+        """Write one message (a line) to the server; UpstreamGone once it is gone."""
         if self.gone or self.proc is None or self.proc.stdin is None:
             raise UpstreamGone(self.gone or "the MCP server is not running")
         try:
@@ -82,6 +84,7 @@ class StdioLink:
             raise UpstreamGone(f"the MCP server stopped reading ({exc})") from None
 
     async def close(self) -> None:
+        """End the server: close its input, then kill it if it has not exited within 3 s."""
         proc = self.proc
         if proc is not None and proc.returncode is None:
             try:
@@ -116,15 +119,16 @@ class HttpLink:
         self._session_id: Optional[str] = None
         self._protocol: Optional[str] = None
         self._established = False
-        self._listener: Optional[asyncio.Task] = None
-        self._tasks: set = set()
+        self._listener: Optional[asyncio.Task[None]] = None
+        self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self.gone: Optional[str] = None
 
     async def start(self) -> None:
+        """Nothing to start: the first message sent opens the session."""
         return None
 
-    def _headers(self) -> dict:
+    def _headers(self) -> dict[str, str]:
         # built from scratch: nothing of the client's request (its token above all) is copied
         headers = {"content-type": "application/json", "accept": "application/json, text/event-stream"}
         if self._session_id:
@@ -134,6 +138,8 @@ class HttpLink:
         return headers
 
     async def send(self, data: bytes) -> None:
+        """POST one message (one at a time until initialize is answered, then concurrently);
+        what comes back goes to on_message. UpstreamGone once the server is gone."""
         if self.gone:
             raise UpstreamGone(self.gone)
         if not self._established:
@@ -180,7 +186,7 @@ class HttpLink:
         if not answered and request_id is not None:
             self._failed(request_id, "the upstream's answer is not valid JSON-RPC; it was not relayed")
 
-    def _received(self, item: Any, sent: dict) -> bool:
+    def _received(self, item: Any, sent: dict[str, Any]) -> bool:
         """Hand one message of a POST's answer on; True if it answers the request POSTed."""
         answers = rpc.kind(item) == "response" and "id" in sent and item.get("id") == sent.get("id")
         if answers and sent.get("method") == "initialize" and isinstance(item.get("result"), dict):
@@ -239,6 +245,7 @@ class HttpLink:
                 await asyncio.sleep(GET_RETRY_DELAY * (1 + failures))
 
     async def close(self) -> None:
+        """Stop every request and the event stream, and end the server's session (DELETE)."""
         self._closed = True
         for task in [self._listener, *self._tasks]:
             if task is not None:
