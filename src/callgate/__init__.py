@@ -18,7 +18,8 @@ __all__ = ["BlobError", "Call", "CallgateError", "Decision", "Engine", "PolicyEr
 
 # submodules a user reaches from `import callgate` alone (callgate.examples.policy("crm"),
 # callgate.audit.SqliteSink(...)): imported on first use, so that `import callgate` stays light
-SUBMODULES = ("approvals", "audit", "examples", "language", "mcp", "policy", "policy_tests", "wasm")
+SUBMODULES = ("approvals", "audit", "examples", "language", "mcp", "policy", "policy_tests", "principals", "scopes",
+              "wasm")
 
 
 def __getattr__(name: str) -> Any:

@@ -4,6 +4,7 @@ that says which extra to install when it is missing (`pip install 'callgate[EXTR
 The base install is the engine and its command line (cffi, pydantic, orjson). The extras:
 
     approvals   signed approvals (cryptography)
+    principals  verified principal chains (PyJWT, cryptography)
     audit       PostgreSQL and HTTP sinks, checkpoints and writer keys (psycopg, httpx, cryptography)
     mcp         the proxy's HTTP front, guard(), the demo (mcp, httpx, PyJWT, cryptography, rich)
     wasm        the WebAssembly engine in Python (wasmtime)

@@ -173,7 +173,7 @@ def test_public_names():
         assert getattr(callgate, name) is not None
     assert issubclass(RequestError, callgate.CallgateError)
     assert set(callgate.SUBMODULES) == {"approvals", "audit", "examples", "language", "mcp", "policy",
-                                        "policy_tests", "wasm"}
+                                        "policy_tests", "principals", "scopes", "wasm"}
     import subprocess
     import sys
 
