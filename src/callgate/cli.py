@@ -146,7 +146,7 @@ def _register_extensions(commands: Commands) -> None:
     register(commands). A subsystem that is not there is simply not offered."""
     import importlib
 
-    for name in ("callgate.audit_cli", "callgate.mcp_cli", "callgate.token_cli"):
+    for name in ("callgate.audit_cli", "callgate.mcp_cli", "callgate.token_cli", "callgate.hosts_cli"):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:

@@ -10,6 +10,7 @@ audit destination that stdio or the filesystem cannot take.
 from __future__ import annotations
 
 import argparse
+import json
 import importlib.util
 import sys
 from pathlib import Path
@@ -98,6 +99,22 @@ def audit_sink(source: str, **options: Any) -> Any:
 
 
 # ---------------------------------------------------------------- checks before anything starts
+
+
+def _server_command_option(args: argparse.Namespace) -> None:
+    """--server-command JSON (a non-empty array of strings) as the server command; given
+    with a `-- SERVER_COMMAND` too, it is an error (which one would run?)."""
+    if args.server_command_json is None:
+        return
+    if args.server_command:
+        raise _fail("give the server command once: --server-command JSON or -- SERVER_COMMAND", 2)
+    try:
+        command = json.loads(args.server_command_json)
+    except json.JSONDecodeError as exc:
+        raise _fail(f"--server-command: not JSON ({exc.msg} at column {exc.colno})", 2) from None
+    if not isinstance(command, list) or not command or not all(isinstance(c, str) and c for c in command):
+        raise _fail('--server-command: expected a JSON array of non-empty strings, e.g. ["python", "server.py"]', 2)
+    args.server_command = command
 
 
 def _check_modes(args: argparse.Namespace) -> None:
@@ -309,6 +326,7 @@ def proxy(args: argparse.Namespace) -> int:
     from .mcp.gate import Gate
     from .mcp.pins import PinStore
 
+    _server_command_option(args)
     _check_modes(args)
     listening = args.listen is not None
     for dest, default in LISTEN_ONLY.items():  # the documented defaults, now that "not given" was seen
@@ -473,6 +491,9 @@ A setup the proxy cannot honour is refused before anything starts: options of th
 mode, a --role the policy does not declare, a missing --pins file, --audit - on stdio, an
 --audit file in a directory that does not exist. See docs/mcp.md.""")
     p.add_argument("server_command", nargs="*", metavar="SERVER_COMMAND", help="-- SERVER_COMMAND [ARGS...]")
+    p.add_argument("--server-command", dest="server_command_json", metavar="JSON",
+                   help='the server command as a JSON array, ["npx", "-y", "server"]: the form for hosts whose '
+                        'own argument parsing takes the --')
     p.add_argument("--policy", required=True, help="policy file, or a bundled example (crm)")
     add_semantics(p)
     p.add_argument("--resolver", metavar="MODULE:FUNCTION", help="returns each call's resource attributes")
