@@ -29,7 +29,7 @@ SEMANTICS = ("strict", "perso")
 DECISION_STYLE = {"Allow": "bold green", "Deny": "bold red", "Elevate": "bold yellow"}
 # what to install when an optional module is missing (the command's own extra comes first)
 EXTRA_OF_COMMAND = {"audit": "audit", "replay": "audit", "proxy": "mcp", "pins": "mcp", "demo": "mcp",
-                    "compare": "wasm", "token": "principals"}
+                    "compare": "wasm", "token": "principals", "init": "mcp"}
 EXTRA_OF_MODULE = {"psycopg": "audit", "cryptography": "audit", "httpx": "audit", "wasmtime": "wasm",
                    "mcp": "mcp", "anyio": "mcp", "jwt": "mcp", "uvicorn": "mcp", "starlette": "mcp",
                    "rich": "mcp", "yaml": "yaml"}
@@ -146,7 +146,8 @@ def _register_extensions(commands: Commands) -> None:
     register(commands). A subsystem that is not there is simply not offered."""
     import importlib
 
-    for name in ("callgate.audit_cli", "callgate.mcp_cli", "callgate.token_cli", "callgate.hosts_cli"):
+    for name in ("callgate.audit_cli", "callgate.mcp_cli", "callgate.token_cli", "callgate.hosts_cli",
+                 "callgate.init_cli"):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
