@@ -28,10 +28,10 @@ def _listing_over_http(url: str) -> list[Any]:
     """tools/list of a Streamable HTTP server, through the official SDK client."""
     import anyio
     from mcp import ClientSession
-    from mcp.client.streamable_http import streamablehttp_client
+    from mcp.client.streamable_http import streamable_http_client
 
     async def run() -> list[Any]:
-        async with streamablehttp_client(url) as (read, write, _), ClientSession(read, write) as session:
+        async with streamable_http_client(url) as (read, write, *_), ClientSession(read, write) as session:
             await session.initialize()
             result = await session.list_tools()
             return [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in result.tools]

@@ -6,8 +6,6 @@ annotations only for a server marked trusted."""
 from __future__ import annotations
 
 import json
-import subprocess
-import sys
 
 import anyio
 import pytest
@@ -79,4 +77,31 @@ def test_init_refuses_what_it_cannot_do(tmp_path):
     assert r.returncode == 1 and r.stderr.startswith("error: cannot list the server's tools") and "Traceback" not in r.stderr
     r = run("init", "-o", str(tmp_path / "nope" / "p.json"), "--", *TIME)
     assert r.returncode == 2 and "does not exist" in r.stderr
-    _ = subprocess, sys
+
+
+
+def test_init_lists_a_streamable_http_server(tmp_path):
+    """`callgate init --url` lists a Streamable HTTP server's tools through the official SDK
+    client (a real MCPServer served by uvicorn) and declares each of them with a tier."""
+    pytest.importorskip("uvicorn")
+    from mcp.server.mcpserver import MCPServer
+
+    from support.mcp_helpers import serve_in_thread
+
+    server = MCPServer("over-http")
+
+    @server.tool(description="say hello")
+    def hello(name: str) -> str:
+        return f"hello {name}"
+
+    @server.tool(description="forget everything")
+    def forget() -> str:
+        return "forgotten"
+
+    policy = tmp_path / "p.json"
+    with serve_in_thread(server.streamable_http_app()) as url:
+        r = run("init", "-o", str(policy), "--url", url)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(policy.read_text())
+    assert sorted(doc["tools"]) == ["forget", "hello"] and set(doc["tool_tiers"]) == {"forget", "hello"}
+    assert run("check", str(policy)).returncode == 0

@@ -18,14 +18,14 @@ import tempfile
 import threading
 import time
 from pathlib import Path
-from typing import Any, Iterable, Optional
+from typing import Any, Iterable, Mapping, Optional
 
 import orjson
 
 PINNED_FIELDS = ("name", "description", "inputSchema", "annotations")
 
 
-def tool_digest(tool: dict[str, Any]) -> str:
+def tool_digest(tool: Mapping[str, Any]) -> str:
     """"sha256:<hex>" of a tool definition's pinned fields (name, description, inputSchema,
     annotations), as canonical JSON."""
     canonical = {k: tool[k] for k in PINNED_FIELDS if k in tool}
@@ -78,7 +78,7 @@ class PinStore:
                     f"({str(pinned.get('digest'))[:19]}… -> {digest[:19]}…); approve it again with `callgate pins approve`")
         return None
 
-    def approve(self, tools: Iterable[dict[str, Any]], only: Optional[set[str]] = None) -> list[tuple[str, str, str]]:
+    def approve(self, tools: Iterable[Mapping[str, Any]], only: Optional[set[str]] = None) -> list[tuple[str, str, str]]:
         """Pin the given definitions (all, or those named in `only`); returns
         (name, old digest or '', new digest) for each pinned tool. Written atomically."""
         with self._lock:
