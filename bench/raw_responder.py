@@ -14,7 +14,8 @@ Environment (all optional):
                   (CR, VT, FF, FS, GS, RS, NEL, U+2028, U+2029 end a line too), as some
                   servers do; each piece is journalled (JSON-quoted) and answered if it
                   parses, and a piece that does not parse is skipped
-Methods beyond MCP's: echo (result = params), hang (never answered), crash (exit 3
+It answers server/discover as a server of the 2026-07-28 revision (RAW_LEGACY set: with
+"Method not found", as a server of the handshake revisions only). Methods beyond MCP's: echo (result = params), hang (never answered), crash (exit 3
 without answering), stderr (write params.text to stderr), notify_changed (sends
 notifications/tools/list_changed), ask_client (sends the client an elicitation/create
 request with the id params.id and the message params.message, then answers {}), raw (writes
@@ -65,6 +66,11 @@ def answer(msg: dict, out) -> bytes | None:
     elif method == "initialize":
         result = {"protocolVersion": params.get("protocolVersion", "2025-06-18"),
                   "capabilities": {"tools": {"listChanged": True}}, "serverInfo": {"name": "raw", "version": "0"}}
+    elif method == "server/discover" and os.environ.get("RAW_LEGACY"):   # a server of the handshake only
+        return orjson.dumps({"jsonrpc": "2.0", "id": id_, "error": {"code": -32601, "message": "Method not found"}})
+    elif method == "server/discover":   # it speaks 2026-07-28 too (and answers every request the same way)
+        result = {"supportedVersions": ["2026-07-28"], "capabilities": {"tools": {"listChanged": True}},
+                  "resultType": "complete", "ttlMs": 0, "cacheScope": "private"}
     elif method == "echo":
         result = params
     elif method == "hang":

@@ -8,6 +8,9 @@
 1. Added latency per tools/call round trip: one client, one raw JSON-RPC responder
    (bench/raw_responder.py), measured in one run, alternating direct and through each
    `callgate proxy` variant; target: median(proxied) - median(direct) <= 100 us; p99 reported.
+   The same on the 2026-07-28 path (no handshake, the protocol version and client
+   capabilities in each call's _meta; the responder answers server/discover as a 2026
+   server), direct and through the proxy, reported beside the 2025 path's.
 2. Throughput: the client pipelines 50,000 allowed tools/call requests (a writer thread
    sending chunks of 64, the main thread counting answers) through the proxy to the
    responder; target >= 10,000 calls/s.
@@ -33,22 +36,30 @@ RESPONDER = [PY, str(HERE / "raw_responder.py")]
 PROXY = [PY, "-m", "callgate", "proxy", "--policy", "crm", "--role", "agent", "--agent-attr", "user_id=agt-099",
          "--agent-attr", "env=production", "--"]
 CALL = b'{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"process_refund","arguments":{"order_id":"ORD-8821","amount":200}}}\n'
+CALL_2026 = (b'{"jsonrpc":"2.0","id":%d,"method":"tools/call","params":{"name":"process_refund","arguments":'
+             b'{"order_id":"ORD-8821","amount":200},"_meta":{"io.modelcontextprotocol/protocolVersion":"2026-07-28",'
+             b'"io.modelcontextprotocol/clientCapabilities":{}}}}\n')
 INIT = orjson.dumps({"jsonrpc": "2.0", "id": 0, "method": "initialize", "params": {
     "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "bench", "version": "0"}}}) + b"\n"
 
 
 class Peer:
-    def __init__(self, argv: list[str], env: dict | None = None) -> None:
+    """A client of one process (the responder, or a proxy in front of it); `modern`: it
+    speaks 2026-07-28 (no handshake; every call carries the version in _meta)."""
+
+    def __init__(self, argv: list[str], env: dict | None = None, modern: bool = False) -> None:
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE, bufsize=0,
                                      env={**os.environ, **env} if env else None)
         self.w, self.r = self.proc.stdin, self.proc.stdout
-        self.w.write(INIT)
-        self.r.readline()
-        self.w.write(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
+        self.call = CALL_2026 if modern else CALL
+        if not modern:
+            self.w.write(INIT)
+            self.r.readline()
+            self.w.write(b'{"jsonrpc":"2.0","method":"notifications/initialized"}\n')
 
     def roundtrip(self, i: int) -> int:
         t0 = time.perf_counter_ns()
-        self.w.write(CALL % i)
+        self.w.write(self.call % i)
         line = self.r.readline()
         dt = time.perf_counter_ns() - t0
         assert b'"ok process_refund"' in line, line
@@ -84,7 +95,8 @@ def variants(audit_dir: str | None = None, baseline: str | None = None) -> dict[
 def latency(n: int = 5000, warmup: int = 500, proxies: dict | None = None) -> dict:
     """Round trips alternating direct and through every proxy: medians and p99 in us."""
     proxies = proxies or variants()
-    peers = {"direct": Peer(RESPONDER)}
+    peers = {"direct": Peer(RESPONDER), "direct 2026": Peer(RESPONDER, modern=True),
+             "proxy 2026": Peer(PROXY + RESPONDER, modern=True)}
     peers.update({name: Peer(argv + RESPONDER, env) for name, (argv, env) in proxies.items()})
     times: dict[str, list[int]] = {name: [] for name in peers}
     try:
@@ -102,6 +114,10 @@ def latency(n: int = 5000, warmup: int = 500, proxies: dict | None = None) -> di
         out[name] = {"median_us": statistics.median(times[name]) / 1000, "p99_us": _pct(times[name], 0.99),
                      "added_median_us": statistics.median(times[name]) / 1000 - direct}
     out["added_median_us"] = out["proxy"]["added_median_us"]
+    direct_2026 = statistics.median(times["direct 2026"]) / 1000
+    out["2026"] = {"direct_median_us": direct_2026, "median_us": statistics.median(times["proxy 2026"]) / 1000,
+                   "p99_us": _pct(times["proxy 2026"], 0.99),
+                   "added_median_us": statistics.median(times["proxy 2026"]) / 1000 - direct_2026}
     return out
 
 
@@ -135,10 +151,12 @@ def throughput(n: int = 50000, chunk: int = 64, proxy: list[str] = PROXY, env: d
 
 
 def test_added_latency_per_tools_call():
-    """Median added latency of a tools/call round trip through the proxy is at most 100 us."""
+    """Median added latency of a tools/call round trip through the proxy is at most 100 us,
+    on the 2025 path and on the 2026-07-28 path (reported side by side)."""
     r = latency()
     print("\nlatency:", {k: round(v, 1) if isinstance(v, float) else v for k, v in r.items()})
     assert r["added_median_us"] <= 100
+    assert r["2026"]["added_median_us"] <= 100
 
 
 def test_throughput_of_allowed_calls():
@@ -167,7 +185,11 @@ if __name__ == "__main__":
             r = lat[name]
             print(f"  {name:34} median {r['median_us']:8.1f} us   p99 {r['p99_us']:8.1f} us   "
                   f"added median {r['added_median_us']:7.1f} us")
-        print("  (target for the plain proxy: added median <= 100 us)")
+        m = lat["2026"]
+        print(f"  {'direct, 2026-07-28':34} median {m['direct_median_us']:8.1f} us")
+        print(f"  {'proxy, 2026-07-28':34} median {m['median_us']:8.1f} us   p99 {m['p99_us']:8.1f} us   "
+              f"added median {m['added_median_us']:7.1f} us")
+        print("  (target for the plain proxy: added median <= 100 us, on either path)")
         for name, (argv, env) in proxies.items():
             thr = throughput(proxy=argv, env=env)
             print(f"throughput, {name}: {thr['calls']} allowed calls in {thr['seconds']:.2f} s = "

@@ -97,10 +97,11 @@ int cg_scratch_bind(void *scratch, const cg_policy *p);
    rule's index in the source policy (rule + 1 == 0: a default decided) and approvals the
    count an Elevate needs (0 otherwise), plus CG_RESULT_SAW_NULL. Two request forms:
      request: one JSON array `["tool", "role", arguments, agent_attributes,
-              resource_attributes]` (a 6th element, the context object, is optional);
+              resource_attributes]` (a 6th element, the context object, and after it a
+              7th, the verified principal chain object, are optional; either may be null);
      json:    the tool as raw UTF-8, the arguments JSON and the context JSON
-              `{"role": ..., "agent_attrs": {...}, "resource_attrs": {...}}`, the perso
-              wasm ABI's shape. */
+              `{"role": ..., "agent_attrs": {...}, "resource_attrs": {...}}` (plus
+              optional "context" and "principal" objects), the perso wasm ABI's shape. */
 int64_t cg_eval_request(void *scratch, const char *request, size_t len);
 int64_t cg_eval_json(void *scratch, const char *tool, size_t tool_len,
                      const char *args, size_t args_len, const char *ctx, size_t ctx_len);

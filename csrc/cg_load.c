@@ -123,7 +123,7 @@ static bool words_in(const cg_policy *p, uint64_t at, uint64_t n) { return at + 
 /* Each descriptor is checked once however many instructions name it, so loading stays
    linear in the blob's size: word_tags[w] records what words[w] was checked as (a TAG_*, or
    TAG_KMP + the part's sid for a failure table). One index used as two things is refused. */
-enum { TAG_NONE, TAG_PATH, TAG_GLOB, TAG_PGLOB, TAG_WINDOW, TAG_KMP };
+enum { TAG_NONE, TAG_PATH, TAG_GLOB, TAG_PGLOB, TAG_WINDOW, TAG_URL, TAG_PATHCHK, TAG_SQLCHK, TAG_KMP };
 
 /* 1: already checked as tag; 0: not yet (then it is recorded as tag, to be checked now,
    and any failure fails the whole load); -1: checked as something else. */
@@ -245,6 +245,27 @@ refuse:
     return fail(&L->l, code_, bad_);
 }
 
+/* url {flags, 4 sets}, pathchk {flags, 3 sets} and sqlchk {flags, max, 3 sets} (UrlCheck,
+   PathCheck, SqlCheck): flags it knows, each set word CG_NONE_SET or a set (from word
+   first_set on; sqlchk's max_statements is any count). */
+static int check_argdesc(const loader *L, uint32_t w, uint32_t tag, uint32_t n_words, uint32_t known,
+                         uint32_t first_set, const uint8_t *operand) {
+    int code_ = 0;
+    const uint8_t *bad_ = NULL;
+    const cg_policy *p = L->p;
+    if (!words_in(p, w, n_words)) REFUSE(CG_E_BLOB_BOUNDS, operand);
+    int seen = tag_once(p, w, tag);
+    if (seen) return seen > 0 ? 0 : fail(&L->l, CG_E_BLOB_DESCRIPTOR, operand);
+    if (cg_word(p, w) & ~known) REFUSE(CG_E_BLOB_DESCRIPTOR, cg_word_rec(p, w));
+    for (uint32_t k = first_set; k < n_words; k++) {
+        uint32_t set = cg_word(p, w + k);
+        if (set != CG_NONE_SET && set >= p->n_sets) REFUSE(CG_E_BLOB_BOUNDS, cg_word_rec(p, w + k));
+    }
+    return 0;
+refuse:
+    return fail(&L->l, code_, bad_);
+}
+
 /* An open quantifier body: where it ends (just after its ENDQ) and the stack depth of the
    code around it. */
 typedef struct qframe {
@@ -326,6 +347,21 @@ static int verify_code(const loader *L, uint32_t start, uint32_t end, int16_t *m
         case CG_OP_TIME:
             if ((rc = check_ref(L, a0, path_a, in_body, at0)) || (rc = check_window(L, a1, at1))) return rc;
             if ((rc = check_sid(L, ins, 2))) return rc;
+            break;
+        case CG_OP_URL:
+            if ((rc = check_ref(L, a0, path_a, in_body, at0)) ||
+                (rc = check_argdesc(L, a1, TAG_URL, CG_URLD_WORDS, CG_URL_FLAGS_KNOWN, 1, at1)))
+                return rc;
+            break;
+        case CG_OP_PATHCHK:
+            if ((rc = check_ref(L, a0, path_a, in_body, at0)) ||
+                (rc = check_argdesc(L, a1, TAG_PATHCHK, CG_PATHD_WORDS, CG_PC_FLAGS_KNOWN, 1, at1)))
+                return rc;
+            break;
+        case CG_OP_SQL:
+            if ((rc = check_ref(L, a0, path_a, in_body, at0)) ||
+                (rc = check_argdesc(L, a1, TAG_SQLCHK, CG_SQLD_WORDS, CG_SC_FLAGS_KNOWN, CG_SQLD_SCHEMAS, at1)))
+                return rc;
             break;
         case CG_OP_EVERY:
         case CG_OP_SOME:

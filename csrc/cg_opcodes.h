@@ -55,6 +55,12 @@
  *           entry i gives the UTC offset in seconds (|offset| < 86400) from utc_start
  *           (seconds since 1970, strictly ascending, the first 0) to the next entry's, the
  *           last until CG_TIME_END
+ *   url     {flags (CG_URL_*), schemes_set, hosts_set, suffixes_set, ports_set}: UrlCheck
+ *   pathchk {flags (CG_PC_*), within_set, not_within_set, extensions_set}: PathCheck
+ *   sqlchk  {flags (CG_SC_*), max_statements (0: any), schemas_set, tables_set,
+ *           functions_set}: SqlCheck
+ *           a set word is a set index, or CG_NONE_SET when the policy lists nothing for that
+ *           key; the members are in the form the parsers produce (csrc/cg_check.h)
  * An operand that names a value ("a ref") is a field index, or a words index of a path
  * when the instruction's CG_F_PATH_A (first ref) / CG_F_PATH_B (EQ's second) flag is set.
  *
@@ -103,12 +109,14 @@
 #define CG_FLAG_DEFAULT_ALLOW 2u
 #define CG_FLAGS_KNOWN 3u
 
-/* Sources of fields. CONTEXT is the host-supplied context object. */
+/* Sources of fields. CONTEXT is the host-supplied context object; PRINCIPAL is the
+   verified principal chain the host built (user, agents, actor, depth, scopes, issuer, ...). */
 #define CG_SRC_ARGS 0
 #define CG_SRC_AGENT 1
 #define CG_SRC_RESOURCE 2
 #define CG_SRC_CONTEXT 3
-#define CG_N_SOURCES 4
+#define CG_SRC_PRINCIPAL 4
+#define CG_N_SOURCES 5
 
 /* Instruction flags */
 #define CG_F_NEGATED 0x80u
@@ -125,6 +133,37 @@
                                      `field`): on an array it is missing, not an index */
 #define CG_TIME_END 4102444800u   /* 2100-01-01T00:00:00Z: instants from here on are U */
 #define CG_MAX_QUANT 8            /* nesting of Every/Some bodies */
+#define CG_NONE_SET 0xffffffffu   /* url / pathchk descriptor: no set for this key */
+
+/* url descriptor (UrlCheck): word offsets and flags */
+#define CG_URLD_FLAGS 0
+#define CG_URLD_SCHEMES 1
+#define CG_URLD_HOSTS 2
+#define CG_URLD_SUFFIXES 3
+#define CG_URLD_PORTS 4
+#define CG_URLD_WORDS 5
+#define CG_URL_NO_USERINFO 1u     /* an '@' in the authority fails (userinfo: false) */
+#define CG_URL_PUBLIC 2u          /* the host must be public (ip: "public") */
+#define CG_URL_FLAGS_KNOWN 3u
+/* pathchk descriptor (PathCheck): word offsets and flags */
+#define CG_PATHD_FLAGS 0
+#define CG_PATHD_WITHIN 1
+#define CG_PATHD_NOT_WITHIN 2
+#define CG_PATHD_EXTS 3
+#define CG_PATHD_WORDS 4
+#define CG_PC_WINDOWS 1u          /* Windows style */
+#define CG_PC_RELATIVE 2u         /* relative paths are checked (absolute: false), not U */
+#define CG_PC_FLAGS_KNOWN 3u
+/* sqlchk descriptor (SqlCheck): word offsets and flags */
+#define CG_SQLD_FLAGS 0
+#define CG_SQLD_MAX 1
+#define CG_SQLD_SCHEMAS 2
+#define CG_SQLD_TABLES 3
+#define CG_SQLD_FUNCTIONS 4
+#define CG_SQLD_WORDS 5
+#define CG_SC_SQLITE 1u           /* dialect SQLite (else PostgreSQL) */
+#define CG_SC_READ_ONLY 2u        /* read_only: true */
+#define CG_SC_FLAGS_KNOWN 3u
 
 /* Effect words */
 #define CG_EFFECT_DECISION(w) ((w) & 3u)
@@ -180,7 +219,10 @@
     X(TIME,    3, +1, 0xC0, "push T if instant ref a is in window b; c=window text")    \
     X(EVERY,   2, +1, 0xC0, "push Kleene AND of the body over array ref a; b=end")      \
     X(SOME,    2, +1, 0xC0, "push Kleene OR of the body over array ref a; b=end")       \
-    X(ENDQ,    0,  0, 0x00, "end of a quantifier body: the top is the element's value")
+    X(ENDQ,    0,  0, 0x00, "end of a quantifier body: the top is the element's value") \
+    X(URL,     2, +1, 0xC0, "push UrlCheck of string ref a against url descriptor b")  \
+    X(PATHCHK, 2, +1, 0xC0, "push PathCheck of string ref a against pathchk descriptor b") \
+    X(SQL,     2, +1, 0xC0, "push SqlCheck of string ref a against sqlchk descriptor b")
 
 enum cg_opcode {
 #define CG_OP_ENUM(name, n, eff, fl, doc) CG_OP_##name,

@@ -4,7 +4,7 @@
  * Built only when a caller asks for it, from the outcome of an evaluation that has just
  * run with the same scratch: the slots still point at the values that were seen.
  */
-#include "cg_internal.h"
+#include "cg_check.h"
 
 /* Where text goes: out (up to cap bytes; n counts them all), or, when hashing, only into
    an FNV-1a hash of it (to tell a failed branch's text from those already written). */
@@ -171,6 +171,30 @@ static void explain_at(wr *w, const cg_policy *p, cg_scratch *s, const cg_input 
     case CG_OP_SOME:
         explain_quant(w, p, s, in, pc, elem, x, sa);
         return;
+    case CG_OP_URL:
+    case CG_OP_PATHCHK:
+    case CG_OP_SQL: { /* the check's own text (cg_check.c), after "S" or "S = V" */
+        if (put_absent(w, p, x, sa)) return;
+        if (x->type != CG_J_STR) {
+            put_seen(w, p, in, x, sa);
+            puts_(w, " is not a string");
+            return;
+        }
+        char text[CG_CHECK_TEXT];
+        size_t n = 0;
+        bool with_value = false;
+        cg_jstr v = {in[x->input].base + x->off + 1, x->len - 2, x->esc != 0};
+        if (op == CG_OP_URL)
+            cg_url_check_text(p, cg_insn_operand(ins, 1), v, &with_value, text, sizeof text, &n);
+        else if (op == CG_OP_PATHCHK)
+            cg_path_check_text(p, cg_insn_operand(ins, 1), v, &with_value, text, sizeof text, &n);
+        else
+            cg_sql_check_text(p, cg_insn_operand(ins, 1), v, &with_value, text, sizeof text, &n);
+        if (with_value) put_seen(w, p, in, x, sa);
+        else put_sid(w, p, sa);
+        put(w, text, n < sizeof text ? n : sizeof text);
+        break;
+    }
     case CG_OP_LEN:
         if (put_absent(w, p, x, sa)) return;
         if (r == CG_V_U) {

@@ -2,8 +2,8 @@
  * cg_request.c -- the request reader: which keys of the request mean what.
  *
  * Two forms (callgate.h): the request array `["tool", "role", args, agent, resource(,
- * context)]` and the json form (arguments JSON, and a context object with "role",
- * "agent_attrs", "resource_attrs", "context"). For every top-level key of a source object
+ * context(, principal))]` and the json form (arguments JSON, and a context object with
+ * "role", "agent_attrs", "resource_attrs", "context", "principal"). For every top-level key of a source object
  * that the policy references it records where the value sits (a cg_slot); the scanner
  * (cg_scan.h) validates everything else.
  */
@@ -140,10 +140,16 @@ int cg_read_request(const cg_policy *p, cg_scratch *s, cg_input in) {
     if ((rc = read_attrs(&r, CG_SRC_AGENT))) return rc;
     if ((rc = expect_char(&r, ','))) return rc;
     if ((rc = read_attrs(&r, CG_SRC_RESOURCE))) return rc;
+    /* optional: the context, then the principal (null: none, its fields are missing) */
     skip_ws(&r);
     if (r.pos < r.len && r.b[r.pos] == ',') {
         r.pos++;
         if ((rc = read_attrs(&r, CG_SRC_CONTEXT))) return rc;
+        skip_ws(&r);
+        if (r.pos < r.len && r.b[r.pos] == ',') {
+            r.pos++;
+            if ((rc = read_attrs(&r, CG_SRC_PRINCIPAL))) return rc;
+        }
     }
     if ((rc = expect_char(&r, ']'))) return rc;
     return expect_end(&r);
@@ -183,6 +189,8 @@ int cg_read_json(const cg_policy *p, cg_scratch *s, cg_input args, cg_input ctx)
                 if ((rc = read_attrs(&c, CG_SRC_RESOURCE))) return rc;
             } else if (key_is(key, "context", 7)) {
                 if ((rc = read_attrs(&c, CG_SRC_CONTEXT))) return rc;
+            } else if (key_is(key, "principal", 9)) {
+                if ((rc = read_attrs(&c, CG_SRC_PRINCIPAL))) return rc;
             } else {
                 cg_slot v = {0, 0, 0, 0, 0, 0, 0};
                 if ((rc = cg_read_value(&c, 0, &v))) return rc;

@@ -6,6 +6,7 @@
  * carries the code offset of the leaf to blame for it, for reasons (docs/semantics.md).
  */
 #include "cg_internal.h"
+#include "cg_check.h"
 #include "cg_num.h"
 
 int32_t cg_find_entry(const cg_policy *p, cg_jstr tool, cg_jstr role) {
@@ -213,6 +214,15 @@ static inline int leaf(const cg_policy *p, cg_scratch *s, const cg_input *inputs
         if (!x || !cg_instant(inputs, x, &t)) return undetermined;
         return cg_window_holds(p, cg_insn_operand(ins, 1), t) ? CG_V_T : CG_V_F;
     }
+    case CG_OP_URL:
+    case CG_OP_PATHCHK:
+    case CG_OP_SQL: {
+        if (!x || x->type != CG_J_STR) return undetermined;
+        int r = op == CG_OP_URL       ? cg_url_check(p, cg_insn_operand(ins, 1), slot_str(inputs, x))
+                : op == CG_OP_PATHCHK ? cg_path_check(p, cg_insn_operand(ins, 1), slot_str(inputs, x))
+                                      : cg_sql_check(p, cg_insn_operand(ins, 1), slot_str(inputs, x));
+        return r == CG_V_U ? undetermined : r;
+    }
     default:
         CG_UNREACHABLE(); /* run() calls leaf() for the opcodes above only */
         return CG_V_U;
@@ -280,8 +290,11 @@ static sv run(const cg_policy *p, cg_scratch *s, const cg_input *inputs, uint32_
             break;
         case CG_OP_IN:
         case CG_OP_EQ:
+        case CG_OP_URL:
+        case CG_OP_PATHCHK:
+        case CG_OP_SQL:
             PUSH((uint8_t)leaf(p, s, inputs, pc, elem), pc);
-            pc += CG_LEN(IN);
+            pc += CG_LEN(IN); /* all five have IN's two operands */
             break;
         case CG_OP_PRESENT:
             PUSH((uint8_t)leaf(p, s, inputs, pc, elem), pc);

@@ -102,6 +102,10 @@ clock that steps back nor a caller's ``now`` in the past can replay an approval,
 caller's ``now`` in the future cannot make it refuse later approvals. Beyond
 ``max_entries`` unexpired nonces it refuses new approvals ("ledger full") rather than forget
 any.
+`Ledger` is the interface (`NonceLedger` is the in-memory one); callgate.ledger.PostgresLedger
+keeps spent nonces in PostgreSQL so that replicas share them, and when it cannot be reached an
+approval gets the cause ``ledger unavailable`` and a satisfied set is refused with
+``ledger unavailable (WHY)``: fail closed.
 """
 
 from __future__ import annotations
@@ -132,7 +136,7 @@ from .values import big_ints_as_fragments, has_nonfinite
 from .errors import RequestError
 
 __all__ = [
-    "Call", "Keyring", "NonceLedger", "Verdict", "arguments_digest", "sign_approval",
+    "Call", "Keyring", "Ledger", "LedgerUnavailable", "NonceLedger", "Verdict", "arguments_digest", "sign_approval",
     "check_approvals", "MAX_TOKEN_LENGTH", "MAX_APPROVALS", "CLOCK_SKEW", "CAUSES",
 ]
 
@@ -160,6 +164,7 @@ NOT_YET_VALID = "not yet valid"
 ALREADY_USED = "already used"
 SAME_APPROVER = "same approver counted once"
 LEDGER_FULL = "ledger full"
+LEDGER_UNAVAILABLE = "ledger unavailable"   # a shared ledger (callgate.ledger) could not be asked
 CAUSES = (MALFORMED, OLD_FORMAT, UNKNOWN_APPROVER, BAD_SIGNATURE, DIFFERENT_TOOL,
           DIFFERENT_ARGUMENTS, DIFFERENT_ROLE, DIFFERENT_PRINCIPAL, DIFFERENT_AGENT,
           DIFFERENT_RESOURCE, DIFFERENT_CONTEXT, DIFFERENT_POLICY, DIFFERENT_LEDGER, EXPIRED,
@@ -252,10 +257,10 @@ def _finite_number(x: Any) -> bool:
 
 
 def sign_approval(call: Call, *, approver: str, key: Ed25519PrivateKey, policy_digest: str,
-                  ledger: Union[str, "NonceLedger"], ttl: float = 300,
+                  ledger: Union[str, "Ledger"], ttl: float = 300,
                   now: Optional[float] = None, nonce: Optional[str] = None) -> str:
     """An approval by `approver` of exactly `call` under the policy whose digest is
-    `policy_digest`, to be spent in the nonce ledger `ledger` (its id, or the NonceLedger
+    `policy_digest`, to be spent in the nonce ledger `ledger` (its id, or the Ledger
     itself), valid for `ttl` seconds from `now` (default: time.time()). Returns
     ``cga2.<payload>.<signature>``. Raises TypeError/ValueError for bad parameters and
     RequestError for arguments, attributes or context JSON cannot carry."""
@@ -274,9 +279,9 @@ def sign_approval(call: Call, *, approver: str, key: Ed25519PrivateKey, policy_d
         raise TypeError("call.principal must be a str (or None: the role)")
     if not isinstance(policy_digest, str) or not policy_digest:
         raise ValueError("policy_digest must be a non-empty str")
-    ledger_id = ledger.ledger_id if isinstance(ledger, NonceLedger) else ledger
+    ledger_id = ledger.ledger_id if isinstance(ledger, Ledger) else ledger
     if not isinstance(ledger_id, str) or not _LEDGER_RE.fullmatch(ledger_id):
-        raise ValueError(f"ledger must be a NonceLedger or a ledger id matching {_LEDGER_RE.pattern}, "
+        raise ValueError(f"ledger must be a Ledger or a ledger id matching {_LEDGER_RE.pattern}, "
                          f"not {ledger!r}")
     if not _finite_number(ttl) or ttl <= 0:
         raise ValueError(f"ttl must be a positive number of seconds, not {ttl!r}")
@@ -397,7 +402,47 @@ class Keyring:
 # ---------------------------------------------------------------- nonce ledger
 
 
-class NonceLedger:
+class LedgerUnavailable(Exception):
+    """A shared ledger (callgate.ledger.PostgresLedger) could not be asked whether a nonce is
+    spent: the approval does not count (cause "ledger unavailable"), never the reverse."""
+
+
+class Ledger:
+    """What approvals, chain `jti` replay protection and MCP requestState ids are spent in:
+    `ledger_id`, `claim`, `spend`, `is_spent`, `len()`. `NonceLedger` keeps them in this
+    process's memory; callgate.ledger.PostgresLedger in PostgreSQL, shared by replicas.
+    `claim` never raises for an unreachable store: it returns the cause (fail closed);
+    `is_spent` raises LedgerUnavailable then."""
+
+    @property
+    def ledger_id(self) -> str:
+        """The id approvals bind (the payload's "ledger")."""
+        raise NotImplementedError
+
+    def claim(self, nonces: Iterable[tuple[str, float]]) -> Optional[str]:
+        """Atomically record every (key, expiry) pair and return None, or record none and
+        return why ("already used", "expired", "ledger full", "ledger unavailable ...")."""
+        raise NotImplementedError
+
+    def spend(self, nonces: Iterable[tuple[str, float]]) -> bool:
+        """Atomically: all unused -> record all and return True; otherwise record none and
+        return False (see `claim` for the reason)."""
+        return self.claim(nonces) is None
+
+    def is_spent(self, nonce: str) -> bool:
+        """Whether `nonce` is recorded and not yet expired (LedgerUnavailable if unknowable)."""
+        raise NotImplementedError
+
+    def __len__(self) -> int:
+        raise NotImplementedError
+
+    def __bool__(self) -> bool:
+        # a ledger is a place, not a collection: an empty one is still given (`ledger or
+        # NonceLedger()` must not swap a shared, empty ledger for a private one)
+        return True
+
+
+class NonceLedger(Ledger):
     """Spent nonces, each kept until its approval's expiry. Thread-safe; bounded memory.
 
     `ledger_id` names this ledger: approvals bind it (`sign_approval(ledger=...)`) and
@@ -472,11 +517,6 @@ class NonceLedger:
                 self._spent[n] = e
                 heapq.heappush(self._heap, (e, n))
             return None
-
-    def spend(self, nonces: Iterable[tuple[str, float]]) -> bool:
-        """Atomically: all unused -> record all and return True; otherwise record none and
-        return False (see `claim` for the reason)."""
-        return self.claim(nonces) is None
 
     def is_spent(self, nonce: str) -> bool:
         """Whether `nonce` is recorded and not yet forgotten (expired ones are purged)."""
@@ -613,7 +653,7 @@ class _Checker:
 
     __slots__ = ("call", "policy_digest", "keyring", "ledger", "now", "_digests")
 
-    def __init__(self, call: Call, policy_digest: str, keyring: Keyring, ledger: NonceLedger,
+    def __init__(self, call: Call, policy_digest: str, keyring: Keyring, ledger: Ledger,
                  now: float) -> None:
         self.call, self.policy_digest, self.keyring, self.ledger, self.now = \
             call, policy_digest, keyring, ledger, now
@@ -658,13 +698,15 @@ class _Checker:
             return EXPIRED
         if payload["iat"] > self.now + CLOCK_SKEW:
             return NOT_YET_VALID
-        if self.ledger.is_spent(payload["nonce"]):
-            return ALREADY_USED
-        return None
+        try:
+            spent = self.ledger.is_spent(payload["nonce"])
+        except LedgerUnavailable:  # fail closed: an approval whose nonce cannot be looked up does not count
+            return LEDGER_UNAVAILABLE
+        return ALREADY_USED if spent else None
 
 
 def check_approvals(tokens: Sequence[str], call: Call, *, policy_digest: str,
-                    keyring: Keyring, ledger: NonceLedger, now: float) -> Verdict:
+                    keyring: Keyring, ledger: Ledger, now: float) -> Verdict:
     """Check each approval against `call`, to be spent in `ledger` (module docstring: checks
     and their order). `now` (Unix seconds) decides only expiry and not-yet-valid; the
     ledger keeps its own clock. Never raises for a bad token, never spends a nonce. Raises

@@ -233,6 +233,10 @@ def stats(args: argparse.Namespace) -> int:
     textout.echo(f"per {bucket}:")
     for row in result["over_time"]:
         textout.echo(f"  {row[bucket]}  {decision_label(row):<10} {row['count']}")
+    if result["shadow_would_have"]:
+        textout.echo("not enforced (shadow mode), what enforcement would have done: tool / rule")
+        for row in result["shadow_would_have"]:
+            textout.echo(f"{row['count']:>5}  {row['decision']:<10}  {row['tool']} / {_rule_text(row['rule'])}")
     if result["approvals"]:
         textout.echo("after Elevate: method / outcome")
         for row in result["approvals"]:

@@ -32,7 +32,8 @@ FLAG_PERSO = lib.CG_FLAG_PERSO
 FLAG_DEFAULT_ALLOW = lib.CG_FLAG_DEFAULT_ALLOW
 
 SOURCES = _by_code({"Arguments": lib.CG_SRC_ARGS, "AgentAttributes": lib.CG_SRC_AGENT,
-                    "ResourceAttributes": lib.CG_SRC_RESOURCE, "Context": lib.CG_SRC_CONTEXT})
+                    "ResourceAttributes": lib.CG_SRC_RESOURCE, "Context": lib.CG_SRC_CONTEXT,
+                    "Principal": lib.CG_SRC_PRINCIPAL})
 CMP_OPS = _by_code({"Lt": lib.CG_CMP_LT, "Lte": lib.CG_CMP_LE, "Gt": lib.CG_CMP_GT, "Gte": lib.CG_CMP_GE,
                     "Eq": lib.CG_CMP_EQ, "Ne": lib.CG_CMP_NE, "Between": lib.CG_CMP_BETWEEN})
 CMP_SYMBOLS = tuple({"Lt": "<", "Lte": "<=", "Gt": ">", "Gte": ">=", "Eq": "==", "Ne": "!=",
@@ -47,6 +48,13 @@ ELEMENT = lib.CG_ELEMENT          # path base: the current element of the innerm
 PATH_KEY = lib.CG_PATH_KEY        # path n_tokens bit: token 0 is an object key only (an Element `field`)
 NO_NAME = lib.CG_NO_NAME          # names section: the rule has no id (reasons say "rule N")
 TIME_END = lib.CG_TIME_END        # 2100-01-01T00:00:00Z
+NONE_SET = lib.CG_NONE_SET        # url / pathchk descriptor: no set for this key
+URL_NO_USERINFO = lib.CG_URL_NO_USERINFO  # url flags: an '@' before the host fails
+URL_PUBLIC = lib.CG_URL_PUBLIC            # url flags: ip "public"
+PC_WINDOWS = lib.CG_PC_WINDOWS            # pathchk flags: Windows style
+PC_RELATIVE = lib.CG_PC_RELATIVE          # pathchk flags: relative paths are checked
+SC_SQLITE = lib.CG_SC_SQLITE              # sqlchk flags: dialect SQLite (else PostgreSQL)
+SC_READ_ONLY = lib.CG_SC_READ_ONLY        # sqlchk flags: read_only
 MAX_STACK = lib.CG_MAX_STACK      # the deepest condition stack the loader accepts
 TYPES = _by_code({"string": lib.CG_TY_STRING, "number": lib.CG_TY_NUMBER, "integer": lib.CG_TY_INTEGER,
                   "boolean": lib.CG_TY_BOOLEAN, "null": lib.CG_TY_NULL, "array": lib.CG_TY_ARRAY,
@@ -211,6 +219,22 @@ class BlobBuilder:
         for utc_start, offset in offsets:
             words += [utc_start, offset & 0xFFFFFFFF]
         return self._descriptor(("window", days, start, end, tuple(offsets)), words)
+
+    def url_check(self, flags: int, schemes: int, hosts: int, suffixes: int, ports: int) -> int:
+        """A UrlCheck descriptor: flags (URL_*), then a set index or NONE_SET per list."""
+        words = [flags, schemes, hosts, suffixes, ports]
+        return self._descriptor(("url", *words), words)
+
+    def path_check(self, flags: int, within: int, not_within: int, extensions: int) -> int:
+        """A PathCheck descriptor: flags (PC_*), then a set index or NONE_SET per list."""
+        words = [flags, within, not_within, extensions]
+        return self._descriptor(("pathchk", *words), words)
+
+    def sql_check(self, flags: int, max_statements: int, schemas: int, tables: int, functions: int) -> int:
+        """A SqlCheck descriptor: flags (SC_*), max_statements (0: any), then a set index or
+        NONE_SET per list."""
+        words = [flags, max_statements, schemas, tables, functions]
+        return self._descriptor(("sqlchk", *words), words)
 
     def emit(self, name: str, flags: int = 0, *operands: int) -> int:
         """Append one instruction; returns its offset in the code section."""
@@ -416,6 +440,8 @@ def _listing(d: DecodedBlob, start: int, end: int) -> list[str]:
             text = f"{a} is of type {s[ops[2]]}"
         elif op.name == "TIME":
             text = f"{a} within {s[ops[2]]}"
+        elif op.name in ("URL", "PATHCHK", "SQL"):
+            text = f"{a} {_argcheck_text(d, op.name, ops[1])}"
         elif op.name in ("EVERY", "SOME"):
             text = f"{a} (body to {ops[1]})"
         elif op.name in ("JF", "JT"):
@@ -430,4 +456,25 @@ def _listing(d: DecodedBlob, start: int, end: int) -> list[str]:
     return out
 
 
-_REF_OPS = frozenset(("NUM", "IN", "PRESENT", "EQ", "STR", "LEN", "TYPE", "TIME", "EVERY", "SOME"))
+_REF_OPS = frozenset(("NUM", "IN", "PRESENT", "EQ", "STR", "LEN", "TYPE", "TIME", "EVERY", "SOME", "URL",
+                      "PATHCHK", "SQL"))
+_ARGCHECK_KEYS = {"URL": ("schemes_in", "hosts_in", "host_suffixes_in", "ports_in"),
+                  "PATHCHK": ("within", "not_within", "extensions_in"),
+                  "SQL": ("max_statements", "schemas_in", "tables_in", "functions_allowed")}
+
+
+def _argcheck_text(d: DecodedBlob, name: str, at: int) -> str:
+    """A url / pathchk descriptor as the listing shows it: flags, then each set's display."""
+    keys = _ARGCHECK_KEYS[name]
+    words = d.words[at:at + 1 + len(keys)]
+    if len(words) < 1 + len(keys):
+        return f"descriptor {at} (out of range)"
+    parts = [f"flags {words[0]:#x}"]
+    for key, set_id in zip(keys, words[1:]):
+        if key == "max_statements":
+            if set_id:
+                parts.append(f"max_statements {set_id}")
+            continue
+        if set_id != NONE_SET:
+            parts.append(f"{key} {d.strings[d.sets[set_id][2]]}" if set_id < len(d.sets) else f"{key} set {set_id}?")
+    return ", ".join(parts)

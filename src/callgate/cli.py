@@ -29,7 +29,8 @@ SEMANTICS = ("strict", "perso")
 DECISION_STYLE = {"Allow": "bold green", "Deny": "bold red", "Elevate": "bold yellow"}
 # what to install when an optional module is missing (the command's own extra comes first)
 EXTRA_OF_COMMAND = {"audit": "audit", "replay": "audit", "proxy": "mcp", "pins": "mcp", "demo": "mcp",
-                    "compare": "wasm", "token": "principals", "init": "mcp"}
+                    "compare": "wasm", "token": "principals", "init": "mcp", "serve": "service",
+                    "bundle": "bundles"}
 EXTRA_OF_MODULE = {"psycopg": "audit", "cryptography": "audit", "httpx": "audit", "wasmtime": "wasm",
                    "mcp": "mcp", "anyio": "mcp", "jwt": "mcp", "uvicorn": "mcp", "starlette": "mcp",
                    "rich": "mcp", "yaml": "yaml"}
@@ -147,7 +148,7 @@ def _register_extensions(commands: Commands) -> None:
     import importlib
 
     for name in ("callgate.audit_cli", "callgate.mcp_cli", "callgate.token_cli", "callgate.hosts_cli",
-                 "callgate.init_cli"):
+                 "callgate.init_cli", "callgate.playground_cli", "callgate.serve_cli", "callgate.bundle_cli"):
         try:
             module = importlib.import_module(name)
         except ModuleNotFoundError as exc:
@@ -346,6 +347,37 @@ def add_request_options(parser: argparse.ArgumentParser) -> None:
                             help=f"{what} as a JSON object, or @FILE to read it from a file")
 
 
+def add_chain_options(parser: argparse.ArgumentParser) -> None:
+    """Add --chain and --trust-issuer (a principal chain token, and the issuers it may come from)."""
+    parser.add_argument("--chain", metavar="TOKEN", help="the caller's principal chain token, or @FILE holding it")
+    parser.add_argument("--trust-issuer", action="append", default=[], metavar="ISS=PUBKEY.pem",
+                        help="verify chain tokens of issuer ISS with this public key (repeatable)")
+
+
+def chain_option(engine: Any, args: argparse.Namespace) -> Optional[str]:
+    """Trust the --trust-issuer keys in `engine` and return the --chain token (None without
+    one); one line (exit 2) for a key or token file that cannot be used."""
+    for spec in args.trust_issuer:
+        issuer, sep, key = spec.partition("=")
+        if not sep or not issuer or not key:
+            raise _fail(f"--trust-issuer {spec}: expected ISSUER=PUBKEY.pem", 2)
+        if not Path(key).is_file():
+            raise _fail(f"--trust-issuer {spec}: no such key file {key}", 2)
+        try:
+            engine.trust_issuer(issuer, key)
+        except (ValueError, TypeError, OSError) as exc:
+            raise _fail(f"--trust-issuer {spec}: {exc}", 2) from None
+    token: Optional[str] = args.chain
+    if token is not None and token.startswith("@"):
+        try:
+            token = Path(token[1:]).read_text(encoding="ascii").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise _fail(f"--chain {args.chain}: cannot read the token: {exc}", 2) from None
+    if token is not None and not args.trust_issuer:
+        raise _fail("--chain needs --trust-issuer ISS=PUBKEY.pem: a chain is verified, never trusted as given", 2)
+    return token
+
+
 def json_option(engine: Any, text: Optional[str], option: str) -> Optional[dict[str, Any]]:
     """The JSON object an option holds (`@FILE`: the file's), read as strictly as the engine
     reads a request: duplicate keys, numbers beyond a double and lone surrogates are refused
@@ -418,6 +450,8 @@ def check(args: argparse.Namespace) -> int:
     name, src = _policy_source(args.policy)
     data = src.data
     findings = lint(src, args.semantics)
+    if args.server_command or args.url:
+        findings += _server_findings(src, args)
     for f in findings:  # in file order, on one stream (errors, warnings and notes interleave)
         textout.echo(f"{f.place}: {f}" if f.place else f"{f}")
     if any(f.level == "error" for f in findings):
@@ -429,6 +463,39 @@ def check(args: argparse.Namespace) -> int:
     extra = f", {notes} note{'s' * (notes != 1)}" if notes else ""
     textout.echo(f"{name}: ok ({len(data.get('rules', []))} rules, {warnings} warning{'s' * (warnings != 1)}{extra})")
     return 0
+
+
+def _server_findings(src: Any, args: argparse.Namespace) -> list[Any]:
+    """`check --server`: the policy against the live server's listing (server_check)."""
+    from .server_check import ListingError, compare, live_tools
+
+    try:
+        compiled = src.compile(args.semantics)
+    except CallgateError:
+        return []   # lint has reported why it does not compile
+    pins = None
+    if args.pins is not None:
+        from .mcp.pins import PinStore
+
+        if not args.pins.is_file():
+            raise _fail(f"--pins {args.pins}: no such file", 2)
+        try:
+            pins = {name: str(pin.get("digest")) for name, pin in PinStore(args.pins).pins().items()}
+        except (OSError, ValueError) as exc:
+            raise _fail(f"--pins {args.pins}: {exc}", 2) from None
+    try:
+        tools = live_tools(args.server_command, args.url)
+    except ValueError as exc:
+        raise _fail(str(exc), 2) from None
+    except ListingError as exc:
+        raise _fail(str(exc), 1) from None
+    from .lint import Finding
+
+    out = []
+    for f in compare(compiled, tools, pins):   # placed in the file, as lint places its own
+        where = src.position(f.location, False)
+        out.append(f if where is None else Finding(f.level, f.location, f.message, src.file, *where))
+    return out
 
 
 def eval_(args: argparse.Namespace) -> int:
@@ -452,9 +519,10 @@ def eval_(args: argparse.Namespace) -> int:
     if args.cases is not None:
         raise _fail("--cases runs a file of cases: give it without --tool", 2)
     request = {dest: json_option(engine, getattr(args, dest), flag) for dest, flag, _ in OBJECT_OPTIONS}
+    chain = chain_option(engine, args)
     try:
         d = engine.evaluate(args.tool, request["args"], role=args.role, agent_attributes=request["agent"],
-                            resource_attributes=request["resource"], context=request["context"])
+                            resource_attributes=request["resource"], context=request["context"], chain=chain)
     except CallgateError as exc:
         raise _fail(str(exc), 2 if isinstance(exc, RequestError) else 1) from None
     if args.json:
@@ -531,7 +599,8 @@ def explain(args: argparse.Namespace) -> int:
     request = {"args": json_option(engine, args.args, "--args"),
                "agent_attributes": json_option(engine, args.agent, "--agent"),
                "resource_attributes": json_option(engine, args.resource, "--resource"),
-               "context": json_option(engine, args.context, "--context")}
+               "context": json_option(engine, args.context, "--context"),
+               "chain": chain_option(engine, args)}
     try:
         ex = explain_request(compiled, engine, args.tool, args.role, **request)
     except CallgateError as exc:
@@ -618,9 +687,16 @@ def _register_engine_commands(commands: Commands) -> None:
     p = add_command(commands, "check", check, """Validate a policy and warn about risky corners; exit 1 on errors.
 
 Warns about fail-open corners and rules that never apply; notes v2 constructs in a "perso-"
-file (what the original engine does with them).""")
+file (what the original engine does with them). With --server -- SERVER_COMMAND (or --url),
+also compares the policy with the live server's tools: fields the policy reads that a
+schema lacks, unconstrained parameters of write and destructive tools, undeclared tools,
+tools changed since their --pins, annotations that disagree with the tiers.""")
     p.add_argument("policy", metavar="POLICY", help="policy file, or a bundled example (crm, spec, ops)")
     add_semantics(p)
+    p.add_argument("--server", dest="server_command", nargs=argparse.REMAINDER, default=[],
+                   metavar="-- SERVER_COMMAND", help="compare with a live stdio MCP server: --server -- CMD [ARGS...]")
+    p.add_argument("--url", help="compare with a live Streamable HTTP MCP server")
+    p.add_argument("--pins", type=Path, metavar="PINS.json", help="with --server/--url: the reviewed definitions")
 
     p = add_command(commands, "eval", eval_, """Decide one call (--tool/--role), or run a file of cases (the bundled example's by default).
 
@@ -630,6 +706,7 @@ Exit 0 when every case holds, 1 when one does not.""")
     p.add_argument("--tool", help="tool name; without it, run the example's cases")
     p.add_argument("--role", help="the caller's role (with --tool)")
     add_request_options(p)
+    add_chain_options(p)
     p.add_argument("--cases", type=Path, metavar="FILE", help='a cases file ({"cases": [...]}) to run')
     add_semantics(p)
     p.add_argument("--json", action="store_true", help="machine-readable output")
@@ -655,6 +732,7 @@ this explanation and the engine disagree (a bug).""")
     p.add_argument("--tool", required=True, help="tool name")
     p.add_argument("--role", required=True, help="role")
     add_request_options(p)
+    add_chain_options(p)
     add_semantics(p)
     p.add_argument("--format", type=choice("text", "json"), default="text", metavar="text|json",
                    help="text (default) or json")

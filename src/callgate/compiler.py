@@ -17,20 +17,23 @@ import gc
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Callable, Iterator, Mapping, Optional
+from typing import Any, Callable, Iterator, Mapping, Optional, Sequence
 
 import orjson
 
 from . import bytecode as bc
+from .arguments import ascii_lower, canonical_extension, canonical_host, canonical_root, canonical_suffix
 from .errors import PolicyError
 from .language import (
     DECISIONS, STRING_TEXTS, Meaning, format_number, format_set, ref_display, window_text,
 )
 from .policy import (
-    DAYS, ELEMENT, EFFECTS, MAX_QUANTIFIER_NESTING, TIERS, All, AnyOf, Every, FieldEquals,
-    FieldPresent, Length, Not, NumericCheck, Policy, QuantifierBody, Some, StringCheck, TimeWindow, Type,
-    pointer_tokens, strip_unknown, validate, zone,
+    DAYS, ELEMENT, EFFECTS, MAX_QUANTIFIER_NESTING, PRINCIPAL, TIERS, All, AnyOf, Every, FieldEquals,
+    FieldPresent, Length, Not, NumericCheck, PathCheck, PathCheckBody, Policy, QuantifierBody, ScopeCheck, Some,
+    SqlCheck, SqlCheckBody, StringCheck, TimeWindow, Type, UrlCheck, UrlCheckBody, pointer_tokens, strip_unknown,
+    validate, zone,
 )
+from .scopes import covering_patterns
 
 SEMANTICS = ("strict", "perso")
 SOURCE_CODE = {name: i for i, name in enumerate(bc.SOURCES)}
@@ -249,6 +252,14 @@ class _Lowering:
             window = b.window(days, w.start_minute, w.end_minute, list(zone_offsets(w.timezone)))
             b.emit("TIME", neg | path, ref, window, b.string(window_text(w.days, w.start, w.end, w.timezone)))
             return 1
+        if isinstance(node, ScopeCheck):
+            return self._scope_check(node, neg)
+        if isinstance(node, UrlCheck):
+            return self._url_check(node.UrlCheck, neg)
+        if isinstance(node, PathCheck):
+            return self._path_check(node.PathCheck, neg)
+        if isinstance(node, SqlCheck):
+            return self._sql_check(node.SqlCheck, neg)
         if isinstance(node, (Every, Some)):
             name = "Every" if isinstance(node, Every) else "Some"
             q: QuantifierBody = getattr(node, name)
@@ -286,6 +297,84 @@ class _Lowering:
                 b.patch_jump(at, len(b.code))
             return depth
         raise PolicyError(f"unknown condition node {type(node).__name__}", where)  # pragma: no cover
+
+    def _set_or_none(self, members: Optional[Sequence[str]], shown: Optional[Sequence[Any]]) -> int:
+        """A descriptor's set: the canonical members, displayed as the policy lists them."""
+        if members is None or shown is None:
+            return int(bc.NONE_SET)
+        return self.b.set(list(members), format_set(list(shown)))
+
+    def _url_check(self, c: UrlCheckBody, neg: int) -> int:
+        """UrlCheck: one URL instruction over a url descriptor whose sets hold what the parser
+        produces (docs/arguments.md): schemes, canonical hosts and suffixes, ports as text."""
+        ref, path = self._leaf_ref(c)
+        flags = (0 if c.userinfo else bc.URL_NO_USERINFO) | (bc.URL_PUBLIC if c.ip == "public" else 0)
+        hosts = [canonical_host(h) for h in c.hosts_in] if c.hosts_in is not None else None
+        suffixes = [canonical_suffix(h) for h in c.host_suffixes_in] if c.host_suffixes_in is not None else None
+        ports = [str(p) for p in c.ports_in] if c.ports_in is not None else None
+        desc = self.b.url_check(flags, self._set_or_none(c.schemes_in, c.schemes_in),
+                                self._set_or_none(hosts, c.hosts_in),
+                                self._set_or_none(suffixes, c.host_suffixes_in),
+                                self._set_or_none(ports, c.ports_in))
+        self.b.emit("URL", neg | path, ref, desc)
+        return 1
+
+    def _path_check(self, c: PathCheckBody, neg: int) -> int:
+        """PathCheck: one PATHCHK instruction over a pathchk descriptor; roots normalized (and
+        folded for Windows) as the core compares them."""
+        ref, path = self._leaf_ref(c)
+        relative = not c.absolute
+        flags = (bc.PC_WINDOWS if c.style == "windows" else 0) | (bc.PC_RELATIVE if relative else 0)
+
+        def roots(values: Optional[list[str]]) -> Optional[list[str]]:
+            return None if values is None else [canonical_root(r, c.style, relative) for r in values]
+        exts = None if c.extensions_in is None else [canonical_extension(e, c.style) for e in c.extensions_in]
+        desc = self.b.path_check(flags, self._set_or_none(roots(c.within), c.within),
+                                 self._set_or_none(roots(c.not_within), c.not_within),
+                                 self._set_or_none(exts, c.extensions_in))
+        self.b.emit("PATHCHK", neg | path, ref, desc)
+        return 1
+
+    def _sql_check(self, c: SqlCheckBody, neg: int) -> int:
+        """SqlCheck: one SQL instruction over a sqlchk descriptor; SQLite names compare in lower
+        case (the scanner folds them), PostgreSQL names as written (unquoted ones are lower case
+        there already)."""
+        ref, path = self._leaf_ref(c)
+        sqlite = c.dialect == "sqlite"
+        flags = (bc.SC_SQLITE if sqlite else 0) | (bc.SC_READ_ONLY if c.read_only else 0)
+
+        def names(values: Optional[list[str]]) -> Optional[list[str]]:
+            return None if values is None else [ascii_lower(v) if sqlite else v for v in values]
+        desc = self.b.sql_check(flags, c.max_statements or 0,
+                                self._set_or_none(names(c.schemas_in), c.schemas_in),
+                                self._set_or_none(names(c.tables_in), c.tables_in),
+                                self._set_or_none(names(c.functions_allowed), c.functions_allowed))
+        self.b.emit("SQL", neg | path, ref, desc)
+        return 1
+
+    def _scope_check(self, node: ScopeCheck, neg: int) -> int:
+        """A ScopeCheck in the core's own instructions, no opcode of its own: for each required
+        scope, Some element of Principal.scopes is In the set of the patterns covering it
+        (each segment itself or `*`); "all" joins them with AND, "any" with OR. No chain:
+        Principal.scopes is missing and every Some is unknown, as for any missing array."""
+        b = self.b
+        c = node.ScopeCheck
+        scopes_ref, scopes_path = self._ref(PRINCIPAL, "scopes", None)
+        element, element_path = self._ref(ELEMENT, None, "")
+        jumps = []
+        for k, scope in enumerate(c.requires):
+            if k:
+                jumps.append(b.emit("JF" if c.mode == "all" else "JT", 0, 0))
+            at = b.emit("SOME", neg | (bc.F_PATH_A if scopes_path else 0), scopes_ref, 0)
+            b.emit("IN", bc.F_PATH_A if element_path else 0, element,
+                   b.set(covering_patterns(scope), f"{{patterns granting {scope}}}"))
+            b.emit("ENDQ")
+            b.patch_operand(at, 1, len(b.code))
+            if k:
+                b.emit("AND" if c.mode == "all" else "OR")
+        for at in jumps:
+            b.patch_jump(at, len(b.code))
+        return 2 if len(c.requires) > 1 else 1
 
 
 # op -> (flags, glob parts of x); "x" is the value as a JSON string

@@ -30,7 +30,7 @@ __all__ = ["DECISIONS", "Decision", "Engine", "PathLike"]
 if TYPE_CHECKING:   # the compiler (and pydantic under it) is imported when a policy is compiled
     from typing import Protocol
 
-    from .approvals import Keyring, NonceLedger
+    from .approvals import Keyring, Ledger
     from .audit.recorder import Recorder
     from .compiler import Compiled
     from .decision import Request
@@ -71,6 +71,7 @@ if TYPE_CHECKING:   # the compiler (and pydantic under it) is imported when a po
         address: int
 
 _dumps = orjson.dumps
+_now = time.time
 _EMPTY: dict[str, Any] = {}
 _SAW_NULL = _native.RESULT_SAW_NULL
 _RESULT_MASK = _native.RESULT_MASK
@@ -133,14 +134,26 @@ class Engine:
     decisions cannot be recorded and the sink's policy is to fail closed)."""
 
     def __init__(self, compiled: Compiled, *, max_bytes: int = 0, max_depth: int = 0, max_keys: int = 0,
-                 audit: Any = None, shadow: Any = None, discovered_tools: Optional[Mapping[str, str]] = None) -> None:
+                 audit: Any = None, shadow: Any = None, discovered_tools: Optional[Mapping[str, str]] = None,
+                 ledger: Any = None) -> None:
         self._limits = {"max_bytes": max_bytes, "max_depth": max_depth, "max_keys": max_keys}
         self._state: PolicyState = self._new_state(compiled)
         self._discovered = dict(discovered_tools or {})  # kept for reload()
         self._keyring: Any = None   # approvals: created on first use
-        self._ledger: Any = None
+        # where spent approval nonces are kept: given (ledger.PostgresLedger, shared by
+        # replicas) or, on first use, an in-memory NonceLedger local to this process
+        self._ledger: Any = ledger
         self._ledger_announced = False   # the local-ledger warning: logged once per engine
         self._recorder: Optional[Recorder] = None
+        self._trust: Any = None     # principals.Trust: created by the first trust_issuer()
+        # token -> (state, expires, (Principal source as a JSON fragment, its bytes), what the
+        # audit trail records of the chain)
+        self._chains: dict[str, tuple[Any, float, tuple[Any, bytes], dict[str, Any]]] = {}
+        # id(Chain) -> (that Chain, state, fragment and bytes, audit identity): a verifier
+        # hands back one Chain object per token until it expires, so this is hit as often
+        self._chain_objects: dict[int, tuple[Any, Any, tuple[Any, bytes], dict[str, Any]]] = {}
+        if audit is not None and shadow is None:
+            shadow = shadow_rules_candidate(compiled)
         if audit is not None or shadow is not None:
             self._recorder = _attach(self, audit, shadow)
 
@@ -234,23 +247,25 @@ class Engine:
     # ledgers (an approval signed for one would then be refused by the other)
     _approvals_lock = threading.Lock()
 
-    def _approvals(self) -> tuple[Keyring, NonceLedger]:
+    def _approvals(self) -> tuple[Keyring, Ledger]:
         if self._keyring is None:
             with Engine._approvals_lock:
                 if self._keyring is None:
                     from .approvals import Keyring, NonceLedger  # cryptography: imported only when used
 
-                    self._ledger = NonceLedger()
+                    if self._ledger is None:
+                        self._ledger = NonceLedger()
                     self._keyring = Keyring()  # last: a keyring seen means the ledger is there
         return self._keyring, self._ledger
 
     @property
     def ledger_id(self) -> str:
-        """The id of this engine's nonce ledger ("mem-" and 32 random hex digits, made with
-        the engine's first approval use and kept across reloads). It is in memory, local to
-        this process: approvals must be signed for it (approve() does; see
-        callgate.approvals.sign_approval's `ledger`), and any other process, or this one
-        after a restart, refuses them as "different ledger"."""
+        """The id of this engine's nonce ledger: the one given as `ledger=` (a
+        ledger.PostgresLedger: "pg-" and 32 hex digits, shared by every replica on that
+        database), else an in-memory one made with the engine's first approval use ("mem-"
+        and 32 random hex digits, kept across reloads) that is local to this process.
+        Approvals must be signed for it (approve() does; see approvals.sign_approval's
+        `ledger`); any other ledger refuses them as "different ledger"."""
         return self._approvals()[1].ledger_id
 
     def trust_approver(self, approver: str, public_key: Any) -> None:
@@ -258,8 +273,12 @@ class Engine:
         32 bytes or PEM). A key already trusted under another name is a ValueError. The first
         time, logs a warning (logger "callgate.approvals") that the nonce ledger is local to
         this process, naming its id."""
+        from .approvals import NonceLedger
+
         keyring, ledger = self._approvals()
         keyring.trust(approver, public_key)
+        if not isinstance(ledger, NonceLedger):
+            return   # a shared ledger (ledger.PostgresLedger): nothing local to warn about
         with Engine._approvals_lock:
             first, self._ledger_announced = not self._ledger_announced, True
         if first:  # every process that accepts approvals says where they can be spent
@@ -307,6 +326,179 @@ class Engine:
         held._why = d.reason + verdict.reason_suffix(required, refused)
         return held
 
+    # ---------------------------------------------------------------- principal chains
+
+    def trust_issuer(self, issuer: str, key_or_jwks_url: Any, **options: Any) -> None:
+        """Verify chain tokens of `issuer` (forms 1-3, docs/principals.md) with this key, key
+        list, HMAC secret or JWKS URL; options as principals.make_issuer (algorithms,
+        audience, leeway, max_depth, replay_protection, ledger). Replaces an earlier entry
+        and forgets every chain verified so far. Needs `pip install 'callgate[principals]'`."""
+        from .principals import Trust
+
+        if self._trust is None:
+            self._trust = Trust()
+        self._trust.trust_issuer(issuer, key_or_jwks_url, **options)
+        self._chains.clear()
+        self._chain_objects.clear()
+
+    def verify_chain(self, token: str) -> Any:
+        """The principals.Chain a token carries, verified with the issuers trusted here (the
+        verifier's cache answers a repeated token; a replay-protected one is spent now), or
+        ChainError with the exact reason. evaluate(chain=) takes the result as it is."""
+        from .principals import ChainError
+
+        if self._trust is None:
+            raise ChainError("no issuer is trusted: call trust_issuer() first", "unknown_issuer")
+        return self._trust.verify(token)
+
+    def principal_source(self, chain: Any) -> dict[str, Any]:
+        """The `Principal` source the policy reads for `chain` (a token or a verified Chain):
+        user, agents, actor, depth, the effective scopes after the policy's ceilings, issuer,
+        jti and claims. ChainError when the chain does not verify."""
+        (_, raw), _ = self._principal(self._state, chain)
+        value: dict[str, Any] = orjson.loads(raw)
+        return value
+
+    _MAX_CHAINS = 10_000   # the per-engine cache of verified chains, cleared when full
+
+    def _principal(self, state: PolicyState, chain: Any) -> tuple[tuple[Any, bytes], dict[str, Any]]:
+        """The Principal source (a JSON fragment, and its bytes) of a chain token or verified
+        Chain under this state's ceilings, and what the audit trail keeps of the chain (its
+        label `user+agent+...`, issuer, jti, effective scopes; never the other claims).
+        ChainError when refused."""
+        from .principals import Chain, ChainError, effective_scopes
+
+        cached = self._chains.get(chain) if isinstance(chain, str) else None
+        if cached is not None and cached[0] is state and cached[1] > _now():
+            return cached[2], cached[3]
+        if isinstance(chain, Chain):
+            if chain.expires <= _now():
+                raise ChainError("the chain has expired", "expired")
+            held = self._chain_objects.get(id(chain))
+            if held is not None and held[0] is chain and held[1] is state:
+                return held[2], held[3]
+            verified, cacheable = chain, False
+        elif isinstance(chain, str):
+            if self._trust is None:
+                raise ChainError("no issuer is trusted: call trust_issuer() first", "unknown_issuer")
+            verified = self._trust.verify(chain)
+            issuer = self._trust.issuers.get(verified.issuer)
+            cacheable = issuer is not None and issuer.replay is None   # a replay-protected jti is spent once
+        else:
+            raise TypeError(f"chain is a token (str) or a verified principals.Chain, not {type(chain).__name__}")
+        policy = state.compiled.policy
+        ceilings = {name: c.max_scopes for name, c in getattr(policy, "principals", {}).items()}
+        default = getattr(policy, "principals_default", None)
+        effective = effective_scopes(verified, ceilings, None if default is None else default.max_scopes)
+        source = verified.source(effective)
+        if source.get("jti") is None:
+            source.pop("jti", None)
+        raw = _dumps(source)
+        fragment = (orjson.Fragment(raw), raw)
+        identity: dict[str, Any] = {"label": verified.label, "issuer": verified.issuer, "scopes": source["scopes"]}
+        if verified.jti is not None:
+            identity["jti"] = verified.jti
+        if cacheable:
+            if len(self._chains) >= self._MAX_CHAINS:
+                self._chains.clear()
+            self._chains[chain] = (state, verified.expires, fragment, identity)
+        elif isinstance(chain, Chain):
+            if len(self._chain_objects) >= self._MAX_CHAINS:
+                self._chain_objects.clear()
+            self._chain_objects[id(chain)] = (chain, state, fragment, identity)
+        return fragment, identity
+
+    def _evaluate_chain(self, tool: str, args: Any, role: str, agent_attributes: Any, resource_attributes: Any,
+                        context: Any, chain: Any, principal: Optional[str], approvals: Any, now: Optional[float],
+                        trace_id: Optional[str], extras: Optional[Mapping[str, Any]]) -> Decision:
+        """evaluate() with a principal chain: the Principal source is the request's 7th element;
+        a chain that does not verify is a Deny naming why (recorded like any decision)."""
+        state = self._state
+        # a token seen before (kept until it expires, for this policy state): no verification,
+        # no import, the Principal source already JSON
+        cached = self._chains.get(chain) if type(chain) is str else None
+        if cached is not None and cached[0] is state and cached[1] > _now():
+            fragment, identity = cached[2][0], cached[3]
+        else:
+            from .principals import ChainError
+
+            try:
+                (fragment, _), identity = self._principal(state, chain)
+            except ChainError as exc:
+                return self._refuse_chain(exc, state, tool, args, role, agent_attributes, resource_attributes,
+                                          context, principal, trace_id, extras)
+        request = (tool, role, _EMPTY if args is None else args,
+                   _EMPTY if agent_attributes is None else agent_attributes,
+                   _EMPTY if resource_attributes is None else resource_attributes,
+                   _EMPTY if context is None else context, fragment)
+        try:
+            packed = _dumps(request)
+        except orjson.JSONEncodeError as exc:
+            packed = _pack_slow(request, exc)
+        try:
+            scratch = state._local.address
+        except AttributeError:
+            scratch = state.scratch().address
+        recorder = self._recorder
+        rc = (state.request_keep_gil if recorder is None else state.request)(scratch, packed)
+        if rc < 0 or rc & _SAW_NULL or approvals is not None or recorder is not None:
+            return self._chain_slow(rc, state, packed, request, identity, tool, args, role, agent_attributes,
+                                    resource_attributes, context, principal, approvals, now, trace_id, extras)
+        d: Decision = _Made()
+        d._rc = rc
+        d._why = (state, None, packed, None)
+        return d
+
+    def _chain_slow(self, rc: int, state: PolicyState, packed: bytes, request: tuple[Any, ...],
+                    identity: dict[str, Any], tool: str, args: Any, role: str, agent_attributes: Any,
+                    resource_attributes: Any, context: Any, principal: Optional[str], approvals: Any,
+                    now: Optional[float], trace_id: Optional[str], extras: Optional[Mapping[str, Any]]) -> Decision:
+        """The rest of _evaluate_chain when there is more to do than one decision: a refused
+        request, a null in it, approvals, an audit trail."""
+        label = identity["label"]
+        who = label if principal is None else principal
+        # extras (never empty here) also keep the event off the core's plain-event path
+        audit_extras = {**extras, "principal_chain": identity} if extras else {"principal_chain": identity}
+        if rc < 0:
+            self._refuse(rc, state, ("request", packed), who, trace_id, audit_extras)
+        if rc & _SAW_NULL:
+            if _has_nonfinite(request[:6]):
+                raise RequestError("NaN and Infinity are not JSON", "nonfinite")
+            rc &= _RESULT_MASK
+        d: Decision = _Made()
+        d._rc = rc
+        d._why = (state, None, packed, None)
+        if approvals is not None and rc & 3 == _ELEVATE:
+            # approvals bind to the whole chain: alice through another agent is another principal
+            d = self._apply_approvals(d, state, approvals, (tool, args, role, label, agent_attributes,
+                                                            resource_attributes, context), now)
+        if self._recorder is None:
+            return d
+        return self._recorder.record(d, ("request", packed), who, trace_id, audit_extras)
+
+    def _refuse_chain(self, exc: Exception, state: PolicyState, tool: str, args: Any, role: str,
+                      agent_attributes: Any, resource_attributes: Any, context: Any, principal: Optional[str],
+                      trace_id: Optional[str], extras: Optional[Mapping[str, Any]]) -> Decision:
+        """A chain that does not verify: a Deny naming why, recorded (its request without a
+        principal) with the refusal's code."""
+        denial = Decision("Deny", None, f"the principal chain is refused: {exc}")
+        if self._recorder is None:
+            return denial
+        refused = dict(extras or {})
+        refused["chain_refused"] = getattr(exc, "code", "invalid")
+        base = (tool, role, _EMPTY if args is None else args,
+                _EMPTY if agent_attributes is None else agent_attributes,
+                _EMPTY if resource_attributes is None else resource_attributes,
+                _EMPTY if context is None else context)
+        return self._recorder.record(denial, ("request", self._pack(base)), principal, trace_id, refused)
+
+    @staticmethod
+    def _pack(request: tuple[Any, ...]) -> bytes:
+        try:
+            return _dumps(request)
+        except orjson.JSONEncodeError as exc:
+            return _pack_slow(request, exc)
+
     # ---------------------------------------------------------------- decisions
 
     def evaluate(self, tool: str, args: Any = None, *, role: str,
@@ -315,12 +507,20 @@ class Engine:
                  context: Optional[Mapping[str, Any]] = None,
                  principal: Optional[str] = None, approvals: Optional[Any] = None,
                  now: Optional[float] = None, trace_id: Optional[str] = None,
-                 extras: Optional[Mapping[str, Any]] = None) -> Decision:
+                 extras: Optional[Mapping[str, Any]] = None, chain: Any = None) -> Decision:
         """Decide one tool call. Raises RequestError for input JSON cannot carry.
         context: the host's context object (time, risk, ...), read by "source": "Context".
+        chain: the caller's principal chain, a token (verified with the issuers given to
+        trust_issuer(), the result cached until it expires) or a verified principals.Chain;
+        read by "source": "Principal" and ScopeCheck; one that does not verify is a Deny
+        saying why. Without one, Principal conditions are unknown (docs/principals.md).
         approvals: signed approval tokens for an Elevate (see approve()); principal (the
-        role when None) is what they bind to; now (Unix seconds) is when they are checked.
-        principal, trace_id and extras also go to the audit trail, if one is attached."""
+        chain's label, else the role, when None) is what they bind to; now (Unix seconds) is
+        when they are checked. principal, trace_id and extras also go to the audit trail, if
+        one is attached (with the chain's label, issuer, jti and effective scopes)."""
+        if chain is not None:
+            return self._evaluate_chain(tool, args, role, agent_attributes, resource_attributes, context, chain,
+                                        principal, approvals, now, trace_id, extras)
         state = self._state
         # one serialization, one call into C (the hot path: keep it flat)
         request: tuple[Any, ...]
@@ -403,11 +603,14 @@ class Engine:
 
     # ---------------------------------------------------------------- recording
 
-    def on_deny_burst(self, callback: Any, threshold: int = 20, window_s: float = 60.0) -> None:
-        """Call `callback` once per principal per window when its denials exceed threshold."""
+    def on_deny_burst(self, callback: Any, threshold: int = 20, window_s: float = 60.0,
+                      key: str = "principal") -> None:
+        """Call `callback` once per principal per window when its denials exceed threshold.
+        key: "principal" (the call's principal), or "user" / "actor" (the first / last link
+        of the verified principal chain; the principal for calls without one)."""
         if self._recorder is None:
             self._recorder = _attach(self, None, None)
-        self._recorder.on_deny_burst(callback, threshold, window_s)
+        self._recorder.on_deny_burst(callback, threshold, window_s, key)
 
     @property
     def recorder(self) -> Any:
@@ -425,6 +628,11 @@ class Engine:
         the trail could not take it: the host must then not act on the approval."""
         return True if self._recorder is None else self._recorder.record_approval(**fields)
 
+    def record_policy_change(self, **fields: Any) -> bool:
+        """Record a policy reload (outcome "loaded" or "refused", old_digest, new_digest,
+        source, reason) in the audit trail, if one is attached (True without one)."""
+        return True if self._recorder is None else self._recorder.record_policy_change(**fields)
+
     def close(self) -> None:
         """Flush and close the audit trail, if one is attached (also at interpreter exit)."""
         if self._recorder is not None:
@@ -435,6 +643,18 @@ class Engine:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
+
+
+def shadow_rules_candidate(compiled: Compiled) -> Optional[dict[str, Any]]:
+    """The policy with its `"mode": "shadow"` rules enforcing too, when it has any: the audit
+    trail evaluates it beside the policy and records where they differ (what the shadow
+    rules would have changed); None when no rule is in shadow mode."""
+    rules = getattr(compiled.policy, "rules", [])
+    if not any(getattr(rule, "mode", "enforce") == "shadow" for rule in rules):
+        return None
+    doc: dict[str, Any] = compiled.policy.model_dump(by_alias=True, exclude_none=True, exclude_defaults=True)
+    doc["rules"] = [{k: v for k, v in rule.items() if k != "mode"} for rule in doc.get("rules", [])]
+    return doc
 
 
 def _attach(engine: Engine, audit: Any, shadow: Any) -> Recorder:

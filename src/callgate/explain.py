@@ -487,6 +487,93 @@ class Evaluator:
         n.value = T if ok else F
         return n
 
+    def _leaf_ScopeCheck(self, spec: dict[str, Any], loc: str) -> Node:
+        """Per required scope, some element of Principal.scopes covers it (a non-string
+        element is unknown); "all" / "any" join them as All / Any do (docs/principals.md)."""
+        from .scopes import covers
+
+        requires, mode = spec["requires"], spec.get("mode", "all")
+        name, granted = self.ref({"source": "Principal", "field": "scopes"})
+        n = Node("ScopeCheck", f"{name} grants {mode} of {format_set(list(requires))}", loc,
+                 seen=[Seen(name, granted)])
+        if not isinstance(granted, list):
+            n.value = self.undetermined
+            return n
+        per_scope = []
+        for scope in requires:
+            values = [U if not isinstance(g, str) else T if covers(g, scope) else F for g in granted]
+            per_scope.append(T if T in values else U if U in values else F)
+        stop, other = (F, T) if mode == "all" else (T, F)
+        n.value = stop if stop in per_scope else U if U in per_scope else other
+        return n
+
+    def _leaf_UrlCheck(self, spec: dict[str, Any], loc: str) -> Node:
+        """The URL as the core's parser reads it (callgate.arguments), then each listed check;
+        the node shows what the parser found."""
+        from .arguments import parse_url, url_check, url_found
+
+        name, x = self.ref(spec)
+        keys = ("schemes_in", "hosts_in", "host_suffixes_in", "ports_in")
+        listed = [f"{k} {format_set(list(spec[k]))}" for k in keys if spec.get(k) is not None]
+        if spec.get("userinfo") is False:
+            listed.append("no userinfo")
+        if spec.get("ip") is not None:
+            listed.append(f"ip {spec['ip']}")
+        n = Node("UrlCheck", f"{name} is a URL with " + (", ".join(listed) or "no further check"), loc,
+                 seen=[Seen(name, x)])
+        if not isinstance(x, str):
+            n.value = self.undetermined
+            return n
+        value, _ = url_check(x, spec.get("schemes_in"), spec.get("hosts_in"), spec.get("host_suffixes_in"),
+                             spec.get("ports_in"), spec.get("userinfo", True) is not False, spec.get("ip"))
+        n.seen.append(Seen(f"{name} parsed", url_found(parse_url(x))))
+        n.value = value
+        return n
+
+    def _leaf_PathCheck(self, spec: dict[str, Any], loc: str) -> Node:
+        """The path as the core normalizes it (callgate.arguments), then each listed check;
+        the node shows the normalized path."""
+        from .arguments import normalize_path, path_check, path_found
+
+        name, x = self.ref(spec)
+        style = spec.get("style") or "posix"
+        absolute = spec.get("absolute", True) is not False
+        keys = ("within", "not_within", "extensions_in")
+        listed = [f"{k} {format_set(list(spec[k]))}" for k in keys if spec.get(k) is not None]
+        n = Node("PathCheck", f"{name} is a {style} path with " + (", ".join(listed) or "no further check"),
+                 loc, seen=[Seen(name, x)])
+        if not isinstance(x, str):
+            n.value = self.undetermined
+            return n
+        value, _ = path_check(x, style, spec.get("within"), spec.get("not_within"), absolute,
+                              spec.get("extensions_in"))
+        n.seen.append(Seen(f"{name} normalized", path_found(normalize_path(x, style, not absolute))))
+        n.value = value
+        return n
+
+    def _leaf_SqlCheck(self, spec: dict[str, Any], loc: str) -> Node:
+        """The SQL as the core's scanner reads it (callgate.arguments), then each listed check;
+        the node shows the statements' kinds."""
+        from .arguments import sql_check
+
+        name, x = self.ref(spec)
+        keys = ("schemas_in", "tables_in", "functions_allowed")
+        listed = [f"{k} {format_set(list(spec[k]))}" for k in keys if spec.get(k) is not None]
+        if spec.get("read_only"):
+            listed.insert(0, "read_only")
+        if spec.get("max_statements") is not None:
+            listed.append(f"at most {spec['max_statements']} statements")
+        n = Node("SqlCheck", f"{name} is {spec['dialect']} SQL with " + (", ".join(listed) or "no further check"),
+                 loc, seen=[Seen(name, x)])
+        if not isinstance(x, str):
+            n.value = self.undetermined
+            return n
+        value, found = sql_check(x, spec["dialect"], bool(spec.get("read_only")), spec.get("max_statements"),
+                                 spec.get("schemas_in"), spec.get("tables_in"), spec.get("functions_allowed"))
+        n.seen.append(Seen(f"{name} scanned", found))
+        n.value = value
+        return n
+
     def _leaf_TimeWindow(self, spec: dict[str, Any], loc: str) -> Node:
         spec = dict(spec)
         spec["source"] = _get(spec, "source", "Context")
@@ -588,22 +675,26 @@ class Explanation:
                 "problems": self.problems}
 
 
-def _sources(args: Any, agent: Any, resource: Any, context: Any) -> dict[str, Any]:
+def _sources(args: Any, agent: Any, resource: Any, context: Any, principal: Any = None) -> dict[str, Any]:
     return {
         "Arguments": {} if args is None else args,
         "AgentAttributes": {} if agent is None else agent,
         "ResourceAttributes": {} if resource is None else resource,
         "Context": {} if context is None else context,
+        "Principal": {} if principal is None else principal,
     }
 
 
 def explain_request(compiled: Any, engine: Any, tool: str, role: str, args: Any = None,
                     agent_attributes: Any = None, resource_attributes: Any = None,
-                    context: Any = None) -> Explanation:
+                    context: Any = None, chain: Any = None) -> Explanation:
     """Explain one request against a compiled policy; `engine` decides it for comparison.
-    Raises what engine.evaluate raises (RequestError) for a request it refuses."""
+    `chain`: the caller's principal chain, as engine.evaluate takes it. Raises what
+    engine.evaluate raises (RequestError) for a request it refuses, and ChainError for a
+    chain that does not verify."""
+    principal = None if chain is None else engine.principal_source(chain)
     d = engine.evaluate(tool, args, role=role, agent_attributes=agent_attributes,
-                        resource_attributes=resource_attributes, context=context)
+                        resource_attributes=resource_attributes, context=context, chain=chain)
     engine_verdict = Verdict(d.decision, d.rule, d.approvals_required)
     reason = d.reason
 
@@ -611,7 +702,7 @@ def explain_request(compiled: Any, engine: Any, tool: str, role: str, args: Any 
     semantics = meaning.semantics
     defs = compiled.policy.model_dump(by_alias=True)["rules"]
     collected = meaning.rules_for(tool, role)
-    ev = Evaluator(semantics, _sources(args, agent_attributes, resource_attributes, context))
+    ev = Evaluator(semantics, _sources(args, agent_attributes, resource_attributes, context, principal))
     results = []
     values: dict[int, str] = {}
     for i in collected:

@@ -7,6 +7,11 @@ The base install is the engine and its command line (cffi, pydantic, orjson). Th
     principals  verified principal chains (PyJWT, cryptography)
     audit       PostgreSQL and HTTP sinks, checkpoints and writer keys (psycopg, httpx, cryptography)
     mcp         the proxy's HTTP front, guard(), the demo (mcp, httpx, PyJWT, cryptography, rich)
+    service     `callgate serve`, the AuthZEN decision service, and the shared PostgreSQL
+                approval ledger (starlette, uvicorn, psycopg, cryptography, httpx)
+    bundles     signed policy bundles: build, verify, poll (cryptography, httpx)
+    otel        OpenTelemetry spans and metrics, the Prometheus scrape endpoint
+                (opentelemetry-api, -sdk, -exporter-prometheus)
     wasm        the WebAssembly engine in Python (wasmtime)
     yaml        policies and cases in YAML (PyYAML)
     all         every one of them

@@ -8,7 +8,7 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import orjson
 
@@ -24,21 +24,6 @@ def _fail(message: str, code: int = 2) -> SystemExit:
     return SystemExit(code)
 
 
-def _listing_over_http(url: str) -> list[Any]:
-    """tools/list of a Streamable HTTP server, through the official SDK client."""
-    import anyio
-    from mcp import ClientSession
-    from mcp.client.streamable_http import streamable_http_client
-
-    async def run() -> list[Any]:
-        async with streamable_http_client(url) as (read, write, *_), ClientSession(read, write) as session:
-            await session.initialize()
-            result = await session.list_tools()
-            return [t.model_dump(mode="json", by_alias=True, exclude_none=True) for t in result.tools]
-
-    return anyio.run(run)
-
-
 def _write(option: str, path: Path, data: bytes) -> None:
     try:
         path.write_bytes(data)
@@ -49,17 +34,15 @@ def _write(option: str, path: Path, data: bytes) -> None:
 def init_cmd(args: argparse.Namespace) -> int:
     """List the server's tools; write the starter policy, its cases and its pins."""
     from .mcp.pins import PinStore
-    from .mcp.rawclient import RawClientError, list_tools_of
+    from .server_check import ListingError, live_tools
     from .starter import starter_cases, starter_policy, tools_of
 
     if bool(args.server_command) == bool(args.url):
         raise _fail("give the server once: -- SERVER_COMMAND, or --url URL")
     try:
-        listing = _listing_over_http(args.url) if args.url else list_tools_of(args.server_command)
-    except RawClientError as exc:
-        raise _fail(f"cannot list the server's tools: {exc}", 1) from None
-    except Exception as exc:   # the HTTP client's own failures: one line, never a traceback
-        raise _fail(f"cannot list the server's tools at {args.url}: {type(exc).__name__}: {exc}", 1) from None
+        listing = live_tools(args.server_command, args.url)
+    except ListingError as exc:
+        raise _fail(str(exc), 1) from None
     tools = tools_of(listing)
     if not tools:
         raise _fail("the server lists no tools: nothing to write a policy for", 1)

@@ -117,8 +117,9 @@ def format_number(value: float) -> str:
     return repr(value)
 
 
-def format_set(values: list[str]) -> str:
-    """How a StringCheck list reads in a reason: ["a", "b"], cut after 5 members."""
+def format_set(values: list[Any]) -> str:
+    """How a StringCheck list (or a UrlCheck's, a PathCheck's) reads in a reason: ["a", "b"]
+    ([443] for numbers), cut after 5 members."""
     shown = ", ".join(orjson.dumps(v).decode() for v in values[:SET_DISPLAY_MAX])
     more = len(values) - SET_DISPLAY_MAX
     return f"[{shown}, … and {more} more]" if more > 0 else f"[{shown}]"
@@ -244,6 +245,8 @@ class Meaning:
         rules = self.policy.rules
         table: dict[tuple[str, str], list[int]] = {}
         for i in range(len(rules)):
+            if getattr(rules[i], "mode", "enforce") == "shadow":
+                continue   # evaluated beside the policy (Engine's shadow candidate), never deciding
             roles = self.rule_roles(i)
             for tool in dict.fromkeys(self.rule_tools(i)):
                 for role in roles:

@@ -547,7 +547,7 @@ def _unevaluable_denies(policy: dict[str, Any]) -> list[Finding]:
 
 # ---------------------------------------------------------------- perso compatibility
 
-_V2_KINDS = ("Length", "Type", "TimeWindow", "Every", "Some")
+_V2_KINDS = ("Length", "Type", "TimeWindow", "Every", "Some", "UrlCheck", "PathCheck", "SqlCheck")
 _PERSO_OPS = {"NumericCheck": ("Lt", "Lte", "Gt", "Gte", "Eq"), "StringCheck": ("In", "NotIn")}
 _PERSO_SOURCES = ("Arguments", "AgentAttributes", "ResourceAttributes")
 _REJECTS = "the original engine rejects the policy"

@@ -12,9 +12,10 @@ from __future__ import annotations
 import argparse
 import json
 import importlib.util
+import logging
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, List, Optional
+from typing import TYPE_CHECKING, Any, List, Optional, Sequence
 
 from . import textout
 from .cli import add_command, add_group, add_semantics, choice
@@ -165,10 +166,20 @@ def _check_role(data: Any, role: Optional[str], semantics: str) -> None:
     raise _fail(f"--role {role!r}: the policy declares no such role; declared roles: {names}", 2)
 
 
-def _check_pins(pins: Optional[Path]) -> None:
-    """--pins must be an existing pins file: a missing one would deny every call, silently."""
-    if pins is None:
+def _check_pins(spec: Optional[str]) -> None:
+    """--pins must be an existing pins file (a missing one would deny every call, silently),
+    or a PostgreSQL database that can be read now."""
+    if spec is None:
         return
+    from .mcp.pins_pg import is_postgres, open_pins
+
+    if is_postgres(spec):
+        try:
+            open_pins(spec).pins()
+        except (OSError, ValueError) as exc:
+            raise _fail(f"--pins: {exc}", 2) from None
+        return
+    pins = Path(spec)
     if not pins.exists():
         raise _fail(f"--pins {pins}: no such file; create it with `callgate pins approve --pins {pins} -- "
                     "SERVER_COMMAND`", 2)
@@ -214,15 +225,100 @@ def _check_audit(audit: Optional[str], listening: bool) -> None:
         raise _fail(f"--audit {audit}: is a directory; name a file in it (e.g. {Path(audit) / 'audit.jsonl'})", 2)
 
 
-def _identity(role: Optional[str], agent_attr: List[str], principal: Optional[str] = None) -> Any:
+def _identity(role: Optional[str], agent_attr: List[str], principal: Optional[str] = None,
+              chain: Any = None) -> Any:
     from .mcp.gate import Identity, parse_attr
 
     if not role:
         raise _fail("--role is required (the identity comes from the operator, never from the model)", 2)
     try:
-        return Identity(role, parse_attr(agent_attr), principal or None)
+        return Identity(role, parse_attr(agent_attr), principal or None, chain)
     except ValueError as exc:
         raise _fail(str(exc), 2) from None
+
+
+def _shared_state(args: argparse.Namespace) -> dict[str, Any]:
+    """What replicas share (and telemetry), from the flags, checked now (one line, exit 2):
+    --ledger (spent approval nonces and 2026 request states; PostgreSQL for replicas),
+    --approval-state-key (the key 2026 request states are signed with: the same file on every
+    replica), --telemetry (OpenTelemetry spans and metrics; GET /metrics on the HTTP front)."""
+    out: dict[str, Any] = {"ledger": None, "state_key": None, "telemetry": None}
+    if args.ledger:
+        from .ledger import open_ledger
+
+        try:
+            out["ledger"] = open_ledger(args.ledger)
+        except (ValueError, ImportError) as exc:
+            raise _fail(str(exc), 2) from None
+    if args.approval_state_key:
+        try:
+            key = Path(args.approval_state_key).read_bytes().strip()
+        except OSError as exc:
+            raise _fail(f"--approval-state-key {args.approval_state_key}: cannot read: {exc.strerror or exc}", 2) \
+                from None
+        if len(key) < 32:
+            raise _fail(f"--approval-state-key {args.approval_state_key}: at least 32 bytes of secret", 2)
+        out["state_key"] = key
+    if args.telemetry:
+        from .extras import MissingExtra
+        from .telemetry import Telemetry
+
+        try:
+            out["telemetry"] = Telemetry.with_prometheus()
+        except MissingExtra as exc:
+            raise _fail(str(exc), 2) from None
+    if args.bundle_url and not args.bundle_key:
+        raise _fail("--bundle-url needs --bundle-key PUBKEY.pem: a bundle is activated only when its signature "
+                    "verifies", 2)
+    return out
+
+
+def _start_bundles(engine: Any, args: argparse.Namespace) -> None:
+    """Poll --bundle-url for signed policy bundles (bundles.Poller): each one that verifies
+    under --bundle-key and passes its own cases replaces the policy, atomically."""
+    from .bundles import Poller, engine_activator, load_public_keys
+
+    try:
+        keys = load_public_keys(args.bundle_key)
+        poller = Poller(args.bundle_url, keys, engine_activator(engine), interval=args.bundle_interval,
+                        on_refused=lambda why: log.error("policy bundle refused: %s", why))
+    except (ValueError, OSError) as exc:
+        raise _fail(f"--bundle-url: {exc}", 2) from None
+    poller.start()
+
+
+def _chain_source(args: argparse.Namespace) -> Any:
+    """The stdio proxy's principal chain: --chain-file, else CALLGATE_CHAIN, else None; a
+    chain needs --trust-issuer (it is verified, never trusted as given)."""
+    from .mcp.chains import ChainSourceError, configured_chain
+
+    try:
+        source = configured_chain(args.chain_file)
+    except ChainSourceError as exc:
+        raise _fail(str(exc), 2) from None
+    if (source is not None or args.chain_from_meta) and not args.trust_issuer:
+        raise _fail("a principal chain (--chain-file, CALLGATE_CHAIN or --chain-from-meta) needs --trust-issuer "
+                    "ISS=PUBKEY.pem: it is verified, never trusted as given", 2)
+    return source
+
+
+def _issuers(specs: List[str]) -> list[tuple[str, str]]:
+    """--trust-issuer ISS=PUBKEY.pem, each checked now (one line, exit 2)."""
+    out = []
+    for spec in specs:
+        issuer, sep, key = spec.partition("=")
+        if not sep or not issuer or not key:
+            raise _fail(f"--trust-issuer {spec}: expected ISSUER=PUBKEY.pem", 2)
+        if not Path(key).is_file():
+            raise _fail(f"--trust-issuer {spec}: no such key file {key}", 2)
+        try:
+            from .principals import make_issuer
+
+            make_issuer(issuer, key)
+        except (ValueError, TypeError, OSError) as exc:
+            raise _fail(f"--trust-issuer {spec}: {exc}", 2) from None
+        out.append((issuer, key))
+    return out
 
 
 def _resolver(spec: Optional[str]) -> Any:
@@ -273,13 +369,25 @@ def _trust_approvers(engine: Any, keys: list[tuple[str, bytes]]) -> None:
             raise _fail(f"--trust-approver {name}: {exc}", 2) from None
 
 
-def _elevation(max_approvals: int, timeout: float) -> Any:
+def _elevation(max_approvals: int, timeout: float, windows: Sequence[str] = (), keepalive: float = 15.0,
+               client_wait: float = 60.0) -> Any:
     from .mcp.elevate import Elevation
 
+    per_tier: dict[str, float] = {}
+    for item in windows:
+        tier, sep, seconds = item.partition("=")
+        try:
+            if not sep or not tier:
+                raise ValueError
+            per_tier[tier] = float(seconds)
+        except ValueError:
+            raise _fail(f"--approval-window must be TIER=SECONDS, not {item!r}", 2) from None
     try:
-        return Elevation(max_approvals=max_approvals, timeout=timeout)
+        return Elevation(max_approvals=max_approvals, timeout=timeout, windows=per_tier, keepalive=keepalive,
+                         client_wait=client_wait)
     except ValueError as exc:
-        raise _fail(f"--elicit-max-approvals / --elicit-timeout: {exc}", 2) from None
+        raise _fail(f"--elicit-max-approvals / --elicit-timeout / --approval-window / --approval-keepalive / "
+                    f"--client-wait: {exc}", 2) from None
 
 
 def _limits(max_in_flight: int, request_timeout: float) -> Any:
@@ -306,6 +414,7 @@ def _front(args: argparse.Namespace) -> tuple[Any, Any]:
         jwt_config = JwtConfig.from_files(key=args.jwt_key, jwks=args.jwks, issuer=args.jwt_issuer,
                                           audience=args.jwt_audience, algorithm=args.jwt_algorithm,
                                           role_claim=args.role_claim, attr_claims=args.attr_claim)
+        jwt_config.chain = bool(args.trust_issuer)   # the bearer is then the chain too
         limits = FrontLimits(max_body=args.max_body, max_sessions=args.max_sessions, head_timeout=args.head_timeout,
                              body_timeout=args.body_timeout,
                              max_sessions_per_principal=args.max_sessions_per_principal)
@@ -316,6 +425,9 @@ def _front(args: argparse.Namespace) -> tuple[Any, Any]:
     return jwt_config, limits
 
 
+log = logging.getLogger("callgate.proxy")
+
+
 # ---------------------------------------------------------------- proxy
 
 
@@ -324,7 +436,6 @@ def proxy(args: argparse.Namespace) -> int:
     --listen) deciding every tools/call; returns when the session ends."""
     from .engine import Engine
     from .mcp.gate import Gate
-    from .mcp.pins import PinStore
 
     _server_command_option(args)
     _check_modes(args)
@@ -332,14 +443,19 @@ def proxy(args: argparse.Namespace) -> int:
     for dest, default in LISTEN_ONLY.items():  # the documented defaults, now that "not given" was seen
         if getattr(args, dest) is None:
             setattr(args, dest, default)
-    elevation = _elevation(args.elicit_max_approvals, args.elicit_timeout)
+    elevation = _elevation(args.elicit_max_approvals, args.elicit_timeout, args.approval_window,
+                           args.approval_keepalive, args.client_wait)
     limits = _limits(args.max_in_flight, args.request_timeout)
     source = load_policy(args.policy)
     compiled = compile_for(source, args.semantics)
     identity = None
     if not listening:
         _check_role(source.data, args.role, args.semantics)
-        identity = _identity(args.role, args.agent_attr, args.principal)
+        identity = _identity(args.role, args.agent_attr, args.principal, _chain_source(args))
+    elif args.chain_file or args.chain_from_meta:
+        raise _fail("--chain-file and --chain-from-meta are stdio options; with --listen each request's bearer "
+                    "token is its chain (give --trust-issuer)", 2)
+    issuers = _issuers(args.trust_issuer)
     _check_pins(args.pins)
     _check_audit(args.audit, listening)
     resolver = _resolver(args.resolver)
@@ -353,10 +469,34 @@ def proxy(args: argparse.Namespace) -> int:
     # HTTP collector keeps its fsynced local spool, which counts as durable
     remote = args.audit is not None and args.audit.startswith(("http://", "https://"))
     options = {"on_failure": "deny"} if args.audit_mode == "durable" and not remote else {}
-    engine = Engine(compiled, audit=audit_sink(args.audit, **options) if args.audit else None)
+    shared = _shared_state(args)   # ledger, approval-state key, telemetry, bundle poller parts
+    engine = Engine(compiled, audit=audit_sink(args.audit, **options) if args.audit else None,
+                    ledger=shared["ledger"])
     try:
         _trust_approvers(engine, approvers)
-        gate = Gate(engine, resolver, PinStore(args.pins) if args.pins else None, trusted=args.trusted)
+        for issuer, key in issuers:
+            engine.trust_issuer(issuer, key, **({"audience": args.chain_audience} if args.chain_audience else {}))
+        watcher = None
+        if Path(args.policy).is_file():   # reloaded when it changes (unless --no-reload) and on SIGHUP
+            from .reloading import CHECK_INTERVAL, PolicyWatcher
+
+            watcher = PolicyWatcher(engine, args.policy, interval=float("inf") if args.no_reload else CHECK_INTERVAL)
+        from .mcp.pins import policy_pins
+        from .mcp.pins_pg import open_pins
+
+        try:   # --pins, else the pins the policy itself requires ("pins")
+            pins = open_pins(args.pins) if args.pins else policy_pins(compiled, args.policy if Path(args.policy).is_file()
+                                                                      else None)
+        except ValueError as exc:
+            raise _fail(str(exc), 2) from None
+        telemetry = shared["telemetry"]
+        if telemetry is not None:
+            telemetry.watch_recorder(engine.recorder)
+        gate = Gate(engine, resolver, pins, trusted=args.trusted,
+                    chain_from_meta=args.chain_from_meta, mode=args.mode, denial_detail=args.denial_detail,
+                    watcher=watcher, telemetry=telemetry, state_key=shared["state_key"], state_ledger=shared["ledger"])
+        if args.bundle_url:
+            _start_bundles(engine, args)
         gate.durable = args.audit is not None and args.audit_mode == "durable"
         if not listening:
             from .mcp.proxy import StdioProxy
@@ -388,20 +528,22 @@ def _check_pins_directory(pins: Path) -> None:
 
 def pins_approve(args: argparse.Namespace) -> int:
     """`callgate pins approve`: start the server, list its tools and pin their definitions."""
-    from .mcp.pins import PinStore
     from .mcp.rawclient import RawClientError, list_tools_of
 
     if not args.server_command:
         raise _fail("give the server command after --, e.g. callgate pins approve --pins pins.json -- python "
                     "server.py", 2)
-    _check_pins_directory(args.pins)
-    if args.pins.exists():
-        problem = _pins_problem(args.pins)
-        if problem:
-            raise _fail(f"--pins {args.pins}: {problem}", 2)
+    from .mcp.pins_pg import is_postgres, open_pins
+
+    if not is_postgres(args.pins):
+        _check_pins_directory(Path(args.pins))
+        if Path(args.pins).exists():
+            problem = _pins_problem(Path(args.pins))
+            if problem:
+                raise _fail(f"--pins {args.pins}: {problem}", 2)
     try:
         tools = list_tools_of(args.server_command)
-        changes = PinStore(args.pins).approve(tools, set(args.tool) if args.tool else None)
+        changes = open_pins(args.pins).approve(tools, set(args.tool) if args.tool else None)
     except (RawClientError, OSError, ValueError) as exc:
         raise _fail(str(exc)) from None
     missing = set(args.tool) - {name for name, _, _ in changes}
@@ -415,11 +557,11 @@ def pins_approve(args: argparse.Namespace) -> int:
 
 def pins_list(args: argparse.Namespace) -> int:
     """`callgate pins list`: print the pinned tools and their digests."""
-    from .mcp.pins import PinStore
+    from .mcp.pins_pg import open_pins
 
     _check_pins(args.pins)
     try:
-        entries = PinStore(args.pins).pins()
+        entries = open_pins(args.pins).pins()
     except (OSError, ValueError) as exc:
         raise _fail(str(exc), 2) from None
     for name, pin in sorted(entries.items()):
@@ -429,7 +571,8 @@ def pins_list(args: argparse.Namespace) -> int:
 
 def pins_check(args: argparse.Namespace) -> int:
     """`callgate pins check`: compare the server's tools with the pins; exit 1 if any differ."""
-    from .mcp.pins import PinStore, tool_digest
+    from .mcp.pins import tool_digest
+    from .mcp.pins_pg import open_pins
     from .mcp.rawclient import RawClientError, list_tools_of
 
     if not args.server_command:
@@ -438,7 +581,7 @@ def pins_check(args: argparse.Namespace) -> int:
     _check_pins(args.pins)
     try:
         tools = list_tools_of(args.server_command)
-        store = PinStore(args.pins)
+        store = open_pins(args.pins)
     except (RawClientError, OSError, ValueError) as exc:
         raise _fail(str(exc)) from None
     bad = 0
@@ -497,7 +640,8 @@ mode, a --role the policy does not declare, a missing --pins file, --audit - on 
     p.add_argument("--policy", required=True, help="policy file, or a bundled example (crm)")
     add_semantics(p)
     p.add_argument("--resolver", metavar="MODULE:FUNCTION", help="returns each call's resource attributes")
-    p.add_argument("--pins", type=Path, metavar="FILE", help="approved tool definitions (rug-pull protection); "
+    p.add_argument("--pins", metavar="FILE|DSN", help="approved tool definitions (rug-pull protection): a file, or a "
+                   "PostgreSQL DSN shared by replicas; "
                    "create it with `callgate pins approve`")
     p.add_argument("--trusted", action="store_true", help="trust the server's tool annotations (readOnlyHint, "
                    "destructiveHint) to set tool tiers; untrusted, they can only make a tool stricter")
@@ -505,7 +649,15 @@ mode, a --role the policy does not declare, a missing --pins file, --audit - on 
                    help='signed approvals by NAME in _meta["callgate/approvals"] count (repeatable)')
     _number(p, "--elicit-max-approvals", int, 1, "the most approvals an Elevate may need for the proxy to ask the "
             "client's user (elicitation); 0: never (default 1)")
-    _number(p, "--elicit-timeout", float, 300.0, "seconds to wait for the user's answer (default 300)")
+    _number(p, "--elicit-timeout", float, 300.0, "seconds to wait for the user's answer (default 300); on "
+            "2026-07-28, how long the approval's requestState stays valid")
+    p.add_argument("--approval-window", action="append", default=[], metavar="TIER=SECONDS",
+                   help="the approval window of the tools of one tier instead of --elicit-timeout (repeatable)")
+    _number(p, "--approval-keepalive", float, 15.0, "seconds between progress notifications while a call that "
+            "has a progressToken waits for approval; 0: none (default 15)")
+    _number(p, "--client-wait", float, 60.0, "seconds a client waits for a call that gets no progress (the "
+            "TypeScript SDK's default is 60): a held call without a progressToken is denied a little before; "
+            "0: no bound (default 60)")
     p.add_argument("--audit", metavar="SOURCE", help="record every decision: a .jsonl or .db file (in an existing "
                    "directory), a postgres DSN, an http(s) URL; '-' (stdout) only with --listen")
     p.add_argument("--audit-mode", type=choice("durable", "async"), default="durable", metavar="durable|async",
@@ -521,9 +673,36 @@ mode, a --role the policy does not declare, a missing --pins file, --audit - on 
     stdio.add_argument("--role", help="the role every call is decided for; one the policy declares")
     stdio.add_argument("--agent-attr", action="append", default=[], metavar="KEY=VALUE",
                        help="an agent attribute (repeatable); VALUE is JSON when it parses, else a string")
+    stdio.add_argument("--chain-file", metavar="PATH", help="the caller's principal chain token, in a file re-read "
+                       "when it changes (else the CALLGATE_CHAIN environment variable); needs --trust-issuer")
+    stdio.add_argument("--chain-from-meta", action="store_true", help="also take a per-request chain from "
+                       'params._meta["callgate/chain"] (verified like any other)')
     stdio.add_argument("--principal", help="who the stdio client is: recorded in the audit trail, bound by "
                        "approvals, named as approver of elicitations")
 
+    p.add_argument("--mode", type=choice("enforce", "shadow"), default="enforce", metavar="enforce|shadow",
+                   help="shadow: decide and record every call (the event says what enforcement would have done), "
+                        "then forward it anyway")
+    p.add_argument("--denial-detail", type=choice("full", "rule", "generic"), default="full",
+                   metavar="full|rule|generic", help="what the model reads of a denial: the full reason (default), "
+                                                     "only the rule, or a generic line; the audit trail keeps it all")
+    p.add_argument("--no-reload", action="store_true", help="reload the policy file only on SIGHUP, not when it "
+                   "changes (by default: both)")
+    p.add_argument("--trust-issuer", action="append", default=[], metavar="ISS=PUBKEY.pem",
+                   help="verify principal chain tokens of issuer ISS with this public key (repeatable)")
+    p.add_argument("--ledger", metavar="DSN|memory", help="where spent approvals and 2026 request states are kept: "
+                   "a PostgreSQL DSN shared by replicas (default: this process's memory)")
+    p.add_argument("--approval-state-key", metavar="FILE", help="the secret (32+ bytes) 2026 request states are "
+                   "signed with: the same file on every replica (default: a random key of this process)")
+    p.add_argument("--telemetry", action="store_true", help="OpenTelemetry spans and metrics per decision (the "
+                   "otel extra); with --listen, GET /metrics serves them to Prometheus")
+    p.add_argument("--bundle-url", metavar="URL", help="poll this URL for signed policy bundles (callgate bundle "
+                   "build); a bundle that verifies and passes its own cases replaces the policy")
+    p.add_argument("--bundle-key", action="append", default=[], metavar="PUBKEY.pem",
+                   help="a key bundles may be signed with (repeatable)")
+    p.add_argument("--bundle-interval", type=float, default=10.0, metavar="SECONDS", help="seconds between polls")
+    p.add_argument("--chain-audience", metavar="AUD", help="the audience chain tokens must name (RFC 8707: this "
+                   "resource)")
     http = p.add_argument_group("Streamable HTTP (--listen; the identity is each request's token)")
     http.add_argument("--listen", metavar="HOST:PORT", help="serve Streamable HTTP, e.g. 127.0.0.1:8765")
     http.add_argument("--upstream", metavar="URL", help="an HTTP MCP server to relay to (instead of -- SERVER_COMMAND)")
@@ -557,17 +736,17 @@ mode, a --role the policy does not declare, a missing --pins file, --audit - on 
 
     callgate pins approve --pins pins.json [--tool NAME ...] -- SERVER_COMMAND [ARGS...]""")
     p.add_argument("server_command", nargs="*", metavar="SERVER_COMMAND", help="-- SERVER_COMMAND [ARGS...]")
-    p.add_argument("--pins", type=Path, required=True, metavar="FILE", help="the pins file the proxy reads "
+    p.add_argument("--pins", required=True, metavar="FILE|DSN", help="the pins file (or PostgreSQL DSN) the proxy reads "
                    "(created if missing, in an existing directory)")
     p.add_argument("--tool", action="append", default=[], metavar="NAME",
                    help="approve only this tool (repeatable); default all")
     p = add_command(pins, "list", pins_list, "Print the approved tools and their digests.")
-    p.add_argument("--pins", type=Path, required=True, metavar="FILE", help="the pins file")
+    p.add_argument("--pins", required=True, metavar="FILE|DSN", help="the pins file, or a PostgreSQL DSN")
     p = add_command(pins, "check", pins_check, """Compare the server's current definitions with the pins; exit 1 if any differ.
 
     callgate pins check --pins pins.json -- SERVER_COMMAND [ARGS...]""")
     p.add_argument("server_command", nargs="*", metavar="SERVER_COMMAND", help="-- SERVER_COMMAND [ARGS...]")
-    p.add_argument("--pins", type=Path, required=True, metavar="FILE", help="the pins file")
+    p.add_argument("--pins", required=True, metavar="FILE|DSN", help="the pins file, or a PostgreSQL DSN")
 
     p = add_command(commands, "demo", demo, """Play the CRM story through a real MCP server behind the proxy (no API key needed).
 

@@ -52,7 +52,8 @@ _Located = TypeVar("_Located", bound="Located")
 
 # ---------------------------------------------------------------- vocabularies
 
-SOURCES = ("Arguments", "AgentAttributes", "ResourceAttributes", "Context")
+SOURCES = ("Arguments", "AgentAttributes", "ResourceAttributes", "Context", "Principal")
+PRINCIPAL = "Principal"
 PERSO_SOURCES = ("Arguments", "AgentAttributes", "ResourceAttributes")
 ELEMENT = "Element"
 NUMERIC_OPS = ("Lt", "Lte", "Gt", "Gte", "Eq", "Ne", "Between")
@@ -70,7 +71,7 @@ MAX_QUANTIFIER_NESTING = 8
 RULE_ID_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_.:-]{0,63}")
 LENGTH_MAX = 2 ** 53
 
-Source = Literal["Arguments", "AgentAttributes", "ResourceAttributes", "Context", "Element"]
+Source = Literal["Arguments", "AgentAttributes", "ResourceAttributes", "Context", "Principal", "Element"]
 PersoSource = Literal["Arguments", "AgentAttributes", "ResourceAttributes"]
 NumericOp = Literal["Lt", "Lte", "Gt", "Gte", "Eq", "Ne", "Between"]
 PersoNumericOp = Literal["Lt", "Lte", "Gt", "Gte", "Eq"]
@@ -86,11 +87,17 @@ Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 LengthValue = Annotated[int, Field(strict=True, ge=0, le=LENGTH_MAX)]
 
 PERSO_CONDITION_KINDS = ("NumericCheck", "StringCheck", "FieldPresent", "FieldEquals", "All", "Any", "Not")
-CONDITION_KINDS = PERSO_CONDITION_KINDS + ("Length", "Type", "TimeWindow", "Every", "Some")
+CONDITION_KINDS = PERSO_CONDITION_KINDS + ("Length", "Type", "TimeWindow", "Every", "Some", "ScopeCheck",
+                                           "UrlCheck", "PathCheck", "SqlCheck")
+URL_SCHEMES = ("http", "https", "ws", "wss", "ftp")   # the schemes UrlCheck reads (docs/arguments.md)
+# a ScopeCheck's required scope has at most this many segments: it compiles to the set of the
+# 2**n patterns that cover it (docs/principals.md), kept small
+SCOPE_CHECK_MAX_SEGMENTS = 8
 
 _NUMBER_SCHEMA = {"type": "number"}
 _POINTER_RE = re.compile(r"(/([^~/]|~[01])*)*")
 _HHMM_RE = re.compile(r"([0-9]{2}):([0-9]{2})")
+_DIGEST_RE = re.compile(r"sha256:[0-9a-f]{64}")
 
 
 def _fail(message: str, *at: Union[str, int]) -> NoReturn:
@@ -391,6 +398,129 @@ class TimeWindowBody(_Leaf):
         return int(self.end[:2]) * 60 + int(self.end[3:])
 
 
+class ScopeCheckBody(_Model):
+    """Scopes the calling chain's effective authority must grant (Principal.scopes, after the
+    policy's ceilings): every one (`mode` "all") or at least one ("any"). No chain: unknown."""
+
+    requires: list[str] = Field(min_length=1, description="concrete scopes (dot-separated segments, no '*')")
+    mode: Literal["all", "any"] = "all"
+
+    @field_validator("requires")
+    @classmethod
+    def _scopes(cls, value: list[str]) -> list[str]:
+        from .scopes import ScopeError, parse
+
+        for k, scope in enumerate(value):
+            try:
+                segments = parse(scope, wildcards=False)
+            except ScopeError as exc:
+                _fail(str(exc), k)
+            if len(segments) > SCOPE_CHECK_MAX_SEGMENTS:
+                _fail(f"{scope!r} has {len(segments)} segments; a required scope has at most "
+                      f"{SCOPE_CHECK_MAX_SEGMENTS}", k)
+        return value
+
+
+def _optional_list(description: str) -> Any:
+    """An optional, non-empty list (absent: None; never null, never empty)."""
+    return Field(default=None, min_length=1, description=description, json_schema_extra=_drop_default)
+
+
+def _canonical_each(values: list[str], canon: Any) -> None:
+    """Each entry goes through an arguments.canonical_* function; its ValueError is the error."""
+    for k, v in enumerate(values):
+        try:
+            canon(v)
+        except ValueError as exc:
+            _fail(str(exc), k)
+
+
+class UrlCheckBody(_Leaf):
+    """A URL, parsed as the WHATWG standard does (docs/arguments.md): every listed check holds.
+    A value that is not a string, or a URL the parser cannot read with certainty, is U."""
+
+    schemes_in: list[Literal["http", "https", "ws", "wss", "ftp"]] = _optional_list("lower-case schemes")
+    hosts_in: list[str] = _optional_list("hosts, exactly (IP literals in any form a browser accepts)")
+    host_suffixes_in: list[str] = _optional_list("domain names: the host is one or lies under one (at a "
+                                                 "label boundary); with hosts_in, either holds")
+    ports_in: list[Annotated[int, Field(strict=True, ge=0, le=65535)]] = _optional_list(
+        "ports, the scheme's default when the URL gives none")
+    userinfo: bool = Field(default=True, description="false: a URL with '@' before its host fails")
+    ip: Literal["public"] = _optional('"public": no loopback, private, link-local, ... address, '
+                                      "nor localhost (names are not resolved)")
+
+    @field_validator("hosts_in")
+    @classmethod
+    def _hosts(cls, value: list[str]) -> list[str]:
+        from .arguments import canonical_host
+
+        _canonical_each(value, canonical_host)
+        return value
+
+    @field_validator("host_suffixes_in")
+    @classmethod
+    def _suffixes(cls, value: list[str]) -> list[str]:
+        from .arguments import canonical_suffix
+
+        _canonical_each(value, canonical_suffix)
+        return value
+
+
+class PathCheckBody(_Leaf):
+    """A file path, normalized lexically in its style (docs/arguments.md): every listed check
+    holds. Symlinks are not seen. A value that is not a string, or a path that cannot be
+    normalized with certainty (NUL, relative unless allowed, Windows device forms), is U."""
+
+    style: Literal["posix", "windows"] = "posix"
+    within: list[str] = _optional_list("roots: the path equals one or lies under one")
+    not_within: list[str] = _optional_list("roots the path must not equal nor lie under")
+    absolute: bool = Field(default=True, description="true: a relative path is U")
+    extensions_in: list[str] = _optional_list('extensions of the last segment, e.g. ".csv"')
+
+    @model_validator(mode="after")
+    def _lists(self) -> Any:
+        from .arguments import canonical_extension, canonical_root
+
+        for key in ("within", "not_within"):
+            roots = getattr(self, key)
+            if roots is not None:
+                for k, root in enumerate(roots):
+                    try:
+                        canonical_root(root, self.style, not self.absolute)
+                    except ValueError as exc:
+                        _fail(str(exc), key, k)
+        if self.extensions_in is not None:
+            for k, ext in enumerate(self.extensions_in):
+                try:
+                    canonical_extension(ext, self.style)
+                except ValueError as exc:
+                    _fail(str(exc), "extensions_in", k)
+        return self
+
+
+_SQL_NAME_RE = re.compile(r"[^.]+(\.[^.]+){0,2}")
+
+
+class SqlCheckBody(_Leaf):
+    """SQL text, tokenized as the dialect's server does (docs/arguments.md): every listed check
+    holds for every statement. Text the scanner cannot read with certainty is U."""
+
+    dialect: Literal["postgres", "sqlite"] = Field(description="the server's dialect (mysql: not yet)")
+    read_only: bool = Field(default=False, description="every statement is a query that cannot write or lock")
+    max_statements: Annotated[int, Field(strict=True, ge=1, le=1 << 20)] = _optional("at most this many statements")
+    schemas_in: list[str] = _optional_list("schemas of every table named (an unqualified table: U)")
+    tables_in: list[str] = _optional_list("tables, as named (schema.table when qualified)")
+    functions_allowed: list[str] = _optional_list("functions read_only accepts beyond the built-in list")
+
+    @model_validator(mode="after")
+    def _names(self) -> Any:
+        for key, parts in (("schemas_in", 1), ("tables_in", 3), ("functions_allowed", 3)):
+            for k, name in enumerate(getattr(self, key) or ()):
+                if not _SQL_NAME_RE.fullmatch(name) or name.count(".") >= parts:
+                    _fail(f"{name!r} is not a name of at most {parts} dot-separated parts", key, k)
+        return self
+
+
 class QuantifierBody(_Leaf):
     """An array, and the condition its elements are tested with (`source: Element` there)."""
 
@@ -451,6 +581,30 @@ class Some(_Model):
     Some: QuantifierBody
 
 
+class ScopeCheck(_Model):
+    """The condition {"ScopeCheck": {...}}: the calling chain's effective scopes grant these."""
+
+    ScopeCheck: ScopeCheckBody
+
+
+class UrlCheck(_Model):
+    """The condition {"UrlCheck": {...}}: a URL's scheme, userinfo, host, port and address kind."""
+
+    UrlCheck: UrlCheckBody
+
+
+class PathCheck(_Model):
+    """The condition {"PathCheck": {...}}: a normalized path's place, under roots, and extension."""
+
+    PathCheck: PathCheckBody
+
+
+class SqlCheck(_Model):
+    """The condition {"SqlCheck": {...}}: SQL statements' kinds, writes, tables and functions."""
+
+    SqlCheck: SqlCheckBody
+
+
 class All(_Model):
     """The condition {"All": [...]}: every condition in the list passes."""
 
@@ -491,12 +645,13 @@ def _condition_union(members: dict[str, type], kinds: tuple[str, ...]) -> Any:
 
 if TYPE_CHECKING:   # the union as a type checker reads it (pydantic reads the tagged one below)
     Condition = Union[NumericCheck, StringCheck, FieldPresent, FieldEquals, All, AnyOf, Not, Length, Type,
-                      TimeWindow, Every, Some]
+                      TimeWindow, Every, Some, ScopeCheck, UrlCheck, PathCheck, SqlCheck]
 else:
     Condition = _condition_union(
         {"NumericCheck": NumericCheck, "StringCheck": StringCheck, "FieldPresent": FieldPresent,
          "FieldEquals": FieldEquals, "All": All, "Any": AnyOf, "Not": Not, "Length": Length,
-         "Type": Type, "TimeWindow": TimeWindow, "Every": Every, "Some": Some},
+         "Type": Type, "TimeWindow": TimeWindow, "Every": Every, "Some": Some, "ScopeCheck": ScopeCheck,
+         "UrlCheck": UrlCheck, "PathCheck": PathCheck, "SqlCheck": SqlCheck},
         CONDITION_KINDS,
     )
 
@@ -553,6 +708,9 @@ class Rule(_Model):
     effect: Effect = "allow"
     approvals: Approvals = _optional("approvals an elevate needs (required for elevate, refused otherwise)")
     condition: Optional[Condition] = None
+    mode: Literal["enforce", "shadow"] = Field(
+        default="enforce", description="shadow: evaluated and recorded beside the policy (the audit event "
+                                       "says what it would have changed), never deciding a call")
 
     @field_validator("id")
     @classmethod
@@ -581,6 +739,25 @@ class Rule(_Model):
         return self
 
 
+class PrincipalCeiling(_Model):
+    """The most a principal (a chain link) may be granted: the chain's scopes are narrowed to
+    these wherever it appears in the chain."""
+
+    max_scopes: list[str] = Field(description="scope patterns ('*' is one whole segment)")
+
+    @field_validator("max_scopes")
+    @classmethod
+    def _patterns(cls, value: list[str]) -> list[str]:
+        from .scopes import ScopeError, parse
+
+        for k, scope in enumerate(value):
+            try:
+                parse(scope)
+            except ScopeError as exc:
+                _fail(str(exc), k)
+        return value
+
+
 class Policy(_Model):
     """A whole policy file."""
 
@@ -594,6 +771,39 @@ class Policy(_Model):
                                           "among globs the strictest tier wins)")
     tier_defaults: dict[Tier, TierDefault] = Field(
         default_factory=dict, description="tier -> the default of its tools when no rule decides")
+    principals: dict[str, PrincipalCeiling] = Field(
+        default_factory=dict, description="chain link name or glob (`worker:*`) -> its ceiling; an exact "
+                                          "name wins, else every matching glob applies")
+    principals_default: PrincipalCeiling = _optional("the ceiling of a link no `principals` entry names "
+                                                     "(absent: no ceiling)")
+    arguments: dict[str, Literal["open", "closed"]] = Field(
+        default_factory=dict, description="tool name, glob or `tier:TIER` -> closed: a call carrying an argument "
+                                          "its input schema does not have is denied, naming it (schema drift)")
+    pins: Union[str, dict[str, str]] = _optional(
+        "the reviewed tool definitions the policy requires: a pins file (`callgate pins approve`; a path "
+        "relative to the policy file) or {tool: \"sha256:...\"}; a tool whose live definition differs, or has "
+        "no pin, is denied and hidden")
+
+    @field_validator("arguments")
+    @classmethod
+    def _argument_keys(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if key.startswith("tier:") and key[5:] not in TIERS:
+                _fail(f"'{key}' names no tier; expected tier:{', tier:'.join(TIERS)}", key)
+        return value
+
+    @field_validator("pins")
+    @classmethod
+    def _pin_digests(cls, value: Union[str, dict[str, str]]) -> Union[str, dict[str, str]]:
+        if isinstance(value, str):
+            if not value:
+                _fail("a pins file path is not empty")
+            return value
+        for tool, digest in value.items():
+            if not _DIGEST_RE.fullmatch(digest):
+                _fail(f"'{digest}' is not a tool digest (sha256: and 64 hex digits, as `callgate pins list` "
+                      "prints)", tool)
+        return value
 
     @model_validator(mode="after")
     def _unique_rule_ids(self) -> Any:
@@ -799,6 +1009,11 @@ def _walk(node: Any, where: str, quantifiers: int) -> Iterator[PolicyError]:
         return
     if kind == "Not":
         yield from _walk(body, at, quantifiers)
+        return
+    if kind == "ScopeCheck":   # compiles to one Some per required scope: a quantifier level
+        if quantifiers == MAX_QUANTIFIER_NESTING:
+            yield PolicyError(f"a ScopeCheck is a Some: nested too deeply (at most {MAX_QUANTIFIER_NESTING} "
+                              "levels)", at)
         return
     suffixes = ("_a", "_b") if kind == "FieldEquals" else ("",)
     for suffix in suffixes:

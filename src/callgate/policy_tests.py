@@ -8,6 +8,8 @@ command that runs cases reads: `callgate test`, `callgate eval --cases`, `callga
     {"name": "agents refund up to 500",          optional
      "tool": "process_refund", "role": "agent",
      "args": {...}, "agent_attributes": {...}, "resource_attributes": {...}, "context": {...},
+     "chain": {"user": "user:alice", "agents": ["worker:sql"], "scopes": ["pg.read.*"],
+               "issuer": "auth", "claims": {...}},      optional: a verified principal chain
      "expect": "Allow"}                           or "Deny", "Elevate", or an object:
      "expect": {"decision": "Deny", "rule": 3, "approvals_required": 0,
                 "reason": "exact text", "reason_contains": "part of it"}
@@ -16,6 +18,9 @@ command that runs cases reads: `callgate test`, `callgate eval --cases`, `callga
 it has one (null: a default decided). `expected` is accepted for
 `expect` (the bundled scenario files use it). Unknown keys are errors: a typo must not
 silently turn a check off.
+
+A case's `chain` stands for a chain that verified (no token, no keys): the policy's ceilings
+narrow its scopes as they would a token's (docs/principals.md).
 
 `run_cases` is the pure part: it returns the results; the CLI prints them.
 """
@@ -36,8 +41,9 @@ if TYPE_CHECKING:
     from .policy import Rule
 
 DECISIONS = ("Allow", "Deny", "Elevate")
-CASE_KEYS = {"name", "tool", "role", "args", "agent_attributes", "resource_attributes", "context",
+CASE_KEYS = {"name", "tool", "role", "args", "agent_attributes", "resource_attributes", "context", "chain",
              "expect", "expected"}
+CHAIN_KEYS = {"user", "agents", "scopes", "issuer", "claims"}
 EXPECT_KEYS = {"decision", "rule", "approvals_required", "reason", "reason_contains"}
 FILE_KEYS = {"cases", "about", "description"}   # an object file: the cases and words about them
 
@@ -65,6 +71,7 @@ class Case:
     resource_attributes: Any
     context: Any
     expect: dict[str, Any]  # decision, and any of rule, approvals_required, reason, reason_contains
+    chain: Optional[dict[str, Any]] = None   # a verified chain: user, agents, scopes, issuer, claims
 
 
 @dataclass
@@ -158,8 +165,43 @@ def _case(i: int, c: Any, where: str) -> Case:
         raise CasesError("required key is missing", f"{where}.expect")
     expect = _expect(c[key], f"{where}.{key}")
     name = c.get("name") or f"cases[{i}] {c['tool']} as {c['role']}"
+    chain = _chain(c["chain"], f"{where}.chain") if "chain" in c else None
     return Case(i, name, c["tool"], c["role"], c.get("args"), c.get("agent_attributes"),
-                c.get("resource_attributes"), c.get("context"), expect)
+                c.get("resource_attributes"), c.get("context"), expect, chain)
+
+
+def _chain(c: Any, where: str) -> dict[str, Any]:
+    from .scopes import ScopeError, parse
+
+    if not isinstance(c, dict):
+        raise CasesError(f"expected an object, got {_type_name(c)}", where)
+    for key in c:
+        if key not in CHAIN_KEYS:
+            raise CasesError(f"unknown key '{key}'; expected " + ", ".join(sorted(CHAIN_KEYS)), where)
+    if not isinstance(c.get("user"), str) or not c["user"]:
+        raise CasesError("required: the chain's user, a non-empty string", f"{where}.user")
+    for key in ("agents", "scopes"):
+        value = c.get(key, [])
+        if not isinstance(value, list) or not all(isinstance(x, str) and x for x in value):
+            raise CasesError("expected a list of non-empty strings", f"{where}.{key}")
+    for k, scope in enumerate(c.get("scopes", [])):
+        try:
+            parse(scope)
+        except ScopeError as exc:
+            raise CasesError(str(exc), f"{where}.scopes[{k}]") from None
+    if "issuer" in c and not isinstance(c["issuer"], str):
+        raise CasesError(f"expected a string, got {_type_name(c['issuer'])}", f"{where}.issuer")
+    if "claims" in c and not isinstance(c["claims"], dict):
+        raise CasesError(f"expected an object, got {_type_name(c['claims'])}", f"{where}.claims")
+    return dict(c)
+
+
+def _verified(chain: dict[str, Any]) -> Any:
+    """The principals.Chain a case's `chain` stands for."""
+    from .principals import Chain
+
+    return Chain(chain.get("issuer", "cases"), (chain["user"], *chain.get("agents", [])),
+                 frozenset(chain.get("scopes", [])), float("inf"), "cases", None, (), chain.get("claims", {}))
 
 
 def _decision(value: Any, where: str) -> str:
@@ -213,7 +255,8 @@ def run_case(engine: Any, case: Case) -> CaseResult:
     an "error" result, not an exception)."""
     try:
         d = engine.evaluate(case.tool, case.args, role=case.role, agent_attributes=case.agent_attributes,
-                            resource_attributes=case.resource_attributes, context=case.context)
+                            resource_attributes=case.resource_attributes, context=case.context,
+                            chain=None if case.chain is None else _verified(case.chain))
         got = {"decision": d.decision, "rule": d.rule, "approvals_required": d.approvals_required,
                "reason": d.reason}
     except CallgateError as exc:

@@ -47,7 +47,7 @@ from typing import Any, Callable, Iterable, Mapping, Optional, Sequence, Union
 import orjson
 
 from . import scopes as sc
-from .approvals import NonceLedger
+from .approvals import Ledger, NonceLedger
 from .errors import CallgateError
 from .extras import require
 
@@ -118,6 +118,20 @@ class Chain:
         scopes (sorted), issuer, jti and the token's claims."""
         return {"user": self.user, "agents": list(self.agents), "actor": self.actor, "depth": self.depth,
                 "scopes": sorted(effective), "issuer": self.issuer, "jti": self.jti, "claims": dict(self.claims)}
+
+
+def recorded_chain(identity: Mapping[str, Any]) -> Chain:
+    """The chain an audit record keeps (`principal_chain`: label, issuer, jti, effective
+    scopes) as a Chain, to replay the call: its scopes are the recorded effective ones, so a
+    replaying policy can only narrow them further; the token's other claims were never
+    recorded. ValueError when the record does not hold one."""
+    label, issuer, scopes = identity.get("label"), identity.get("issuer"), identity.get("scopes")
+    if not isinstance(label, str) or not label or not isinstance(issuer, str) or not isinstance(scopes, list) \
+            or not all(isinstance(x, str) for x in scopes):
+        raise ValueError("not a recorded principal chain (label, issuer and scopes)")
+    jti = identity.get("jti")
+    return Chain(issuer, tuple(label.split("+")), frozenset(scopes), float("inf"), "recorded",
+                 jti if isinstance(jti, str) else None)
 
 
 def effective_scopes(chain: Chain, ceilings: Optional[Mapping[str, Sequence[str]]] = None,
@@ -199,7 +213,7 @@ class Issuer:
     audience: Optional[tuple[str, ...]]
     leeway: float
     max_depth: int
-    replay: Optional[NonceLedger]
+    replay: Optional[Ledger]
     jwks: Any = None                     # a PyJWKClient for a JWKS URL
 
     def keys_for(self, token: str) -> tuple[Any, ...]:
@@ -215,7 +229,7 @@ class Issuer:
 def make_issuer(name: str, key_or_jwks_url: Any, *, algorithms: Optional[Sequence[str]] = None,
                 audience: Union[str, Sequence[str], None] = None, leeway: float = DEFAULT_LEEWAY,
                 max_depth: int = DEFAULT_MAX_DEPTH, replay_protection: bool = False,
-                ledger: Optional[NonceLedger] = None) -> Issuer:
+                ledger: Optional[Ledger] = None) -> Issuer:
     """An Issuer from a public key (object, PEM, PEM file), a list of them, an HMAC secret
     (bytes of at least 32) or a JWKS URL (https://...). ValueError with one line for a
     configuration that could be fooled: `none`, HMAC with a public key, an asymmetric

@@ -89,6 +89,17 @@ def granted(effective: Iterable[str], scope: str) -> bool:
     return any(covers(p, scope) for p in effective)
 
 
+def covering_patterns(scope: str) -> list[str]:
+    """Every pattern that covers the concrete `scope`: each segment kept or replaced by `*`
+    (2**n patterns for n segments, the scope itself first). A set of granted patterns grants
+    `scope` exactly when it holds one of these, which is how a ScopeCheck compiles."""
+    out = [""]
+    for k, segment in enumerate(scope.split(".")):
+        sep = "." if k else ""
+        out = [p + sep + s for p in out for s in (segment, WILDCARD)]
+    return out
+
+
 def subset(child: Iterable[str], parent: Iterable[str]) -> Optional[str]:
     """None when every pattern of `child` is covered by one of `parent`'s; else the first
     that is not (a delegation that would widen what its upstream holds)."""

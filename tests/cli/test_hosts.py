@@ -7,13 +7,16 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 
 import pytest
 
 from callgate.hosts import WRAPPED_ENV, HostConfigError, unwrap_text, wrap_text
+from support import REPO
 from support.cli import invoke
+from support.mcp_helpers import Wire
 
 CLAUDE = """{
   "mcpServers": {
@@ -100,19 +103,60 @@ def test_the_wrapped_entry_serves_through_the_proxy(tmp_path):
     text = json.dumps({"mcpServers": {"crm": {"command": sys.executable, "args": [str(server)],
                                               "env": {"PYTHONUNBUFFERED": "1"}}}}, indent=2)
     entry = json.loads(wrap_text(text, "crm", policy="crm", role="agent"))["mcpServers"]["crm"]
-    messages = [
-        {"jsonrpc": "2.0", "id": 1, "method": "initialize", "params": {
-            "protocolVersion": "2025-06-18", "capabilities": {}, "clientInfo": {"name": "t", "version": "1"}}},
-        {"jsonrpc": "2.0", "method": "notifications/initialized"},
-        {"jsonrpc": "2.0", "id": 2, "method": "tools/list"},
-        {"jsonrpc": "2.0", "id": 3, "method": "tools/call", "params": {"name": "delete_customer",
-                                                                     "arguments": {"customer_id": "C-1042"}}},
-    ]
-    done = subprocess.run([entry["command"], *entry["args"]], input="".join(json.dumps(m) + "\n" for m in messages),
-                          capture_output=True, text=True, timeout=60, env={**os.environ, **entry["env"]})
-    replies = {r["id"]: r for r in map(json.loads, done.stdout.splitlines()) if "id" in r}
-    assert replies[1]["result"]["serverInfo"]
-    names = {t["name"] for t in replies[2]["result"]["tools"]}
-    assert "view_customer" in names and "delete_customer" not in names   # the agent's listing
-    assert replies[3]["result"]["isError"] is True
-    assert "denied" in replies[3]["result"]["content"][0]["text"]
+    # spoken to as a host does: each answer read before stdin is closed (a server may drop
+    # what is still in flight when its input ends)
+    with Wire([entry["command"], *entry["args"]], env=entry["env"]) as wire:
+        assert wire.initialize()["result"]["serverInfo"]
+        names = {t["name"] for t in wire.answer_to(2, "tools/list")["result"]["tools"]}
+        assert "view_customer" in names and "delete_customer" not in names   # the agent's listing
+        denied = wire.answer_to(3, "tools/call", {"name": "delete_customer", "arguments": {"customer_id": "C-1042"}})
+        assert wire.close() == 0
+    assert denied["result"]["isError"] is True
+    assert "denied" in denied["result"]["content"][0]["text"]
+
+
+INSPECTOR = REPO / "tests" / "inspector"
+
+
+def _inspector() -> str:
+    """The MCP Inspector CLI from tests/inspector, installed from its lock on first use
+    (`npm ci`, bounded); without npm or the registry a skip, except in CI where it fails."""
+    binary = INSPECTOR / "node_modules" / ".bin" / "mcp-inspector"
+    if not binary.exists() and shutil.which("npm"):
+        subprocess.run(["npm", "ci", "--no-audit", "--no-fund", "--prefix", str(INSPECTOR)],
+                       capture_output=True, timeout=300)
+    if binary.exists():
+        return str(binary)
+    if os.environ.get("CI"):
+        raise AssertionError(f"{binary} is missing and `npm ci --prefix tests/inspector` did not install it")
+    pytest.skip("the MCP Inspector is not installed (npm ci --prefix tests/inspector)")
+    raise AssertionError("unreachable")
+
+
+def test_the_wrapped_entry_serves_through_the_mcp_inspector_cli(tmp_path):
+    """The official MCP Inspector, in CLI mode, reads the wrapped config (--config, --server)
+    and starts the entry: tools/list through the proxy shows the agent's tools only, an
+    allowed call returns the server's answer, and a call the policy denies (a refund over
+    the agent's limit) comes back as the policy's denial."""
+    inspector = _inspector()
+    server = tmp_path / "crm.py"
+    server.write_text("from callgate.demo.crm_server import main\nmain()\n")
+    config = tmp_path / "claude_desktop_config.json"
+    config.write_text(json.dumps({"mcpServers": {"crm": {"command": sys.executable, "args": [str(server)]}}}, indent=2))
+    assert invoke("wrap", str(config), "--server", "crm", "--policy", "crm", "--role", "agent").exit_code == 0
+    env = {**os.environ, "MCP_INSPECTOR_SECRET_STORE": "memory"}
+    base = [inspector, "--cli", "--config", str(config), "--server", "crm"]
+    listed = subprocess.run([*base, "--method", "tools/list"], capture_output=True, text=True, timeout=120, env=env)
+    assert listed.returncode == 0, listed.stderr
+    names = {t["name"] for t in json.loads(listed.stdout)["tools"]}
+    assert "view_customer" in names and "delete_customer" not in names
+    viewed = subprocess.run([*base, "--method", "tools/call", "--tool-name", "view_customer",
+                             "--tool-arg", "customer_id=C-1042"], capture_output=True, text=True, timeout=120, env=env)
+    assert json.loads(viewed.stdout)["content"][0]["text"].startswith("C-1042: Acme Corp"), viewed.stderr
+    denied = subprocess.run([*base, "--method", "tools/call", "--tool-name", "process_refund",
+                             "--tool-arg", "order_id=O-1", "amount=800"], capture_output=True, text=True, timeout=120,
+                            env=env)
+    result = json.loads(denied.stdout)
+    assert result["isError"] is True, denied.stdout + denied.stderr
+    assert result["content"][0]["text"] == ("Denied by policy: process_refund denied for role 'agent': "
+                                            "Arguments.amount = 800 is not <= 500 (rule 4)")

@@ -12,7 +12,7 @@ import pytest
 
 from callgate import Engine, examples
 from callgate.policy_tests import CasesError, parse_cases, run_cases, summary
-from support.cli import run
+from support.cli import invoke, run
 
 
 def write(tmp_path, name: str, data) -> str:
@@ -167,7 +167,7 @@ def test_request_error_is_an_error_case(tmp_path):
     (json.dumps({"tests": []}), "(file): expected a list of cases, or an object with a \"cases\" list"),
     (json.dumps({"cases": 5}), "cases: expected a list of cases, got a number"),
     (json.dumps([{"tool": "t", "role": "r", "expct": "Allow"}]),
-     "cases[0]: unknown key 'expct'; expected agent_attributes, args, context, expect, name, resource_attributes, "
+     "cases[0]: unknown key 'expct'; expected agent_attributes, args, chain, context, expect, name, resource_attributes, "
      "role, tool"),
     (json.dumps([{"tool": "t", "role": "r"}]), "cases[0].expect: required key is missing"),
     (json.dumps([{"tool": "t", "expect": "Allow"}]), "cases[0].role: required key is missing"),
@@ -229,3 +229,28 @@ def test_expect_and_expected_together_refused():
     with pytest.raises(CasesError) as exc:
         parse_cases([{"tool": "t", "role": "r", "expect": "Allow", "expected": "Deny"}])
     assert str(exc.value) == "cases[0]: give one of 'expect' and 'expected'"
+
+
+def test_a_case_may_carry_a_verified_chain(tmp_path):
+    """A case's `chain` (user, agents, scopes) stands for a chain that verified: the policy's
+    ceilings narrow its scopes, so the same scopes pass for a supervisor and fail for a
+    worker under a read-only ceiling; a bad scope in it is a located error (exit 2)."""
+    policy = tmp_path / "p.json"
+    policy.write_text(json.dumps({
+        "version": "c", "default_action": "Deny", "tools": ["drop"], "roles": ["agent"],
+        "principals": {"worker:*": {"max_scopes": ["pg.read.*"]}},
+        "rules": [{"tool_name": "drop", "roles": ["agent"], "condition": {"ScopeCheck": {"requires": ["pg.write.t"]}}}]}))
+    cases = tmp_path / "c.json"
+    chain = {"user": "user:alice", "agents": ["supervisor:triage"], "scopes": ["pg.*.*"]}
+    cases.write_text(json.dumps([
+        {"tool": "drop", "role": "agent", "chain": chain, "expect": "Allow"},
+        {"tool": "drop", "role": "agent", "chain": {**chain, "agents": ["supervisor:triage", "worker:sql"]},
+         "expect": {"decision": "Deny", "reason_contains": "Principal.scopes"}},
+        {"tool": "drop", "role": "agent", "expect": {"decision": "Deny", "reason_contains": "Principal.scopes is missing"}},
+    ]))
+    r = invoke("test", str(policy), str(cases))
+    assert r.exit_code == 0 and "3/3 passed" in r.stdout, r.stdout
+    cases.write_text(json.dumps([{"tool": "drop", "role": "agent", "chain": {"user": "u", "scopes": ["a..b"]},
+                                  "expect": "Deny"}]))
+    r = invoke("test", str(policy), str(cases))
+    assert r.exit_code == 2 and "cases[0].chain.scopes[0]" in r.stderr

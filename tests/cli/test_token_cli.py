@@ -58,3 +58,43 @@ def test_inspect_says_why_a_chain_is_refused(keys):
     assert (r.exit_code, r.stdout.strip()) == (1, "refused (signature): the signature does not verify")
     r = invoke("token", "inspect", token, "--trust-issuer", "auth=/nowhere.pub")
     assert r.exit_code == 2 and r.stderr.count("\n") == 1 and "cannot read the key" in r.stderr
+
+
+def _policy(tmp_path):
+    policy = tmp_path / "chains.json"
+    policy.write_text(json.dumps({
+        "version": "c", "default_action": "Deny", "tools": ["query"], "roles": ["agent"],
+        "principals": {"worker:*": {"max_scopes": ["pg.read.*"]}},
+        "rules": [{"tool_name": "query", "roles": ["agent"],
+                   "condition": {"ScopeCheck": {"requires": ["pg.write.t"]}}}]}))
+    return policy
+
+
+def test_eval_and_explain_take_a_verified_chain(keys, tmp_path):
+    """`eval --chain TOKEN --trust-issuer ISS=PUB` decides with the chain's effective scopes
+    (the supervisor's write scope passes; the worker's ceiling takes it away), and `explain`
+    shows the ScopeCheck over Principal.scopes; a chain without a trusted issuer, or a key
+    file that is not there, is one line (exit 2)."""
+    policy = _policy(tmp_path)
+    mint = ["token", "mint", "--key", f"{keys['issuer']}.pem", "--iss", "auth", "--sub", "user:alice",
+            "--scope", "pg.*.*"]
+    sup = invoke(*mint, "--agent", "supervisor:triage").stdout.strip()
+    worker = invoke(*mint, "--agent", "supervisor:triage", "--agent", "worker:sql").stdout.strip()
+    trust = ["--trust-issuer", f"auth={keys['issuer']}.pub"]
+    r = invoke("eval", str(policy), "--tool", "query", "--role", "agent", "--chain", sup, *trust, "--json")
+    assert r.exit_code == 0 and json.loads(r.stdout)["decision"] == "Allow", r.stderr
+    (tmp_path / "worker.tok").write_text(worker + "\n")
+    r = invoke("eval", str(policy), "--tool", "query", "--role", "agent", "--chain", f"@{tmp_path / 'worker.tok'}",
+               *trust, "--json")
+    assert json.loads(r.stdout)["decision"] == "Deny"
+    r = invoke("explain", str(policy), "--tool", "query", "--role", "agent", "--chain", worker, *trust)
+    assert r.exit_code == 0 and 'Principal.scopes grants all of ["pg.write.t"]' in r.stdout, r.stdout
+    r = invoke("eval", str(policy), "--tool", "query", "--role", "agent", "--chain", worker)
+    assert r.exit_code == 2 and r.stderr.startswith("error: --chain needs --trust-issuer")
+    r = invoke("eval", str(policy), "--tool", "query", "--role", "agent", "--chain", worker,
+               "--trust-issuer", f"auth={tmp_path / 'missing.pub'}")
+    assert r.exit_code == 2 and "no such key file" in r.stderr and "Traceback" not in r.stderr
+    r = invoke("eval", str(policy), "--tool", "query", "--role", "agent", "--chain", worker,
+               "--trust-issuer", f"auth={keys['stranger']}.pub", "--json")
+    out = json.loads(r.stdout)
+    assert out["decision"] == "Deny" and out["reason"].startswith("the principal chain is refused")

@@ -77,7 +77,7 @@ def test_bad_source_and_types():
         "rules[0].condition.NumericCheck.source: unknown source 'Args'; expected Arguments, AgentAttributes, ResourceAttributes"
     assert error_of(base(rules=[rule(condition=num(source="Args"))])) == (
         "rules[0].condition.NumericCheck.source: unknown source 'Args'; "
-        "expected Arguments, AgentAttributes, ResourceAttributes, Context, Element")
+        "expected Arguments, AgentAttributes, ResourceAttributes, Context, Principal, Element")
     assert "rules[0].condition.NumericCheck.value" in error_of(base(rules=[rule(condition=num(value="10"))]))
     assert "rules[0].condition.NumericCheck.value" in error_of(base(rules=[rule(condition=num(value=True))]))
 
@@ -242,7 +242,7 @@ ARGS = {"source": "Arguments"}
      "rules[0].condition.Not.All[0].Type.source: source 'Element' is only valid inside Every or Some"),
     (leaf("FieldPresent", source="Elements", field="a"),
      "rules[0].condition.FieldPresent.source: unknown source 'Elements'; "
-     "expected Arguments, AgentAttributes, ResourceAttributes, Context, Element"),
+     "expected Arguments, AgentAttributes, ResourceAttributes, Context, Principal, Element"),
 ])
 def test_v2_reference_errors(cond, expected):
     """field vs pointer (exactly one; only Element may have neither), RFC 6901 pointer syntax,
@@ -498,19 +498,21 @@ def test_v2_schema_describes_everything():
     text = str(schema)
     for word in ("Length", "Type", "TimeWindow", "Every", "Some", "Between", "PathGlob", "StartsWith",
                  "Context", "Element", "pointer", "pointer_a", "elevate", "approvals", "destructive",
-                 "tool_tiers", "tier_defaults", "timezone", "days"):
+                 "tool_tiers", "tier_defaults", "timezone", "days", "Principal", "ScopeCheck", "principals",
+                 "principals_default", "max_scopes"):
         assert word in text, word
     defs = schema["$defs"]
     assert "is" in defs["TypeBody"]["properties"] and "is_" not in defs["TypeBody"]["properties"]
     assert defs["TypeBody"]["required"] == ["source", "is"]
-    assert set(defs["Rule"]["properties"]) == {"id", "tool_name", "tier", "roles", "effect", "approvals", "condition"}
+    assert set(defs["Rule"]["properties"]) == {"id", "tool_name", "tier", "roles", "effect", "approvals", "condition",
+                                             "mode"}
     assert defs["Rule"]["required"] == ["roles"]
     # absent-but-never-null keys are plain strings in the schema
     assert defs["NumericCheckBody"]["properties"]["pointer"]["type"] == "string"
     assert set(schema["properties"]) >= {"tool_tiers", "tier_defaults"}
     kinds = {ref["$ref"].rsplit("/", 1)[1] for ref in defs["All"]["properties"]["All"]["items"]["oneOf"]}
     assert kinds == {"NumericCheck", "StringCheck", "FieldPresent", "FieldEquals", "All", "AnyOf", "Not",
-                     "Length", "Type", "TimeWindow", "Every", "Some"}
+                     "Length", "Type", "TimeWindow", "Every", "Some", "ScopeCheck", "UrlCheck", "PathCheck", "SqlCheck"}
     import json
     json.dumps(schema)  # serializable as is
 

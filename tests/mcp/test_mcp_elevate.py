@@ -496,11 +496,13 @@ def test_http_front_elicits_on_the_session_event_stream(setup):
     assert approvals[0]["approval"]["approved_by"] == ["user-7"] and approvals[0]["principal"] == "user-7"
 
 
-def test_2026_protocol_client_gets_the_reason_and_can_attach_approvals(setup):
+def test_2026_protocol_client_approves_through_input_required_and_can_attach_approvals(setup):
     """mcp.Client negotiating the 2026 protocol (no handshake, no server-to-client requests)
-    through the proxy: even with an elicitation callback the user is not asked (denied saying
-    so, a valid 2026 tool result); approvals attached in _meta (signed for the proxy's nonce
-    ledger, named on its stderr) are honoured."""
+    through the stdio proxy: an Elevate comes back as input_required, the SDK hands the
+    proxy's form (tool, arguments, reason, approvals required) to the elicitation callback,
+    retries with the answer and the proxy's requestState, and the approved call runs once; a
+    declined one is denied and never reaches the server; approvals attached in _meta (signed
+    for the proxy's nonce ledger, named on its stderr) are honoured without asking."""
     from mcp import Client
 
     from callgate import Call
@@ -508,27 +510,39 @@ def test_2026_protocol_client_gets_the_reason_and_can_attach_approvals(setup):
     tmp_path, policy = setup
     bob, bob_arg = _approver(tmp_path, "bob")
     seen = []
+    answers = [True, False]
 
     async def callback(context, params):
         seen.append(params)
-        return types.ElicitResult(action="accept", content={"approve": True})
+        return types.ElicitResult(action="accept", content={"approve": answers.pop(0)})
 
     async def main():
         params = StdioServerParameters(command=PY, args=proxy_args(tmp_path, policy, "--trust-approver", bob_arg))
         errlog = tmp_path / "proxy.err"
         with anyio.fail_after(60), open(errlog, "wb") as err:
             async with Client(stdio_client(params, errlog=err), elicitation_callback=callback) as c:
-                denied = await c.call_tool(*DELETE)
-                token = Engine.from_dict(POLICY).approve(Call(*DELETE, ROLE, principal=PRINCIPAL), approver="bob",
+                version = c.session.protocol_version
+                approved = await c.call_tool(*DELETE)
+                declined = await c.call_tool("delete_customer", {"customer_id": "C-9001"})
+                other = ("delete_customer", {"customer_id": "C-1042"})
+                token = Engine.from_dict(POLICY).approve(Call(*other, ROLE, principal=PRINCIPAL), approver="bob",
                                                          key=bob, ledger=ledger_id_in(errlog.read_bytes()))
-                allowed = await c.call_tool(*DELETE, meta={"callgate/approvals": [token]})
-        return denied, allowed
+                allowed = await c.call_tool(*other, meta={"callgate/approvals": [token]})
+        return version, approved, declined, allowed
 
-    denied, allowed = anyio.run(main)
-    assert seen == []
-    assert denied.is_error and "cannot ask the user on a request of the 2026 protocol" in denied.content[0].text
+    version, approved, declined, allowed = anyio.run(main)
+    assert version == "2026-07-28"
+    assert len(seen) == 2
+    message = seen[0].message
+    assert "Tool: delete_customer" in message and '{"customer_id":"C-2038"}' in message
+    assert "Approvals required: 1" in message
+    assert not approved.is_error, approved.content[0].text
+    assert declined.is_error and "the user did not approve" in declined.content[0].text
     assert not allowed.is_error, allowed.content[0].text
-    assert [e["tool"] for e in journal_lines(tmp_path / "crm.jsonl")] == ["delete_customer"]
+    assert [e["args"] for e in journal_lines(tmp_path / "crm.jsonl")] == [DELETE[1], {"customer_id": "C-1042"}]
+    approvals = [r["approval"] for r in audit_records(tmp_path) if r["kind"] == "approval"]
+    assert [(a["method"], a["outcome"], a.get("approved_by")) for a in approvals] == [
+        ("input_required", "approved", [PRINCIPAL]), ("input_required", "declined", None)]
 
 
 def test_gate_verdicts_for_elevate(tmp_path):

@@ -270,12 +270,14 @@ def test_proxy_relists_after_list_changed(tmp_path):
 
 
 def test_proxy_lends_the_2026_version_to_its_own_listing(tmp_path):
-    """A call of the 2026 protocol (no handshake): the proxy's own tools/list carries the
-    call's protocol version and client info in _meta (and nothing else of it)."""
+    """A call of the 2026 protocol (no handshake) to a server that speaks 2026 (it answers
+    server/discover with that version): the proxy's own tools/list carries the call's
+    protocol version, client info and capabilities in _meta (and nothing else of it)."""
     journal = tmp_path / "raw.jsonl"
     argv = _proxy(tmp_path, "--trusted", server=[PY, str(RAW_RESPONDER)])
     meta = {"io.modelcontextprotocol/protocolVersion": "2026-07-28",
-            "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "0"}, "progressToken": 1}
+            "io.modelcontextprotocol/clientInfo": {"name": "t", "version": "0"},
+            "io.modelcontextprotocol/clientCapabilities": {}, "progressToken": 1}
     with Wire(argv, env={"RAW_JOURNAL": str(journal)}) as wire:
         reply = wire.call(1, "tools/call", {"name": "view_customer", "arguments": {}, "_meta": meta})
         assert reply["result"]["isError"] is True and reply["result"]["resultType"] == "complete"

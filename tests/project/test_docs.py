@@ -80,3 +80,18 @@ def test_the_readme_names_resolve_after_a_plain_import():
         for part in dotted.split("."):
             assert hasattr(obj, part), f"callgate.{dotted}: no attribute {part!r}"
             obj = getattr(obj, part)
+
+
+def test_every_test_the_docs_name_exists():
+    """A guarantee in the docs names the test that holds it: every `test_...` name in
+    README.md and docs/*.md is a test function or a test module of tests/ or bench/, so a
+    renamed or deleted test cannot leave a promise without its proof."""
+    defined = set()
+    for folder in (ROOT / "tests", ROOT / "bench"):
+        for path in folder.rglob("test_*.py"):
+            defined.add(path.stem)
+            defined.update(re.findall(r"^\s*(?:async\s+)?def (test_\w+)", path.read_text(encoding="utf-8"), re.M))
+    missing = [(p.name, name) for p in DOCS
+               for name in sorted(set(re.findall(r"\btest_[a-z0-9_]+", p.read_text(encoding="utf-8"))))
+               if name not in defined]
+    assert missing == []

@@ -1,6 +1,8 @@
 """Support code for the test suite (no tests here): the independent reference evaluator
 (reference.py), Hypothesis strategies (strategies.py), hand-built blobs (v2blobs.py), the
-corpus's layout (corpus.py), the backends the tests compare (backends.py), the command line
+corpus's layout (corpus.py), the backends the tests compare (backends.py), the reference's
+UrlCheck / PathCheck over real parsers (argref.py), the argument parsers' C probes and generated
+inputs (cprobe.py, argcorpus.py), the command line
 in-process (cli.py), the audit tests' bounded wait (audit.py), and the MCP tests' processes,
 servers and tokens (mcp_helpers.py, mcp_http.py, mcp_tools_server.py, wiretap.py).
 wiretap.py and mcp_tools_server.py also run as scripts, with this directory first on the

@@ -38,6 +38,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import orjson
 
+from . import argref
+
 __all__ = [
     "ReferenceEngine",
     "ReferencePolicyError",
@@ -62,7 +64,7 @@ __all__ = [
 T, F, U = "T", "F", "U"
 
 SOURCES = ("Arguments", "AgentAttributes", "ResourceAttributes")
-V2_SOURCES = SOURCES + ("Context",)  # policy-v2.md: "read with "source": "Context""
+V2_SOURCES = SOURCES + ("Context", "Principal")  # policy-v2.md: "Context"; principals.md: "Principal"
 OP_SYMBOL = {"Lt": "<", "Lte": "<=", "Gt": ">", "Gte": ">=", "Eq": "==", "Ne": "!="}
 V1_NUMERIC_OPS = ("Lt", "Lte", "Gt", "Gte", "Eq")
 NUMERIC_OPS = V1_NUMERIC_OPS + ("Ne", "Between")
@@ -73,7 +75,7 @@ TYPES = ("string", "number", "integer", "boolean", "null", "array", "object")
 TIERS = ("public", "read", "write", "destructive")  # in this order of strictness
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")  # week order; Mon = weekday() 0
 EFFECTS = ("allow", "deny", "elevate")
-V2_LEAVES = ("Length", "Type", "TimeWindow", "Every", "Some")
+V2_LEAVES = ("Length", "Type", "TimeWindow", "Every", "Some", "UrlCheck", "PathCheck")
 
 # TimeWindow: instants are valid in [1970-01-01T00:00:00Z, 2100-01-01T00:00:00Z).
 TIME_MIN = 0
@@ -473,7 +475,65 @@ def _check_condition(cond: Any, depth: int, where: str) -> None:
         if _zone(spec.get("timezone")) is None:
             raise ReferencePolicyError(f"{where}: unknown timezone {spec.get('timezone')!r}")
         return
+    if kind == "ScopeCheck":
+        _check_scope_check(spec, depth, where)
+        return
+    if kind in ("UrlCheck", "PathCheck"):   # docs/arguments.md
+        _check_ref(kind, spec, "", depth, where)
+
+        def fail(message: str) -> None:
+            raise ReferencePolicyError(f"{where}: {message}")
+        (argref.check_url_policy if kind == "UrlCheck" else argref.check_path_policy)(spec, fail)
+        return
     raise ReferencePolicyError(f"{where}: unknown condition node {kind!r}")
+
+
+# docs/principals.md "Scopes": segments of letters, digits and _ - : /, separated by dots
+_SCOPE_SEGMENT = re.compile(r"[A-Za-z0-9_\-:/]+")
+
+
+def _check_scope_check(spec: Any, depth: int, where: str) -> None:
+    """ScopeCheck: `requires` a non-empty list of concrete scopes (1 to 256 characters, at
+    most 8 segments, no `*`), `mode` "all" (the default) or "any", nothing else. It reads
+    as one Some per required scope, so it counts as a quantifier level."""
+    if not isinstance(spec, dict) or not set(spec) <= {"requires", "mode"}:
+        raise ReferencePolicyError(f"{where}: ScopeCheck takes requires and mode only")
+    requires = spec.get("requires")
+    if not isinstance(requires, list) or not requires:
+        raise ReferencePolicyError(f"{where}: ScopeCheck requires a non-empty list")
+    for scope in requires:
+        if not isinstance(scope, str) or not 1 <= len(scope) <= 256:
+            raise ReferencePolicyError(f"{where}: a required scope is a string of 1 to 256 characters")
+        segments = scope.split(".")
+        if len(segments) > 8 or not all(_SCOPE_SEGMENT.fullmatch(seg) for seg in segments):
+            raise ReferencePolicyError(f"{where}: {scope!r} is not a concrete scope of at most 8 segments")
+    if spec.get("mode", "all") not in ("all", "any"):
+        raise ReferencePolicyError(f"{where}: ScopeCheck mode is all or any")
+    if depth >= 8:
+        raise ReferencePolicyError(f"{where}: ScopeCheck nested in 8 quantifiers")
+
+
+def scope_covers(pattern: str, scope: str) -> bool:
+    """docs/principals.md: a granted pattern covers a scope when both have the same number of
+    segments and each pattern segment is `*` or the scope's segment, exactly."""
+    p, s = pattern.split("."), scope.split(".")
+    if len(p) != len(s):
+        return False
+    for a, b in zip(p, s):
+        if a != "*" and a != b:
+            return False
+    return True
+
+
+def _scope_tree(spec: dict) -> dict:
+    """A ScopeCheck as the docs define it: for each required scope R, Some element of
+    Principal.scopes grants R; "all" joins these with All, "any" with Any (one: itself)."""
+    somes = [{"Some": {"source": "Principal", "field": "scopes",
+                       "condition": {"ScopeGrant": {"source": "Element", "scope": scope}}}}
+             for scope in spec["requires"]]
+    if len(somes) == 1:
+        return somes[0]
+    return {("All" if spec.get("mode", "all") == "all" else "Any"): somes}
 
 
 def _is_v1_condition(cond: Any) -> bool:
@@ -883,6 +943,8 @@ class _Walker:
         if kind == "Not":
             value, blame = self.walk(spec, not negated)
             return _kleene_not(value), blame  # Not passes on its child's blame
+        if kind == "ScopeCheck":
+            return self.walk(_scope_tree(spec), negated)
         leaf = getattr(self, "leaf_" + kind)
         value, seen = leaf(spec)
         return value, Blame(kind, spec, value, negated, seen)
@@ -988,6 +1050,31 @@ class _Walker:
         if instant is None:
             return U, (x,)
         return (T if in_window(instant, spec) else F), (x,)
+
+    def leaf_UrlCheck(self, spec: dict) -> tuple[str, tuple]:
+        """docs/arguments.md: U unless a string the URL parser reads; then each check."""
+        return self._argcheck("UrlCheck", spec, argref.eval_url)
+
+    def leaf_PathCheck(self, spec: dict) -> tuple[str, tuple]:
+        """docs/arguments.md: U unless a string the path normalizer reads; then each check."""
+        return self._argcheck("PathCheck", spec, argref.eval_path)
+
+    def _argcheck(self, kind: str, spec: dict, evaluate: Any) -> tuple[str, tuple]:
+        """seen = (the value, the leaf's reason text when the value is a string)."""
+        ref = leaf_ref(kind, spec)
+        x = self.read(ref)
+        if not isinstance(x, str):
+            return U, (x, None)
+        result, text = evaluate(spec, x, ref.name, display_value(x), display_set)
+        return result, (x, text)
+
+    def leaf_ScopeGrant(self, spec: dict) -> tuple[str, tuple]:
+        """One element of Principal.scopes against one required scope: U when the element is
+        not a string, else whether it covers the scope."""
+        x = self.read(leaf_ref("ScopeGrant", spec))
+        if not isinstance(x, str):
+            return U, (x,)
+        return (T if scope_covers(x, spec["scope"]) else F), (x,)
 
     def leaf_Every(self, spec: dict) -> tuple[str, tuple]:
         return self._quantify("Every", spec)
@@ -1131,6 +1218,10 @@ def _leaf_text(blame: Blame) -> str:
             return passing if r == T else failing
         f_text, t_text = _STRING_TEXTS[op]
         return f"{s} = {v} " + (t_text if r == T else f_text).format(x=display_pattern(spec["value"]))
+    if kind == "ScopeGrant":   # docs/principals.md: reads as In a set named for the scope
+        if r == U:
+            return f"{s} = {v} is not a string"
+        return f"{s} = {v} is {'' if r == T else 'not '}in {{patterns granting {spec['scope']}}}"
     if kind == "Length":
         if r == U:
             return f"{s} = {v} is neither a string nor an array"
@@ -1140,6 +1231,8 @@ def _leaf_text(blame: Blame) -> str:
         if r == U:
             return f"{s} = {v} is not a time"  # also for out-of-range instants
         return f"{s} = {v} is {'within' if r == T else 'outside'} {display_window(spec)}"
+    if kind in ("UrlCheck", "PathCheck"):     # the text the check built (tests/support/argref.py)
+        return blame.seen[1] if blame.seen[1] is not None else f"{s} = {v} is not a string"
     raise AssertionError(f"unknown leaf {kind}")
 
 
@@ -1202,7 +1295,7 @@ def _object_input(value: Any, what: str) -> dict:
     return value
 
 
-def _sources(semantics, args, agent_attributes, resource_attributes, context=None) -> dict:
+def _sources(semantics, args, agent_attributes, resource_attributes, context=None, principal=None) -> dict:
     """The source objects of a request, validated as the docs require.
 
     AMBIGUITY: policy-v2.md defines `context` for the v2 question; perso has no Context
@@ -1210,7 +1303,8 @@ def _sources(semantics, args, agent_attributes, resource_attributes, context=Non
     objects, "in both semantics"), so a non-object context is a RequestError in perso too.
     """
     for value, what in ((args, "arguments"), (agent_attributes, "agent_attributes"),
-                        (resource_attributes, "resource_attributes"), (context, "context")):
+                        (resource_attributes, "resource_attributes"), (context, "context"),
+                        (principal, "principal")):
         _check_json(value, what)
     if args is None:
         args = {}
@@ -1221,6 +1315,7 @@ def _sources(semantics, args, agent_attributes, resource_attributes, context=Non
         "AgentAttributes": _object_input(agent_attributes, "agent_attributes"),
         "ResourceAttributes": _object_input(resource_attributes, "resource_attributes"),
         "Context": _object_input(context, "context"),
+        "Principal": _object_input(principal, "principal"),   # none: every field missing
     }
 
 
@@ -1295,8 +1390,8 @@ class ReferenceEngine:
         return self.default_action, 0, f"default_action {self.default_action}"
 
     def sources_for(self, args=None, agent_attributes=None, resource_attributes=None,
-                    context=None) -> dict:
-        return _sources(self.semantics, args, agent_attributes, resource_attributes, context)
+                    context=None, principal=None) -> dict:
+        return _sources(self.semantics, args, agent_attributes, resource_attributes, context, principal)
 
     def condition_value(self, index: int, sources: dict) -> tuple[str, Optional[Blame]]:
         """Evaluate rule ``index``'s condition; a rule without one is T with no blame."""
@@ -1306,10 +1401,11 @@ class ReferenceEngine:
         return _Walker(self.semantics, sources).walk(cond)
 
     def evaluate(self, tool: str, args: Any, role: str, agent_attributes: Any = None,
-                 resource_attributes: Any = None, context: Any = None) -> RefDecision:
+                 resource_attributes: Any = None, context: Any = None, principal: Any = None) -> RefDecision:
         """Decide a request: ``(decision, exact reason, rule index or None)`` with
-        ``.approvals_required``."""
-        sources = _sources(self.semantics, args, agent_attributes, resource_attributes, context)
+        ``.approvals_required``. ``principal``: the Principal source object (a verified
+        chain's user, agents, actor, depth, effective scopes, ...), or None."""
+        sources = _sources(self.semantics, args, agent_attributes, resource_attributes, context, principal)
         collected = self.table.get((tool, role), [])
         if self.semantics == "perso":
             return self._perso(tool, role, collected, sources)

@@ -380,6 +380,19 @@ def _windows() -> st.SearchStrategy:
     return st.builds(build, start_end, days, st.sampled_from(TIMEZONES))
 
 
+# UrlCheck / PathCheck policy hosts and request values: the bypass forms and their neighbours
+URL_HOSTS = ["example.com", "127.1", "[::1]", "169.254.169.254", "api.example.com."]
+URL_VALUES = ["https://example.com/", "http://example.com:8080/x", "https://api.example.com./",
+              "https://a@example.com/", "http://example.com@evil.org/", "http://127.1/", "http://0x7f000001/",
+              "http://[::ffff:127.0.0.1]/", "http://[::1]/", "https://169.254.169.254/", "http://localhost/",
+              "https://evil-example.com/", "https://x.org/", "http:\\\\x.org\\", "ftp://example.com:21/",
+              "file:///etc", "https://b\u00fccher.org/", "not a url", "https://a:99999/", "ws://1.1.1.1:443/"]
+PATH_VALUES = ["/srv/data/a.csv", "/srv/data/../etc/passwd", "/srv/database/x.csv", "/srv/data/secret/k.json",
+               "/etc/x.CSV", "/", "srv/data/a.csv", "data/../x", "data/x.csv", "C:\\Data\\a.txt",
+               "c:/data/../x.TXT", "\\\\srv\\share\\a.txt", "C:\\Data\\con.txt", "", "/a\u0000b",
+               "/tmp//x.json", "../x"]
+
+
 @functools.lru_cache(maxsize=None)
 def v2_leaves(in_quantifier: bool = False) -> st.SearchStrategy:
     """One leaf of each v1 and v2 kind, with field / pointer / Element references."""
@@ -414,7 +427,25 @@ def v2_leaves(in_quantifier: bool = False) -> st.SearchStrategy:
         window_ref = st.one_of(window_ref, st.sampled_from(V2_KEYS).map(
             lambda f: {"source": "Element", "field": f}))
     window = _with(window_ref, _windows(), "TimeWindow")
-    return st.one_of(numeric, string, present, equals, length, typed, window)
+    # UrlCheck / PathCheck (docs/arguments.md): any subset of their keys
+    url = _with(refs, st.fixed_dictionaries({}, optional={
+        "schemes_in": st.lists(st.sampled_from(["http", "https", "ws", "ftp"]), min_size=1, max_size=2),
+        "hosts_in": st.lists(st.sampled_from(URL_HOSTS), min_size=1, max_size=3),
+        "host_suffixes_in": st.lists(st.sampled_from(["example.com", ".org", "localhost"]), min_size=1, max_size=2),
+        "ports_in": st.lists(st.sampled_from([80, 443, 8080]), min_size=1, max_size=2),
+        "userinfo": st.booleans(), "ip": st.just("public")}), "UrlCheck")
+    path = _with(refs, st.one_of(
+        st.fixed_dictionaries({}, optional={
+            "within": st.lists(st.sampled_from(["/srv/data", "/", "/tmp/"]), min_size=1, max_size=2),
+            "not_within": st.lists(st.sampled_from(["/srv/data/secret", "/etc"]), min_size=1, max_size=2),
+            "extensions_in": st.lists(st.sampled_from([".csv", ".json", ".CSV"]), min_size=1, max_size=2),
+            "absolute": st.just(True)}),
+        st.fixed_dictionaries({"style": st.just("windows")}, optional={
+            "within": st.lists(st.sampled_from(["C:\\Data", "\\\\srv\\share", "c:/"]), min_size=1, max_size=2),
+            "extensions_in": st.lists(st.sampled_from([".txt", ".TXT"]), min_size=1, max_size=2)}),
+        st.fixed_dictionaries({"absolute": st.just(False)}, optional={
+            "within": st.lists(st.sampled_from(["data", "/srv"]), min_size=1, max_size=2)})), "PathCheck")
+    return st.one_of(numeric, string, present, equals, length, typed, window, url, path)
 
 
 @functools.lru_cache(maxsize=None)  # built once: strategy construction is not free
@@ -605,6 +636,10 @@ def _value_for(kind: str, spec: Any) -> st.SearchStrategy:
                          st.sampled_from(V2_STRINGS), v2_scalars)
     if kind == "FieldEquals":
         return st.one_of(st.sampled_from(EQUALITY_CORNERS), st.sampled_from(V2_STRINGS))
+    if kind == "UrlCheck":
+        return st.one_of(st.sampled_from(URL_VALUES), st.sampled_from(URL_VALUES), v2_scalars)
+    if kind == "PathCheck":
+        return st.one_of(st.sampled_from(PATH_VALUES), st.sampled_from(PATH_VALUES), v2_scalars)
     return v2_json
 
 

@@ -34,12 +34,13 @@ if TYPE_CHECKING:
 # what the hot path enqueues (recorder._item), told apart by its first field: a decision
 # (rc, request, principal, trace_id, extras, source, t_ns), a refused request (ERROR_MARK,
 # error, request, principal, trace_id, extras, t_ns), or what followed an Elevate
-# (APPROVAL_MARK, fields, t_ns)
+# (APPROVAL_MARK, fields, t_ns), or a policy reload (POLICY_MARK, fields, t_ns)
 QueueItem = Tuple[Any, ...]
 
 _loads = orjson.loads
 _VARIANT = {c: "89ab"[int(c, 16) & 3] for c in "0123456789abcdef"}
 _RAW_LIMIT = 4096  # bytes of an unparseable request kept verbatim in an error event
+
 
 
 class Ids:
@@ -144,8 +145,10 @@ class Builder:
             parts = loads(request[1])  # integers beyond 64 bits stay exact (values.loads_exact)
             if len(parts) == 5:
                 tool, role, args, agent, resource = parts
-            else:
+            elif len(parts) == 6:
                 tool, role, args, agent, resource, context = parts
+            else:   # and the principal chain, recorded from extras (Engine.evaluate(chain=))
+                tool, role, args, agent, resource, context = parts[:6]
         else:
             tool, role, args, agent, resource, context = unpack(request)
         decision = decided(rc, request, source)
@@ -230,6 +233,16 @@ class Builder:
         self._extras(event, fields.get("extras"))
         return self._finish(event)
 
+    def policy_change(self, fields: Dict[str, Any], t_ns: int) -> Dict[str, Any]:
+        """A reload of the policy (Recorder.record_policy_change): kind "policy_change", the
+        outcome ("loaded", or "refused": the old policy stays in force), the digests of the
+        policy before and of the one offered, where it came from and why."""
+        event: Dict[str, Any] = {"kind": "policy_change", "id": self.ids.next(), "timestamp": self.clock.format(t_ns)}
+        for key in ("outcome", "old_digest", "new_digest", "source", "reason"):
+            event[key] = fields.get(key)
+        event["engine_version"] = __version__
+        return event
+
     def gap(self, lost: int, reason: str, first_ns: int, last_ns: int) -> Dict[str, Any]:
         """An account of `lost` events that could not be recorded: never a silent drop."""
         return {"kind": "gap", "id": self.ids.next(), "timestamp": self.clock.format(last_ns),
@@ -242,6 +255,8 @@ class Builder:
             extras = dict(extras)
             if "risk_score" in extras:
                 event["risk_score"] = extras.pop("risk_score")
+            if "principal_chain" in extras:   # the verified chain: label, issuer, jti, scopes
+                event["principal_chain"] = extras.pop("principal_chain")
             if extras:
                 event["extras"] = extras
 

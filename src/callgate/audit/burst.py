@@ -23,10 +23,29 @@ class BurstAlert:
     threshold: int
 
 
+BURST_KEYS = ("principal", "user", "actor")
+
+
+def burst_key(event: Dict[str, Any], key: str) -> Optional[str]:
+    """Whom a denial is counted against: the event's principal, or (`user` / `actor`) the
+    first / last link of the verified principal chain it records (its principal without one)."""
+    chain = event.get("principal_chain")
+    label = chain.get("label") if isinstance(chain, dict) else None
+    if key == "principal" or not isinstance(label, str):
+        principal = event.get("principal")
+        return principal if isinstance(principal, str) or principal is None else str(principal)
+    links = label.split("+")
+    return links[0] if key == "user" else links[-1]
+
+
 class _Watch:
-    def __init__(self, callback: Callable[[BurstAlert], Any], threshold: int, window_s: float) -> None:
+    def __init__(self, callback: Callable[[BurstAlert], Any], threshold: int, window_s: float,
+                 key: str = "principal") -> None:
         if threshold < 0 or window_s <= 0:
             raise ValueError("threshold must be >= 0 and window_s > 0")
+        if key not in BURST_KEYS:
+            raise ValueError(f"key is one of {', '.join(BURST_KEYS)}, not {key!r}")
+        self.key = key
         self.callback = callback
         self.threshold = threshold
         self.window_ns = int(window_s * 1e9)
@@ -57,12 +76,14 @@ class DenyBursts:
     def __init__(self) -> None:
         self.watches: List[_Watch] = []
 
-    def add(self, callback: Callable[[BurstAlert], Any], threshold: int, window_s: float) -> None:
-        """Watch for more than `threshold` denials of one principal within `window_s` seconds."""
-        self.watches.append(_Watch(callback, threshold, window_s))
+    def add(self, callback: Callable[[BurstAlert], Any], threshold: int, window_s: float,
+            key: str = "principal") -> None:
+        """Watch for more than `threshold` denials of one principal within `window_s` seconds;
+        `key` "user" or "actor" counts by the principal chain's first or last link instead."""
+        self.watches.append(_Watch(callback, threshold, window_s, key))
 
-    def observe(self, decision: Optional[str], principal: Optional[str], t_ns: int) -> None:
-        """Count one decision (only a Deny counts) at its timestamp; may fire callbacks."""
-        if decision == "Deny":
+    def observe(self, event: Dict[str, Any], t_ns: int) -> None:
+        """Count one decision event (only a Deny counts) at its timestamp; may fire callbacks."""
+        if event.get("decision") == "Deny":
             for w in self.watches:
-                w.deny(principal, t_ns)
+                w.deny(burst_key(event, w.key), t_ns)

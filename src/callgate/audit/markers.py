@@ -28,7 +28,7 @@ from ..version import __version__
 
 KIND = "writer"
 START, STOP = "start", "stop"
-NOT_DECISIONS = ("writer", "chain")  # record kinds that are bookkeeping of the trail itself
+NOT_DECISIONS = ("writer", "chain", "policy_change")  # record kinds that are bookkeeping of the trail itself
 
 
 def writer_event(state: str, event_id: str, timestamp: str, details: Optional[Dict[str, Any]] = None) -> Dict[str, Any]:

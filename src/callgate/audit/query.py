@@ -54,6 +54,16 @@ def _record(entry: Any) -> Optional[Dict[str, Any]]:
     return record if isinstance(record, dict) else None
 
 
+def names_principal(record: Dict[str, Any], principal: str) -> bool:
+    """Whether a record is about `principal`: its principal is that name, or the verified
+    principal chain it records has that name as one of its links (docs/principals.md)."""
+    if record.get("principal") == principal:
+        return True
+    chain = record.get("principal_chain")
+    label = chain.get("label") if isinstance(chain, dict) else None
+    return isinstance(label, str) and principal in label.split("+")
+
+
 def events(source: Source, principal: Optional[str] = None, tool: Optional[str] = None,
            decision: Optional[str] = None, since: Optional[str] = None, after: Any = None,
            trusted: Optional[Set[bytes]] = None,
@@ -64,7 +74,8 @@ def events(source: Source, principal: Optional[str] = None, tool: Optional[str] 
     ts = since_to_timestamp(since) if since else None
     where, params = "", []
     if source.kind != "jsonl":  # the databases filter through their indexes
-        for column, value in (("principal", principal), ("tool", tool), ("decision", decision), ("ts", ts)):
+        # (not the principal: it may name one link of a chain, matched below)
+        for column, value in (("tool", tool), ("decision", decision), ("ts", ts)):
             if value is not None:
                 where += f" AND {column} {'>=' if column == 'ts' else '='} ?"
                 params.append(value)
@@ -74,7 +85,7 @@ def events(source: Source, principal: Optional[str] = None, tool: Optional[str] 
         record = _record(entry)
         if record is None or record.get("kind") in NOT_DECISIONS:
             continue
-        if principal is not None and record.get("principal") != principal:
+        if principal is not None and not names_principal(record, principal):
             continue
         if tool is not None and record.get("tool") != tool:
             continue
@@ -118,6 +129,9 @@ def stats(source: Source, since: Optional[str] = None, bucket: str = "hour",
     kinds: Counter[str] = Counter()
     approvals: Counter[tuple[Any, Any]] = Counter()   # (method, outcome)
     excluded: Counter[str] = Counter()
+    # what was not enforced: calls of the proxy's --mode shadow that enforcement would not have
+    # allowed, and calls that shadow rules (or a shadow candidate) would have decided otherwise
+    unenforced: Counter[tuple[Any, Any, Any]] = Counter()   # (tool, rule, decision)
     total = 0
     for _, record, _ in events(source, since=since, trusted=trusted, excluded=excluded):
         total += 1
@@ -135,6 +149,12 @@ def stats(source: Source, since: Optional[str] = None, bucket: str = "hour",
         decision = _key(record.get("decision"))
         required = _key(record.get("approvals_required") or 0) if decision == "Elevate" else 0
         by_key[(_key(record.get("tool")), _key(record.get("role")), _key(record.get("rule")), decision, required)] += 1
+        extras = record.get("extras")
+        if isinstance(extras, dict) and extras.get("mode") == "shadow" and decision != "Allow":
+            unenforced[(_key(record.get("tool")), _key(record.get("rule")), decision)] += 1
+        shadow = record.get("shadow")   # a shadow rule (or candidate policy) would have decided otherwise
+        if isinstance(shadow, dict):
+            unenforced[(_key(record.get("tool")), _key(shadow.get("rule")), _key(shadow.get("decision")))] += 1
         by_time[(str(record.get("timestamp", ""))[:cut], decision, required)] += 1
         if isinstance(record.get("approval"), dict):  # an Allow that signed approvals gave
             a = record["approval"]
@@ -151,5 +171,7 @@ def stats(source: Source, since: Optional[str] = None, bucket: str = "hour",
                                   for k, n in sorted(by_key.items(), key=lambda kv: (-kv[1], str(kv[0])))],
             "over_time": [row({bucket: k[0], "decision": k[1]}, k[2], n)
                           for k, n in sorted(by_time.items(), key=lambda kv: str(kv[0]))],
+            "shadow_would_have": [{"tool": k[0], "rule": k[1], "decision": k[2], "count": n}
+                                  for k, n in sorted(unenforced.items(), key=lambda kv: (-kv[1], str(kv[0])))],
             "approvals": [{"method": k[0], "outcome": k[1], "count": n}
                           for k, n in sorted(approvals.items(), key=lambda kv: (-kv[1], str(kv[0])))]}

@@ -26,7 +26,7 @@ from .burst import DenyBursts
 from .options import Options
 from .shadow import Shadow
 from .sinks import Sink, resolve
-from .writer import APPROVAL_MARK, ERROR_MARK, Writer
+from .writer import APPROVAL_MARK, ERROR_MARK, POLICY_MARK, Writer
 
 if TYPE_CHECKING:
     from ..decision import Request
@@ -144,6 +144,23 @@ class Recorder:
             return self.wait_durable(self.durable_mark(), self.options.durable_timeout) is None
         return True
 
+    def record_policy_change(self, *, outcome: str, old_digest: Optional[str], new_digest: Optional[str],
+                             source: str, reason: str) -> bool:
+        """Record a policy reload: "loaded" (the new policy decides from now on) or
+        "refused" (it did not compile; the old one stays in force), with both digests. Not
+        the hot path; False when it cannot be recorded."""
+        if self._closed:
+            return False
+        fields = {"outcome": outcome, "old_digest": old_digest, "new_digest": new_digest, "source": source,
+                  "reason": reason}
+        t_ns = _time_ns()
+        if len(self._q) >= self._limit and not self._wait_for_room():
+            self.writer.count_lost(t_ns)
+            return False
+        self._q.append((POLICY_MARK, fields, t_ns))
+        self.writer.wake.set()
+        return True
+
     # ------------------------------------------------------------------ durability
 
     def durable_mark(self) -> int:
@@ -231,10 +248,10 @@ class Recorder:
 
     def _observe(self, item: QueueItem, event: dict[str, Any]) -> None:
         if self.shadow is not None and event.get("kind") == "decision" and item[0] is not ERROR_MARK \
-                and item[0] is not APPROVAL_MARK:
+                and item[0] is not APPROVAL_MARK and item[0] is not POLICY_MARK:
             self.shadow.check(item[1], event)
         if self.bursts.watches:
-            self.bursts.observe(event.get("decision"), event.get("principal"), item[-1])
+            self.bursts.observe(event, item[-1])
 
     def _after_batch(self) -> None:
         if self._slow and len(self._q) < self._limit:
@@ -242,9 +259,11 @@ class Recorder:
 
     # ------------------------------------------------------------------ control
 
-    def on_deny_burst(self, callback: Callable[[Any], Any], threshold: int = 20, window_s: float = 60.0) -> None:
-        """Call `callback(BurstAlert)` once per principal per window when its denials exceed threshold."""
-        self.bursts.add(callback, threshold, window_s)
+    def on_deny_burst(self, callback: Callable[[Any], Any], threshold: int = 20, window_s: float = 60.0,
+                      key: str = "principal") -> None:
+        """Call `callback(BurstAlert)` once per principal per window when its denials exceed
+        threshold; `key` "user" / "actor": per principal chain user / actor instead."""
+        self.bursts.add(callback, threshold, window_s, key)
         self.writer.observe = self._observe
 
     def flush(self, timeout: Optional[float] = None) -> bool:

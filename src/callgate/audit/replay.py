@@ -44,6 +44,10 @@ def evaluate(candidate: Any, record: Dict[str, Any]) -> Dict[str, Any]:
     if record.get("context") is not None:
         options["context"] = record["context"]
     try:
+        if isinstance(record.get("principal_chain"), dict):   # the verified chain the call carried
+            from ..principals import recorded_chain
+
+            options["chain"] = recorded_chain(record["principal_chain"])
         d = candidate.evaluate(record["tool"], record["args"], role=record["role"],
                                agent_attributes=record.get("agent_attributes"),
                                resource_attributes=record.get("resource_attributes"), **options)

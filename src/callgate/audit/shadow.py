@@ -9,6 +9,7 @@ import os
 from collections import deque
 from typing import TYPE_CHECKING, Any, Deque
 
+from ..values import dumps_exact
 from ._canonical import loads
 from .replay import policy_verdict
 
@@ -46,9 +47,14 @@ class Shadow:
         try:
             if request[0] == "request":
                 tool, role, args, agent, resource, *rest = loads(request[1])
-                options = {"context": rest[0]} if rest else {}
-                d = self.engine.evaluate(tool, args, role=role, agent_attributes=agent, resource_attributes=resource,
-                                         **options)
+                if len(rest) > 1:   # with the principal chain the primary read (its effective scopes)
+                    context = {"role": role, "agent_attrs": agent or {}, "resource_attrs": resource or {},
+                               "context": rest[0] or {}, "principal": rest[1]}
+                    d = self.engine.evaluate_json(tool, dumps_exact(args), dumps_exact(context))
+                else:
+                    options = {"context": rest[0]} if rest else {}
+                    d = self.engine.evaluate(tool, args, role=role, agent_attributes=agent,
+                                             resource_attributes=resource, **options)
             else:
                 d = self.engine.evaluate_json(request[1], request[2], request[3])
             verdict = {"decision": d.decision, "rule": d.rule, "reason": d.reason,

@@ -270,6 +270,8 @@ class Writer:
                 return build.decision(*item)
             if item[0] is APPROVAL_MARK:
                 return build.approval(item[1], item[-1])
+            if item[0] is POLICY_MARK:
+                return build.policy_change(item[1], item[-1])
             return build.error(*item[1:])
         except Exception as exc:  # never drop: record what we know and why the rest is missing
             return {"kind": "decision", "id": build.ids.next(), "timestamp": build.clock.format(item[-1]),
@@ -491,7 +493,7 @@ class Writer:
 
 class _Error:
     """Marks an enqueued item that is not a decision: a refused request (RequestError,
-    ERROR_MARK) or what followed an Elevate (APPROVAL_MARK)."""
+    ERROR_MARK), what followed an Elevate (APPROVAL_MARK) or a policy reload (POLICY_MARK)."""
 
     __slots__ = ()
 
@@ -499,3 +501,4 @@ class _Error:
 _ERROR = _Error
 ERROR_MARK = _Error()
 APPROVAL_MARK = _Error()
+POLICY_MARK = _Error()   # a policy reload, loaded or refused (Recorder.record_policy_change)

@@ -10,20 +10,24 @@ from __future__ import annotations
 import importlib
 import logging
 import threading
+import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any, Callable, Mapping, Optional
+from typing import Any, Callable, Mapping, Optional, Union
 
 import orjson
 
 from ..engine import Engine
 from ..errors import CallgateError
 from ..language import uses_tiers
-from .pins import PinStore, tool_digest
+from .pins import InlinePins, PinStore, tool_digest
 from .tiers import discovered_tiers
 
 log = logging.getLogger("callgate.mcp")
 DENIED_PREFIX = "Denied by policy: "
+MODES = ("enforce", "shadow")
+DENIAL_DETAILS = ("full", "rule", "generic")
+GENERIC_DENIAL = "this call is not allowed"
 APPROVALS_KEY = "callgate/approvals"   # params._meta key: signed approvals a host attaches
 Resolver = Callable[[str, Mapping[str, Any]], Mapping[str, Any]]
 
@@ -31,11 +35,14 @@ Resolver = Callable[[str, Mapping[str, Any]], Mapping[str, Any]]
 @dataclass(frozen=True)
 class Identity:
     """Who is calling: the role the policy knows, the agent attributes its conditions read,
-    and an optional principal name for the audit trail."""
+    an optional principal name for the audit trail, and the caller's principal chain: a
+    token, a verified principals.Chain, or a source whose current() gives the token now
+    (mcp.chains.ChainFile), verified by the engine for every call (docs/principals.md)."""
 
     role: str
     agent_attributes: Mapping[str, Any] = field(default_factory=dict)
     principal: Optional[str] = None
+    chain: Any = None
 
 
 def load_resolver(spec: str) -> Resolver:
@@ -80,7 +87,7 @@ class Verdict:
     engine's reason is only formatted when read (an allowed call never pays for it)."""
 
     __slots__ = ("decision", "_reason", "_source", "rule", "approvals_required", "tool", "args", "resource",
-                 "trace_id", "approvals_given")
+                 "trace_id", "approvals_given", "chain")
     _reason: Optional[str]
     _source: Any   # the engine's Decision while its reason is not read yet
 
@@ -88,8 +95,9 @@ class Verdict:
     def __init__(self, decision: str, reason: Any, rule: Optional[int] = None, approvals_required: int = 0,
                  tool: Optional[str] = None, args: Optional[dict[str, Any]] = None,
                  resource: Optional[Mapping[str, Any]] = None, trace_id: Optional[str] = None,
-                 approvals_given: bool = False) -> None:
+                 approvals_given: bool = False, chain: Any = None) -> None:
         self.decision = decision
+        self.chain = chain   # the verified principals.Chain the call carried, or None
         # a str, or the engine's Decision whose reason is read on demand
         self._reason, self._source = (reason, None) if isinstance(reason, str) else (None, reason)
         self.rule = rule
@@ -111,8 +119,16 @@ class Verdict:
         """True only for Allow."""
         return self.decision == "Allow"
 
+    def principal_of(self, identity: "Identity") -> Optional[str]:
+        """Whom an approval of this call binds to and the trail names: the whole verified
+        chain (`user+agent+...`) when the call carried one, else the identity's principal."""
+        return self.chain.label if self.chain is not None else identity.principal
+
     def __repr__(self) -> str:
         return f"Verdict({self.decision!r}, {self.reason!r}, rule={self.rule!r}, approvals_required={self.approvals_required})"
+
+
+_SHADOW = {"mode": "shadow"}
 
 
 def _deny(reason: str, tool: Optional[str] = None, args: Optional[dict[str, Any]] = None) -> Verdict:
@@ -161,19 +177,53 @@ class Gate:
     defaults, visibility) is the compiled policy's (language.Meaning)."""
 
     def __init__(self, engine: Engine, resolver: Optional[Resolver] = None,
-                 pins: Optional[PinStore] = None, *, trusted: bool = False, durable: bool = False) -> None:
+                 pins: Optional[Union[PinStore, InlinePins]] = None, *, trusted: bool = False, durable: bool = False,
+                 chain_from_meta: bool = False, mode: str = "enforce", denial_detail: str = "full",
+                 watcher: Any = None, telemetry: Any = None, state_key: Optional[bytes] = None,
+                 state_ledger: Any = None) -> None:
+        if mode not in MODES:
+            raise ValueError(f"mode is one of {', '.join(MODES)}, not {mode!r}")
+        if denial_detail not in DENIAL_DETAILS:
+            raise ValueError(f"denial detail is one of {', '.join(DENIAL_DETAILS)}, not {denial_detail!r}")
         self.engine = engine
+        # shadow: every call is decided and recorded (marked "mode": "shadow"), then forwarded
+        self.mode = mode
+        # what the model reads of a denial: the full reason, only the rule, or nothing specific
+        # (the audit trail keeps the full reason whatever this says)
+        self.denial_detail = denial_detail
+        self.watcher = watcher   # reloading.PolicyWatcher: the policy file, reloaded when it changes
+        self.telemetry = telemetry   # telemetry.Telemetry: a span and metrics per decision (None: off)
+        # the 2026 approval states' key and spent-nonce ledger: given, they are shared by
+        # replicas (a state issued by one is accepted once, by any); else this process's own
+        self._state_key, self._state_ledger = state_key, state_ledger
+        # take a per-request chain from params._meta["callgate/chain"] (the operator's choice;
+        # otherwise such a token is ignored and the configured identity decides)
+        self.chain_from_meta = chain_from_meta
         self.durable = durable   # forward a call only once its decision is durable in the audit trail
         self.resolver = resolver
         self.pins = pins
         self.trusted = trusted
         self.seen: dict[str, str] = {}
+        self.schemas: dict[str, Any] = {}   # tool -> its inputSchema as last listed (Mcp-Param-* headers)
         self.stale = True   # no tools/list seen yet, or list_changed since
         self.tiers: dict[str, str] = {}          # discovered tool -> resolved tier
         self.tier_error: Optional[str] = None    # the last reload with discovered tiers failed
         compiled = engine.compiled
         self.discovery = compiled.semantics != "perso" and uses_tiers(compiled.policy)
         self._lock = threading.Lock()
+        self._states: Any = None
+
+    def approval_states(self) -> Any:
+        """The request states this gate issues for approvals asked on the 2026 revision
+        (approval_state.ApprovalStates: a key and a spent-nonce ledger of this process),
+        made on first use."""
+        if self._states is None:
+            from .approval_state import ApprovalStates
+
+            with self._lock:
+                if self._states is None:
+                    self._states = ApprovalStates(key=self._state_key, ledger=self._state_ledger)
+        return self._states
 
     # ------------------------------------------------------------ listing
 
@@ -192,6 +242,7 @@ class Gate:
         for tool in tools:
             if isinstance(tool, dict) and isinstance(tool.get("name"), str):
                 self.seen[tool["name"]] = tool_digest(tool)
+                self.schemas[tool["name"]] = tool.get("inputSchema")
         if self.discovery:
             self._discover(tools)
 
@@ -244,6 +295,7 @@ class Gate:
         """The upstream said its tool list changed: definitions must be listed again."""
         self.stale = True
         self.seen.clear()
+        self.schemas.clear()   # Mcp-Param-* headers are checked against current definitions only
 
     # ------------------------------------------------------------ the audit trail
 
@@ -266,11 +318,57 @@ class Gate:
     # ------------------------------------------------------------ calls
 
     def needs_definitions(self, tool: str) -> bool:
-        """With pins or tier discovery, a call needs the tool's current definition before it
-        can be decided."""
-        return (self.pins is not None or self.discovery) and tool not in self.seen
+        """With pins, tier discovery or closed arguments, a call needs the tool's current
+        definition before it can be decided."""
+        return (self.pins is not None or self.discovery or self.arguments_closed(tool)) and tool not in self.seen
+
+    def arguments_closed(self, tool: str) -> bool:
+        """Whether the policy closes this tool's arguments (`"arguments"`: its name, else its
+        tier as `tier:TIER`, else a glob that matches it)."""
+        closed = getattr(self.engine.compiled.policy, "arguments", None)
+        if not closed:
+            return False
+        if tool in closed:
+            return bool(closed[tool] == "closed")
+        tier = self.engine.compiled.meaning.tier_of(tool)
+        if tier is not None and f"tier:{tier}" in closed:
+            return bool(closed[f"tier:{tier}"] == "closed")
+        from ..language import glob_match
+
+        return any(v == "closed" for k, v in closed.items() if "*" in k and glob_match(k, tool))
+
+    def _unreviewed_argument(self, tool: str, args: Mapping[str, Any]) -> Optional[str]:
+        """With closed arguments: why an argument is not in the tool's input schema (as the
+        server last listed it), or None."""
+        schema = self.schemas.get(tool)
+        props = schema.get("properties") if isinstance(schema, dict) else None
+        if not isinstance(props, dict):
+            return (f"the input schema of {tool} is not known, and its arguments are closed: the call cannot be "
+                    "checked against it")
+        extra = sorted(k for k in args if k not in props)
+        if extra:
+            return (f"argument '{extra[0]}' is not in the input schema of {tool} (its arguments are closed: a "
+                    "parameter nobody reviewed)")
+        return None
 
     def decide(self, params: Any, identity: Identity) -> Verdict:
+        """The verdict on a tools/call (see _decide); with telemetry, inside a span that
+        continues the W3C trace context of the request's _meta, counted by outcome."""
+        tel = self.telemetry
+        if tel is None:
+            return self._decide(params, identity)
+        tool = params.get("name") if isinstance(params, dict) else None
+        meta = params.get("_meta") if isinstance(params, dict) else None
+        carrier = {k: v for k, v in meta.items() if k in ("traceparent", "tracestate") and isinstance(v, str)} \
+            if isinstance(meta, dict) else None
+        started = time.perf_counter()
+        with tel.span(tool if isinstance(tool, str) else "", "proxy", carrier=carrier) as span:
+            verdict = self._decide(params, identity)
+            tel.decided(span, verdict.tool or "", verdict.decision, time.perf_counter() - started,
+                        verdict.principal_of(identity))
+        return verdict
+
+    def _decide(self, params: Any, identity: Identity) -> Verdict:
         """The verdict on a tools/call with these params. Signed approvals in
         params._meta["callgate/approvals"] are passed to the engine (an Elevate they satisfy
         is an Allow). With an audit trail, the call gets a trace id."""
@@ -284,7 +382,12 @@ class Gate:
             args = {}
         elif not isinstance(args, dict):
             return _deny(f"the arguments of {tool} must be an object", tool)
+        if self.watcher is not None:
+            self.watcher.poll()   # a changed policy file is reloaded before this call is decided
         tokens, problem = approvals_in(params)
+        if problem is not None:
+            return _deny(problem, tool, args)
+        chain, problem = self._chain(params, identity)
         if problem is not None:
             return _deny(problem, tool, args)
         if self.tier_error is not None and tool in self.tiers:
@@ -305,16 +408,24 @@ class Gate:
         trace_id = None
         if engine.recorder is not None:   # the decision's event is linked to what the proxy records later
             trace_id = uuid.uuid4().hex
+        # in shadow mode the event says the decision was not enforced
+        extras = _SHADOW if self.mode == "shadow" else None
         try:
+            if isinstance(chain, str):   # refused: the engine decides (a Deny saying why) and records it
+                d = engine.evaluate(tool, args, role=identity.role, agent_attributes=identity.agent_attributes,
+                                    resource_attributes=resource, principal=identity.principal, trace_id=trace_id,
+                                    chain=chain, extras=extras)
+                return Verdict(d.decision, d, d.rule, 0, tool, args, resource, trace_id, bool(tokens))
             if tokens:
                 d = engine.evaluate(tool, args, role=identity.role, agent_attributes=identity.agent_attributes,
                                     resource_attributes=resource, principal=identity.principal, trace_id=trace_id,
-                                    approvals=tokens)
+                                    approvals=tokens, chain=chain, extras=extras)
             else:
                 d = engine.evaluate(tool, args, role=identity.role, agent_attributes=identity.agent_attributes,
-                                    resource_attributes=resource, principal=identity.principal, trace_id=trace_id)
+                                    resource_attributes=resource, principal=identity.principal, trace_id=trace_id,
+                                    chain=chain, extras=extras)
             verdict = Verdict(d.decision, d, d.rule, getattr(d, "approvals_required", 0), tool, args,
-                              resource, trace_id, bool(tokens))
+                              resource, trace_id, bool(tokens), chain)
         except CallgateError as exc:
             return _deny(str(exc), tool, args)
         except Exception:  # pragma: no cover - a bug must still deny
@@ -322,11 +433,51 @@ class Gate:
             return _deny("internal error while deciding", tool, args)
         if verdict.decision not in ("Allow", "Elevate"):
             return verdict
+        if self.arguments_closed(tool):   # schema drift: an argument the reviewed schema lacks
+            problem = self._unreviewed_argument(tool, args)
+            if problem is not None:
+                return Verdict("Deny", problem, verdict.rule, 0, tool, args, resource, trace_id, bool(tokens), chain)
         if self.pins is not None:  # never ask a human to approve a changed definition either
             problem = self.pins.problem(tool, self.seen.get(tool))
             if problem is not None:
-                return Verdict("Deny", problem, verdict.rule, 0, tool, args, resource, trace_id, bool(tokens))
+                return Verdict("Deny", problem, verdict.rule, 0, tool, args, resource, trace_id, bool(tokens), chain)
         return verdict
+
+    def shown(self, reason: str, verdict: Optional["Verdict"] = None) -> str:
+        """What the model reads of a denial (after "Denied by policy: "), per denial_detail:
+        the full reason; only the deciding rule (its id, or its number); or a generic line."""
+        if self.denial_detail == "full":
+            return reason
+        if self.denial_detail == "generic" or verdict is None or verdict.rule is None:
+            return GENERIC_DENIAL
+        rules = self.engine.compiled.policy.rules
+        rule_id = getattr(rules[verdict.rule], "id", None) if 0 <= verdict.rule < len(rules) else None
+        return f"{GENERIC_DENIAL} (rule {rule_id or verdict.rule + 1})"
+
+    def _chain(self, params: dict[str, Any], identity: Identity) -> tuple[Any, Optional[str]]:
+        """The call's principal chain: (a verified Chain, None); (None, None) without one;
+        (the token, None) when it does not verify, so that the engine records the refusal;
+        (None, why) when _meta carries something that is not a token."""
+        from .chains import chain_in_meta
+
+        token: Any = None
+        if self.chain_from_meta:
+            token, problem = chain_in_meta(params)
+            if problem is not None:
+                return None, problem
+        if token is None:
+            token = identity.chain
+            current = getattr(token, "current", None)
+            if current is not None:   # a chain source (a file re-read when it changes)
+                token = current()
+        if token is None or not isinstance(token, str):
+            return token, None   # nothing, or a Chain already verified
+        from ..principals import ChainError
+
+        try:
+            return self.engine.verify_chain(token), None
+        except ChainError:
+            return token, None
 
     def check(self, params: Any, identity: Identity) -> Optional[str]:
         """None when a tools/call with these params may run; otherwise the reason it may not

@@ -13,21 +13,24 @@ through a function you supply, e.g. from the authenticated HTTP request:
 
 An Elevate is decided like on the wire (elevate.py): signed approvals in the call's
 `_meta["callgate/approvals"]`, else, when the client declared form elicitation and the
-count is within `elevation.max_approvals`, the user is asked through the server's own
-session (`elicit_form`), else the call is denied saying approval is required. With a
+count is within `elevation.max_approvals`, the user is asked, else the call is denied
+saying approval is required. On the handshake revisions the user is asked through the
+server's own session (`elicit_form`); on 2026-07-28 with an input_required result whose
+signed requestState binds the approval to the call (approval_state.py). With a
 decoded policy (or a path) that uses tiers, the server's tools get tiers from their
 annotations (`trusted=True` believes them; see tiers.py).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import inspect
 from collections.abc import Mapping
 from typing import Any, Callable, Optional, Union
 
 from ..engine import Engine
 from ..extras import require
-from . import elevate
+from . import elevate, modern
 from .gate import APPROVALS_KEY, Gate, Identity, Resolver, Verdict, denial_result
 from .pins import PinStore
 
@@ -69,10 +72,14 @@ class Guard:
                 if isinstance(params.get("name"), str) and self.gate.needs_definitions(params["name"]):
                     await self._list_tools()
             verdict = self.gate.decide(params, who)
+            if self.gate.mode == "shadow":   # decided and recorded; the tool runs whatever was decided
+                return await call_next(ctx)
+            if not verdict.allowed and _is_modern(ctx) and verdict.decision == "Elevate" and isinstance(params, dict):
+                return await self._modern(ctx, call_next, verdict, who, params)
             if not verdict.allowed:
                 reason = await self._not_allowed(ctx, verdict, who)
                 if reason is not None:
-                    return _denied(reason)
+                    return _denied(self.gate.shown(reason, verdict))
             return await call_next(ctx)
         result = await call_next(ctx)
         if method == "tools/list":
@@ -101,6 +108,21 @@ class Guard:
         except Exception:  # undiscovered tools are decided without a discovered tier
             return
 
+    async def _modern(self, ctx: Any, call_next: Any, v: Verdict, who: Identity, params: dict[str, Any]) -> Any:
+        """An Elevate on a request of the 2026 revision (elevate.modern_step): the approval
+        question as an input_required result (the SDK's request-state boundary seals the
+        proxy's state once more on the way out and opens it on the way back), a denial, or,
+        for a retry the state and the user's answer approve, the call without them."""
+        meta = params.get("_meta")
+        caps = meta.get(modern.CAPABILITIES_KEY) if isinstance(meta, Mapping) else None
+        step = elevate.modern_step(v, who, self.gate, params, capabilities=dict(caps) if isinstance(caps, Mapping)
+                                   else None, elevation=self.elevation)
+        if isinstance(step, elevate.Ask):
+            return step.result
+        if isinstance(step, elevate.Deny):
+            return _denied(self.gate.shown(step.reason, v))
+        return await call_next(dataclasses.replace(ctx, params=step.params))
+
     async def _not_allowed(self, ctx: Any, v: Verdict, who: Identity) -> Optional[str]:
         """The reason the call does not run, or None when the user approved it (asked through
         the server's own session: elicit_form, legacy sessions only)."""
@@ -109,9 +131,7 @@ class Guard:
         session: Any = getattr(ctx, "session", None)   # the SDK's session (None: elicit_form fails below)
         caps: Any = getattr(session, "client_capabilities", None)
         wire_caps = caps.model_dump(by_alias=True, exclude_none=True) if hasattr(caps, "model_dump") else caps
-        version = getattr(ctx, "protocol_version", None)
-        modern = isinstance(version, str) and version >= elevate.MODERN_SINCE   # no server-to-client requests
-        reason = elevate.refusal(v, who, self.gate, capabilities=wire_caps, elevation=self.elevation, modern=modern)
+        reason = elevate.refusal(v, who, self.gate, capabilities=wire_caps, elevation=self.elevation)
         if reason is not None:
             return reason
         params = elevate.elicitation_params(v)
@@ -129,6 +149,13 @@ class Guard:
         return elevate.settle(v, who, self.gate, outcome, why)
 
 
+def _is_modern(ctx: Any) -> bool:
+    """Whether the request is of the 2026 revision (no requests to the client: approvals go
+    through input_required)."""
+    version = getattr(ctx, "protocol_version", None)
+    return isinstance(version, str) and version >= elevate.MODERN_SINCE
+
+
 def _denied(reason: str) -> Any:
     """The denial as the SDK's own result type, so it is rendered right for every protocol version."""
     from mcp.types import CallToolResult, TextContent
@@ -139,12 +166,16 @@ def _denied(reason: str) -> Any:
 
 def guard(server: Any, policy: Union[str, Engine, Mapping[str, Any]], *, identity: IdentityFn,
           resolver: Optional[Resolver] = None, pins: Optional[str] = None, trusted: bool = False,
-          elevation: Optional[elevate.Elevation] = None) -> Guard:
+          elevation: Optional[elevate.Elevation] = None, mode: str = "enforce", denial_detail: str = "full",
+          reload: bool = True) -> Guard:
     """Install a Guard on `server` (an MCPServer or a low-level Server: anything with a
     `middleware` list) and return it. `policy` is a path, a decoded policy or an Engine;
     `identity(ctx)` returns the caller's Identity (or None: every call is then denied);
     `trusted`: the tools' annotations set their tiers (when tiers matter to the policy);
-    `elevation`: how Elevate asks the user."""
+    `elevation`: how Elevate asks the user; `mode` "shadow": decide and record, never
+    block; `denial_detail` "full" | "rule" | "generic": what the model reads of a denial;
+    `reload`: a policy given as a path is reloaded when the file changes (and by
+    `Guard.gate.watcher.reload()`, e.g. from the host's SIGHUP handler)."""
     require("mcp", "guard()", "mcp")
     if isinstance(policy, Engine):
         engine = policy
@@ -155,6 +186,17 @@ def guard(server: Any, policy: Union[str, Engine, Mapping[str, Any]], *, identit
     chain = getattr(server, "middleware", None)
     if not isinstance(chain, list):
         raise TypeError("guard() needs an mcp SDK server with a middleware list (mcp>=2)")
-    g = Guard(Gate(engine, resolver, PinStore(pins) if pins else None, trusted=trusted), identity, server, elevation)
+    watcher = None
+    if reload and not isinstance(policy, (Engine, Mapping)):
+        from ..reloading import PolicyWatcher
+
+        watcher = PolicyWatcher(engine, policy)
+    from .pins import policy_pins
+
+    required = PinStore(pins) if pins else policy_pins(engine.compiled, None if isinstance(policy, (Engine, Mapping))
+                                                       else str(policy))
+    gate = Gate(engine, resolver, required, trusted=trusted, mode=mode,
+                denial_detail=denial_detail, watcher=watcher)
+    g = Guard(gate, identity, server, elevation)
     chain.append(g)
     return g

@@ -18,11 +18,19 @@ A thin transport over the session core (session.py), one core per MCP session:
   for `idle_timeout` seconds is closed too (an open GET stream does not keep it). A closed
   session's id, or that of a session whose server died, gets 404, and the client starts a
   new one.
+- Protocol revisions (modern.py, docs/mcp.md "Protocol revisions"): `initialize` opens a
+  session as above. A request of the 2026-07-28 revision (its version in params._meta)
+  belongs to no session: it needs no Mcp-Session-Id and goes through its principal's
+  stateless lane (one session core with `stateless=True`, one upstream), after its
+  MCP-Protocol-Version, Mcp-Method, Mcp-Name and Mcp-Param-* headers were checked against
+  its body (a mismatch is HTTP 400, -32020: what an intermediary routed by must be what is
+  decided). Closing the event stream that answers such a request cancels it.
 """
 
 from __future__ import annotations
 
 import asyncio
+import signal
 import contextlib
 import ipaddress
 import logging
@@ -33,6 +41,7 @@ from typing import Any, Optional, Sequence
 from ..extras import require
 from . import elevate
 from . import jsonrpc as rpc
+from . import modern
 from .gate import Gate, Identity
 from .jwt_auth import AuthError, JwtConfig
 from .session import Action, Limits, Session, ToClient, ToServer
@@ -88,16 +97,19 @@ class _Post:
 
 
 class FrontSession:
-    """One MCP session: its core, the link to its server, its GET stream's queue."""
+    """One MCP session: its core, the link to its server, its GET stream's queue. A
+    `stateless` one is a principal's lane for requests of the 2026 revision (no session id
+    is ever given out for it)."""
 
-    def __init__(self, front: "HttpFront", principal: str) -> None:
+    def __init__(self, front: "HttpFront", principal: str, stateless: bool = False) -> None:
         self.id = secrets.token_urlsafe(24)
-        self.front, self.principal = front, principal
-        self.core = Session(front.gate, elevation=front.elevation, limits=front.session_limits)
+        self.front, self.principal, self.stateless = front, principal, stateless
+        self.core = Session(front.gate, elevation=front.elevation, limits=front.session_limits, stateless=stateless)
         if front.command is not None:
             self.link: Any = StdioLink(front.command, self._from_server_line, self._server_gone)
         else:
-            self.link = HttpLink(front.upstream_url, self._from_server_message, self._server_gone)  # type: ignore[arg-type]
+            self.link = HttpLink(front.upstream_url, self._from_server_message, self._server_gone,  # type: ignore[arg-type]
+                                 schemas=front.gate.schemas)
         self.incoming: "asyncio.Queue[bytes]" = asyncio.Queue(INCOMING_MAX)
         self.outbox: "asyncio.Queue[ToServer]" = asyncio.Queue()
         self.last_used = asyncio.get_running_loop().time()
@@ -215,6 +227,7 @@ class HttpFront:
         self.allowed_origins = {o.lower().rstrip("/") for o in allowed_origins}
         self.audit_timeout = audit_timeout
         self.sessions: dict[str, FrontSession] = {}
+        self.lanes: dict[str, FrontSession] = {}     # principal -> its stateless lane (2026 requests)
         self._principals: dict[str, _Principal] = {}
 
     # ---------------------------------------------------------------- the ASGI app
@@ -236,17 +249,33 @@ class HttpFront:
                     await reaper
                 await self.close_all()  # no child server outlives the front
 
-        return Starlette(routes=[Route(PATH, self.endpoint, methods=["GET", "POST", "DELETE"])], lifespan=lifespan)
+        routes = [Route(PATH, self.endpoint, methods=["GET", "POST", "DELETE"])]
+        if self.gate.telemetry is not None and self.gate.telemetry.registry is not None:
+            routes.append(Route("/metrics", self.metrics, methods=["GET"]))   # Prometheus scrapes
+        return Starlette(routes=routes, lifespan=lifespan)
+
+    async def metrics(self, request: Any) -> Any:
+        """GET /metrics: the Prometheus text of the decisions' metrics (with --telemetry); the
+        same Host and Origin checks as the MCP endpoint, no token (scrapers carry none)."""
+        from starlette.responses import Response
+
+        refused = self._refused(request)
+        if refused is not None:
+            return refused
+        body, content_type = self.gate.telemetry.exposition()
+        return Response(body, media_type=content_type)
 
     async def close_all(self) -> None:
-        """Close every session (and its upstream)."""
-        for session in list(self.sessions.values()):
+        """Close every session and lane (and their upstreams)."""
+        for session in [*self.sessions.values(), *self.lanes.values()]:
             await self._close(session)
 
     async def _close(self, session: FrontSession, why: str = "the session was closed") -> None:
         """Forget the session (its id is unknown from now on) and close its upstream."""
         if self.sessions.get(session.id) is session:
             del self.sessions[session.id]
+        if self.lanes.get(session.principal) is session:
+            del self.lanes[session.principal]
         owner = self._principals.get(session.principal)
         if owner is not None:
             owner.sessions.discard(session.id)
@@ -264,7 +293,7 @@ class HttpFront:
         while True:
             await asyncio.sleep(interval)
             now = asyncio.get_running_loop().time()
-            for session in list(self.sessions.values()):
+            for session in [*self.sessions.values(), *self.lanes.values()]:
                 if session.busy == 0 and (session.dead is not None or now - session.last_used > self.idle_timeout):
                     try:
                         await self._close(session, "the session was idle too long")
@@ -367,8 +396,8 @@ class HttpFront:
     async def post(self, request: Any, identity: Identity) -> Any:
         """A POST: one message (or batch) for its session (a new one for initialize); answered
         as JSON, as an event stream (a tools/call, when the client accepts one), or 202 when
-        nothing answers it."""
-        from starlette.responses import JSONResponse, Response
+        nothing answers it. A request of the 2026 revision needs no session (_modern_post)."""
+        from starlette.responses import JSONResponse
 
         body, problem = await self._body(request)
         if problem is not None:
@@ -379,6 +408,8 @@ class HttpFront:
         except WireError as exc:
             return JSONResponse(_err(None, rpc.PARSE_ERROR, f"Parse error: {exc}"), 400)
         del body
+        if modern.is_modern(msg):
+            return await self._modern_post(request, identity, msg)
         headers = {}
         if _is_initialize(msg):
             session, problem = await self._new_session(identity)
@@ -389,8 +420,57 @@ class HttpFront:
             session, problem = self._session(request, identity)
             if problem is not None:
                 return problem
+        return await self._relay(request, session, identity, msg, headers)
+
+    async def _modern_post(self, request: Any, identity: Identity, msg: dict[str, Any]) -> Any:
+        """A request of the 2026 revision: its headers checked against its body (400 and
+        -32020 when they disagree), then relayed through the principal's stateless lane."""
+        from starlette.responses import JSONResponse
+
+        folded = modern.fold_headers((k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw)
+        params = msg.get("params")
+        name = params.get("name") if isinstance(params, dict) and msg.get("method") == "tools/call" else None
+        schema = self.gate.schemas.get(name) if isinstance(name, str) else None
+        refused = modern.check_headers(folded, msg, schema)
+        if refused is not None:
+            log.warning("refused a 2026 request from %s: %s", _peer(request), refused.message)
+            return JSONResponse(refused.error(msg.get("id")), refused.http_status)
+        lane, problem = await self._lane(identity)
+        if problem is not None:
+            return problem
+        return await self._relay(request, lane, identity, msg, {})
+
+    async def _lane(self, identity: Identity) -> tuple[Any, Any]:
+        """The principal's stateless lane, started on its first 2026 request (a dead one is
+        replaced)."""
+        from starlette.responses import JSONResponse
+
+        principal = identity.principal or ""
+        lane = self.lanes.get(principal)
+        if lane is not None and lane.dead is not None and lane.busy == 0:
+            await self._close(lane)
+            lane = None
+        if lane is None:
+            # a lane is an upstream like a session: it counts against --max-sessions
+            if len(self.sessions) + len(self.lanes) >= self.limits.max_sessions and \
+                    not await self._make_room([*self.sessions.values(), *self.lanes.values()]):
+                return None, JSONResponse(_err(None, rpc.SERVER_GONE, "too many open sessions, all busy"), 503)
+            lane = FrontSession(self, principal, stateless=True)
+            try:
+                await lane.start()
+            except UpstreamGone as exc:
+                await lane.close(str(exc))
+                return None, JSONResponse(_err(None, rpc.SERVER_GONE, str(exc)), 502)
+            self.lanes[principal] = lane
+        return lane, None
+
+    async def _relay(self, request: Any, session: FrontSession, identity: Identity, msg: Any,
+                     headers: dict[str, str]) -> Any:
+        """Hand one message to the session's core and answer the POST with what comes back."""
+        from starlette.responses import Response
+
         accepts_stream = "text/event-stream" in (request.headers.get("accept") or "")
-        post = _Post(streaming=accepts_stream and _is_call(msg))
+        post = _Post(streaming=accepts_stream and _streams(msg))
         session.busy += 1
         try:
             session.dispatch(session.core.client_message(msg, identity, origin=post))
@@ -400,9 +480,15 @@ class HttpFront:
             if post.streaming:
                 return self._answer_stream(session, post, headers)
             while True:
-                action = await post.queue.get()
+                try:
+                    action = await post.queue.get()
+                except asyncio.CancelledError:   # the client hung up: a 2026 request is cancelled so
+                    if session.stateless:
+                        session.dispatch(session.core.abandoned(post))
+                    raise
                 if action.final:
-                    return Response(action.data, media_type="application/json", headers=headers)
+                    status = _status_of(action.data) if session.stateless else 200
+                    return Response(action.data, status_code=status, media_type="application/json", headers=headers)
         finally:
             if not post.streaming:
                 self._done(session, post)
@@ -417,6 +503,7 @@ class HttpFront:
         from starlette.responses import StreamingResponse
 
         async def events() -> Any:   # the POST's count on the session ends with the stream
+            answered = False
             try:
                 while True:
                     try:
@@ -426,9 +513,12 @@ class HttpFront:
                         continue
                     yield b"event: message\ndata: " + action.data + b"\n\n"
                     if action.final:
+                        answered = True
                         return
             finally:
                 self._done(session, post)
+                if not answered and session.stateless:   # 2026: a closed stream cancels its request
+                    session.dispatch(session.core.abandoned(post))
 
         return StreamingResponse(events(), media_type="text/event-stream",
                                  headers={"cache-control": "no-cache", **headers})
@@ -443,7 +533,8 @@ class HttpFront:
         if len(mine) >= self.limits.max_sessions_per_principal and not await self._make_room(mine):
             return None, JSONResponse(_err(None, rpc.SERVER_GONE, "too many open sessions for this principal, all "
                                            "busy; close one (DELETE)"), 503)
-        if len(self.sessions) >= self.limits.max_sessions and not await self._make_room(list(self.sessions.values())):
+        if len(self.sessions) + len(self.lanes) >= self.limits.max_sessions and \
+                not await self._make_room([*self.sessions.values(), *self.lanes.values()]):
             return None, JSONResponse(_err(None, rpc.SERVER_GONE, "too many open sessions, all busy"), 503)
         session = FrontSession(self, principal)
         try:
@@ -497,8 +588,24 @@ def _is_initialize(msg: Any) -> bool:
     return isinstance(msg, dict) and msg.get("method") == "initialize" and "id" in msg
 
 
-def _is_call(msg: Any) -> bool:
-    return isinstance(msg, dict) and msg.get("method") == "tools/call" and "id" in msg
+def _status_of(data: bytes) -> int:
+    """The HTTP status of a 2026 answer: an error's own (400 for invalid params or an
+    unsupported version, 404 for an unknown method: what the SDK's servers send), else 200."""
+    if b'"error"' not in data:
+        return 200
+    try:
+        msg = decode(data)
+    except WireError:
+        return 200
+    err = msg.get("error") if isinstance(msg, dict) and "result" not in msg else None
+    return modern.http_status(err.get("code")) if isinstance(err, dict) else 200
+
+
+def _streams(msg: Any) -> bool:
+    """Whether a POST is answered with an event stream (when the client accepts one): a
+    tools/call (its progress and approval question come before its result) and a 2026
+    subscriptions/listen (its notifications are the stream)."""
+    return isinstance(msg, dict) and msg.get("method") in ("tools/call", "subscriptions/listen") and "id" in msg
 
 
 def _peer(request: Any) -> str:
@@ -613,6 +720,8 @@ def serve(gate: Gate, auth: JwtConfig, listen: str, *, command: Optional[Sequenc
                             lifespan="on", http=_protocol_class(limits.head_timeout),
                             limit_concurrency=limits.max_connections, timeout_keep_alive=5)
     server = uvicorn.Server(config)
+    if gate.watcher is not None and hasattr(signal, "SIGHUP"):   # SIGHUP: reload the policy now
+        signal.signal(signal.SIGHUP, lambda signum, frame: gate.watcher.reload("SIGHUP"))
     target = " ".join(command) if command else upstream
     log.warning("serving MCP on http://%s:%d%s -> %s", host, port, PATH, target)
     server.run()

@@ -11,6 +11,7 @@ import orjson
 
 PARSE_ERROR = -32700
 INVALID_REQUEST = -32600
+METHOD_NOT_FOUND = -32601
 INTERNAL_ERROR = -32603
 SERVER_GONE = -32000   # implementation-defined server error range
 TOO_LARGE = -32001

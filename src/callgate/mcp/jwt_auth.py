@@ -36,6 +36,9 @@ class JwtConfig:
     jwks: Any = None                 # jwt.PyJWKSet
     role_claim: str = "role"
     attr_claims: list[tuple[str, str]] = field(default_factory=list)   # (claim, attribute)
+    # the bearer token is also the caller's principal chain (forms 1-2, docs/principals.md),
+    # verified by the engine's trusted issuers for each call; never passed to the upstream
+    chain: bool = False
 
     @classmethod
     def from_files(cls, *, key: Optional[Path], jwks: Optional[Path], issuer: str, audience: str,
@@ -120,4 +123,4 @@ class JwtConfig:
             # the subject is whom sessions and approvals are bound to: a role is not a principal
             raise AuthError("the token has no 'sub' claim (a non-empty string)")
         attrs = {attr: claims[claim] for claim, attr in self.attr_claims if claim in claims}
-        return Identity(role, attrs, subject)
+        return Identity(role, attrs, subject, token if self.chain else None)

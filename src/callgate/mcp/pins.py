@@ -32,6 +32,19 @@ def tool_digest(tool: Mapping[str, Any]) -> str:
     return "sha256:" + hashlib.sha256(orjson.dumps(canonical, option=orjson.OPT_SORT_KEYS)).hexdigest()
 
 
+def pin_problem(tool: str, pinned: Optional[Mapping[str, Any]], digest: Optional[str]) -> Optional[str]:
+    """Why `digest` is not the approved definition `pinned` of `tool` (None when it is): one
+    answer for every pin store (file, PostgreSQL)."""
+    if pinned is None:
+        return f"tool {tool!r} has no approved definition (approve it with `callgate pins approve`)"
+    if digest is None:
+        return f"the current definition of tool {tool!r} is unknown (the server did not list it)"
+    if pinned.get("digest") != digest:
+        return (f"the definition of tool {tool!r} changed since it was approved "
+                f"({str(pinned.get('digest'))[:19]}… -> {digest[:19]}…); approve it again with `callgate pins approve`")
+    return None
+
+
 class PinStore:
     """The approved digests, backed by a file (missing file = nothing approved yet)."""
 
@@ -69,14 +82,7 @@ class PinStore:
             pinned = self.pins().get(tool)
         except (OSError, ValueError) as exc:  # an unreadable pins file approves nothing
             return f"the pins file cannot be read ({exc})"
-        if pinned is None:
-            return f"tool {tool!r} has no approved definition (approve it with `callgate pins approve`)"
-        if digest is None:
-            return f"the current definition of tool {tool!r} is unknown (the server did not list it)"
-        if pinned.get("digest") != digest:
-            return (f"the definition of tool {tool!r} changed since it was approved "
-                    f"({str(pinned.get('digest'))[:19]}… -> {digest[:19]}…); approve it again with `callgate pins approve`")
-        return None
+        return pin_problem(tool, pinned, digest)
 
     def approve(self, tools: Iterable[Mapping[str, Any]], only: Optional[set[str]] = None) -> list[tuple[str, str, str]]:
         """Pin the given definitions (all, or those named in `only`); returns
@@ -102,3 +108,44 @@ class PinStore:
             os.replace(tmp, self.path)  # readers see the old file or the new, never half
             self._stamp = None
             return changes
+
+
+class InlinePins:
+    """The pins a policy carries itself (`"pins": {tool: digest}`): PinStore's questions over
+    a fixed mapping (approving means editing the policy)."""
+
+    def __init__(self, digests: Mapping[str, str]) -> None:
+        self._pins = {name: {"digest": digest} for name, digest in digests.items()}
+
+    def pins(self) -> dict[str, dict[str, Any]]:
+        """tool name -> its pin ({"digest"})."""
+        return dict(self._pins)
+
+    def problem(self, tool: str, digest: Optional[str]) -> Optional[str]:
+        """None when `digest` is the pinned definition of `tool`; otherwise why not."""
+        pinned = self._pins.get(tool)
+        if pinned is None:
+            return f"tool {tool!r} has no pin in the policy: its definition was never reviewed"
+        if digest is None:
+            return f"the current definition of tool {tool!r} is unknown (the server did not list it)"
+        if pinned["digest"] != digest:
+            return (f"tool definition changed since review: {tool!r} is {digest[:19]}…, the policy pins "
+                    f"{pinned['digest'][:19]}…")
+        return None
+
+
+def policy_pins(compiled: Any, policy_path: Optional[str]) -> Any:
+    """The pins a policy requires (`"pins"`): a PinStore for a file (relative to the policy
+    file's directory), InlinePins for a mapping, None when it requires none. ValueError (one
+    line) when the file is named but not there."""
+    pins = getattr(compiled.policy, "pins", None)
+    if pins is None:
+        return None
+    if isinstance(pins, dict):
+        return InlinePins(pins)
+    path = Path(pins)
+    if not path.is_absolute() and policy_path is not None:
+        path = Path(policy_path).parent / path
+    if not path.is_file():
+        raise ValueError(f"the policy requires pins from {path}, which does not exist (callgate pins approve)")
+    return PinStore(path)

@@ -23,6 +23,7 @@ import threading
 from typing import IO, Any, Optional, Sequence
 
 from . import elevate
+from .chains import PROXY_ONLY_ENV
 from .gate import Gate, Identity
 from .session import Action, Limits, Session, ToClient, ToServer
 from .wire import MAX_MESSAGE
@@ -122,7 +123,10 @@ class StdioProxy:
         self._out = _ClientOut(client_out if client_out is not None else sys.stdout.buffer)
         self.max_message = max_message
         self.audit_timeout = audit_timeout
-        self._env, self._cwd = env, cwd
+        # the server gets the proxy's environment without what is the proxy's alone: the chain
+        # token (a credential) and the wrapped host entry
+        self._env = env if env is not None else {k: v for k, v in os.environ.items() if k not in PROXY_ONLY_ENV}
+        self._cwd = cwd
         self._lock = threading.Lock()       # every call into the session
         self._done = threading.Event()
         self._client_closed = False
@@ -155,6 +159,8 @@ class StdioProxy:
         if threading.current_thread() is threading.main_thread():
             # SIGTERM: stop like end-of-input (the server is stopped, not orphaned)
             signal.signal(signal.SIGTERM, self._on_sigterm)
+            if self.gate.watcher is not None and hasattr(signal, "SIGHUP"):   # SIGHUP: reload the policy now
+                signal.signal(signal.SIGHUP, lambda signum, frame: self.gate.watcher.reload("SIGHUP"))
         self._to_server = _ServerOut(self)
         for target, name in ((self._client_loop, "callgate-client"), (self._server_loop, "callgate-server"),
                              (self._timer_loop, "callgate-timer")):

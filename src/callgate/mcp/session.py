@@ -17,16 +17,31 @@ What it owns:
   use such ids too. An answer reaches its question only through this bookkeeping: the
   server cannot pose a question the user's answer to the proxy's would settle, the client
   cannot answer a question nobody asked, and an answer to no request in flight is dropped.
+  A `stateless` session (the HTTP front's lane for requests of the 2026 revision, which
+  belong to no session: two clients may use the same id) sends every request, and its
+  progress token, under ids the proxy mints, and maps the answers back.
 - **tools/call.** Decided by the gate before the server sees it; held while the tool's
   definitions are listed (pins, tiers) or while the user is asked to approve an Elevate.
   A forwarded call may carry an audit mark: the transport forwards it only once the
   decision is durable in the audit trail (`ToServer.mark`), else calls `not_durable`.
-- **Listing.** tools/list answers are filtered to what the role may see; list_changed
-  marks definitions stale.
+- **Protocol revisions** (modern.py). A request of the 2026 revision carries its version
+  and capabilities in `_meta`: an envelope the proxy cannot read is refused; an Elevate is
+  answered with input_required (elevate.modern_step) and decided again when retried; the
+  server's own input_required on an approved call keeps the approval bound to the call.
+  When the client speaks 2026 and the server only the handshake revisions (its answer to
+  `server/discover`), the proxy translates what it must and nothing else: it performs the
+  handshake, strips the 2026 envelope from what it forwards, adds what a 2026 result must
+  carry, answers server/discover and serves subscriptions/listen itself.
+- **Listing.** tools/list answers (and a server/discover answer carrying tools) are
+  filtered to what the role may see; list_changed, on its own or on a subscription
+  stream, marks definitions stale.
 - **Bounds.** At most `Limits.max_in_flight` requests wait for the server and each gets an
-  error after `Limits.request_timeout`; requests from the server wait for the client as long.
+  error after `Limits.request_timeout` (a subscription stream is open-ended); requests from
+  the server wait for the client as long.
 - **Batches.** On protocol revisions that have them, each part of a JSON-RPC batch is
   handled on its own and the answers go back as one array; later revisions refuse batches.
+- **Approvals held open.** A held call whose request has a progress token gets progress
+  keep-alives while the user thinks (elevate.Elevation.keepalive).
 
 Not thread-safe: a transport with several threads calls it under one lock.
 """
@@ -34,6 +49,7 @@ Not thread-safe: a transport with several threads calls it under one lock.
 from __future__ import annotations
 
 import logging
+import math
 import secrets
 import time
 from collections import OrderedDict
@@ -42,22 +58,28 @@ from typing import Any, Callable, Optional
 
 from . import elevate
 from . import jsonrpc as rpc
-from .gate import MODERN_VERSION_KEY, Gate, Identity, Verdict, denial_result, without_approvals
+from . import modern
+from .approval_state import is_ours
+from .gate import Gate, Identity, Verdict, denial_result, without_approvals
 from .wire import WireError, decode, encode, lenient_id
 
 log = logging.getLogger("callgate.mcp")
 
 BATCHES_UNTIL = "2025-03-26"        # the last protocol revision with JSON-RPC batches
-_RESERVED_PREFIX = "io.modelcontextprotocol/"
-_RESERVED_LENT = ("protocolVersion", "clientInfo", "clientCapabilities")
+LISTEN = "subscriptions/listen"
+LIST_CHANGED = {"notifications/tools/list_changed": "toolsListChanged",
+                "notifications/prompts/list_changed": "promptsListChanged",
+                "notifications/resources/list_changed": "resourcesListChanged"}
+# upstream eras, as the proxy learns them from the server's answer to server/discover
+MODERN, LEGACY = "modern", "legacy"
 
 
 @dataclass(frozen=True)
 class Limits:
     """max_in_flight: requests waiting for an answer (the client's for the server, and the
     server's for the client, each); request_timeout: seconds before such a request gets an
-    error; listing_timeout: seconds the proxy waits for its own tools/list; recent_ids: how
-    many answered ids stay refused for reuse."""
+    error; listing_timeout: seconds the proxy waits for its own tools/list (and its own
+    server/discover and initialize); recent_ids: how many answered ids stay refused for reuse."""
 
     max_in_flight: int = 4096
     request_timeout: float = 3600.0
@@ -89,7 +111,7 @@ class ToClient:
 class ToServer:
     """Bytes for the server (one message, no line end). With `mark`, forward them only once
     the audit trail is durable up to it (Gate.wait_durable), else call
-    Session.not_durable(key, why) instead."""
+    Session.not_durable(key, why) instead. `key`: the request they carry (None for others)."""
 
     __slots__ = ("data", "mark", "key")
 
@@ -109,18 +131,9 @@ def new_id() -> str:
 
 
 def reserved_meta(params: Any) -> dict[str, Any]:
-    """The reserved _meta entries (protocol version, client info and capabilities) of a 2026
-    protocol request, for a request the proxy makes on its behalf; {} otherwise."""
-    meta = params.get("_meta") if isinstance(params, dict) else None
-    if not isinstance(meta, dict) or MODERN_VERSION_KEY not in meta:
-        return {}
-    return {k: v for k, v in meta.items() if k in {_RESERVED_PREFIX + n for n in _RESERVED_LENT}}
-
-
-def _is_modern(msg: Any) -> bool:
-    params = msg.get("params") if isinstance(msg, dict) else None
-    meta = params.get("_meta") if isinstance(params, dict) else None
-    return isinstance(meta, dict) and MODERN_VERSION_KEY in meta
+    """The _meta entries of a 2026 request the proxy lends a request it makes on its behalf
+    (protocol version, client info and capabilities, trace context); {} otherwise."""
+    return modern.lent_meta(params.get("_meta") if isinstance(params, dict) else None)
 
 
 class _Batch:
@@ -144,28 +157,44 @@ class _Source:
 
 
 _PLAIN = _Source(None, None)   # a message outside any batch, with no tag: the stdio proxy's
+_SPECIAL = frozenset(("tools/list", "initialize", "server/discover", LISTEN))   # answers the core reads
 
 
 class _Pending:
-    """A client request the server has and has not answered."""
+    """A client request the server has and has not answered. `id`: the client's id (the
+    answer goes back under it); `plain`: its answer is relayed as it is; `token`: the
+    client's progress token when the proxy forwarded its own; `wrap`: (binding, window) of
+    a call the user approved on the 2026 revision; `translate`: the answer of a
+    handshake-era server to a 2026 request, to be completed for it."""
 
-    __slots__ = ("id", "method", "deadline", "source", "role")
+    __slots__ = ("id", "method", "deadline", "source", "role", "plain", "token", "wrap", "translate")
 
     def __init__(self, id_: Any, method: str, deadline: float, source: _Source, role: str) -> None:
         self.id, self.method, self.deadline, self.source, self.role = id_, method, deadline, source, role
+        self.plain = source is _PLAIN and method not in _SPECIAL
+        self.token: Any = None
+        self.wrap: Any = None
+        self.translate = False
 
 
 class _Held:
     """A tools/call not forwarded yet: waiting for the tool definitions ("listing") or for the
-    user's answer to the approval question ("asking", `ask` is the question's id key)."""
+    user's answer to the approval question ("asking", `ask` is the question's id key).
+    `token`: the call's progress token (keep-alives go under it); `timeout_text`: what the
+    denial says if no answer comes."""
 
-    __slots__ = ("msg", "key", "identity", "source", "verdict", "ask", "deadline")
+    __slots__ = ("msg", "key", "identity", "source", "verdict", "ask", "deadline", "token", "next_keepalive",
+                 "keepalives", "timeout_text")
 
     def __init__(self, msg: dict[str, Any], key: rpc.IdKey, identity: Identity, source: _Source) -> None:
         self.msg, self.key, self.identity, self.source = msg, key, identity, source
         self.verdict: Optional[Verdict] = None
         self.ask: Optional[rpc.IdKey] = None
         self.deadline = 0.0
+        self.token: Any = None
+        self.next_keepalive = math.inf
+        self.keepalives = 0
+        self.timeout_text = ""
 
 
 class _Relayed:
@@ -190,24 +219,61 @@ class _Listing:
         self.pages = 0
 
 
+class _Waiting:
+    """A client request of the 2026 revision waiting for the proxy to learn which revision
+    the server speaks (its own server/discover, then, for a handshake-era server, its own
+    initialize)."""
+
+    __slots__ = ("msg", "key", "identity", "source")
+
+    def __init__(self, msg: dict[str, Any], key: rpc.IdKey, identity: Identity, source: _Source) -> None:
+        self.msg, self.key, self.identity, self.source = msg, key, identity, source
+
+
+class _Probe:
+    """The proxy's own server/discover (then initialize) to learn the server's revision."""
+
+    __slots__ = ("key", "deadline", "step", "envelope")
+
+    def __init__(self, envelope: modern.Envelope) -> None:
+        self.key: Optional[rpc.IdKey] = None
+        self.deadline = 0.0
+        self.step = "discover"
+        self.envelope = envelope
+
+
+class _Listen:
+    """A subscriptions/listen the proxy serves itself for a handshake-era server: the
+    notification kinds it honoured."""
+
+    __slots__ = ("id", "source", "honoured")
+
+    def __init__(self, id_: Any, source: _Source, honoured: dict[str, bool]) -> None:
+        self.id, self.source, self.honoured = id_, source, honoured
+
+
 class Session:
     """The state of one MCP session (module docstring). `identity` decides the calls unless
-    a message is given its own (the HTTP front: each request's token)."""
+    a message is given its own (the HTTP front: each request's token). `stateless`: every
+    request travels to the server under an id the proxy mints (module docstring, Ids)."""
 
     MAX_LISTING_PAGES = 1000   # a server that pages forever does not hold calls forever
 
     def __init__(self, gate: Gate, identity: Optional[Identity] = None, *,
                  elevation: Optional[elevate.Elevation] = None, limits: Optional[Limits] = None,
-                 clock: Callable[[], float] = time.monotonic) -> None:
+                 clock: Callable[[], float] = time.monotonic, stateless: bool = False) -> None:
         self.gate = gate
         self.identity = identity
         self.elevation = elevation if elevation is not None else elevate.Elevation()
         self.limits = limits if limits is not None else Limits()
         self._request_timeout = self.limits.request_timeout
         self.clock = clock
+        self.stateless = stateless
         self.client_caps: Any = None          # what the client declared at initialize
         self.client_protocol: Optional[str] = None
         self.protocol: Optional[str] = None   # what the server agreed to at initialize
+        self.upstream_era: Optional[str] = None   # MODERN or LEGACY once known (2026 clients only)
+        self.upstream_init: Any = None        # a handshake-era server's initialize result (LEGACY)
         self.gone: Optional[str] = None       # why the server is gone, once it is
         self._pending: dict[rpc.IdKey, _Pending] = {}
         self._recent: OrderedDict[rpc.IdKey, None] = OrderedDict()  # the oldest is dropped first
@@ -216,6 +282,9 @@ class Session:
         self._relayed: dict[rpc.IdKey, _Relayed] = {}  # our id key -> the server's request
         self._listing: Optional[_Listing] = None
         self._progress: dict[rpc.IdKey, rpc.IdKey] = {}   # progress token key -> the request it reports on
+        self._waiting: dict[rpc.IdKey, _Waiting] = {}    # 2026 requests waiting for the server's era
+        self._probe: Optional[_Probe] = None
+        self._listens: dict[rpc.IdKey, _Listen] = {}     # subscriptions the proxy serves (LEGACY)
 
     # ================================================================ from the client
 
@@ -258,7 +327,8 @@ class Session:
                                 origin=origin))
             return
         version = self.protocol or self.client_protocol
-        if (version is not None and version > BATCHES_UNTIL) or any(_is_modern(m) for m in items):
+        if (version is not None and version > BATCHES_UNTIL) or self.stateless or \
+                any(modern.is_modern(m) for m in items):
             out.append(ToClient(rpc.error(None, rpc.INVALID_REQUEST, "Invalid Request: JSON-RPC batches are not "
                                           f"part of MCP after {BATCHES_UNTIL}; send the messages one by one"),
                                 final=True, origin=origin))
@@ -292,6 +362,12 @@ class Session:
             self._answer(None, rpc.error_message(id_ if rpc.id_key(id_) else None, rpc.INVALID_REQUEST,
                                                  "Invalid Request"), source, out)
 
+    def _in_use(self, key: rpc.IdKey) -> bool:
+        return key in self._pending or key in self._recent or key in self._held or key in self._asking or \
+            key in self._relayed or key in self._waiting or key in self._listens or \
+            (self._listing is not None and key == self._listing.key) or \
+            (self._probe is not None and key == self._probe.key)
+
     def _request(self, msg: dict[str, Any], who: Identity, source: _Source, out: list[Action]) -> None:
         id_ = msg["id"]
         key = rpc.id_key(id_)
@@ -299,8 +375,15 @@ class Session:
             self._answer(None, rpc.error_message(None, rpc.INVALID_REQUEST, "Invalid Request: the id must be a "
                                                  "string or an integer, not null"), source, out)
             return
-        if key in self._pending or key in self._recent or key in self._held or key in self._asking or \
-                key in self._relayed or (self._listing is not None and key == self._listing.key):
+        is_new = modern.is_modern(msg)
+        if self.stateless:
+            if not is_new:
+                self._answer(None, rpc.error_message(id_, rpc.INVALID_REQUEST, "Invalid Request: this endpoint takes "
+                                                     "requests of the 2026-07-28 revision only without a session"),
+                             source, out)
+                return
+            key = ("s", new_id())   # the id the server gets: ids of stateless requests may repeat
+        elif self._in_use(key):
             if source.batch is not None:
                 source.batch.waiting.discard(key)
             self._answer(None, rpc.error_message(id_, rpc.INVALID_REQUEST, "Invalid Request: this id was already "
@@ -309,10 +392,17 @@ class Session:
         if self.gone is not None:
             self._reply(key, rpc.error_message(id_, rpc.SERVER_GONE, self.gone), source, out)
             return
-        if len(self._pending) + len(self._held) >= self.limits.max_in_flight:
+        if self.in_flight >= self.limits.max_in_flight:
             self._reply(key, rpc.error_message(id_, rpc.SERVER_GONE, f"too many requests in flight (at most "
                                                f"{self.limits.max_in_flight}); wait for some answers"), source, out)
             return
+        if is_new:
+            env = modern.envelope(msg)
+            if isinstance(env, modern.Refusal):
+                self._reply(key, env.error(id_), source, out)
+                return
+            if self._era_first(msg, key, who, source, env, out):
+                return
         method = msg["method"]
         if method == "initialize":
             params = msg.get("params")
@@ -326,29 +416,62 @@ class Session:
         self._forward(msg, key, who, source, out)
 
     def _forward(self, msg: dict[str, Any], key: rpc.IdKey, who: Identity, source: _Source, out: list[Action],
-                 mark: Optional[int] = None) -> None:
+                 mark: Optional[int] = None, wrap: Any = None) -> None:
+        """Send a client request to the server and wait for its answer (`key`: what the
+        bookkeeping knows it by; the server gets the proxy's id when the session is stateless)."""
+        params = msg.get("params")
+        meta = params.get("_meta") if type(params) is dict else None
+        if meta is not None and type(meta) is not dict:
+            meta = None
+        token = meta.get("progressToken") if meta is not None else None
+        translate = self.upstream_era == LEGACY and meta is not None and modern.VERSION_KEY in meta
+        sent, forwarded = msg, token
+        if self.stateless or translate:
+            sent = dict(msg)
+            if self.stateless:
+                sent["id"] = key[1]
+            if meta is not None:
+                new_meta = modern.without_envelope(meta) if translate else dict(meta)
+                if self.stateless and rpc.id_key(token) is not None:
+                    forwarded = new_meta["progressToken"] = new_id()   # tokens of stateless requests may repeat
+                sent_params = dict(params)  # type: ignore[arg-type]  # (a dict: it holds meta)
+                if new_meta:
+                    sent_params["_meta"] = new_meta
+                else:
+                    del sent_params["_meta"]
+                sent["params"] = sent_params
         try:
-            data = encode(msg)
+            data = encode(sent)
         except WireError as exc:
             self._reply(key, rpc.error_message(msg["id"], rpc.INVALID_REQUEST, f"Invalid Request: {exc}"), source, out)
             return
-        params = msg.get("params")
-        meta = params.get("_meta") if type(params) is dict else None
-        self._pending[key] = _Pending(msg["id"], msg["method"], self.clock() + self._request_timeout, source,
-                                      who.role)
-        if meta is not None and type(meta) is dict and "progressToken" in meta:
-            token = rpc.id_key(meta["progressToken"])
-            if token is not None:
-                self._progress[token] = key
+        method = msg["method"]
+        deadline = math.inf if method == LISTEN else self.clock() + self._request_timeout
+        pending = self._pending[key] = _Pending(msg["id"], method, deadline, source, who.role)
+        token_key = rpc.id_key(forwarded) if forwarded is not None else None
+        if token_key is not None:
+            self._progress[token_key] = key
+            if forwarded is not token:
+                pending.token = token
+        if self.stateless or wrap is not None or translate:
+            pending.plain = False
+            pending.wrap = wrap
+            pending.translate = translate
         out.append(ToServer(data, mark, key))
 
     def _client_notification(self, msg: dict[str, Any], out: list[Action]) -> None:
         if msg["method"] == "notifications/cancelled":
             params = msg.get("params")
             key = rpc.id_key(params.get("requestId")) if isinstance(params, dict) else None
+            if self.stateless:
+                return   # client ids name nothing here (the HTTP front cancels by the closed stream)
             held = self._held.get(key) if key is not None else None
             if held is not None:  # never forwarded: the server has nothing to cancel
                 self._drop_held(held, "the client cancelled the call", out)
+                return
+            if key is not None and (self._waiting.pop(key, None) is not None or
+                                    self._listens.pop(key, None) is not None):
+                self._remember(key)
                 return
             pending = self._pending.pop(key, None) if key is not None else None
             if pending is not None:  # a late answer is dropped, as MCP says it may be
@@ -360,7 +483,30 @@ class Session:
                     self._batch_done(pending.source, out)
             elif key is not None:
                 return  # a request the server does not have: nothing to tell it
+        elif self.upstream_era == LEGACY and msg["method"] == "notifications/initialized":
+            return   # the proxy made the handshake with the server itself
         self._send_server(msg, out)
+
+    def abandoned(self, origin: Any) -> list[Action]:
+        """The client gave up the requests that came with `origin` (the HTTP front: the
+        stream answering a 2026 POST closed before its answer; closing it is how such a
+        request is cancelled): the server is told, a held call is dropped, a late answer
+        is dropped."""
+        out: list[Action] = []
+        for key, held in [(k, h) for k, h in self._held.items() if h.source.origin is origin]:
+            self._drop_held(held, "the client closed the request's stream", out)
+        for key in [k for k, w in self._waiting.items() if w.source.origin is origin]:
+            del self._waiting[key]
+        for key in [k for k, s in self._listens.items() if s.source.origin is origin]:
+            del self._listens[key]
+        for key, pending in [(k, p) for k, p in self._pending.items() if p.source.origin is origin]:
+            del self._pending[key]
+            self._remember(key)
+            self._settled(key)
+            self._send_server({"jsonrpc": "2.0", "method": "notifications/cancelled",
+                               "params": {"requestId": key[1] if self.stateless else pending.id,
+                                          "reason": "the client closed the request's stream"}}, out)
+        return out
 
     def _client_response(self, msg: dict[str, Any], out: list[Action]) -> None:
         key = rpc.id_key(msg["id"])
@@ -397,31 +543,67 @@ class Session:
         params = msg.get("params")
         gate = self.gate
         verdict = gate.decide(params, who)
-        if verdict.decision == "Allow":
-            self._forward(without_approvals(msg), key, who, source, out, gate.audit_mark() if gate.durable else None)
+        is_new = modern.is_modern(msg)
+        if verdict.decision == "Allow" or gate.mode == "shadow":   # shadow: decided, recorded, forwarded
+            sent = without_approvals(msg)
+            if is_new and is_ours(params.get("requestState")):  # type: ignore[union-attr]  # (a dict: it was decided)
+                # the policy allows it now: the proxy's question is moot, the server gets a first round
+                sent = dict(sent, params=elevate.forwarded_params(sent["params"], None))
+            self._forward(sent, key, who, source, out, gate.audit_mark() if gate.durable else None)
             return
         if verdict.decision == "Elevate":
-            reason = elevate.refusal(verdict, who, self.gate, capabilities=self.client_caps, elevation=self.elevation,
-                                     batch=source.batch is not None, modern=_is_modern(msg))
-            if reason is None:
-                held = _Held(msg, key, who, source)
-                held.verdict = verdict
-                self._ask(held, out)
-                return
+            if is_new:
+                env = modern.envelope(msg)
+                step = elevate.modern_step(verdict, who, gate, params, elevation=self.elevation,  # type: ignore[arg-type]
+                                           capabilities=env.capabilities if isinstance(env, modern.Envelope) else None)
+                if isinstance(step, elevate.Ask):
+                    self._reply(key, rpc.result_message(msg["id"], step.result), source, out)
+                    return
+                if isinstance(step, elevate.Run):
+                    self._forward(without_approvals(dict(msg, params=step.params)), key, who, source, out,
+                                  gate.audit_mark(), (step.binding, step.window))
+                    return
+                reason = step.reason
+            else:
+                reason = elevate.refusal(verdict, who, self.gate, capabilities=self.client_caps,  # type: ignore[assignment]
+                                         elevation=self.elevation, batch=source.batch is not None)
+                if reason is None:
+                    held = _Held(msg, key, who, source)
+                    held.verdict = verdict
+                    self._ask(held, out)
+                    return
         else:
             reason = verdict.reason
-        self._reply(key, rpc.result_message(msg["id"], denial_result(reason, params)), source, out)
+        self._reply(key, rpc.result_message(msg["id"], denial_result(gate.shown(reason, verdict), params)), source, out)
 
     def _ask(self, held: _Held, out: list[Action]) -> None:
-        """Hold the call and ask the client's user to approve it (elevate.py)."""
+        """Hold the call and ask the client's user to approve it (elevate.py); keep the
+        client waiting with progress keep-alives when the call has a progress token."""
         ask_id = new_id()
         held.ask = rpc.id_key(ask_id)
-        held.deadline = self.clock() + self.elevation.timeout
+        params = held.msg.get("params")
+        meta = params.get("_meta") if isinstance(params, dict) else None
+        token = meta.get("progressToken") if isinstance(meta, dict) else None
+        held.token = token if rpc.id_key(token) is not None else None
+        assert held.verdict is not None
+        keepalive = held.token is not None and self.elevation.keepalive > 0
+        window, held.timeout_text = self.elevation.held_window(self.gate.tier_of(held.verdict.tool or ""), keepalive)
+        now = self.clock()
+        held.deadline = now + window
+        if keepalive:
+            held.next_keepalive = now + self.elevation.keepalive
         self._held[held.key] = held
         self._asking[held.ask] = held  # type: ignore[index]  # (the key of a str id the proxy minted: never None)
-        assert held.verdict is not None
         out.append(ToClient(encode(elevate.elicitation_request(ask_id, held.verdict, self.client_protocol)),
                             related=held.key, origin=held.source.origin))
+
+    def _keepalive(self, held: _Held, now: float, out: list[Action]) -> None:
+        held.keepalives += 1
+        held.next_keepalive = now + self.elevation.keepalive
+        self._send_client({"jsonrpc": "2.0", "method": "notifications/progress",
+                           "params": {"progressToken": held.token, "progress": held.keepalives,
+                                      "message": f"waiting for the user to approve {held.verdict.tool}"}},  # type: ignore[union-attr]
+                          out, held.key, held.source.origin)
 
     def _settle(self, held: _Held, outcome: str, why: str, out: list[Action]) -> None:
         """The user's answer (or its absence) for a held call: run it or deny it."""
@@ -432,7 +614,8 @@ class Session:
                           self.gate.audit_mark())
             return
         params = held.msg.get("params")
-        self._reply(held.key, rpc.result_message(held.msg["id"], denial_result(reason, params)), held.source, out)
+        shown = self.gate.shown(reason, held.verdict)
+        self._reply(held.key, rpc.result_message(held.msg["id"], denial_result(shown, params)), held.source, out)
 
     def _drop_held(self, held: _Held, why: str, out: list[Action]) -> None:
         """A held call the client cancelled: no answer (as for any cancelled request)."""
@@ -465,8 +648,112 @@ class Session:
             return out
         self._remember(key)  # type: ignore[arg-type]  # (not None: pending was found under it)
         reason = f"the audit trail could not record this decision durably ({why}); the call did not run"
-        self._reply(key, rpc.result_message(pending.id, denial_result(reason)), pending.source, out, remember=False)
+        self._reply(key, rpc.result_message(pending.id, self._denial(reason, pending)), pending.source, out,
+                    remember=False)
         return out
+
+    def _denial(self, reason: str, pending: _Pending) -> dict[str, Any]:
+        result = denial_result(self.gate.shown(reason))
+        if pending.wrap is not None or pending.translate or self.stateless or self.upstream_era is not None:
+            result["resultType"] = "complete"
+        return result
+
+    # ---------------------------------------------------------------- the server's revision (2026 clients)
+
+    def _era_first(self, msg: dict[str, Any], key: rpc.IdKey, who: Identity, source: _Source, env: modern.Envelope,
+                   out: list[Action]) -> bool:
+        """A 2026 request before the proxy knows which revision the server speaks: True when
+        it is held (or answered) here. server/discover itself goes to the server and its
+        answer tells; anything else waits for the proxy's own server/discover."""
+        method = msg["method"]
+        if self.upstream_era == LEGACY:
+            if method == "server/discover":
+                self._reply(key, rpc.result_message(msg["id"], modern.discover_result(self.upstream_init)), source, out)
+                return True
+            if method == LISTEN:
+                self._listen_here(msg, key, source, out)
+                return True
+            return False
+        if self.upstream_era == MODERN or method == "server/discover":
+            return False
+        self._waiting[key] = _Waiting(msg, key, who, source)
+        if self._probe is None:
+            self._probe = _Probe(env)
+            self._probe_send("server/discover", {"_meta": reserved_meta(msg.get("params"))}, out)
+        return True
+
+    def _probe_send(self, method: str, params: dict[str, Any], out: list[Action]) -> None:
+        probe = self._probe
+        assert probe is not None
+        id_ = new_id()
+        probe.key = rpc.id_key(id_)
+        probe.step = method
+        probe.deadline = self.clock() + self.limits.listing_timeout
+        out.append(ToServer(encode({"jsonrpc": "2.0", "id": id_, "method": method, "params": params})))
+
+    def _probed(self, answer: Optional[dict[str, Any]], out: list[Action]) -> None:
+        """The answer to the proxy's own server/discover or initialize (None: none came)."""
+        probe = self._probe
+        assert probe is not None
+        result = answer.get("result") if isinstance(answer, dict) else None
+        if probe.step == "server/discover":
+            versions = result.get("supportedVersions") if isinstance(result, dict) else None
+            if isinstance(versions, list) and any(v in modern.MODERN_VERSIONS for v in versions):
+                self._era_known(MODERN, out)
+                return
+            if answer is None:
+                self._era_failed("the MCP server did not answer server/discover in time", out)
+                return
+            env = probe.envelope
+            info = env.client_info if isinstance(env.client_info, dict) else {"name": "callgate", "version": "0"}
+            self._probe_send("initialize", {"protocolVersion": modern.LATEST_HANDSHAKE,
+                                            "capabilities": _handshake_capabilities(env.capabilities),
+                                            "clientInfo": info}, out)
+            return
+        if not isinstance(result, dict):   # the handshake failed too: the server speaks neither
+            err = answer.get("error") if isinstance(answer, dict) else None
+            why = err.get("message") if isinstance(err, dict) else None
+            self._era_failed(f"the MCP server speaks neither 2026-07-28 nor accepts the handshake "
+                             f"({why or 'no answer'})", out)
+            return
+        version = result.get("protocolVersion")
+        self.protocol = version if isinstance(version, str) else None
+        self.upstream_init = result
+        out.append(ToServer(encode({"jsonrpc": "2.0", "method": "notifications/initialized"})))
+        log.info("the MCP server speaks %s: the proxy translates the 2026-07-28 requests of its client", self.protocol)
+        self._era_known(LEGACY, out)
+
+    def _era_known(self, era: str, out: list[Action]) -> None:
+        self.upstream_era = era
+        self._probe = None
+        waiting, self._waiting = self._waiting, {}
+        for w in waiting.values():
+            self._request(w.msg, w.identity, w.source, out)
+
+    def _era_failed(self, why: str, out: list[Action]) -> None:
+        self._probe = None
+        waiting, self._waiting = self._waiting, {}
+        for key, w in waiting.items():
+            self._reply(key, rpc.error_message(w.msg["id"], rpc.SERVER_GONE, why), w.source, out)
+
+    def _listen_here(self, msg: dict[str, Any], key: rpc.IdKey, source: _Source, out: list[Action]) -> None:
+        """subscriptions/listen for a handshake-era server: acknowledged by the proxy with the
+        list_changed kinds the server's capabilities announce; the server's list_changed
+        notifications are then delivered on it (the stream stays open: no answer)."""
+        params = msg.get("params")
+        wanted = params.get("notifications") if isinstance(params, dict) else None
+        caps = self.upstream_init.get("capabilities") if isinstance(self.upstream_init, dict) else None
+        honoured: dict[str, bool] = {}
+        for feature, flag in (("tools", "toolsListChanged"), ("prompts", "promptsListChanged"),
+                              ("resources", "resourcesListChanged")):
+            cap = caps.get(feature) if isinstance(caps, dict) else None
+            if isinstance(wanted, dict) and wanted.get(flag) is True and isinstance(cap, dict) and \
+                    cap.get("listChanged") is True:
+                honoured[flag] = True
+        self._listens[key] = _Listen(msg["id"], source, honoured)
+        self._send_client({"jsonrpc": "2.0", "method": "notifications/subscriptions/acknowledged",
+                           "params": {"notifications": honoured, "_meta": {modern.SUBSCRIPTION_ID_KEY: msg["id"]}}},
+                          out, key, source.origin)
 
     # ---------------------------------------------------------------- the proxy's own tools/list
 
@@ -475,7 +762,8 @@ class Session:
         tiers need current definitions. A call of the 2026 protocol lends its version (and
         client info) to the listing: there is no handshake to have agreed on it."""
         if self._listing is None:
-            self._listing = _Listing(reserved_meta(held.msg.get("params")))
+            lent = {} if self.upstream_era == LEGACY else reserved_meta(held.msg.get("params"))
+            self._listing = _Listing(lent)
             self._listing.waiting.append(held.key)
             self._next_page(None, out)
         else:
@@ -549,6 +837,9 @@ class Session:
         if self._listing is not None and key == self._listing.key:
             self._listed(None, out)
             return
+        if self._probe is not None and key == self._probe.key:
+            self._probed(None, out)
+            return
         pending = self._pending.pop(key, None)
         if pending is not None:
             self._remember(key)
@@ -571,30 +862,50 @@ class Session:
         if key is not None and self._listing is not None and key == self._listing.key:
             self._listed(msg, out)
             return
+        if key is not None and self._probe is not None and key == self._probe.key:
+            self._probed(msg, out)
+            return
         pending = self._pending.pop(key, None) if key is not None else None
         if pending is None:
             log.warning("dropped an answer from the MCP server to no request in flight (id %r)", msg.get("id"))
             return
         self._remember(key)  # type: ignore[arg-type]  # (not None: pending was found under it)
-        method, source = pending.method, pending.source
-        if source is _PLAIN and method != "tools/list" and method != "initialize" and not self._progress:
+        if pending.plain and not self._progress:
             # the common answer, relayed as it is: _reply and _answer written out
             try:
                 out.append(ToClient(encode(msg), key, True, None))
                 return
             except WireError:
                 pass  # _answer says so below
-        answer = msg
-        if pending.method == "tools/list" and "result" in msg:
-            filtered = self.gate.filter_list_result(msg["result"], pending.role)
+        answer = msg if not self.stateless else dict(msg, id=pending.id)
+        result = msg.get("result")
+        method = pending.method
+        if pending.translate and isinstance(result, dict):
+            result = modern.completed(method, result)
+            answer = dict(answer, result=result)
+        if method in ("tools/list", "server/discover") and "result" in msg:
+            filtered = self.gate.filter_list_result(result, pending.role)
             if filtered is not None:
-                answer = dict(msg, result=filtered)
-        elif pending.method == "initialize" and isinstance(msg.get("result"), dict):
-            version = msg["result"].get("protocolVersion")
+                answer = dict(answer, result=filtered)
+            if method == "server/discover" and self.upstream_era is None and isinstance(result, dict):
+                versions = result.get("supportedVersions")
+                if isinstance(versions, list) and any(v in modern.MODERN_VERSIONS for v in versions):
+                    self.upstream_era = MODERN
+        elif method == "initialize" and isinstance(result, dict):
+            version = result.get("protocolVersion")
             self.protocol = version if isinstance(version, str) else None
+        elif pending.wrap is not None:
+            wrapped = elevate.wrap_result(self.gate, result, *pending.wrap)
+            if wrapped is not None:
+                answer = dict(answer, result=wrapped)
         self._reply(key, answer, pending.source, out, remember=False)
 
     def _server_request(self, msg: dict[str, Any], out: list[Action]) -> None:
+        if self.stateless or self.upstream_era == LEGACY:
+            # a 2026 client takes no requests from the server: it cannot be asked
+            self._send_server(rpc.error_message(msg["id"], rpc.METHOD_NOT_FOUND, "the client speaks "
+                                                "2026-07-28, which has no requests from the server"), out)
+            return
         if len(self._relayed) >= self.limits.max_in_flight:
             self._send_server(rpc.error_message(msg["id"], rpc.SERVER_GONE, "too many requests waiting for the "
                                                 "client"), out)
@@ -607,23 +918,54 @@ class Session:
     def _server_notification(self, msg: dict[str, Any], out: list[Action]) -> None:
         method = msg["method"]
         related = None
-        if method == "notifications/tools/list_changed":
-            self.gate.mark_stale()
+        params = msg.get("params")
+        if method in LIST_CHANGED:
+            if method == "notifications/tools/list_changed":
+                self.gate.mark_stale()
+            if self.upstream_era == LEGACY:
+                self._to_listeners(msg, LIST_CHANGED[method], out)
+                return
         elif method == "notifications/cancelled":
-            params = msg.get("params")
             server_id = params.get("requestId") if isinstance(params, dict) else None
             ours = self._relayed_key(server_id)
-            if ours is None:
-                return  # nothing the client was asked under that id
-            del self._relayed[ours]
-            # (params is a dict: a relayed request was found by the id it holds)
-            msg = dict(msg, params=dict(params, requestId=ours[1]))  # type: ignore[arg-type]
+            if ours is not None:
+                del self._relayed[ours]
+                # (params is a dict: a relayed request was found by the id it holds)
+                msg = dict(msg, params=dict(params, requestId=ours[1]))  # type: ignore[arg-type]
+            else:
+                key = rpc.id_key(server_id)
+                pending = self._pending.get(key) if key is not None else None
+                if pending is None or pending.method != LISTEN:
+                    return  # nothing the client was asked under that id
+                related = key   # the server ends a subscription stream
+                msg = dict(msg, params=dict(params, requestId=pending.id))  # type: ignore[arg-type]
         elif method == "notifications/progress":
-            params = msg.get("params")
             token = rpc.id_key(params.get("progressToken")) if isinstance(params, dict) else None
             related = self._progress.get(token) if token is not None else None
+            pending = self._pending.get(related) if related is not None else None
+            if pending is not None and pending.token is not None:
+                msg = dict(msg, params=dict(params, progressToken=pending.token))  # type: ignore[arg-type]
+        elif self.upstream_era == LEGACY and method in ("notifications/message", "notifications/resources/updated"):
+            return   # a 2026 client opts in to these per request or subscription: nothing asked for them
+        meta = params.get("_meta") if isinstance(params, dict) else None
+        if related is None and isinstance(meta, dict) and modern.SUBSCRIPTION_ID_KEY in meta:
+            key = rpc.id_key(meta[modern.SUBSCRIPTION_ID_KEY])
+            pending = self._pending.get(key) if key is not None else None
+            if pending is not None and pending.method == LISTEN:
+                related = key   # on the subscription's stream, under the client's id
+                if self.stateless:
+                    msg = dict(msg, params=dict(params, _meta=dict(meta, **{modern.SUBSCRIPTION_ID_KEY: pending.id})))  # type: ignore[arg-type]
         pending = self._pending.get(related) if related is not None else None
         self._send_client(msg, out, related, pending.source.origin if pending is not None else None)
+
+    def _to_listeners(self, msg: dict[str, Any], flag: str, out: list[Action]) -> None:
+        """A handshake-era server's list_changed notification, for a 2026 client: on every
+        subscription stream (served by the proxy) that asked for it, nowhere else."""
+        for key, listen in self._listens.items():
+            if listen.honoured.get(flag):
+                self._send_client({"jsonrpc": "2.0", "method": msg["method"],
+                                   "params": {"_meta": {modern.SUBSCRIPTION_ID_KEY: listen.id}}},
+                                  out, key, listen.source.origin)
 
     def _relayed_key(self, server_id: Any) -> Optional[rpc.IdKey]:
         want = rpc.id_key(server_id)
@@ -674,6 +1016,8 @@ class Session:
 
     def _remember(self, key: rpc.IdKey) -> None:
         """An answered id stays refused for reuse (a bounded window of recent ids)."""
+        if self.stateless:
+            return   # the ids here are the proxy's, never reused
         self._recent[key] = None
         if len(self._recent) > self.limits.recent_ids:
             self._recent.popitem(last=False)  # O(1): a dict's first key is found by scanning past deleted ones
@@ -688,24 +1032,31 @@ class Session:
         """When tick() next has something to do (clock time), or None."""
         times = [p.deadline for p in self._pending.values()]
         times += [r.deadline for r in self._relayed.values()]
-        times += [h.deadline for h in self._asking.values()]
+        times += [min(h.deadline, h.next_keepalive) for h in self._asking.values()]
         if self._listing is not None:
             times.append(self._listing.deadline)
+        if self._probe is not None:
+            times.append(self._probe.deadline)
+        times = [t for t in times if t != math.inf]
         return min(times) if times else None
 
     def tick(self) -> list[Action]:
         """Expire what waited too long: requests the server did not answer, requests of the
-        server the client did not answer, questions the user did not answer, the listing."""
+        server the client did not answer, questions the user did not answer, the listing;
+        send the keep-alives that are due."""
         now = self.clock()
         out: list[Action] = []
         if self._listing is not None and self._listing.deadline <= now:
             log.warning("the MCP server did not list its tools within %g s", self.limits.listing_timeout)
             self._listed(None, out)
+        if self._probe is not None and self._probe.deadline <= now:
+            self._probed(None, out)
         for key, pending in [(k, p) for k, p in self._pending.items() if p.deadline <= now]:
             del self._pending[key]
             self._remember(key)
             out.append(ToServer(encode({"jsonrpc": "2.0", "method": "notifications/cancelled",
-                                        "params": {"requestId": pending.id, "reason": "no answer in time"}})))
+                                        "params": {"requestId": key[1] if self.stateless else pending.id,
+                                                   "reason": "no answer in time"}})))
             self._reply(key, rpc.error_message(pending.id, rpc.SERVER_GONE, f"the MCP server did not answer "
                                                f"{pending.method} within {self.limits.request_timeout:g} s"),
                         pending.source, out, remember=False)
@@ -717,7 +1068,9 @@ class Session:
             del self._asking[ask]
             self._held.pop(held.key, None)
             out.append(self._withdraw(ask, "no answer in time"))
-            self._settle(held, elevate.TIMEOUT, f"no answer within {self.elevation.timeout:g} s", out)
+            self._settle(held, elevate.TIMEOUT, held.timeout_text, out)
+        for held in [h for h in self._asking.values() if h.next_keepalive <= now]:
+            self._keepalive(held, now, out)
         return out
 
     def server_gone(self, why: str) -> list[Action]:
@@ -729,10 +1082,19 @@ class Session:
             del self._asking[ask]
             out.append(self._withdraw(ask, "the MCP server is gone"))
         self._listing = None
+        self._probe = None
         for key, held in list(self._held.items()):
             del self._held[key]
             self._reply(key, rpc.error_message(held.msg["id"], rpc.SERVER_GONE, f"{why} before answering tools/call"),
                         held.source, out)
+        for key, waiting in list(self._waiting.items()):
+            del self._waiting[key]
+            self._reply(key, rpc.error_message(waiting.msg["id"], rpc.SERVER_GONE,
+                                               f"{why} before answering {waiting.msg['method']}"), waiting.source, out)
+        for key, listen in list(self._listens.items()):
+            del self._listens[key]
+            self._reply(key, rpc.error_message(listen.id, rpc.SERVER_GONE, f"{why}; the subscription ended"),
+                        listen.source, out)
         for key, pending in list(self._pending.items()):
             del self._pending[key]
             self._reply(key, rpc.error_message(pending.id, rpc.SERVER_GONE, f"{why} before answering {pending.method}"),
@@ -742,5 +1104,13 @@ class Session:
 
     @property
     def in_flight(self) -> int:
-        """Client requests not answered yet (forwarded or held)."""
-        return len(self._pending) + len(self._held)
+        """Client requests not answered yet (forwarded, held, or waiting for the server's revision)."""
+        return len(self._pending) + len(self._held) + len(self._waiting)
+
+
+def _handshake_capabilities(capabilities: Any) -> dict[str, Any]:
+    """A 2026 client's capabilities as the proxy declares them in its own handshake with a
+    handshake-era server: none of the server-to-client features (the client cannot take
+    requests from the server: the proxy refuses them), the rest as declared."""
+    caps = capabilities if isinstance(capabilities, dict) else {}
+    return {k: v for k, v in caps.items() if k not in ("elicitation", "sampling", "roots")}

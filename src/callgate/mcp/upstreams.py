@@ -6,7 +6,8 @@ core wrote to the server, and hand what the server sends to the core.
 - HttpLink: a Streamable HTTP server, reached with a POST per message and headers built
   from scratch (the client's Authorization never leaves the front), plus the server's own
   GET event stream; every message in a POST's answer or on that stream goes to
-  `on_message`, as it arrives.
+  `on_message`, as it arrives. A request of the 2026 revision is sent with the headers
+  that mirror its body (modern.upstream_headers), built from the body that was decided.
 
 Both offer start(), send(data) and close().
 """
@@ -16,11 +17,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any, Callable, Optional, Sequence
+import os
+from typing import Any, Callable, Mapping, Optional, Sequence
 
 from ..extras import require
 from ..values import loads_exact
 from . import jsonrpc as rpc
+from .chains import PROXY_ONLY_ENV
+from . import modern
 from .wire import MAX_MESSAGE
 
 log = logging.getLogger("callgate.mcp")
@@ -49,7 +53,7 @@ class StdioLink:
         try:
             self.proc = await asyncio.create_subprocess_exec(
                 *self.command, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, stderr=None,
-                limit=MAX_MESSAGE + 1024)
+                limit=MAX_MESSAGE + 1024, env={k: v for k, v in os.environ.items() if k not in PROXY_ONLY_ENV})
         except OSError as exc:
             raise UpstreamGone(f"cannot start the MCP server {self.command[0]!r}: {exc.strerror or exc}") from None
         self._reader = asyncio.create_task(self._read())
@@ -109,7 +113,8 @@ class HttpLink:
     GET event stream, opened once there is a session id and reopened with Last-Event-ID
     when it drops. A request the server answers with an HTTP error gets a JSON-RPC error."""
 
-    def __init__(self, url: str, on_message: Callable[[Any], None], on_gone: Callable[[str], None]) -> None:
+    def __init__(self, url: str, on_message: Callable[[Any], None], on_gone: Callable[[str], None],
+                 schemas: Optional[Mapping[str, Any]] = None) -> None:
         require("httpx", "an HTTP upstream (--upstream URL)", "mcp")
         import httpx
 
@@ -123,6 +128,7 @@ class HttpLink:
         self._tasks: set[asyncio.Task[None]] = set()
         self._closed = False
         self.gone: Optional[str] = None
+        self.schemas = schemas if schemas is not None else {}   # tool -> inputSchema (Mcp-Param-* headers)
 
     async def start(self) -> None:
         """Nothing to start: the first message sent opens the session."""
@@ -158,8 +164,13 @@ class HttpLink:
         msg = loads_exact(data)
         request_id = msg.get("id") if rpc.kind(msg) == "request" else None
         answered = False
+        headers = self._headers()
+        if modern.is_modern(msg):
+            params = msg.get("params")
+            name = params.get("name") if isinstance(params, dict) else None
+            headers.update(modern.upstream_headers(msg, self.schemas.get(name) if isinstance(name, str) else None))
         try:
-            async with self._client.stream("POST", self.url, content=data, headers=self._headers()) as resp:
+            async with self._client.stream("POST", self.url, content=data, headers=headers) as resp:
                 if resp.headers.get("mcp-session-id"):
                     self._session_id = resp.headers["mcp-session-id"]
                 if resp.status_code == 404 and self._session_id:

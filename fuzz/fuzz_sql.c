@@ -1,0 +1,69 @@
+/*
+ * fuzz_sql.c -- libFuzzer harness for the SQL scanner (csrc/cg_sql.c).
+ *
+ * The first byte picks the dialect (bit 0: SQLite). Beyond memory safety it checks the
+ * scanner's invariants: the status is known; the statement count never exceeds the number
+ * of ';' plus one; every event belongs to a statement before the count, with a name of at
+ * most CG_SQL_NAME_MAX bytes and 1 to 3 parts; statements end in order; and a second scan
+ * gives the same result (no hidden state).
+ */
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cg_sql.h"
+
+typedef struct seen {
+    uint32_t events, next_stmt, max_stmt;
+    uint64_t digest;
+} seen;
+
+static void mix(seen *s, uint32_t v) { s->digest = (s->digest ^ v) * 0x100000001b3u; }
+
+static int on_name(void *ctx, uint32_t stmt, const uint8_t *name, uint32_t n, uint32_t parts) {
+    seen *s = ctx;
+    if (n == 0 || n > CG_SQL_NAME_MAX || parts < 1 || parts > 3 || stmt < s->next_stmt) abort();
+    for (uint32_t i = 0; i < n; i++) mix(s, name[i]);
+    s->events++;
+    if (stmt > s->max_stmt) s->max_stmt = stmt;
+    return 0;
+}
+static int on_write(void *ctx, uint32_t stmt, int what, const uint8_t *text, uint32_t n) {
+    seen *s = ctx;
+    if ((what != CG_SQL_W_WORD && what != CG_SQL_W_LOCK) || n == 0 || stmt < s->next_stmt) abort();
+    (void)text;
+    mix(s, (uint32_t)what);
+    s->events++;
+    return 0;
+}
+static int on_statement(void *ctx, uint32_t stmt, int kind) {
+    seen *s = ctx;
+    if (stmt != s->next_stmt || kind < 0 || kind >= CG_SQL_N_KINDS) abort();
+    s->next_stmt++;
+    mix(s, (uint32_t)kind);
+    return 0;
+}
+
+static int scan(const uint8_t *d, size_t n, unsigned dialect, seen *s, uint32_t *count) {
+    memset(s, 0, sizeof *s);
+    cg_sql_visitor v = {s, on_name, on_name, on_write, on_statement};
+    return cg_sql_scan(d, n, dialect, &v, count);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
+    if (size < 1) return 0;
+    unsigned dialect = data[0] & 1u;
+    uint8_t *copy = malloc(size - 1 ? size - 1 : 1); /* exact bounds for ASan */
+    memcpy(copy, data + 1, size - 1);
+    seen a, b;
+    uint32_t na, nb;
+    int st = scan(copy, size - 1, dialect, &a, &na);
+    if (st < 0 || st >= CG_SQL_N_STATUSES) abort();
+    uint32_t semis = 0;
+    for (size_t i = 0; i + 1 < size; i++) semis += copy[i] == ';';
+    if (na > semis + 1) abort();
+    if (st == CG_SQL_OK && (a.next_stmt != na || na == 0 || (a.events && a.max_stmt >= na))) abort();
+    if (scan(copy, size - 1, dialect, &b, &nb) != st || nb != na || b.digest != a.digest) abort();
+    free(copy);
+    return 0;
+}

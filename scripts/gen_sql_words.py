@@ -1,0 +1,204 @@
+"""Generate csrc/cg_sql_words.h: the words SqlCheck's classifier (csrc/cg_sql.c) knows, with
+what each is to it, and a hash table from a word's lower-case bytes (the core's own
+cg_hash_bytes, cg_internal.h) to its entry.
+
+    python scripts/gen_sql_words.py            # rewrite the header
+    python scripts/gen_sql_words.py --check    # exit 1 if the header is not what this writes
+
+Kinds: statement words (what a statement starting with them is), structural words that
+take a parenthesis without being a function (IN (...), OVER (...), a CTE's AS (...)), type
+names that take a modifier (varchar(10)), and built-in functions known not to write, per
+dialect (docs/arguments.md lists them). A word is recognised only unquoted.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+OUT = ROOT / "csrc" / "cg_sql_words.h"
+OUT_PY = ROOT / "src" / "callgate" / "sql_words.py"   # the same table for callgate.arguments
+
+# statement kinds (csrc/cg_sql.h CG_SQL_K_*), by first word
+KINDS = {
+    "select": "SELECT", "values": "SELECT", "table": "SELECT", "with": "WITH",
+    "insert": "INSERT", "replace": "INSERT", "update": "UPDATE", "delete": "DELETE", "merge": "MERGE",
+    "create": "DDL", "alter": "DDL", "drop": "DDL", "truncate": "DDL", "comment": "DDL", "grant": "DDL",
+    "revoke": "DDL", "reindex": "DDL", "vacuum": "DDL", "analyze": "DDL", "analyse": "DDL", "cluster": "DDL",
+    "refresh": "DDL", "security": "DDL", "import": "DDL",
+    "copy": "COPY", "call": "CALL", "do": "CALL", "execute": "CALL", "prepare": "CALL", "deallocate": "CALL",
+    "set": "SET", "reset": "SET", "pragma": "SET", "attach": "SET", "detach": "SET", "load": "SET",
+    "discard": "SET", "explain": "EXPLAIN",
+    "begin": "TRANSACTION", "start": "TRANSACTION", "commit": "TRANSACTION", "end": "TRANSACTION",
+    "rollback": "TRANSACTION", "savepoint": "TRANSACTION", "release": "TRANSACTION", "abort": "TRANSACTION",
+}
+# words that, anywhere in a query, make it write or lock (with FOR UPDATE/SHARE handled apart)
+WRITES = ["insert", "update", "delete", "merge", "into", "copy", "truncate", "drop", "create", "alter",
+          "grant", "revoke", "call", "execute", "lock", "nextval", "setval"]
+# followed by '(' without being a call
+STRUCTURAL = ["in", "exists", "any", "all", "some", "values", "as", "over", "filter", "within", "using", "on",
+              "and", "or", "not", "when", "then", "else", "case", "select", "from", "join", "where", "having",
+              "lateral", "sets", "cube", "rollup", "grouping", "by", "partition", "is", "like", "ilike",
+              "between", "distinct", "union", "except", "intersect", "returning", "materialized", "recursive",
+              "group", "order", "limit", "offset", "only", "with", "array", "row", "escape", "default", "else",
+              "asc", "desc", "nulls", "first", "last", "range", "rows", "groups", "unbounded", "preceding",
+              "following", "current", "exclude", "similar", "to", "glob", "match", "regexp", "collate",
+              "natural", "inner", "left", "right", "full", "outer", "cross", "leading", "trailing", "both",
+              "placing", "for", "at", "zone", "if", "elsif", "interval", "window"]
+# what a word does to the scan (csrc/cg_sql.c's keyword()): starts or ends a FROM list, ...
+ROLES = {"from": "FROM", "join": "JOIN", "into": "INTO", "using": "USING", "only": "SKIP", "lateral": "SKIP",
+         "for": "FOR", "as": "AS", "recursive": "RECURSIVE", "distinct": "DISTINCT", "table": "TABLE",
+         "where": "ENDS", "group": "ENDS", "having": "ENDS", "order": "ENDS", "limit": "ENDS", "offset": "ENDS",
+         "union": "ENDS", "except": "ENDS", "intersect": "ENDS", "window": "ENDS", "fetch": "ENDS",
+         "returning": "ENDS", "values": "ENDS", "set": "ENDS", "qualify": "ENDS", "select": "ENDS",
+         "update": "UPDATE", "share": "LOCKWORD", "no": "LOCKWORD", "key": "LOCKWORD"}
+TYPES = ["varchar", "char", "character", "varying", "numeric", "decimal", "timestamp", "timestamptz", "time",
+         "timetz", "bit", "varbit", "float", "nchar", "nvarchar", "double", "precision"]
+PG_FUNCS = """
+abs age array_agg array_length array_position array_positions array_to_string avg bit_length bool_and bool_or
+btrim cardinality cast cbrt ceil ceiling char_length character_length chr coalesce concat concat_ws corr count
+covar_pop covar_samp cume_dist current_setting date_bin date_part date_trunc degrees dense_rank div every exp
+extract first_value floor format generate_series greatest initcap isfinite json_agg json_array_elements
+json_array_elements_text json_array_length json_build_array json_build_object json_each json_each_text
+json_extract_path json_extract_path_text json_object_agg json_object_keys json_typeof jsonb_agg
+jsonb_array_elements jsonb_array_elements_text jsonb_array_length jsonb_build_array jsonb_build_object
+jsonb_each jsonb_each_text jsonb_extract_path jsonb_extract_path_text jsonb_object_agg jsonb_object_keys
+jsonb_typeof justify_days justify_hours lag last_value lead least left length ln log log10 lower lpad ltrim
+make_date make_interval make_time make_timestamp max md5 min mod mode now nth_value ntile nullif octet_length
+overlay percent_rank percentile_cont percentile_disc pi position power quote_ident quote_literal radians rank
+regexp_count regexp_like regexp_match regexp_matches regexp_replace regexp_split_to_array repeat replace
+reverse right round row_number rpad rtrim sign split_part sqrt starts_with stddev stddev_pop stddev_samp
+string_agg string_to_array strpos substr substring sum to_char to_date to_hex to_json to_jsonb to_number
+to_timestamp translate trim trunc unnest upper var_pop var_samp variance width_bucket
+""".split()
+SQLITE_FUNCS = """
+abs avg char coalesce count cume_dist date datetime dense_rank first_value format glob group_concat hex
+ifnull iif instr json json_array json_array_length json_each json_extract json_group_array json_group_object
+json_object json_quote json_tree json_type json_valid julianday lag last_value lead length like likelihood
+likely lower ltrim max min nth_value ntile nullif percent_rank printf quote random rank replace round
+row_number rtrim sign sqlite_version strftime string_agg substr substring sum time total trim typeof unicode
+unixepoch unlikely upper zeroblob cast
+""".split()
+
+SLOTS = 1024
+MASK64 = (1 << 64) - 1
+HASH_K = 0x9E3779B97F4A7C15
+
+
+def _step(h: int, w: int) -> int:
+    h = ((h ^ w) * HASH_K) & MASK64
+    return h ^ (h >> 29)
+
+
+def cg_hash_bytes(s: bytes) -> int:
+    """csrc/cg_internal.h's cg_hash_bytes, bit for bit."""
+    h = HASH_K
+    i, n = 0, len(s)
+    while i + 8 <= n:
+        h = _step(h, int.from_bytes(s[i:i + 8], "little"))
+        i += 8
+    tail = int.from_bytes(s[i:], "little")
+    h = _step(h, tail ^ ((n << 56) & MASK64))
+    h ^= h >> 32
+    h = (h * 0xD6E8FEB86659FD93) & MASK64
+    h ^= h >> 32
+    return h & 0xFFFFFFFF
+
+
+def entries() -> list[tuple[str, str, list[str], str]]:
+    """(word, kind, flags, role) for every word, sorted."""
+    words = sorted(set(KINDS) | set(WRITES) | set(STRUCTURAL) | set(TYPES) | set(PG_FUNCS) | set(SQLITE_FUNCS)
+                   | set(ROLES))
+    out = []
+    for w in words:
+        flags = []
+        if w in WRITES:
+            flags.append("CG_SQLW_WRITES")
+        if w in STRUCTURAL:
+            flags.append("CG_SQLW_STRUCT")
+        if w in TYPES:
+            flags.append("CG_SQLW_TYPE")
+        if w in PG_FUNCS:
+            flags.append("CG_SQLW_PG_FUNC")
+        if w in SQLITE_FUNCS:
+            flags.append("CG_SQLW_SQLITE_FUNC")
+        out.append((w, "CG_SQL_K_" + KINDS[w] if w in KINDS else "CG_SQL_K_NONE", flags,
+                    "CG_SQLR_" + ROLES.get(w, "NONE")))
+    return out
+
+
+def render() -> str:
+    """The header's text."""
+    rows = entries()
+    slots = [0] * SLOTS
+    for i, (w, _, _, _) in enumerate(rows, start=1):
+        at = cg_hash_bytes(w.encode()) & (SLOTS - 1)
+        while slots[at]:
+            at = (at + 1) & (SLOTS - 1)
+        slots[at] = i
+    longest = max(len(w) for w, _, _, _ in rows)
+    lines = [
+        "/*",
+        " * cg_sql_words.h -- GENERATED by scripts/gen_sql_words.py: do not edit.",
+        " *",
+        " * The words SqlCheck's classifier (cg_sql.c) knows: each word (lower case), the statement",
+        " * kind a statement starting with it has, its flags (CG_SQLW_*) and its role in the scan",
+        " * (CG_SQLR_*); and an open-addressed",
+        " * table from cg_hash_bytes of the lower-cased word to its entry + 1 (0: an empty slot).",
+        " */",
+        "#ifndef CG_SQL_WORDS_H",
+        "#define CG_SQL_WORDS_H",
+        "",
+        f"#define CG_SQLW_MAXLEN {longest}u",
+        f"#define CG_SQLW_SLOTS {SLOTS}u",
+        f"#define CG_SQLW_COUNT {len(rows)}u",
+        "",
+        "static const cg_sql_word cg_sql_words[CG_SQLW_COUNT] = {",
+    ]
+    for w, kind, flags, role in rows:
+        lines.append(f'    {{"{w}", {len(w)}, {kind}, {" | ".join(flags) or "0"}, {role}}},')
+    lines += ["};", "", "static const uint16_t cg_sql_word_slots[CG_SQLW_SLOTS] = {"]
+    for at in range(0, SLOTS, 16):
+        lines.append("    " + ", ".join(f"{v:3d}" for v in slots[at:at + 16]) + ",")
+    lines += ["};", "", "#endif /* CG_SQL_WORDS_H */", ""]
+    return "\n".join(lines)
+
+
+def render_py() -> str:
+    """The Python module's text: KINDS (word -> kind name) and FLAGS (word -> flag names)."""
+    names = {"CG_SQLW_WRITES": "writes", "CG_SQLW_STRUCT": "struct", "CG_SQLW_TYPE": "type",
+             "CG_SQLW_PG_FUNC": "pg", "CG_SQLW_SQLITE_FUNC": "sqlite"}
+    lines = ['"""GENERATED by scripts/gen_sql_words.py: do not edit. The words of csrc/cg_sql_words.h, for',
+             'callgate.arguments: the statement kind a first word gives (KINDS) and each word\'s flags',
+             '(FLAGS: writes, struct, type, pg, sqlite)."""', "", "KINDS = {"]
+    lines += [f'    "{w}": "{k}",' for w, k in sorted(KINDS.items())]
+    lines += ["}", "FLAGS = {"]
+    for w, _, flags, _ in entries():
+        inner = ", ".join(f'"{names[f]}"' for f in flags)
+        lines.append(f"    \"{w}\": frozenset(({inner}{',' if len(flags) == 1 else ''})),")
+    lines += ["}", ""]
+    return "\n".join(lines)
+
+
+def main() -> int:
+    """Write the header and the Python table, or with --check compare them."""
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--check", action="store_true", help="exit 1 if a file differs")
+    args = ap.parse_args()
+    outputs = {OUT: render(), OUT_PY: render_py()}
+    if args.check:
+        for path, text in outputs.items():
+            if path.read_text(encoding="utf-8") != text:
+                print(f"{path} is not what {Path(__file__).name} writes: run it", file=sys.stderr)
+                return 1
+        return 0
+    for path, text in outputs.items():
+        path.write_text(text, encoding="utf-8")
+        print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
