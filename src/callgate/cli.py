@@ -354,19 +354,32 @@ def add_chain_options(parser: argparse.ArgumentParser) -> None:
                         help="verify chain tokens of issuer ISS with this public key (repeatable)")
 
 
-def chain_option(engine: Any, args: argparse.Namespace) -> Optional[str]:
-    """Trust the --trust-issuer keys in `engine` and return the --chain token (None without
-    one); one line (exit 2) for a key or token file that cannot be used."""
-    for spec in args.trust_issuer:
+def trusted_issuers(specs: list[str]) -> list[tuple[str, str]]:
+    """--trust-issuer ISS=PUBKEY.pem values as (issuer, key file), each key loaded now as the
+    issuer it names would be (principals.make_issuer): one line (exit 2) for one that cannot
+    be used. Every command taking --trust-issuer reads it here."""
+    from .principals import make_issuer
+
+    out = []
+    for spec in specs:
         issuer, sep, key = spec.partition("=")
         if not sep or not issuer or not key:
             raise _fail(f"--trust-issuer {spec}: expected ISSUER=PUBKEY.pem", 2)
         if not Path(key).is_file():
             raise _fail(f"--trust-issuer {spec}: no such key file {key}", 2)
         try:
-            engine.trust_issuer(issuer, key)
+            make_issuer(issuer, key)
         except (ValueError, TypeError, OSError) as exc:
             raise _fail(f"--trust-issuer {spec}: {exc}", 2) from None
+        out.append((issuer, key))
+    return out
+
+
+def chain_option(engine: Any, args: argparse.Namespace) -> Optional[str]:
+    """Trust the --trust-issuer keys in `engine` and return the --chain token (None without
+    one); one line (exit 2) for a key or token file that cannot be used."""
+    for issuer, key in trusted_issuers(args.trust_issuer):
+        engine.trust_issuer(issuer, key)
     token: Optional[str] = args.chain
     if token is not None and token.startswith("@"):
         try:

@@ -54,6 +54,24 @@ class Compiled:
         """The validated policy (policy.Policy, or PersoPolicy under perso semantics)."""
         return self.meaning.policy
 
+    @functools.cached_property
+    def reads_principal_claims(self) -> bool:
+        """Whether a condition reads Principal.claims (the field "claims", or a pointer under
+        /claims): otherwise the engine leaves a chain's claims out of the request."""
+        def reads(node: Any) -> bool:
+            if isinstance(node, dict):
+                for side in ("", "_a", "_b"):
+                    if node.get("source" + side) == "Principal":
+                        field, pointer = node.get("field" + side), node.get("pointer" + side)
+                        if field == "claims" or (isinstance(pointer, str) and pointer.split("/")[1:2] == ["claims"]):
+                            return True
+                return any(reads(v) for v in node.values())
+            if isinstance(node, list):
+                return any(reads(v) for v in node)
+            return False
+
+        return reads([rule.model_dump(by_alias=True, exclude_none=True) for rule in self.policy.rules])
+
     @property
     def semantics(self) -> str:
         """"strict" or "perso"."""

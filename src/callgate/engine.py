@@ -394,7 +394,7 @@ class Engine:
         source = verified.source(effective)
         if source.get("jti") is None:
             source.pop("jti", None)
-        if not _reads_claims(state.compiled):   # the core would only skip them: not sent at all
+        if not state.compiled.reads_principal_claims:   # the core would only skip them: not sent at all
             del source["claims"]
         raw = _dumps(source)
         fragment = (orjson.Fragment(raw), raw)
@@ -646,36 +646,6 @@ class Engine:
 
     def __exit__(self, *exc: Any) -> None:
         self.close()
-
-
-_CLAIMS_READ: dict[int, tuple[Any, bool]] = {}   # id(compiled) -> (compiled, whether it reads claims)
-
-
-def _reads_claims(compiled: Compiled) -> bool:
-    """Whether a policy reads Principal.claims (a field "claims" or a pointer under /claims):
-    otherwise the chain's claims are left out of the request (a smaller request to scan)."""
-    hit = _CLAIMS_READ.get(id(compiled))
-    if hit is not None and hit[0] is compiled:
-        return hit[1]
-
-    def reads(node: Any) -> bool:
-        if isinstance(node, dict):
-            for side in ("", "_a", "_b"):
-                if node.get("source" + side) == "Principal":
-                    field, pointer = node.get("field" + side), node.get("pointer" + side)
-                    if field == "claims" or (isinstance(pointer, str) and pointer.split("/")[1:2] == ["claims"]):
-                        return True
-            return any(reads(v) for v in node.values())
-        if isinstance(node, list):
-            return any(reads(v) for v in node)
-        return False
-
-    rules = [r.model_dump(by_alias=True, exclude_none=True) for r in getattr(compiled.policy, "rules", [])]
-    found = reads(rules)
-    if len(_CLAIMS_READ) > 64:
-        _CLAIMS_READ.clear()
-    _CLAIMS_READ[id(compiled)] = (compiled, found)
-    return found
 
 
 def shadow_rules_candidate(compiled: Compiled) -> Optional[dict[str, Any]]:

@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, List, Optional, Sequence
 
 from . import textout
-from .cli import add_command, add_group, add_semantics, choice
+from .cli import add_command, add_group, add_semantics, choice, trusted_issuers
 
 if TYPE_CHECKING:
     from .cli import Commands
@@ -302,25 +302,6 @@ def _chain_source(args: argparse.Namespace) -> Any:
     return source
 
 
-def _issuers(specs: List[str]) -> list[tuple[str, str]]:
-    """--trust-issuer ISS=PUBKEY.pem, each checked now (one line, exit 2)."""
-    out = []
-    for spec in specs:
-        issuer, sep, key = spec.partition("=")
-        if not sep or not issuer or not key:
-            raise _fail(f"--trust-issuer {spec}: expected ISSUER=PUBKEY.pem", 2)
-        if not Path(key).is_file():
-            raise _fail(f"--trust-issuer {spec}: no such key file {key}", 2)
-        try:
-            from .principals import make_issuer
-
-            make_issuer(issuer, key)
-        except (ValueError, TypeError, OSError) as exc:
-            raise _fail(f"--trust-issuer {spec}: {exc}", 2) from None
-        out.append((issuer, key))
-    return out
-
-
 def _resolver(spec: Optional[str]) -> Any:
     from .mcp.gate import load_resolver
 
@@ -455,7 +436,7 @@ def proxy(args: argparse.Namespace) -> int:
     elif args.chain_file or args.chain_from_meta:
         raise _fail("--chain-file and --chain-from-meta are stdio options; with --listen each request's bearer "
                     "token is its chain (give --trust-issuer)", 2)
-    issuers = _issuers(args.trust_issuer)
+    issuers = trusted_issuers(args.trust_issuer)
     _check_pins(args.pins)
     _check_audit(args.audit, listening)
     resolver = _resolver(args.resolver)
