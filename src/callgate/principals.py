@@ -216,11 +216,12 @@ class Issuer:
     replay: Optional[Ledger]
     jwks: Any = None                     # a PyJWKClient for a JWKS URL
 
-    def keys_for(self, token: str) -> tuple[Any, ...]:
-        """The keys a token may be verified with: the JWKS key its `kid` names, or all."""
+    def keys_for(self, header: Mapping[str, Any]) -> tuple[Any, ...]:
+        """The keys a token (by its header) may be verified with: the JWKS key its `kid`
+        names, or all."""
         if self.jwks is not None:
             try:
-                return (self.jwks.get_signing_key_from_jwt(token).key,)
+                return (self.jwks.get_signing_key(header.get("kid")).key,)
             except Exception as exc:  # PyJWKClientError and its network causes: refused, never trusted
                 raise ChainError(f"issuer {self.name!r}: no key for this token from its JWKS ({exc})", "key") from None
         return self.keys
@@ -284,28 +285,56 @@ def make_issuer(name: str, key_or_jwks_url: Any, *, algorithms: Optional[Sequenc
 
 # ---------------------------------------------------------------- verifying
 
+_B64URL = re.compile(r"[A-Za-z0-9_-]*")
+
+
 def _b64url_decode(segment: str) -> bytes:
-    if not re.fullmatch(r"[A-Za-z0-9_-]*", segment):
+    """Unpadded base64url in its one canonical spelling: a segment whose unused trailing
+    bits are set (another text for the same bytes) is refused, so one signature has one
+    token text."""
+    if len(segment) % 4 == 1 or not _B64URL.fullmatch(segment):
         raise ValueError("not base64url")
-    return base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    data = base64.urlsafe_b64decode(segment + "=" * (-len(segment) % 4))
+    if _b64url(data) != segment:
+        raise ValueError("not canonical base64url")
+    return data
 
 
 def _b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
 
 
-def _unverified_payload(token: str) -> dict[str, Any]:
-    """The payload of a compact JWS, read without verifying (to find its issuer only)."""
-    parts = token.split(".")
+@dataclass(frozen=True)
+class _Compact:
+    """A compact JWS split and decoded, not verified: its header and payload objects, the
+    bytes its signature covers and the signature."""
+
+    header: dict[str, Any]
+    claims: dict[str, Any]
+    signed: bytes
+    signature: bytes
+
+
+def _compact(text: str, where: str, index: Optional[int] = None) -> _Compact:
+    """`text` read as a compact JWS (RFC 7515 section 7.1), or ChainError (malformed). A
+    header that asks for what this reader does not do is refused here, before any key is
+    tried: `crit` extensions, an unencoded payload (`b64: false`)."""
+    parts = text.split(".")
     if len(parts) != 3:
-        raise ChainError("not a compact JWT (three base64url parts)", "malformed")
+        raise ChainError(f"{where} is not a compact {'JWS' if index else 'JWT'} (three base64url parts)",
+                         "malformed", index)
     try:
-        payload = orjson.loads(_b64url_decode(parts[1]))
+        header = orjson.loads(_b64url_decode(parts[0]))
+        claims = orjson.loads(_b64url_decode(parts[1]))
+        signature = _b64url_decode(parts[2])
     except (ValueError, orjson.JSONDecodeError):
-        raise ChainError("the token's payload is not base64url JSON", "malformed") from None
-    if not isinstance(payload, dict):
-        raise ChainError("the token's payload is not a JSON object", "malformed")
-    return payload
+        raise ChainError(f"{where} is not base64url JSON", "malformed", index) from None
+    if not isinstance(header, dict) or not isinstance(claims, dict):
+        raise ChainError(f"{where}: header and payload are JSON objects", "malformed", index)
+    if "crit" in header or "b64" in header:
+        raise ChainError(f"{where}: its header asks for JWS extensions (crit, b64) callgate does not implement",
+                         "malformed", index)
+    return _Compact(header, claims, f"{parts[0]}.{parts[1]}".encode(), signature)
 
 
 def _link_name(value: Any, what: str) -> str:
@@ -334,54 +363,53 @@ def _scopes_of(claims: Mapping[str, Any]) -> frozenset[str]:
         raise ChainError(f"scope {exc}", "claims") from None
 
 
-_PYJWT_CODES = (("ExpiredSignatureError", "expired", "the token has expired"),
-                ("ImmatureSignatureError", "not_yet_valid", "the token is not valid yet (nbf or iat in the future)"),
-                ("InvalidAudienceError", "audience", "the token is for another audience"),
-                ("InvalidIssuerError", "unknown_issuer", "the token's issuer is not the one that signed it"),
-                ("InvalidAlgorithmError", "algorithm", "the token's algorithm is not allowed for its issuer"),
-                ("InvalidSignatureError", "signature", "the signature does not verify"),
-                ("MissingRequiredClaimError", "claims", "a required claim is missing"),
-                ("InvalidKeyError", "key", "the issuer's key cannot verify this token"))
-
-
-def _decode_base(token: str, issuer: Issuer, now: float) -> dict[str, Any]:
-    """Verify a form 1 or 2 token with `issuer`: signature, algorithm, iss, the audience when
-    the issuer has one, then exp/nbf/iat against `now` within the leeway (the trust's clock,
-    the one the cache and the links use too)."""
+def _decode_base(token: _Compact, issuer: Issuer, now: float) -> dict[str, Any]:
+    """Verify a form 1 or 2 token with `issuer`: algorithm, signature (PyJWT's algorithm
+    for the token's `alg`, over the cryptography key), `iss`, `sub` and `exp` present, the
+    audience when the issuer has one (RFC 8707), then exp/nbf/iat against `now` within the
+    leeway (the trust's clock, the one the cache and the links use too)."""
     jwt = _jwt()
-    try:
-        header = jwt.get_unverified_header(token)
-    except jwt.PyJWTError:
-        raise ChainError("the token's header is not base64url JSON", "malformed") from None
-    alg = header.get("alg")
+    alg = token.header.get("alg")
     if alg not in issuer.algorithms:
         raise ChainError(f"algorithm {alg!r} is not allowed for issuer {issuer.name!r} "
                          f"(allowed: {', '.join(issuer.algorithms)})", "algorithm")
-    options = {"require": ["exp", "iss", "sub"], "verify_aud": issuer.audience is not None,
-               "verify_exp": False, "verify_nbf": False, "verify_iat": False}
-    last: Optional[ChainError] = None
-    for key in issuer.keys_for(token):
+    if token.header.get("typ") == DELEGATION_TYPE:
+        raise ChainError("a delegation link is not a token: it is verified only after the token it extends",
+                         "malformed")
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    algorithm = jwt.get_algorithm_by_name(alg)
+    for key in issuer.keys_for(token.header):
+        if alg == "EdDSA":       # libsodium's verification (_ed25519_verify), as for the links
+            if not isinstance(key, Ed25519PublicKey):
+                raise ChainError("the issuer's key cannot verify this token", "key")
+            if _ed25519_verify(key.public_bytes_raw(), token.signature, token.signed):
+                break
+            continue
         try:
-            claims = dict(jwt.decode(token, key, algorithms=list(issuer.algorithms), issuer=issuer.name,
-                                     audience=list(issuer.audience) if issuer.audience else None,
-                                     options=options))
-            if _number(claims, "exp", "the token") <= now - issuer.leeway:
-                raise ChainError("the token has expired", "expired")
-            for name in ("nbf", "iat"):
-                if name in claims and _number(claims, name, "the token") > now + issuer.leeway:
-                    raise ChainError("the token is not valid yet (nbf or iat in the future)", "not_yet_valid")
-            return claims
-        except jwt.PyJWTError as exc:
-            for name, code, text in _PYJWT_CODES:
-                if isinstance(exc, getattr(jwt, name)):
-                    last = ChainError(f"{text} ({exc})" if code == "claims" else text, code)
-                    break
-            else:
-                last = ChainError(f"the token does not verify ({exc})", "malformed")
-            if last.code != "signature":
-                raise last from None   # not a matter of which key: no other key changes it
-    assert last is not None
-    raise last
+            if algorithm.verify(token.signed, algorithm.prepare_key(key), token.signature):
+                break
+        except (jwt.PyJWTError, ValueError, TypeError):
+            raise ChainError("the issuer's key cannot verify this token", "key") from None
+    else:
+        raise ChainError("the signature does not verify", "signature")
+    claims = token.claims
+    for name in ("exp", "iss", "sub"):
+        if name not in claims:
+            raise ChainError(f"a required claim is missing ('{name}')", "claims")
+    if claims["iss"] != issuer.name:
+        raise ChainError("the token's issuer is not the one that signed it", "unknown_issuer")
+    if issuer.audience is not None:
+        if "aud" not in claims:
+            raise ChainError("a required claim is missing ('aud': this resource expects an audience)", "claims")
+        if not set(_audience_of(claims)) & set(issuer.audience):
+            raise ChainError("the token is for another audience", "audience")
+    if _number(claims, "exp", "the token") <= now - issuer.leeway:
+        raise ChainError("the token has expired", "expired")
+    for name in ("nbf", "iat"):
+        if name in claims and _number(claims, name, "the token") > now + issuer.leeway:
+            raise ChainError("the token is not valid yet (nbf or iat in the future)", "not_yet_valid")
+    return claims
 
 
 def _links_of(claims: Mapping[str, Any], max_depth: int) -> tuple[tuple[str, ...], str]:
@@ -409,8 +437,8 @@ def _links_of(claims: Mapping[str, Any], max_depth: int) -> tuple[tuple[str, ...
     return links, "token"
 
 
-def _holder_key(claims: Mapping[str, Any], where: str) -> Optional[Any]:
-    """The Ed25519 key a `cnf.jwk` claim names (the holder who may delegate), or None."""
+def _holder_key(claims: Mapping[str, Any], where: str) -> Optional[bytes]:
+    """The raw Ed25519 key a `cnf.jwk` claim names (the holder who may delegate), or None."""
     cnf = claims.get("cnf")
     if cnf is None:
         return None
@@ -418,12 +446,26 @@ def _holder_key(claims: Mapping[str, Any], where: str) -> Optional[Any]:
     if not isinstance(jwk, dict) or jwk.get("kty") != "OKP" or jwk.get("crv") != "Ed25519" or \
             not isinstance(jwk.get("x"), str):
         raise ChainError(f"{where}: 'cnf.jwk' is an Ed25519 public key (kty OKP, crv Ed25519, x)", "key")
-    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
-
     try:
-        return Ed25519PublicKey.from_public_bytes(_b64url_decode(jwk["x"]))
+        raw = _b64url_decode(jwk["x"])
     except ValueError:
-        raise ChainError(f"{where}: 'cnf.jwk' is not an Ed25519 public key", "key") from None
+        raw = b""
+    if len(raw) != 32:
+        raise ChainError(f"{where}: 'cnf.jwk' is not an Ed25519 public key", "key")
+    return raw
+
+
+def _ed25519_verify(public: bytes, signature: bytes, message: bytes) -> bool:
+    """Whether `signature` is the Ed25519 signature of `message` by the raw key `public`
+    (RFC 8032, libsodium's strict verification through PyNaCl: it refuses small-order keys
+    and non-canonical encodings; about twice as fast as OpenSSL's, bench/test_bench_principals.py)."""
+    signing = require("nacl.signing", "principal chains", "principals")
+    exceptions = require("nacl.exceptions", "principal chains", "principals")
+    try:
+        signing.VerifyKey(public).verify(message, signature)
+    except (exceptions.BadSignatureError, ValueError, TypeError):
+        return False
+    return True
 
 
 def _audience_of(claims: Mapping[str, Any]) -> tuple[str, ...]:
@@ -444,31 +486,18 @@ def _number(claims: Mapping[str, Any], name: str, where: str) -> float:
     return float(value)
 
 
-def _verify_link(segment: str, parent_text: str, holder: Any, index: int, parent: Chain,
+def _verify_link(segment: str, parent_text: str, holder: Optional[bytes], index: int, parent: Chain,
                  issuer: Issuer, now: float) -> tuple[Chain, Optional[Any]]:
     """One delegation link: returns the narrowed chain and the delegate's key (or None)."""
     where = f"link {index}"
-    parts = segment.split(".")
-    if len(parts) != 3:
-        raise ChainError(f"{where} is not a compact JWS", "malformed", index)
-    try:
-        header = orjson.loads(_b64url_decode(parts[0]))
-        claims = orjson.loads(_b64url_decode(parts[1]))
-        signature = _b64url_decode(parts[2])
-    except (ValueError, orjson.JSONDecodeError):
-        raise ChainError(f"{where} is not base64url JSON", "malformed", index) from None
-    if not isinstance(header, dict) or not isinstance(claims, dict):
-        raise ChainError(f"{where}: header and payload are JSON objects", "malformed", index)
+    link = _compact(segment, where, index)
+    header, claims = link.header, link.claims
     if header.get("alg") != "EdDSA" or header.get("typ") != DELEGATION_TYPE:
         raise ChainError(f"{where}: a delegation link is alg EdDSA, typ {DELEGATION_TYPE}", "algorithm", index)
     if holder is None:
         raise ChainError(f"{where}: the link before it names no key to delegate with (no 'cnf.jwk')", "binding", index)
-    from cryptography.exceptions import InvalidSignature
-
-    try:
-        holder.verify(signature, f"{parts[0]}.{parts[1]}".encode())
-    except InvalidSignature:
-        raise ChainError(f"{where}: the signature is not its upstream holder's", "signature", index) from None
+    if not _ed25519_verify(holder, link.signature, link.signed):
+        raise ChainError(f"{where}: the signature is not its upstream holder's", "signature", index)
     if claims.get("prev") != _b64url(hashlib.sha256(parent_text.encode()).digest()):
         raise ChainError(f"{where} is not bound to the chain before it ('prev')", "binding", index)
     delegate = _link_name(claims.get("delegate"), f"{where}'s 'delegate'")
@@ -538,12 +567,12 @@ class Trust:
 
     def _verify(self, token: str, now: float) -> tuple[Chain, bool]:
         base_text, *links = token.split("~")
-        payload = _unverified_payload(base_text)
-        name = payload.get("iss")
+        base = _compact(base_text, "the token")
+        name = base.claims.get("iss")
         issuer = self.issuers.get(name) if isinstance(name, str) else None
         if issuer is None:
             raise ChainError(f"issuer {name!r} is not trusted", "unknown_issuer")
-        claims = _decode_base(base_text, issuer, now)
+        claims = _decode_base(base, issuer, now)
         chain_links, form = _links_of(claims, issuer.max_depth)
         jti = claims.get("jti")
         if jti is not None and not isinstance(jti, str):

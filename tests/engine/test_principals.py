@@ -267,3 +267,88 @@ def test_malformed_tokens_are_refused_not_crashed():
                  base() + "~" + _b64(orjson.dumps({"alg": "EdDSA"})) + "." + _b64(b"[]") + ".x"]:
         with pytest.raises(ChainError):
             t.verify(text)
+
+
+def _signed(header: dict, claims: dict, key=ISSUER_KEY) -> str:
+    """A compact JWS over exactly these header and claims, signed with `key` (Ed25519)."""
+    signing_input = f"{_b64(orjson.dumps(header))}.{_b64(orjson.dumps(claims))}"
+    return f"{signing_input}.{_b64(key.sign(signing_input.encode()))}"
+
+
+def _claims(**extra) -> dict:
+    now = int(time.time())
+    return {"iss": "auth", "sub": "user:alice", "exp": now + 300, "iat": now, "scopes": ["a.b"], **extra}
+
+
+def test_jws_forms_the_reader_does_not_implement_are_refused_even_when_signed():
+    """A correctly signed token is still refused (malformed) when its header asks for JWS
+    extensions (`crit`, `b64: false`), when a part is base64url in a non-canonical spelling
+    (trailing bits set: a second text for the same signature), or when it is a delegation
+    link (typ callgate-delegation+jwt) presented as the token itself."""
+    t = trust()
+    assert t.verify(_signed({"alg": "EdDSA", "typ": "JWT"}, _claims())).user == "user:alice"
+    for header in ({"alg": "EdDSA", "crit": ["exp"], "exp": 1}, {"alg": "EdDSA", "b64": False},
+                   {"alg": "EdDSA", "typ": "callgate-delegation+jwt"}):
+        err = refused(t, _signed(header, _claims()))
+        assert err.code == "malformed", (header, err.message)
+    good = _signed({"alg": "EdDSA", "typ": "JWT"}, _claims())
+    head, body, sig = good.split(".")
+    alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+    last = alphabet.index(sig[-1])          # 64-byte signature: 86 chars, the last carries 2 unused bits
+    twin = sig[:-1] + alphabet[last | 1]
+    assert twin != sig and base64.urlsafe_b64decode(twin + "==") == base64.urlsafe_b64decode(sig + "==")
+    assert refused(t, f"{head}.{body}.{twin}").code == "malformed"
+    assert refused(t, f"{head}.{body}.{sig}=").code == "malformed"       # padding is not base64url
+
+
+def test_missing_required_claims_are_named():
+    """A signed token without `exp`, `iss` or `sub` (and, when the issuer expects an
+    audience, without `aud`) is refused with code claims naming the claim."""
+    t = trust()
+    for name in ("exp", "sub"):
+        claims = _claims()
+        del claims[name]
+        err = refused(t, _signed({"alg": "EdDSA"}, claims))
+        assert err.code == "claims" and f"'{name}'" in err.message
+    aud = trust(audience="https://mcp.example.test")
+    err = refused(aud, _signed({"alg": "EdDSA"}, _claims()))
+    assert err.code == "claims" and "'aud'" in err.message
+    assert aud.verify(_signed({"alg": "EdDSA"}, _claims(aud=["x", "https://mcp.example.test"]))).user == "user:alice"
+    assert refused(aud, _signed({"alg": "EdDSA"}, _claims(aud="https://other.example.test"))).code == "audience"
+
+
+def test_a_jwks_issuer_verifies_with_the_key_its_kid_names():
+    """An issuer trusted by JWKS URL verifies a token with the key its `kid` names; a token
+    naming an unknown kid is refused with code key; one signed by another key with a known
+    kid is refused with code signature."""
+    from support.service import StaticServer
+
+    jwk = orjson.loads(jwt.algorithms.OKPAlgorithm.to_jwk(ISSUER_KEY.public_key()))
+    server = StaticServer()
+    try:
+        server.publish(orjson.dumps({"keys": [dict(jwk, kid="k1", use="sig")]}))
+        t = Trust()
+        t.trust_issuer("auth", server.url, algorithms=["EdDSA"])
+        assert t.verify(_signed({"alg": "EdDSA", "kid": "k1"}, _claims())).user == "user:alice"
+        assert refused(t, _signed({"alg": "EdDSA", "kid": "k9"}, _claims(jti="x"))).code == "key"
+        assert refused(t, _signed({"alg": "EdDSA", "kid": "k1"}, _claims(jti="y"), key=OTHER)).code == "signature"
+    finally:
+        server.close()
+
+
+def test_a_small_order_holder_key_cannot_carry_a_forged_link():
+    """A base token whose `cnf.jwk` names a small-order Ed25519 point (the identity, which
+    "verifies" the signature R = identity, S = 0 over any message under a lax verifier) does
+    not let anyone append a link: the link is refused with code signature (libsodium's strict
+    verification refuses small-order keys)."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
+    identity = b"\x01" + b"\x00" * 31
+    token = base(holder=Ed25519PublicKey.from_public_bytes(identity))
+    now = int(time.time())
+    claims = {"prev": _b64(hashlib.sha256(token.encode()).digest()), "delegate": "attacker:x",
+              "scopes": ["postgres.read.x"], "iat": now, "exp": now + 60}
+    signing_input = f"{_b64(orjson.dumps({'alg': 'EdDSA', 'typ': 'callgate-delegation+jwt'}))}.{_b64(orjson.dumps(claims))}"
+    forged = f"{token}~{signing_input}.{_b64(identity + bytes(32))}"
+    err = refused(trust(), forged)
+    assert (err.code, err.link) == ("signature", 2)
