@@ -13,6 +13,7 @@ import argparse
 import json
 import importlib.util
 import logging
+import os
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, List, Optional, Sequence
@@ -302,11 +303,22 @@ def _chain_source(args: argparse.Namespace) -> Any:
     return source
 
 
-def _resolver(spec: Optional[str]) -> Any:
+def _resolver(spec: Optional[str], real_paths: Sequence[str] = (), zones: Sequence[str] = (),
+              base: Optional[str] = None) -> Any:
+    """--resolver MODULE:FUNCTION, and around it the ready-made path resolver when
+    --real-path names arguments (callgate.realpaths)."""
     from .mcp.gate import load_resolver
+    from .realpaths import RealPaths, zones_from
 
     try:
-        return load_resolver(spec) if spec else None
+        resolver = load_resolver(spec) if spec else None
+        if not real_paths:
+            if zones or base is not None:
+                raise ValueError("--path-zone and --path-base go with --real-path ARGUMENT")
+            return resolver
+        if base is not None and not os.path.isdir(base):
+            raise ValueError(f"--path-base {base}: not a directory")
+        return RealPaths(real_paths, zones_from(zones), base=base, then=resolver)
     except ValueError as exc:
         raise _fail(str(exc), 2) from None
 
@@ -439,7 +451,7 @@ def proxy(args: argparse.Namespace) -> int:
     issuers = trusted_issuers(args.trust_issuer)
     _check_pins(args.pins)
     _check_audit(args.audit, listening)
-    resolver = _resolver(args.resolver)
+    resolver = _resolver(args.resolver, args.real_path, args.path_zone, args.path_base)
     approvers = _approver_keys(args.trust_approver)
     _check_approver_keys(approvers)  # a bad key is refused before the audit trail starts
     front = _front(args) if listening else None
@@ -621,6 +633,14 @@ mode, a --role the policy does not declare, a missing --pins file, --audit - on 
     p.add_argument("--policy", required=True, help="policy file, or a bundled example (crm)")
     add_semantics(p)
     p.add_argument("--resolver", metavar="MODULE:FUNCTION", help="returns each call's resource attributes")
+    p.add_argument("--real-path", action="append", default=[], metavar="ARGUMENT",
+                   help="an argument (name or /json/pointer) holding a path: its real path (symlinks followed), "
+                        "zone and existence go to ResourceAttributes /paths/ARGUMENT (repeatable; docs/arguments.md)")
+    p.add_argument("--path-zone", action="append", default=[], metavar="NAME=ROOT",
+                   help="a named root for --real-path: /paths/ARGUMENT/zone is the innermost zone holding the "
+                        "real path (repeatable)")
+    p.add_argument("--path-base", metavar="DIR", help="relative paths are resolved against DIR (default: the "
+                   "current directory)")
     p.add_argument("--pins", metavar="FILE|DSN", help="approved tool definitions (rug-pull protection): a file, or a "
                    "PostgreSQL DSN shared by replicas; "
                    "create it with `callgate pins approve`")
