@@ -32,6 +32,8 @@ CONDITIONS = {
                                 "extensions_in": [".csv", ".json"]}},
     "SqlCheck": {"SqlCheck": {**A, "dialect": "postgres", "read_only": True, "max_statements": 1,
                               "schemas_in": ["analytics"]}},
+    "SqlCheck (mysql)": {"SqlCheck": {**A, "dialect": "mysql", "read_only": True, "max_statements": 1,
+                                      "schemas_in": ["analytics"]}},
 }
 _UNIT = "SELECT a, lower(b), count(*) FROM analytics.events e JOIN analytics.u ON e.k = u.k WHERE x = 'y' "
 _KB = _UNIT + "UNION ALL " + "UNION ALL ".join([_UNIT] * 9)          # about 1 KB
@@ -40,9 +42,11 @@ VALUES = {
     "UrlCheck": ["https://api.example.com/v1/items?id=42", "https://user@evil.com/"],
     "PathCheck": ["/srv/data/2026/q1/report.csv", "/srv/data/../etc/passwd"],
     "SqlCheck": [_KB],
+    "SqlCheck (mysql)": [_KB],
 }
 LONG = {"UrlCheck": "https://api.example.com/" + "a" * 8100, "PathCheck": "/srv/data/" + "d/" * 2040 + "x.csv",
         "SqlCheck": _UNIT + "UNION ALL " + "UNION ALL ".join([_UNIT] * 9800)}   # about 1 MB
+LONG["SqlCheck (mysql)"] = LONG["SqlCheck"]
 
 
 def _ns(exe: Path, blob: bytes, values: list[str], iters: int, tmp: Path) -> float:
@@ -70,10 +74,10 @@ def main() -> None:
                  for name, cond in CONDITIONS.items()}
         base = _ns(exe, blobs["baseline (In)"], VALUES["baseline (In)"], iters, tmp)
         print(f"baseline decision (read the request, one In): {base:.1f} ns")
-        for name in ("UrlCheck", "PathCheck", "SqlCheck"):
+        for name in ("UrlCheck", "PathCheck", "SqlCheck", "SqlCheck (mysql)"):
             base_here = _ns(exe, blobs["baseline (In)"], VALUES[name], iters, tmp)
             t = _ns(exe, blobs[name], VALUES[name], iters, tmp)
-            long_iters = max(iters // (20 if name != "SqlCheck" else 20000), 5)
+            long_iters = max(iters // (20 if not name.startswith("SqlCheck") else 20000), 5)
             long_base = _ns(exe, blobs["baseline (In)"], [LONG[name]], long_iters, tmp)
             long_t = _ns(exe, blobs[name], [LONG[name]], long_iters, tmp)
             print(f"{name}: {t - base_here:.1f} ns per check on {len(VALUES[name][0])} bytes (decision {t:.1f} ns); "

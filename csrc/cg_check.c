@@ -308,7 +308,9 @@ typedef struct sql_state {
     bool read_only, tabled;
     uint32_t schemas, tables, functions;
     sql_fail ro, tab;                  /* the current statement's first read-only / table failure */
-    sql_fail first_f, first_u;         /* the first statement that fails (F), or is unsure (U) */
+    /* the first statement that fails read_only, that fails tables_in / schemas_in, that is
+       unsure (U): the checks speak in the document's order, read_only first */
+    sql_fail first_ro, first_tab, first_u;
 } sql_state;
 
 static void note(sql_fail *f, int what, uint32_t stmt, const uint8_t *text, uint32_t n) {
@@ -360,29 +362,31 @@ static int sql_on_write(void *ctx, uint32_t stmt, int what, const uint8_t *text,
 
 static int sql_on_statement(void *ctx, uint32_t stmt, int kind) {
     sql_state *st = ctx;
-    sql_fail f;
-    cg_memset(&f, 0, sizeof f); /* f.what = SQLF_NONE, and nothing left unset to copy */
     bool query = kind == CG_SQL_K_SELECT || kind == CG_SQL_K_EXPLAIN;
     bool dml = query || kind == CG_SQL_K_INSERT || kind == CG_SQL_K_UPDATE || kind == CG_SQL_K_DELETE ||
                kind == CG_SQL_K_MERGE;
-    if (st->read_only && !query) {
-        f.what = SQLF_KIND;
-        f.stmt = stmt;
-        f.kind = kind;
-        f.len = 0;
-    } else if (st->read_only && st->ro.what != SQLF_NONE) {
-        f = st->ro;
-    } else if (st->tabled && !dml) {
-        f.what = SQLF_UNSURE; /* which tables a DDL or COPY statement touches is not read */
-        f.stmt = stmt;
-        f.len = 0;
-    } else if (st->tabled && st->tab.what != SQLF_NONE) {
-        f = st->tab;
+    if (st->read_only && st->first_ro.what == SQLF_NONE) {
+        if (!query) {
+            st->first_ro.what = SQLF_KIND;
+            st->first_ro.stmt = stmt;
+            st->first_ro.kind = kind;
+            st->first_ro.len = 0;
+        } else if (st->ro.what != SQLF_NONE) {
+            st->first_ro = st->ro;
+        }
     }
-    if (f.what == SQLF_UNSURE) {
-        if (st->first_u.what == SQLF_NONE) st->first_u = f;
-    } else if (f.what != SQLF_NONE && st->first_f.what == SQLF_NONE) {
-        st->first_f = f;
+    if (st->tabled && st->first_tab.what == SQLF_NONE) {
+        if (!dml) { /* which tables a DDL or COPY statement touches is not read */
+            if (st->first_u.what == SQLF_NONE) {
+                st->first_u.what = SQLF_UNSURE;
+                st->first_u.stmt = stmt;
+                st->first_u.len = 0;
+            }
+        } else if (st->tab.what == SQLF_UNSURE) {
+            if (st->first_u.what == SQLF_NONE) st->first_u = st->tab;
+        } else if (st->tab.what != SQLF_NONE) {
+            st->first_tab = st->tab;
+        }
     }
     st->ro.what = st->tab.what = SQLF_NONE;
     return 0;
@@ -402,7 +406,7 @@ static void sql_run(const cg_policy *p, uint32_t desc, cg_jstr v, sql_eval *e) {
     uint32_t flags = dword(p, desc, CG_SQLD_FLAGS);
     cg_memset(st, 0, sizeof *st);
     st->p = p;
-    st->dialect = (flags & CG_SC_SQLITE) ? CG_SQL_SQLITE : CG_SQL_POSTGRES;
+    st->dialect = (flags & CG_SC_MYSQL) ? CG_SQL_MYSQL : (flags & CG_SC_SQLITE) ? CG_SQL_SQLITE : CG_SQL_POSTGRES;
     st->read_only = (flags & CG_SC_READ_ONLY) != 0;
     st->schemas = dword(p, desc, CG_SQLD_SCHEMAS);
     st->tables = dword(p, desc, CG_SQLD_TABLES);
@@ -424,7 +428,8 @@ static void sql_run(const cg_policy *p, uint32_t desc, cg_jstr v, sql_eval *e) {
         return;
     }
     if (e->max && e->statements > e->max) e->what = SQLF_MAX;
-    else if (st->first_f.what != SQLF_NONE) e->what = st->first_f.what;
+    else if (st->first_ro.what != SQLF_NONE) e->what = st->first_ro.what;
+    else if (st->first_tab.what != SQLF_NONE) e->what = st->first_tab.what;
     else if (st->first_u.what != SQLF_NONE) e->what = SQLF_UNSURE;
     else e->what = SQLF_NONE;
 }
@@ -444,7 +449,7 @@ int cg_sql_check_text(const cg_policy *p, uint32_t desc, cg_jstr v, bool *with_v
     sql_eval e;
     sql_run(p, desc, v, &e);
     sink w = {out, cap, 0};
-    const sql_fail *f = &e.st.first_f;
+    const sql_fail *f = e.st.first_ro.what != SQLF_NONE ? &e.st.first_ro : &e.st.first_tab;
     *with_value = e.what == SQLF_NONE || e.what == SQLF_PARSE || e.what == SQLF_UNSURE;
     if (e.what == SQLF_NONE) {
         puts_(&w, " passes the SQL check");

@@ -344,6 +344,10 @@ static int verify_code(const loader *L, uint32_t start, uint32_t end, int16_t *m
             if (a1 >= CG_N_TYPES) REFUSE(CG_E_BLOB_OPERAND, at1);
             if ((rc = check_sid(L, ins, 2))) return rc;
             break;
+        case CG_OP_BOOL:
+            if ((rc = check_ref(L, a0, path_a, in_body, at0))) return rc;
+            if (a1 > 1) REFUSE(CG_E_BLOB_OPERAND, at1);
+            break;
         case CG_OP_TIME:
             if ((rc = check_ref(L, a0, path_a, in_body, at0)) || (rc = check_window(L, a1, at1))) return rc;
             if ((rc = check_sid(L, ins, 2))) return rc;
@@ -362,6 +366,8 @@ static int verify_code(const loader *L, uint32_t start, uint32_t end, int16_t *m
             if ((rc = check_ref(L, a0, path_a, in_body, at0)) ||
                 (rc = check_argdesc(L, a1, TAG_SQLCHK, CG_SQLD_WORDS, CG_SC_FLAGS_KNOWN, CG_SQLD_SCHEMAS, at1)))
                 return rc;
+            if ((cg_word(L->p, a1) & (CG_SC_SQLITE | CG_SC_MYSQL)) == (CG_SC_SQLITE | CG_SC_MYSQL)) /* two dialects */
+                return fail(&L->l, CG_E_BLOB_DESCRIPTOR, cg_word_rec(L->p, a1));
             break;
         case CG_OP_EVERY:
         case CG_OP_SOME:

@@ -161,9 +161,10 @@
 #define CG_SQLD_TABLES 3
 #define CG_SQLD_FUNCTIONS 4
 #define CG_SQLD_WORDS 5
-#define CG_SC_SQLITE 1u           /* dialect SQLite (else PostgreSQL) */
+#define CG_SC_SQLITE 1u           /* dialect SQLite (neither dialect bit: PostgreSQL) */
 #define CG_SC_READ_ONLY 2u        /* read_only: true */
-#define CG_SC_FLAGS_KNOWN 3u
+#define CG_SC_MYSQL 4u            /* dialect MySQL (never with CG_SC_SQLITE: the loader refuses both) */
+#define CG_SC_FLAGS_KNOWN 7u
 
 /* Effect words */
 #define CG_EFFECT_DECISION(w) ((w) & 3u)
@@ -222,7 +223,8 @@
     X(ENDQ,    0,  0, 0x00, "end of a quantifier body: the top is the element's value") \
     X(URL,     2, +1, 0xC0, "push UrlCheck of string ref a against url descriptor b")  \
     X(PATHCHK, 2, +1, 0xC0, "push PathCheck of string ref a against pathchk descriptor b") \
-    X(SQL,     2, +1, 0xC0, "push SqlCheck of string ref a against sqlchk descriptor b")
+    X(SQL,     2, +1, 0xC0, "push SqlCheck of string ref a against sqlchk descriptor b") \
+    X(BOOL,    2, +1, 0xC0, "push T if ref a is the boolean b (0 false, 1 true), F if the other one, else U")
 
 enum cg_opcode {
 #define CG_OP_ENUM(name, n, eff, fl, doc) CG_OP_##name,

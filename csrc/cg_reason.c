@@ -167,6 +167,20 @@ static void explain_at(wr *w, const cg_policy *p, cg_scratch *s, const cg_input 
         }
         put_sid(w, p, cg_insn_operand(ins, 2));
         break;
+    case CG_OP_BOOL: {
+        const char *want = cg_insn_operand(ins, 1) ? "true" : "false";
+        if (put_absent(w, p, x, sa)) return;
+        if (holds) {
+            put_sid(w, p, sa);
+            puts_(w, " is ");
+        } else {
+            put_seen(w, p, in, x, sa);
+            puts_(w, r == CG_V_U ? " is not a boolean" : " is not ");
+            if (r == CG_V_U) return;
+        }
+        puts_(w, want);
+        break;
+    }
     case CG_OP_EVERY:
     case CG_OP_SOME:
         explain_quant(w, p, s, in, pc, elem, x, sa);

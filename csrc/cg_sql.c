@@ -12,17 +12,23 @@
 
 typedef struct cg_sql_word {
     const char *text;
+    uint64_t head; /* text's first 8 bytes, little-endian, zero-padded */
     uint8_t len, kind, flags, role;
 } cg_sql_word;
 /* a word's role in the scan: what keyword() does with it */
 enum { CG_SQLR_NONE, CG_SQLR_FROM, CG_SQLR_JOIN, CG_SQLR_INTO, CG_SQLR_USING, CG_SQLR_SKIP, CG_SQLR_FOR,
        CG_SQLR_AS, CG_SQLR_RECURSIVE, CG_SQLR_DISTINCT, CG_SQLR_TABLE, CG_SQLR_ENDS, CG_SQLR_UPDATE,
-       CG_SQLR_LOCKWORD };
+       CG_SQLR_LOCKWORD,
+       /* SQLite's own (role_in: none in the other dialects) */
+       CG_SQLR_LITE_IN, CG_SQLR_LITE_OPERATOR,
+       /* MySQL's own (role_in: none in the other dialects) */
+       CG_SQLR_MY_SKIP, CG_SQLR_MY_JOIN, CG_SQLR_MY_DUAL, CG_SQLR_MY_DELIMITER };
 #define CG_SQLW_WRITES 1u
 #define CG_SQLW_STRUCT 2u
 #define CG_SQLW_TYPE 4u
 #define CG_SQLW_PG_FUNC 8u
 #define CG_SQLW_SQLITE_FUNC 16u
+#define CG_SQLW_MYSQL_FUNC 32u
 #include "cg_sql_words.h"
 
 static const char *const kind_text[CG_SQL_N_KINDS] = {
@@ -40,26 +46,67 @@ const char *cg_sql_status_text(int status) {
     return status >= 0 && status < CG_SQL_N_STATUSES ? status_text[status] : "is not scanned";
 }
 
-/* The entry of a lower-case word, or NULL. */
-static const cg_sql_word *word_of(const uint8_t *s, uint32_t n) {
+static inline uint8_t lower(uint8_t c) { return cg_sql_fold[c]; }
+
+/* ---- a word's first eight bytes at once (read little-endian), for word_of ---- */
+#define ONES 0x0101010101010101ull
+#define HIGHS 0x8080808080808080ull
+/* 0x80 in each byte of t that lies in [lo, hi], for t whose bytes are all below 0x80 (no
+   carry crosses a byte) */
+static inline uint64_t between(uint64_t t, uint8_t lo, uint8_t hi) {
+    return (t + ONES * (uint64_t)(0x80 - lo)) & ~(t + ONES * (uint64_t)(0x7f - hi)) & HIGHS;
+}
+/* x with its ASCII capitals made small (other bytes, >= 0x80 included, as they are) */
+static inline uint64_t fold8(uint64_t x) { return x + ((between(x & ~HIGHS, 'A', 'Z') & ~x) >> 2); }
+/* The entry of the word s[0..n) (avail >= n bytes readable at s): with fold, ASCII letters
+   of any case (an unquoted word as written); without, the bytes exactly (a canonical name,
+   already lower case). NULL when it is not a word of the table. */
+static const cg_sql_word *word_of(const uint8_t *s, uint32_t n, uint32_t avail, bool fold) {
     if (n == 0 || n > CG_SQLW_MAXLEN) return NULL;
-    uint32_t h = cg_hash_bytes(s, n);
-    for (uint32_t i = h & (CG_SQLW_SLOTS - 1);; i = (i + 1) & (CG_SQLW_SLOTS - 1)) {
-        uint32_t e = cg_sql_word_slots[i];
-        if (e == 0) return NULL;
-        const cg_sql_word *w = &cg_sql_words[e - 1];
-        if (w->len != n) continue;
-        uint32_t k = 0;
-        while (k < n && (uint8_t)w->text[k] == s[k]) k++;
-        if (k == n) return w;
+    const uint8_t *f = cg_sql_fold;
+    uint64_t head = 0;
+    uint32_t m = n < 8 ? n : 8, k;
+    if (avail >= 8) {
+        head = cg_rd64(s);
+        if (n < 8) head &= (1ull << (n << 3)) - 1;
+        if (fold) head = fold8(head);
+    } else if (fold) {
+        for (k = 0; k < m; k++) head |= (uint64_t)f[s[k]] << (k << 3);
+    } else {
+        for (k = 0; k < m; k++) head |= (uint64_t)s[k] << (k << 3);
     }
+    uint8_t last = fold ? f[s[n - 1]] : s[n - 1];
+    uint32_t b = CG_SQLW_SLOT(n, (uint8_t)head, last);
+    for (uint32_t e = cg_sql_word_first[b]; e < cg_sql_word_first[b + 1] && e < CG_SQLW_COUNT; e++) {
+        const cg_sql_word *w = &cg_sql_words[e];
+        if (w->head != head || w->len != n) continue;
+        if (fold)
+            for (k = 8; k < n && (uint8_t)w->text[k] == f[s[k]];) k++;
+        else
+            for (k = 8; k < n && (uint8_t)w->text[k] == s[k];) k++;
+        if (k >= n) return w;
+    }
+    return NULL;
 }
 int cg_sql_builtin(unsigned dialect, const uint8_t *name, uint32_t n) {
-    const cg_sql_word *w = word_of(name, n);
-    return w && (w->flags & (dialect == CG_SQL_POSTGRES ? CG_SQLW_PG_FUNC : CG_SQLW_SQLITE_FUNC)) != 0;
+    const cg_sql_word *w = word_of(name, n, n, false);
+    unsigned flag = dialect == CG_SQL_POSTGRES ? CG_SQLW_PG_FUNC
+                    : dialect == CG_SQL_SQLITE ? CG_SQLW_SQLITE_FUNC : CG_SQLW_MYSQL_FUNC;
+    return w && (w->flags & flag) != 0;
 }
 
-static int role(const cg_sql_word *w) { return w ? w->role : CG_SQLR_NONE; }
+/* A word's role in the dialect: SQLite's own roles act in SQLite only, MySQL's in MySQL only
+   (MY_SKIP as SKIP, MY_JOIN as JOIN); elsewhere such a word is a name like any other. */
+/* w (a known word, or NULL) is the word lit */
+#define WORD_IS(w, lit) ((w) && (w)->len == sizeof lit - 1 && cg_memcmp((w)->text, lit, sizeof lit - 1) == 0)
+
+static int role_in(unsigned dialect, const cg_sql_word *w) {
+    int r = w ? w->role : CG_SQLR_NONE;
+    if (r < CG_SQLR_LITE_IN) return r;
+    if (r < CG_SQLR_MY_SKIP) return dialect == CG_SQL_SQLITE ? r : CG_SQLR_NONE;
+    if (dialect != CG_SQL_MYSQL) return CG_SQLR_NONE;
+    return r == CG_SQLR_MY_SKIP ? CG_SQLR_SKIP : r == CG_SQLR_MY_JOIN ? CG_SQLR_JOIN : r;
+}
 
 /* ---- tokens ---- */
 
@@ -67,7 +114,7 @@ enum { T_END, T_WORD, T_QIDENT, T_STRING, T_NUMBER, T_PARAM, T_LP, T_RP, T_COMMA
 
 typedef struct tok {
     uint8_t type;
-    uint8_t quote;     /* T_QIDENT: the quote character; 0 when not canonical (U&"...") */
+    uint8_t quote;     /* T_QIDENT: the quote character (0: not canonical, U&"..."); MySQL T_STRING: '"' for "..." */
     uint32_t off, len; /* T_QIDENT: the content between the quotes */
 } tok;
 
@@ -78,22 +125,27 @@ typedef struct lexer {
     int err;
 } lexer;
 
-/* Character classes, one table lookup per byte on the hot loops (a megabyte in about a
-   millisecond): C_START begins a name, C_NAME continues one, C_SPACE is white space. */
+/* Character classes, one table lookup per byte on the hot loops: C_START begins a name,
+   C_NAME continues one, C_SPACE is white space, C_PREFIX a letter that, before a quote or
+   '&', may begin a string or quoted name instead (E'', U&'', X'', B'', N''). */
 #define C_START 1u
 #define C_NAME 2u
 #define C_SPACE 4u
 #define C_DIGIT 8u
+#define C_PREFIX 16u
+#define C_COMMENT 32u /* '#', '-', '/': may begin a comment */
 static const uint8_t cls_table[256] = { /* C_* bits of each byte (bytes >= 0x80 continue names) */
         0, 0, 0, 0, 0, 0, 0, 0, 0, 4, 4, 4, 4, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
-        4, 0, 0, 0, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 0, 0, 0, 0, 0, 0,
-        0, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 0, 3,
-        0, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 0, 0, 0, 0, 0,
+        4, 0, 0, 32, 2, 0, 0, 0, 0, 0, 0, 0, 0, 32, 0, 32, 10, 10, 10, 10, 10, 10, 10, 10, 10, 10, 0, 0, 0, 0, 0, 0,
+        0, 3, 19, 3, 3, 19, 3, 3, 3, 3, 3, 3, 3, 3, 19, 3, 3, 3, 3, 3, 3, 19, 3, 3, 19, 3, 3, 0, 0, 0, 0, 3,
+        0, 3, 19, 3, 3, 19, 3, 3, 3, 3, 3, 3, 3, 3, 19, 3, 3, 3, 3, 3, 3, 19, 3, 3, 19, 3, 3, 0, 0, 0, 0, 0,
         3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
         3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
         3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
         3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3, 3,
 };
+/* the token a byte that starts no longer token is, when one of ( ) , ; . (0: any other, T_OP) */
+static const uint8_t punct_table[256] = {['('] = T_LP, [')'] = T_RP, [','] = T_COMMA, [';'] = T_SEMI, ['.'] = T_DOT};
 static uint8_t cls_of(uint8_t c) { return cls_table[c]; }
 static bool ident_start(uint8_t c) { return (cls_of(c) & C_START) != 0; }
 static bool ident_char(uint8_t c) { return (cls_of(c) & C_NAME) != 0; }
@@ -101,37 +153,66 @@ static bool digit(uint8_t c) { return (cls_of(c) & C_DIGIT) != 0; }
 
 static uint8_t at(const lexer *L, uint32_t k) { return k < L->n ? L->s[k] : 0; }
 
-/* Skips spaces and comments; false (L->err set) on an unterminated comment. */
-static bool skip_space(lexer *L) {
-    for (;;) {
-        uint8_t c = at(L, L->i);
-        if (L->i >= L->n) return true;
-        if (cls_of(c) & C_SPACE) {
-            L->i++;
-            while (L->i < L->n && (cls_of(L->s[L->i]) & C_SPACE)) L->i++;
-        } else if (c == '-' && at(L, L->i + 1) == '-') {
-            while (L->i < L->n && L->s[L->i] != '\n') L->i++;
-        } else if (c == '/' && at(L, L->i + 1) == '*') {
-            uint32_t depth = 1; /* PostgreSQL nests block comments, SQLite does not */
-            L->i += 2;
-            while (L->i < L->n && depth > 0) {
-                if (L->dialect == CG_SQL_POSTGRES && L->s[L->i] == '/' && at(L, L->i + 1) == '*') {
-                    depth++;
-                    L->i += 2;
-                } else if (L->s[L->i] == '*' && at(L, L->i + 1) == '/') {
-                    depth--;
-                    L->i += 2;
-                } else {
-                    L->i++;
-                }
-            }
-            if (depth > 0) {
-                L->err = CG_SQL_UNTERMINATED;
-                return false;
-            }
+/* The comment at s[i] (a byte of class C_COMMENT): where it ends, i itself when it is no
+   comment, n with L->err set when it cannot be read. Apart from skip_space: rare, and the hot
+   loop keeps its registers. */
+CG_NOINLINE static uint32_t skip_comment(lexer *L, uint32_t i) {
+    const uint8_t *s = L->s;
+    uint32_t n = L->n;
+    bool nests = L->dialect == CG_SQL_POSTGRES; /* PostgreSQL nests block comments, the others do not */
+    bool my = L->dialect == CG_SQL_MYSQL;
+    if (my && s[i] == '#') { /* MySQL: '#' to the end of the line */
+        while (i < n && s[i] != '\n') i++;
+        return i;
+    }
+    if (i + 1 >= n) return i;
+    uint8_t c = s[i];
+    /* MySQL: "--" begins a comment only before a space, a control character or the end */
+    if (c == '-' && s[i + 1] == '-' && (!my || i + 2 >= n || s[i + 2] <= ' ' || s[i + 2] == 0x7f)) {
+        i += 2;
+        while (i < n && s[i] != '\n') i++;
+        return i;
+    }
+    if (c != '/' || s[i + 1] != '*') return i;
+    uint32_t depth = 1;
+    i += 2;
+    /* MySQL runs the body of a comment that opens with a "!" (MariaDB: "M!"), and reads "+" as hints */
+    if (my && i < n && (s[i] == '!' || s[i] == '+' || (s[i] == 'M' && i + 1 < n && s[i + 1] == '!'))) {
+        L->err = CG_SQL_HIDDEN;
+        return n;
+    }
+    while (i < n) {
+        uint8_t d = s[i];
+        if (d != '*' && d != '/') {
+            i++;
+        } else if (d == '*' && i + 1 < n && s[i + 1] == '/') {
+            i += 2;
+            if (--depth == 0) break;
+        } else if (nests && d == '/' && i + 1 < n && s[i + 1] == '*') {
+            depth++;
+            i += 2;
         } else {
-            return true;
+            i++;
         }
+    }
+    if (depth > 0) {
+        L->err = CG_SQL_UNTERMINATED;
+        return n;
+    }
+    return i;
+}
+
+/* Skips spaces and comments from i; returns where the next token starts (or n), with L->err
+   set on a comment that cannot be read. */
+static uint32_t skip_space(lexer *L, uint32_t i) {
+    const uint8_t *s = L->s;
+    uint32_t n = L->n;
+    for (;;) {
+        while (i < n && (cls_table[s[i]] & C_SPACE)) i++;
+        if (i >= n || !(cls_table[s[i]] & C_COMMENT)) return i; /* the usual case: a token */
+        uint32_t j = skip_comment(L, i);
+        if (j == i || L->err) return j;
+        i = j;
     }
 }
 
@@ -139,28 +220,92 @@ static bool skip_space(lexer *L) {
    backslash_escapes a backslash takes the next byte. Sets *escaped when a doubled quote was
    seen; false on an unterminated run. */
 static bool quoted(lexer *L, uint8_t q, bool backslash_escapes, bool *escaped, bool *backslash) {
-    L->i++;
-    while (L->i < L->n) {
-        uint8_t c = L->s[L->i];
+    const uint8_t *s = L->s;
+    uint32_t n = L->n, i = L->i + 1;
+    while (i < n) {
+        uint8_t c = s[i];
+        if (c != q && c != '\\') {
+            i++;
+            continue;
+        }
         if (c == '\\') {
             if (backslash) *backslash = true;
             if (backslash_escapes) {
-                L->i += 2;
+                i += 2;
+                continue;
+            }
+            if (q != '\\') {
+                i++;
                 continue;
             }
         }
-        if (c == q) {
-            if (at(L, L->i + 1) == q && L->i + 1 < L->n) {
-                if (escaped) *escaped = true;
-                L->i += 2;
-                continue;
-            }
-            L->i++;
-            return true;
+        if (i + 1 < n && s[i + 1] == q) {
+            if (escaped) *escaped = true;
+            i += 2;
+            continue;
         }
-        L->i++;
+        L->i = i + 1;
+        return true;
     }
+    L->i = n;
     L->err = CG_SQL_UNTERMINATED;
+    return false;
+}
+
+/* A MySQL string (or "..." name under ANSI_QUOTES) from L->i at the opening quote q: read
+   with backslash escapes (the default) and without (NO_BACKSLASH_ESCAPES, and "..." names
+   under ANSI_QUOTES); when the two readings end elsewhere the token depends on sql_mode
+   (CG_SQL_MODE). False (L->err set) when not read. */
+static bool my_quoted(lexer *L, uint8_t q) {
+    uint32_t start = L->i;
+    bool bs = false;
+    bool plain = quoted(L, q, false, NULL, &bs);
+    if (!bs) return plain; /* no backslash: one reading */
+    uint32_t end = L->i;
+    L->err = 0;
+    L->i = start;
+    bool esc = quoted(L, q, true, NULL, NULL);
+    if (plain && esc && L->i == end) return true;
+    L->err = !plain && !esc ? CG_SQL_UNTERMINATED : CG_SQL_MODE;
+    return false;
+}
+
+/* A MySQL token that begins with a digit (or ".digit"): a number when it is one (digits with
+   an optional fraction and exponent, 0x hex, 0b binary), else a name that begins with a
+   digit, which the check does not read (CG_SQL_NAME). L->i is at its start. */
+static bool my_number(lexer *L) {
+    const uint8_t *s = L->s;
+    uint32_t n = L->n, i = L->i, start = L->i;
+    while (i < n) {
+        uint8_t d = s[i];
+        if ((cls_table[d] & C_NAME) || (d == '.' && i + 1 < n && digit(s[i + 1])))
+            i++;
+        else if ((d == '+' || d == '-') && i > start && (s[i - 1] | 0x20) == 'e')
+            i++;
+        else
+            break;
+    }
+    L->i = i;
+    uint32_t k = start;
+    if (i - start > 2 && s[k] == '0' && (s[k + 1] == 'x' || s[k + 1] == 'b')) {
+        bool hex = s[k + 1] == 'x';
+        for (k += 2; k < i; k++)
+            if (!(hex ? (digit(s[k]) || (uint8_t)((s[k] | 0x20) - 'a') < 6) : (s[k] == '0' || s[k] == '1'))) break;
+        if (k == i) return true;
+    } else {
+        bool any = false;
+        while (k < i && digit(s[k])) k++, any = true;
+        if (k < i && s[k] == '.')
+            for (k++; k < i && digit(s[k]);) k++, any = true;
+        if (any && k < i && (s[k] | 0x20) == 'e') {
+            uint32_t e = ++k;
+            if (k < i && (s[k] == '+' || s[k] == '-')) e = ++k;
+            while (k < i && digit(s[k])) k++;
+            if (k == e) k = 0; /* an exponent without digits */
+        }
+        if (any && k == i) return true;
+    }
+    L->err = CG_SQL_NAME;
     return false;
 }
 
@@ -181,14 +326,69 @@ static int dollar(lexer *L) {
     return -1;
 }
 
+/* next_token for MySQL, from the token's first byte c (c1 the next, or 0): out of line. */
+CG_NOINLINE static tok my_token(lexer *L, uint32_t start, uint8_t c, uint8_t c1) {
+    tok t = {T_END, 0, start, 0};
+    if (c == '\'' || c == '"' || ((c == 'x' || c == 'X' || c == 'b' || c == 'B' || c == 'n' || c == 'N') && c1 == '\'')) {
+        if (c != '\'' && c != '"') L->i++; /* X'..', B'..', N'..' */
+        t.type = my_quoted(L, L->i < L->n ? L->s[L->i] : 0) ? T_STRING : T_END;
+        t.quote = c == '"' ? '"' : 0; /* a name under ANSI_QUOTES: cg_sql_scan decides */
+    } else if (c == '`') {
+        bool ok = quoted(L, c, false, NULL, NULL);
+        t.type = ok ? T_QIDENT : T_END;
+        t.quote = c;
+        t.off = start + 1;
+        t.len = ok ? L->i - 1 - t.off : 0;
+        return t;
+    } else if (c == '?') {
+        L->i++;
+        t.type = T_PARAM;
+    } else if (c == '@') { /* @var, @@var, @@global.var (user variable names take '.') */
+        L->i += c1 == '@' ? 2 : 1;
+        uint32_t from = L->i;
+        while (L->i < L->n && ((cls_table[L->s[L->i]] & C_NAME) || L->s[L->i] == '.')) L->i++;
+        t.type = L->i > from ? T_PARAM : T_OP; /* @'name': the quoted name follows */
+        if (L->i == from) L->i = start + 1;
+    } else if (c == '$' || ident_start(c)) { /* '$' begins a MySQL name */
+        L->i++;
+        while (L->i < L->n && ident_char(L->s[L->i])) L->i++;
+        t.type = T_WORD;
+    } else if (digit(c) || (c == '.' && digit(c1))) {
+        t.type = my_number(L) ? T_NUMBER : T_END;
+    } else if (c == ':' && c1 == '=') { /* assigns a user variable */
+        L->i += 2;
+        t.type = T_OP;
+    } else if (c == '\\') { /* outside a string: the client's command (\G, \!, ...) */
+        L->err = CG_SQL_HIDDEN;
+    } else {
+        L->i++;
+        t.type = punct_table[c] ? punct_table[c] : T_OP;
+    }
+    if (t.type != T_QIDENT) t.len = L->i - start;
+    return t;
+}
+
 /* The next token; T_END at the end or on an error (L->err). */
 static tok next_token(lexer *L) {
     tok t = {T_END, 0, 0, 0};
-    if (!skip_space(L) || L->i >= L->n) return t;
-    uint32_t start = L->i;
-    uint8_t c = L->s[L->i], c1 = at(L, L->i + 1), c2 = at(L, L->i + 2);
+    const uint8_t *s = L->s;
+    uint32_t n = L->n, start = skip_space(L, L->i);
+    L->i = start;
+    if (L->err || start >= n) return t;
+    uint8_t c = s[start], c1 = start + 1 < n ? s[start + 1] : 0;
+    uint8_t cl = cls_table[c];
     bool pg = L->dialect == CG_SQL_POSTGRES;
     t.off = start;
+    if ((cl & C_START) && (!(cl & C_PREFIX) || (c1 != '\'' && c1 != '&'))) { /* a word: the common case */
+        uint32_t i = start + 1;
+        while (i < n && (cls_table[s[i]] & C_NAME)) i++; /* (words are short: a byte loop beats 8 at a time) */
+        L->i = i;
+        t.type = T_WORD;
+        t.len = L->i - start;
+        return t;
+    }
+    uint8_t c2 = at(L, L->i + 2);
+    if (L->dialect == CG_SQL_MYSQL) return my_token(L, start, c, c1);
     if (pg && (c == 'e' || c == 'E') && c1 == '\'') { /* E'...': backslash escapes */
         L->i++;
         t.type = quoted(L, '\'', true, NULL, NULL) ? T_STRING : T_END;
@@ -255,8 +455,7 @@ static tok next_token(lexer *L) {
         t.type = T_NUMBER;
     } else {
         L->i++;
-        t.type = c == '(' ? T_LP : c == ')' ? T_RP : c == ',' ? T_COMMA : c == ';' ? T_SEMI
-                 : c == '.' ? T_DOT : T_OP;
+        t.type = punct_table[c] ? punct_table[c] : T_OP;
     }
     if (t.type != T_QIDENT) t.len = L->i - start;
     return t;
@@ -267,58 +466,107 @@ static tok next_token(lexer *L) {
 enum { FROM_NONE, FROM_EXPECT, FROM_IN };
 enum { WITH_NONE, WITH_NAME, WITH_AFTER_NAME, WITH_AS, WITH_BODY, WITH_AFTER_BODY };
 
+/* A part of a name run, as written: its canonical bytes are made only when the name is
+   reported (name_of), not for every keyword. */
+typedef struct part {
+    uint32_t off, len; /* the word, or a quoted name's content */
+    uint8_t quote;     /* 0: an unquoted word, else the closing quote */
+} part;
+
 typedef struct an {
     lexer L;
     const cg_sql_visitor *v;
     uint32_t stmt, depth;
-    int kind;
+    int kind;                             /* what the statement is (its first word's kind) */
+    int body;                             /* the kind of the statement being read, whose clauses
+                                             name tables: kind, or EXPLAIN's statement */
     bool started, stop, kind_set;
-    uint8_t call[CG_SQL_MAX_DEPTH + 1];   /* the parenthesis at depth d is a call's */
-    uint8_t from[CG_SQL_MAX_DEPTH + 1];   /* FROM_* at depth d */
-    uint8_t target[CG_SQL_MAX_DEPTH + 1]; /* the expected table is a target (INTO t (cols)) */
     /* the name run being read */
     bool run, run_dot, run_bad, run_quoted;
-    uint32_t run_parts, run_len;
-    uint8_t name[CG_SQL_NAME_MAX];
+    uint32_t run_parts, run_len;          /* run_len: the canonical length, saturated */
+    part parts[3];
     const cg_sql_word *prev_word;         /* the word before the run (or the last token's) */
     int prev_type;
     /* WITH queries of the statement */
     int with;
     uint32_t n_ctes;
-    uint8_t cte_len[CG_SQL_MAX_CTES];
-    uint8_t cte_name[CG_SQL_MAX_CTES][CG_SQL_CTE_NAME_MAX]; /* compared byte for byte */
     uint8_t next_lp_plain;                /* the next '(' is not a call (alias or column list) */
+    bool explain_next;                    /* MySQL: the run after EXPLAIN (EXPLAIN t: t's columns) */
+    bool after_dq;                        /* MySQL: the last token was a "..." string */
+    bool in_table;                        /* SQLite: x IN t, the table expected is IN's */
+    bool distinct_op;                     /* the last DISTINCT followed IS or NOT (IS DISTINCT FROM) */
+    uint8_t in_from, in_target;           /* ... and the FROM state to return to after it */
+    uint8_t call[CG_SQL_MAX_DEPTH + 1];   /* the parenthesis at depth d is a call's */
+    uint8_t from[CG_SQL_MAX_DEPTH + 1];   /* FROM_* at depth d */
+    uint8_t target[CG_SQL_MAX_DEPTH + 1]; /* the expected table is a target (INTO t (cols)) */
+    uint8_t cte_len[CG_SQL_MAX_CTES];
+    /* written before they are read: not cleared for each scan */
+    uint8_t name[CG_SQL_NAME_MAX];        /* the run's canonical name (name_of) */
+    uint8_t cte_name[CG_SQL_MAX_CTES][CG_SQL_CTE_NAME_MAX]; /* compared byte for byte */
 } an;
 
 static void fail(an *a, int err) {
     if (!a->L.err) a->L.err = err;
 }
 
+/* Adds a word or quoted name to the run: its canonical length, and whether the name can be
+   read (run_bad: a name to refuse). The bytes are copied later, by name_of. */
 static void run_add(an *a, const tok *t) {
-    const uint8_t *s = a->L.s + t->off;
-    bool quoted_part = t->type == T_QIDENT;
-    uint32_t start = a->run_len;
-    if (a->run_parts > 0) {
-        if (a->run_len < CG_SQL_NAME_MAX) a->name[a->run_len] = '.';
-        a->run_len++;
+    uint32_t part_len = t->len;
+    if (t->type == T_QIDENT) {
+        const uint8_t *s = a->L.s + t->off;
+        a->run_quoted = true;
+        if (t->quote == 0) a->run_bad = true; /* U&"..." */
+        part_len = 0;
+        for (uint32_t i = 0; i < t->len; i++) {
+            uint8_t c = s[i];
+            if (c == t->quote && t->quote != ']') i++; /* a doubled quote */
+            if (c == '.') a->run_bad = true;           /* "a.b" would read as two parts */
+            part_len++;
+        }
     }
-    if (quoted_part && t->quote == 0) a->run_bad = true; /* U&"..." */
-    if (quoted_part) a->run_quoted = true;
-    for (uint32_t i = 0; i < t->len; i++) {
-        uint8_t c = s[i];
-        if (quoted_part && c == t->quote && t->quote != ']') i++; /* a doubled quote */
-        if (!quoted_part || a->L.dialect == CG_SQL_SQLITE) c = (uint8_t)(c - 'A') < 26 ? (uint8_t)(c | 0x20) : c;
-        if (quoted_part && c == '.') a->run_bad = true; /* "a.b" would read as two parts */
-        if (a->run_len < CG_SQL_NAME_MAX) a->name[a->run_len] = c;
-        a->run_len++;
-    }
-    uint32_t part_len = a->run_len - start - (a->run_parts > 0);
     if (part_len == 0 || (a->L.dialect == CG_SQL_POSTGRES && part_len > 63)) a->run_bad = true;
+    if (a->run_parts < 3) {
+        a->parts[a->run_parts].off = t->off;
+        a->parts[a->run_parts].len = t->len;
+        a->parts[a->run_parts].quote = t->type == T_QIDENT ? (t->quote ? t->quote : '"') : 0;
+    }
+    uint32_t len = a->run_len + (a->run_parts > 0) + (part_len <= CG_SQL_NAME_MAX ? part_len : CG_SQL_NAME_MAX + 1);
+    a->run_len = len <= CG_SQL_NAME_MAX ? len : CG_SQL_NAME_MAX + 1;
     a->run_parts++;
     if (a->run_parts > 3 || a->run_len > CG_SQL_NAME_MAX) a->run_bad = true;
 }
 
-static bool is_cte(const an *a) {
+/* Writes the run's canonical name into a->name (its length is a->run_len): unquoted parts
+   lower case, quoted parts as written with doubled quotes collapsed (SQLite folds those
+   too), joined by '.'. Only for a run that is not run_bad (at most 3 parts, a->run_len
+   bytes at most CG_SQL_NAME_MAX). */
+static void name_of(an *a, bool function) {
+    uint32_t k = 0;
+    bool fold_quoted = a->L.dialect == CG_SQL_SQLITE, my = a->L.dialect == CG_SQL_MYSQL;
+    uint8_t *out = a->name;
+    for (uint32_t p = 0; p < a->run_parts && p < 3; p++) {
+        const part *q = &a->parts[p];
+        const uint8_t *s = a->L.s + q->off;
+        if (p > 0 && k < CG_SQL_NAME_MAX) out[k++] = '.';
+        if (!q->quote) { /* the common case: a word, folded (MySQL: a function's name only) */
+            uint32_t m = q->len <= CG_SQL_NAME_MAX - k ? q->len : CG_SQL_NAME_MAX - k;
+            if (!my || (function && p + 1 == a->run_parts))
+                for (uint32_t i = 0; i < m; i++) out[k + i] = cg_sql_fold[s[i]];
+            else
+                cg_memcpy(out + k, s, m);
+            k += m;
+            continue;
+        }
+        for (uint32_t i = 0; i < q->len && k < CG_SQL_NAME_MAX; i++) {
+            uint8_t c = s[i];
+            if (c == q->quote && q->quote != ']') i++; /* a doubled quote */
+            out[k++] = fold_quoted ? lower(c) : c;
+        }
+    }
+}
+
+static bool is_cte(const an *a) { /* after name_of */
     if (a->run_parts != 1 || a->run_len > CG_SQL_CTE_NAME_MAX) return false;
     for (uint32_t i = 0; i < a->n_ctes; i++)
         if (a->cte_len[i] == a->run_len && cg_memcmp(a->cte_name[i], a->name, a->run_len) == 0) return true;
@@ -330,6 +578,7 @@ static void emit_table(an *a) {
         fail(a, CG_SQL_NAME);
         return;
     }
+    name_of(a, false);
     if (is_cte(a)) return;
     if (a->v->table && a->v->table(a->v->ctx, a->stmt, a->name, a->run_len, a->run_parts)) a->stop = true;
 }
@@ -338,68 +587,102 @@ static void emit_function(an *a) {
         fail(a, CG_SQL_NAME);
         return;
     }
+    name_of(a, true);
     if (a->v->function && a->v->function(a->v->ctx, a->stmt, a->name, a->run_len, a->run_parts)) a->stop = true;
 }
-static void emit_write(an *a, int what, const char *text) {
-    uint32_t n = 0;
-    while (text[n]) n++;
+static void emit_write(an *a, int what, const char *text, uint32_t n) {
     if (a->v->write && a->v->write(a->v->ctx, a->stmt, what, (const uint8_t *)text, n)) a->stop = true;
 }
 
-/* The statement's first word, or the main statement after its WITH queries. */
-static void set_kind(an *a, const cg_sql_word *w) {
+/* The first word of the statement read: the statement's, its main statement's after its WITH
+   queries, or the one EXPLAIN shows; its clauses name the tables (INSERT INTO t, UPDATE t). */
+static void set_body(an *a, const cg_sql_word *w) {
     int k = w ? w->kind : CG_SQL_K_NONE;
-    a->kind = k;
+    a->body = k;
     if (k == CG_SQL_K_WITH) a->with = WITH_NAME;
-    if (k == CG_SQL_K_UPDATE || (k == CG_SQL_K_SELECT && role(w) == CG_SQLR_TABLE)) {
+    bool my = a->L.dialect == CG_SQL_MYSQL;
+    /* UPDATE t, TABLE t; MySQL's INSERT t / REPLACE t (INTO is optional there) */
+    if (k == CG_SQL_K_UPDATE || (k == CG_SQL_K_SELECT && role_in(a->L.dialect, w) == CG_SQLR_TABLE) ||
+        (my && k == CG_SQL_K_INSERT)) {
         a->from[a->depth] = FROM_EXPECT;
         a->target[a->depth] = 1;
     }
+    if (my && k == CG_SQL_K_EXPLAIN) a->explain_next = true;
 }
+
+/* A statement's first word: what it is, and what it reads. */
+static void set_kind(an *a, const cg_sql_word *w) {
+    a->kind = w ? w->kind : CG_SQL_K_NONE;
+    set_body(a, w);
+}
+
+/* A word that begins a statement EXPLAIN may show (EXPLAIN ANALYZE runs it). */
+static bool explained(const cg_sql_word *w) {
+    return w && (w->kind == CG_SQL_K_SELECT || w->kind == CG_SQL_K_WITH || w->kind == CG_SQL_K_INSERT ||
+                 w->kind == CG_SQL_K_UPDATE || w->kind == CG_SQL_K_DELETE || w->kind == CG_SQL_K_MERGE);
+}
+
+static void word_writes(an *a, const cg_sql_word *w) {
+    if (w && (w->flags & CG_SQLW_WRITES)) emit_write(a, CG_SQL_W_WORD, w->text, w->len);
+}
+
+/* The unquoted parts of a dotted name that are words that write (FROM s.copy): "anywhere"
+   includes names (docs/arguments.md), so the scan errs towards not read-only. */
+static void run_writes(an *a) {
+    for (uint32_t p = 0; p < a->run_parts && p < 3; p++)
+        if (!a->parts[p].quote)
+            word_writes(a, word_of(a->L.s + a->parts[p].off, a->parts[p].len, a->L.n - a->parts[p].off, true));
+}
+
+#define LOCKS_ROWS "locks rows (FOR UPDATE / SHARE)"
 
 /* An unquoted one-part word, followed by the token `next`. */
 static void keyword(an *a, const cg_sql_word *w, const tok *next) {
     uint32_t d = a->depth;
     if (!a->kind_set) { /* the first word (after any opening parentheses) says what it is */
+        if (role_in(a->L.dialect, w) == CG_SQLR_MY_DELIMITER) fail(a, CG_SQL_HIDDEN); /* mysql's command */
         set_kind(a, w);
         a->kind_set = true;
         a->started = true;
-    } else if (a->kind == CG_SQL_K_WITH && d == 0 && a->with == WITH_AFTER_BODY && w &&
-               (w->kind == CG_SQL_K_SELECT || w->kind == CG_SQL_K_INSERT || w->kind == CG_SQL_K_UPDATE ||
-                w->kind == CG_SQL_K_DELETE || w->kind == CG_SQL_K_MERGE)) {
-        set_kind(a, w);
+        /* PostgreSQL's EXPLAIN (ANALYZE, ...) statement: options, not a call */
+        if (a->kind == CG_SQL_K_EXPLAIN && next->type == T_LP) a->next_lp_plain = 1;
+    } else if (a->body == CG_SQL_K_WITH && d == 0 && a->with == WITH_AFTER_BODY && explained(w) &&
+               w->kind != CG_SQL_K_WITH) {
+        if (a->kind == CG_SQL_K_WITH) a->kind = w->kind; /* WITH ... INSERT is an insert */
+        set_body(a, w);
         a->with = WITH_NONE;
+    } else if (a->body == CG_SQL_K_EXPLAIN && d == 0 && explained(w)) { /* EXPLAIN [options] statement */
+        set_body(a, w);
     }
     if (!w) return;
-    int r = w->role;
+    int r = role_in(a->L.dialect, w);
     if (a->with == WITH_NAME && d == 0 && r == CG_SQLR_RECURSIVE) return;
     if (a->with == WITH_AFTER_NAME && r == CG_SQLR_AS) a->with = WITH_AS;
-    if (w->flags & CG_SQLW_WRITES) emit_write(a, CG_SQL_W_WORD, w->text);
+    if (w->flags & CG_SQLW_WRITES) emit_write(a, CG_SQL_W_WORD, w->text, w->len);
     if (r == CG_SQLR_FOR && next->type == T_WORD) { /* FOR UPDATE / SHARE / NO KEY / KEY SHARE */
-        uint8_t buf[8];
-        uint32_t n = next->len < sizeof buf ? next->len : 0;
-        for (uint32_t i = 0; i < n; i++) {
-            uint8_t c = a->L.s[next->off + i];
-            buf[i] = (uint8_t)(c - 'A') < 26 ? (uint8_t)(c | 0x20) : c;
-        }
-        int nr = role(word_of(buf, n));
+        int nr = role_in(a->L.dialect, word_of(a->L.s + next->off, next->len, a->L.n - next->off, true));
         if (nr == CG_SQLR_UPDATE || nr == CG_SQLR_LOCKWORD)
-            emit_write(a, CG_SQL_W_LOCK, "locks rows (FOR UPDATE / SHARE)");
+            emit_write(a, CG_SQL_W_LOCK, LOCKS_ROWS, sizeof LOCKS_ROWS - 1);
     }
+    if (r == CG_SQLR_NONE) return; /* most words */
     switch (r) {
     case CG_SQLR_FROM:
-        if (!a->call[d] && role(a->prev_word) != CG_SQLR_DISTINCT) {
+        /* x IS [NOT] DISTINCT FROM y is an operator (SELECT x distinct FROM t: a bare column label) */
+        if (!a->call[d] && !(role_in(a->L.dialect, a->prev_word) == CG_SQLR_DISTINCT && a->distinct_op)) {
             a->from[d] = FROM_EXPECT;
             a->target[d] = 0;
         }
+        break;
+    case CG_SQLR_DISTINCT:
+        a->distinct_op = a->prev_type == T_WORD && (WORD_IS(a->prev_word, "is") || WORD_IS(a->prev_word, "not"));
         break;
     case CG_SQLR_JOIN:
         a->from[d] = FROM_EXPECT;
         a->target[d] = 0;
         break;
-    case CG_SQLR_INTO:
-        if (a->kind == CG_SQL_K_INSERT || a->kind == CG_SQL_K_MERGE || a->kind == CG_SQL_K_SELECT ||
-            a->kind == CG_SQL_K_WITH) {
+    case CG_SQLR_INTO: /* (MySQL's SELECT ... INTO names a file or variables, not a table) */
+        if (a->body == CG_SQL_K_INSERT || a->body == CG_SQL_K_MERGE ||
+            ((a->body == CG_SQL_K_SELECT || a->body == CG_SQL_K_WITH) && a->L.dialect != CG_SQL_MYSQL)) {
             a->from[d] = FROM_EXPECT;
             a->target[d] = 1;
         } else {
@@ -414,6 +697,12 @@ static void keyword(an *a, const cg_sql_word *w, const tok *next) {
         break;
     case CG_SQLR_SKIP: /* FROM ONLY t, LATERAL (...): the table or subquery follows */
         break;
+    case CG_SQLR_UPDATE: /* (UPDATE t ...): a WITH query that updates (FOR UPDATE, DO UPDATE: no table) */
+        if (a->prev_type == T_LP && d > 0) {
+            a->from[d] = FROM_EXPECT;
+            a->target[d] = 1;
+        }
+        break;
     case CG_SQLR_TABLE: /* ... UNION TABLE t (and TRUNCATE TABLE t, ...): a table follows */
         a->from[d] = FROM_EXPECT;
         a->target[d] = 1;
@@ -422,18 +711,62 @@ static void keyword(an *a, const cg_sql_word *w, const tok *next) {
     case CG_SQLR_ENDS:
         a->from[d] = FROM_NONE;
         break;
+    case CG_SQLR_LITE_IN: /* SQLite: x IN t, x IN s.t, x IN f(...) (a string there: not read) */
+        if (next->type == T_WORD || next->type == T_QIDENT || next->type == T_STRING) {
+            a->in_table = true;
+            a->in_from = a->from[d];
+            a->in_target = a->target[d];
+            a->from[d] = FROM_EXPECT;
+            a->target[d] = 0;
+        }
+        break;
     default:
         break;
     }
+}
+
+/* SQLite: whether the token before the run ends an operand (a name, a literal, a parameter, a
+   ')'): then MATCH, REGEXP, GLOB, LIKE before '(' are the operator, else a call of the function. */
+static bool after_operand(const an *a) {
+    int t = a->prev_type;
+    if (t == T_STRING || t == T_NUMBER || t == T_PARAM || t == T_RP) return true;
+    if (t != T_WORD) return false;
+    const cg_sql_word *p = a->prev_word; /* NULL: a name no keyword */
+    return !p || (!(p->flags & CG_SQLW_STRUCT) && p->kind == CG_SQL_K_NONE && role_in(a->L.dialect, p) == CG_SQLR_NONE);
+}
+
+/* A clause word the dialect reserves, so never a table's name where one is expected: PostgreSQL
+   reads `SELECT 1 join FOR SHARE` as a bare column label and a locking clause, and
+   `SELECT 1 join INTO t` as SELECT INTO. (SET, VALUES, QUALIFY, and in MySQL OFFSET, FETCH,
+   RETURNING, may name a table; SQLite lets most keywords name one.) */
+static bool never_table(unsigned dialect, const cg_sql_word *w, int r) {
+    if (r == CG_SQLR_INTO) return true;
+    if (dialect == CG_SQL_SQLITE || (r != CG_SQLR_FOR && r != CG_SQLR_ENDS)) return false;
+    if (r == CG_SQLR_FOR) return true;
+    if (WORD_IS(w, "set") || WORD_IS(w, "values") || WORD_IS(w, "qualify")) return false;
+    return dialect != CG_SQL_MYSQL || !(WORD_IS(w, "offset") || WORD_IS(w, "fetch") || WORD_IS(w, "returning"));
 }
 
 /* The run of names ends; `next` is the token after it. */
 static void finish_run(an *a, const tok *next) {
     uint32_t d = a->depth;
     a->run = false;
-    const cg_sql_word *w = a->run_parts == 1 && !a->run_quoted ? word_of(a->name, a->run_len) : NULL;
     bool single_word = a->run_parts == 1 && !a->run_quoted;
-    if (a->with == WITH_NAME && d == 0 && !(single_word && role(w) == CG_SQLR_RECURSIVE)) { /* a WITH query's name */
+    const cg_sql_word *w =
+        single_word ? word_of(a->L.s + a->parts[0].off, a->parts[0].len, a->L.n - a->parts[0].off, true) : NULL;
+    bool my = a->L.dialect == CG_SQL_MYSQL;
+    int r = role_in(a->L.dialect, w);
+    if (!single_word) run_writes(a);
+    if (a->explain_next) { /* MySQL: EXPLAIN t (DESCRIBE t) reads t's columns: t is a table */
+        a->explain_next = false;
+        if (d == 0 && !w) {
+            emit_table(a);
+            a->prev_word = NULL;
+            a->prev_type = T_WORD;
+            return;
+        }
+    }
+    if (a->with == WITH_NAME && d == 0 && !(single_word && r == CG_SQLR_RECURSIVE)) { /* a WITH query's name */
         if (a->n_ctes == CG_SQL_MAX_CTES) {
             fail(a, CG_SQL_CTES);
             return;
@@ -442,6 +775,8 @@ static void finish_run(an *a, const tok *next) {
             fail(a, CG_SQL_NAME);
             return;
         }
+        if (single_word) word_writes(a, w);
+        name_of(a, false);
         cg_memcpy(a->cte_name[a->n_ctes], a->name, a->run_len);
         a->cte_len[a->n_ctes++] = (uint8_t)a->run_len;
         a->with = WITH_AFTER_NAME;
@@ -449,11 +784,16 @@ static void finish_run(an *a, const tok *next) {
         return;
     }
     /* a FROM item: a table, a table function, unless the word opens a subquery there
-       (SELECT, VALUES, TABLE, WITH) or is ONLY / LATERAL */
+       (SELECT, VALUES, TABLE, WITH) or is ONLY / LATERAL (in MySQL also INSERT's INTO,
+       LOW_PRIORITY, IGNORE, ...) */
     bool subquery_word = single_word && w && (w->kind == CG_SQL_K_SELECT || w->kind == CG_SQL_K_WITH);
-    if (a->from[d] == FROM_EXPECT && !(single_word && role(w) == CG_SQLR_SKIP) && !subquery_word) {
+    bool skip_word = single_word && (r == CG_SQLR_SKIP || (my && r == CG_SQLR_INTO));
+    bool reserved = single_word && never_table(a->L.dialect, w, r);
+    if (a->from[d] == FROM_EXPECT && !skip_word && !subquery_word && !reserved) {
         a->from[d] = FROM_IN;
-        if (next->type == T_LP && !a->target[d]) { /* FROM f(...): a table function */
+        if (single_word) word_writes(a, w);
+        if (r == CG_SQLR_MY_DUAL && single_word) { /* MySQL's FROM DUAL: no table */
+        } else if (next->type == T_LP && !a->target[d]) { /* FROM f(...): a table function */
             emit_function(a);
             a->next_lp_plain = 2;
         } else {
@@ -461,17 +801,25 @@ static void finish_run(an *a, const tok *next) {
             if (next->type == T_LP) a->next_lp_plain = 1; /* INSERT INTO t (columns) */
         }
         a->target[d] = 0;
+        if (a->in_table) { /* x IN t: the clause IN stood in goes on */
+            a->in_table = false;
+            a->from[d] = a->in_from;
+            a->target[d] = a->in_target;
+        }
         a->prev_word = NULL;
         return;
     }
     if (single_word) {
         keyword(a, w, next);
-        if (next->type == T_LP && w && (w->flags & (CG_SQLW_STRUCT | CG_SQLW_TYPE))) a->next_lp_plain = 1;
+        if (next->type == T_LP && w && (w->flags & (CG_SQLW_STRUCT | CG_SQLW_TYPE)) &&
+            !(r == CG_SQLR_LITE_OPERATOR && !after_operand(a)))
+            a->next_lp_plain = 1;
     } else {
         a->kind_set = a->started = true; /* a quoted or qualified first word: not a kind */
     }
     if (next->type == T_LP && !a->next_lp_plain) {
-        if (a->prev_type == T_WORD && role(a->prev_word) == CG_SQLR_AS) a->next_lp_plain = 1; /* AS x (cols) */
+        if (a->prev_type == T_WORD && role_in(a->L.dialect, a->prev_word) == CG_SQLR_AS)
+            a->next_lp_plain = 1; /* AS x (cols) */
         else {
             emit_function(a);
             a->next_lp_plain = 2;
@@ -485,8 +833,9 @@ static void end_statement(an *a) {
     if (a->started && a->v->statement && a->v->statement(a->v->ctx, a->stmt, a->kind)) a->stop = true;
     if (a->started) a->stmt++;
     a->started = a->kind_set = false;
-    a->kind = CG_SQL_K_NONE;
+    a->kind = a->body = CG_SQL_K_NONE;
     a->with = WITH_NONE;
+    a->explain_next = a->after_dq = a->in_table = false;
     a->n_ctes = 0;
     a->from[0] = FROM_NONE;
     a->target[0] = 0;
@@ -497,16 +846,29 @@ static void end_statement(an *a) {
 
 int cg_sql_scan(const uint8_t *s, size_t n, unsigned dialect, const cg_sql_visitor *v, uint32_t *statements) {
     an a;
-    cg_memset(&a, 0, sizeof a);
+    cg_memset(&a, 0, offsetof(an, name));
     a.L.s = s;
     a.L.n = (uint32_t)n;
     a.L.dialect = dialect;
     a.v = v;
     *statements = 0;
     if (n > 0xFFFFFFF0u) return CG_SQL_DEPTH;
+    const bool my = dialect == CG_SQL_MYSQL;
+    const uint32_t part_max = dialect == CG_SQL_POSTGRES ? 63u : CG_SQL_NAME_MAX; /* PostgreSQL truncates */
     for (;;) {
         tok t = next_token(&a.L);
         if (a.L.err) break;
+        if (my && (a.after_dq || t.quote == '"')) {
+            if (a.after_dq && (t.type == T_LP || t.type == T_DOT)) {
+                fail(&a, CG_SQL_MODE); /* "x"( and "x". are a function's or table's name under ANSI_QUOTES */
+                break;
+            }
+            a.after_dq = false;
+            if (t.type == T_STRING && t.quote == '"' && ((a.run && a.run_dot) || a.prev_type == T_DOT)) {
+                fail(&a, CG_SQL_MODE); /* t."x": a qualified name under ANSI_QUOTES */
+                break;
+            }
+        }
         if (a.run) {
             if (t.type == T_DOT && !a.run_dot) {
                 a.run_dot = true;
@@ -520,14 +882,24 @@ int cg_sql_scan(const uint8_t *s, size_t n, unsigned dialect, const cg_sql_visit
             finish_run(&a, &t);
             if (a.L.err || a.stop) break;
         }
+        if (t.type == T_WORD) { /* the common token, before the switch (run_add's work for a word) */
+            a.run = true;
+            a.run_dot = a.run_quoted = false;
+            a.run_bad = t.len > part_max;
+            a.run_parts = 1;
+            a.run_len = t.len <= CG_SQL_NAME_MAX ? t.len : CG_SQL_NAME_MAX + 1;
+            a.parts[0].off = t.off;
+            a.parts[0].len = t.len;
+            a.parts[0].quote = 0;
+            continue; /* prev_type stays the token before the run */
+        }
         switch (t.type) {
-        case T_WORD:
         case T_QIDENT:
             a.run = true;
             a.run_dot = a.run_bad = a.run_quoted = false;
             a.run_parts = a.run_len = 0;
             run_add(&a, &t);
-            continue; /* prev_type stays the token before the run */
+            continue;
         case T_LP: {
             if (a.depth == CG_SQL_MAX_DEPTH) {
                 fail(&a, CG_SQL_DEPTH);
@@ -571,6 +943,14 @@ int cg_sql_scan(const uint8_t *s, size_t n, unsigned dialect, const cg_sql_visit
             /* SQLite takes a string where a table name is expected ("FROM 'secret'"): not read */
             if (t.type == T_STRING && a.L.dialect == CG_SQL_SQLITE && a.from[a.depth] == FROM_EXPECT)
                 fail(&a, CG_SQL_NAME);
+            if (a.L.dialect == CG_SQL_MYSQL) {
+                bool dq = t.type == T_STRING && t.quote == '"'; /* a name under ANSI_QUOTES */
+                if ((t.type == T_STRING || t.type == T_NUMBER) && a.from[a.depth] == FROM_EXPECT)
+                    fail(&a, dq ? CG_SQL_MODE : CG_SQL_NAME);
+                if (dq && a.with == WITH_NAME && a.depth == 0) fail(&a, CG_SQL_MODE);
+                a.after_dq = dq;
+                if (t.type == T_OP && t.len == 2) emit_write(&a, CG_SQL_W_WORD, ":=", 2); /* the one 2-byte op */
+            }
             a.started = a.kind_set = true; /* a statement that starts with no word has no kind */
             a.next_lp_plain = 0;
             break;

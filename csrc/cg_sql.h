@@ -1,13 +1,14 @@
 /*
  * cg_sql.h -- the SQL scanner of SqlCheck (docs/arguments.md): an exact tokenizer for each
- * dialect (PostgreSQL, SQLite), a statement splitter, and a classifier that reports, per
+ * dialect (PostgreSQL, SQLite, MySQL), a statement splitter, and a classifier that reports, per
  * statement, its kind, the tables it names (after FROM, JOIN, INTO, UPDATE, USING, TABLE),
  * the functions it calls, and whatever makes it write or lock.
  *
  * It reads SQL the way the server tokenizes it, and refuses (a status other than OK) what it
  * cannot tokenize with certainty: unterminated strings, comments and quoted identifiers,
  * a backslash in a PostgreSQL standard string (whose meaning depends on the server's
- * standard_conforming_strings), parentheses deeper than CG_SQL_MAX_DEPTH or unbalanced, a ';'
+ * standard_conforming_strings), in MySQL a quote or backslash whose reading sql_mode decides
+ * and executable comments, parentheses deeper than CG_SQL_MAX_DEPTH or unbalanced, a ';'
  * inside parentheses, names longer than the server keeps. It does not parse the grammar:
  * kinds come from a statement's first word, writes from words anywhere in it; the check
  * (cg_check.c) treats anything not known to be a read as not read-only. Linear time, no
@@ -21,6 +22,7 @@
 
 #define CG_SQL_POSTGRES 0u
 #define CG_SQL_SQLITE 1u
+#define CG_SQL_MYSQL 2u
 #define CG_SQL_MAX_DEPTH 64u
 #define CG_SQL_NAME_MAX 200u   /* a canonical (possibly qualified) name */
 #define CG_SQL_MAX_CTES 32u
@@ -57,7 +59,9 @@ const char *cg_sql_kind_text(int kind);
     X(DEPTH, "has unbalanced or too deeply nested parentheses")                        \
     X(SEMICOLON, "has a ';' inside parentheses")                                       \
     X(NAME, "has a name too long or not canonical (quoted with escapes, too many parts)") \
-    X(CTES, "has more than 32 WITH queries")
+    X(CTES, "has more than 32 WITH queries")                                           \
+    X(MODE, "has a quote or backslash whose reading sql_mode decides (ANSI_QUOTES, NO_BACKSLASH_ESCAPES)") \
+    X(HIDDEN, "has an executable comment, optimizer hint or client command (/*! */, /*+ */, DELIMITER, \\)")
 enum cg_sql_status {
 #define CG_SQL_ST_ENUM(name, text) CG_SQL_##name,
     CG_SQL_STATUSES(CG_SQL_ST_ENUM)
@@ -66,11 +70,14 @@ enum cg_sql_status {
 };
 const char *cg_sql_status_text(int status);
 
-/* What makes a statement write or lock (cg_sql_visitor.write's `what`). */
+/* What makes a statement write or lock (cg_sql_visitor.write's `what`): CG_SQL_W_WORD also
+   carries MySQL's ":=" (it assigns a user variable). */
 enum { CG_SQL_W_WORD, CG_SQL_W_LOCK };
 
 /* The caller's visitor. name/n: a canonical name (unquoted parts lower case, quoted parts as
-   written with doubled quotes collapsed, parts joined by '.'), valid during the call only;
+   written with doubled quotes collapsed, parts joined by '.'; SQLite folds quoted parts too;
+   MySQL keeps a table's every part as written, and folds only a function's last part when
+   unquoted), valid during the call only;
    parts: how many parts. statement: the statement's index from 0. Each returns 0 to go
    on, non-zero to stop the scan (cg_sql_scan then returns CG_SQL_OK). */
 typedef struct cg_sql_visitor {

@@ -209,6 +209,9 @@ static inline int leaf(const cg_policy *p, cg_scratch *s, const cg_input *inputs
     }
     case CG_OP_TYPE:
         return x && has_type(inputs, x, cg_insn_operand(ins, 1)) ? CG_V_T : CG_V_F;
+    case CG_OP_BOOL:
+        if (!x || (x->type != CG_J_TRUE && x->type != CG_J_FALSE)) return undetermined;
+        return (x->type == CG_J_TRUE) == (cg_insn_operand(ins, 1) != 0) ? CG_V_T : CG_V_F;
     case CG_OP_TIME: {
         uint32_t t;
         if (!x || !cg_instant(inputs, x, &t)) return undetermined;
@@ -293,8 +296,9 @@ static sv run(const cg_policy *p, cg_scratch *s, const cg_input *inputs, uint32_
         case CG_OP_URL:
         case CG_OP_PATHCHK:
         case CG_OP_SQL:
+        case CG_OP_BOOL:
             PUSH((uint8_t)leaf(p, s, inputs, pc, elem), pc);
-            pc += CG_LEN(IN); /* all five have IN's two operands */
+            pc += CG_LEN(IN); /* all six have IN's two operands */
             break;
         case CG_OP_PRESENT:
             PUSH((uint8_t)leaf(p, s, inputs, pc, elem), pc);

@@ -1,7 +1,7 @@
 /*
  * fuzz_sql.c -- libFuzzer harness for the SQL scanner (csrc/cg_sql.c).
  *
- * The first byte picks the dialect (bit 0: SQLite). Beyond memory safety it checks the
+ * The first byte picks the dialect (bit 1: MySQL, else bit 0: SQLite, else PostgreSQL). Beyond memory safety it checks the
  * scanner's invariants: the status is known; the statement count never exceeds the number
  * of ';' plus one; every event belongs to a statement before the count, with a name of at
  * most CG_SQL_NAME_MAX bytes and 1 to 3 parts; statements end in order; and a second scan
@@ -52,7 +52,7 @@ static int scan(const uint8_t *d, size_t n, unsigned dialect, seen *s, uint32_t 
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
-    unsigned dialect = data[0] & 1u;
+    unsigned dialect = (data[0] & 2u) ? CG_SQL_MYSQL : (data[0] & 1u) ? CG_SQL_SQLITE : CG_SQL_POSTGRES;
     uint8_t *copy = malloc(size - 1 ? size - 1 : 1); /* exact bounds for ASan */
     memcpy(copy, data + 1, size - 1);
     seen a, b;

@@ -4,7 +4,7 @@ input where the core's parse is not ada-url's. An input the core does not decide
 schemes, over-long: docs/arguments.md) is skipped; for the rest they must agree on validity
 and, when valid, on scheme, username, password, host and port.
 
-    python fuzz/fuzz_url_diff.py fuzz/build/urlprobe.so -max_total_time=600 fuzz/corpus-url
+    LD_PRELOAD=.../ubsan_with_fuzzer.so python fuzz/fuzz_url_diff.py fuzz/build/urlprobe.so -max_total_time=600 fuzz/corpus-url
 
 (scripts/fuzz.sh builds the probe library from csrc/cg_url.c and tests/core/url_probe.c.)
 """
@@ -27,9 +27,9 @@ def _encode(s: bytes) -> str:
     return "".join(chr(b) if b not in USERINFO else "%%%02X" % b for b in s)
 
 
-# Neither parser is instrumented for atheris (one is C behind ctypes, the other C++), so there
-# is no coverage to steer by: the bytes choose among pieces that reach the parsers' branches
-# (schemes, separators, userinfo, host forms, ports), mixed with raw text from the input.
+# The core's side steers the run: scripts/fuzz.sh builds the probe with coverage and preloads
+# atheris's libFuzzer (ada-url is not instrumented). The bytes choose among pieces that reach
+# the parsers' branches (schemes, separators, userinfo, host forms, ports), mixed with raw text.
 PIECES = [["http", "HTTPS", "ws", "ftp", "wss", "h"], [":", "://", ":\\\\", ":/\\", "://///"],
           ["", "@", "u@", "u:p@", "a@b@", ":@", "%40@"],
           ["example.com", "127.1", "0x7f.1", "0177.0.0.1", "4294967295", "[::1]", "[::ffff:1.2.3.4]",

@@ -3,8 +3,8 @@
 # proxy's framing harness (atheris, in Python).
 #   scripts/fuzz.sh [SECONDS]   each harness runs SECONDS (default 60); CI runs a short smoke
 # Needs: clang (Debian: clang-14 libclang-rt-14-dev), the package installed (for the seed
-# blobs), atheris (pip install atheris) for the framing harness and ada-url for the URL
-# differential harness (fuzz/fuzz_url_diff.py).
+# blobs), atheris (pip install atheris) for the framing harness and the differential ones, ada-url for
+# the URL differential (fuzz/fuzz_url_diff.py), pglast for the SQL one (fuzz/fuzz_sql_diff.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-60}"
@@ -23,7 +23,7 @@ srcs=$(ls csrc/cg_*.c | grep -v cg_wasm.c)
 "$CC" "${flags[@]}" fuzz/fuzz_blob.c $srcs -o fuzz/build/fuzz_blob
 # the argument parsers alone (csrc/cg_url.c, cg_path.c, cg_sql.c): their invariants, with seeds
 # of the bypass forms (a path seed's first byte picks the style: bit 0 Windows, bit 1
-# relative; an SQL seed's the dialect: bit 0 SQLite)
+# relative; an SQL seed's the dialect: bit 0 SQLite, bit 1 MySQL)
 "$CC" "${flags[@]}" fuzz/fuzz_url.c csrc/cg_url.c -o fuzz/build/fuzz_url
 "$CC" "${flags[@]}" fuzz/fuzz_path.c csrc/cg_path.c -o fuzz/build/fuzz_path
 "$CC" "${flags[@]}" fuzz/fuzz_sql.c csrc/cg_sql.c -o fuzz/build/fuzz_sql
@@ -37,15 +37,31 @@ for p in '\000/srv/data/../etc' '\001C:\\a\\..\\b' '\001\\\\s\\sh\\x' '\002a/../
 done
 for q in '\000SELECT 1; DROP TABLE t' "\000SELECT \$a\$;\$a\$ FROM s.t JOIN u ON f(x)" \
          "\000WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d FOR UPDATE" \
-         "\000SELECT E'\\\\';x' /* /* */ */ FROM \"A\"\"b\"" '\001SELECT * FROM [a b] JOIN `c` ON ?1; PRAGMA x'; do
+         "\000SELECT E'\\\\';x' /* /* */ */ FROM \"A\"\"b\"" '\001SELECT * FROM [a b] JOIN `c` ON ?1; PRAGMA x' \
+         '\002SELECT 1 # x\n; DROP TABLE t --x' '\002INSERT t VALUES (1) ON DUPLICATE KEY UPDATE a = 2; SELECT @a := 1 FROM DUAL' \
+         '\002SELECT "a\\"b", 0x1F, 1abc FROM `b``c` STRAIGHT_JOIN d LOCK IN SHARE MODE' \
+         '\002SELECT /*+ BKA(t) */ LOAD_FILE(1) INTO OUTFILE x; /*!50001 DELIMITER */'; do
     k=$((k + 1)); printf "$q" > "fuzz/corpus-sql/seed-$k"
 done
 fuzz/build/fuzz_url -max_total_time="$secs" -max_len=16384 -timeout=5 fuzz/corpus-url
 fuzz/build/fuzz_path -max_total_time="$secs" -max_len=8192 -timeout=5 fuzz/corpus-path
 fuzz/build/fuzz_sql -max_total_time="$secs" -max_len=65536 -timeout=5 fuzz/corpus-sql
 # the differential mode: the core's URL parser against ada-url (WHATWG), through a probe library
-"$CC" -std=c99 -O1 -shared -fPIC -Icsrc csrc/cg_url.c tests/core/url_probe.c -o fuzz/build/urlprobe.so
-"$PY" fuzz/fuzz_url_diff.py fuzz/build/urlprobe.so -max_total_time="$secs" -max_len=4096 -timeout=5 fuzz/corpus-url
+# built with coverage (and UBSan) for the libFuzzer inside atheris, preloaded, to steer by
+probe=(-std=c99 -g -O1 -fsanitize=fuzzer-no-link,undefined -fno-sanitize-recover=undefined -shared -fPIC -Icsrc)
+preload="$("$PY" -c 'import atheris; print(atheris.path())')/ubsan_with_fuzzer.so"
+"$CC" "${probe[@]}" csrc/cg_url.c tests/core/url_probe.c -o fuzz/build/urlprobe.so
+LD_PRELOAD="$preload" "$PY" fuzz/fuzz_url_diff.py fuzz/build/urlprobe.so -max_total_time="$secs" -max_len=4096 -timeout=5 fuzz/corpus-url
+# and the path normalizer against posixpath / ntpath
+"$CC" "${probe[@]}" csrc/cg_path.c tests/core/path_probe.c -o fuzz/build/pathprobe.so
+mkdir -p fuzz/corpus-path-diff
+LD_PRELOAD="$preload" "$PY" fuzz/fuzz_path_diff.py fuzz/build/pathprobe.so -max_total_time="$secs" -max_len=4096 -timeout=5 \
+    -artifact_prefix=fuzz/build/ fuzz/corpus-path-diff
+# and the PostgreSQL scanner against PostgreSQL's own parser (pglast): it never reports less
+"$CC" "${probe[@]}" csrc/cg_sql.c tests/core/sql_probe.c -o fuzz/build/sqlprobe.so
+mkdir -p fuzz/corpus-sql-diff
+LD_PRELOAD="$preload" "$PY" fuzz/fuzz_sql_diff.py fuzz/build/sqlprobe.so -max_total_time="$secs" -max_len=4096 -timeout=5 \
+    -artifact_prefix=fuzz/build/ fuzz/corpus-sql-diff
 export CG_FUZZ_BLOB=fuzz/build/crm.blob
 fuzz/build/fuzz_request -max_total_time="$secs" -max_len=65536 -timeout=5 fuzz/corpus-request
 # the same harness over UrlCheck / PathCheck / SqlCheck rules (the core's URL, PATHCHK and SQL
@@ -60,6 +76,9 @@ reqs += [["sql_pg", r, {"q": q}, {}, {}] for r in ("r", "d") for q in (
     "SELECT count(*) FROM analytics.e; SELECT 1", "WITH d AS (DELETE FROM a.t RETURNING *) SELECT * FROM d",
     "SELECT $x$;$x$, E'\\'', analytics.f(1) FROM audit.log FOR UPDATE")]
 reqs += [["sql_lite", "r", {"qs": ["SELECT * FROM [t] JOIN u ON ?1", "PRAGMA x; DELETE FROM t"]}, {}, {}]]
+reqs += [["sql_my", "r", {"q": q}, {}, {}] for q in (
+    "SELECT `a``b`, shop.price(1) FROM shop.orders # c\n", "SELECT 1 /*!50000 , @x := 2 */",
+    "SELECT 'a\\'; DELETE FROM Orders", "SELECT * FROM Orders WHERE x = _utf8mb4'y' -- z")]
 for k, req in enumerate(reqs):
     open(f"{sys.argv[1]}/seed-{k}", "wb").write(b"\x00" + json.dumps(req).encode())
 SEEDS

@@ -1,6 +1,6 @@
 """Generate csrc/cg_sql_words.h: the words SqlCheck's classifier (csrc/cg_sql.c) knows, with
-what each is to it, and a hash table from a word's lower-case bytes (the core's own
-cg_hash_bytes, cg_internal.h) to its entry.
+what each is to it, bucketed by length, first and last byte (CG_SQLW_SLOT) so that a
+lookup reads one short bucket.
 
     python scripts/gen_sql_words.py            # rewrite the header
     python scripts/gen_sql_words.py --check    # exit 1 if the header is not what this writes
@@ -8,7 +8,7 @@ cg_hash_bytes, cg_internal.h) to its entry.
 Kinds: statement words (what a statement starting with them is), structural words that
 take a parenthesis without being a function (IN (...), OVER (...), a CTE's AS (...)), type
 names that take a modifier (varchar(10)), and built-in functions known not to write, per
-dialect (docs/arguments.md lists them). A word is recognised only unquoted.
+dialect (docs/arguments.md lists them); roles named MY_* act in MySQL only, LITE_* in SQLite only. A word is recognised only unquoted.
 """
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ WRITES = ["insert", "update", "delete", "merge", "into", "copy", "truncate", "dr
 # followed by '(' without being a call
 STRUCTURAL = ["in", "exists", "any", "all", "some", "values", "as", "over", "filter", "within", "using", "on",
               "and", "or", "not", "when", "then", "else", "case", "select", "from", "join", "where", "having",
-              "lateral", "sets", "cube", "rollup", "grouping", "by", "partition", "is", "like", "ilike",
+              "lateral", "sets", "cube", "rollup", "by", "partition", "is", "like", "ilike",
               "between", "distinct", "union", "except", "intersect", "returning", "materialized", "recursive",
               "group", "order", "limit", "offset", "only", "with", "array", "row", "escape", "default", "else",
               "asc", "desc", "nulls", "first", "last", "range", "rows", "groups", "unbounded", "preceding",
@@ -53,7 +53,16 @@ ROLES = {"from": "FROM", "join": "JOIN", "into": "INTO", "using": "USING", "only
          "where": "ENDS", "group": "ENDS", "having": "ENDS", "order": "ENDS", "limit": "ENDS", "offset": "ENDS",
          "union": "ENDS", "except": "ENDS", "intersect": "ENDS", "window": "ENDS", "fetch": "ENDS",
          "returning": "ENDS", "values": "ENDS", "set": "ENDS", "qualify": "ENDS", "select": "ENDS",
-         "update": "UPDATE", "share": "LOCKWORD", "no": "LOCKWORD", "key": "LOCKWORD"}
+         "update": "UPDATE", "share": "LOCKWORD", "no": "LOCKWORD", "key": "LOCKWORD",
+         # SQLite only: IN before a name reads a table (x IN t), and the operators that are also
+         # functions (x REGEXP y calls regexp(y, x); regexp(y, x) alone is a call)
+         "in": "LITE_IN", "match": "LITE_OPERATOR", "regexp": "LITE_OPERATOR", "glob": "LITE_OPERATOR",
+         "like": "LITE_OPERATOR",
+         # MySQL only (in the other dialects these words are names like any other): words that may
+         # stand before the table of INSERT / UPDATE, a join, the table-less DUAL, the client's
+         # DELIMITER command
+         "low_priority": "MY_SKIP", "high_priority": "MY_SKIP", "delayed": "MY_SKIP", "ignore": "MY_SKIP",
+         "straight_join": "MY_JOIN", "dual": "MY_DUAL", "delimiter": "MY_DELIMITER"}
 TYPES = ["varchar", "char", "character", "varying", "numeric", "decimal", "timestamp", "timestamptz", "time",
          "timetz", "bit", "varbit", "float", "nchar", "nvarchar", "double", "precision"]
 PG_FUNCS = """
@@ -71,7 +80,7 @@ overlay percent_rank percentile_cont percentile_disc pi position power quote_ide
 regexp_count regexp_like regexp_match regexp_matches regexp_replace regexp_split_to_array repeat replace
 reverse right round row_number rpad rtrim sign split_part sqrt starts_with stddev stddev_pop stddev_samp
 string_agg string_to_array strpos substr substring sum to_char to_date to_hex to_json to_jsonb to_number
-to_timestamp translate trim trunc unnest upper var_pop var_samp variance width_bucket
+to_timestamp translate trim trunc unnest upper var_pop var_samp variance width_bucket grouping
 """.split()
 SQLITE_FUNCS = """
 abs avg char coalesce count cume_dist date datetime dense_rank first_value format glob group_concat hex
@@ -82,35 +91,36 @@ row_number rtrim sign sqlite_version strftime string_agg substr substring sum ti
 unixepoch unlikely upper zeroblob cast
 """.split()
 
+# MySQL 8: built-in functions that neither write, lock, wait, read files nor report on the
+# session or server (LOAD_FILE, SLEEP, BENCHMARK, GET_LOCK and every *_LOCK function, USER(),
+# DATABASE(), VERSION(), LAST_INSERT_ID(), ... are left out: not read-only)
+MYSQL_FUNCS = """
+abs acos asin atan atan2 avg bin bit_and bit_count bit_length bit_or bit_xor cast ceil ceiling char_length
+character_length coalesce concat concat_ws conv convert cos cot count crc32 cume_dist curdate current_date
+current_time current_timestamp curtime date date_add date_format date_sub datediff day dayname dayofmonth
+dayofweek dayofyear degrees dense_rank elt exp export_set extract field find_in_set first_value floor format
+from_days from_unixtime greatest group_concat hex hour ifnull instr json_array json_arrayagg json_contains
+json_contains_path json_depth json_extract json_keys json_length json_object json_objectagg json_overlaps
+json_pretty json_quote json_search json_table json_type json_unquote json_valid lag last_day last_value lcase
+lead least length ln locate log log10 log2 lower lpad ltrim make_set makedate maketime max md5 microsecond mid
+min minute mod month monthname now nth_value ntile nullif oct octet_length ord percent_rank period_add
+period_diff pi position pow power quarter quote radians rank regexp_instr regexp_like regexp_replace
+regexp_substr repeat replace reverse round row_number rpad rtrim sec_to_time second sha1 sha2 sign sin soundex
+space sqrt std stddev stddev_pop stddev_samp str_to_date strcmp subdate substr substring substring_index
+subtime sum sysdate tan time time_format time_to_sec timediff timestamp timestampadd timestampdiff to_base64
+to_days to_seconds trim truncate ucase unhex unix_timestamp upper utc_date utc_time utc_timestamp var_pop
+var_samp variance week weekday weekofyear year yearweek grouping
+""".split()
+
 SLOTS = 1024
-MASK64 = (1 << 64) - 1
-HASH_K = 0x9E3779B97F4A7C15
-
-
-def _step(h: int, w: int) -> int:
-    h = ((h ^ w) * HASH_K) & MASK64
-    return h ^ (h >> 29)
-
-
-def cg_hash_bytes(s: bytes) -> int:
-    """csrc/cg_internal.h's cg_hash_bytes, bit for bit."""
-    h = HASH_K
-    i, n = 0, len(s)
-    while i + 8 <= n:
-        h = _step(h, int.from_bytes(s[i:i + 8], "little"))
-        i += 8
-    tail = int.from_bytes(s[i:], "little")
-    h = _step(h, tail ^ ((n << 56) & MASK64))
-    h ^= h >> 32
-    h = (h * 0xD6E8FEB86659FD93) & MASK64
-    h ^= h >> 32
-    return h & 0xFFFFFFFF
+SLOT_N, SLOT_FIRST, SLOT_LAST = 103, 89, 37   # CG_SQLW_SLOT's multipliers
+MAX_BUCKET = 4                               # the most words one bucket may hold
 
 
 def entries() -> list[tuple[str, str, list[str], str]]:
     """(word, kind, flags, role) for every word, sorted."""
     words = sorted(set(KINDS) | set(WRITES) | set(STRUCTURAL) | set(TYPES) | set(PG_FUNCS) | set(SQLITE_FUNCS)
-                   | set(ROLES))
+                   | set(MYSQL_FUNCS) | set(ROLES))
     out = []
     for w in words:
         flags = []
@@ -124,20 +134,29 @@ def entries() -> list[tuple[str, str, list[str], str]]:
             flags.append("CG_SQLW_PG_FUNC")
         if w in SQLITE_FUNCS:
             flags.append("CG_SQLW_SQLITE_FUNC")
+        if w in MYSQL_FUNCS:
+            flags.append("CG_SQLW_MYSQL_FUNC")
         out.append((w, "CG_SQL_K_" + KINDS[w] if w in KINDS else "CG_SQL_K_NONE", flags,
                     "CG_SQLR_" + ROLES.get(w, "NONE")))
     return out
 
 
+def slot(word: bytes) -> int:
+    """csrc/cg_sql.c's CG_SQLW_SLOT: the bucket of a (lower-case) word, from its length and its
+    first and last bytes: no loop over the word, and a miss usually costs one bucket read."""
+    return (len(word) * SLOT_N + word[0] * SLOT_FIRST + word[-1] * SLOT_LAST) & (SLOTS - 1)
+
+
 def render() -> str:
     """The header's text."""
-    rows = entries()
-    slots = [0] * SLOTS
-    for i, (w, _, _, _) in enumerate(rows, start=1):
-        at = cg_hash_bytes(w.encode()) & (SLOTS - 1)
-        while slots[at]:
-            at = (at + 1) & (SLOTS - 1)
-        slots[at] = i
+    rows = sorted(entries(), key=lambda r: (slot(r[0].encode()), r[0]))
+    first = [0] * (SLOTS + 1)
+    for w, _, _, _ in rows:
+        first[slot(w.encode()) + 1] += 1
+    for at in range(SLOTS):
+        first[at + 1] += first[at]
+    widest = max(first[at + 1] - first[at] for at in range(SLOTS))
+    assert widest <= MAX_BUCKET, f"a bucket holds {widest} words: change SLOT_* or SLOTS"
     longest = max(len(w) for w, _, _, _ in rows)
     lines = [
         "/*",
@@ -145,8 +164,9 @@ def render() -> str:
         " *",
         " * The words SqlCheck's classifier (cg_sql.c) knows: each word (lower case), the statement",
         " * kind a statement starting with it has, its flags (CG_SQLW_*) and its role in the scan",
-        " * (CG_SQLR_*); and an open-addressed",
-        " * table from cg_hash_bytes of the lower-cased word to its entry + 1 (0: an empty slot).",
+        " * (CG_SQLR_*), with its first 8 bytes as a little-endian integer (head, zero-padded: one",
+        " * comparison decides most lookups), ordered by bucket (CG_SQLW_SLOT of its length, first and last byte); the",
+        " * words of bucket b are cg_sql_words[cg_sql_word_first[b] .. cg_sql_word_first[b + 1]).",
         " */",
         "#ifndef CG_SQL_WORDS_H",
         "#define CG_SQL_WORDS_H",
@@ -154,30 +174,42 @@ def render() -> str:
         f"#define CG_SQLW_MAXLEN {longest}u",
         f"#define CG_SQLW_SLOTS {SLOTS}u",
         f"#define CG_SQLW_COUNT {len(rows)}u",
+        f"#define CG_SQLW_SLOT(n, first, last) \\",
+        f"    (((uint32_t)(n) * {SLOT_N}u + (uint32_t)(first) * {SLOT_FIRST}u + (uint32_t)(last) * {SLOT_LAST}u) & "
+        f"(CG_SQLW_SLOTS - 1u))",
         "",
         "static const cg_sql_word cg_sql_words[CG_SQLW_COUNT] = {",
     ]
     for w, kind, flags, role in rows:
-        lines.append(f'    {{"{w}", {len(w)}, {kind}, {" | ".join(flags) or "0"}, {role}}},')
-    lines += ["};", "", "static const uint16_t cg_sql_word_slots[CG_SQLW_SLOTS] = {"]
-    for at in range(0, SLOTS, 16):
-        lines.append("    " + ", ".join(f"{v:3d}" for v in slots[at:at + 16]) + ",")
+        head = int.from_bytes(w.encode()[:8], "little")
+        lines.append(f'    {{"{w}", 0x{head:016x}u, {len(w)}, {kind}, {" | ".join(flags) or "0"}, {role}}},')
+    lines += ["};", "", "static const uint16_t cg_sql_word_first[CG_SQLW_SLOTS + 1] = {"]
+    for at in range(0, SLOTS + 1, 16):
+        lines.append("    " + ", ".join(f"{v:3d}" for v in first[at:at + 16]) + ",")
+    lines += ["};", "", "/* ASCII A-Z to a-z, every other byte as it is */", "static const uint8_t cg_sql_fold[256] = {"]
+    fold = [b + 32 if 65 <= b <= 90 else b for b in range(256)]
+    for at in range(0, 256, 16):
+        lines.append("    " + ", ".join(f"{v:3d}" for v in fold[at:at + 16]) + ",")
     lines += ["};", "", "#endif /* CG_SQL_WORDS_H */", ""]
     return "\n".join(lines)
 
 
 def render_py() -> str:
-    """The Python module's text: KINDS (word -> kind name) and FLAGS (word -> flag names)."""
+    """The Python module's text: KINDS (word -> kind name), FLAGS (word -> flag names) and
+    ROLES (word -> role name, the words that have one)."""
     names = {"CG_SQLW_WRITES": "writes", "CG_SQLW_STRUCT": "struct", "CG_SQLW_TYPE": "type",
-             "CG_SQLW_PG_FUNC": "pg", "CG_SQLW_SQLITE_FUNC": "sqlite"}
+             "CG_SQLW_PG_FUNC": "pg", "CG_SQLW_SQLITE_FUNC": "sqlite", "CG_SQLW_MYSQL_FUNC": "mysql"}
     lines = ['"""GENERATED by scripts/gen_sql_words.py: do not edit. The words of csrc/cg_sql_words.h, for',
              'callgate.arguments: the statement kind a first word gives (KINDS) and each word\'s flags',
-             '(FLAGS: writes, struct, type, pg, sqlite)."""', "", "KINDS = {"]
+             '(FLAGS: writes, struct, type, pg, sqlite, mysql) and role in the scan (ROLES: MY_* in',
+             'MySQL only, LITE_* in SQLite only)."""', "", "KINDS = {"]
     lines += [f'    "{w}": "{k}",' for w, k in sorted(KINDS.items())]
     lines += ["}", "FLAGS = {"]
     for w, _, flags, _ in entries():
         inner = ", ".join(f'"{names[f]}"' for f in flags)
         lines.append(f"    \"{w}\": frozenset(({inner}{',' if len(flags) == 1 else ''})),")
+    lines += ["}", "ROLES = {"]
+    lines += [f'    "{w}": "{r}",' for w, r in sorted(ROLES.items())]
     lines += ["}", ""]
     return "\n".join(lines)
 

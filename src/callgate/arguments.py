@@ -524,6 +524,10 @@ def ascii_lower(s: str) -> str:
     return _fold(s)
 
 
+def _ascii_lower_bytes(b: bytes) -> bytes:
+    return bytes(c | 0x20 if 0x41 <= c <= 0x5A else c for c in b)
+
+
 def _fold(s: str) -> str:
     return "".join(c.lower() if "A" <= c <= "Z" else c for c in s)
 
@@ -607,18 +611,50 @@ def path_check(value: str, style: str = "posix", within: Optional[list[str]] = N
 SQL_KINDS = ("other", "select", "with", "insert", "update", "delete", "merge", "DDL", "copy", "call", "set",
              "explain", "transaction control")
 (SQL_OK, SQL_EMPTY, SQL_UNTERMINATED, SQL_BACKSLASH, SQL_DEPTH, SQL_SEMICOLON, SQL_NAME,
- SQL_CTES) = range(8)
+ SQL_CTES, SQL_MODE, SQL_HIDDEN) = range(10)
 SQL_STATUS = ("scanned", "has no statement", "has an unterminated string, comment or quoted name",
               "has a backslash in a standard string (standard_conforming_strings decides)",
               "has unbalanced or too deeply nested parentheses", "has a ';' inside parentheses",
               "has a name too long or not canonical (quoted with escapes, too many parts)",
-              "has more than 32 WITH queries")
+              "has more than 32 WITH queries",
+              "has a quote or backslash whose reading sql_mode decides (ANSI_QUOTES, NO_BACKSLASH_ESCAPES)",
+              "has an executable comment, optimizer hint or client command (/*! */, /*+ */, DELIMITER, \\)")
 SQL_MAX_DEPTH, SQL_NAME_MAX, SQL_MAX_CTES = 64, 200, 32
 _K = {name: i for i, name in enumerate(("NONE", "SELECT", "WITH", "INSERT", "UPDATE", "DELETE", "MERGE", "DDL",
                                         "COPY", "CALL", "SET", "EXPLAIN", "TRANSACTION"))}
 _SQL_WORDS: Optional[dict[str, tuple[int, frozenset[str]]]] = None
+# MySQL's own roles (csrc/cg_sql.c role_in): words before INSERT's or UPDATE's table, a join
+_MY_SKIP = frozenset(("low_priority", "high_priority", "delayed", "ignore"))
 _ENDS_FROM = frozenset(("where", "group", "having", "order", "limit", "offset", "union", "except", "intersect",
                         "window", "fetch", "for", "returning", "into", "values", "set", "qualify", "select"))
+
+
+_EXPLAINED = frozenset((_K["SELECT"], _K["WITH"], _K["INSERT"], _K["UPDATE"], _K["DELETE"], _K["MERGE"]))
+_LITE_OPERATORS = frozenset(("match", "regexp", "glob", "like"))
+
+
+def _sql_role(dialect: str, word: str) -> Optional[str]:
+    """csrc/cg_sql.c role_in: the word's role in the dialect (LITE_* in SQLite only, MY_* in
+    MySQL only), None for none."""
+    from .sql_words import ROLES
+    role = ROLES.get(word)
+    if role is None or (role.startswith("LITE_") and dialect != "sqlite") or \
+            (role.startswith("MY_") and dialect != "mysql"):
+        return None
+    return role
+
+
+def _never_table(dialect: str, word: str) -> bool:
+    """csrc/cg_sql.c never_table: a clause word the dialect reserves, never a table's name."""
+    role = _sql_role(dialect, word)
+    if role == "INTO":
+        return True
+    if dialect == "sqlite" or role not in ("FOR", "ENDS"):
+        return False
+    if role == "FOR":
+        return True
+    return word not in ("set", "values", "qualify") and not (dialect == "mysql" and word in ("offset", "fetch",
+                                                                                            "returning"))
 
 
 def _sql_words() -> dict[str, tuple[int, frozenset[str]]]:
@@ -633,7 +669,7 @@ def _sql_words() -> dict[str, tuple[int, frozenset[str]]]:
 def sql_builtin(dialect: str, name: str) -> bool:
     """Whether an unqualified lower-case name is a built-in function known not to write."""
     entry = _sql_words().get(name)
-    return entry is not None and ("pg" if dialect == "postgres" else "sqlite") in entry[1]
+    return entry is not None and {"postgres": "pg", "sqlite": "sqlite"}.get(dialect, "mysql") in entry[1]
 
 
 class _Tok:
@@ -656,6 +692,7 @@ class _SqlScan:
 
     def __init__(self, s: bytes, dialect: str) -> None:
         self.s, self.n, self.i, self.pg = s, len(s), 0, dialect == "postgres"
+        self.lite, self.my = dialect == "sqlite", dialect == "mysql"
         self.err = SQL_OK
         self.events: list[tuple[str, int, Any]] = []
 
@@ -669,12 +706,19 @@ class _SqlScan:
             c = s[self.i]
             if c in b" \t\n\r\f\v":
                 self.i += 1
-            elif c == 0x2D and self.at(self.i + 1) == 0x2D:
+            elif self.my and c == 0x23:  # MySQL: '#' to the end of the line
+                while self.i < self.n and s[self.i] != 0x0A:
+                    self.i += 1
+            elif c == 0x2D and self.at(self.i + 1) == 0x2D and (
+                    not self.my or self.i + 2 >= self.n or s[self.i + 2] <= 0x20 or s[self.i + 2] == 0x7F):
                 while self.i < self.n and s[self.i] != 0x0A:
                     self.i += 1
             elif c == 0x2F and self.at(self.i + 1) == 0x2A:
                 depth = 1
                 self.i += 2
+                if self.my and self.i < self.n and (s[self.i] in b"!+" or (s[self.i] == 0x4D and self.at(self.i + 1) == 0x21)):
+                    self.err = SQL_HIDDEN  # executable comment (MariaDB /*M!), optimizer hint
+                    return False
                 while self.i < self.n and depth > 0:
                     if self.pg and s[self.i] == 0x2F and self.at(self.i + 1) == 0x2A:
                         depth += 1
@@ -712,12 +756,112 @@ class _SqlScan:
         self.err = SQL_UNTERMINATED
         return False, bs
 
+    def my_quoted(self, q: int) -> bool:
+        """A MySQL string (or "..." name under ANSI_QUOTES) read with and without backslash
+        escapes: when the readings end elsewhere the token depends on sql_mode."""
+        start = self.i
+        plain, bs = self.quoted(q, False)
+        if not bs:
+            return plain
+        end = self.i
+        self.err, self.i = SQL_OK, start
+        esc = self.quoted(q, True)[0]
+        if plain and esc and self.i == end:
+            return True
+        self.err = SQL_UNTERMINATED if not plain and not esc else SQL_MODE
+        return False
+
+    def my_number(self) -> bool:
+        """A MySQL token from a digit: a number (digits, fraction, exponent, 0x.., 0b..) or a
+        name that begins with a digit (not read)."""
+        s, start = self.s, self.i
+        i = start
+        while i < self.n:
+            d = s[i]
+            if _ident_char(d) or (d == 0x2E and 0x30 <= self.at(i + 1) <= 0x39):
+                i += 1
+            elif d in b"+-" and i > start and (s[i - 1] | 0x20) == 0x65:
+                i += 1
+            else:
+                break
+        self.i = i
+        tok = s[start:i]
+        if len(tok) > 2 and tok[0] == 0x30 and tok[1] in b"xb":
+            digits = b"0123456789abcdefABCDEF" if tok[1] == 0x78 else b"01"
+            if all(ch in digits for ch in tok[2:]):
+                return True
+        else:
+            k, anyd = 0, False
+            while k < len(tok) and 0x30 <= tok[k] <= 0x39:
+                k, anyd = k + 1, True
+            if k < len(tok) and tok[k] == 0x2E:
+                k += 1
+                while k < len(tok) and 0x30 <= tok[k] <= 0x39:
+                    k, anyd = k + 1, True
+            if anyd and k < len(tok) and (tok[k] | 0x20) == 0x65:
+                k += 1
+                if k < len(tok) and tok[k] in b"+-":
+                    k += 1
+                e = k
+                while k < len(tok) and 0x30 <= tok[k] <= 0x39:
+                    k += 1
+                if k == e:
+                    k = -1
+            if anyd and k == len(tok):
+                return True
+        self.err = SQL_NAME
+        return False
+
+    def my_token(self, t: _Tok, c: int, c1: int) -> _Tok:
+        """csrc/cg_sql.c next_token's MySQL branch."""
+        s, start = self.s, t.off
+        if c in (0x27, 0x22) or (c in b"xXbBnN" and c1 == 0x27):
+            if c not in (0x27, 0x22):
+                self.i += 1
+            t.type = "STRING" if self.my_quoted(self.at(self.i)) else "END"
+            t.quote = '"' if c == 0x22 else ""
+        elif c == 0x60:
+            ok = self.quoted(c, False)[0]
+            t.type, t.quote = ("QIDENT" if ok else "END"), "`"
+            t.off, t.len = start + 1, (self.i - 1 - (start + 1)) if ok else 0
+            return t
+        elif c == 0x3F:
+            self.i += 1
+            t.type = "PARAM"
+        elif c == 0x40:
+            self.i += 2 if c1 == 0x40 else 1
+            frm = self.i
+            while self.i < self.n and (_ident_char(s[self.i]) or s[self.i] == 0x2E):
+                self.i += 1
+            t.type = "PARAM" if self.i > frm else "OP"
+            if self.i == frm:
+                self.i = start + 1
+        elif c == 0x24 or _ident_start(c):
+            self.i += 1
+            while self.i < self.n and _ident_char(s[self.i]):
+                self.i += 1
+            t.type = "WORD"
+        elif 0x30 <= c <= 0x39 or (c == 0x2E and 0x30 <= c1 <= 0x39):
+            t.type = "NUMBER" if self.my_number() else "END"
+        elif c == 0x3A and c1 == 0x3D:
+            self.i += 2
+            t.type = "OP"
+        elif c == 0x5C:
+            self.err = SQL_HIDDEN
+        else:
+            self.i += 1
+            t.type = {0x28: "LP", 0x29: "RP", 0x2C: "COMMA", 0x3B: "SEMI", 0x2E: "DOT"}.get(c, "OP")
+        t.len = self.i - start
+        return t
+
     def next_token(self) -> _Tok:
         if not self.skip_space() or self.i >= self.n:
             return _Tok("END", 0, 0)
         s, start = self.s, self.i
         c, c1, c2 = s[self.i], self.at(self.i + 1), self.at(self.i + 2)
         t = _Tok("END", start, 0)
+        if self.my:
+            return self.my_token(t, c, c1)
         if self.pg and c in b"eE" and c1 == 0x27:
             self.i += 1
             t.type = "STRING" if self.quoted(0x27, True)[0] else "END"
@@ -817,9 +961,11 @@ def sql_scan(text: str, dialect: str) -> tuple[int, int, list[tuple[str, int, An
     data = text.encode("utf-8", "surrogatepass")
     x = _SqlScan(data, dialect)
     words = _sql_words()
-    pg = x.pg
-    st: dict[str, Any] = {"stmt": 0, "depth": 0, "kind": 0, "started": False, "kind_set": False,
-                          "with": "NONE", "ctes": [], "plain": 0, "prev_word": None, "prev_type": "END"}
+    pg, lite, my = x.pg, x.lite, x.my
+    st: dict[str, Any] = {"stmt": 0, "depth": 0, "kind": 0, "body": 0, "started": False, "kind_set": False,
+                          "with": "NONE", "ctes": [], "plain": 0, "prev_word": None, "prev_type": "END",
+                          "explain_next": False, "after_dq": False, "in_table": None,
+                          "distinct_op": False}
     call = [0] * (SQL_MAX_DEPTH + 1)
     frm = ["NONE"] * (SQL_MAX_DEPTH + 1)
     target = [0] * (SQL_MAX_DEPTH + 1)
@@ -842,18 +988,27 @@ def sql_scan(text: str, dialect: str) -> tuple[int, int, list[tuple[str, int, An
             c = raw[i]
             if q and t.quote != "]" and c == ord(t.quote):
                 i += 1
-            if not q or not pg:
-                c = c | 0x20 if 0x41 <= c <= 0x5A else c
             if q and c == 0x2E:
                 r["bad"] = True
             part.append(c)
             i += 1
         if not part or (pg and len(part) > 63):
             r["bad"] = True
-        r["name"] += (b"." if r["parts"] else b"") + bytes(part)
+        r["raw"].append((bytes(part), q))
+        # (what the word lookup and the lengths read: unquoted parts lower case; name_of is the name)
+        r["name"] += (b"." if r["parts"] else b"") + (_ascii_lower_bytes(bytes(part)) if not q or lite else bytes(part))
         r["parts"] += 1
         if r["parts"] > 3 or len(r["name"]) > SQL_NAME_MAX:
             r["bad"] = True
+
+    def name_of(r: dict[str, Any], function: bool) -> str:
+        """The canonical name (csrc/cg_sql.c name_of): unquoted parts lower case (MySQL: only a
+        function's last part), quoted parts as written (SQLite: lower case)."""
+        out = []
+        for k, (part, q) in enumerate(r["raw"]):
+            fold = (lite if q else (not my or (function and k == len(r["raw"]) - 1)))
+            out.append(_ascii_lower_bytes(part) if fold else part)
+        return b".".join(out).decode("utf-8", "surrogateescape")
 
     def word_of(r: dict[str, Any]) -> Optional[str]:
         if r["parts"] != 1 or r["quoted"]:
@@ -861,23 +1016,52 @@ def sql_scan(text: str, dialect: str) -> tuple[int, int, list[tuple[str, int, An
         w = r["name"].decode("utf-8", "replace")
         return w if w in words else None
 
-    def set_kind(w: Optional[str]) -> None:
+    def set_body(w: Optional[str]) -> None:
         k = words[w][0] if w is not None else 0
-        st["kind"] = k
+        st["body"] = k
         if k == _K["WITH"]:
             st["with"] = "NAME"
-        if k == _K["UPDATE"] or (k == _K["SELECT"] and w == "table"):
+        if k == _K["UPDATE"] or (k == _K["SELECT"] and w == "table") or (my and k == _K["INSERT"]):
             frm[st["depth"]], target[st["depth"]] = "EXPECT", 1
+        if my and k == _K["EXPLAIN"]:
+            st["explain_next"] = True
+
+    def set_kind(w: Optional[str]) -> None:
+        st["kind"] = words[w][0] if w is not None else 0
+        set_body(w)
+
+    def explained(w: Optional[str]) -> bool:
+        return w is not None and words[w][0] in _EXPLAINED
+
+    def word_writes(w: Optional[str]) -> None:
+        if w is not None and "writes" in words[w][1]:
+            x.events.append(("W", st["stmt"], w))
+
+    def after_operand() -> bool:  # SQLite: x REGEXP (y) is the operator, regexp(y, x) a call
+        t = st["prev_type"]
+        if t in ("STRING", "NUMBER", "PARAM", "RP"):
+            return True
+        p = st["prev_word"]
+        return t == "WORD" and (p is None or not ("struct" in words[p][1] or words[p][0] != 0
+                                                  or _sql_role(dialect, p) is not None))
 
     def keyword(w: Optional[str], nxt: _Tok) -> None:
         d = st["depth"]
         if not st["kind_set"]:
+            if my and w == "delimiter":
+                fail(SQL_HIDDEN)
             set_kind(w)
             st["kind_set"] = st["started"] = True
-        elif (st["kind"] == _K["WITH"] and d == 0 and st["with"] == "AFTER_BODY" and w is not None
-              and words[w][0] in (_K["SELECT"], _K["INSERT"], _K["UPDATE"], _K["DELETE"], _K["MERGE"])):
-            set_kind(w)
+            if st["kind"] == _K["EXPLAIN"] and nxt.type == "LP":  # EXPLAIN (ANALYZE) ...: options
+                st["plain"] = 1
+        elif (st["body"] == _K["WITH"] and d == 0 and st["with"] == "AFTER_BODY" and w is not None
+              and explained(w) and words[w][0] != _K["WITH"]):
+            if st["kind"] == _K["WITH"]:
+                st["kind"] = words[w][0]
+            set_body(w)
             st["with"] = "NONE"
+        elif st["body"] == _K["EXPLAIN"] and d == 0 and explained(w):
+            set_body(w)
         if w is None:
             return
         if st["with"] == "NAME" and d == 0 and w == "recursive":
@@ -890,44 +1074,74 @@ def sql_scan(text: str, dialect: str) -> tuple[int, int, list[tuple[str, int, An
             nw = data[nxt.off:nxt.off + nxt.len].lower() if nxt.len < 8 else b""
             if nw in (b"update", b"share", b"no", b"key"):
                 x.events.append(("L", st["stmt"], "locks rows (FOR UPDATE / SHARE)"))
+        if w == "distinct":  # x IS [NOT] DISTINCT FROM y (SELECT x distinct FROM t: a bare label)
+            st["distinct_op"] = st["prev_type"] == "WORD" and st["prev_word"] in ("is", "not")
         if w == "from":
-            if not call[d] and st["prev_word"] != "distinct":
+            if not call[d] and not (st["prev_word"] == "distinct" and st["distinct_op"]):
                 frm[d], target[d] = "EXPECT", 0
-        elif w == "join":
+        elif w == "join" or (my and w == "straight_join"):
             frm[d], target[d] = "EXPECT", 0
-        elif w == "into" and st["kind"] in (_K["INSERT"], _K["MERGE"], _K["SELECT"], _K["WITH"]):
+        elif w == "into" and (st["body"] in (_K["INSERT"], _K["MERGE"])
+                              or (st["body"] in (_K["SELECT"], _K["WITH"]) and not my)):
             frm[d], target[d] = "EXPECT", 1
         elif w == "using" and nxt.type != "LP":
             frm[d], target[d] = "EXPECT", 0
         elif w in ("only", "lateral"):
             pass
+        elif w == "update" and st["prev_type"] == "LP" and d > 0:  # (UPDATE t ...): a WITH query
+            frm[d], target[d] = "EXPECT", 1
         elif w == "table":
             frm[d], target[d] = "EXPECT", 1
         elif w in _ENDS_FROM:
             frm[d] = "NONE"
+        elif lite and w == "in" and nxt.type in ("WORD", "QIDENT", "STRING"):  # x IN t
+            st["in_table"] = (frm[d], target[d])
+            frm[d], target[d] = "EXPECT", 0
 
     def finish_run(r: dict[str, Any], nxt: _Tok) -> None:
         d = st["depth"]
         w = word_of(r)
         single = r["parts"] == 1 and not r["quoted"]
-        name = r["name"].decode("utf-8", "surrogateescape")
+        name = name_of(r, False)
+        if not single:  # "a word that writes ... anywhere": the parts of a dotted name too
+            for part, q in r["raw"]:
+                lw = part.lower().decode("utf-8", "replace")
+                if not q and lw in words:
+                    word_writes(lw)
+        if st["explain_next"]:  # MySQL: EXPLAIN t reads t's columns
+            st["explain_next"] = False
+            if d == 0 and w is None:
+                if r["bad"]:
+                    return fail(SQL_NAME)
+                if not (r["parts"] == 1 and len(r["name"]) <= 64 and name in st["ctes"]):
+                    x.events.append(("T", st["stmt"], (name, r["parts"])))
+                st["prev_word"], st["prev_type"] = None, "WORD"
+                return
         if st["with"] == "NAME" and d == 0 and not (single and w == "recursive"):
             if len(st["ctes"]) == SQL_MAX_CTES:
                 return fail(SQL_CTES)
             if r["parts"] != 1 or r["bad"] or len(r["name"]) > 64:
                 return fail(SQL_NAME)
+            if single:
+                word_writes(w)
             st["ctes"].append(name)
             st["with"] = "AFTER_NAME"
             if nxt.type == "LP":
                 st["plain"] = 1
             return
         subquery_word = single and w is not None and words[w][0] in (_K["SELECT"], _K["WITH"])
-        if frm[d] == "EXPECT" and not (single and w in ("only", "lateral")) and not subquery_word:
+        skip_word = single and (w in ("only", "lateral") or (my and (w in _MY_SKIP or w == "into")))
+        reserved = single and w is not None and _never_table(dialect, w)  # csrc/cg_sql.c never_table
+        if frm[d] == "EXPECT" and not skip_word and not subquery_word and not reserved:
             frm[d] = "IN"
-            if r["bad"]:
+            if single:
+                word_writes(w)
+            if my and single and w == "dual":  # MySQL's FROM DUAL: no table
+                pass
+            elif r["bad"]:
                 return fail(SQL_NAME)
-            if nxt.type == "LP" and not target[d]:
-                x.events.append(("F", st["stmt"], (name, r["parts"])))
+            elif nxt.type == "LP" and not target[d]:
+                x.events.append(("F", st["stmt"], (name_of(r, True), r["parts"])))
                 st["plain"] = 2
             else:
                 if not (r["parts"] == 1 and len(r["name"]) <= 64 and name in st["ctes"]):
@@ -935,11 +1149,15 @@ def sql_scan(text: str, dialect: str) -> tuple[int, int, list[tuple[str, int, An
                 if nxt.type == "LP":
                     st["plain"] = 1
             target[d] = 0
+            if st["in_table"] is not None:  # x IN t: the clause IN stood in goes on
+                frm[d], target[d] = st["in_table"]
+                st["in_table"] = None
             st["prev_word"] = None
             return
         if single:
             keyword(w, nxt)
-            if nxt.type == "LP" and w is not None and words[w][1] & {"struct", "type"}:
+            if (nxt.type == "LP" and w is not None and words[w][1] & {"struct", "type"}
+                    and not (lite and w in _LITE_OPERATORS and not after_operand())):
                 st["plain"] = 1
         else:
             st["kind_set"] = st["started"] = True
@@ -949,7 +1167,7 @@ def sql_scan(text: str, dialect: str) -> tuple[int, int, list[tuple[str, int, An
             else:
                 if r["bad"]:
                     return fail(SQL_NAME)
-                x.events.append(("F", st["stmt"], (name, r["parts"])))
+                x.events.append(("F", st["stmt"], (name_of(r, True), r["parts"])))
                 st["plain"] = 2
         st["prev_word"] = w
         st["prev_type"] = "WORD"
@@ -958,7 +1176,8 @@ def sql_scan(text: str, dialect: str) -> tuple[int, int, list[tuple[str, int, An
         if st["started"]:
             x.events.append(("S", st["stmt"], st["kind"]))
             st["stmt"] += 1
-        st.update(started=False, kind_set=False, kind=0, prev_word=None, prev_type="END")
+        st.update(started=False, kind_set=False, kind=0, body=0, prev_word=None, prev_type="END",
+                  explain_next=False, after_dq=False, in_table=None)
         st["with"] = "NONE"
         st["ctes"] = []
         frm[0], target[0], call[0] = "NONE", 0, 0
@@ -966,6 +1185,14 @@ def sql_scan(text: str, dialect: str) -> tuple[int, int, list[tuple[str, int, An
     while True:
         t = x.next_token()
         if x.err:
+            break
+        if st["after_dq"]:  # MySQL: "x"( and "x". are names under ANSI_QUOTES
+            st["after_dq"] = False
+            if t.type in ("LP", "DOT"):
+                fail(SQL_MODE)
+                break
+        if t.type == "STRING" and t.quote == '"' and ((run is not None and run["dot"]) or st["prev_type"] == "DOT"):
+            fail(SQL_MODE)
             break
         if run is not None:
             if t.type == "DOT" and not run["dot"]:
@@ -980,7 +1207,7 @@ def sql_scan(text: str, dialect: str) -> tuple[int, int, list[tuple[str, int, An
             if x.err:
                 break
         if t.type in ("WORD", "QIDENT"):
-            run = {"dot": False, "bad": False, "quoted": False, "parts": 0, "name": b""}
+            run = {"dot": False, "bad": False, "quoted": False, "parts": 0, "name": b"", "raw": []}
             run_add(run, t)
             continue
         d = st["depth"]
@@ -1016,9 +1243,20 @@ def sql_scan(text: str, dialect: str) -> tuple[int, int, list[tuple[str, int, An
                 break
             end_statement()
         elif t.type != "END":
-            if t.type == "STRING" and not pg and frm[d] == "EXPECT":
+            if t.type == "STRING" and lite and frm[d] == "EXPECT":
                 fail(SQL_NAME)
                 break
+            if my:
+                dq = t.type == "STRING" and t.quote == '"'
+                if t.type in ("STRING", "NUMBER") and frm[d] == "EXPECT":
+                    fail(SQL_MODE if dq else SQL_NAME)
+                if dq and st["with"] == "NAME" and d == 0:
+                    fail(SQL_MODE)
+                st["after_dq"] = dq
+                if t.type == "OP" and t.len == 2:
+                    x.events.append(("W", st["stmt"], ":="))
+                if x.err:
+                    break
             st["started"] = st["kind_set"] = True
             st["plain"] = 0
         if x.err or t.type == "END":
@@ -1044,9 +1282,13 @@ def sql_check(value: str, dialect: str, read_only: bool = False, max_statements:
         return "U", f"not read: the SQL {SQL_STATUS[status]}"
     def fold(name: str) -> str:
         return _fold(name) if dialect == "sqlite" else name
+
+    def fold_function(name: str) -> str:  # MySQL: a routine's name is case-insensitive, its schema may not be
+        head, dot, last = name.rpartition(".")
+        return head + dot + ascii_lower(last) if dialect == "mysql" else fold(name)
     schemas = None if schemas_in is None else {fold(x) for x in schemas_in}
     tables = None if tables_in is None else {fold(x) for x in tables_in}
-    functions = {fold(x) for x in functions_allowed or ()}
+    functions = {fold_function(x) for x in functions_allowed or ()}
     tabled = schemas is not None or tables is not None
     first_f: Optional[str] = None
     first_u: Optional[str] = None

@@ -55,6 +55,7 @@ PC_WINDOWS = lib.CG_PC_WINDOWS            # pathchk flags: Windows style
 PC_RELATIVE = lib.CG_PC_RELATIVE          # pathchk flags: relative paths are checked
 SC_SQLITE = lib.CG_SC_SQLITE              # sqlchk flags: dialect SQLite (else PostgreSQL)
 SC_READ_ONLY = lib.CG_SC_READ_ONLY        # sqlchk flags: read_only
+SC_MYSQL = lib.CG_SC_MYSQL                # sqlchk flags: dialect MySQL
 MAX_STACK = lib.CG_MAX_STACK      # the deepest condition stack the loader accepts
 TYPES = _by_code({"string": lib.CG_TY_STRING, "number": lib.CG_TY_NUMBER, "integer": lib.CG_TY_INTEGER,
                   "boolean": lib.CG_TY_BOOLEAN, "null": lib.CG_TY_NULL, "array": lib.CG_TY_ARRAY,
@@ -440,6 +441,8 @@ def _listing(d: DecodedBlob, start: int, end: int) -> list[str]:
             text = f"{a} is of type {s[ops[2]]}"
         elif op.name == "TIME":
             text = f"{a} within {s[ops[2]]}"
+        elif op.name == "BOOL":
+            text = f"{a} is {'true' if ops[1] else 'false'}"
         elif op.name in ("URL", "PATHCHK", "SQL"):
             text = f"{a} {_argcheck_text(d, op.name, ops[1])}"
         elif op.name in ("EVERY", "SOME"):
@@ -457,7 +460,7 @@ def _listing(d: DecodedBlob, start: int, end: int) -> list[str]:
 
 
 _REF_OPS = frozenset(("NUM", "IN", "PRESENT", "EQ", "STR", "LEN", "TYPE", "TIME", "EVERY", "SOME", "URL",
-                      "PATHCHK", "SQL"))
+                      "PATHCHK", "SQL", "BOOL"))
 _ARGCHECK_KEYS = {"URL": ("schemes_in", "hosts_in", "host_suffixes_in", "ports_in"),
                   "PATHCHK": ("within", "not_within", "extensions_in"),
                   "SQL": ("max_statements", "schemas_in", "tables_in", "functions_allowed")}

@@ -28,7 +28,7 @@ from .language import (
     DECISIONS, STRING_TEXTS, Meaning, format_number, format_set, ref_display, window_text,
 )
 from .policy import (
-    DAYS, ELEMENT, EFFECTS, MAX_QUANTIFIER_NESTING, PRINCIPAL, TIERS, All, AnyOf, Every, FieldEquals,
+    DAYS, ELEMENT, EFFECTS, MAX_QUANTIFIER_NESTING, PRINCIPAL, TIERS, All, AnyOf, BooleanCheck, Every, FieldEquals,
     FieldPresent, Length, Not, NumericCheck, PathCheck, PathCheckBody, Policy, QuantifierBody, ScopeCheck, Some,
     SqlCheck, SqlCheckBody, StringCheck, TimeWindow, Type, UrlCheck, UrlCheckBody, pointer_tokens, strip_unknown,
     validate, zone,
@@ -263,6 +263,11 @@ class _Lowering:
             ref, path = self._leaf_ref(t)
             b.emit("TYPE", neg | path, ref, bc.TYPES.index(t.is_), b.string(t.is_))
             return 1
+        if isinstance(node, BooleanCheck):
+            bool_check = node.BooleanCheck
+            ref, path = self._leaf_ref(bool_check)
+            b.emit("BOOL", neg | path, ref, int(bool_check.value))
+            return 1
         if isinstance(node, TimeWindow):
             w = node.TimeWindow
             ref, path = self._leaf_ref(w)
@@ -354,19 +359,30 @@ class _Lowering:
         return 1
 
     def _sql_check(self, c: SqlCheckBody, neg: int) -> int:
-        """SqlCheck: one SQL instruction over a sqlchk descriptor; SQLite names compare in lower
-        case (the scanner folds them), PostgreSQL names as written (unquoted ones are lower case
-        there already)."""
+        """SqlCheck: one SQL instruction over a sqlchk descriptor. Names compare as the scanner
+        reports them: SQLite folds every name to lower case, PostgreSQL folds unquoted ones
+        (so listed names are kept as written), MySQL folds a function's name only (so a listed
+        function, the last part of a dotted name, is lowered and tables keep their case)."""
         ref, path = self._leaf_ref(c)
-        sqlite = c.dialect == "sqlite"
-        flags = (bc.SC_SQLITE if sqlite else 0) | (bc.SC_READ_ONLY if c.read_only else 0)
+        sqlite, mysql = c.dialect == "sqlite", c.dialect == "mysql"
+        flags = ((bc.SC_SQLITE if sqlite else bc.SC_MYSQL if mysql else 0)
+                 | (bc.SC_READ_ONLY if c.read_only else 0))
 
         def names(values: Optional[list[str]]) -> Optional[list[str]]:
             return None if values is None else [ascii_lower(v) if sqlite else v for v in values]
+
+        def functions(values: Optional[list[str]]) -> Optional[list[str]]:
+            if values is None or not mysql:
+                return names(values)
+            lowered = []
+            for v in values:
+                head, dot, last = v.rpartition(".")
+                lowered.append(head + dot + ascii_lower(last))
+            return lowered
         desc = self.b.sql_check(flags, c.max_statements or 0,
                                 self._set_or_none(names(c.schemas_in), c.schemas_in),
                                 self._set_or_none(names(c.tables_in), c.tables_in),
-                                self._set_or_none(names(c.functions_allowed), c.functions_allowed))
+                                self._set_or_none(functions(c.functions_allowed), c.functions_allowed))
         self.b.emit("SQL", neg | path, ref, desc)
         return 1
 

@@ -487,6 +487,13 @@ class Evaluator:
         n.value = T if ok else F
         return n
 
+    def _leaf_BooleanCheck(self, spec: dict[str, Any], loc: str) -> Node:
+        name, x = self.ref(spec)
+        want = spec["value"]
+        n = Node("BooleanCheck", f"{name} is {'true' if want else 'false'}", loc, seen=[Seen(name, x)])
+        n.value = (T if x is want else F) if isinstance(x, bool) else self.undetermined
+        return n
+
     def _leaf_ScopeCheck(self, spec: dict[str, Any], loc: str) -> Node:
         """Per required scope, some element of Principal.scopes covers it (a non-string
         element is unknown); "all" / "any" join them as All / Any do (docs/principals.md)."""

@@ -509,7 +509,8 @@ def _unevaluable_denies(policy: dict[str, Any]) -> list[Finding]:
     with it null, every other check being T or F (taken independently):
 
     - U when the value is missing or null: NumericCheck, StringCheck (every op, NotIn and Ne
-      included), FieldEquals (either side), Length, TimeWindow, and Every/Some over it;
+      included), FieldEquals (either side), Length, BooleanCheck, TimeWindow, and Every/Some
+      over it;
     - never U: FieldPresent (F) and Type (F; on null, T for ``"is": "null"``);
     - All, Any, Not combine by Kleene logic; Every/Some whose body reads the value take
       any number of elements (none gives T for Every, F for Some).
@@ -547,7 +548,7 @@ def _unevaluable_denies(policy: dict[str, Any]) -> list[Finding]:
 
 # ---------------------------------------------------------------- perso compatibility
 
-_V2_KINDS = ("Length", "Type", "TimeWindow", "Every", "Some", "UrlCheck", "PathCheck", "SqlCheck")
+_V2_KINDS = ("Length", "Type", "BooleanCheck", "TimeWindow", "Every", "Some", "UrlCheck", "PathCheck", "SqlCheck")
 _PERSO_OPS = {"NumericCheck": ("Lt", "Lte", "Gt", "Gte", "Eq"), "StringCheck": ("In", "NotIn")}
 _PERSO_SOURCES = ("Arguments", "AgentAttributes", "ResourceAttributes")
 _REJECTS = "the original engine rejects the policy"

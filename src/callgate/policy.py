@@ -87,7 +87,7 @@ Number = Annotated[float, Field(strict=True, allow_inf_nan=False)]
 LengthValue = Annotated[int, Field(strict=True, ge=0, le=LENGTH_MAX)]
 
 PERSO_CONDITION_KINDS = ("NumericCheck", "StringCheck", "FieldPresent", "FieldEquals", "All", "Any", "Not")
-CONDITION_KINDS = PERSO_CONDITION_KINDS + ("Length", "Type", "TimeWindow", "Every", "Some", "ScopeCheck",
+CONDITION_KINDS = PERSO_CONDITION_KINDS + ("Length", "Type", "BooleanCheck", "TimeWindow", "Every", "Some", "ScopeCheck",
                                            "UrlCheck", "PathCheck", "SqlCheck")
 URL_SCHEMES = ("http", "https", "ws", "wss", "ftp")   # the schemes UrlCheck reads (docs/arguments.md)
 # a ScopeCheck's required scope has at most this many segments: it compiles to the set of the
@@ -331,6 +331,13 @@ class TypeBody(_Leaf):
     is_: TypeName = Field(alias="is")
 
 
+class BooleanCheckBody(_Leaf):
+    """The value is the JSON boolean `value` (another boolean: F; missing, null or another
+    type: U)."""
+
+    value: bool = Field(strict=True)
+
+
 class TimeWindowBody(_Leaf):
     """The instant (Unix seconds or RFC 3339) falls in a weekly window, in local time.
     Without field and pointer, the instant is the field "time" (Context by default)."""
@@ -505,7 +512,7 @@ class SqlCheckBody(_Leaf):
     """SQL text, tokenized as the dialect's server does (docs/arguments.md): every listed check
     holds for every statement. Text the scanner cannot read with certainty is U."""
 
-    dialect: Literal["postgres", "sqlite"] = Field(description="the server's dialect (mysql: not yet)")
+    dialect: Literal["postgres", "sqlite", "mysql"] = Field(description="the server's dialect")
     read_only: bool = Field(default=False, description="every statement is a query that cannot write or lock")
     max_statements: Annotated[int, Field(strict=True, ge=1, le=1 << 20)] = _optional("at most this many statements")
     schemas_in: list[str] = _optional_list("schemas of every table named (an unqualified table: U)")
@@ -561,6 +568,12 @@ class Type(_Model):
     """The condition {"Type": {...}}: the value has a given JSON type."""
 
     Type: TypeBody
+
+
+class BooleanCheck(_Model):
+    """The condition {"BooleanCheck": {...}}: the value is true, or false."""
+
+    BooleanCheck: BooleanCheckBody
 
 
 class TimeWindow(_Model):
@@ -645,12 +658,12 @@ def _condition_union(members: dict[str, type], kinds: tuple[str, ...]) -> Any:
 
 if TYPE_CHECKING:   # the union as a type checker reads it (pydantic reads the tagged one below)
     Condition = Union[NumericCheck, StringCheck, FieldPresent, FieldEquals, All, AnyOf, Not, Length, Type,
-                      TimeWindow, Every, Some, ScopeCheck, UrlCheck, PathCheck, SqlCheck]
+                      BooleanCheck, TimeWindow, Every, Some, ScopeCheck, UrlCheck, PathCheck, SqlCheck]
 else:
     Condition = _condition_union(
         {"NumericCheck": NumericCheck, "StringCheck": StringCheck, "FieldPresent": FieldPresent,
          "FieldEquals": FieldEquals, "All": All, "Any": AnyOf, "Not": Not, "Length": Length,
-         "Type": Type, "TimeWindow": TimeWindow, "Every": Every, "Some": Some, "ScopeCheck": ScopeCheck,
+         "Type": Type, "BooleanCheck": BooleanCheck, "TimeWindow": TimeWindow, "Every": Every, "Some": Some, "ScopeCheck": ScopeCheck,
          "UrlCheck": UrlCheck, "PathCheck": PathCheck, "SqlCheck": SqlCheck},
         CONDITION_KINDS,
     )

@@ -7,13 +7,16 @@ CALLGATE_SERVE_CONFIG. The workers share what must be shared: the approval ledge
 (--ledger, PostgreSQL) and the audit trail (--audit, PostgreSQL or HTTP), so several
 workers refuse a memory ledger with approvers and a file audit trail. With --audit, every
 decision is durable in the trail before its answer is sent (--audit-mode durable, the
-default): a worker killed mid-request loses no decision it answered.
+default): a worker killed mid-request loses no decision it answered. With --telemetry, GET
+/metrics on any worker serves every live worker's metrics (callgate.worker_metrics).
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import shutil
+import tempfile
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Optional
 
@@ -150,6 +153,14 @@ def build_app(config: dict[str, Any]) -> Any:
     decider = Decider(engine, ledger=ledger, keyring=keyring, trust=trust, telemetry=telemetry)
     starts: list[Any] = []
     stops: list[Any] = [engine.close]
+    if telemetry is not None and config.get("metrics_dir"):   # --workers N: one scrape for all of them
+        from .worker_metrics import SharedExposition
+
+        tel = telemetry
+        share = SharedExposition(config["metrics_dir"], lambda: tel.exposition()[0])
+        metrics = share.exposition
+        starts.append(share.start)
+        stops.append(share.stop)
     if config.get("bundle_url"):
         from .bundles import Poller, engine_activator, load_public_keys
 
@@ -190,8 +201,14 @@ def serve_cmd(args: argparse.Namespace) -> int:
                        "ledger": "memory"})
         except Exception as exc:
             raise _fail(f"cannot start: {exc}", 1) from None
-        uvicorn.run("callgate.serve_cli:worker_app", factory=True, host=config["host"], port=config["port"],
-                    workers=config["workers"], log_level="warning", access_log=False)
+        metrics_dir = tempfile.mkdtemp(prefix="callgate-metrics-") if config.get("telemetry") else None
+        os.environ[CONFIG_ENV] = orjson.dumps({**config, "metrics_dir": metrics_dir}).decode()
+        try:
+            uvicorn.run("callgate.serve_cli:worker_app", factory=True, host=config["host"], port=config["port"],
+                        workers=config["workers"], log_level="warning", access_log=False)
+        finally:
+            if metrics_dir is not None:
+                shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0
 
 

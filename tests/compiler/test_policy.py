@@ -512,7 +512,8 @@ def test_v2_schema_describes_everything():
     assert set(schema["properties"]) >= {"tool_tiers", "tier_defaults"}
     kinds = {ref["$ref"].rsplit("/", 1)[1] for ref in defs["All"]["properties"]["All"]["items"]["oneOf"]}
     assert kinds == {"NumericCheck", "StringCheck", "FieldPresent", "FieldEquals", "All", "AnyOf", "Not",
-                     "Length", "Type", "TimeWindow", "Every", "Some", "ScopeCheck", "UrlCheck", "PathCheck", "SqlCheck"}
+                     "Length", "Type", "BooleanCheck", "TimeWindow", "Every", "Some", "ScopeCheck", "UrlCheck",
+                     "PathCheck", "SqlCheck"}
     import json
     json.dumps(schema)  # serializable as is
 

@@ -213,6 +213,8 @@ def _every_leaf(c):
     c.op("AND")
     c.type(c.ref(ARGS, "s"), "integer")
     c.op("AND")
+    c.boolean(c.ref(ARGS, "b"), True)
+    c.op("AND")
     c.time(c.ref(CONTEXT, "time"), 0x1F, 22 * 60, 6 * 60, [(0, 3600), (100, -3600)])
     c.op("AND")
     c.eq(c.ref(ARGS, "a", "b"), c.ref(ARGS, "c", "d"))
@@ -253,6 +255,7 @@ def _set_operand(name: str, k: int, value: int):
     ("LEN", 6),          # Between is NUM only
     ("LEN", 7),
     ("TYPE", 0x01),
+    ("BOOL", 0x01),
     ("TIME", 0x20),      # PATH_B is EQ's
     ("STR", 0x04),
     ("SOME", 0x01),
@@ -266,6 +269,7 @@ def test_v2_flags_refused(name, flags):
 
 @pytest.mark.parametrize("name,k,value,code", [
     ("TYPE", 1, 7, "blob_operand"),         # CG_N_TYPES: not an index, a value out of its range
+    ("BOOL", 1, 2, "blob_operand"),         # the boolean wanted: 0 or 1
     ("TYPE", 2, 10_000, "blob_bounds"),     # display string
     ("TIME", 2, 10_000, "blob_bounds"),
     ("STR", 2, 10_000, "blob_bounds"),

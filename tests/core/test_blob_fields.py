@@ -35,6 +35,7 @@ POLICY = {
             {"NumericCheck": {"source": "Arguments", "field": "amount", "op": "Between", "value": [1, 500]}},
             {"Length": {"source": "Arguments", "field": "memo", "op": "Lte", "value": 140}},
             {"Type": {"source": "Arguments", "field": "memo", "is": "string"}},
+            {"BooleanCheck": {"source": "Context", "pointer": "/flags/approved", "value": True}},
             {"Any": [{"FieldPresent": {"source": "Context", "field": "mfa"}},
                      {"FieldEquals": {"source_a": "AgentAttributes", "field_a": "user_id",
                                       "source_b": "ResourceAttributes", "field_b": "owner_id"}}]},
@@ -217,7 +218,7 @@ def code() -> Iterator[Corruption]:
         yield Corruption(f"flags @{pc} {op.name}", at + 1, b"\xff", "blob_insn_flags", at + 1)
         for k in range(op.operands):
             where = at + 2 + 4 * k
-            kind = {("TYPE", 1): ("blob_operand", bc.TYPES.__len__()),
+            kind = {("TYPE", 1): ("blob_operand", bc.TYPES.__len__()), ("BOOL", 1): ("blob_operand", 2),
                     ("EVERY", 1): ("blob_jump", HUGE), ("SOME", 1): ("blob_jump", HUGE),
                     ("JF", 0): ("blob_jump", HUGE), ("JT", 0): ("blob_jump", HUGE)}.get((op.name, k))
             expected, value = kind or ("blob_bounds", HUGE)

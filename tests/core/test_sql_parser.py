@@ -6,7 +6,9 @@ backslashes whose meaning the server setting decides, data-modifying CTEs, SELEC
 FOR UPDATE, COPY, EXPLAIN ANALYZE of a write, functions that write) are seen; the Python
 port (callgate.arguments, for explain) gives the same events as the core on generated SQL;
 pglast (PostgreSQL's own parser) agrees on statement count, kinds and tables over a corpus,
-sqlglot on SQLite's; every statement the engine calls read-only runs under SQLite's
+sqlglot on SQLite's and on MySQL's (a corpus and generated statements); MySQL's lexical traps
+(executable comments, `#` and `-- ` comments, backslashes and `"` whose reading sql_mode
+decides, `:=`, names that begin with a digit) are seen or refused; every statement the engine calls read-only runs under SQLite's
 authorizer without a write action, and (with CALLGATE_TEST_PG_DSN) inside a PostgreSQL
 `BEGIN READ ONLY` without a read-only violation, while the writes it refuses are refused by
 PostgreSQL's read-only transaction too.
@@ -26,7 +28,7 @@ from callgate import arguments
 from support import REPO
 from support.cprobe import CSRC, build_probe, call_probe
 
-PG, LITE = 0, 1
+PG, LITE, MY = 0, 1, 2
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +52,7 @@ def scan(tmp_path_factory: pytest.TempPathFactory) -> Any:
     ("SELECT E'\\';DROP TABLE t' FROM a", ["T0:a", "S0:select"]),
     ("SELECT \";DROP\" FROM \"A\"\"b\"", ['T0:A"b', "S0:select"]),
     ("WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d", ["W0:delete", "T0:t", "S0:select"]),
-    ("SELECT * INTO copy FROM t", ["W0:into", "T0:copy", "T0:t", "S0:select"]),
+    ("SELECT * INTO copy FROM t", ["W0:into", "W0:copy", "T0:copy", "T0:t", "S0:select"]),
     ("SELECT * FROM t FOR SHARE", ["T0:t", "L0:locks rows (FOR UPDATE / SHARE)", "S0:select"]),
     ("COPY t TO PROGRAM 'rm -rf /'", ["W0:copy", "S0:copy"]),
     ("EXPLAIN ANALYZE DELETE FROM t", ["W0:delete", "T0:t", "S0:explain"]),
@@ -62,6 +64,14 @@ def scan(tmp_path_factory: pytest.TempPathFactory) -> Any:
     ("SELECT * FROM (secret CROSS JOIN (t JOIN u ON true))", ["T0:secret", "T0:t", "T0:u", "S0:select"]),
     ("SELECT 1 UNION TABLE secret", ["T0:secret", "S0:select"]),
     ("SELECT * FROM (SELECT * FROM a) s, (VALUES (1)) AS v(x)", ["T0:a", "S0:select"]),
+    # found by fuzz/fuzz_sql_diff.py against pglast
+    ("WITH w AS (UPDATE t SET a = 1) SELECT 1", ["W0:update", "T0:t", "S0:select"]),
+    ("SELECT 1 join FOR SHARE", ["L0:locks rows (FOR UPDATE / SHARE)", "S0:select"]),
+    ("SELECT 1 join INTO copy", ["W0:into", "W0:copy", "T0:copy", "S0:select"]),
+    ("SELECT a distinct FROM t, u", ["T0:t", "T0:u", "S0:select"]),
+    ("EXPLAIN (ANALYZE) MERGE INTO s.u USING t ON true WHEN MATCHED THEN DELETE",
+     ["W0:merge", "W0:into", "T0:s.u", "T0:t", "W0:delete", "S0:explain"]),
+    ("EXPLAIN ANALYZE UPDATE s.u SET a = 1", ["W0:update", "T0:s.u", "S0:explain"]),
 ])
 def test_postgres_bypass_forms(scan: Any, sql: str, events: list[str]) -> None:
     """Each trick is seen for what the server will run."""
@@ -96,20 +106,27 @@ def test_sqlite_tokens(scan: Any) -> None:
 PIECES = ["SELECT", "select", "WITH", "x", "AS", "(", ")", ",", ";", "FROM", "JOIN", "t", "s.t", '"Q"', "'a''b'",
           "$$ ; $$", "E'\\\\'", "--c\n", "/* c */", "count(*)", "lower(a)", "nextval('s')", "DELETE", "INSERT INTO",
           "UPDATE", "SET", "WHERE", "FOR UPDATE", "INTO", "1", "USING", "ON", "LATERAL", "f(x)", "[b]", "`c`", ".", "::",
-          "varchar(3)", "DISTINCT", "EXPLAIN", "COPY", "VALUES", "RETURNING", "UNION", "@p", "?", "$1", "'\\'"]
+          "varchar(3)", "DISTINCT", "EXPLAIN", "COPY", "VALUES", "RETURNING", "UNION", "@p", "?", "$1", "'\\'",
+          "IN", "NOT IN", "REGEXP", "regexp(", "LIKE", "copy", "MERGE", "ANALYZE", "grouping", "u.copy"]
 
 
-def _generated(n: int, seed: int) -> list[str]:
+MY_PIECES = ["#c\n", "-- c\n", "--x", "/*! 1 */", "/*+ h */", "'a\\'b'", "'a\\\\'", '"q"', '"a\\"b"', "`b``c`",
+             "@v", "@@global.x", "@'x'", ":=", "0x1F", "1abc", "1e5", "$f", "DELIMITER", "dual", "straight_join",
+             "ignore", "LOW_PRIORITY", "REPLACE", "OUTFILE", "N'x'", "X'0'", "b'1'", "_utf8mb4'x'", "\\G", "Db.T",
+             "Db.Fn(1)", "LOCK IN SHARE MODE", "load_file('x')", "VALUES ROW(1)", "TABLE", "e'x'"]
+
+
+def _generated(n: int, seed: int, pieces: list[str] = PIECES) -> list[str]:
     rng = random.Random(seed)
-    return [" ".join(rng.choice(PIECES) for _ in range(rng.randrange(1, 14))) for _ in range(n)]
+    return [" ".join(rng.choice(pieces) for _ in range(rng.randrange(1, 14))) for _ in range(n)]
 
 
-@pytest.mark.parametrize("dialect,code", [("postgres", PG), ("sqlite", LITE)])
+@pytest.mark.parametrize("dialect,code", [("postgres", PG), ("sqlite", LITE), ("mysql", MY)])
 def test_python_port_matches_the_core(scan: Any, dialect: str, code: int) -> None:
     """callgate.arguments.sql_scan gives the core's status, count and events on 6,000
-    generated texts per dialect."""
+    generated texts per dialect (MySQL's with its own lexical pieces too)."""
     names = {"T": "T", "F": "F", "W": "W", "L": "L", "S": "S"}
-    for sql in _generated(6000, 31 + code):
+    for sql in _generated(6000, 31 + code, PIECES + MY_PIECES if code == MY else PIECES):
         st, count, events = scan(sql, code)
         mine = arguments.sql_scan(sql, dialect)
         assert (mine[0], mine[1]) == (st, count), sql
@@ -208,6 +225,157 @@ def test_agrees_with_sqlglot_on_sqlite(scan: Any, sql: str) -> None:
     # sqlglot reads these as commands without tables; the check does not read DDL tables
     if not sql.startswith(("PRAGMA", "ATTACH", "CREATE", "DROP", "VACUUM", "REPLACE")):
         assert {e.split(":", 1)[1] for e in events if e.startswith("T")} == tables
+
+
+@pytest.mark.parametrize("sql,events", [
+    ("SELECT 1; DROP TABLE t", ["S0:select", "W1:drop", "T1:t", "S1:DDL"]),
+    ("SELECT 1 # ; DROP TABLE t", ["S0:select"]),
+    ("SELECT 1 -- ; DROP TABLE t", ["S0:select"]),
+    ("SELECT 1 --x; DROP TABLE t", ["S0:select", "W1:drop", "T1:t", "S1:DDL"]),  # --x: two minus signs
+    ("SELECT 1 --\t; DROP TABLE t", ["S0:select"]),
+    ("SELECT 1 /* ; /* DROP TABLE t; */ FROM a", ["T0:a", "S0:select"]),  # not nested
+    ("SELECT 'a\\\\'; DROP TABLE t", ["S0:select", "W1:drop", "T1:t", "S1:DDL"]),  # both readings agree
+    ("SELECT * FROM t INTO OUTFILE '/tmp/x'", ["T0:t", "W0:into", "S0:select"]),
+    ("SELECT a INTO @v FROM secret", ["W0:into", "T0:secret", "S0:select"]),
+    ("SELECT @a := 1", ["W0::=", "S0:select"]),
+    ("SELECT LOAD_FILE('/etc/passwd'), SLEEP(1)", ["F0:load_file", "F0:sleep", "S0:select"]),
+    ("SELECT * FROM t LOCK IN SHARE MODE", ["T0:t", "W0:lock", "S0:select"]),
+    ("SELECT * FROM t FOR SHARE", ["T0:t", "L0:locks rows (FOR UPDATE / SHARE)", "S0:select"]),
+    ('SELECT "a" FROM t', ["T0:t", "S0:select"]),  # a string, or a column under ANSI_QUOTES
+    ("INSERT t VALUES (1)", ["W0:insert", "T0:t", "S0:insert"]),  # INTO is optional
+    ("INSERT LOW_PRIORITY IGNORE INTO Db.T (a) VALUES (1)", ["W0:insert", "W0:into", "T0:Db.T", "S0:insert"]),
+    ("REPLACE INTO t SET a = 1", ["W0:into", "T0:t", "S0:insert"]),
+    ("INSERT INTO t VALUES (1) ON DUPLICATE KEY UPDATE a = 2", ["W0:insert", "W0:into", "T0:t", "W0:update",
+                                                                "S0:insert"]),
+    ("UPDATE a JOIN b ON a.k = b.k SET a.x = 1", ["W0:update", "T0:a", "T0:b", "S0:update"]),
+    ("DELETE t1 FROM t1 JOIN t2 ON t1.k = t2.k", ["W0:delete", "T0:t1", "T0:t2", "S0:delete"]),
+    ("SELECT * FROM t1 STRAIGHT_JOIN t2", ["T0:t1", "T0:t2", "S0:select"]),
+    ("SELECT 1 FROM DUAL WHERE 1", ["S0:select"]),
+    ("EXPLAIN Orders", ["T0:Orders", "S0:explain"]),  # a table's columns
+    ("EXPLAIN ANALYZE SELECT * FROM t", ["T0:t", "S0:explain"]),
+    ("SELECT COUNT(*), Db.MyFn(1) FROM `My``T`", ["F0:count", "F0:Db.myfn", "T0:My`T", "S0:select"]),
+    ("SELECT 1e5, 0x1F, 0b101, .5, 1.5e-3, X'0A', b'1', N'x', _utf8mb4'y', ?, @x.y, @@global.z", ["S0:select"]),
+    ("SELECT $f(1)", ["F0:$f", "S0:select"]),
+    ("TABLE t", ["T0:t", "S0:select"]), ("VALUES ROW(1, 2)", ["S0:select"]),
+    ("WITH c AS (SELECT * FROM t) SELECT * FROM c, C", ["T0:t", "T0:C", "S0:select"]),  # names as written
+    ("LOAD DATA INFILE '/x' INTO TABLE t", ["W0:into", "T0:t", "S0:set"]), ("HANDLER t OPEN", ["S0:other"]),
+    ("DO SLEEP(1)", ["F0:sleep", "S0:call"]), ("LOCK TABLES t READ", ["W0:lock", "S0:other"]),
+    ("SHOW TABLES", ["S0:other"]), ("DESCRIBE t", ["S0:other"]),
+])
+def test_mysql_bypass_forms(scan: Any, sql: str, events: list[str]) -> None:
+    """MySQL's tricks are seen for what the server runs: `#` and `-- ` comments (but `--x` is
+    two minus signs), comments that do not nest, INTO OUTFILE / @var (a write, not a table),
+    `:=`, INSERT without INTO, multi-table UPDATE and DELETE, STRAIGHT_JOIN, DUAL, EXPLAIN t;
+    table names as written (lower_case_table_names decides the server's comparison), function
+    names folded."""
+    st, _, got = scan(sql, MY)
+    assert st == 0 and got == events
+
+
+@pytest.mark.parametrize("sql,status", [
+    ("SELECT /*! 1; DROP TABLE t */", 9), ("SELECT /*!50001 1 */", 9), ("SELECT /*+ BKA(t) */ 1", 9),
+    ("SELECT /*M! 1 */", 9), ("DELIMITER //", 9), ("SELECT 1 \\G", 9),
+    ("SELECT 'a\\'; DROP TABLE t; --'", 8),      # NO_BACKSLASH_ESCAPES decides where the string ends
+    ('SELECT "a\\"; DROP TABLE t; --"', 8),
+    ('SELECT * FROM "t"', 8), ('SELECT "f"(1)', 8), ('SELECT t."c" FROM t', 8), ('SELECT "db".t', 8),
+    ('WITH "c" AS (SELECT 1) SELECT * FROM c', 8),   # names under ANSI_QUOTES
+    ("SELECT * FROM 1abc", 6), ("SELECT 1abc(2)", 6), ("SELECT * FROM 'secret'", 6), ("SELECT 0x1G", 6),
+    ("SELECT 'open", 2), ("SELECT `open", 2), ("SELECT /* open", 2), ("SELECT 'a\\", 2),
+    ("SELECT (1; 2)", 5), ("-- only a comment", 1), ("# only a comment", 1),
+])
+def test_mysql_refusals(scan: Any, sql: str, status: int) -> None:
+    """What MySQL would read depending on sql_mode, the client or hidden code is not read: 9
+    (executable comment, hint, client command), 8 (a backslash or "..." whose reading sql_mode
+    decides), 6 (a name that begins with a digit, a string where a table is expected)."""
+    assert scan(sql, MY)[0] == status
+
+
+CORPUS_MY = [
+    "SELECT 1", "SELECT a, b FROM t WHERE c > 1 ORDER BY a LIMIT 10",
+    "SELECT count(*) FROM shop.orders o JOIN shop.users u ON o.uid = u.id GROUP BY u.country",
+    "SELECT * FROM a, b, c WHERE a.x = b.x", "SELECT * FROM (SELECT * FROM inner_t) sub",
+    "WITH r AS (SELECT * FROM base) SELECT * FROM r JOIN other USING (k)",
+    "SELECT * FROM t WHERE x IN (SELECT y FROM u) AND EXISTS (SELECT 1 FROM v)",
+    "SELECT lower(name), upper(city) FROM people", "INSERT INTO t (a, b) VALUES (1, 2)", "INSERT t VALUES (1)",
+    "INSERT INTO t SELECT * FROM s", "UPDATE t SET a = 1 WHERE b = 2", "DELETE FROM t WHERE a = 1",
+    "UPDATE a JOIN b ON a.k = b.k SET a.x = 1", "DELETE t1 FROM t1 JOIN t2 ON t1.k = t2.k",
+    "SELECT * FROM t1 STRAIGHT_JOIN t2", "SELECT * FROM `My`.`Tab` JOIN Other.T2 ON 1 = 1", "TABLE t",
+    "SELECT 1; SELECT 2; DELETE FROM t", "SELECT * FROM t LEFT JOIN u ON t.a = u.a RIGHT JOIN v ON true",
+    "SELECT a FROM t UNION SELECT b FROM u", "SELECT 1 # comment", "SELECT 1 -- comment\n; SELECT 2",
+    "SELECT * FROM t FOR UPDATE", "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 5) "
+    "SELECT * FROM r", "SELECT 'it''s', 'a\\\\b', X'0A', 0x1F", "CREATE TABLE z (a int)", "DROP TABLE z",
+]
+_SQLGLOT_KINDS = {"Select": "select", "Union": "select", "Insert": "insert", "Update": "update", "Delete": "delete",
+                  "Create": "DDL", "Drop": "DDL"}
+
+
+def _sqlglot_mysql(sql: str) -> tuple[int, list[str], set[str]]:
+    import sqlglot
+    from sqlglot import exp
+    trees = [t for t in sqlglot.parse(sql, read="mysql") if t is not None]
+    tables: set[str] = set()
+    for tree in trees:
+        ctes = {c.alias_or_name for c in tree.find_all(exp.CTE)}
+        for table in tree.find_all(exp.Table):
+            name = ".".join(p for p in (table.db, table.name) if p)
+            if name and name not in ctes:
+                tables.add(name)
+    return len(trees), [_SQLGLOT_KINDS.get(type(t).__name__, "?") for t in trees], tables
+
+
+def _check_against_sqlglot(scan: Any, sql: str) -> None:
+    count, kinds, tables = _sqlglot_mysql(sql)
+    st, n, events = scan(sql, MY)
+    assert (st, n) == (0, count), sql
+    assert [e.split(":", 1)[1] for e in events if e.startswith("S")] == kinds, sql
+    if set(kinds) <= {"select", "insert", "update", "delete"}:  # DDL tables are not read (U)
+        assert {e.split(":", 1)[1] for e in events if e.startswith("T")} == tables, sql
+
+
+@pytest.mark.parametrize("sql", CORPUS_MY)
+def test_agrees_with_sqlglot_on_mysql(scan: Any, sql: str) -> None:
+    """sqlglot's MySQL dialect and the scanner agree on statement count, kinds and tables
+    (names as written: MySQL's table names may be case-sensitive)."""
+    pytest.importorskip("sqlglot")
+    _check_against_sqlglot(scan, sql)
+
+
+def test_agrees_with_sqlglot_on_generated_mysql(scan: Any) -> None:
+    """The same agreement over 400 generated MySQL queries and writes (joins, subqueries, CTEs,
+    comments, quoted and qualified names, several statements)."""
+    pytest.importorskip("sqlglot")
+    rng = random.Random(19)
+    names = ["t", "u", "`V w`", "db.t", "Db.`X`", "orders", "shop.items"]
+    comments = ["", " # c\n", " -- c\n", " /* c */"]
+
+    def table() -> str:
+        return rng.choice(names)
+
+    def query(depth: int = 0) -> str:
+        src = table() if depth > 1 or rng.random() < 0.6 else f"({query(depth + 1)}) AS s{depth}"
+        sql = f"SELECT {rng.choice(['*', 'a', 'count(*)', 'lower(a), b'])} FROM {src}"
+        for _ in range(rng.randrange(0, 3)):
+            sql += f" {rng.choice(['JOIN', 'LEFT JOIN', 'STRAIGHT_JOIN', 'CROSS JOIN'])} {table()}"
+            sql += " ON 1 = 1" if "STRAIGHT" not in sql[-30:] and "CROSS" not in sql[-30:] else ""
+        if rng.random() < 0.4:
+            sql += f" WHERE a IN (SELECT a FROM {table()}){rng.choice(comments)}"
+        return sql
+
+    def statement() -> str:
+        r = rng.random()
+        if r < 0.5:
+            return query()
+        if r < 0.6:
+            return f"WITH c AS ({query()}) SELECT * FROM c JOIN {table()} ON 1 = 1"
+        if r < 0.7:
+            return f"INSERT INTO {table()} (a) VALUES (1)"
+        if r < 0.8:
+            return f"UPDATE {table()} SET a = 1 WHERE b = 'x''y'"
+        if r < 0.9:
+            return f"DELETE FROM {table()} WHERE a = 1"
+        return f"{query()} UNION ALL {query()}"
+    for _ in range(400):
+        _check_against_sqlglot(scan, "; ".join(statement() for _ in range(rng.randrange(1, 3))))
 
 
 def _engine(dialect: str) -> Any:

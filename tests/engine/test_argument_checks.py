@@ -113,6 +113,15 @@ def test_loader_refuses_malformed_descriptors() -> None:
     assert "blob_bounds" in _load_error(_blob_with([0, NONE_SET, NONE_SET]))
 
 
+def test_loader_checks_the_sql_dialect_flags() -> None:
+    """A sqlchk descriptor names one dialect: PostgreSQL (no bit), SQLite or MySQL, each with or
+    without read_only; both dialect bits, or a bit it does not know, are refused."""
+    for flags in (0, 1, 2, 3, 4, 6):
+        LoadedPolicy(_blob_with([flags, 0, NONE_SET, NONE_SET, NONE_SET], "SQL"))
+    for flags in (5, 7, 8):
+        assert "blob_descriptor" in _load_error(_blob_with([flags, 0, NONE_SET, NONE_SET, NONE_SET], "SQL"))
+
+
 def test_loader_refuses_a_descriptor_used_as_two_kinds() -> None:
     """One words index named as a url descriptor and as a pathchk descriptor is refused."""
     def cond(c: Any) -> None:

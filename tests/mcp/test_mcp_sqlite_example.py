@@ -238,15 +238,12 @@ def test_sqlite_write_query_is_denied_though_the_server_would_run_it(tmp_path, s
     assert _rows(db, "events") == EVENTS
 
 
-@pytest.mark.xfail(strict=True, reason=(
-    "SQLite's `expr IN table-name` reads a table outside FROM/JOIN, and SqlCheck's tables_in "
-    "does not see it (docs/arguments.md lists the positions it reads): `(1, 'a@example.com') "
-    "IN users` asks whether a users row exists, and mcp-server-sqlite answers it"))
 def test_sqlite_in_table_names_a_table() -> None:
-    """`... WHERE (1, 'a@example.com') IN users` names the unlisted table users, so the
-    example's read_query rule must deny it (pinned as a strict xfail until the core reads
-    SQLite's `IN table` form)."""
+    """Pins: `... WHERE (1, 'a@example.com') IN users` (SQLite's `expr IN table-name`, which
+    asks whether a users row exists) names the unlisted table users, so the example's
+    read_query rule denies it, naming users."""
     engine = Engine.from_dict(json.loads(POLICY.read_text(encoding="utf-8")))
     d = engine.evaluate("read_query", {"query": "SELECT count(*) FROM events WHERE (1, 'a@example.com') IN users"},
                         role="analyst")
     assert d.decision == "Deny"
+    assert "names table users" in d.reason

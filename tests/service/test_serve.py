@@ -186,6 +186,8 @@ def test_serve_follows_a_bundle_url(tmp_path):
                                                   serialization.PublicFormat.SubjectPublicKeyInfo))
     bundled = json.loads(POLICY.read_text())
     bundled["version"] = "from-the-bundle"
+    # the revision lets users delete without saying how (the fixture denies a delete that is not soft)
+    bundled["rules"] = [r for r in bundled["rules"] if r.get("id") != "no-hard-delete"]
     bundled["rules"].append({"id": "everyone-deletes", "tool_name": "delete", "roles": ["user"]})
     server = StaticServer()
     server.publish(build_bundle(bundled, key=key, revision="rel-1"))

@@ -63,9 +63,10 @@ def check_case(client: TestClient, case: dict) -> None:
 
 @pytest.mark.parametrize("case", CERT_CASES, ids=[c["name"] for c in CERT_CASES])
 def test_certification_scenario(cert_client, case):
-    """The AuthZEN 1.0 certification scenario (Basic and Batch, Core and Properties rules 1-6)
-    against its fixture written as a callgate policy: each request's HTTP status and, where
-    the scenario fixes it, the decision (batches: every decision, in order)."""
+    """The AuthZEN 1.0 certification scenario (Basic and Batch, Core and Properties: all eight
+    fixture rules, rules 7-8 through a BooleanCheck on the action's `soft` property) against
+    its fixture written as a callgate policy: each request's HTTP status and, where the
+    scenario fixes it, the decision (batches: every decision, in order)."""
     check_case(cert_client, case)
 
 

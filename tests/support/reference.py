@@ -38,7 +38,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError, available_timezones
 
 import orjson
 
-from . import argref
+from . import argref, argsql
 
 __all__ = [
     "ReferenceEngine",
@@ -75,7 +75,7 @@ TYPES = ("string", "number", "integer", "boolean", "null", "array", "object")
 TIERS = ("public", "read", "write", "destructive")  # in this order of strictness
 DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")  # week order; Mon = weekday() 0
 EFFECTS = ("allow", "deny", "elevate")
-V2_LEAVES = ("Length", "Type", "TimeWindow", "Every", "Some", "UrlCheck", "PathCheck")
+V2_LEAVES = ("Length", "Type", "BooleanCheck", "TimeWindow", "Every", "Some", "UrlCheck", "PathCheck", "SqlCheck")
 
 # TimeWindow: instants are valid in [1970-01-01T00:00:00Z, 2100-01-01T00:00:00Z).
 TIME_MIN = 0
@@ -455,6 +455,11 @@ def _check_condition(cond: Any, depth: int, where: str) -> None:
         if spec.get("is") not in TYPES:
             raise ReferencePolicyError(f"{where}: unknown type {spec.get('is')!r}")
         return
+    if kind == "BooleanCheck":
+        _check_ref(kind, spec, "", depth, where)
+        if not isinstance(spec.get("value"), bool):   # "value": true or false
+            raise ReferencePolicyError(f"{where}: BooleanCheck value must be true or false")
+        return
     if kind == "TimeWindow":
         _check_ref(kind, spec, "", depth, where)
         days = spec.get("days", list(DAYS))
@@ -484,6 +489,13 @@ def _check_condition(cond: Any, depth: int, where: str) -> None:
         def fail(message: str) -> None:
             raise ReferencePolicyError(f"{where}: {message}")
         (argref.check_url_policy if kind == "UrlCheck" else argref.check_path_policy)(spec, fail)
+        return
+    if kind == "SqlCheck":   # docs/arguments.md (tests/support/argsql.py)
+        _check_ref(kind, spec, "", depth, where)
+
+        def fail_sql(message: str) -> None:
+            raise ReferencePolicyError(f"{where}: {message}")
+        argsql.check_sql_policy(spec, fail_sql)
         return
     raise ReferencePolicyError(f"{where}: unknown condition node {kind!r}")
 
@@ -1044,6 +1056,13 @@ class _Walker:
             return F, (x,)
         return (T if _has_type(x, spec["is"]) else F), (x,)
 
+    def leaf_BooleanCheck(self, spec: dict) -> tuple[str, tuple]:
+        """That boolean -> T, the other -> F; missing, null, any other type -> U."""
+        x = self.read(leaf_ref("BooleanCheck", spec))
+        if not isinstance(x, bool):
+            return U, (x,)
+        return (T if x == spec["value"] else F), (x,)
+
     def leaf_TimeWindow(self, spec: dict) -> tuple[str, tuple]:
         x = self.read(leaf_ref("TimeWindow", spec))
         instant = None if x is _MISSING else parse_instant(x)
@@ -1058,6 +1077,10 @@ class _Walker:
     def leaf_PathCheck(self, spec: dict) -> tuple[str, tuple]:
         """docs/arguments.md: U unless a string the path normalizer reads; then each check."""
         return self._argcheck("PathCheck", spec, argref.eval_path)
+
+    def leaf_SqlCheck(self, spec: dict) -> tuple[str, tuple]:
+        """docs/arguments.md: U unless a string the dialect's tokenizer reads; then each check."""
+        return self._argcheck("SqlCheck", spec, argsql.eval_sql)
 
     def _argcheck(self, kind: str, spec: dict, evaluate: Any) -> tuple[str, tuple]:
         """seen = (the value, the leaf's reason text when the value is a string)."""
@@ -1197,6 +1220,11 @@ def _leaf_text(blame: Blame) -> str:
         return _quantifier_text(kind, s, blame)
     if r == U and gone:
         return gone  # every other leaf: missing / null is a U with these texts
+    if kind == "BooleanCheck":
+        want = "true" if spec["value"] else "false"
+        if r == T:
+            return f"{s} is {want}"
+        return f"{s} = {display_value(x)} is not " + ("a boolean" if r == U else want)
     v = display_value(x)
     if kind == "NumericCheck":
         if r == U:
@@ -1231,7 +1259,7 @@ def _leaf_text(blame: Blame) -> str:
         if r == U:
             return f"{s} = {v} is not a time"  # also for out-of-range instants
         return f"{s} = {v} is {'within' if r == T else 'outside'} {display_window(spec)}"
-    if kind in ("UrlCheck", "PathCheck"):     # the text the check built (tests/support/argref.py)
+    if kind in ("UrlCheck", "PathCheck", "SqlCheck"):  # the text the check built (argref.py, argsql.py)
         return blame.seen[1] if blame.seen[1] is not None else f"{s} = {v} is not a string"
     raise AssertionError(f"unknown leaf {kind}")
 

@@ -391,6 +391,14 @@ PATH_VALUES = ["/srv/data/a.csv", "/srv/data/../etc/passwd", "/srv/database/x.cs
                "/etc/x.CSV", "/", "srv/data/a.csv", "data/../x", "data/x.csv", "C:\\Data\\a.txt",
                "c:/data/../x.TXT", "\\\\srv\\share\\a.txt", "C:\\Data\\con.txt", "", "/a\u0000b",
                "/tmp//x.json", "../x"]
+# SqlCheck request values (docs/arguments.md): bypass forms of both dialects, reads and writes
+SQL_VALUES = ["SELECT a FROM t", "SELECT * FROM s.t JOIN u ON true", "SELECT 1; DELETE FROM s.t", "DELETE FROM s.t",
+              "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d", "SELECT * INTO s.c FROM s.t",
+              "SELECT * FROM s.t FOR UPDATE", "SELECT count(*), lower(a) FROM s.t -- ; DROP TABLE t",
+              "SELECT ';', $$;$$ FROM s.t", "SELECT E'\\';DROP' FROM t", "SELECT '\\'; DELETE FROM t; --'",
+              "SELECT nextval('q')", "SELECT pg_read_file('x') FROM s.t", "SELECT f(a) FROM s.t",
+              "SELECT * FROM \"t\" JOIN u ON 1", "select load_extension('x')", "PRAGMA x = 1", "COPY t TO STDOUT",
+              "SELECT 1 /* ", "SELECT * FROM \"T\"", "EXPLAIN SELECT * FROM s.t", "VALUES (1)", "BEGIN", ""]
 
 
 @functools.lru_cache(maxsize=None)
@@ -420,6 +428,7 @@ def v2_leaves(in_quantifier: bool = False) -> st.SearchStrategy:
         "value": st.one_of(st.integers(0, 4), st.sampled_from([0, 1, 3, 63, 70]))}), "Length")
     typed = _with(refs, st.fixed_dictionaries({"is": st.sampled_from(
         ["string", "number", "integer", "boolean", "null", "array", "object"])}), "Type")
+    boolean = _with(refs, st.fixed_dictionaries({"value": st.booleans()}), "BooleanCheck")
     # TimeWindow: mostly the defaults (Context.time), else an explicit outer reference.
     # (Element with neither field nor pointer is left out: see reference.leaf_ref.)
     window_ref = st.one_of(st.just({}), st.just({}), st.sampled_from(V2_SOURCES).flatmap(_ref))
@@ -445,7 +454,13 @@ def v2_leaves(in_quantifier: bool = False) -> st.SearchStrategy:
             "extensions_in": st.lists(st.sampled_from([".txt", ".TXT"]), min_size=1, max_size=2)}),
         st.fixed_dictionaries({"absolute": st.just(False)}, optional={
             "within": st.lists(st.sampled_from(["data", "/srv"]), min_size=1, max_size=2)})), "PathCheck")
-    return st.one_of(numeric, string, present, equals, length, typed, window, url, path)
+    # SqlCheck (docs/arguments.md): a dialect and any subset of the other keys
+    sql = _with(refs, st.fixed_dictionaries({"dialect": st.sampled_from(["postgres", "sqlite"])}, optional={
+        "read_only": st.booleans(), "max_statements": st.integers(1, 2),
+        "tables_in": st.lists(st.sampled_from(["t", "s.t", "u", "T"]), min_size=1, max_size=2),
+        "schemas_in": st.lists(st.sampled_from(["s", "public"]), min_size=1, max_size=2),
+        "functions_allowed": st.lists(st.sampled_from(["f", "s.f"]), min_size=1, max_size=2)}), "SqlCheck")
+    return st.one_of(numeric, string, present, equals, length, typed, boolean, window, url, path, sql)
 
 
 @functools.lru_cache(maxsize=None)  # built once: strategy construction is not free
@@ -640,6 +655,8 @@ def _value_for(kind: str, spec: Any) -> st.SearchStrategy:
         return st.one_of(st.sampled_from(URL_VALUES), st.sampled_from(URL_VALUES), v2_scalars)
     if kind == "PathCheck":
         return st.one_of(st.sampled_from(PATH_VALUES), st.sampled_from(PATH_VALUES), v2_scalars)
+    if kind == "SqlCheck":
+        return st.one_of(st.sampled_from(SQL_VALUES), st.sampled_from(SQL_VALUES), v2_scalars)
     return v2_json
 
 

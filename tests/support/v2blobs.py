@@ -102,6 +102,9 @@ class Cond:
         return self.b.emit("LEN", self._fl(ref, bc.CMP_OPS.index(op), negated), ref[0],
                            self.b.number(k), self.b.string(str(k)))
 
+    def boolean(self, ref, value: bool, negated=False) -> int:
+        return self.b.emit("BOOL", self._fl(ref, 0, negated), ref[0], int(value))
+
     def type(self, ref, name: str, negated=False) -> int:
         return self.b.emit("TYPE", self._fl(ref, 0, negated), ref[0], bc.TYPES.index(name),
                            self.b.string(name))
