@@ -495,6 +495,7 @@ typedef struct an {
     bool after_dq;                        /* MySQL: the last token was a "..." string */
     bool in_table;                        /* SQLite: x IN t, the table expected is IN's */
     bool distinct_op;                     /* the last DISTINCT followed IS or NOT (IS DISTINCT FROM) */
+    uint8_t lite_or;                      /* SQLite: UPDATE OR IGNORE t: 1 after OR (its word is next) */
     uint8_t in_from, in_target;           /* ... and the FROM state to return to after it */
     uint8_t call[CG_SQL_MAX_DEPTH + 1];   /* the parenthesis at depth d is a call's */
     uint8_t from[CG_SQL_MAX_DEPTH + 1];   /* FROM_* at depth d */
@@ -630,7 +631,7 @@ static void word_writes(an *a, const cg_sql_word *w) {
    includes names (docs/arguments.md), so the scan errs towards not read-only. */
 static void run_writes(an *a) {
     for (uint32_t p = 0; p < a->run_parts && p < 3; p++)
-        if (!a->parts[p].quote)
+        if (!a->parts[p].quote && a->parts[p].len >= CG_SQLW_WRITES_MINLEN && a->parts[p].len <= CG_SQLW_WRITES_MAXLEN)
             word_writes(a, word_of(a->L.s + a->parts[p].off, a->parts[p].len, a->L.n - a->parts[p].off, true));
 }
 
@@ -789,6 +790,14 @@ static void finish_run(an *a, const tok *next) {
     bool subquery_word = single_word && w && (w->kind == CG_SQL_K_SELECT || w->kind == CG_SQL_K_WITH);
     bool skip_word = single_word && (r == CG_SQLR_SKIP || (my && r == CG_SQLR_INTO));
     bool reserved = single_word && never_table(a->L.dialect, w, r);
+    /* SQLite's UPDATE OR {ROLLBACK | ABORT | REPLACE | FAIL | IGNORE} t: the table is after them */
+    if (a->from[d] == FROM_EXPECT && a->target[d] && a->L.dialect == CG_SQL_SQLITE && single_word &&
+        (a->lite_or || WORD_IS(w, "or"))) {
+        a->lite_or = !a->lite_or;
+        a->prev_word = w;
+        a->prev_type = T_WORD;
+        return;
+    }
     if (a->from[d] == FROM_EXPECT && !skip_word && !subquery_word && !reserved) {
         a->from[d] = FROM_IN;
         if (single_word) word_writes(a, w);
@@ -836,6 +845,7 @@ static void end_statement(an *a) {
     a->kind = a->body = CG_SQL_K_NONE;
     a->with = WITH_NONE;
     a->explain_next = a->after_dq = a->in_table = false;
+    a->lite_or = 0;
     a->n_ctes = 0;
     a->from[0] = FROM_NONE;
     a->target[0] = 0;

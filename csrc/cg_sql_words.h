@@ -11,6 +11,8 @@
 #define CG_SQL_WORDS_H
 
 #define CG_SQLW_MAXLEN 25u
+#define CG_SQLW_WRITES_MINLEN 4u /* the words that write: their lengths */
+#define CG_SQLW_WRITES_MAXLEN 8u
 #define CG_SQLW_SLOTS 1024u
 #define CG_SQLW_COUNT 447u
 #define CG_SQLW_SLOT(n, first, last) \

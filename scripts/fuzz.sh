@@ -62,6 +62,10 @@ LD_PRELOAD="$preload" "$PY" fuzz/fuzz_path_diff.py fuzz/build/pathprobe.so -max_
 mkdir -p fuzz/corpus-sql-diff
 LD_PRELOAD="$preload" "$PY" fuzz/fuzz_sql_diff.py fuzz/build/sqlprobe.so -max_total_time="$secs" -max_len=4096 -timeout=5 \
     -artifact_prefix=fuzz/build/ fuzz/corpus-sql-diff
+# and the SQLite scanner against SQLite itself (its authorizer, preparing each text)
+mkdir -p fuzz/corpus-sqlite-diff
+LD_PRELOAD="$preload" "$PY" fuzz/fuzz_sqlite_diff.py fuzz/build/sqlprobe.so -max_total_time="$secs" -max_len=256 \
+    -timeout=5 -artifact_prefix=fuzz/build/ fuzz/corpus-sqlite-diff
 export CG_FUZZ_BLOB=fuzz/build/crm.blob
 fuzz/build/fuzz_request -max_total_time="$secs" -max_len=65536 -timeout=5 fuzz/corpus-request
 # the same harness over UrlCheck / PathCheck / SqlCheck rules (the core's URL, PATHCHK and SQL

@@ -172,6 +172,8 @@ def render() -> str:
         "#define CG_SQL_WORDS_H",
         "",
         f"#define CG_SQLW_MAXLEN {longest}u",
+        f"#define CG_SQLW_WRITES_MINLEN {min(len(w) for w in WRITES)}u /* the words that write: their lengths */",
+        f"#define CG_SQLW_WRITES_MAXLEN {max(len(w) for w in WRITES)}u",
         f"#define CG_SQLW_SLOTS {SLOTS}u",
         f"#define CG_SQLW_COUNT {len(rows)}u",
         f"#define CG_SQLW_SLOT(n, first, last) \\",

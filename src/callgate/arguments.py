@@ -965,7 +965,7 @@ def sql_scan(text: str, dialect: str) -> tuple[int, int, list[tuple[str, int, An
     st: dict[str, Any] = {"stmt": 0, "depth": 0, "kind": 0, "body": 0, "started": False, "kind_set": False,
                           "with": "NONE", "ctes": [], "plain": 0, "prev_word": None, "prev_type": "END",
                           "explain_next": False, "after_dq": False, "in_table": None,
-                          "distinct_op": False}
+                          "distinct_op": False, "lite_or": False}
     call = [0] * (SQL_MAX_DEPTH + 1)
     frm = ["NONE"] * (SQL_MAX_DEPTH + 1)
     target = [0] * (SQL_MAX_DEPTH + 1)
@@ -1132,6 +1132,11 @@ def sql_scan(text: str, dialect: str) -> tuple[int, int, list[tuple[str, int, An
         subquery_word = single and w is not None and words[w][0] in (_K["SELECT"], _K["WITH"])
         skip_word = single and (w in ("only", "lateral") or (my and (w in _MY_SKIP or w == "into")))
         reserved = single and w is not None and _never_table(dialect, w)  # csrc/cg_sql.c never_table
+        # SQLite's UPDATE OR {ROLLBACK | ABORT | REPLACE | FAIL | IGNORE} t: the table is after them
+        if frm[d] == "EXPECT" and target[d] and lite and single and (st["lite_or"] or w == "or"):
+            st["lite_or"] = not st["lite_or"]
+            st["prev_word"], st["prev_type"] = w, "WORD"
+            return
         if frm[d] == "EXPECT" and not skip_word and not subquery_word and not reserved:
             frm[d] = "IN"
             if single:
@@ -1177,7 +1182,7 @@ def sql_scan(text: str, dialect: str) -> tuple[int, int, list[tuple[str, int, An
             x.events.append(("S", st["stmt"], st["kind"]))
             st["stmt"] += 1
         st.update(started=False, kind_set=False, kind=0, body=0, prev_word=None, prev_type="END",
-                  explain_next=False, after_dq=False, in_table=None)
+                  explain_next=False, after_dq=False, in_table=None, lite_or=False)
         st["with"] = "NONE"
         st["ctes"] = []
         frm[0], target[0], call[0] = "NONE", 0, 0

@@ -110,7 +110,10 @@ def test_a_failing_audit_sink_stops_allowed_calls(tmp_path):
                                     "Denied by policy: the audit trail cannot record decisions")), text
         wire.close()
     assert [m for m in journal_lines(journal) if m.get("method") == "tools/call"] == []
-    assert b"a call was not forwarded: its decision could not be made durable" in wire.stderr
+    # the sink's failure is named on stderr; "a call was not forwarded" follows only when a call
+    # was waiting as the sink failed (the writer's first record may fail before any call: under
+    # load it does, and every call is then refused by the trail itself)
+    assert b"callgate audit sink failing: OSError" in wire.stderr
 
 
 def test_async_audit_mode_forwards_at_once(tmp_path):

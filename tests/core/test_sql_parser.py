@@ -100,6 +100,10 @@ def test_sqlite_tokens(scan: Any) -> None:
     assert scan("SELECT /* /* */ 1", LITE)[2] == ["S0:select"]
     assert scan("REPLACE INTO t VALUES (1); PRAGMA x", LITE)[2] == ["W0:into", "T0:t", "S0:insert", "S1:set"]
     assert scan("SELECT * FROM 'secret'", LITE)[0] == 6   # SQLite reads that string as a table name
+    # found by fuzz/fuzz_sqlite_diff.py against SQLite's authorizer: the table after OR's word
+    assert scan("UPDATE OR REPLACE u SET a = 1", LITE)[2] == ["W0:update", "T0:u", "S0:update"]
+    assert scan("EXPLAIN UPDATE OR IGNORE s.t SET a = 1", LITE)[2] == ["W0:update", "T0:s.t", "S0:explain"]
+    assert scan("SELECT * FROM t WHERE a IN u OR a IN v", LITE)[2] == ["T0:t", "T0:u", "T0:v", "S0:select"]
     assert scan("SELECT * FROM t WHERE a = 'x'", LITE)[0] == 0
 
 
