@@ -18,7 +18,7 @@ typedef struct cg_sql_word {
 /* a word's role in the scan: what keyword() does with it */
 enum { CG_SQLR_NONE, CG_SQLR_FROM, CG_SQLR_JOIN, CG_SQLR_INTO, CG_SQLR_USING, CG_SQLR_SKIP, CG_SQLR_FOR,
        CG_SQLR_AS, CG_SQLR_RECURSIVE, CG_SQLR_DISTINCT, CG_SQLR_TABLE, CG_SQLR_ENDS, CG_SQLR_UPDATE,
-       CG_SQLR_LOCKWORD,
+       CG_SQLR_LOCKWORD, CG_SQLR_EXPLAIN_OPTION, CG_SQLR_CTE_CLAUSE,
        /* SQLite's own (role_in: none in the other dialects) */
        CG_SQLR_LITE_IN, CG_SQLR_LITE_OPERATOR,
        /* MySQL's own (role_in: none in the other dialects) */
@@ -492,6 +492,9 @@ typedef struct an {
     uint32_t n_ctes;
     uint8_t next_lp_plain;                /* the next '(' is not a call (alias or column list) */
     bool explain_next;                    /* MySQL: the run after EXPLAIN (EXPLAIN t: t's columns) */
+    bool explain_open;                    /* after EXPLAIN and its options, before its statement */
+    bool write_target;                    /* the table expected is written (INTO t, UPDATE t, DELETE
+                                             FROM t): a WITH query's name does not hide it */
     bool after_dq;                        /* MySQL: the last token was a "..." string */
     bool in_table;                        /* SQLite: x IN t, the table expected is IN's */
     bool distinct_op;                     /* the last DISTINCT followed IS or NOT (IS DISTINCT FROM) */
@@ -580,7 +583,7 @@ static void emit_table(an *a) {
         return;
     }
     name_of(a, false);
-    if (is_cte(a)) return;
+    if (!a->write_target && is_cte(a)) return; /* a WITH query's name does not hide a written table */
     if (a->v->table && a->v->table(a->v->ctx, a->stmt, a->name, a->run_len, a->run_parts)) a->stop = true;
 }
 static void emit_function(an *a) {
@@ -607,6 +610,7 @@ static void set_body(an *a, const cg_sql_word *w) {
         (my && k == CG_SQL_K_INSERT)) {
         a->from[a->depth] = FROM_EXPECT;
         a->target[a->depth] = 1;
+        a->write_target = k != CG_SQL_K_SELECT;
     }
     if (my && k == CG_SQL_K_EXPLAIN) a->explain_next = true;
 }
@@ -614,7 +618,14 @@ static void set_body(an *a, const cg_sql_word *w) {
 /* A statement's first word: what it is, and what it reads. */
 static void set_kind(an *a, const cg_sql_word *w) {
     a->kind = w ? w->kind : CG_SQL_K_NONE;
+    a->explain_open = a->kind == CG_SQL_K_EXPLAIN;
     set_body(a, w);
+}
+
+/* A word between EXPLAIN and its statement: ANALYZE, VERBOSE, SQLite's QUERY PLAN, MySQL's
+   FORMAT=JSON (the word after '=' too), EXTENDED, PARTITIONS. */
+static bool explain_option(const an *a, const cg_sql_word *w) {
+    return role_in(a->L.dialect, w) == CG_SQLR_EXPLAIN_OPTION || a->prev_type == T_OP;
 }
 
 /* A word that begins a statement EXPLAIN may show (EXPLAIN ANALYZE runs it). */
@@ -652,8 +663,16 @@ static void keyword(an *a, const cg_sql_word *w, const tok *next) {
         if (a->kind == CG_SQL_K_WITH) a->kind = w->kind; /* WITH ... INSERT is an insert */
         set_body(a, w);
         a->with = WITH_NONE;
-    } else if (a->body == CG_SQL_K_EXPLAIN && d == 0 && explained(w)) { /* EXPLAIN [options] statement */
-        set_body(a, w);
+    } else if (a->explain_open && d == 0 && !explain_option(a, w)) { /* EXPLAIN [options] statement */
+        a->explain_open = false;
+        if (explained(w)) {
+            set_body(a, w);
+        } else { /* EXPLAIN ANALYZE CREATE ... AS, DECLARE, EXECUTE: that statement, whose tables are not read */
+            a->kind = a->body = w ? w->kind : CG_SQL_K_NONE;
+            if (a->kind == CG_SQL_K_EXPLAIN) a->kind = a->body = CG_SQL_K_NONE;
+        }
+    } else if (a->explain_open && d == 0 && next->type == T_LP) { /* EXPLAIN ANALYZE (SELECT ...) */
+        a->next_lp_plain = 1;
     }
     if (!w) return;
     int r = role_in(a->L.dialect, w);
@@ -672,6 +691,8 @@ static void keyword(an *a, const cg_sql_word *w, const tok *next) {
         if (!a->call[d] && !(role_in(a->L.dialect, a->prev_word) == CG_SQLR_DISTINCT && a->distinct_op)) {
             a->from[d] = FROM_EXPECT;
             a->target[d] = 0;
+            /* DELETE FROM t: t is written */
+            a->write_target = a->prev_type == T_WORD && a->prev_word && a->prev_word->kind == CG_SQL_K_DELETE;
         }
         break;
     case CG_SQLR_DISTINCT:
@@ -686,6 +707,7 @@ static void keyword(an *a, const cg_sql_word *w, const tok *next) {
             ((a->body == CG_SQL_K_SELECT || a->body == CG_SQL_K_WITH) && a->L.dialect != CG_SQL_MYSQL)) {
             a->from[d] = FROM_EXPECT;
             a->target[d] = 1;
+            a->write_target = true;
         } else {
             a->from[d] = FROM_NONE;
         }
@@ -702,7 +724,11 @@ static void keyword(an *a, const cg_sql_word *w, const tok *next) {
         if (a->prev_type == T_LP && d > 0) {
             a->from[d] = FROM_EXPECT;
             a->target[d] = 1;
+            a->write_target = true;
         }
+        break;
+    case CG_SQLR_CTE_CLAUSE: /* its column list's commas would read as new WITH queries: not read */
+        if (d == 0 && a->with == WITH_AFTER_BODY) fail(a, CG_SQL_CTE_CLAUSE);
         break;
     case CG_SQLR_TABLE: /* ... UNION TABLE t (and TRUNCATE TABLE t, ...): a table follows */
         a->from[d] = FROM_EXPECT;
@@ -758,16 +784,20 @@ static void finish_run(an *a, const tok *next) {
     bool my = a->L.dialect == CG_SQL_MYSQL;
     int r = role_in(a->L.dialect, w);
     if (!single_word) run_writes(a);
+    bool in_item = a->in_table; /* x IN t: this run is IN's table, whatever its word */
+    a->in_table = false;
     if (a->explain_next) { /* MySQL: EXPLAIN t (DESCRIBE t) reads t's columns: t is a table */
         a->explain_next = false;
-        if (d == 0 && !w) {
+        if (d == 0 && !(w && (w->kind != CG_SQL_K_NONE || r == CG_SQLR_EXPLAIN_OPTION || r == CG_SQLR_FOR))) {
+            a->explain_open = false;
+            if (single_word) word_writes(a, w);
             emit_table(a);
             a->prev_word = NULL;
             a->prev_type = T_WORD;
             return;
         }
     }
-    if (a->with == WITH_NAME && d == 0 && !(single_word && r == CG_SQLR_RECURSIVE)) { /* a WITH query's name */
+    if (a->with == WITH_NAME && d == 0 && !in_item && !(single_word && r == CG_SQLR_RECURSIVE)) { /* a WITH query's name */
         if (a->n_ctes == CG_SQL_MAX_CTES) {
             fail(a, CG_SQL_CTES);
             return;
@@ -787,18 +817,21 @@ static void finish_run(an *a, const tok *next) {
     /* a FROM item: a table, a table function, unless the word opens a subquery there
        (SELECT, VALUES, TABLE, WITH) or is ONLY / LATERAL (in MySQL also INSERT's INTO,
        LOW_PRIORITY, IGNORE, ...) */
-    bool subquery_word = single_word && w && (w->kind == CG_SQL_K_SELECT || w->kind == CG_SQL_K_WITH);
-    bool skip_word = single_word && (r == CG_SQLR_SKIP || (my && r == CG_SQLR_INTO));
+    /* (VALUES not before '(' is a table's name: DELETE FROM values) */
+    bool subquery_word = single_word && w && (w->kind == CG_SQL_K_SELECT || w->kind == CG_SQL_K_WITH) &&
+                         !(WORD_IS(w, "values") && next->type != T_LP);
+    /* (SQLite has no ONLY or LATERAL: there they are names) */
+    bool skip_word = single_word && ((r == CG_SQLR_SKIP && a->L.dialect != CG_SQL_SQLITE) || (my && r == CG_SQLR_INTO));
     bool reserved = single_word && never_table(a->L.dialect, w, r);
     /* SQLite's UPDATE OR {ROLLBACK | ABORT | REPLACE | FAIL | IGNORE} t: the table is after them */
-    if (a->from[d] == FROM_EXPECT && a->target[d] && a->L.dialect == CG_SQL_SQLITE && single_word &&
+    if (!in_item && a->from[d] == FROM_EXPECT && a->target[d] && a->L.dialect == CG_SQL_SQLITE && single_word &&
         (a->lite_or || WORD_IS(w, "or"))) {
         a->lite_or = !a->lite_or;
         a->prev_word = w;
         a->prev_type = T_WORD;
         return;
     }
-    if (a->from[d] == FROM_EXPECT && !skip_word && !subquery_word && !reserved) {
+    if (in_item || (a->from[d] == FROM_EXPECT && !skip_word && !subquery_word && !reserved)) {
         a->from[d] = FROM_IN;
         if (single_word) word_writes(a, w);
         if (r == CG_SQLR_MY_DUAL && single_word) { /* MySQL's FROM DUAL: no table */
@@ -810,8 +843,8 @@ static void finish_run(an *a, const tok *next) {
             if (next->type == T_LP) a->next_lp_plain = 1; /* INSERT INTO t (columns) */
         }
         a->target[d] = 0;
-        if (a->in_table) { /* x IN t: the clause IN stood in goes on */
-            a->in_table = false;
+        a->write_target = false;
+        if (in_item) { /* x IN t: the clause IN stood in goes on */
             a->from[d] = a->in_from;
             a->target[d] = a->in_target;
         }
@@ -844,7 +877,7 @@ static void end_statement(an *a) {
     a->started = a->kind_set = false;
     a->kind = a->body = CG_SQL_K_NONE;
     a->with = WITH_NONE;
-    a->explain_next = a->after_dq = a->in_table = false;
+    a->explain_next = a->explain_open = a->after_dq = a->in_table = a->write_target = false;
     a->lite_or = 0;
     a->n_ctes = 0;
     a->from[0] = FROM_NONE;
@@ -889,6 +922,10 @@ int cg_sql_scan(const uint8_t *s, size_t n, unsigned dialect, const cg_sql_visit
                 run_add(&a, &t);
                 continue;
             }
+            if (a.run_dot && t.type == T_STRING && dialect == CG_SQL_SQLITE) {
+                fail(&a, CG_SQL_NAME); /* main.'secret': SQLite reads the string as a name */
+                break;
+            }
             finish_run(&a, &t);
             if (a.L.err || a.stop) break;
         }
@@ -926,6 +963,7 @@ int cg_sql_scan(const uint8_t *s, size_t n, unsigned dialect, const cg_sql_visit
             a.target[a.depth] = 0;
             a.next_lp_plain = 0;
             a.started = true;
+            a.write_target = false;
             break;
         }
         case T_RP:

@@ -61,7 +61,8 @@ const char *cg_sql_kind_text(int kind);
     X(NAME, "has a name too long or not canonical (quoted with escapes, too many parts)") \
     X(CTES, "has more than 32 WITH queries")                                           \
     X(MODE, "has a quote or backslash whose reading sql_mode decides (ANSI_QUOTES, NO_BACKSLASH_ESCAPES)") \
-    X(HIDDEN, "has an executable comment, optimizer hint or client command (/*! */, /*+ */, DELIMITER, \\)")
+    X(HIDDEN, "has an executable comment, optimizer hint or client command (/*! */, /*+ */, DELIMITER, \\)") \
+    X(CTE_CLAUSE, "has a WITH query's SEARCH or CYCLE clause")
 enum cg_sql_status {
 #define CG_SQL_ST_ENUM(name, text) CG_SQL_##name,
     CG_SQL_STATUSES(CG_SQL_ST_ENUM)

@@ -54,6 +54,11 @@ ROLES = {"from": "FROM", "join": "JOIN", "into": "INTO", "using": "USING", "only
          "union": "ENDS", "except": "ENDS", "intersect": "ENDS", "window": "ENDS", "fetch": "ENDS",
          "returning": "ENDS", "values": "ENDS", "set": "ENDS", "qualify": "ENDS", "select": "ENDS",
          "update": "UPDATE", "share": "LOCKWORD", "no": "LOCKWORD", "key": "LOCKWORD",
+         # what may stand between EXPLAIN and its statement; a WITH query's SEARCH / CYCLE clause
+         "analyze": "EXPLAIN_OPTION", "analyse": "EXPLAIN_OPTION", "verbose": "EXPLAIN_OPTION",
+         "query": "EXPLAIN_OPTION", "plan": "EXPLAIN_OPTION", "format": "EXPLAIN_OPTION",
+         "extended": "EXPLAIN_OPTION", "partitions": "EXPLAIN_OPTION",
+         "search": "CTE_CLAUSE", "cycle": "CTE_CLAUSE",
          # SQLite only: IN before a name reads a table (x IN t), and the operators that are also
          # functions (x REGEXP y calls regexp(y, x); regexp(y, x) alone is a call)
          "in": "LITE_IN", "match": "LITE_OPERATOR", "regexp": "LITE_OPERATOR", "glob": "LITE_OPERATOR",

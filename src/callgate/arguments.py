@@ -611,14 +611,15 @@ def path_check(value: str, style: str = "posix", within: Optional[list[str]] = N
 SQL_KINDS = ("other", "select", "with", "insert", "update", "delete", "merge", "DDL", "copy", "call", "set",
              "explain", "transaction control")
 (SQL_OK, SQL_EMPTY, SQL_UNTERMINATED, SQL_BACKSLASH, SQL_DEPTH, SQL_SEMICOLON, SQL_NAME,
- SQL_CTES, SQL_MODE, SQL_HIDDEN) = range(10)
+ SQL_CTES, SQL_MODE, SQL_HIDDEN, SQL_CTE_CLAUSE) = range(11)
 SQL_STATUS = ("scanned", "has no statement", "has an unterminated string, comment or quoted name",
               "has a backslash in a standard string (standard_conforming_strings decides)",
               "has unbalanced or too deeply nested parentheses", "has a ';' inside parentheses",
               "has a name too long or not canonical (quoted with escapes, too many parts)",
               "has more than 32 WITH queries",
               "has a quote or backslash whose reading sql_mode decides (ANSI_QUOTES, NO_BACKSLASH_ESCAPES)",
-              "has an executable comment, optimizer hint or client command (/*! */, /*+ */, DELIMITER, \\)")
+              "has an executable comment, optimizer hint or client command (/*! */, /*+ */, DELIMITER, \\)",
+              "has a WITH query's SEARCH or CYCLE clause")
 SQL_MAX_DEPTH, SQL_NAME_MAX, SQL_MAX_CTES = 64, 200, 32
 _K = {name: i for i, name in enumerate(("NONE", "SELECT", "WITH", "INSERT", "UPDATE", "DELETE", "MERGE", "DDL",
                                         "COPY", "CALL", "SET", "EXPLAIN", "TRANSACTION"))}
@@ -965,7 +966,8 @@ def sql_scan(text: str, dialect: str) -> tuple[int, int, list[tuple[str, int, An
     st: dict[str, Any] = {"stmt": 0, "depth": 0, "kind": 0, "body": 0, "started": False, "kind_set": False,
                           "with": "NONE", "ctes": [], "plain": 0, "prev_word": None, "prev_type": "END",
                           "explain_next": False, "after_dq": False, "in_table": None,
-                          "distinct_op": False, "lite_or": False}
+                          "distinct_op": False, "lite_or": False, "explain_open": False,
+                          "write_target": False}
     call = [0] * (SQL_MAX_DEPTH + 1)
     frm = ["NONE"] * (SQL_MAX_DEPTH + 1)
     target = [0] * (SQL_MAX_DEPTH + 1)
@@ -1023,12 +1025,17 @@ def sql_scan(text: str, dialect: str) -> tuple[int, int, list[tuple[str, int, An
             st["with"] = "NAME"
         if k == _K["UPDATE"] or (k == _K["SELECT"] and w == "table") or (my and k == _K["INSERT"]):
             frm[st["depth"]], target[st["depth"]] = "EXPECT", 1
+            st["write_target"] = k != _K["SELECT"]
         if my and k == _K["EXPLAIN"]:
             st["explain_next"] = True
 
     def set_kind(w: Optional[str]) -> None:
         st["kind"] = words[w][0] if w is not None else 0
+        st["explain_open"] = st["kind"] == _K["EXPLAIN"]
         set_body(w)
+
+    def explain_option(w: Optional[str]) -> bool:  # csrc/cg_sql.c explain_option
+        return (w is not None and _sql_role(dialect, w) == "EXPLAIN_OPTION") or st["prev_type"] == "OP"
 
     def explained(w: Optional[str]) -> bool:
         return w is not None and words[w][0] in _EXPLAINED
@@ -1060,8 +1067,15 @@ def sql_scan(text: str, dialect: str) -> tuple[int, int, list[tuple[str, int, An
                 st["kind"] = words[w][0]
             set_body(w)
             st["with"] = "NONE"
-        elif st["body"] == _K["EXPLAIN"] and d == 0 and explained(w):
-            set_body(w)
+        elif st["explain_open"] and d == 0 and not explain_option(w):  # EXPLAIN [options] statement
+            st["explain_open"] = False
+            if explained(w):
+                set_body(w)
+            else:  # EXPLAIN ANALYZE CREATE ... AS, DECLARE, EXECUTE: that statement
+                k = words[w][0] if w is not None else 0
+                st["kind"] = st["body"] = 0 if k == _K["EXPLAIN"] else k
+        elif st["explain_open"] and d == 0 and nxt.type == "LP":  # EXPLAIN ANALYZE (SELECT ...)
+            st["plain"] = 1
         if w is None:
             return
         if st["with"] == "NAME" and d == 0 and w == "recursive":
@@ -1079,17 +1093,23 @@ def sql_scan(text: str, dialect: str) -> tuple[int, int, list[tuple[str, int, An
         if w == "from":
             if not call[d] and not (st["prev_word"] == "distinct" and st["distinct_op"]):
                 frm[d], target[d] = "EXPECT", 0
+                st["write_target"] = (st["prev_type"] == "WORD" and st["prev_word"] is not None
+                                      and words[st["prev_word"]][0] == _K["DELETE"])  # DELETE FROM t
         elif w == "join" or (my and w == "straight_join"):
             frm[d], target[d] = "EXPECT", 0
         elif w == "into" and (st["body"] in (_K["INSERT"], _K["MERGE"])
                               or (st["body"] in (_K["SELECT"], _K["WITH"]) and not my)):
             frm[d], target[d] = "EXPECT", 1
+            st["write_target"] = True
         elif w == "using" and nxt.type != "LP":
             frm[d], target[d] = "EXPECT", 0
         elif w in ("only", "lateral"):
             pass
         elif w == "update" and st["prev_type"] == "LP" and d > 0:  # (UPDATE t ...): a WITH query
             frm[d], target[d] = "EXPECT", 1
+            st["write_target"] = True
+        elif w in ("search", "cycle") and d == 0 and st["with"] == "AFTER_BODY":
+            fail(SQL_CTE_CLAUSE)  # its column list's commas would read as new WITH queries
         elif w == "table":
             frm[d], target[d] = "EXPECT", 1
         elif w in _ENDS_FROM:
@@ -1103,21 +1123,27 @@ def sql_scan(text: str, dialect: str) -> tuple[int, int, list[tuple[str, int, An
         w = word_of(r)
         single = r["parts"] == 1 and not r["quoted"]
         name = name_of(r, False)
-        if not single:  # "a word that writes ... anywhere": the parts of a dotted name too
-            for part, q in r["raw"]:
+        if not single:  # "a word that writes ... anywhere": the parts of a dotted name too (3 at most)
+            for part, q in r["raw"][:3]:
                 lw = part.lower().decode("utf-8", "replace")
                 if not q and lw in words:
                     word_writes(lw)
+        in_item = st["in_table"] is not None  # x IN t: this run is IN's table, whatever its word
+        in_saved, st["in_table"] = st["in_table"], None
         if st["explain_next"]:  # MySQL: EXPLAIN t reads t's columns
             st["explain_next"] = False
-            if d == 0 and w is None:
+            if d == 0 and not (w is not None and (words[w][0] != 0 or _sql_role(dialect, w) in ("EXPLAIN_OPTION",
+                                                                                                  "FOR"))):
+                st["explain_open"] = False
+                if single:
+                    word_writes(w)
                 if r["bad"]:
                     return fail(SQL_NAME)
                 if not (r["parts"] == 1 and len(r["name"]) <= 64 and name in st["ctes"]):
                     x.events.append(("T", st["stmt"], (name, r["parts"])))
                 st["prev_word"], st["prev_type"] = None, "WORD"
                 return
-        if st["with"] == "NAME" and d == 0 and not (single and w == "recursive"):
+        if st["with"] == "NAME" and d == 0 and not in_item and not (single and w == "recursive"):
             if len(st["ctes"]) == SQL_MAX_CTES:
                 return fail(SQL_CTES)
             if r["parts"] != 1 or r["bad"] or len(r["name"]) > 64:
@@ -1129,15 +1155,16 @@ def sql_scan(text: str, dialect: str) -> tuple[int, int, list[tuple[str, int, An
             if nxt.type == "LP":
                 st["plain"] = 1
             return
-        subquery_word = single and w is not None and words[w][0] in (_K["SELECT"], _K["WITH"])
-        skip_word = single and (w in ("only", "lateral") or (my and (w in _MY_SKIP or w == "into")))
+        subquery_word = (single and w is not None and words[w][0] in (_K["SELECT"], _K["WITH"])
+                         and not (w == "values" and nxt.type != "LP"))  # DELETE FROM values: a table
+        skip_word = single and ((w in ("only", "lateral") and not lite) or (my and (w in _MY_SKIP or w == "into")))
         reserved = single and w is not None and _never_table(dialect, w)  # csrc/cg_sql.c never_table
         # SQLite's UPDATE OR {ROLLBACK | ABORT | REPLACE | FAIL | IGNORE} t: the table is after them
-        if frm[d] == "EXPECT" and target[d] and lite and single and (st["lite_or"] or w == "or"):
+        if not in_item and frm[d] == "EXPECT" and target[d] and lite and single and (st["lite_or"] or w == "or"):
             st["lite_or"] = not st["lite_or"]
             st["prev_word"], st["prev_type"] = w, "WORD"
             return
-        if frm[d] == "EXPECT" and not skip_word and not subquery_word and not reserved:
+        if in_item or (frm[d] == "EXPECT" and not skip_word and not subquery_word and not reserved):
             frm[d] = "IN"
             if single:
                 word_writes(w)
@@ -1148,15 +1175,15 @@ def sql_scan(text: str, dialect: str) -> tuple[int, int, list[tuple[str, int, An
             elif nxt.type == "LP" and not target[d]:
                 x.events.append(("F", st["stmt"], (name_of(r, True), r["parts"])))
                 st["plain"] = 2
-            else:
-                if not (r["parts"] == 1 and len(r["name"]) <= 64 and name in st["ctes"]):
+            else:  # (a WITH query's name does not hide a written table)
+                if st["write_target"] or not (r["parts"] == 1 and len(r["name"]) <= 64 and name in st["ctes"]):
                     x.events.append(("T", st["stmt"], (name, r["parts"])))
                 if nxt.type == "LP":
                     st["plain"] = 1
             target[d] = 0
-            if st["in_table"] is not None:  # x IN t: the clause IN stood in goes on
-                frm[d], target[d] = st["in_table"]
-                st["in_table"] = None
+            st["write_target"] = False
+            if in_saved is not None:  # x IN t: the clause IN stood in goes on
+                frm[d], target[d] = in_saved
             st["prev_word"] = None
             return
         if single:
@@ -1182,7 +1209,8 @@ def sql_scan(text: str, dialect: str) -> tuple[int, int, list[tuple[str, int, An
             x.events.append(("S", st["stmt"], st["kind"]))
             st["stmt"] += 1
         st.update(started=False, kind_set=False, kind=0, body=0, prev_word=None, prev_type="END",
-                  explain_next=False, after_dq=False, in_table=None, lite_or=False)
+                  explain_next=False, after_dq=False, in_table=None, lite_or=False, explain_open=False,
+                  write_target=False)
         st["with"] = "NONE"
         st["ctes"] = []
         frm[0], target[0], call[0] = "NONE", 0, 0
@@ -1207,6 +1235,9 @@ def sql_scan(text: str, dialect: str) -> tuple[int, int, list[tuple[str, int, An
                 run["dot"] = False
                 run_add(run, t)
                 continue
+            if run["dot"] and t.type == "STRING" and lite:  # main.'secret': SQLite reads a name
+                fail(SQL_NAME)
+                break
             r, run = run, None
             finish_run(r, t)
             if x.err:
@@ -1230,6 +1261,7 @@ def sql_scan(text: str, dialect: str) -> tuple[int, int, list[tuple[str, int, An
             frm[d + 1], target[d + 1] = ("EXPECT" if item else "NONE"), 0
             st["plain"] = 0
             st["started"] = True
+            st["write_target"] = False
         elif t.type == "RP":
             if d == 0:
                 fail(SQL_DEPTH)
@@ -1295,7 +1327,9 @@ def sql_check(value: str, dialect: str, read_only: bool = False, max_statements:
     tables = None if tables_in is None else {fold(x) for x in tables_in}
     functions = {fold_function(x) for x in functions_allowed or ()}
     tabled = schemas is not None or tables is not None
-    first_f: Optional[str] = None
+    # (as csrc/cg_check.c: a read_only failure in any statement speaks before a table failure)
+    first_ro: Optional[str] = None
+    first_tab: Optional[str] = None
     first_u: Optional[str] = None
     ro: Optional[str] = None
     tab: Optional[tuple[str, str]] = None
@@ -1325,24 +1359,19 @@ def sql_check(value: str, dialect: str, read_only: bool = False, max_statements:
             kinds.append(SQL_KINDS[kind])
             query = kind in (_K["SELECT"], _K["EXPLAIN"])
             dml = query or kind in (_K["INSERT"], _K["UPDATE"], _K["DELETE"], _K["MERGE"])
-            fail: Optional[tuple[str, str]] = None
-            if read_only and not query:
-                fail = ("F", f"statement {stmt + 1} is {SQL_KINDS[kind]}")
-            elif read_only and ro is not None:
-                fail = ("F", ro)
-            elif tabled and not dml:
-                fail = ("U", "")
-            elif tabled and tab is not None:
-                fail = tab
-            if fail is not None:
-                if fail[0] == "U" and first_u is None:
-                    first_u = "U"
-                elif fail[0] == "F" and first_f is None:
-                    first_f = fail[1]
+            if read_only and first_ro is None:
+                first_ro = f"statement {stmt + 1} is {SQL_KINDS[kind]}" if not query else ro
+            if tabled and first_tab is None:
+                fail = ("U", "") if not dml else tab
+                if fail is not None and fail[0] == "U":
+                    first_u = first_u or "U"
+                elif fail is not None:
+                    first_tab = fail[1]
             ro, tab = None, None
     found = f"{count} statement{'s' if count != 1 else ''}: {', '.join(kinds)}"
     if max_statements is not None and count > max_statements:
         return "F", found
+    first_f = first_ro if first_ro is not None else first_tab
     if first_f is not None:
         return "F", f"{found}; {first_f}"
     return ("U" if first_u else "T"), found

@@ -521,6 +521,9 @@ def analyze(toks: list[Tok], dialect: str) -> Statement:
             i = j
             continue
         if w is not None and f["q"] and w in TABLE_WORDS:
+            # "CTE names are not tables", but a written table (INSERT INTO, UPDATE, DELETE FROM,
+            # MERGE INTO) is never a WITH query's: the servers write the table of that name
+            f["write"] = w in ("into", "update") or (w == "from" and _word(toks, i - 1, "delete"))
             if w == "from":
                 # x IS [NOT] DISTINCT FROM y is an operator; SELECT x distinct FROM t a bare label
                 f["tbl"] = None if _word(toks, i - 1, "distinct") and _word(toks, i - 2, "is", "not") else "expect"
@@ -578,8 +581,9 @@ def analyze(toks: list[Tok], dialect: str) -> Statement:
             if call and f["tbl"] == "expect":
                 st.events.append(("F", parts))   # FROM f(x): a function, not a table
             else:
-                if parts[-1] not in ctes or len(parts) > 1:
+                if f.get("write") or parts[-1] not in ctes or len(parts) > 1:
                     st.events.append(("T", parts))
+                f["write"] = False
                 if j < n and toks[j].kind == "(":       # INSERT INTO t (a, b)
                     f["tbl"] = "after1"
                     stack.append({"q": False, "tbl": None, "from_table": False})
