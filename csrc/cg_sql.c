@@ -767,7 +767,8 @@ static bool after_operand(const an *a) {
    `SELECT 1 join INTO t` as SELECT INTO. (SET, VALUES, QUALIFY, and in MySQL OFFSET, FETCH,
    RETURNING, may name a table; SQLite lets most keywords name one.) */
 static bool never_table(unsigned dialect, const cg_sql_word *w, int r) {
-    if (r == CG_SQLR_INTO) return true;
+    if (r == CG_SQLR_INTO || r == CG_SQLR_FROM) return true; /* SELECT 1 JOIN 'x' FROM t */
+    if (r == CG_SQLR_JOIN) return dialect != CG_SQL_SQLITE;
     if (dialect == CG_SQL_SQLITE || (r != CG_SQLR_FOR && r != CG_SQLR_ENDS)) return false;
     if (r == CG_SQLR_FOR) return true;
     if (WORD_IS(w, "set") || WORD_IS(w, "values") || WORD_IS(w, "qualify")) return false;

@@ -648,8 +648,10 @@ def _sql_role(dialect: str, word: str) -> Optional[str]:
 def _never_table(dialect: str, word: str) -> bool:
     """csrc/cg_sql.c never_table: a clause word the dialect reserves, never a table's name."""
     role = _sql_role(dialect, word)
-    if role == "INTO":
+    if role in ("INTO", "FROM"):
         return True
+    if role in ("JOIN", "MY_JOIN"):
+        return dialect != "sqlite"
     if dialect == "sqlite" or role not in ("FOR", "ENDS"):
         return False
     if role == "FOR":

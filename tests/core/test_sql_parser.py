@@ -106,6 +106,7 @@ def test_postgres_bypass_forms(scan: Any, sql: str, events: list[str]) -> None:
     (LITE, "EXPLAIN QUERY PLAN SELECT * FROM t", ["T0:t", "S0:explain"]),
     (PG, "EXPLAIN (ANALYZE, VERBOSE) SELECT * FROM t", ["T0:t", "S0:explain"]),
     (PG, "EXPLAIN ANALYZE (SELECT 1 FROM secret)", ["T0:secret", "S0:explain"]),   # fuzz_sql_diff
+    (PG, "SELECT JOIN 'x' FROM secret", ["T0:secret", "S0:select"]),               # fuzz_sql_diff
 ])
 def test_review_bypass_forms(scan: Any, dialect: int, sql: str, events: list[str]) -> None:
     """Pins the forms an adversarial review found (each was a tables_in bypass or a name
