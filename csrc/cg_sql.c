@@ -95,11 +95,11 @@ int cg_sql_builtin(unsigned dialect, const uint8_t *name, uint32_t n) {
     return w && (w->flags & flag) != 0;
 }
 
-/* A word's role in the dialect: SQLite's own roles act in SQLite only, MySQL's in MySQL only
-   (MY_SKIP as SKIP, MY_JOIN as JOIN); elsewhere such a word is a name like any other. */
 /* w (a known word, or NULL) is the word lit */
 #define WORD_IS(w, lit) ((w) && (w)->len == sizeof lit - 1 && cg_memcmp((w)->text, lit, sizeof lit - 1) == 0)
 
+/* A word's role in the dialect: SQLite's own roles act in SQLite only, MySQL's in MySQL only
+   (MY_SKIP as SKIP, MY_JOIN as JOIN); elsewhere such a word is a name like any other. */
 static int role_in(unsigned dialect, const cg_sql_word *w) {
     int r = w ? w->role : CG_SQLR_NONE;
     if (r < CG_SQLR_LITE_IN) return r;
