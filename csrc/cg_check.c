@@ -344,9 +344,11 @@ static int sql_on_table(void *ctx, uint32_t stmt, const uint8_t *name, uint32_t 
     return 0;
 }
 
-static int sql_on_function(void *ctx, uint32_t stmt, const uint8_t *name, uint32_t n, uint32_t parts) {
+static int sql_on_function(void *ctx, uint32_t stmt, const uint8_t *name, uint32_t n, uint32_t parts,
+                           int builtin) {
     sql_state *st = ctx;
-    bool known = (parts == 1 && cg_sql_builtin(st->dialect, name, n)) ||
+    (void)parts;
+    bool known = builtin ||
                  (st->functions != CG_NONE_SET && set_has_bytes(st->p, st->functions, name, n));
     if (known) return 0;
     if (st->read_only) note(&st->ro, SQLF_FUNCTION, stmt, name, n);

@@ -48,6 +48,13 @@ const char *cg_sql_status_text(int status) {
 
 static inline uint8_t lower(uint8_t c) { return cg_sql_fold[c]; }
 
+/* Inlined into the scan loop whatever the compiler's estimate: the per-token helpers */
+#if defined(__GNUC__) || defined(__clang__)
+#define SQL_HOT static inline __attribute__((always_inline))
+#else
+#define SQL_HOT static inline
+#endif
+
 /* ---- a word's first eight bytes at once (read little-endian), for word_of ---- */
 #define ONES 0x0101010101010101ull
 #define HIGHS 0x8080808080808080ull
@@ -60,30 +67,34 @@ static inline uint64_t between(uint64_t t, uint8_t lo, uint8_t hi) {
 static inline uint64_t fold8(uint64_t x) { return x + ((between(x & ~HIGHS, 'A', 'Z') & ~x) >> 2); }
 /* The entry of the word s[0..n) (avail >= n bytes readable at s): with fold, ASCII letters
    of any case (an unquoted word as written); without, the bytes exactly (a canonical name,
-   already lower case). NULL when it is not a word of the table. */
-static const cg_sql_word *word_of(const uint8_t *s, uint32_t n, uint32_t avail, bool fold) {
-    if (n == 0 || n > CG_SQLW_MAXLEN) return NULL;
-    const uint8_t *f = cg_sql_fold;
-    uint64_t head = 0;
-    uint32_t m = n < 8 ? n : 8, k;
+   already lower case). NULL when it is not a word of the table. Its bucket comes from the
+   word's first 8 bytes and length, which the comparison needs anyway: no loop over the word
+   unless it is longer than 8 bytes and its head matches. */
+SQL_HOT const cg_sql_word *word_of(const uint8_t *s, uint32_t n, uint32_t avail, bool fold) {
+    if (n < CG_SQLW_MINLEN || n > CG_SQLW_MAXLEN) return NULL;
+    uint64_t head;
     if (avail >= 8) {
         head = cg_rd64(s);
         if (n < 8) head &= (1ull << (n << 3)) - 1;
-        if (fold) head = fold8(head);
-    } else if (fold) {
-        for (k = 0; k < m; k++) head |= (uint64_t)f[s[k]] << (k << 3);
-    } else {
-        for (k = 0; k < m; k++) head |= (uint64_t)s[k] << (k << 3);
+    } else { /* byte by byte: a canonical name the scan has just written a byte at a time
+                (cg_sql_builtin), which a wider load would stall on */
+        head = 0;
+        for (uint32_t k = 0; k < n; k++) head |= (uint64_t)s[k] << (k << 3);
     }
-    uint8_t last = fold ? f[s[n - 1]] : s[n - 1];
-    uint32_t b = CG_SQLW_SLOT(n, (uint8_t)head, last);
+    if (fold) head = fold8(head);
+    uint32_t b = CG_SQLW_SLOT(head, n);
     for (uint32_t e = cg_sql_word_first[b]; e < cg_sql_word_first[b + 1] && e < CG_SQLW_COUNT; e++) {
         const cg_sql_word *w = &cg_sql_words[e];
         if (w->head != head || w->len != n) continue;
-        if (fold)
-            for (k = 8; k < n && (uint8_t)w->text[k] == f[s[k]];) k++;
-        else
-            for (k = 8; k < n && (uint8_t)w->text[k] == s[k];) k++;
+        /* bytes 8..n, 8 at a time, the last 8 overlapping (n <= avail: all readable) */
+        uint32_t k = 8;
+        const uint8_t *t = (const uint8_t *)w->text;
+        while (k < n) {
+            k = k + 8 <= n ? k : n - 8;
+            uint64_t x = cg_rd64(s + k);
+            if ((fold ? fold8(x) : x) != cg_rd64(t + k)) break;
+            k += 8;
+        }
         if (k >= n) return w;
     }
     return NULL;
@@ -147,6 +158,48 @@ static const uint8_t cls_table[256] = { /* C_* bits of each byte (bytes >= 0x80 
 /* the token a byte that starts no longer token is, when one of ( ) , ; . (0: any other, T_OP) */
 static const uint8_t punct_table[256] = {['('] = T_LP, [')'] = T_RP, [','] = T_COMMA, [';'] = T_SEMI, ['.'] = T_DOT};
 static uint8_t cls_of(uint8_t c) { return cls_table[c]; }
+/* Where a run of name bytes (C_NAME) that starts at i ends. With
+   SSE2 (every x86-64), 16 bytes are classified at once and the end is the first byte that is
+   not of the class: a loop byte by byte costs a mispredicted exit on almost every token,
+   whose lengths vary; the last 15 bytes of the input, and builds without SSE2 (wasm), go
+   byte by byte. */
+#if defined(__SSE2__) || defined(_M_X64) || defined(_M_AMD64)
+#define CG_SQL_SSE2 1
+#include <emmintrin.h>
+#if defined(_MSC_VER) && !defined(__clang__)
+#include <intrin.h>
+static inline uint32_t ctz16(uint32_t m) {
+    unsigned long k;
+    _BitScanForward(&k, m);
+    return (uint32_t)k;
+}
+#else
+static inline uint32_t ctz16(uint32_t m) { return (uint32_t)__builtin_ctz(m); }
+#endif
+/* 0x80 in each byte of v that lies in [lo, lo + span), compared as unsigned (SSE2 compares
+   signed: shifting by 128 - lo puts the range at the bottom of the signed bytes) */
+static inline __m128i in_range(__m128i v, int lo, int span) {
+    return _mm_cmplt_epi8(_mm_add_epi8(v, _mm_set1_epi8((char)(128 - lo))), _mm_set1_epi8((char)(-128 + span)));
+}
+static inline uint32_t name_bytes16(const uint8_t *p) { /* bit k: p[k] continues a name */
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    __m128i letter = in_range(_mm_or_si128(v, _mm_set1_epi8(0x20)), 'a', 26);
+    __m128i other = _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('_')), _mm_cmpeq_epi8(v, _mm_set1_epi8('$')));
+    /* v itself: its sign bit is set in bytes >= 0x80, which continue names */
+    return (uint32_t)_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(letter, in_range(v, '0', 10)), _mm_or_si128(other, v)));
+}
+#endif
+static inline uint32_t name_end(const uint8_t *s, uint32_t i, uint32_t n) {
+#ifdef CG_SQL_SSE2
+    for (; n - i >= 16; i += 16) {
+        uint32_t m = ~name_bytes16(s + i) & 0xffffu;
+        if (m) return i + ctz16(m);
+    }
+#endif
+    while (i < n && (cls_table[s[i]] & C_NAME)) i++;
+    return i;
+}
+
 static bool ident_start(uint8_t c) { return (cls_of(c) & C_START) != 0; }
 static bool ident_char(uint8_t c) { return (cls_of(c) & C_NAME) != 0; }
 static bool digit(uint8_t c) { return (cls_of(c) & C_DIGIT) != 0; }
@@ -327,7 +380,7 @@ static int dollar(lexer *L) {
 }
 
 /* next_token for MySQL, from the token's first byte c (c1 the next, or 0): out of line. */
-CG_NOINLINE static tok my_token(lexer *L, uint32_t start, uint8_t c, uint8_t c1) {
+CG_NOINLINE static void my_token(lexer *L, uint32_t start, uint8_t c, uint8_t c1, tok *out) {
     tok t = {T_END, 0, start, 0};
     if (c == '\'' || c == '"' || ((c == 'x' || c == 'X' || c == 'b' || c == 'B' || c == 'n' || c == 'N') && c1 == '\'')) {
         if (c != '\'' && c != '"') L->i++; /* X'..', B'..', N'..' */
@@ -339,7 +392,8 @@ CG_NOINLINE static tok my_token(lexer *L, uint32_t start, uint8_t c, uint8_t c1)
         t.quote = c;
         t.off = start + 1;
         t.len = ok ? L->i - 1 - t.off : 0;
-        return t;
+        *out = t;
+        return;
     } else if (c == '?') {
         L->i++;
         t.type = T_PARAM;
@@ -365,30 +419,55 @@ CG_NOINLINE static tok my_token(lexer *L, uint32_t start, uint8_t c, uint8_t c1)
         t.type = punct_table[c] ? punct_table[c] : T_OP;
     }
     if (t.type != T_QIDENT) t.len = L->i - start;
-    return t;
+    *out = t;
 }
 
 /* The next token; T_END at the end or on an error (L->err). */
-static tok next_token(lexer *L) {
-    tok t = {T_END, 0, 0, 0};
+static void next_token(lexer *L, tok *out) {
     const uint8_t *s = L->s;
-    uint32_t n = L->n, start = skip_space(L, L->i);
+    const uint32_t n = L->n;
+    uint32_t start = L->i; /* (L->err is 0 here: the scan stops at an error) */
+    while (start < n && (cls_table[s[start]] & C_SPACE)) start++;
+    if (start < n && (cls_table[s[start]] & C_COMMENT)) start = skip_space(L, start);
+    tok t = {T_END, 0, start, 0};
+    if (L->err || start >= n) {
+        L->i = start;
+        *out = t;
+        return;
+    }
+    uint8_t c = s[start], cl = cls_table[c];
+    if ((cl & (C_START | C_PREFIX)) == C_START) { /* a word: the common case */
+        uint32_t end = name_end(s, start + 1, n);
+        L->i = end;
+        out->type = T_WORD;
+        out->quote = 0;
+        out->off = start;
+        out->len = end - start;
+        return;
+    }
+    if (punct_table[c] && c != '.') { /* ( ) , ; in every dialect */
+        L->i = start + 1;
+        out->type = punct_table[c];
+        out->quote = 0;
+        out->off = start;
+        out->len = 1;
+        return;
+    }
     L->i = start;
-    if (L->err || start >= n) return t;
-    uint8_t c = s[start], c1 = start + 1 < n ? s[start + 1] : 0;
-    uint8_t cl = cls_table[c];
+    uint8_t c1 = start + 1 < n ? s[start + 1] : 0;
     bool pg = L->dialect == CG_SQL_POSTGRES;
-    t.off = start;
-    if ((cl & C_START) && (!(cl & C_PREFIX) || (c1 != '\'' && c1 != '&'))) { /* a word: the common case */
-        uint32_t i = start + 1;
-        while (i < n && (cls_table[s[i]] & C_NAME)) i++; /* (words are short: a byte loop beats 8 at a time) */
-        L->i = i;
+    if ((cl & C_START) && (c1 != '\'' && c1 != '&')) { /* a word that begins with E, U, X, B or N */
+        L->i = name_end(s, start + 1, n);
         t.type = T_WORD;
         t.len = L->i - start;
-        return t;
+        *out = t;
+        return;
     }
     uint8_t c2 = at(L, L->i + 2);
-    if (L->dialect == CG_SQL_MYSQL) return my_token(L, start, c, c1);
+    if (L->dialect == CG_SQL_MYSQL) {
+        my_token(L, start, c, c1, out);
+        return;
+    }
     if (pg && (c == 'e' || c == 'E') && c1 == '\'') { /* E'...': backslash escapes */
         L->i++;
         t.type = quoted(L, '\'', true, NULL, NULL) ? T_STRING : T_END;
@@ -458,7 +537,7 @@ static tok next_token(lexer *L) {
         t.type = punct_table[c] ? punct_table[c] : T_OP;
     }
     if (t.type != T_QIDENT) t.len = L->i - start;
-    return t;
+    *out = t;
 }
 
 /* ---- the statement pass ---- */
@@ -586,13 +665,19 @@ static void emit_table(an *a) {
     if (!a->write_target && is_cte(a)) return; /* a WITH query's name does not hide a written table */
     if (a->v->table && a->v->table(a->v->ctx, a->stmt, a->name, a->run_len, a->run_parts)) a->stop = true;
 }
-static void emit_function(an *a) {
+/* w: the run's word when it is one unquoted word (NULL: not a known word, or not such a run) */
+static void emit_function(an *a, const cg_sql_word *w) {
     if (a->run_bad) {
         fail(a, CG_SQL_NAME);
         return;
     }
     name_of(a, true);
-    if (a->v->function && a->v->function(a->v->ctx, a->stmt, a->name, a->run_len, a->run_parts)) a->stop = true;
+    unsigned flag = a->L.dialect == CG_SQL_POSTGRES ? CG_SQLW_PG_FUNC
+                    : a->L.dialect == CG_SQL_SQLITE ? CG_SQLW_SQLITE_FUNC : CG_SQLW_MYSQL_FUNC;
+    int builtin = a->run_parts == 1 && (a->run_quoted ? cg_sql_builtin(a->L.dialect, a->name, a->run_len)
+                                                      : w != NULL && (w->flags & flag) != 0);
+    if (a->v->function && a->v->function(a->v->ctx, a->stmt, a->name, a->run_len, a->run_parts, builtin))
+        a->stop = true;
 }
 static void emit_write(an *a, int what, const char *text, uint32_t n) {
     if (a->v->write && a->v->write(a->v->ctx, a->stmt, what, (const uint8_t *)text, n)) a->stop = true;
@@ -782,7 +867,6 @@ static void finish_run(an *a, const tok *next) {
     bool single_word = a->run_parts == 1 && !a->run_quoted;
     const cg_sql_word *w =
         single_word ? word_of(a->L.s + a->parts[0].off, a->parts[0].len, a->L.n - a->parts[0].off, true) : NULL;
-    bool my = a->L.dialect == CG_SQL_MYSQL;
     int r = role_in(a->L.dialect, w);
     if (!single_word) run_writes(a);
     bool in_item = a->in_table; /* x IN t: this run is IN's table, whatever its word */
@@ -815,29 +899,33 @@ static void finish_run(an *a, const tok *next) {
         if (next->type == T_LP) a->next_lp_plain = 1; /* its column names */
         return;
     }
-    /* a FROM item: a table, a table function, unless the word opens a subquery there
-       (SELECT, VALUES, TABLE, WITH) or is ONLY / LATERAL (in MySQL also INSERT's INTO,
-       LOW_PRIORITY, IGNORE, ...) */
-    /* (VALUES not before '(' is a table's name: DELETE FROM values) */
-    bool subquery_word = single_word && w && (w->kind == CG_SQL_K_SELECT || w->kind == CG_SQL_K_WITH) &&
-                         !(WORD_IS(w, "values") && next->type != T_LP);
-    /* (SQLite has no ONLY or LATERAL: there they are names) */
-    bool skip_word = single_word && ((r == CG_SQLR_SKIP && a->L.dialect != CG_SQL_SQLITE) || (my && r == CG_SQLR_INTO));
-    bool reserved = single_word && never_table(a->L.dialect, w, r);
-    /* SQLite's UPDATE OR {ROLLBACK | ABORT | REPLACE | FAIL | IGNORE} t: the table is after them */
-    if (!in_item && a->from[d] == FROM_EXPECT && a->target[d] && a->L.dialect == CG_SQL_SQLITE && single_word &&
-        (a->lite_or || WORD_IS(w, "or"))) {
-        a->lite_or = !a->lite_or;
-        a->prev_word = w;
-        a->prev_type = T_WORD;
-        return;
+    bool from_item = in_item;
+    if (!in_item && a->from[d] == FROM_EXPECT) {
+        /* a FROM item: a table, a table function, unless the word opens a subquery there
+           (SELECT, VALUES, TABLE, WITH) or is ONLY / LATERAL (in MySQL also INSERT's INTO,
+           LOW_PRIORITY, IGNORE, ...) */
+        /* (VALUES not before '(' is a table's name: DELETE FROM values) */
+        bool subquery_word = single_word && w && (w->kind == CG_SQL_K_SELECT || w->kind == CG_SQL_K_WITH) &&
+                             !(WORD_IS(w, "values") && next->type != T_LP);
+        /* (SQLite has no ONLY or LATERAL: there they are names) */
+        bool skip_word = single_word && ((r == CG_SQLR_SKIP && a->L.dialect != CG_SQL_SQLITE) ||
+                                         (a->L.dialect == CG_SQL_MYSQL && r == CG_SQLR_INTO));
+        bool reserved = single_word && never_table(a->L.dialect, w, r);
+        /* SQLite's UPDATE OR {ROLLBACK | ABORT | REPLACE | FAIL | IGNORE} t: the table is after them */
+        if (a->target[d] && a->L.dialect == CG_SQL_SQLITE && single_word && (a->lite_or || WORD_IS(w, "or"))) {
+            a->lite_or = !a->lite_or;
+            a->prev_word = w;
+            a->prev_type = T_WORD;
+            return;
+        }
+        from_item = !skip_word && !subquery_word && !reserved;
     }
-    if (in_item || (a->from[d] == FROM_EXPECT && !skip_word && !subquery_word && !reserved)) {
+    if (from_item) {
         a->from[d] = FROM_IN;
         if (single_word) word_writes(a, w);
         if (r == CG_SQLR_MY_DUAL && single_word) { /* MySQL's FROM DUAL: no table */
         } else if (next->type == T_LP && !a->target[d]) { /* FROM f(...): a table function */
-            emit_function(a);
+            emit_function(a, w);
             a->next_lp_plain = 2;
         } else {
             emit_table(a);
@@ -864,7 +952,7 @@ static void finish_run(an *a, const tok *next) {
         if (a->prev_type == T_WORD && role_in(a->L.dialect, a->prev_word) == CG_SQLR_AS)
             a->next_lp_plain = 1; /* AS x (cols) */
         else {
-            emit_function(a);
+            emit_function(a, w);
             a->next_lp_plain = 2;
         }
     }
@@ -900,7 +988,8 @@ int cg_sql_scan(const uint8_t *s, size_t n, unsigned dialect, const cg_sql_visit
     const bool my = dialect == CG_SQL_MYSQL;
     const uint32_t part_max = dialect == CG_SQL_POSTGRES ? 63u : CG_SQL_NAME_MAX; /* PostgreSQL truncates */
     for (;;) {
-        tok t = next_token(&a.L);
+        tok t;
+        next_token(&a.L, &t);
         if (a.L.err) break;
         if (my && (a.after_dq || t.quote == '"')) {
             if (a.after_dq && (t.type == T_LP || t.type == T_DOT)) {

@@ -84,7 +84,8 @@ enum { CG_SQL_W_WORD, CG_SQL_W_LOCK };
 typedef struct cg_sql_visitor {
     void *ctx;
     int (*table)(void *ctx, uint32_t statement, const uint8_t *name, uint32_t n, uint32_t parts);
-    int (*function)(void *ctx, uint32_t statement, const uint8_t *name, uint32_t n, uint32_t parts);
+    /* builtin: the name is one part that cg_sql_builtin knows (the scan has looked it up) */
+    int (*function)(void *ctx, uint32_t statement, const uint8_t *name, uint32_t n, uint32_t parts, int builtin);
     /* a word that writes (what CG_SQL_W_WORD: the word, lower case), or a locking clause
        (CG_SQL_W_LOCK: "for update", "for share", ...) */
     int (*write)(void *ctx, uint32_t statement, int what, const uint8_t *text, uint32_t n);

@@ -4,7 +4,8 @@
  * The first byte picks the dialect (bit 1: MySQL, else bit 0: SQLite, else PostgreSQL). Beyond memory safety it checks the
  * scanner's invariants: the status is known; the statement count never exceeds the number
  * of ';' plus one; every event belongs to a statement before the count, with a name of at
- * most CG_SQL_NAME_MAX bytes and 1 to 3 parts; statements end in order; and a second scan
+ * most CG_SQL_NAME_MAX bytes and 1 to 3 parts; a function's builtin flag is what
+ * cg_sql_builtin says of its name; statements end in order; and a second scan
  * gives the same result (no hidden state).
  */
 #include <stdint.h>
@@ -14,6 +15,7 @@
 #include "cg_sql.h"
 
 typedef struct seen {
+    unsigned dialect;
     uint32_t events, next_stmt, max_stmt;
     uint64_t digest;
 } seen;
@@ -27,6 +29,13 @@ static int on_name(void *ctx, uint32_t stmt, const uint8_t *name, uint32_t n, ui
     s->events++;
     if (stmt > s->max_stmt) s->max_stmt = stmt;
     return 0;
+}
+/* a function: a name like any other, whose builtin flag is what cg_sql_builtin says of it */
+static int on_function(void *ctx, uint32_t stmt, const uint8_t *name, uint32_t n, uint32_t parts, int builtin) {
+    seen *s = ctx;
+    if (builtin != (parts == 1 && n > 0 && cg_sql_builtin(s->dialect, name, n))) abort();
+    mix(s, (uint32_t)builtin);
+    return on_name(ctx, stmt, name, n, parts);
 }
 static int on_write(void *ctx, uint32_t stmt, int what, const uint8_t *text, uint32_t n) {
     seen *s = ctx;
@@ -46,7 +55,8 @@ static int on_statement(void *ctx, uint32_t stmt, int kind) {
 
 static int scan(const uint8_t *d, size_t n, unsigned dialect, seen *s, uint32_t *count) {
     memset(s, 0, sizeof *s);
-    cg_sql_visitor v = {s, on_name, on_name, on_write, on_statement};
+    s->dialect = dialect;
+    cg_sql_visitor v = {s, on_name, on_function, on_write, on_statement};
     return cg_sql_scan(d, n, dialect, &v, count);
 }
 

@@ -1,6 +1,6 @@
 """Generate csrc/cg_sql_words.h: the words SqlCheck's classifier (csrc/cg_sql.c) knows, with
-what each is to it, bucketed by length, first and last byte (CG_SQLW_SLOT) so that a
-lookup reads one short bucket.
+what each is to it, bucketed by a multiplicative hash of the word's first 8 bytes and its length
+(CG_SQLW_SLOT) so that a lookup reads one bucket of at most two words.
 
     python scripts/gen_sql_words.py            # rewrite the header
     python scripts/gen_sql_words.py --check    # exit 1 if the header is not what this writes
@@ -117,9 +117,9 @@ to_days to_seconds trim truncate ucase unhex unix_timestamp upper utc_date utc_t
 var_samp variance week weekday weekofyear year yearweek grouping
 """.split()
 
-SLOTS = 1024
-SLOT_N, SLOT_FIRST, SLOT_LAST = 103, 89, 37   # CG_SQLW_SLOT's multipliers
-MAX_BUCKET = 4                               # the most words one bucket may hold
+SLOT_BITS = 11
+SLOTS = 1 << SLOT_BITS
+MAX_BUCKET = 2                               # the most words one bucket may hold
 
 
 def entries() -> list[tuple[str, str, list[str], str]]:
@@ -146,22 +146,38 @@ def entries() -> list[tuple[str, str, list[str], str]]:
     return out
 
 
-def slot(word: bytes) -> int:
-    """csrc/cg_sql.c's CG_SQLW_SLOT: the bucket of a (lower-case) word, from its length and its
-    first and last bytes: no loop over the word, and a miss usually costs one bucket read."""
-    return (len(word) * SLOT_N + word[0] * SLOT_FIRST + word[-1] * SLOT_LAST) & (SLOTS - 1)
+def head(word: bytes) -> int:
+    """A word's first 8 bytes as a little-endian integer, zero-padded."""
+    return int.from_bytes(word[:8], "little")
+
+
+def slot(word: bytes, mult: int) -> int:
+    """csrc/cg_sql.c's CG_SQLW_SLOT: the bucket of a (lower-case) word, from its head and its
+    length (the lookup has the head already: no loop over the word)."""
+    return (((head(word) + len(word)) * mult) & (2**64 - 1)) >> (64 - SLOT_BITS)
+
+
+def multiplier(words: list[bytes]) -> int:
+    """The first odd 64-bit multiplier, in a fixed sequence, that puts at most MAX_BUCKET
+    words in any bucket (a search: the same words always give the same one)."""
+    mult = 0x9E3779B97F4A7C15
+    while True:
+        count: dict[int, int] = {}
+        if all((count.__setitem__(b, count.get(b, 0) + 1) or count[b]) <= MAX_BUCKET
+               for b in (slot(w, mult) for w in words)):
+            return mult
+        mult = (mult * 6364136223846793005 + 1442695040888963407) & (2**64 - 1) | 1
 
 
 def render() -> str:
     """The header's text."""
-    rows = sorted(entries(), key=lambda r: (slot(r[0].encode()), r[0]))
+    mult = multiplier([r[0].encode() for r in entries()])
+    rows = sorted(entries(), key=lambda r: (slot(r[0].encode(), mult), r[0]))
     first = [0] * (SLOTS + 1)
     for w, _, _, _ in rows:
-        first[slot(w.encode()) + 1] += 1
+        first[slot(w.encode(), mult) + 1] += 1
     for at in range(SLOTS):
         first[at + 1] += first[at]
-    widest = max(first[at + 1] - first[at] for at in range(SLOTS))
-    assert widest <= MAX_BUCKET, f"a bucket holds {widest} words: change SLOT_* or SLOTS"
     longest = max(len(w) for w, _, _, _ in rows)
     lines = [
         "/*",
@@ -170,7 +186,7 @@ def render() -> str:
         " * The words SqlCheck's classifier (cg_sql.c) knows: each word (lower case), the statement",
         " * kind a statement starting with it has, its flags (CG_SQLW_*) and its role in the scan",
         " * (CG_SQLR_*), with its first 8 bytes as a little-endian integer (head, zero-padded: one",
-        " * comparison decides most lookups), ordered by bucket (CG_SQLW_SLOT of its length, first and last byte); the",
+        " * comparison decides most lookups), ordered by bucket (CG_SQLW_SLOT of its head and length); the",
         " * words of bucket b are cg_sql_words[cg_sql_word_first[b] .. cg_sql_word_first[b + 1]).",
         " */",
         "#ifndef CG_SQL_WORDS_H",
@@ -179,17 +195,15 @@ def render() -> str:
         f"#define CG_SQLW_MAXLEN {longest}u",
         f"#define CG_SQLW_WRITES_MINLEN {min(len(w) for w in WRITES)}u /* the words that write: their lengths */",
         f"#define CG_SQLW_WRITES_MAXLEN {max(len(w) for w in WRITES)}u",
+        f"#define CG_SQLW_MINLEN {min(len(w) for w, _, _, _ in rows)}u",
         f"#define CG_SQLW_SLOTS {SLOTS}u",
         f"#define CG_SQLW_COUNT {len(rows)}u",
-        f"#define CG_SQLW_SLOT(n, first, last) \\",
-        f"    (((uint32_t)(n) * {SLOT_N}u + (uint32_t)(first) * {SLOT_FIRST}u + (uint32_t)(last) * {SLOT_LAST}u) & "
-        f"(CG_SQLW_SLOTS - 1u))",
+        f"#define CG_SQLW_SLOT(head, n) ((uint32_t)((((head) + (n)) * 0x{mult:016x}ull) >> {64 - SLOT_BITS}))",
         "",
         "static const cg_sql_word cg_sql_words[CG_SQLW_COUNT] = {",
     ]
     for w, kind, flags, role in rows:
-        head = int.from_bytes(w.encode()[:8], "little")
-        lines.append(f'    {{"{w}", 0x{head:016x}u, {len(w)}, {kind}, {" | ".join(flags) or "0"}, {role}}},')
+        lines.append(f'    {{"{w}", 0x{head(w.encode()):016x}u, {len(w)}, {kind}, {" | ".join(flags) or "0"}, {role}}},')
     lines += ["};", "", "static const uint16_t cg_sql_word_first[CG_SQLW_SLOTS + 1] = {"]
     for at in range(0, SLOTS + 1, 16):
         lines.append("    " + ", ".join(f"{v:3d}" for v in first[at:at + 16]) + ",")

@@ -24,8 +24,9 @@ static int on_table(void *ctx, uint32_t st, const uint8_t *name, uint32_t n, uin
     event(ctx, 'T', st, name, n);
     return 0;
 }
-static int on_function(void *ctx, uint32_t st, const uint8_t *name, uint32_t n, uint32_t parts) {
+static int on_function(void *ctx, uint32_t st, const uint8_t *name, uint32_t n, uint32_t parts, int builtin) {
     (void)parts;
+    (void)builtin;
     event(ctx, 'F', st, name, n);
     return 0;
 }
