@@ -23,7 +23,6 @@ coverage, and preloads the libFuzzer that atheris ships, in atheris.path(), to s
 
 from __future__ import annotations
 
-import ctypes
 import sys
 
 import atheris
@@ -32,8 +31,9 @@ import pglast
 from pglast import ast
 from pglast.visitors import Visitor
 
-PROBE = ctypes.CDLL(sys.argv.pop(1))
-POSTGRES = 0
+from sqlprobe import POSTGRES, SqlProbe
+
+PROBE = SqlProbe(sys.argv.pop(1))
 TABLES_READ = {"select", "insert", "update", "delete", "merge", "explain"}   # docs/arguments.md
 PIECES = ["SELECT ", "select ", "WITH w AS (", ")", "(", " ", ", ", "; ", ";", "FROM ", " JOIN ", " ON true ",
           "WHERE ", " IN ", "(SELECT 1 FROM ", " UNION ", "TABLE ", "VALUES (1)", "INSERT INTO t VALUES (1)",
@@ -47,14 +47,6 @@ PIECES = ["SELECT ", "select ", "WITH w AS (", ")", "(", " ", ", ", "; ", ";", "
           "EXPLAIN (ANALYZE) ", "EXPLAIN (ANALYZE, FORMAT JSON) ", "MERGE INTO s.u USING t ON true ",
           "WHEN MATCHED THEN DELETE", "UPDATE s.u SET a = 1", "INSERT INTO s.u SELECT 1", "grouping(x)",
           "GROUPING SETS ((x), ())", "copy", "s.copy"]
-
-
-def scan(text: str) -> tuple[int, int, list[str]]:
-    raw = text.encode("utf-8", "surrogatepass")
-    out = ctypes.create_string_buffer(65536)
-    n = PROBE.probe_sql(raw, len(raw), out, 65536, POSTGRES)
-    fields = out.raw[:n].decode("utf-8", "surrogateescape").split("\t")
-    return int(fields[0]), int(fields[1]), fields[2:]
 
 
 class _Reads(Visitor):  # type: ignore[misc]
@@ -94,7 +86,7 @@ def test_one(data: bytes) -> None:
     # a NUL ends the text for PostgreSQL's C-string interfaces (pglast included): the server
     # sees less than the core reads, never more, so such texts are not compared
     text = "".join(parts).replace("\x00", " ")
-    status, count, events = scan(text)
+    status, count, events = PROBE.scan(text, POSTGRES)
     if status != 0:
         return   # not read with certainty: U, which never grants
     try:

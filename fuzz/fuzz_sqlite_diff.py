@@ -28,14 +28,14 @@ coverage, and preloads the libFuzzer that atheris ships to steer by it.)
 
 from __future__ import annotations
 
-import ctypes
 import sqlite3
 import sys
 
 import atheris
 
-PROBE = ctypes.CDLL(sys.argv.pop(1))
-SQLITE = 1
+from sqlprobe import SQLITE, SqlProbe
+
+PROBE = SqlProbe(sys.argv.pop(1))
 TABLES_READ = {"select", "insert", "update", "delete", "explain"}   # docs/arguments.md
 QUIET_ACTIONS = {sqlite3.SQLITE_READ, sqlite3.SQLITE_SELECT, sqlite3.SQLITE_FUNCTION, sqlite3.SQLITE_RECURSIVE}
 TABLE_ACTIONS = {sqlite3.SQLITE_READ, sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE}
@@ -97,14 +97,6 @@ PIECES = [" ", ";", "(", ")", ", ", "-- c\n", "/* c */", " IN ", " AS ", "t", "u
           " RETURNING *", "'", "\"", "[", "`", ".", "main.", "x", "?"]
 
 
-def scan(text: str) -> tuple[int, int, list[str]]:
-    raw = text.encode("utf-8", "surrogatepass")
-    out = ctypes.create_string_buffer(65536)
-    n = PROBE.probe_sql(raw, len(raw), out, 65536, SQLITE)
-    fields = out.raw[:n].decode("utf-8", "surrogateescape").split("\t")
-    return int(fields[0]), int(fields[1]), fields[2:]
-
-
 def sqlite_actions(text: str) -> tuple[str, list[tuple[int, str | None, str | None]]]:
     """("ran" or "refused", the authorizer's actions while preparing)."""
     db = sqlite3.connect(":memory:")
@@ -154,7 +146,7 @@ def test_one(data: bytes) -> None:
     text = text.replace("\x00", " ")
     if "vacuum" in text.lower():
         return   # VACUUM INTO 'name' writes a file of that name: not run here (DDL to the check)
-    status, count, events = scan(text)
+    status, count, events = PROBE.scan(text, SQLITE)
     if status != 0:
         return   # not read with certainty: U, which never grants
     outcome, actions = sqlite_actions(text)

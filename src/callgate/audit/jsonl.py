@@ -102,7 +102,8 @@ class JsonlSink(Sink):
 
     def __init__(self, path: str | os.PathLike[str], max_bytes: int = 256 << 20, **options: Any) -> None:
         super().__init__(**options)
-        self.path = str(path)
+        # fixed now: a process that changes directory later still writes here
+        self.path = os.path.abspath(path)
         self.max_bytes = max_bytes
         self.fd = -1
         self.size = 0

@@ -4,6 +4,7 @@ until its event is durable (durable), and how new chains are registered (writer_
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, field, fields
 from typing import Any, Optional, Sequence
 
@@ -60,6 +61,8 @@ class Options:
             raise ValueError('durable=True needs fsync="batch" or "always": with fsync="never" nothing is durable')
         if not self.durable_timeout > 0:
             raise ValueError(f"durable_timeout must be a positive number of seconds, not {self.durable_timeout!r}")
+        if self.spool_path is not None:  # relative to the directory of now, not of the first spill
+            self.spool_path = os.path.abspath(self.spool_path)
         self.parsed_masks = [(p, parse_pointer(p)) for p in self.masks]
         if self.writer_key is not None:
             from .keys import load_private_key

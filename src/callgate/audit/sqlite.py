@@ -145,7 +145,8 @@ class SqliteSink(Sink):
 
     def __init__(self, path: str | os.PathLike[str], **options: Any) -> None:
         super().__init__(**options)
-        self.path = str(path)
+        # fixed now: a process that changes directory later still writes here
+        self.path = os.path.abspath(path)
         self.db: Optional[sqlite3.Connection] = None
         self._lock: Optional[FileLock] = None
 
