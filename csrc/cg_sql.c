@@ -162,8 +162,9 @@ static uint8_t cls_of(uint8_t c) { return cls_table[c]; }
    SSE2 (every x86-64), 16 bytes are classified at once and the end is the first byte that is
    not of the class: a loop byte by byte costs a mispredicted exit on almost every token,
    whose lengths vary; the last 15 bytes of the input, and builds without SSE2 (wasm), go
-   byte by byte. */
-#if defined(__SSE2__) || defined(_M_X64) || defined(_M_AMD64)
+   byte by byte. CG_SQL_SCALAR makes an SSE2 build go byte by byte too: fuzz/fuzz_sql.c holds
+   the two to each other. */
+#if (defined(__SSE2__) || defined(_M_X64) || defined(_M_AMD64)) && !defined(CG_SQL_SCALAR)
 #define CG_SQL_SSE2 1
 #include <emmintrin.h>
 #if defined(_MSC_VER) && !defined(__clang__)

@@ -6,7 +6,9 @@
  * of ';' plus one; every event belongs to a statement before the count, with a name of at
  * most CG_SQL_NAME_MAX bytes and 1 to 3 parts; a function's builtin flag is what
  * cg_sql_builtin says of its name; statements end in order; and a second scan
- * gives the same result (no hidden state).
+ * gives the same result (no hidden state). Built with CG_FUZZ_SCALAR_PEER (scripts/fuzz.sh),
+ * it also scans with a second copy of the scanner compiled with CG_SQL_SCALAR (the byte by
+ * byte path of builds without SSE2, as wasm's) and requires the same result.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -59,6 +61,15 @@ static int scan(const uint8_t *d, size_t n, unsigned dialect, seen *s, uint32_t 
     cg_sql_visitor v = {s, on_name, on_function, on_write, on_statement};
     return cg_sql_scan(d, n, dialect, &v, count);
 }
+#ifdef CG_FUZZ_SCALAR_PEER
+int cg_sql_scan_scalar(const uint8_t *s, size_t n, unsigned dialect, const cg_sql_visitor *v, uint32_t *statements);
+static int scan_scalar(const uint8_t *d, size_t n, unsigned dialect, seen *s, uint32_t *count) {
+    memset(s, 0, sizeof *s);
+    s->dialect = dialect;
+    cg_sql_visitor v = {s, on_name, on_function, on_write, on_statement};
+    return cg_sql_scan_scalar(d, n, dialect, &v, count);
+}
+#endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (size < 1) return 0;
@@ -74,6 +85,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (na > semis + 1) abort();
     if (st == CG_SQL_OK && (a.next_stmt != na || na == 0 || (a.events && a.max_stmt >= na))) abort();
     if (scan(copy, size - 1, dialect, &b, &nb) != st || nb != na || b.digest != a.digest) abort();
+#ifdef CG_FUZZ_SCALAR_PEER
+    if (scan_scalar(copy, size - 1, dialect, &b, &nb) != st || nb != na || b.digest != a.digest ||
+        b.events != a.events)
+        abort();
+#endif
     free(copy);
     return 0;
 }
