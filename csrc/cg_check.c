@@ -400,6 +400,15 @@ typedef struct sql_eval {
     uint32_t statements, max;
 } sql_eval;
 
+/* A NUL byte in the SQL (only an escape, \u0000, makes one: JSON refuses it raw) is U:
+   PostgreSQL's protocol and SQLite's prepare end the text there and drivers refuse it, so the
+   server would not run the text the scan reads. Out of line: the escaped text is the rare case. */
+CG_NOINLINE static bool has_nul(const uint8_t *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (s[i] == 0) return true;
+    return false;
+}
+
 static void sql_run(const cg_policy *p, uint32_t desc, cg_jstr v, sql_eval *e) {
     uint8_t buf[CG_SQL_MAX_ESCAPED];
     const uint8_t *s = v.p;
@@ -419,6 +428,10 @@ static void sql_run(const cg_policy *p, uint32_t desc, cg_jstr v, sql_eval *e) {
     if (v.esc) {
         n = cg_jstr_decode(v, buf, sizeof buf);
         if (n > sizeof buf) {
+            e->what = SQLF_PARSE;
+            return;
+        }
+        if (has_nul(buf, n)) {
             e->what = SQLF_PARSE;
             return;
         }

@@ -597,6 +597,12 @@ static void fail(an *a, int err) {
    read (run_bad: a name to refuse). The bytes are copied later, by name_of. */
 static void run_add(an *a, const tok *t) {
     uint32_t part_len = t->len;
+    /* EXPLAIN s.f(), EXPLAIN "x": that statement, other (as EXPLAIN f() is; MySQL's EXPLAIN t
+       names a table) */
+    if (a->explain_open && a->depth == 0 && !a->explain_next && a->prev_type != T_OP) {
+        a->explain_open = false;
+        a->kind = a->body = CG_SQL_K_NONE;
+    }
     if (t->type == T_QIDENT) {
         const uint8_t *s = a->L.s + t->off;
         a->run_quoted = true;
@@ -977,7 +983,8 @@ static void end_statement(an *a) {
     a->prev_type = T_END;
 }
 
-int cg_sql_scan(const uint8_t *s, size_t n, unsigned dialect, const cg_sql_visitor *v, uint32_t *statements) {
+CG_ALIGN_HOT int cg_sql_scan(const uint8_t *s, size_t n, unsigned dialect, const cg_sql_visitor *v,
+                             uint32_t *statements) {
     an a;
     cg_memset(&a, 0, offsetof(an, name));
     a.L.s = s;
@@ -1068,6 +1075,7 @@ int cg_sql_scan(const uint8_t *s, size_t n, unsigned dialect, const cg_sql_visit
         case T_COMMA:
             if (a.from[a.depth] == FROM_IN) a.from[a.depth] = FROM_EXPECT;
             if (a.with == WITH_AFTER_BODY && a.depth == 0) a.with = WITH_NAME;
+            a.started = a.kind_set = true; /* a statement that starts with ',' has no kind */
             break;
         case T_SEMI:
             if (a.depth > 0) {
@@ -1087,6 +1095,8 @@ int cg_sql_scan(const uint8_t *s, size_t n, unsigned dialect, const cg_sql_visit
                 if ((t.type == T_STRING || t.type == T_NUMBER) && a.from[a.depth] == FROM_EXPECT)
                     fail(&a, dq ? CG_SQL_MODE : CG_SQL_NAME);
                 if (dq && a.with == WITH_NAME && a.depth == 0) fail(&a, CG_SQL_MODE);
+                if (dq && a.explain_next && a.depth == 0) fail(&a, CG_SQL_MODE); /* EXPLAIN "t": t's columns */
+                a.explain_next = false; /* EXPLAIN's table is the token after it, or none */
                 a.after_dq = dq;
                 if (t.type == T_OP && t.len == 2) emit_write(&a, CG_SQL_W_WORD, ":=", 2); /* the one 2-byte op */
             }

@@ -980,6 +980,12 @@ def sql_scan(text: str, dialect: str) -> tuple[int, int, list[tuple[str, int, An
             x.err = err
 
     def run_add(r: dict[str, Any], t: _Tok) -> None:
+        # EXPLAIN s.f(), EXPLAIN "x": that statement, other (MySQL's EXPLAIN t names a table);
+        # the core's run_add sees quoted names and later parts only, its scan loop the first word
+        if (t.type == "QIDENT" or r["parts"]) and st["explain_open"] and st["depth"] == 0 \
+                and not st["explain_next"] and st["prev_type"] != "OP":
+            st["explain_open"] = False
+            st["kind"] = st["body"] = 0
         raw = data[t.off:t.off + t.len]
         q = t.type == "QIDENT"
         if q and t.quote == "":
@@ -987,10 +993,11 @@ def sql_scan(text: str, dialect: str) -> tuple[int, int, list[tuple[str, int, An
         if q:
             r["quoted"] = True
         part = bytearray()
+        close = ord(t.quote) if t.quote else 0  # (U&"...": no quote of its own, as the core's 0)
         i = 0
         while i < len(raw):
             c = raw[i]
-            if q and t.quote != "]" and c == ord(t.quote):
+            if q and t.quote != "]" and c == close:
                 i += 1
             if q and c == 0x2E:
                 r["bad"] = True
@@ -1276,6 +1283,7 @@ def sql_scan(text: str, dialect: str) -> tuple[int, int, list[tuple[str, int, An
                 frm[d] = "EXPECT"
             if st["with"] == "AFTER_BODY" and d == 0:
                 st["with"] = "NAME"
+            st["started"] = st["kind_set"] = True  # a statement that starts with ',' has no kind
         elif t.type == "SEMI":
             if d > 0:
                 fail(SQL_SEMICOLON)
@@ -1291,6 +1299,9 @@ def sql_scan(text: str, dialect: str) -> tuple[int, int, list[tuple[str, int, An
                     fail(SQL_MODE if dq else SQL_NAME)
                 if dq and st["with"] == "NAME" and d == 0:
                     fail(SQL_MODE)
+                if dq and st["explain_next"] and d == 0:
+                    fail(SQL_MODE)  # EXPLAIN "t": under ANSI_QUOTES, t's columns
+                st["explain_next"] = False  # EXPLAIN's table is the token after it, or none
                 st["after_dq"] = dq
                 if t.type == "OP" and t.len == 2:
                     x.events.append(("W", st["stmt"], ":="))
@@ -1316,6 +1327,8 @@ def sql_check(value: str, dialect: str, read_only: bool = False, max_statements:
               functions_allowed: Optional[list[str]] = None) -> tuple[str, str]:
     """The value of a SqlCheck ("T", "F" or "U") over a string, with what the scanner found
     (for `callgate explain`), as csrc/cg_check.c decides it."""
+    if "\x00" in value:  # as csrc/cg_check.c: the servers end the text at a NUL, drivers refuse it
+        return "U", "not read: the SQL has a NUL byte (servers and drivers end the text there, or refuse it)"
     status, count, events = sql_scan(value, dialect)
     if status != SQL_OK:
         return "U", f"not read: the SQL {SQL_STATUS[status]}"

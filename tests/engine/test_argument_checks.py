@@ -211,3 +211,33 @@ def test_disassembler_lists_the_checks() -> None:
     text = disassemble(blob)
     assert 'URL     Arguments.v flags 0x1, schemes_in ["https"]' in text
     assert 'PATHCHK Arguments.v flags 0x0, within ["/srv/data"]' in text
+
+
+@pytest.mark.parametrize("sql,decision", [('SELECT * FROM U&"d\\0061t"', "Deny"), ('INTO U&"d\\0061t"', "Deny"),
+                                          ("SELECT U&'x'", "Allow")])
+def test_explain_reads_unicode_escaped_names(sql: str, decision: str) -> None:
+    """`callgate explain` on a PostgreSQL U&"..." name (the port of the scanner once failed on
+    it with a TypeError, found by fuzz/fuzz_sql_ref_diff.py): an explanation that agrees with
+    the engine, never an exception."""
+    policy = _policy({"SqlCheck": {**A, "dialect": "postgres", "read_only": True, "tables_in": ["t"]}})
+    ex = explain_request(compile_policy(policy), callgate.Engine.from_dict(policy), "t", "r", {"v": sql})
+    assert ex.agrees and ex.engine.decision == decision
+
+
+@pytest.mark.parametrize("dialect", ["postgres", "sqlite", "mysql"])
+@pytest.mark.parametrize("sql", ["\x00", "SELECT 1\x00; DROP TABLE t", "SELECT 'a\x00b'", "SELECT 1 /* \x00 */",
+                                 "SELECT * FROM t -- \x00\n", "SELECT 1 \\\x00"])
+def test_sql_with_a_nul_byte_is_not_read(dialect: str, sql: str) -> None:
+    """Pins: a NUL byte anywhere in the statement (JSON carries it as \\u0000, raw it is a
+    JSON error) makes SqlCheck U, plain and under Not, in every dialect; `callgate explain`
+    says so. PostgreSQL's protocol and SQLite's prepare end the text at a NUL and drivers
+    refuse it, so the server would not run the text read (found by fuzz/fuzz_sql_ref_diff.py:
+    pglast stops at the NUL)."""
+    for negated in (False, True):
+        cond = {"SqlCheck": {**A, "dialect": dialect, "read_only": True}}
+        policy = _policy({"Not": cond} if negated else cond)
+        engine = callgate.Engine.from_dict(policy)
+        d = engine.evaluate("t", {"v": sql}, role="r")
+        assert d.decision == "Deny" and "is not SQL the check can read" in d.reason
+        ex = explain_request(compile_policy(policy), engine, "t", "r", {"v": sql})
+        assert ex.agrees and "NUL byte" in orjson.dumps(ex.to_dict()).decode()

@@ -12,6 +12,10 @@ Tokenizers nobody here wrote where one is exact:
   (https://www.sqlite.org/lang_keywords.html, lang_expr.html "Literal Values",
   "Parameters", lang_comment.html), small enough to read against them; the tests hold its
   statement ends to `sqlite3.complete_statement` (SQLite's own tokenizer).
+- MySQL: a tokenizer written here from MySQL 8's documented lexical rules (Reference
+  Manual 11.1 "String Literals", 11.2 "Schema Object Names", 11.4 "User-Defined Variables",
+  11.7 "Comments", 11.1.4-5 hexadecimal and bit-value literals), and from what
+  docs/arguments.md's "MySQL" paragraph says the server's settings decide (U).
 
 What the document adds to a tokenizer (what is U, the word lists, the statement kinds, the
 tables a statement names, the reason texts) is written here, each from its sentence. The
@@ -35,7 +39,7 @@ from typing import Any, Callable, NamedTuple
 
 import orjson
 
-DIALECTS = ("postgres", "sqlite")
+DIALECTS = ("postgres", "sqlite", "mysql")
 MAX_DEPTH = 64          # "unbalanced parentheses or deeper than 64"
 MAX_PARTS = 3           # "more than 3 name parts"
 MAX_CTES = 32           # "32 WITH queries"
@@ -102,17 +106,29 @@ TABLE_WORDS = {"from", "join", "into", "update", "using", "table", "lateral", "o
 # SQLite's operators that are also functions: after an operand they are the operator
 OPERATOR_WORDS = {"match", "regexp", "glob", "like"}
 SUBQUERY_START = {"select", "values", "with", "table", "insert", "update", "delete", "merge"}
+# MySQL: the words that may stand before INSERT's or UPDATE's table (LOW_PRIORITY, ...; the
+# server reserves them, so none names a table unquoted)
+MY_SKIP = {"low_priority", "high_priority", "delayed", "ignore"}
+# "EXPLAIN [options] statement": the options of every dialect (PostgreSQL's ANALYZE, VERBOSE
+# and parenthesised list, SQLite's QUERY PLAN, MySQL's ANALYZE, FORMAT = name, EXTENDED,
+# PARTITIONS), and the statements EXPLAIN shows as themselves (queries, and the statements
+# that change rows, whose writes are seen); EXPLAIN of another statement is that statement.
+# MySQL: EXPLAIN t shows table t.
+EXPLAIN_OPTIONS = ("analyze", "analyse", "verbose", "query", "plan", "format", "extended", "partitions")
+EXPLAINED = {"select", "table", "values", "with", "insert", "replace", "update", "delete", "merge"}
 
 
 def _builtin_functions() -> dict[str, frozenset[str]]:
     """docs/arguments.md: "the dialect's built-in list of functions known not to write
-    (scripts/gen_sql_words.py ...)": its PG_FUNCS and SQLITE_FUNCS, read from that file."""
+    (scripts/gen_sql_words.py ...)": its PG_FUNCS, SQLITE_FUNCS and MYSQL_FUNCS, read from
+    that file."""
     path = Path(__file__).resolve().parents[2] / "scripts" / "gen_sql_words.py"
     spec = importlib.util.spec_from_file_location("_cg_gen_sql_words_data", path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
-    return {"postgres": frozenset(module.PG_FUNCS), "sqlite": frozenset(module.SQLITE_FUNCS)}
+    return {"postgres": frozenset(module.PG_FUNCS), "sqlite": frozenset(module.SQLITE_FUNCS),
+            "mysql": frozenset(module.MYSQL_FUNCS)}
 
 
 BUILTIN = _builtin_functions()
@@ -123,9 +139,10 @@ class Unread(Exception):
 
 
 class Tok(NamedTuple):
-    kind: str    # word, qname, str, num, param, op, ( ) , . ;
+    kind: str    # word, qname, badname, str, dq, num, param, op, ( ) , . ;
     text: str    # as written (for words, names: the name as the server compares it)
     pos: int = -1   # where it starts (SQLite's punctuation; the tests hold the ';' to SQLite's)
+    raw: str = ""   # MySQL words: as written (text is folded for the keywords; tables keep their case)
 
 
 def _fold(name: str) -> str:
@@ -304,6 +321,133 @@ def lite_tokens(sql: str) -> list[Tok]:
     return out
 
 
+# ---------------------------------------------------------------- MySQL (its documented rules)
+
+_MY_SPACE = " \t\n\v\f\r"
+# 11.2: unquoted names are [0-9a-zA-Z$_] and U+0080 .. U+FFFF; they may begin with a digit
+_MY_ID_CHAR = re.compile(r"[0-9A-Za-z$_\x80-\U0010ffff]")
+_MY_ID = re.compile(r"[0-9A-Za-z$_\x80-\U0010ffff]+")
+# 11.1.1 numbers, 11.1.4 0x.. hexadecimal, 11.1.5 0b.. bit-value literals
+_MY_NUMBER = re.compile(r"0x[0-9A-Fa-f]+|0b[01]+|(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][-+]?[0-9]+)?")
+# 11.4: @name (letters, digits, '.', '_', '$'), @@[global.|session.]name
+_MY_VAR = re.compile(r"@@?[0-9A-Za-z._$\x80-\U0010ffff]*")
+
+
+def _my_string_end(sql: str, i: int, backslash: bool) -> int:
+    """Where the string whose opening quote is at i ends (the index after its closing quote),
+    reading a backslash as an escape or not (11.1.1: a doubled quote stands for one); -1 when
+    it does not end."""
+    q, j, n = sql[i], i + 1, len(sql)
+    while j < n:
+        c = sql[j]
+        if backslash and c == "\\":
+            j += 2
+        elif c == q:
+            if j + 1 < n and sql[j + 1] == q:
+                j += 2
+            else:
+                return j + 1
+        else:
+            j += 1
+    return -1
+
+
+def _my_string(sql: str, i: int) -> int:
+    """The end of the '...' or "..." string at i. docs/arguments.md: "a backslash in a string
+    is an escape by default and a plain character under NO_BACKSLASH_ESCAPES, so a string with
+    a backslash is scanned both ways and is U unless both readings end at the same quote"."""
+    escaped, plain = _my_string_end(sql, i, True), _my_string_end(sql, i, False)
+    if escaped < 0 or plain < 0:
+        raise Unread("an unterminated string" if escaped == plain else "sql_mode decides where the string ends")
+    if escaped != plain:
+        raise Unread("sql_mode decides where the string ends")
+    return escaped
+
+
+def my_tokens(sql: str) -> list[Tok]:
+    """MySQL's tokens: '...' and "..." strings (a "..." is a `dq`: a name under ANSI_QUOTES),
+    `...` names with doubled backticks, # and "-- " comments, non-nested /* */ comments
+    (executable ones and hints are U), X'' B'' N'' strings, 0x.. 0b.. numbers, ? parameters,
+    @ and @@ variables, the operator :=; a backslash outside a string is U."""
+    out: list[Tok] = []
+    i, n = 0, len(sql)
+    while i < n:
+        c = sql[i]
+        if c in _MY_SPACE:
+            i += 1
+        elif c == "#" or (sql.startswith("--", i) and (i + 2 >= n or sql[i + 2] <= " " or sql[i + 2] == "\x7f")):
+            # 11.7: "#" to the end of the line; "-- " needs a space or control character after it
+            j = sql.find("\n", i)
+            i = n if j < 0 else j + 1
+        elif sql.startswith("/*", i):
+            # 11.7: /*! ... */ (and /*!50001, MariaDB's /*M!) run their content, /*+ ... */ are
+            # optimizer hints: "read by the server: U"
+            if sql.startswith(("/*!", "/*+", "/*M!"), i):
+                raise Unread("an executable comment or optimizer hint")
+            j = sql.find("*/", i + 2)
+            if j < 0:
+                raise Unread("an unterminated comment")
+            i = j + 2
+        elif c == "\\":
+            raise Unread("a backslash outside a string (the mysql client's command)")
+        elif c in "(),;" or (c == "." and not (i + 1 < n and sql[i + 1] in _DIGITS)):
+            out.append(Tok(c, c, i))
+            i += 1
+        elif c in "'\"" or (c in "xXbBnN" and sql.startswith("'", i + 1)):
+            start = i + (0 if c in "'\"" else 1)
+            i = _my_string(sql, start)
+            out.append(Tok("dq" if c == '"' else "str", sql[start:i]))
+        elif c == "`":
+            body, i = [], i + 1
+            while True:
+                j = sql.find("`", i)
+                if j < 0:
+                    raise Unread("an unterminated quoted name")
+                body.append(sql[i:j])
+                if sql.startswith("``", j):
+                    body.append("`")
+                    i = j + 2
+                    continue
+                i = j + 1
+                break
+            name = "".join(body)
+            out.append(Tok("badname" if "." in name or not name else "qname", name))
+        elif c in _DIGITS or c == ".":
+            m = _MY_NUMBER.match(sql, i)
+            assert m is not None
+            if _MY_ID_CHAR.match(sql, m.end()):
+                # "A name that begins with a digit (1abc, which MySQL allows) is U"
+                raise Unread("a name that begins with a digit")
+            out.append(Tok("num", m.group()))
+            i = m.end()
+        elif c == "?":
+            out.append(Tok("param", c))
+            i += 1
+        elif c == "@":
+            m = _MY_VAR.match(sql, i)
+            assert m is not None
+            i = m.end()
+            if m.group() in ("@", "@@") and i < n and sql[i] in "'\"`":    # @'my-var', @`my-var`
+                if sql[i] != "`":
+                    i = _my_string(sql, i)
+                elif sql.find("`", i + 1) < 0:
+                    raise Unread("an unterminated quoted name")
+                else:
+                    i = sql.find("`", i + 1) + 1
+            out.append(Tok("param", sql[m.start():i]))
+        elif c == ":" and sql.startswith(":=", i):
+            out.append(Tok("op", ":="))
+            i += 2
+        elif _MY_ID_CHAR.match(c):
+            word = _MY_ID.match(sql, i).group()
+            out.append(Tok("word", _fold(word), i, word))
+            i += len(word)
+        else:
+            out.append(Tok("op", c))
+            i += 1
+    return out
+
+
 # ---------------------------------------------------------------- statements
 
 
@@ -352,10 +496,10 @@ def _is_name(t: Tok) -> bool:
 
 def _chain(toks: list[Tok], i: int) -> tuple[tuple[str, ...], int]:
     """A dotted name from i: its parts and the index after it."""
-    parts = [toks[i].text]
+    parts = [toks[i].raw or toks[i].text]     # (a MySQL name as written)
     j = i + 1
     while j + 1 < len(toks) and toks[j].kind == "." and _is_name(toks[j + 1]):
-        parts.append(toks[j + 1].text)
+        parts.append(toks[j + 1].raw or toks[j + 1].text)
         j += 2
     return tuple(parts), j
 
@@ -385,7 +529,10 @@ def _with_list(toks: list[Tok], i: int, marks: dict[int, str]) -> tuple[list[str
     j = i + 1
     if _word(toks, j, "recursive"):
         j += 1
-    while j < len(toks) and _is_name(toks[j]):
+    while j < len(toks) and (_is_name(toks[j]) or toks[j].kind == "dq"):
+        if toks[j].kind == "dq":
+            # MySQL: "..." "as a WITH query's name" is a name under ANSI_QUOTES: U
+            raise Unread("a WITH query named by a \"...\" that sql_mode decides")
         name_at = j
         j += 1
         if j < len(toks) and toks[j].kind == "(":
@@ -401,7 +548,7 @@ def _with_list(toks: list[Tok], i: int, marks: dict[int, str]) -> tuple[list[str
         if j >= len(toks) or toks[j].kind != "(":
             break
         marks[j] = "query"
-        names.append(toks[name_at].text)
+        names.append(toks[name_at].raw or toks[name_at].text)   # (MySQL: "compared as written too")
         marks[name_at] = "cte"
         j = _matching(toks, j) + 1
         if j < len(toks) and toks[j].kind == ",":
@@ -435,6 +582,39 @@ def analyze(toks: list[Tok], dialect: str) -> Statement:
     head = toks[first] if first < len(toks) else None
     kind = KINDS.get(head.text, "other") if head is not None and head.kind == "word" else "other"
     st = Statement(kind)
+    my = dialect == "mysql"
+    explain_table = -1       # MySQL's EXPLAIN t: the index of t
+    shown_at = -1            # EXPLAIN's statement: the index of its first word
+    body = kind              # the kind of the statement read (EXPLAIN's: the one it shows)
+    if my and head is not None and head.kind == "word" and head.text == "delimiter":
+        raise Unread("DELIMITER, the mysql client's command")
+    if kind == "explain":
+        # "EXPLAIN of one [a query]; EXPLAIN ANALYZE CREATE ... is the statement it explains":
+        # past its options, the statement EXPLAIN shows gives the kind unless it is a query or
+        # a statement that changes rows (whose writes are seen)
+        j = first + 1
+        if not my and j < len(toks) and toks[j].kind == "(":
+            j = _matching(toks, j) + 1           # PostgreSQL's EXPLAIN (ANALYZE, ...) statement
+        while j < len(toks):
+            if _word(toks, j, *EXPLAIN_OPTIONS):
+                j += 1
+            elif toks[j].kind == "op":
+                j += 2                           # FORMAT = JSON: the operator and the name after it
+            else:
+                break
+        shown, shown_at = (toks[j] if j < len(toks) else None), j
+        statement_word = shown is not None and shown.kind == "word" and (shown.text in KINDS or shown.text in
+                                                                         ("with", "for"))
+        if my and j == first + 1 and shown is not None and (_is_name(shown) or shown.kind == "dq") \
+                and not statement_word:
+            explain_table = j        # MySQL: "EXPLAIN t (t's columns) names table t" (not EXPLAIN FOR ...)
+        elif shown is not None and shown.kind == "word" and shown.text in EXPLAINED:
+            body = KINDS[shown.text]
+        elif shown is not None and shown.kind == "word" and not (j + 1 < len(toks) and toks[j + 1].kind == "."):
+            kind = body = "other" if shown.text == "explain" else KINDS.get(shown.text, "other")
+            st.kind = kind
+        elif shown is not None and _is_name(shown):
+            kind = body = st.kind = "other"       # "any other first word or name": EXPLAIN s.f()
 
     # frames: one per open parenthesis; "q" a query (FROM lists read), "tbl" where a FROM /
     # JOIN / USING / INTO list stands (expect, expect1, after, after1, on, or None)
@@ -445,6 +625,19 @@ def analyze(toks: list[Tok], dialect: str) -> Statement:
     while i < n:
         t = toks[i]
         f = stack[-1]
+        if i == explain_table:
+            f["tbl"] = "expect1"
+        if my and t.kind == "dq":
+            # "..." is a string, or a name under ANSI_QUOTES: U "where it would be a name that
+            # matters: where a table is expected, as a WITH query's name, before ( or ., after ."
+            if (f["tbl"] in ("expect", "expect1") and f["q"]) or (i + 1 < n and toks[i + 1].kind in "(.") \
+                    or (i > 0 and toks[i - 1].kind == "."):
+                raise Unread("a \"...\" that sql_mode decides is a name")
+            t = Tok("str", t.text)
+        if my and t.kind in ("str", "num") and f["tbl"] in ("expect", "expect1") and f["q"]:
+            raise Unread("a string or number where a table is expected")
+        if my and t.kind == "op" and t.text == ":=":
+            st.events.append(("W", ":="))      # "in MySQL also := (it assigns a user variable)"
         if t.kind == "(":
             nxt = toks[i + 1] if i + 1 < n else None
             sub = nxt is not None and nxt.kind == "word" and nxt.text in SUBQUERY_START
@@ -501,6 +694,15 @@ def analyze(toks: list[Tok], dialect: str) -> Statement:
         if marks.get(i) == "cte":
             i += 1
             continue
+        if my and w in MY_SKIP and f["tbl"] in ("expect", "expect1"):
+            i += 1          # INSERT LOW_PRIORITY IGNORE INTO t, UPDATE IGNORE t: the table follows
+            continue
+        if my and i == first and w in ("insert", "replace"):
+            # "REPLACE and INSERT are insert (their table is read with or without INTO)"
+            f["tbl"] = "expect1"
+            f["write"] = True
+            i += 1
+            continue
         if w == "in" and dialect == "sqlite" and i + 1 < n and toks[i + 1].kind == "str":
             # lang_expr.html: "expr IN schema-name.table-name"; SQLite takes a string for a name
             # there as in FROM: U, as above
@@ -520,19 +722,35 @@ def analyze(toks: list[Tok], dialect: str) -> Statement:
                 st.events.append(("T", parts))
             i = j
             continue
-        if w is not None and f["q"] and w in TABLE_WORDS:
+        # a join word where a table is expected names the table: SQLite's grammar takes LEFT,
+        # RIGHT, FULL, INNER, OUTER, CROSS, NATURAL as names (its nm rule takes JOIN_KW).
+        # AMBIGUITY: PostgreSQL and MySQL refuse such a text (and SQLite FROM join); the
+        # document does not say. Taken: the name, the reading that reports more.
+        join_named = w in JOIN_WORDS and f["tbl"] in ("expect", "expect1") and (w != "join" or dialect == "sqlite")
+        if w is not None and f["q"] and (w in TABLE_WORDS or (my and w == "straight_join")) and not join_named:
             # "CTE names are not tables", but a written table (INSERT INTO, UPDATE, DELETE FROM,
             # MERGE INTO) is never a WITH query's: the servers write the table of that name
             f["write"] = w in ("into", "update") or (w == "from" and _word(toks, i - 1, "delete"))
             if w == "from":
                 # x IS [NOT] DISTINCT FROM y is an operator; SELECT x distinct FROM t a bare label
                 f["tbl"] = None if _word(toks, i - 1, "distinct") and _word(toks, i - 2, "is", "not") else "expect"
-            elif w == "join":
+            elif w in ("join", "straight_join"):      # "STRAIGHT_JOIN joins"
                 f["tbl"] = "expect"
+            elif w == "into" and not (body in ("insert", "merge") or (not my and (body == "select" or i < first))):
+                # INTO names a table in INSERT, MERGE and (but in MySQL: "SELECT ... INTO OUTFILE /
+                # DUMPFILE / @var contains into (its target is not a table)") SELECT ... INTO,
+                # a WITH query's too. AMBIGUITY: the document says "after INTO"; taken: in those
+                # statements, the only ones where a table follows it (elsewhere the statement's
+                # tables are not read, or the server refuses the text).
+                f["tbl"] = None
             elif w in ("into", "table"):
                 f["tbl"] = "expect1"
             elif w == "update":
-                if i in lock_updates or _word(toks, i + 1, "set"):
+                # AMBIGUITY: the document says "after UPDATE"; taken: the UPDATE that begins the
+                # statement (the one EXPLAIN shows, a WITH query's after its '('), the only one a
+                # table follows (FOR UPDATE, DO UPDATE SET, ON DUPLICATE KEY UPDATE, GRANT UPDATE
+                # ON and ON UPDATE are followed by none)
+                if i not in (first, shown_at) and not (i > 0 and toks[i - 1].kind == "("):
                     f["tbl"] = None
                 elif dialect == "sqlite" and _word(toks, i + 1, "or"):
                     f["tbl"] = "expect1"
@@ -577,9 +795,13 @@ def analyze(toks: list[Tok], dialect: str) -> Statement:
             # column's or an alias's name decides nothing.
             if len(parts) > MAX_PARTS or any(toks[k].kind == "badname" for k in range(i, j, 2)):
                 raise Unread("a name the check cannot compare")
+        # "MySQL folds only a function's name": the last part of a call's, to lower case
+        called = (*parts[:-1], _fold(parts[-1])) if my else parts
         if f["tbl"] in ("expect", "expect1") and f["q"]:
             if call and f["tbl"] == "expect":
-                st.events.append(("F", parts))   # FROM f(x): a function, not a table
+                st.events.append(("F", called))  # FROM f(x): a function, not a table
+            elif my and not call and len(parts) == 1 and w == "dual":
+                pass                             # "FROM DUAL names no table"
             else:
                 if f.get("write") or parts[-1] not in ctes or len(parts) > 1:
                     st.events.append(("T", parts))
@@ -593,14 +815,18 @@ def analyze(toks: list[Tok], dialect: str) -> Statement:
             i = j
             continue
         if call:
-            st.events.append(("F", parts))
+            st.events.append(("F", called))
         i = j
     return st
 
 
 def scan(sql: str, dialect: str) -> list[Statement]:
     """The statements of the text, or Unread."""
-    tokens = pg_tokens(sql) if dialect == "postgres" else lite_tokens(sql)
+    if "\x00" in sql:
+        # "a NUL byte anywhere": PostgreSQL's protocol and SQLite's prepare end the text there
+        # (pglast's lexer too), drivers refuse it
+        raise Unread("a NUL byte")
+    tokens = {"postgres": pg_tokens, "sqlite": lite_tokens, "mysql": my_tokens}[dialect](sql)
     stmts = split(tokens)
     if not stmts:
         # AMBIGUITY: the document does not say what an empty text (or one of comments
@@ -623,7 +849,7 @@ def check_sql_policy(spec: dict[str, Any], fail: Callable[[str], None]) -> None:
     if not set(spec) <= known:
         fail(f"SqlCheck: unknown keys {sorted(set(spec) - known)}")
     if spec.get("dialect") not in DIALECTS:
-        fail("SqlCheck: dialect is required: postgres or sqlite")
+        fail("SqlCheck: dialect is required: postgres, sqlite or mysql")
     if "read_only" in spec and not isinstance(spec["read_only"], bool):
         fail("SqlCheck: read_only is a boolean")
     if "max_statements" in spec:
@@ -671,7 +897,12 @@ def eval_sql(spec: dict[str, Any], value: str, s: str, v: str, show_set: Callabl
     def fold(name: str) -> str:
         return _fold(name) if dialect == "sqlite" else name
 
-    allowed = {tuple(fold(p) for p in _name_parts(e)) for e in spec.get("functions_allowed", [])}
+    def fold_function(parts: list[str]) -> tuple[str, ...]:
+        # MySQL: "functions_allowed names compare with the last part in lower case (a routine's
+        # name is case-insensitive) and the schema as written"
+        return (*parts[:-1], _fold(parts[-1])) if dialect == "mysql" else tuple(fold(p) for p in parts)
+
+    allowed = {fold_function(_name_parts(e)) for e in spec.get("functions_allowed", [])}
 
     def known(call: tuple[str, ...]) -> bool:
         return (len(call) == 1 and call[0] in BUILTIN[dialect]) or call in allowed

@@ -391,14 +391,16 @@ PATH_VALUES = ["/srv/data/a.csv", "/srv/data/../etc/passwd", "/srv/database/x.cs
                "/etc/x.CSV", "/", "srv/data/a.csv", "data/../x", "data/x.csv", "C:\\Data\\a.txt",
                "c:/data/../x.TXT", "\\\\srv\\share\\a.txt", "C:\\Data\\con.txt", "", "/a\u0000b",
                "/tmp//x.json", "../x"]
-# SqlCheck request values (docs/arguments.md): bypass forms of both dialects, reads and writes
+# SqlCheck request values (docs/arguments.md): bypass forms of the dialects, reads and writes
 SQL_VALUES = ["SELECT a FROM t", "SELECT * FROM s.t JOIN u ON true", "SELECT 1; DELETE FROM s.t", "DELETE FROM s.t",
               "WITH d AS (DELETE FROM t RETURNING *) SELECT * FROM d", "SELECT * INTO s.c FROM s.t",
               "SELECT * FROM s.t FOR UPDATE", "SELECT count(*), lower(a) FROM s.t -- ; DROP TABLE t",
               "SELECT ';', $$;$$ FROM s.t", "SELECT E'\\';DROP' FROM t", "SELECT '\\'; DELETE FROM t; --'",
               "SELECT nextval('q')", "SELECT pg_read_file('x') FROM s.t", "SELECT f(a) FROM s.t",
               "SELECT * FROM \"t\" JOIN u ON 1", "select load_extension('x')", "PRAGMA x = 1", "COPY t TO STDOUT",
-              "SELECT 1 /* ", "SELECT * FROM \"T\"", "EXPLAIN SELECT * FROM s.t", "VALUES (1)", "BEGIN", ""]
+              "SELECT 1 /* ", "SELECT * FROM \"T\"", "EXPLAIN SELECT * FROM s.t", "VALUES (1)", "BEGIN", "",
+              "SELECT 1 # ; DROP TABLE t", "SELECT @a := 1 FROM s.t", "INSERT s.t VALUES (1)", 'EXPLAIN "t"',
+              "SELECT * FROM `s`.`T` STRAIGHT_JOIN u", "SELECT 1 /*! ; DROP TABLE t */", "SELECT a FROM s.t INTO @v"]
 
 
 @functools.lru_cache(maxsize=None)
@@ -455,7 +457,7 @@ def v2_leaves(in_quantifier: bool = False) -> st.SearchStrategy:
         st.fixed_dictionaries({"absolute": st.just(False)}, optional={
             "within": st.lists(st.sampled_from(["data", "/srv"]), min_size=1, max_size=2)})), "PathCheck")
     # SqlCheck (docs/arguments.md): a dialect and any subset of the other keys
-    sql = _with(refs, st.fixed_dictionaries({"dialect": st.sampled_from(["postgres", "sqlite"])}, optional={
+    sql = _with(refs, st.fixed_dictionaries({"dialect": st.sampled_from(["postgres", "sqlite", "mysql"])}, optional={
         "read_only": st.booleans(), "max_statements": st.integers(1, 2),
         "tables_in": st.lists(st.sampled_from(["t", "s.t", "u", "T"]), min_size=1, max_size=2),
         "schemas_in": st.lists(st.sampled_from(["s", "public"]), min_size=1, max_size=2),
