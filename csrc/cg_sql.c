@@ -565,6 +565,8 @@ typedef struct an {
     bool run, run_dot, run_bad, run_quoted;
     uint32_t run_parts, run_len;          /* run_len: the canonical length, saturated */
     part parts[3];
+    const cg_sql_word *extra_write;       /* the first word that writes among the parts past the
+                                             third (not kept: the name is refused where compared) */
     const cg_sql_word *prev_word;         /* the word before the run (or the last token's) */
     int prev_type;
     /* WITH queries of the statement */
@@ -616,6 +618,10 @@ static void run_add(an *a, const tok *t) {
         }
     }
     if (part_len == 0 || (a->L.dialect == CG_SQL_POSTGRES && part_len > 63)) a->run_bad = true;
+    if (a->run_parts >= 3 && t->type == T_WORD && !a->extra_write) {
+        const cg_sql_word *w = word_of(a->L.s + t->off, t->len, a->L.n - t->off, true);
+        if (w && (w->flags & CG_SQLW_WRITES)) a->extra_write = w;
+    }
     if (a->run_parts < 3) {
         a->parts[a->run_parts].off = t->off;
         a->parts[a->run_parts].len = t->len;
@@ -736,6 +742,8 @@ static void run_writes(an *a) {
     for (uint32_t p = 0; p < a->run_parts && p < 3; p++)
         if (!a->parts[p].quote && a->parts[p].len >= CG_SQLW_WRITES_MINLEN && a->parts[p].len <= CG_SQLW_WRITES_MAXLEN)
             word_writes(a, word_of(a->L.s + a->parts[p].off, a->parts[p].len, a->L.n - a->parts[p].off, true));
+    word_writes(a, a->extra_write); /* a.b.c.delete */
+    a->extra_write = NULL;
 }
 
 #define LOCKS_ROWS "locks rows (FOR UPDATE / SHARE)"
@@ -1071,6 +1079,7 @@ CG_ALIGN_HOT int cg_sql_scan(const uint8_t *s, size_t n, unsigned dialect, const
             }
             a.depth--;
             if (a.with == WITH_BODY && a.depth == 0) a.with = WITH_AFTER_BODY;
+            a.kind_set = true; /* ()SELECT: a statement that opens with no word has no kind */
             break;
         case T_COMMA:
             if (a.from[a.depth] == FROM_IN) a.from[a.depth] = FROM_EXPECT;

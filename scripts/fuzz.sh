@@ -4,8 +4,7 @@
 #   scripts/fuzz.sh [SECONDS]   each harness runs SECONDS (default 60); CI runs a short smoke
 # Needs: clang (Debian: clang-14 libclang-rt-14-dev), the package installed (for the seed
 # blobs), atheris (pip install atheris) for the framing harness and the differential ones, ada-url for
-# the URL differential (fuzz/fuzz_url_diff.py), pglast for the SQL ones (fuzz/fuzz_sql_diff.py,
-# fuzz/fuzz_sql_ref_diff.py).
+# the URL differential (fuzz/fuzz_url_diff.py), pglast for the SQL one (fuzz/fuzz_sql_diff.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs="${1:-60}"
@@ -71,10 +70,6 @@ LD_PRELOAD="$preload" "$PY" fuzz/fuzz_sql_diff.py fuzz/build/sqlprobe.so -max_to
 mkdir -p fuzz/corpus-sqlite-diff
 LD_PRELOAD="$preload" "$PY" fuzz/fuzz_sqlite_diff.py fuzz/build/sqlprobe.so -max_total_time="$secs" -max_len=256 \
     -timeout=5 -artifact_prefix=fuzz/build/ fuzz/corpus-sqlite-diff
-# and SqlCheck, native, against the reference evaluator (tests/support/argsql.py) in every dialect
-mkdir -p fuzz/corpus-sql-ref-diff
-"$PY" fuzz/fuzz_sql_ref_diff.py -max_total_time="$secs" -max_len=512 -timeout=10 -artifact_prefix=fuzz/build/ \
-    fuzz/corpus-sql-ref-diff
 export CG_FUZZ_BLOB=fuzz/build/crm.blob
 fuzz/build/fuzz_request -max_total_time="$secs" -max_len=65536 -timeout=5 fuzz/corpus-request
 # the same harness over UrlCheck / PathCheck / SqlCheck rules (the core's URL, PATHCHK and SQL

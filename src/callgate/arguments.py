@@ -1137,6 +1137,11 @@ def sql_scan(text: str, dialect: str) -> tuple[int, int, list[tuple[str, int, An
                 lw = part.lower().decode("utf-8", "replace")
                 if not q and lw in words:
                     word_writes(lw)
+            # past the third part (a.b.c.delete), the first word that writes, as the core keeps it
+            past = [lw for lw in (p.lower().decode("utf-8", "replace") for p, q in r["raw"][3:] if not q)
+                    if lw in words and "writes" in words[lw][1]]
+            if past:
+                word_writes(past[0])
         in_item = st["in_table"] is not None  # x IN t: this run is IN's table, whatever its word
         in_saved, st["in_table"] = st["in_table"], None
         if st["explain_next"]:  # MySQL: EXPLAIN t reads t's columns
@@ -1278,6 +1283,7 @@ def sql_scan(text: str, dialect: str) -> tuple[int, int, list[tuple[str, int, An
             st["depth"] = d - 1
             if st["with"] == "BODY" and d - 1 == 0:
                 st["with"] = "AFTER_BODY"
+            st["kind_set"] = True  # ()SELECT: a statement that opens with no word has no kind
         elif t.type == "COMMA":
             if frm[d] == "IN":
                 frm[d] = "EXPECT"

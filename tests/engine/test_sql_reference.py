@@ -346,6 +346,10 @@ FORMER_DISAGREEMENTS = [
     # as empty: U, and `, ; SELECT 1` as one statement)
     pytest.param(P, ", SELECT 1", "statement 1 of 1 is other", id="pg-statement-begins-with-comma"),
     pytest.param({**L, "max_statements": 1}, ", ; SELECT 1", "has 2 statements", id="sqlite-comma-statement-counts"),
+    pytest.param({"dialect": "mysql", "read_only": True}, "()SELECT 1", "statement 1 of 1 is other",
+                 id="mysql-empty-parentheses-then-select"),
+    pytest.param(P, "((SELECT 1))", "passed", id="pg-parenthesised-select"),
+    pytest.param(P, "SELECT s.t.u.delete FROM t", "contains delete", id="pg-write-word-past-the-third-part"),
     # ... a NUL byte, where PostgreSQL ends the text: U (the core read on past it)
     pytest.param({**P, "max_statements": 1}, "SELECT 1\x00; DROP TABLE t", "is not SQL the check can read",
                  id="pg-nul-byte"),
@@ -356,6 +360,8 @@ FORMER_DISAGREEMENTS = [
                  id="mysql-explain-qualified-name"),
     pytest.param(LT, "SELECT * FROM left", "names table left", id="sqlite-join-word-as-table"),
     pytest.param(LT, "UPDATE natural SET a = 1", "names table natural", id="sqlite-join-word-as-updated-table"),
+    pytest.param({"dialect": "mysql", "tables_in": ["t"]}, "TABLE update", "names table update",
+                 id="mysql-keyword-where-a-table-is-expected"),
     # MySQL's EXPLAIN "t": under ANSI_QUOTES t's columns, so U like any "..." where a table is expected
     pytest.param({"dialect": "mysql", "tables_in": ["t"]}, 'EXPLAIN "secret"', "is not SQL the check can read",
                  id="mysql-explain-double-quoted"),

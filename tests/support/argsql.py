@@ -599,7 +599,11 @@ def analyze(toks: list[Tok], dialect: str) -> Statement:
             if _word(toks, j, *EXPLAIN_OPTIONS):
                 j += 1
             elif toks[j].kind == "op":
-                j += 2                           # FORMAT = JSON: the operator and the name after it
+                j += 1                           # FORMAT = JSON: a word after an operator is a value
+                if j < len(toks) and toks[j].kind == "word":
+                    j += 1
+            elif toks[j].kind not in ("word", "qname", "badname", "dq"):
+                j += 1     # "first word or name": a string, number or parenthesis is not one
             else:
                 break
         shown, shown_at = (toks[j] if j < len(toks) else None), j
@@ -609,7 +613,8 @@ def analyze(toks: list[Tok], dialect: str) -> Statement:
                 and not statement_word:
             explain_table = j        # MySQL: "EXPLAIN t (t's columns) names table t" (not EXPLAIN FOR ...)
         elif shown is not None and shown.kind == "word" and shown.text in EXPLAINED:
-            body = KINDS[shown.text]
+            main = _with_list(toks, j, {})[1] if shown.text == "with" else j   # EXPLAIN WITH ... INSERT
+            body = KINDS.get(toks[main].text, "other") if main < len(toks) and toks[main].kind == "word" else "other"
         elif shown is not None and shown.kind == "word" and not (j + 1 < len(toks) and toks[j + 1].kind == "."):
             kind = body = "other" if shown.text == "explain" else KINDS.get(shown.text, "other")
             st.kind = kind
@@ -674,8 +679,19 @@ def analyze(toks: list[Tok], dialect: str) -> Statement:
             i += 1
             continue
         w = t.text if t.kind == "word" else None
+        # a keyword where a table is expected names the table: SQLite's grammar takes the join
+        # words LEFT, RIGHT, FULL, INNER, OUTER, CROSS, NATURAL as names (its nm rule takes
+        # JOIN_KW), and its parser falls back to a name for most others (FOR, ...).
+        # AMBIGUITY: PostgreSQL and MySQL refuse such a text, as they refuse UPDATE, USING, AS
+        # or ON there (FROM update, TABLE using); the document does not say. Taken: the name,
+        # the reading that reports more; in SQLite every word but those that begin a subquery
+        # or the clause words FROM and INTO.
+        at_table = f["tbl"] in ("expect", "expect1")
+        named_here = at_table and w is not None and (
+            (dialect == "sqlite" and w not in ("from", "into", "select", "values", "table", "with"))
+            or (w in JOIN_WORDS | {"update", "using", "as", "on"} and w != "join"))
         # the locking clause: FOR UPDATE, FOR SHARE, FOR NO KEY UPDATE, FOR KEY SHARE
-        if w == "for":
+        if w == "for" and not named_here:
             if _word(toks, i + 1, "update"):
                 st.events.append(("L", ""))
                 lock_updates.add(i + 1)
@@ -693,6 +709,19 @@ def analyze(toks: list[Tok], dialect: str) -> Statement:
             st.events.append(("W", w))
         if marks.get(i) == "cte":
             i += 1
+            continue
+        if w == "as" and not named_here and i + 1 < n and _is_name(toks[i + 1]) \
+                and not _word(toks, i + 1, *SUBQUERY_START, "not", "materialized"):
+            # AS name: an alias (its parts' words that write are seen) or CAST's type; a '('
+            # after it is the alias's column list or the type's modifiers, never a call (the
+            # document: "write AS v(x)")
+            parts, j = _chain(toks, i + 1)
+            for k in range(i + 1, j, 2):
+                if toks[k].kind == "word" and toks[k].text in WRITE_WORDS:
+                    st.events.append(("W", toks[k].text))
+            i = j
+            if i < n and toks[i].kind == "(" and marks.get(i) != "query":
+                i = _matching(toks, i) + 1
             continue
         if my and w in MY_SKIP and f["tbl"] in ("expect", "expect1"):
             i += 1          # INSERT LOW_PRIORITY IGNORE INTO t, UPDATE IGNORE t: the table follows
@@ -722,12 +751,7 @@ def analyze(toks: list[Tok], dialect: str) -> Statement:
                 st.events.append(("T", parts))
             i = j
             continue
-        # a join word where a table is expected names the table: SQLite's grammar takes LEFT,
-        # RIGHT, FULL, INNER, OUTER, CROSS, NATURAL as names (its nm rule takes JOIN_KW).
-        # AMBIGUITY: PostgreSQL and MySQL refuse such a text (and SQLite FROM join); the
-        # document does not say. Taken: the name, the reading that reports more.
-        join_named = w in JOIN_WORDS and f["tbl"] in ("expect", "expect1") and (w != "join" or dialect == "sqlite")
-        if w is not None and f["q"] and (w in TABLE_WORDS or (my and w == "straight_join")) and not join_named:
+        if w is not None and f["q"] and (w in TABLE_WORDS or (my and w == "straight_join")) and not named_here:
             # "CTE names are not tables", but a written table (INSERT INTO, UPDATE, DELETE FROM,
             # MERGE INTO) is never a WITH query's: the servers write the table of that name
             f["write"] = w in ("into", "update") or (w == "from" and _word(toks, i - 1, "delete"))
@@ -763,13 +787,7 @@ def analyze(toks: list[Tok], dialect: str) -> Statement:
             elif w in ("lateral", "only"):
                 pass
             elif w == "as":
-                if f["tbl"] in ("after", "after1") and i + 1 < n and _is_name(toks[i + 1]):
-                    if toks[i + 1].kind == "word" and toks[i + 1].text in WRITE_WORDS:
-                        st.events.append(("W", toks[i + 1].text))
-                    i += 2      # the alias
-                    if i < n and toks[i].kind == "(":
-                        i = _matching(toks, i) + 1   # its column list: not a call
-                    continue
+                pass            # (AS name is read above)
             elif w == "on":
                 if f["tbl"] in ("after", "after1"):
                     f["tbl"] = "on"
