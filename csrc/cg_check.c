@@ -321,24 +321,18 @@ static void note(sql_fail *f, int what, uint32_t stmt, const uint8_t *text, uint
     cg_memcpy(f->text, text, f->len);
 }
 
-static int sql_on_table(void *ctx, uint32_t stmt, const uint8_t *name, uint32_t n, uint32_t parts) {
+static int sql_on_table(void *ctx, uint32_t stmt, const uint8_t *name, uint32_t n, uint32_t parts,
+                        uint32_t schema, uint32_t schema_n) {
     sql_state *st = ctx;
     if (st->tables != CG_NONE_SET && !set_has_bytes(st->p, st->tables, name, n))
         note(&st->tab, SQLF_TABLE, stmt, name, n);
     if (st->schemas != CG_NONE_SET && st->tab.what == SQLF_NONE) {
         if (parts < 2) {
             note(&st->tab, SQLF_UNSURE, stmt, name, n); /* search_path decides its schema */
-        } else {
-            uint32_t end = n, start;
-            while (end > 0 && name[end - 1] != '.') end--;
-            end--; /* the '.' before the table's name */
-            start = end;
-            while (start > 0 && name[start - 1] != '.') start--;
-            if (!set_has_bytes(st->p, st->schemas, name + start, end - start)) {
-                note(&st->tab, SQLF_SCHEMA, stmt, name, n);
-                st->tab.schema_off = start;
-                st->tab.schema_len = end - start;
-            }
+        } else if (!set_has_bytes(st->p, st->schemas, name + schema, schema_n)) {
+            note(&st->tab, SQLF_SCHEMA, stmt, name, n);
+            st->tab.schema_off = schema;
+            st->tab.schema_len = schema_n;
         }
     }
     return 0;

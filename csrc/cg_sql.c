@@ -13,6 +13,7 @@
 typedef struct cg_sql_word {
     const char *text;
     uint64_t head; /* text's first 8 bytes, little-endian, zero-padded */
+    uint64_t key;  /* head with bit 5 set in each of the word's bytes (word_of) */
     uint8_t len, kind, flags, role;
 } cg_sql_word;
 /* a word's role in the scan: what keyword() does with it */
@@ -65,35 +66,43 @@ static inline uint64_t between(uint64_t t, uint8_t lo, uint8_t hi) {
 }
 /* x with its ASCII capitals made small (other bytes, >= 0x80 included, as they are) */
 static inline uint64_t fold8(uint64_t x) { return x + ((between(x & ~HIGHS, 'A', 'Z') & ~x) >> 2); }
+/* The first n bytes of 8 (n < 8), and bit 5 of each (the case-insensitive key: see
+   scripts/gen_sql_words.py head_key) */
+static const uint64_t head_mask[8] = {0, 0xffull, 0xffffull, 0xffffffull, 0xffffffffull, 0xffffffffffull,
+                                      0xffffffffffffull, 0xffffffffffffffull};
+#define BIT5S 0x2020202020202020ull
 /* The entry of the word s[0..n) (avail >= n bytes readable at s): with fold, ASCII letters
-   of any case (an unquoted word as written); without, the bytes exactly (a canonical name,
-   already lower case). NULL when it is not a word of the table. Its bucket comes from the
-   word's first 8 bytes and length, which the comparison needs anyway: no loop over the word
-   unless it is longer than 8 bytes and its head matches. */
+   of any case (an unquoted word as written, made of name bytes only); without, the bytes
+   exactly (a canonical name, already lower case, of any bytes). NULL when it is not a word of
+   the table. The word's first 8 bytes with bit 5 set in each are its key, which folds the
+   capitals of a word of name bytes and keeps every table word apart; the key and the length
+   pick a bucket of at most two words, compared without a loop unless longer than 8 bytes. */
 SQL_HOT const cg_sql_word *word_of(const uint8_t *s, uint32_t n, uint32_t avail, bool fold) {
     if (n < CG_SQLW_MINLEN || n > CG_SQLW_MAXLEN) return NULL;
     uint64_t head;
     if (avail >= 8) {
         head = cg_rd64(s);
-        if (n < 8) head &= (1ull << (n << 3)) - 1;
     } else { /* byte by byte: a canonical name the scan has just written a byte at a time
                 (cg_sql_builtin), which a wider load would stall on */
         head = 0;
         for (uint32_t k = 0; k < n; k++) head |= (uint64_t)s[k] << (k << 3);
     }
-    if (fold) head = fold8(head);
-    uint32_t b = CG_SQLW_SLOT(head, n);
-    for (uint32_t e = cg_sql_word_first[b]; e < cg_sql_word_first[b + 1] && e < CG_SQLW_COUNT; e++) {
-        const cg_sql_word *w = &cg_sql_words[e];
-        if (w->head != head || w->len != n) continue;
+    uint64_t mask = n < 8 ? head_mask[n] : ~0ull;
+    uint64_t key = (head | BIT5S) & mask;
+    head &= mask;
+    /* both candidates: two words may share a key and a length (current_date, current_time) */
+    const uint16_t *bucket = cg_sql_word_bucket[CG_SQLW_SLOT(key, n)];
+    for (uint32_t c = 0; c < 2; c++) {
+        const cg_sql_word *w = &cg_sql_words[bucket[c]];
+        if (w->key != key || w->len != n) continue;
+        if (!fold && w->head != head) continue; /* a canonical name matches exactly */
         /* bytes 8..n, 8 at a time, the last 8 overlapping (n <= avail: all readable) */
-        uint32_t k = 8;
         const uint8_t *t = (const uint8_t *)w->text;
-        while (k < n) {
+        uint32_t k = 8;
+        for (; k < n; k += 8) {
             k = k + 8 <= n ? k : n - 8;
-            uint64_t x = cg_rd64(s + k);
-            if ((fold ? fold8(x) : x) != cg_rd64(t + k)) break;
-            k += 8;
+            uint64_t x = cg_rd64(s + k), y = cg_rd64(t + k);
+            if (fold ? (x | BIT5S) != (y | BIT5S) : x != y) break;
         }
         if (k >= n) return w;
     }
@@ -135,6 +144,19 @@ typedef struct lexer {
     unsigned dialect;
     int err;
 } lexer;
+
+/* The tokenizer reads 64 bytes at a time into two bit masks (load_block): which bytes
+   continue a name, and where a token starts (the first byte of a run of name bytes, any byte
+   that is neither a name byte nor white space). next_token walks the starts: a word ends at
+   the next byte that is no name byte, ( ) , ; . = * < > ... are one byte each, and anything
+   else (strings, quoted names, comments, numbers, parameters, dialect prefixes) is read byte
+   by byte (scalar_token), after which the starts inside what it read are dropped. The walk's
+   state is a cursor of cg_sql_scan's own, which the compiler keeps in registers. */
+typedef struct cursor {
+    uint32_t base, i; /* the block the masks describe, s[base .. base + 64); where the last token ended */
+    uint64_t names;   /* bit k: s[base + k] continues a name */
+    uint64_t starts;  /* bit k: a token starts at s[base + k], at or after i */
+} cursor;
 
 /* Character classes, one table lookup per byte on the hot loops: C_START begins a name,
    C_NAME continues one, C_SPACE is white space, C_PREFIX a letter that, before a quote or
@@ -189,7 +211,27 @@ static inline uint32_t name_bytes16(const uint8_t *p) { /* bit k: p[k] continues
     /* v itself: its sign bit is set in bytes >= 0x80, which continue names */
     return (uint32_t)_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(letter, in_range(v, '0', 10)), _mm_or_si128(other, v)));
 }
+static inline uint32_t space_bytes16(const uint8_t *p) { /* bit k: p[k] is white space */
+    __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+    return (uint32_t)_mm_movemask_epi8(_mm_or_si128(in_range(v, 9, 5), _mm_cmpeq_epi8(v, _mm_set1_epi8(' '))));
+}
 #endif
+#if defined(_MSC_VER) && !defined(__clang__)
+#include <intrin.h>
+#endif
+static inline uint32_t ctz64(uint64_t m) { /* m != 0 */
+#if defined(__GNUC__) || defined(__clang__)
+    return (uint32_t)__builtin_ctzll(m);
+#elif defined(_MSC_VER) && (defined(_M_X64) || defined(_M_ARM64))
+    unsigned long k;
+    _BitScanForward64(&k, m);
+    return (uint32_t)k;
+#else
+    uint32_t k = 0;
+    while (!(m & 1)) m >>= 1, k++;
+    return k;
+#endif
+}
 static inline uint32_t name_end(const uint8_t *s, uint32_t i, uint32_t n) {
 #ifdef CG_SQL_SSE2
     for (; n - i >= 16; i += 16) {
@@ -423,8 +465,9 @@ CG_NOINLINE static void my_token(lexer *L, uint32_t start, uint8_t c, uint8_t c1
     *out = t;
 }
 
-/* The next token; T_END at the end or on an error (L->err). */
-static void next_token(lexer *L, tok *out) {
+/* The token at L->i (or after the spaces and comments there), byte by byte; T_END at the end
+   or on an error (L->err). Out of line: next_token's rare case. */
+CG_NOINLINE static void scalar_token(lexer *L, tok *out) {
     const uint8_t *s = L->s;
     const uint32_t n = L->n;
     uint32_t start = L->i; /* (L->err is 0 here: the scan stops at an error) */
@@ -541,6 +584,115 @@ static void next_token(lexer *L, tok *out) {
     *out = t;
 }
 
+/* The masks of the block at base (a multiple of 64 below n), with the starts before c->i
+   dropped; a name byte at c->i starts a token whatever precedes it (a number or parameter
+   read byte by byte may end where a name begins: $1abc). Bytes past n are none of these. */
+SQL_HOT void load_block(const lexer *L, cursor *c, uint32_t base) {
+    const uint8_t *s = L->s;
+    uint64_t names = 0, spaces = 0, valid = ~0ull;
+#ifdef CG_SQL_SSE2
+    if (L->n - base >= 64) {
+        const uint8_t *p = s + base;
+        names = (uint64_t)name_bytes16(p) | (uint64_t)name_bytes16(p + 16) << 16 |
+                (uint64_t)name_bytes16(p + 32) << 32 | (uint64_t)name_bytes16(p + 48) << 48;
+        spaces = (uint64_t)space_bytes16(p) | (uint64_t)space_bytes16(p + 16) << 16 |
+                 (uint64_t)space_bytes16(p + 32) << 32 | (uint64_t)space_bytes16(p + 48) << 48;
+    } else
+#endif
+    {
+        uint32_t m = L->n - base < 64 ? L->n - base : 64;
+        for (uint32_t k = 0; k < m; k++) {
+            uint8_t cl = cls_table[s[base + k]];
+            names |= (uint64_t)((cl & C_NAME) != 0) << k;
+            spaces |= (uint64_t)((cl & C_SPACE) != 0) << k;
+        }
+        if (m < 64) valid = (1ull << m) - 1;
+    }
+    uint64_t after_name = (names << 1) | (base > 0 && (cls_table[s[base - 1]] & C_NAME) != 0);
+    uint64_t starts = (names & ~after_name) | (~names & ~spaces & valid);
+    if (c->i >= base) {
+        uint32_t from = c->i - base; /* < 64: the block holds c->i */
+        starts = (starts & (~0ull << from)) | (names & (1ull << from));
+    }
+    c->base = base;
+    c->names = names;
+    c->starts = starts;
+}
+
+/* next_token's reading of a token's first byte (anything else: scalar_token) */
+enum { F_SLOW, F_WORD, F_PREFIX, F_PUNCT, F_DOT, F_OP };
+static const uint8_t first_byte[256] = {
+    /* F_WORD: a letter, '_' or a byte >= 0x80; F_PREFIX: a letter that may begin a string or
+       quoted name before a quote or '&' (E'', U&'', X'', B'', N''); F_PUNCT: ( ) , ;
+       F_DOT: '.' (not before a digit: a number); F_OP: one byte, an operator in every dialect */
+    0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    0, 5, 0, 0, 0, 5, 5, 0, 3, 3, 5, 5, 3, 0, 4, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 3, 5, 5, 5, 0,
+    0, 1, 2, 1, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1, 1, 1, 2, 1, 1, 2, 1, 1, 0, 0, 0, 5, 1,
+    0, 1, 2, 1, 1, 2, 1, 1, 1, 1, 1, 1, 1, 1, 2, 1, 1, 1, 1, 1, 1, 2, 1, 1, 2, 1, 1, 0, 5, 0, 5, 0,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+    1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1,
+};
+
+/* The next token; T_END at the end or on an error (L->err). CG_SQL_BYTEWISE reads every token
+   byte by byte (scalar_token): fuzz/fuzz_sql.c holds the block walk to that reading. */
+static void next_token(lexer *L, cursor *c, tok *out) {
+#ifdef CG_SQL_BYTEWISE
+    L->i = c->i;
+    scalar_token(L, out);
+    c->i = L->i;
+    return;
+#endif
+    while (c->starts == 0) {
+        uint32_t next = c->i >= c->base + 64 ? c->i & ~63u : c->base + 64;
+        if (next >= L->n) {
+            out->type = T_END;
+            out->quote = 0;
+            out->off = out->len = 0;
+            return;
+        }
+        load_block(L, c, next);
+    }
+    const uint8_t *s = L->s;
+    uint32_t k = ctz64(c->starts), p = c->base + k;
+    c->starts &= c->starts - 1;
+    unsigned f = first_byte[s[p]];
+    out->quote = 0;
+    out->off = p;
+    if (f == F_PREFIX) {
+        uint8_t c1 = p + 1 < L->n ? s[p + 1] : 0;
+        f = c1 == '\'' || c1 == '&' ? F_SLOW : F_WORD;
+    }
+    if (f == F_WORD) {
+        uint64_t rest = ~(c->names >> k);
+        uint32_t end = rest ? p + ctz64(rest) : c->base + 64;
+        if (end >= c->base + 64) { /* the word goes on past the block */
+            end = name_end(s, end, L->n);
+            c->starts = 0;
+        }
+        c->i = end;
+        out->type = T_WORD;
+        out->len = end - p;
+        return;
+    }
+    if (f == F_PUNCT || f == F_OP || (f == F_DOT && !(p + 1 < L->n && digit(s[p + 1])))) {
+        c->i = p + 1;
+        out->type = f == F_OP ? T_OP : punct_table[s[p]];
+        out->len = 1;
+        return;
+    }
+    L->i = p;
+    scalar_token(L, out);
+    c->i = L->i;
+    if (c->i >= c->base + 64) {
+        c->starts = 0;
+    } else { /* drop the starts inside the token; a name byte right after it starts one */
+        uint32_t from = c->i - c->base;
+        c->starts = (c->starts & (~0ull << from)) | (c->names & (1ull << from));
+    }
+}
+
 /* ---- the statement pass ---- */
 
 enum { FROM_NONE, FROM_EXPECT, FROM_IN };
@@ -561,6 +713,7 @@ typedef struct an {
     int body;                             /* the kind of the statement being read, whose clauses
                                              name tables: kind, or EXPLAIN's statement */
     bool started, stop, kind_set;
+    bool halt;                            /* stop or an error (L.err): the scan ends */
     /* the name run being read */
     bool run, run_dot, run_bad, run_quoted;
     uint32_t run_parts, run_len;          /* run_len: the canonical length, saturated */
@@ -587,12 +740,15 @@ typedef struct an {
     uint8_t target[CG_SQL_MAX_DEPTH + 1]; /* the expected table is a target (INTO t (cols)) */
     uint8_t cte_len[CG_SQL_MAX_CTES];
     /* written before they are read: not cleared for each scan */
-    uint8_t name[CG_SQL_NAME_MAX];        /* the run's canonical name (name_of) */
+    uint32_t schema, schema_n;            /* where name_of put the part before the last */
+    uint8_t name[CG_SQL_NAME_MAX + 8];    /* the run's canonical name (name_of), and the slack
+                                             fold_into writes 8 bytes at a time into */
     uint8_t cte_name[CG_SQL_MAX_CTES][CG_SQL_CTE_NAME_MAX]; /* compared byte for byte */
 } an;
 
 static void fail(an *a, int err) {
     if (!a->L.err) a->L.err = err;
+    a->halt = true;
 }
 
 /* Adds a word or quoted name to the run: its canonical length, and whether the name can be
@@ -633,6 +789,23 @@ static void run_add(an *a, const tok *t) {
     if (a->run_parts > 3 || a->run_len > CG_SQL_NAME_MAX) a->run_bad = true;
 }
 
+static inline void put64(uint8_t *p, uint64_t x) { /* little-endian, as cg_rd64 reads */
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    cg_memcpy(p, &x, 8); /* one store */
+#else
+    for (int k = 0; k < 8; k++) p[k] = (uint8_t)(x >> (k << 3));
+#endif
+}
+/* s[0..m) to out with ASCII capitals made small, 8 bytes at a time: avail bytes from s are
+   readable, and out has room for 8 bytes past m (a->name's slack) */
+static inline void fold_into(uint8_t *out, const uint8_t *s, uint32_t m, uint32_t avail) {
+    uint32_t i = 0;
+    for (; i + 8 <= m; i += 8) put64(out + i, fold8(cg_rd64(s + i)));
+    if (i < m && avail - i >= 8) put64(out + i, fold8(cg_rd64(s + i)));
+    else
+        for (; i < m; i++) out[i] = lower(s[i]);
+}
+
 /* Writes the run's canonical name into a->name (its length is a->run_len): unquoted parts
    lower case, quoted parts as written with doubled quotes collapsed (SQLite folds those
    too), joined by '.'. Only for a run that is not run_bad (at most 3 parts, a->run_len
@@ -641,14 +814,17 @@ static void name_of(an *a, bool function) {
     uint32_t k = 0;
     bool fold_quoted = a->L.dialect == CG_SQL_SQLITE, my = a->L.dialect == CG_SQL_MYSQL;
     uint8_t *out = a->name;
+    uint32_t last = 0, before = 0; /* where the last part and the one before it begin */
     for (uint32_t p = 0; p < a->run_parts && p < 3; p++) {
         const part *q = &a->parts[p];
         const uint8_t *s = a->L.s + q->off;
         if (p > 0 && k < CG_SQL_NAME_MAX) out[k++] = '.';
+        before = last;
+        last = k;
         if (!q->quote) { /* the common case: a word, folded (MySQL: a function's name only) */
             uint32_t m = q->len <= CG_SQL_NAME_MAX - k ? q->len : CG_SQL_NAME_MAX - k;
             if (!my || (function && p + 1 == a->run_parts))
-                for (uint32_t i = 0; i < m; i++) out[k + i] = cg_sql_fold[s[i]];
+                fold_into(out + k, s, m, a->L.n - q->off);
             else
                 cg_memcpy(out + k, s, m);
             k += m;
@@ -660,6 +836,8 @@ static void name_of(an *a, bool function) {
             out[k++] = fold_quoted ? lower(c) : c;
         }
     }
+    a->schema = before;
+    a->schema_n = a->run_parts >= 2 ? last - 1 - before : 0;
 }
 
 static bool is_cte(const an *a) { /* after name_of */
@@ -676,7 +854,9 @@ static void emit_table(an *a) {
     }
     name_of(a, false);
     if (!a->write_target && is_cte(a)) return; /* a WITH query's name does not hide a written table */
-    if (a->v->table && a->v->table(a->v->ctx, a->stmt, a->name, a->run_len, a->run_parts)) a->stop = true;
+    if (a->v->table &&
+        a->v->table(a->v->ctx, a->stmt, a->name, a->run_len, a->run_parts, a->schema, a->schema_n))
+        a->stop = a->halt = true;
 }
 /* w: the run's word when it is one unquoted word (NULL: not a known word, or not such a run) */
 static void emit_function(an *a, const cg_sql_word *w) {
@@ -684,16 +864,18 @@ static void emit_function(an *a, const cg_sql_word *w) {
         fail(a, CG_SQL_NAME);
         return;
     }
-    name_of(a, true);
+    /* a known word (lower, count): its canonical name is the table's text, as folded */
+    const uint8_t *name = w ? (const uint8_t *)w->text : a->name;
+    if (!w) name_of(a, true);
     unsigned flag = a->L.dialect == CG_SQL_POSTGRES ? CG_SQLW_PG_FUNC
                     : a->L.dialect == CG_SQL_SQLITE ? CG_SQLW_SQLITE_FUNC : CG_SQLW_MYSQL_FUNC;
     int builtin = a->run_parts == 1 && (a->run_quoted ? cg_sql_builtin(a->L.dialect, a->name, a->run_len)
                                                       : w != NULL && (w->flags & flag) != 0);
-    if (a->v->function && a->v->function(a->v->ctx, a->stmt, a->name, a->run_len, a->run_parts, builtin))
-        a->stop = true;
+    if (a->v->function && a->v->function(a->v->ctx, a->stmt, name, a->run_len, a->run_parts, builtin))
+        a->stop = a->halt = true;
 }
 static void emit_write(an *a, int what, const char *text, uint32_t n) {
-    if (a->v->write && a->v->write(a->v->ctx, a->stmt, what, (const uint8_t *)text, n)) a->stop = true;
+    if (a->v->write && a->v->write(a->v->ctx, a->stmt, what, (const uint8_t *)text, n)) a->stop = a->halt = true;
 }
 
 /* The first word of the statement read: the statement's, its main statement's after its WITH
@@ -976,7 +1158,7 @@ static void finish_run(an *a, const tok *next) {
 }
 
 static void end_statement(an *a) {
-    if (a->started && a->v->statement && a->v->statement(a->v->ctx, a->stmt, a->kind)) a->stop = true;
+    if (a->started && a->v->statement && a->v->statement(a->v->ctx, a->stmt, a->kind)) a->stop = a->halt = true;
     if (a->started) a->stmt++;
     a->started = a->kind_set = false;
     a->kind = a->body = CG_SQL_K_NONE;
@@ -1000,13 +1182,14 @@ CG_ALIGN_HOT int cg_sql_scan(const uint8_t *s, size_t n, unsigned dialect, const
     a.L.dialect = dialect;
     a.v = v;
     *statements = 0;
-    if (n > 0xFFFFFFF0u) return CG_SQL_DEPTH;
+    if (n > 0xFFFFFF00u) return CG_SQL_DEPTH; /* (the blocks' offsets stay below 2^32) */
     const bool my = dialect == CG_SQL_MYSQL;
     const uint32_t part_max = dialect == CG_SQL_POSTGRES ? 63u : CG_SQL_NAME_MAX; /* PostgreSQL truncates */
+    cursor cur = {0u - 64u, 0, 0, 0}; /* (unsigned) the first block read is s[0 .. 64) */
     for (;;) {
         tok t;
-        next_token(&a.L, &t);
-        if (a.L.err) break;
+        next_token(&a.L, &cur, &t);
+        if (t.type == T_END && a.L.err) break;
         if (my && (a.after_dq || t.quote == '"')) {
             if (a.after_dq && (t.type == T_LP || t.type == T_DOT)) {
                 fail(&a, CG_SQL_MODE); /* "x"( and "x". are a function's or table's name under ANSI_QUOTES */
@@ -1033,7 +1216,7 @@ CG_ALIGN_HOT int cg_sql_scan(const uint8_t *s, size_t n, unsigned dialect, const
                 break;
             }
             finish_run(&a, &t);
-            if (a.L.err || a.stop) break;
+            if (a.halt) break;
         }
         if (t.type == T_WORD) { /* the common token, before the switch (run_add's work for a word) */
             a.run = true;
@@ -1113,9 +1296,9 @@ CG_ALIGN_HOT int cg_sql_scan(const uint8_t *s, size_t n, unsigned dialect, const
             a.next_lp_plain = 0;
             break;
         }
-        if (a.L.err || a.stop || t.type == T_END) break;
+        if (a.halt || t.type == T_END) break;
         a.prev_type = t.type;
-        if (t.type != T_WORD) a.prev_word = NULL;
+        a.prev_word = NULL; /* (a word has gone on above) */
     }
     if (!a.L.err && !a.stop && a.depth != 0) fail(&a, CG_SQL_DEPTH);
     if (a.L.err) {

@@ -83,7 +83,10 @@ enum { CG_SQL_W_WORD, CG_SQL_W_LOCK };
    on, non-zero to stop the scan (cg_sql_scan then returns CG_SQL_OK). */
 typedef struct cg_sql_visitor {
     void *ctx;
-    int (*table)(void *ctx, uint32_t statement, const uint8_t *name, uint32_t n, uint32_t parts);
+    /* schema: where in name the part before the table's own lies (schema.table,
+       catalog.schema.table), schema_n 0 for a name of one part */
+    int (*table)(void *ctx, uint32_t statement, const uint8_t *name, uint32_t n, uint32_t parts,
+                 uint32_t schema, uint32_t schema_n);
     /* builtin: the name is one part that cg_sql_builtin knows (the scan has looked it up) */
     int (*function)(void *ctx, uint32_t statement, const uint8_t *name, uint32_t n, uint32_t parts, int builtin);
     /* a word that writes (what CG_SQL_W_WORD: the word, lower case), or a locking clause

@@ -7,8 +7,10 @@
  * most CG_SQL_NAME_MAX bytes and 1 to 3 parts; a function's builtin flag is what
  * cg_sql_builtin says of its name; statements end in order; and a second scan
  * gives the same result (no hidden state). Built with CG_FUZZ_SCALAR_PEER (scripts/fuzz.sh),
- * it also scans with a second copy of the scanner compiled with CG_SQL_SCALAR (the byte by
- * byte path of builds without SSE2, as wasm's) and requires the same result.
+ * it also scans with a second copy of the scanner compiled with CG_SQL_SCALAR (the 64-byte
+ * masks found byte by byte: the path of builds without SSE2, as wasm's) and with
+ * CG_FUZZ_BYTEWISE_PEER a third compiled with CG_SQL_BYTEWISE (every token read byte by byte,
+ * no masks: the reading the block walk must give), and requires the same result of each.
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -31,6 +33,16 @@ static int on_name(void *ctx, uint32_t stmt, const uint8_t *name, uint32_t n, ui
     s->events++;
     if (stmt > s->max_stmt) s->max_stmt = stmt;
     return 0;
+}
+/* a table: its schema part is the part before its last, between dots (none for one part) */
+static int on_table(void *ctx, uint32_t stmt, const uint8_t *name, uint32_t n, uint32_t parts, uint32_t schema,
+                    uint32_t schema_n) {
+    if (parts < 2 ? schema_n != 0
+                  : schema_n == 0 || schema + schema_n >= n || name[schema + schema_n] != '.' ||
+                        (schema > 0 && name[schema - 1] != '.'))
+        abort();
+    for (uint32_t i = schema; i < schema + schema_n; i++) mix(ctx, name[i]);
+    return on_name(ctx, stmt, name, n, parts);
 }
 /* a function: a name like any other, whose builtin flag is what cg_sql_builtin says of it */
 static int on_function(void *ctx, uint32_t stmt, const uint8_t *name, uint32_t n, uint32_t parts, int builtin) {
@@ -55,20 +67,22 @@ static int on_statement(void *ctx, uint32_t stmt, int kind) {
     return 0;
 }
 
-static int scan(const uint8_t *d, size_t n, unsigned dialect, seen *s, uint32_t *count) {
+/* one scan through `scanner` (the core's cg_sql_scan, or a peer copy's) into s */
+typedef int (*scanner)(const uint8_t *s, size_t n, unsigned dialect, const cg_sql_visitor *v, uint32_t *statements);
+static int scan_by(scanner fn, const uint8_t *d, size_t n, unsigned dialect, seen *s, uint32_t *count) {
     memset(s, 0, sizeof *s);
     s->dialect = dialect;
-    cg_sql_visitor v = {s, on_name, on_function, on_write, on_statement};
-    return cg_sql_scan(d, n, dialect, &v, count);
+    cg_sql_visitor v = {s, on_table, on_function, on_write, on_statement};
+    return fn(d, n, dialect, &v, count);
+}
+static int scan(const uint8_t *d, size_t n, unsigned dialect, seen *s, uint32_t *count) {
+    return scan_by(cg_sql_scan, d, n, dialect, s, count);
 }
 #ifdef CG_FUZZ_SCALAR_PEER
 int cg_sql_scan_scalar(const uint8_t *s, size_t n, unsigned dialect, const cg_sql_visitor *v, uint32_t *statements);
-static int scan_scalar(const uint8_t *d, size_t n, unsigned dialect, seen *s, uint32_t *count) {
-    memset(s, 0, sizeof *s);
-    s->dialect = dialect;
-    cg_sql_visitor v = {s, on_name, on_function, on_write, on_statement};
-    return cg_sql_scan_scalar(d, n, dialect, &v, count);
-}
+#endif
+#ifdef CG_FUZZ_BYTEWISE_PEER
+int cg_sql_scan_bytewise(const uint8_t *s, size_t n, unsigned dialect, const cg_sql_visitor *v, uint32_t *statements);
 #endif
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
@@ -86,8 +100,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (st == CG_SQL_OK && (a.next_stmt != na || na == 0 || (a.events && a.max_stmt >= na))) abort();
     if (scan(copy, size - 1, dialect, &b, &nb) != st || nb != na || b.digest != a.digest) abort();
 #ifdef CG_FUZZ_SCALAR_PEER
-    if (scan_scalar(copy, size - 1, dialect, &b, &nb) != st || nb != na || b.digest != a.digest ||
-        b.events != a.events)
+    if (scan_by(cg_sql_scan_scalar, copy, size - 1, dialect, &b, &nb) != st || nb != na ||
+        b.digest != a.digest || b.events != a.events)
+        abort();
+#endif
+#ifdef CG_FUZZ_BYTEWISE_PEER
+    if (scan_by(cg_sql_scan_bytewise, copy, size - 1, dialect, &b, &nb) != st || nb != na ||
+        b.digest != a.digest || b.events != a.events)
         abort();
 #endif
     free(copy);

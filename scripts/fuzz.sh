@@ -30,7 +30,11 @@ srcs=$(ls csrc/cg_*.c | grep -v cg_wasm.c)
 "$CC" "${flags[@]}" -c csrc/cg_sql.c -DCG_SQL_SCALAR -Dcg_sql_scan=cg_sql_scan_scalar \
     -Dcg_sql_builtin=cg_sql_builtin_scalar -Dcg_sql_kind_text=cg_sql_kind_text_scalar \
     -Dcg_sql_status_text=cg_sql_status_text_scalar -o fuzz/build/cg_sql_scalar.o
-"$CC" "${flags[@]}" -DCG_FUZZ_SCALAR_PEER fuzz/fuzz_sql.c csrc/cg_sql.c fuzz/build/cg_sql_scalar.o -o fuzz/build/fuzz_sql
+"$CC" "${flags[@]}" -c csrc/cg_sql.c -DCG_SQL_SCALAR -DCG_SQL_BYTEWISE -Dcg_sql_scan=cg_sql_scan_bytewise \
+    -Dcg_sql_builtin=cg_sql_builtin_bytewise -Dcg_sql_kind_text=cg_sql_kind_text_bytewise \
+    -Dcg_sql_status_text=cg_sql_status_text_bytewise -o fuzz/build/cg_sql_bytewise.o
+"$CC" "${flags[@]}" -DCG_FUZZ_SCALAR_PEER -DCG_FUZZ_BYTEWISE_PEER fuzz/fuzz_sql.c csrc/cg_sql.c \
+    fuzz/build/cg_sql_scalar.o fuzz/build/cg_sql_bytewise.o -o fuzz/build/fuzz_sql
 k=0
 for u in 'http://example.com@evil.com/' 'http://0x7f.1/' 'http://[::ffff:127.0.0.1]:8080/a?b#c' \
          'https://a:b@[1:2::3]:443/' 'ftp://%31.2/' 'HTTP:\\x.y\z' 'ws://a..b./' 'http://2130706433'; do

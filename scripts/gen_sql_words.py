@@ -1,6 +1,7 @@
 """Generate csrc/cg_sql_words.h: the words SqlCheck's classifier (csrc/cg_sql.c) knows, with
-what each is to it, bucketed by a multiplicative hash of the word's first 8 bytes and its length
-(CG_SQLW_SLOT) so that a lookup reads one bucket of at most two words.
+what each is to it, bucketed by a multiplicative hash of the word's first 8 bytes (with bit 5 of
+each byte set: the fold an unquoted word needs, see head_key) and its length (CG_SQLW_SLOT), so
+that a lookup compares two candidates and no more.
 
     python scripts/gen_sql_words.py            # rewrite the header
     python scripts/gen_sql_words.py --check    # exit 1 if the header is not what this writes
@@ -14,6 +15,7 @@ dialect (docs/arguments.md lists them); roles named MY_* act in MySQL only, LITE
 from __future__ import annotations
 
 import argparse
+import re
 import sys
 from pathlib import Path
 
@@ -151,10 +153,19 @@ def head(word: bytes) -> int:
     return int.from_bytes(word[:8], "little")
 
 
+def head_key(word: bytes) -> int:
+    """head() with bit 5 set in each of the word's bytes: what csrc/cg_sql.c's word_of hashes
+    and compares. On the bytes an unquoted word is made of (letters, digits, '_', '$', bytes
+    >= 0x80) setting bit 5 folds ASCII capitals and maps no two other bytes together that a
+    table word could hold ([a-z0-9_]: '_' becomes 0x7f, which no word holds), so it is an exact
+    case-insensitive key, one OR instead of a fold."""
+    return head(word) | int.from_bytes(b"\x20" * min(len(word), 8), "little")
+
+
 def slot(word: bytes, mult: int) -> int:
-    """csrc/cg_sql.c's CG_SQLW_SLOT: the bucket of a (lower-case) word, from its head and its
-    length (the lookup has the head already: no loop over the word)."""
-    return (((head(word) + len(word)) * mult) & (2**64 - 1)) >> (64 - SLOT_BITS)
+    """csrc/cg_sql.c's CG_SQLW_SLOT: the bucket of a (lower-case) word, from its key and its
+    length (the lookup has the key already: no loop over the word)."""
+    return (((head_key(word) + len(word)) * mult) & (2**64 - 1)) >> (64 - SLOT_BITS)
 
 
 def multiplier(words: list[bytes]) -> int:
@@ -173,11 +184,10 @@ def render() -> str:
     """The header's text."""
     mult = multiplier([r[0].encode() for r in entries()])
     rows = sorted(entries(), key=lambda r: (slot(r[0].encode(), mult), r[0]))
-    first = [0] * (SLOTS + 1)
-    for w, _, _, _ in rows:
-        first[slot(w.encode(), mult) + 1] += 1
-    for at in range(SLOTS):
-        first[at + 1] += first[at]
+    assert all(re.fullmatch(r"[a-z0-9_]+", w) for w, _, _, _ in rows), "head_key folds [a-z0-9_] only"
+    bucket: list[list[int]] = [[] for _ in range(SLOTS)]
+    for at, (w, _, _, _) in enumerate(rows):
+        bucket[slot(w.encode(), mult)].append(at + 1)  # (0: the empty entry)
     longest = max(len(w) for w, _, _, _ in rows)
     lines = [
         "/*",
@@ -185,9 +195,10 @@ def render() -> str:
         " *",
         " * The words SqlCheck's classifier (cg_sql.c) knows: each word (lower case), the statement",
         " * kind a statement starting with it has, its flags (CG_SQLW_*) and its role in the scan",
-        " * (CG_SQLR_*), with its first 8 bytes as a little-endian integer (head, zero-padded: one",
-        " * comparison decides most lookups), ordered by bucket (CG_SQLW_SLOT of its head and length); the",
-        " * words of bucket b are cg_sql_words[cg_sql_word_first[b] .. cg_sql_word_first[b + 1]).",
+        " * (CG_SQLR_*), with its first 8 bytes as little-endian integers (head: as written,",
+        " * zero-padded; key: with bit 5 set in each of the word's bytes, the case-insensitive key",
+        " * CG_SQLW_SLOT hashes with the length). cg_sql_word_bucket[b] holds the indexes of the at most",
+        " * two words of bucket b, 0 (an entry no word matches: length 0) where there are fewer.",
         " */",
         "#ifndef CG_SQL_WORDS_H",
         "#define CG_SQL_WORDS_H",
@@ -197,16 +208,20 @@ def render() -> str:
         f"#define CG_SQLW_WRITES_MAXLEN {max(len(w) for w in WRITES)}u",
         f"#define CG_SQLW_MINLEN {min(len(w) for w, _, _, _ in rows)}u",
         f"#define CG_SQLW_SLOTS {SLOTS}u",
-        f"#define CG_SQLW_COUNT {len(rows)}u",
-        f"#define CG_SQLW_SLOT(head, n) ((uint32_t)((((head) + (n)) * 0x{mult:016x}ull) >> {64 - SLOT_BITS}))",
+        f"#define CG_SQLW_COUNT {len(rows) + 1}u",
+        f"#define CG_SQLW_SLOT(key, n) ((uint32_t)((((key) + (n)) * 0x{mult:016x}ull) >> {64 - SLOT_BITS}))",
         "",
         "static const cg_sql_word cg_sql_words[CG_SQLW_COUNT] = {",
+        '    {"", 0x0000000000000000u, 0x0000000000000000u, 0, CG_SQL_K_NONE, 0, CG_SQLR_NONE},',
     ]
     for w, kind, flags, role in rows:
-        lines.append(f'    {{"{w}", 0x{head(w.encode()):016x}u, {len(w)}, {kind}, {" | ".join(flags) or "0"}, {role}}},')
-    lines += ["};", "", "static const uint16_t cg_sql_word_first[CG_SQLW_SLOTS + 1] = {"]
-    for at in range(0, SLOTS + 1, 16):
-        lines.append("    " + ", ".join(f"{v:3d}" for v in first[at:at + 16]) + ",")
+        b = w.encode()
+        lines.append(f'    {{"{w}", 0x{head(b):016x}u, 0x{head_key(b):016x}u, {len(w)}, {kind}, '
+                     f'{" | ".join(flags) or "0"}, {role}}},')
+    lines += ["};", "", f"static const uint16_t cg_sql_word_bucket[CG_SQLW_SLOTS][{MAX_BUCKET}] = {{"]
+    for at in range(0, SLOTS, 8):
+        pairs = [bucket[b] + [0] * (MAX_BUCKET - len(bucket[b])) for b in range(at, at + 8)]
+        lines.append("    " + " ".join("{" + ", ".join(f"{v:3d}" for v in pr) + "}," for pr in pairs))
     lines += ["};", "", "/* ASCII A-Z to a-z, every other byte as it is */", "static const uint8_t cg_sql_fold[256] = {"]
     fold = [b + 32 if 65 <= b <= 90 else b for b in range(256)]
     for at in range(0, 256, 16):

@@ -19,8 +19,9 @@ static void event(out *o, char tag, uint32_t stmt, const uint8_t *text, uint32_t
     put(o, head, (size_t)k);
     put(o, (const char *)text, n);
 }
-static int on_table(void *ctx, uint32_t st, const uint8_t *name, uint32_t n, uint32_t parts) {
-    (void)parts;
+static int on_table(void *ctx, uint32_t st, const uint8_t *name, uint32_t n, uint32_t parts, uint32_t schema,
+                    uint32_t schema_n) {
+    (void)parts, (void)schema, (void)schema_n;
     event(ctx, 'T', st, name, n);
     return 0;
 }

@@ -197,6 +197,31 @@ def test_python_port_matches_the_core(scan: Any, dialect: str, code: int) -> Non
         assert want == events, sql
 
 
+# tokens the scanner reads byte by byte, each followed by a name with no space between
+BLOCK_EDGE_TOKENS = {
+    "postgres": ["$1f(2)", "$a$;$a$f(1)", "'x'f(1)", "E'\\''f(1)", '"Q"f(1)', "/* c */f(1)", "1.5 f(1)"],
+    "sqlite": ["?1 f(2)", "[x]f(1)", "'x'f(1)", '"Q"f(1)', "`b`f(1)", ":a f(1)", "x'00'f(1)"],
+    "mysql": ["'x'f(1)", "`b`f(1)", "@a f(1)", "0x1F f(1)", "/* c */f(1)", "b'1'f(1)", "?f(1)"],
+}
+
+
+@pytest.mark.parametrize("dialect,code", [("postgres", PG), ("sqlite", LITE), ("mysql", MY)])
+def test_tokens_across_block_edges_match_the_port(scan: Any, dialect: str, code: int) -> None:
+    """The core's tokenizer reads the text 64 bytes at a time into bit masks of token starts:
+    a token read byte by byte (string, quoted name, comment, number, parameter) that ends at,
+    just before or just past a block's edge, with a name right after it, is read as the Python
+    port (which has no blocks) reads it, at every offset through the first three blocks."""
+    for token in BLOCK_EDGE_TOKENS[dialect]:
+        for pad in range(0, 200):
+            sql = "SELECT " + "a," * (pad // 2) + " " * (pad % 2) + token + ", s.t.u FROM t"
+            st, count, events = scan(sql, code)
+            mine = arguments.sql_scan(sql, dialect)
+            assert (mine[0], mine[1]) == (st, count), sql
+            want = [f"{what}{stmt}:{data[0] if what in 'TF' else arguments.SQL_KINDS[data] if what == 'S' else data}"
+                    for what, stmt, data in mine[2]]
+            assert want == events and any(e.endswith(":f") for e in events), sql
+
+
 CORPUS_PG = [
     "SELECT 1", "SELECT a, b FROM t WHERE c > 1 ORDER BY a LIMIT 10",
     "SELECT count(*) FROM analytics.events e JOIN analytics.users u ON e.uid = u.id GROUP BY u.country",

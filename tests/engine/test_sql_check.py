@@ -95,6 +95,27 @@ def test_decisions_and_reasons(cond: dict[str, Any], sql: Any, reason: str) -> N
         assert engine.evaluate("t", {"q": sql}, role="r").reason == reason
 
 
+@pytest.mark.parametrize("dialect,flag,quote", [("postgres", "pg", '"'), ("sqlite", "sqlite", '"'),
+                                                ("mysql", "mysql", "`")])
+def test_every_builtin_function_is_read_only_as_written_and_quoted(dialect: str, flag: str, quote: str) -> None:
+    """Every function of the dialect's built-in list (callgate.sql_words, the table the core's
+    lookup is generated from) passes read_only when called in capitals and when quoted as
+    listed, in the native engine and the wasm module: the lookup finds each word, including
+    those that share their first 8 bytes and length with another (current_date and
+    current_time, percentile_cont and percentile_disc). In PostgreSQL a quoted name is compared
+    exactly, so "LOWER"(1) is a function of that name, not lower."""
+    from callgate import sql_words
+    words = sorted(w for w, f in sql_words.FLAGS.items() if flag in f and "writes" not in f)
+    assert len(words) > 50
+    engines = _engines({"SqlCheck": {**Q, "dialect": dialect, "read_only": True}})
+    for word in words:
+        for sql in (f"SELECT {word.upper()}(1)", f"SELECT {quote}{word}{quote}(1)"):
+            for engine in engines:
+                assert engine.evaluate("t", {"q": sql}, role="r").allowed, (dialect, sql)
+    if dialect == "postgres":
+        for engine in engines:
+            assert not engine.evaluate("t", {"q": 'SELECT "LOWER"(1)'}, role="r").allowed
+
 def _mysql_policies() -> bool:
     """Whether the policy language takes dialect mysql (the core and callgate.arguments do)."""
     try:
