@@ -584,6 +584,12 @@ CG_NOINLINE static void scalar_token(lexer *L, tok *out) {
     *out = t;
 }
 
+/* starts without those before bit `from` (< 64), and with a start at `from` when that byte is
+   a name byte (names): where a token read byte by byte ended, or where the walk resumes */
+static inline uint64_t starts_from(uint64_t starts, uint64_t names, uint32_t from) {
+    return (starts & (~0ull << from)) | (names & (1ull << from));
+}
+
 /* The masks of the block at base (a multiple of 64 below n), with the starts before c->i
    dropped; a name byte at c->i starts a token whatever precedes it (a number or parameter
    read byte by byte may end where a name begins: $1abc). Bytes past n are none of these. */
@@ -610,10 +616,7 @@ SQL_HOT void load_block(const lexer *L, cursor *c, uint32_t base) {
     }
     uint64_t after_name = (names << 1) | (base > 0 && (cls_table[s[base - 1]] & C_NAME) != 0);
     uint64_t starts = (names & ~after_name) | (~names & ~spaces & valid);
-    if (c->i >= base) {
-        uint32_t from = c->i - base; /* < 64: the block holds c->i */
-        starts = (starts & (~0ull << from)) | (names & (1ull << from));
-    }
+    if (c->i >= base) starts = starts_from(starts, names, c->i - base); /* (< 64: the block holds c->i) */
     c->base = base;
     c->names = names;
     c->starts = starts;
@@ -688,8 +691,7 @@ static void next_token(lexer *L, cursor *c, tok *out) {
     if (c->i >= c->base + 64) {
         c->starts = 0;
     } else { /* drop the starts inside the token; a name byte right after it starts one */
-        uint32_t from = c->i - c->base;
-        c->starts = (c->starts & (~0ull << from)) | (c->names & (1ull << from));
+        c->starts = starts_from(c->starts, c->names, c->i - c->base);
     }
 }
 
@@ -750,6 +752,8 @@ static void fail(an *a, int err) {
     if (!a->L.err) a->L.err = err;
     a->halt = true;
 }
+/* a visitor returned non-zero: the scan ends, as a success */
+static void visitor_stops(an *a) { a->stop = a->halt = true; }
 
 /* Adds a word or quoted name to the run: its canonical length, and whether the name can be
    read (run_bad: a name to refuse). The bytes are copied later, by name_of. */
@@ -856,7 +860,7 @@ static void emit_table(an *a) {
     if (!a->write_target && is_cte(a)) return; /* a WITH query's name does not hide a written table */
     if (a->v->table &&
         a->v->table(a->v->ctx, a->stmt, a->name, a->run_len, a->run_parts, a->schema, a->schema_n))
-        a->stop = a->halt = true;
+        visitor_stops(a);
 }
 /* w: the run's word when it is one unquoted word (NULL: not a known word, or not such a run) */
 static void emit_function(an *a, const cg_sql_word *w) {
@@ -872,10 +876,10 @@ static void emit_function(an *a, const cg_sql_word *w) {
     int builtin = a->run_parts == 1 && (a->run_quoted ? cg_sql_builtin(a->L.dialect, a->name, a->run_len)
                                                       : w != NULL && (w->flags & flag) != 0);
     if (a->v->function && a->v->function(a->v->ctx, a->stmt, name, a->run_len, a->run_parts, builtin))
-        a->stop = a->halt = true;
+        visitor_stops(a);
 }
 static void emit_write(an *a, int what, const char *text, uint32_t n) {
-    if (a->v->write && a->v->write(a->v->ctx, a->stmt, what, (const uint8_t *)text, n)) a->stop = a->halt = true;
+    if (a->v->write && a->v->write(a->v->ctx, a->stmt, what, (const uint8_t *)text, n)) visitor_stops(a);
 }
 
 /* The first word of the statement read: the statement's, its main statement's after its WITH
@@ -1158,7 +1162,7 @@ static void finish_run(an *a, const tok *next) {
 }
 
 static void end_statement(an *a) {
-    if (a->started && a->v->statement && a->v->statement(a->v->ctx, a->stmt, a->kind)) a->stop = a->halt = true;
+    if (a->started && a->v->statement && a->v->statement(a->v->ctx, a->stmt, a->kind)) visitor_stops(a);
     if (a->started) a->stmt++;
     a->started = a->kind_set = false;
     a->kind = a->body = CG_SQL_K_NONE;
