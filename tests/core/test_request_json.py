@@ -225,3 +225,23 @@ def test_error_is_never_an_allow_then_next_call_works(engine):
         with pytest.raises(RequestError):
             engine.evaluate_json("view_customer", args, CTX)
         assert engine.evaluate_json("view_customer", b"{}", CTX).allowed
+
+
+@pytest.mark.parametrize("bad,code", [(b"\x01", "control_char"), (b"\x1f", "control_char"), (b"\xff", "utf8"),
+                                      (b"\xc0\xaf", "utf8"), (b"\\q", "escape"), (b"\\u12G4", "escape")])
+def test_string_faults_at_every_offset_native_and_wasm(bad: bytes, code: str) -> None:
+    """The string reader looks for a quote, a backslash, a control character or a byte >= 0x80
+    16 bytes at a time (SSE2), then 8 at a time, then byte by byte; the wasm module has no
+    SSE2. A fault placed at every offset of a long string, so that each of those paths meets
+    it, gets the same code and the same byte offset from the native engine and the wasm module,
+    and a plain string of every length up to 70 bytes reads as one."""
+    wasm = pytest.importorskip("callgate.wasm")
+    engines = [Engine.from_dict(examples.policy("crm")), wasm.WasmEngine.from_dict(examples.policy("crm"))]
+    for pad in range(0, 70):
+        args = b'{"order_id":"' + b"x" * pad + bad + b"y" * 40 + b'"}'
+        for engine in engines:
+            with pytest.raises(RequestError) as exc:
+                engine.evaluate_json("view_customer", args, CTX)
+            assert (exc.value.code, exc.value.offset) == (code, 13 + pad), (engine, pad)
+        plain = b'{"order_id":"' + b"x" * pad + b'"}'
+        assert len({e.evaluate_json("view_customer", plain, CTX).decision for e in engines}) == 1
