@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import re
 import sys
+from collections import Counter
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -173,9 +174,7 @@ def multiplier(words: list[bytes]) -> int:
     words in any bucket (a search: the same words always give the same one)."""
     mult = 0x9E3779B97F4A7C15
     while True:
-        count: dict[int, int] = {}
-        if all((count.__setitem__(b, count.get(b, 0) + 1) or count[b]) <= MAX_BUCKET
-               for b in (slot(w, mult) for w in words)):
+        if max(Counter(slot(w, mult) for w in words).values()) <= MAX_BUCKET:
             return mult
         mult = (mult * 6364136223846793005 + 1442695040888963407) & (2**64 - 1) | 1
 
