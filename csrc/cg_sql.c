@@ -255,7 +255,7 @@ static uint8_t at(const lexer *L, uint32_t k) { return k < L->n ? L->s[k] : 0; }
 CG_NOINLINE static uint32_t skip_comment(lexer *L, uint32_t i) {
     const uint8_t *s = L->s;
     uint32_t n = L->n;
-    bool nests = L->dialect == CG_SQL_POSTGRES; /* PostgreSQL nests block comments, the others do not */
+    bool pg = L->dialect == CG_SQL_POSTGRES; /* PostgreSQL nests block comments, the others do not */
     bool my = L->dialect == CG_SQL_MYSQL;
     if (my && s[i] == '#') { /* MySQL: '#' to the end of the line */
         while (i < n && s[i] != '\n') i++;
@@ -266,7 +266,9 @@ CG_NOINLINE static uint32_t skip_comment(lexer *L, uint32_t i) {
     /* MySQL: "--" begins a comment only before a space, a control character or the end */
     if (c == '-' && s[i + 1] == '-' && (!my || i + 2 >= n || s[i + 2] <= ' ' || s[i + 2] == 0x7f)) {
         i += 2;
-        while (i < n && s[i] != '\n') i++;
+        /* PostgreSQL's ends at a carriage return too ("SELECT 1 --\r; DROP ..." is two statements
+           there); SQLite's and MySQL's at a newline only */
+        while (i < n && s[i] != '\n' && !(pg && s[i] == '\r')) i++;
         return i;
     }
     if (c != '/' || s[i + 1] != '*') return i;
@@ -284,7 +286,7 @@ CG_NOINLINE static uint32_t skip_comment(lexer *L, uint32_t i) {
         } else if (d == '*' && i + 1 < n && s[i + 1] == '/') {
             i += 2;
             if (--depth == 0) break;
-        } else if (nests && d == '/' && i + 1 < n && s[i + 1] == '*') {
+        } else if (pg && d == '/' && i + 1 < n && s[i + 1] == '*') {
             depth++;
             i += 2;
         } else {
@@ -422,6 +424,24 @@ static int dollar(lexer *L) {
     return -1;
 }
 
+/* Whether s[0..n), read as a number by the PostgreSQL tokenizer below, is one: digits with an
+   optional fraction and exponent. Anything more (1from, 1e, 0x1f, 1_000) is read apart by
+   PostgreSQL 14 and older (1 FROM), refused by 15, and a literal in 16: not read. */
+static bool pg_number(const uint8_t *s, uint32_t n) {
+    uint32_t k = 0;
+    bool any = false;
+    while (k < n && digit(s[k])) k++, any = true;
+    if (k < n && s[k] == '.')
+        for (k++; k < n && digit(s[k]);) k++, any = true;
+    if (any && k < n && (s[k] | 0x20) == 'e') {
+        uint32_t e = ++k;
+        if (k < n && (s[k] == '+' || s[k] == '-')) e = ++k;
+        while (k < n && digit(s[k])) k++;
+        if (k == e) return false; /* an exponent without digits */
+    }
+    return any && k == n;
+}
+
 /* next_token for MySQL, from the token's first byte c (c1 the next, or 0): out of line. */
 CG_NOINLINE static void my_token(lexer *L, uint32_t start, uint8_t c, uint8_t c1, tok *out) {
     tok t = {T_END, 0, start, 0};
@@ -555,10 +575,23 @@ CG_NOINLINE static void scalar_token(lexer *L, tok *out) {
             while (L->i < L->n && digit(L->s[L->i])) L->i++;
             t.type = L->i > start + 1 ? T_PARAM : T_OP;
         }
-    } else if (!pg && (c == '?' || ((c == ':' || c == '@' || c == '$') && ident_char(c1)))) {
+    } else if (!pg && c == '?') { /* SQLite: ?NNN (?1from is ?1 then FROM) */
+        L->i++;
+        while (L->i < L->n && digit(L->s[L->i])) L->i++;
+        t.type = T_PARAM;
+    } else if (!pg && (c == ':' || c == '@' || c == '$' || c == '#')) { /* SQLite: :a @a $a #a */
         L->i++;
         while (L->i < L->n && ident_char(L->s[L->i])) L->i++;
-        t.type = T_PARAM;
+        /* SQLite reads on through a "(...)" or "::" right after the name when built with Tcl
+           variables (the default): :a(');DELETE ...') is one parameter there, several tokens
+           in a build without them; a lone $ : @ # is no token at all */
+        uint8_t d = L->i < L->n ? L->s[L->i] : 0;
+        if (L->i == start + 1 || d == '(' || (d == ':' && L->i + 1 < L->n && L->s[L->i + 1] == ':')) {
+            L->err = CG_SQL_PARAMETER;
+            t.type = T_END;
+        } else {
+            t.type = T_PARAM;
+        }
     } else if (ident_start(c)) {
         const uint8_t *p = L->s + L->i, *end = L->s + L->n;
         while (p < end && (cls_table[*p] & C_NAME)) p++;
@@ -576,6 +609,10 @@ CG_NOINLINE static void scalar_token(lexer *L, tok *out) {
                 break;
         }
         t.type = T_NUMBER;
+        if (pg && !pg_number(s + start, L->i - start)) { /* 1from: 1 FROM before PostgreSQL 15 */
+            L->err = CG_SQL_NAME;
+            t.type = T_END;
+        }
     } else {
         L->i++;
         t.type = punct_table[c] ? punct_table[c] : T_OP;
@@ -735,6 +772,7 @@ typedef struct an {
     bool after_dq;                        /* MySQL: the last token was a "..." string */
     bool in_table;                        /* SQLite: x IN t, the table expected is IN's */
     bool distinct_op;                     /* the last DISTINCT followed IS or NOT (IS DISTINCT FROM) */
+    bool recursive;                       /* WITH RECURSIVE: a WITH query's body sees its own name */
     uint8_t lite_or;                      /* SQLite: UPDATE OR IGNORE t: 1 after OR (its word is next) */
     uint8_t in_from, in_target;           /* ... and the FROM state to return to after it */
     uint8_t call[CG_SQL_MAX_DEPTH + 1];   /* the parenthesis at depth d is a call's */
@@ -846,7 +884,10 @@ static void name_of(an *a, bool function) {
 
 static bool is_cte(const an *a) { /* after name_of */
     if (a->run_parts != 1 || a->run_len > CG_SQL_CTE_NAME_MAX) return false;
-    for (uint32_t i = 0; i < a->n_ctes; i++)
+    /* inside a WITH query's body its own name is the table of that name, unless RECURSIVE:
+       WITH passwords AS (SELECT * FROM passwords) reads the table passwords */
+    uint32_t seen = a->with == WITH_BODY && !a->recursive ? a->n_ctes - 1 : a->n_ctes;
+    for (uint32_t i = 0; i < seen; i++)
         if (a->cte_len[i] == a->run_len && cg_memcmp(a->cte_name[i], a->name, a->run_len) == 0) return true;
     return false;
 }
@@ -962,7 +1003,10 @@ static void keyword(an *a, const cg_sql_word *w, const tok *next) {
     }
     if (!w) return;
     int r = role_in(a->L.dialect, w);
-    if (a->with == WITH_NAME && d == 0 && r == CG_SQLR_RECURSIVE) return;
+    if (a->with == WITH_NAME && d == 0 && r == CG_SQLR_RECURSIVE) {
+        a->recursive = true;
+        return;
+    }
     if (a->with == WITH_AFTER_NAME && r == CG_SQLR_AS) a->with = WITH_AS;
     if (w->flags & CG_SQLW_WRITES) emit_write(a, CG_SQL_W_WORD, w->text, w->len);
     if (r == CG_SQLR_FOR && next->type == T_WORD) { /* FOR UPDATE / SHARE / NO KEY / KEY SHARE */
@@ -1022,7 +1066,9 @@ static void keyword(an *a, const cg_sql_word *w, const tok *next) {
         break;
     case CG_SQLR_FOR:
     case CG_SQLR_ENDS:
-        a->from[d] = FROM_NONE;
+        /* right after a FROM item and before ',', the word is the item's alias (FROM t set, s:
+           PostgreSQL, SQLite and MySQL take many clause words as aliases): the list goes on */
+        if (!(a->from[d] == FROM_IN && next->type == T_COMMA)) a->from[d] = FROM_NONE;
         break;
     case CG_SQLR_LITE_IN: /* SQLite: x IN t, x IN s.t, x IN f(...) (a string there: not read) */
         if (next->type == T_WORD || next->type == T_QIDENT || next->type == T_STRING) {
@@ -1061,6 +1107,13 @@ static bool never_table(unsigned dialect, const cg_sql_word *w, int r) {
     return dialect != CG_SQL_MYSQL || !(WORD_IS(w, "offset") || WORD_IS(w, "fetch") || WORD_IS(w, "returning"));
 }
 
+/* s[0..n) is the lower-case word lit, written in any case */
+static bool folds_to(const uint8_t *s, uint32_t n, const char *lit) {
+    for (uint32_t k = 0; k < n; k++)
+        if (lit[k] == 0 || lower(s[k]) != (uint8_t)lit[k]) return false;
+    return lit[n] == 0;
+}
+
 /* The run of names ends; `next` is the token after it. */
 static void finish_run(an *a, const tok *next) {
     uint32_t d = a->depth;
@@ -1070,6 +1123,19 @@ static void finish_run(an *a, const tok *next) {
         single_word ? word_of(a->L.s + a->parts[0].off, a->parts[0].len, a->L.n - a->parts[0].off, true) : NULL;
     int r = role_in(a->L.dialect, w);
     if (!single_word) run_writes(a);
+    /* PostgreSQL's attribute notation: after a '.' that follows no name ((x).f, '...'::t.f, $1.f),
+       f is a field of x or a call f(x) (SELECT (42::bigint).pg_advisory_lock): read as a call */
+    if (a->L.dialect == CG_SQL_POSTGRES && a->prev_type == T_DOT && next->type != T_LP) {
+        emit_function(a, w);
+        if (a->halt) return;
+    }
+    /* MySQL's CURRENT_USER and CURRENT_ROLE are its information functions without the "()" */
+    if (a->L.dialect == CG_SQL_MYSQL && single_word && next->type != T_LP &&
+        (folds_to(a->L.s + a->parts[0].off, a->parts[0].len, "current_user") ||
+         folds_to(a->L.s + a->parts[0].off, a->parts[0].len, "current_role"))) {
+        emit_function(a, NULL);
+        if (a->halt) return;
+    }
     bool in_item = a->in_table; /* x IN t: this run is IN's table, whatever its word */
     a->in_table = false;
     if (a->explain_next) { /* MySQL: EXPLAIN t (DESCRIBE t) reads t's columns: t is a table */
@@ -1167,7 +1233,7 @@ static void end_statement(an *a) {
     a->started = a->kind_set = false;
     a->kind = a->body = CG_SQL_K_NONE;
     a->with = WITH_NONE;
-    a->explain_next = a->explain_open = a->after_dq = a->in_table = a->write_target = false;
+    a->explain_next = a->explain_open = a->after_dq = a->in_table = a->write_target = a->recursive = false;
     a->lite_or = 0;
     a->n_ctes = 0;
     a->from[0] = FROM_NONE;
@@ -1295,6 +1361,9 @@ CG_ALIGN_HOT int cg_sql_scan(const uint8_t *s, size_t n, unsigned dialect, const
                 a.explain_next = false; /* EXPLAIN's table is the token after it, or none */
                 a.after_dq = dq;
                 if (t.type == T_OP && t.len == 2) emit_write(&a, CG_SQL_W_WORD, ":=", 2); /* the one 2-byte op */
+                /* @@version, @@global.x: the server's settings, read as VERSION() reads them */
+                if (t.type == T_PARAM && t.len > 2 && s[t.off] == '@' && s[t.off + 1] == '@')
+                    emit_write(&a, CG_SQL_W_WORD, (const char *)s + t.off, t.len);
             }
             a.started = a.kind_set = true; /* a statement that starts with no word has no kind */
             a.next_lp_plain = 0;

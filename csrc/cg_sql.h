@@ -62,7 +62,8 @@ const char *cg_sql_kind_text(int kind);
     X(CTES, "has more than 32 WITH queries")                                           \
     X(MODE, "has a quote or backslash whose reading sql_mode decides (ANSI_QUOTES, NO_BACKSLASH_ESCAPES)") \
     X(HIDDEN, "has an executable comment, optimizer hint or client command (/*! */, /*+ */, DELIMITER, \\)") \
-    X(CTE_CLAUSE, "has a WITH query's SEARCH or CYCLE clause")
+    X(CTE_CLAUSE, "has a WITH query's SEARCH or CYCLE clause")                           \
+    X(PARAMETER, "has a parameter SQLite reads in a Tcl form or not at all ($a(...), $a::b, a lone $ : @ #)")
 enum cg_sql_status {
 #define CG_SQL_ST_ENUM(name, text) CG_SQL_##name,
     CG_SQL_STATUSES(CG_SQL_ST_ENUM)

@@ -10,6 +10,7 @@ tests/core/test_arguments_port.py holds the two to each other on generated input
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -611,7 +612,7 @@ def path_check(value: str, style: str = "posix", within: Optional[list[str]] = N
 SQL_KINDS = ("other", "select", "with", "insert", "update", "delete", "merge", "DDL", "copy", "call", "set",
              "explain", "transaction control")
 (SQL_OK, SQL_EMPTY, SQL_UNTERMINATED, SQL_BACKSLASH, SQL_DEPTH, SQL_SEMICOLON, SQL_NAME,
- SQL_CTES, SQL_MODE, SQL_HIDDEN, SQL_CTE_CLAUSE) = range(11)
+ SQL_CTES, SQL_MODE, SQL_HIDDEN, SQL_CTE_CLAUSE, SQL_PARAMETER) = range(12)
 SQL_STATUS = ("scanned", "has no statement", "has an unterminated string, comment or quoted name",
               "has a backslash in a standard string (standard_conforming_strings decides)",
               "has unbalanced or too deeply nested parentheses", "has a ';' inside parentheses",
@@ -619,7 +620,8 @@ SQL_STATUS = ("scanned", "has no statement", "has an unterminated string, commen
               "has more than 32 WITH queries",
               "has a quote or backslash whose reading sql_mode decides (ANSI_QUOTES, NO_BACKSLASH_ESCAPES)",
               "has an executable comment, optimizer hint or client command (/*! */, /*+ */, DELIMITER, \\)",
-              "has a WITH query's SEARCH or CYCLE clause")
+              "has a WITH query's SEARCH or CYCLE clause",
+              "has a parameter SQLite reads in a Tcl form or not at all ($a(...), $a::b, a lone $ : @ #)")
 SQL_MAX_DEPTH, SQL_NAME_MAX, SQL_MAX_CTES = 64, 200, 32
 _K = {name: i for i, name in enumerate(("NONE", "SELECT", "WITH", "INSERT", "UPDATE", "DELETE", "MERGE", "DDL",
                                         "COPY", "CALL", "SET", "EXPLAIN", "TRANSACTION"))}
@@ -714,7 +716,8 @@ class _SqlScan:
                     self.i += 1
             elif c == 0x2D and self.at(self.i + 1) == 0x2D and (
                     not self.my or self.i + 2 >= self.n or s[self.i + 2] <= 0x20 or s[self.i + 2] == 0x7F):
-                while self.i < self.n and s[self.i] != 0x0A:
+                # PostgreSQL's ends at a carriage return too, the others' at a newline only
+                while self.i < self.n and s[self.i] != 0x0A and not (self.pg and s[self.i] == 0x0D):
                     self.i += 1
             elif c == 0x2F and self.at(self.i + 1) == 0x2A:
                 depth = 1
@@ -914,11 +917,21 @@ class _SqlScan:
                 while self.i < self.n and 0x30 <= s[self.i] <= 0x39:
                     self.i += 1
                 t.type = "PARAM" if self.i > start + 1 else "OP"
-        elif not self.pg and (c == 0x3F or (c in b":@$" and _ident_char(c1))):
+        elif not self.pg and c == 0x3F:  # SQLite: ?NNN
+            self.i += 1
+            while self.i < self.n and 0x30 <= s[self.i] <= 0x39:
+                self.i += 1
+            t.type = "PARAM"
+        elif not self.pg and c in b":@$#":  # SQLite: :a @a $a #a (not the Tcl forms)
             self.i += 1
             while self.i < self.n and _ident_char(s[self.i]):
                 self.i += 1
-            t.type = "PARAM"
+            d = self.at(self.i)
+            if self.i == start + 1 or d == 0x28 or (d == 0x3A and self.at(self.i + 1) == 0x3A):
+                self.err = SQL_PARAMETER
+                t.type = "END"
+            else:
+                t.type = "PARAM"
         elif _ident_start(c):
             while self.i < self.n and _ident_char(s[self.i]):
                 self.i += 1
@@ -935,6 +948,8 @@ class _SqlScan:
                 else:
                     break
             t.type = "NUMBER"
+            if self.pg and not re.fullmatch(rb"(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", s[start:self.i]):
+                self.err, t.type = SQL_NAME, "END"  # 1from: 1 FROM before PostgreSQL 15
         else:
             self.i += 1
             t.type = {0x28: "LP", 0x29: "RP", 0x2C: "COMMA", 0x3B: "SEMI", 0x2E: "DOT"}.get(c, "OP")
@@ -969,7 +984,7 @@ def sql_scan(text: str, dialect: str) -> tuple[int, int, list[tuple[str, int, An
                           "with": "NONE", "ctes": [], "plain": 0, "prev_word": None, "prev_type": "END",
                           "explain_next": False, "after_dq": False, "in_table": None,
                           "distinct_op": False, "lite_or": False, "explain_open": False,
-                          "write_target": False}
+                          "write_target": False, "recursive": False}
     call = [0] * (SQL_MAX_DEPTH + 1)
     frm = ["NONE"] * (SQL_MAX_DEPTH + 1)
     target = [0] * (SQL_MAX_DEPTH + 1)
@@ -1020,6 +1035,10 @@ def sql_scan(text: str, dialect: str) -> tuple[int, int, list[tuple[str, int, An
             fold = (lite if q else (not my or (function and k == len(r["raw"]) - 1)))
             out.append(_ascii_lower_bytes(part) if fold else part)
         return b".".join(out).decode("utf-8", "surrogateescape")
+
+    def is_cte(name: str) -> bool:  # inside a WITH query's body its own name is a table, unless RECURSIVE
+        seen = st["ctes"][:-1] if st["with"] == "BODY" and not st["recursive"] else st["ctes"]
+        return name in seen
 
     def word_of(r: dict[str, Any]) -> Optional[str]:
         if r["parts"] != 1 or r["quoted"]:
@@ -1088,6 +1107,7 @@ def sql_scan(text: str, dialect: str) -> tuple[int, int, list[tuple[str, int, An
         if w is None:
             return
         if st["with"] == "NAME" and d == 0 and w == "recursive":
+            st["recursive"] = True
             return
         if st["with"] == "AFTER_NAME" and w == "as":
             st["with"] = "AS"
@@ -1122,7 +1142,8 @@ def sql_scan(text: str, dialect: str) -> tuple[int, int, list[tuple[str, int, An
         elif w == "table":
             frm[d], target[d] = "EXPECT", 1
         elif w in _ENDS_FROM:
-            frm[d] = "NONE"
+            if not (w != "into" and frm[d] == "IN" and nxt.type == "COMMA"):  # FROM t set, s: an alias
+                frm[d] = "NONE"
         elif lite and w == "in" and nxt.type in ("WORD", "QIDENT", "STRING"):  # x IN t
             st["in_table"] = (frm[d], target[d])
             frm[d], target[d] = "EXPECT", 0
@@ -1142,6 +1163,12 @@ def sql_scan(text: str, dialect: str) -> tuple[int, int, list[tuple[str, int, An
                     if lw in words and "writes" in words[lw][1]]
             if past:
                 word_writes(past[0])
+        if pg and st["prev_type"] == "DOT" and nxt.type != "LP":  # attribute notation: (x).f is f(x)
+            if r["bad"]:
+                return fail(SQL_NAME)
+            x.events.append(("F", st["stmt"], (name_of(r, True), r["parts"])))
+        if my and single and nxt.type != "LP" and r["name"] in (b"current_user", b"current_role"):
+            x.events.append(("F", st["stmt"], (name_of(r, True), 1)))  # information functions without "()"
         in_item = st["in_table"] is not None  # x IN t: this run is IN's table, whatever its word
         in_saved, st["in_table"] = st["in_table"], None
         if st["explain_next"]:  # MySQL: EXPLAIN t reads t's columns
@@ -1153,7 +1180,7 @@ def sql_scan(text: str, dialect: str) -> tuple[int, int, list[tuple[str, int, An
                     word_writes(w)
                 if r["bad"]:
                     return fail(SQL_NAME)
-                if not (r["parts"] == 1 and len(r["name"]) <= 64 and name in st["ctes"]):
+                if not (r["parts"] == 1 and len(r["name"]) <= 64 and is_cte(name)):
                     x.events.append(("T", st["stmt"], (name, r["parts"])))
                 st["prev_word"], st["prev_type"] = None, "WORD"
                 return
@@ -1190,7 +1217,7 @@ def sql_scan(text: str, dialect: str) -> tuple[int, int, list[tuple[str, int, An
                 x.events.append(("F", st["stmt"], (name_of(r, True), r["parts"])))
                 st["plain"] = 2
             else:  # (a WITH query's name does not hide a written table)
-                if st["write_target"] or not (r["parts"] == 1 and len(r["name"]) <= 64 and name in st["ctes"]):
+                if st["write_target"] or not (r["parts"] == 1 and len(r["name"]) <= 64 and is_cte(name)):
                     x.events.append(("T", st["stmt"], (name, r["parts"])))
                 if nxt.type == "LP":
                     st["plain"] = 1
@@ -1224,7 +1251,7 @@ def sql_scan(text: str, dialect: str) -> tuple[int, int, list[tuple[str, int, An
             st["stmt"] += 1
         st.update(started=False, kind_set=False, kind=0, body=0, prev_word=None, prev_type="END",
                   explain_next=False, after_dq=False, in_table=None, lite_or=False, explain_open=False,
-                  write_target=False)
+                  write_target=False, recursive=False)
         st["with"] = "NONE"
         st["ctes"] = []
         frm[0], target[0], call[0] = "NONE", 0, 0
@@ -1311,6 +1338,8 @@ def sql_scan(text: str, dialect: str) -> tuple[int, int, list[tuple[str, int, An
                 st["after_dq"] = dq
                 if t.type == "OP" and t.len == 2:
                     x.events.append(("W", st["stmt"], ":="))
+                if t.type == "PARAM" and data[t.off:t.off + 2] == b"@@" and t.len > 2:  # the server's settings
+                    x.events.append(("W", st["stmt"], data[t.off:t.off + t.len].decode("utf-8", "surrogateescape")))
                 if x.err:
                     break
             st["started"] = st["kind_set"] = True

@@ -95,6 +95,37 @@ def test_decisions_and_reasons(cond: dict[str, Any], sql: Any, reason: str) -> N
         assert engine.evaluate("t", {"q": sql}, role="r").reason == reason
 
 
+LITE_RO = {"SqlCheck": {**Q, "dialect": "sqlite", "read_only": True, "max_statements": 1, "tables_in": ["main.a"]}}
+MY_INFO = {"SqlCheck": {**Q, "dialect": "mysql", "read_only": True}}
+
+
+@pytest.mark.parametrize("cond,sql,reason", [
+    (PG_RO, "SELECT (4242::bigint).pg_advisory_lock",
+     f"{D} statement 1 of 1 calls function pg_advisory_lock, not known to be read-only (rule 1)"),
+    (PG_RO, "SELECT 1 --\r; DROP TABLE analytics.t", f"{D} has 2 statements, more than 1 (rule 1)"),
+    (PG_RO, "SELECT * FROM analytics.a set, secret.t",
+     f'{D} statement 1 of 1 names table secret.t, whose schema secret is not in ["analytics"] (rule 1)'),
+    (PG_RO, "WITH t AS (SELECT * FROM t) SELECT * FROM t", f'{D} = "WITH t AS (SELECT * FROM t) SELECT * FROM t" '
+                                                          "is not SQL the check can read (rule 1)"),
+    (PG_RO, "SELECT 1FROM secret.t", f'{D} = "SELECT 1FROM secret.t" is not SQL the check can read (rule 1)'),
+    (LITE_RO, "SELECT :a('); DELETE FROM secret; --')",
+     f'{D} = "SELECT :a(\'); DELETE FROM secret; --\')" is not SQL the check can read (rule 1)'),
+    (LITE_RO, "SELECT ?1from secret", f'{D} statement 1 of 1 names table secret, not in ["main.a"] (rule 1)'),
+    (MY_INFO, "SELECT CURRENT_USER",
+     f"{D} statement 1 of 1 calls function current_user, not known to be read-only (rule 1)"),
+    (MY_INFO, "SELECT @@hostname", f"{D} statement 1 of 1 contains @@hostname, not read-only (rule 1)"),
+])
+def test_second_review_decisions(cond: dict[str, Any], sql: str, reason: str) -> None:
+    """Pins the second adversarial review's Allows, each now refused with this exact reason by
+    the native engine and the wasm module: attribute notation calling a function without "(",
+    a comment ended by a carriage return hiding a statement, a keyword alias ending the FROM
+    list early, a WITH query's own name hiding the table it reads (an unqualified table under
+    schemas_in: U), PostgreSQL 14's 1FROM, SQLite's Tcl-style parameter and ?1from, MySQL's
+    CURRENT_USER and system variables."""
+    for engine in _engines(cond):
+        assert engine.evaluate("t", {"q": sql}, role="r").reason == reason
+
+
 @pytest.mark.parametrize("dialect,flag,quote", [("postgres", "pg", '"'), ("sqlite", "sqlite", '"'),
                                                 ("mysql", "mysql", "`")])
 def test_every_builtin_function_is_read_only_as_written_and_quoted(dialect: str, flag: str, quote: str) -> None:

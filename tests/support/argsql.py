@@ -643,6 +643,8 @@ def analyze(toks: list[Tok], dialect: str) -> Statement:
             raise Unread("a string or number where a table is expected")
         if my and t.kind == "op" and t.text == ":=":
             st.events.append(("W", ":="))      # "in MySQL also := (it assigns a user variable)"
+        if my and t.kind == "param" and t.text.startswith("@@") and len(t.text) > 2:
+            st.events.append(("W", t.text))    # "system variables (@@version) as VERSION()"
         if t.kind == "(":
             nxt = toks[i + 1] if i + 1 < n else None
             sub = nxt is not None and nxt.kind == "word" and nxt.text in SUBQUERY_START
