@@ -88,7 +88,7 @@ static void put_cut(sink *w, const uint8_t *s, uint32_t n) {
 /* ---- UrlCheck ---- */
 
 enum { FAIL_NONE, FAIL_PARSE, FAIL_SCHEME, FAIL_USERINFO, FAIL_HOST, FAIL_PORT, FAIL_IP,
-       FAIL_WITHIN, FAIL_NOT_WITHIN, FAIL_EXT };
+       FAIL_WITHIN, FAIL_NOT_WITHIN, FAIL_EXT, FAIL_UNSURE };
 
 typedef struct url_state {
     uint8_t buf[CG_URL_MAX_INPUT];
@@ -137,7 +137,9 @@ static int url_eval(const cg_policy *p, uint32_t desc, cg_jstr v, url_state *st)
     return FAIL_NONE;
 }
 
-static int value_of(int fail) { return fail == FAIL_NONE ? CG_V_T : fail == FAIL_PARSE ? CG_V_U : CG_V_F; }
+static int value_of(int fail) {
+    return fail == FAIL_NONE ? CG_V_T : fail == FAIL_PARSE || fail == FAIL_UNSURE ? CG_V_U : CG_V_F;
+}
 
 int cg_url_check(const cg_policy *p, uint32_t desc, cg_jstr v) {
     url_state st;
@@ -216,6 +218,64 @@ static bool within(const cg_policy *p, uint32_t set, const uint8_t *s, const cg_
     return np->len > np->root_len && set_has(p, set, prefix_hash_at(&ph, s, np->len), s, np->len);
 }
 
+/* Case-insensitive volumes (APFS and HFS+ by default, vfat, exFAT, CIFS, ext4 casefold) put a
+   POSIX path under a root it is not under byte for byte. Segment against segment: equal with
+   ASCII case folded (SAME), different and both ASCII (DIFFERENT: no folding or normalization
+   makes two ASCII names one), else a non-ASCII byte the volume's Unicode folding or
+   normalization decides (MAYBE, "ſ" is "s" folded). */
+enum { SEG_SAME, SEG_MAYBE, SEG_DIFFERENT };
+static bool ascii_only(const uint8_t *s, uint32_t n) {
+    for (uint32_t i = 0; i < n; i++)
+        if (s[i] >= 0x80) return false;
+    return true;
+}
+static uint8_t fold_byte(uint8_t c) { return (uint8_t)(c - 'A') < 26 ? (uint8_t)(c | 0x20) : c; }
+static int seg_compare(const uint8_t *a, uint32_t an, const uint8_t *b, uint32_t bn) {
+    if (an == bn) {
+        uint32_t k = 0;
+        while (k < an && fold_byte(a[k]) == fold_byte(b[k])) k++;
+        if (k == an) return SEG_SAME;
+    }
+    return ascii_only(a, an) && ascii_only(b, bn) ? SEG_DIFFERENT : SEG_MAYBE;
+}
+
+/* Whether the normalized POSIX path s[0..n) may lie under root r[0..m) on such a volume: both
+   absolute or both relative, and no segment of the root DIFFERENT from the path's at its depth
+   (the path as deep as the root at least). */
+static bool may_be_under(const uint8_t *r, uint32_t m, const uint8_t *s, uint32_t n) {
+    bool r_abs = m > 0 && r[0] == '/', s_abs = n > 0 && s[0] == '/';
+    if (r_abs != s_abs) return false;
+    uint32_t a = r_abs, b = s_abs;
+    while (a < m) {
+        if (b >= n) return false;
+        uint32_t ae = a, be = b;
+        while (ae < m && r[ae] != '/') ae++;
+        while (be < n && s[be] != '/') be++;
+        if (seg_compare(r + a, ae - a, s + b, be - b) == SEG_DIFFERENT) return false;
+        a = ae + 1;
+        b = be + 1;
+    }
+    return true;
+}
+
+/* Whether a POSIX path outside every root of set byte for byte may be under one on a
+   case-insensitive volume: each member is compared segment by segment down to its depth (time
+   at most the number of roots times the path's length, the first ASCII difference ending a
+   root's comparison). */
+static bool may_be_within(const cg_policy *p, uint32_t set, const uint8_t *s, const cg_path *np) {
+    CG_ASSERT(set < p->n_sets);
+    const cg_set_index *ix = &p->set_index[set];
+    const uint32_t *slots = p->set_slots + 2u * ix->slots;
+    for (uint32_t i = 0; i <= ix->mask; i++) {
+        uint32_t sid = slots[2 * i];
+        if (sid == 0) continue;
+        uint32_t m;
+        const uint8_t *r = cg_str(p, sid - 1, &m);
+        if (may_be_under(r, m, s, np->len)) return true;
+    }
+    return false;
+}
+
 static int path_eval(const cg_policy *p, uint32_t desc, cg_jstr v, path_state *st) {
     size_t len = cg_jstr_decode(v, st->in, sizeof st->in);
     if (len > sizeof st->in) return FAIL_PARSE;
@@ -236,12 +296,22 @@ static int path_eval(const cg_policy *p, uint32_t desc, cg_jstr v, path_state *s
     uint8_t sep = windows ? '\\' : '/';
     uint32_t inside = dword(p, desc, CG_PATHD_WITHIN), outside = dword(p, desc, CG_PATHD_NOT_WITHIN);
     uint32_t exts = dword(p, desc, CG_PATHD_EXTS);
-    if (inside != CG_NONE_SET && !within(p, inside, cmp, &st->np, sep)) return FAIL_WITHIN;
-    if (outside != CG_NONE_SET && within(p, outside, cmp, &st->np, sep)) return FAIL_NOT_WITHIN;
+    /* POSIX: a path that is not under a root byte for byte but may be on a case-insensitive
+       volume is unsure (U), for within and not_within alike; a check that fails for certain
+       still decides F */
+    bool unsure = false;
+    if (inside != CG_NONE_SET && !within(p, inside, cmp, &st->np, sep)) {
+        if (windows || !may_be_within(p, inside, cmp, &st->np)) return FAIL_WITHIN;
+        unsure = true;
+    }
+    if (outside != CG_NONE_SET) {
+        if (within(p, outside, cmp, &st->np, sep)) return FAIL_NOT_WITHIN;
+        if (!windows && may_be_within(p, outside, cmp, &st->np)) unsure = true;
+    }
     if (exts != CG_NONE_SET && (st->np.ext_len == 0 ||
                             !set_has_bytes(p, exts, cmp + st->np.ext_off, st->np.ext_len)))
         return FAIL_EXT;
-    return FAIL_NONE;
+    return unsure ? FAIL_UNSURE : FAIL_NONE;
 }
 
 int cg_path_check(const cg_policy *p, uint32_t desc, cg_jstr v) {

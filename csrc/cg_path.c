@@ -39,6 +39,10 @@ static int windows_segment(const uint8_t *s, uint32_t n) {
             return CG_PATH_AMBIGUOUS_SEGMENT;
     }
     if (s[n - 1] == '.' || s[n - 1] == ' ') return CG_PATH_AMBIGUOUS_SEGMENT;
+    /* "SECRE~1", "NOTES~1.CSV": NTFS's 8.3 short names are '~' and a digit; which long name
+       one stands for is the volume's */
+    for (uint32_t i = 0; i + 1 < n; i++)
+        if (s[i] == '~' && s[i + 1] >= '0' && s[i + 1] <= '9') return CG_PATH_SHORT_NAME;
     /* reserved names: the part before the first '.', trailing spaces ignored */
     uint32_t base = 0;
     while (base < n && s[base] != '.') base++;
@@ -88,6 +92,9 @@ int cg_path_normalize(const uint8_t *in, size_t len, unsigned style, int allow_r
                 if (i == st) return CG_PATH_UNC;
                 int rc = windows_segment(in + st, i - st);
                 if (rc) return rc;
+                /* a drive letter and '$' ("C$"): the administrative share of that drive */
+                if (part == 1 && i - st == 2 && (uint8_t)((in[st] | 0x20) - 'a') < 26 && in[st + 1] == '$')
+                    return CG_PATH_ADMIN_SHARE;
                 for (uint32_t k = st; k < i; k++) out[w++] = in[k];
                 out[w++] = '\\';
                 if (i < n) i++; /* exactly one separator after each part */

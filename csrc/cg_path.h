@@ -7,7 +7,9 @@
  * forms whose meaning depends on state the engine cannot see (drive-relative "C:x", rooted
  * "\x", device paths "\\?\", "\\.\") are not decided, nor are segments Windows would alter
  * or route elsewhere (trailing dots or spaces, ':' streams, wildcard characters, reserved
- * device names such as CON or LPT1, non-ASCII, whose case folding is the file system's).
+ * device names such as CON or LPT1, non-ASCII, whose case folding is the file system's,
+ * '~' and a digit, the form of an NTFS 8.3 short name, another name of some long one), nor
+ * UNC paths on an administrative share (`\\host\C$\`, the root of a drive).
  * Comparison is case-insensitive on Windows: cg_path_fold lower-cases ASCII.
  *
  * Symlinks are not seen: this is the path's text, not the file it reaches. Linear time, no
@@ -35,7 +37,9 @@
     X(UNC, "is an incomplete UNC path")                                                \
     X(RESERVED_NAME, "names a Windows device (CON, NUL, COM1, ...)")                   \
     X(AMBIGUOUS_SEGMENT, "has a segment Windows would alter (trailing dot or space, ':', wildcard or control character)") \
-    X(NON_ASCII, "has non-ASCII characters, whose case folding the file system decides")
+    X(NON_ASCII, "has non-ASCII characters, whose case folding the file system decides") \
+    X(SHORT_NAME, "has a segment with '~' and a digit, which may be an 8.3 short name of another file") \
+    X(ADMIN_SHARE, "is on an administrative share (C$, ...), another name of a drive's root")
 
 enum cg_path_status {
 #define CG_PATH_ST_ENUM(name, text) CG_PATH_##name,

@@ -368,7 +368,11 @@ int cg_url_parse(uint8_t *buf, size_t len, cg_url *u) {
     if (default_port < 0) return CG_URL_SCHEME_UNSUPPORTED; /* file: and non-special schemes */
     p++;
     /* special authority slashes / ignore slashes: any run of '/' and '\' */
-    while (p < n && (buf[p] == '/' || buf[p] == '\\')) p++;
+    bool backslash = false;
+    while (p < n && (buf[p] == '/' || buf[p] == '\\')) {
+        if (buf[p] == '\\') backslash = true;
+        p++;
+    }
     /* authority state: it ends at '/', '\', '?', '#' or the end; the last '@' ends userinfo */
     uint32_t auth = p, end = p, last_at = n;
     while (end < n && buf[end] != '/' && buf[end] != '\\' && buf[end] != '?' && buf[end] != '#') {
@@ -376,6 +380,10 @@ int cg_url_parse(uint8_t *buf, size_t len, cg_url *u) {
         end++;
     }
     u->rest_off = end;
+    /* RFC 3986 (curl, httpx, urllib) has no backslash rule: among the slashes it makes the
+       rest a path, and ending the authority it is part of it, so `http://a.com\@b/` reaches
+       b there. Such a URL is not decided (after the standard's own failures). */
+    if (end < n && buf[end] == '\\') backslash = true;
     uint32_t host_start = auth;
     if (last_at != n) {
         u->has_at = 1;
@@ -411,7 +419,8 @@ int cg_url_parse(uint8_t *buf, size_t len, cg_url *u) {
         }
         if (any && (int32_t)v != default_port) u->port = (int32_t)v;
     }
-    return host_parse(buf + host_start, host_end - host_start, u);
+    int rc = host_parse(buf + host_start, host_end - host_start, u);
+    return rc == CG_URL_OK && backslash ? CG_URL_BACKSLASH : rc;
 }
 
 /* ---- IP ranges ---- */

@@ -7,7 +7,9 @@
  * canonical) and the port (a scheme's default removed). Where the standard fails, the
  * parser fails; where this parser would have to guess (non-ASCII hosts, which need IDNA
  * mapping, and `xn--` labels; the file scheme and non-special schemes, whose hosts follow
- * other rules), it says it cannot tell, and a check over it is U. Linear time, no
+ * other rules; a backslash among the slashes after the scheme or ending the authority, which
+ * RFC 3986 clients read as part of the authority or path, so they reach another host), it
+ * says it cannot tell, and a check over it is U. Linear time, no
  * allocation: the caller's input buffer is edited in place (tabs and newlines removed) and
  * the host is written into the cg_url itself.
  */
@@ -34,7 +36,8 @@
     X(TOO_LONG, "is longer than 8192 bytes")                                           \
     X(HOST_TOO_LONG, "has a host longer than 255 bytes")                               \
     X(SCHEME_UNSUPPORTED, "has a scheme whose host rules are not checked (only http, https, ws, wss, ftp)") \
-    X(IDNA, "has a non-ASCII or xn-- host, which needs IDNA mapping")
+    X(IDNA, "has a non-ASCII or xn-- host, which needs IDNA mapping")                   \
+    X(BACKSLASH, "has a backslash before or ending its authority, which RFC 3986 clients (curl, httpx) do not read as a separator")
 
 enum cg_url_status {
 #define CG_URL_ST_ENUM(name, text) CG_URL_##name,

@@ -21,12 +21,12 @@ import atheris
 
 PROBE = ctypes.CDLL(sys.argv.pop(1))
 (OK, EMPTY, NUL, TOO_LONG, RELATIVE, DRIVE_RELATIVE, DEVICE, UNC, RESERVED_NAME,
- AMBIGUOUS_SEGMENT, NON_ASCII) = range(11)
+ AMBIGUOUS_SEGMENT, NON_ASCII, SHORT_NAME, ADMIN_SHARE) = range(13)
 SEGMENTS = ["a", "b", "data", "database", ".", "..", "", "x.csv", "...", ".hidden", "a b", "a.tar.gz", "con",
-            "CON.txt", "x.", "x ", "a:b", "*", "caf\u00e9", "com10"]
+            "CON.txt", "x.", "x ", "a:b", "*", "caf\u00e9", "com10", "SECRE~1", "a~b"]
 POSIX_SEPARATORS = ["/", "//", "///"]
 WINDOWS_SEPARATORS = ["\\", "/", "\\\\", "/\\"]
-WINDOWS_ROOTS = ["C:", "d:", "\\\\srv\\share", "//srv/share", "C:", "\\\\?\\C:", "\\", ""]
+WINDOWS_ROOTS = ["C:", "d:", "\\\\srv\\share", "//srv/share", "C:", "\\\\?\\C:", "\\", "", "\\\\srv\\C$"]
 
 
 def _raw(fdp: atheris.FuzzedDataProvider) -> str:
@@ -85,7 +85,11 @@ def _windows(fdp: atheris.FuzzedDataProvider) -> None:
     # every refusal is one the document names; the reserved-name and altered-segment ones
     # must be visible in the text
     assert status in (EMPTY, NUL, TOO_LONG, RELATIVE, DRIVE_RELATIVE, DEVICE, UNC, RESERVED_NAME,
-                      AMBIGUOUS_SEGMENT, NON_ASCII), (text, status)
+                      AMBIGUOUS_SEGMENT, NON_ASCII, SHORT_NAME, ADMIN_SHARE), (text, status)
+    if status == SHORT_NAME:
+        assert any(a == "~" and b.isdigit() for a, b in zip(text, text[1:])), (text, status)
+    if status == ADMIN_SHARE:
+        assert "$" in text, (text, status)
     if status == NON_ASCII:
         assert any(ord(c) > 0x7F for c in text), (text, status)
     if status == NUL:

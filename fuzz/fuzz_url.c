@@ -4,7 +4,9 @@
  * Beyond memory safety (ASan, UBSan) it checks the parser's invariants on every input: the
  * status is known; a parsed host is within bounds, lower case, free of forbidden
  * characters, and parsing "scheme://host:port/" again gives the same host, kind and port
- * (the serialization is a fixed point); spans stay inside the cleaned input.
+ * (the serialization is a fixed point); spans stay inside the cleaned input; a parsed URL
+ * has no backslash among the slashes after its scheme nor ending its authority (RFC 3986
+ * clients read those differently: CG_URL_BACKSLASH).
  */
 #include <stdint.h>
 #include <stdlib.h>
@@ -24,6 +26,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     if (u.clean_len > size || u.rest_off > u.clean_len) abort();
     if (u.user_off + u.user_len > u.clean_len || u.pass_off + u.pass_len > u.clean_len) abort();
     if (st != CG_URL_OK) return 0;
+    for (uint32_t i = u.scheme_len + 1; i < u.clean_len && (buf[i] == '/' || buf[i] == '\\'); i++)
+        if (buf[i] == '\\') abort();
+    if (u.rest_off < u.clean_len && buf[u.rest_off] == '\\') abort();
     if (u.host_len == 0 || u.host_len > CG_URL_HOST_MAX) abort();
     for (uint32_t i = 0; i < u.host_len; i++) {
         uint8_t c = u.host[i];

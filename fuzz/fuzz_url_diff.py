@@ -31,7 +31,7 @@ def _encode(s: bytes) -> str:
 # atheris's libFuzzer (ada-url is not instrumented). The bytes choose among pieces that reach
 # the parsers' branches (schemes, separators, userinfo, host forms, ports), mixed with raw text.
 PIECES = [["http", "HTTPS", "ws", "ftp", "wss", "h"], [":", "://", ":\\\\", ":/\\", "://///"],
-          ["", "@", "u@", "u:p@", "a@b@", ":@", "%40@"],
+          ["", "@", "u@", "u:p@", "a@b@", ":@", "%40@", "a.com\\@", "a\\"],
           ["example.com", "127.1", "0x7f.1", "0177.0.0.1", "4294967295", "[::1]", "[::ffff:1.2.3.4]",
            "[1:2:3:4:5:6:7:8]", "%31.2", "a..b", "1.2.3.4.", "0x", "09", "[::1.2.3]", "a%2Fb", ""],
           ["", ":", ":80", ":443", ":65536", ":0x1", ":08"], ["", "/", "?q", "#f", "\\x", "/@x"]]

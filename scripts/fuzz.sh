@@ -37,10 +37,12 @@ srcs=$(ls csrc/cg_*.c | grep -v cg_wasm.c)
     fuzz/build/cg_sql_scalar.o fuzz/build/cg_sql_bytewise.o -o fuzz/build/fuzz_sql
 k=0
 for u in 'http://example.com@evil.com/' 'http://0x7f.1/' 'http://[::ffff:127.0.0.1]:8080/a?b#c' \
-         'https://a:b@[1:2::3]:443/' 'ftp://%31.2/' 'HTTP:\\x.y\z' 'ws://a..b./' 'http://2130706433'; do
+         'https://a:b@[1:2::3]:443/' 'ftp://%31.2/' 'HTTP:\\x.y\z' 'ws://a..b./' 'http://2130706433' \
+         'http://api.example.com\@127.0.0.1:8765/secret' 'https://a.com\@evil.com/' 'http:/\evil.com/'; do
     k=$((k + 1)); printf '%s' "$u" > "fuzz/corpus-url/seed-$k"
 done
-for p in '\000/srv/data/../etc' '\001C:\\a\\..\\b' '\001\\\\s\\sh\\x' '\002a/../../b' '\001C:\\CON.txt'; do
+for p in '\000/srv/data/../etc' '\001C:\\a\\..\\b' '\001\\\\s\\sh\\x' '\002a/../../b' '\001C:\\CON.txt' \
+         '\001C:\\data\\SECRE~1\\p.csv' '\001\\\\localhost\\C$\\data'; do
     k=$((k + 1)); printf "$p" > "fuzz/corpus-path/seed-$k"
 done
 for q in '\000SELECT 1; DROP TABLE t' "\000SELECT \$a\$;\$a\$ FROM s.t JOIN u ON f(x)" \

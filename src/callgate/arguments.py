@@ -24,9 +24,11 @@ URL_STATUS = ("parsed", "has no scheme", "has an empty host", "has an invalid po
               "has a forbidden character in its host", "is longer than 8192 bytes",
               "has a host longer than 255 bytes",
               "has a scheme whose host rules are not checked (only http, https, ws, wss, ftp)",
-              "has a non-ASCII or xn-- host, which needs IDNA mapping")
+              "has a non-ASCII or xn-- host, which needs IDNA mapping",
+              "has a backslash before or ending its authority, which RFC 3986 clients (curl, httpx) "
+              "do not read as a separator")
 (URL_OK, URL_NO_SCHEME, URL_EMPTY_HOST, URL_BAD_PORT, URL_BAD_IPV4, URL_BAD_IPV6, URL_BAD_HOST,
- URL_TOO_LONG, URL_HOST_TOO_LONG, URL_SCHEME_UNSUPPORTED, URL_IDNA) = range(11)
+ URL_TOO_LONG, URL_HOST_TOO_LONG, URL_SCHEME_UNSUPPORTED, URL_IDNA, URL_BACKSLASH) = range(12)
 
 PATH_STATUS = ("normalized", "is empty", "contains a NUL byte", "is longer than 4096 bytes",
                "is relative", "is relative to a drive's current directory or the current drive",
@@ -34,9 +36,12 @@ PATH_STATUS = ("normalized", "is empty", "contains a NUL byte", "is longer than 
                "names a Windows device (CON, NUL, COM1, ...)",
                "has a segment Windows would alter (trailing dot or space, ':', wildcard or "
                "control character)",
-               "has non-ASCII characters, whose case folding the file system decides")
+               "has non-ASCII characters, whose case folding the file system decides",
+               "has a segment with '~' and a digit, which may be an 8.3 short name of another file",
+               "is on an administrative share (C$, ...), another name of a drive's root")
 (PATH_OK, PATH_EMPTY, PATH_NUL, PATH_TOO_LONG, PATH_RELATIVE, PATH_DRIVE_RELATIVE, PATH_DEVICE,
- PATH_UNC, PATH_RESERVED_NAME, PATH_AMBIGUOUS_SEGMENT, PATH_NON_ASCII) = range(11)
+ PATH_UNC, PATH_RESERVED_NAME, PATH_AMBIGUOUS_SEGMENT, PATH_NON_ASCII, PATH_SHORT_NAME,
+ PATH_ADMIN_SHARE) = range(13)
 
 IP_CLASS = ("public", "a localhost name", "unspecified", "loopback", "private", "link-local",
             "shared address space (CGNAT)", "unique-local", "multicast", "broadcast", "reserved",
@@ -280,6 +285,9 @@ def parse_url(text: str) -> Url:
     end = p
     while end < len(data) and data[end] not in b"/\\?#":
         end += 1
+    # RFC 3986 clients (curl, httpx, urllib) read a backslash among the slashes, or ending the
+    # authority, as part of the path or the authority: not decided (after the standard's failures)
+    backslash = 0x5C in data[k + 1:p] or data[end:end + 1] == b"\\"
     authority = data[p:end]
     at = authority.rfind(b"@")
     if at >= 0:
@@ -313,6 +321,8 @@ def parse_url(text: str) -> Url:
                 return u
         u.port = None if value == SPECIAL_PORTS[scheme] else value
     u.status = _host(host, u)
+    if u.status == URL_OK and backslash:
+        u.status = URL_BACKSLASH
     return u
 
 
@@ -398,6 +408,8 @@ def _windows_segment(seg: str) -> int:
         return PATH_NON_ASCII
     if any(ord(ch) < 0x20 or ch in ':*?"<>|' for ch in seg) or seg[-1] in ". ":
         return PATH_AMBIGUOUS_SEGMENT
+    if any(seg[i] == "~" and seg[i + 1] in "0123456789" for i in range(len(seg) - 1)):
+        return PATH_SHORT_NAME  # NTFS 8.3 short names (SECRE~1): which long name is the volume's
     base = seg.split(".", 1)[0].rstrip(" ").lower()
     if base in _RESERVED or (len(base) == 4 and base[:3] in ("com", "lpt") and base[3].isdigit()
                              and base[3].isascii()):
@@ -434,6 +446,8 @@ def normalize_path(text: str, style: str = "posix", relative: bool = False) -> N
             rc = _windows_segment(name)
             if rc:
                 return NormPath(rc)
+            if part == 1 and len(name) == 2 and name[0].isascii() and name[0].isalpha() and name[1] == "$":
+                return NormPath(PATH_ADMIN_SHARE)  # C$: the administrative share of a drive
             names.append(name)
             if end < len(rest):
                 pos = end + 1
@@ -587,8 +601,9 @@ def path_check(value: str, style: str = "posix", within: Optional[list[str]] = N
     n = normalize_path(value, style, not absolute)
     if n.status != PATH_OK:
         return "U", n
-    sep = "\\" if style == "windows" else "/"
-    path = _fold(n.path) if style == "windows" else n.path
+    win = style == "windows"
+    sep = "\\" if win else "/"
+    path = _fold(n.path) if win else n.path
 
     def under(roots: list[str]) -> bool:
         for root in roots:
@@ -596,15 +611,46 @@ def path_check(value: str, style: str = "posix", within: Optional[list[str]] = N
             if path == r or path.startswith(r if r.endswith(sep) else r + sep):
                 return True
         return False
+
+    def may_be_under(roots: list[str]) -> bool:
+        # POSIX on a case-insensitive volume (cg_check.c may_be_within)
+        return not win and any(_may_be_under(canonical_root(r, style, not absolute), path) for r in roots)
+    unsure = False
     if within is not None and not under(within):
-        return "F", n
-    if not_within is not None and under(not_within):
-        return "F", n
+        if not may_be_under(within):
+            return "F", n
+        unsure = True
+    if not_within is not None:
+        if under(not_within):
+            return "F", n
+        unsure = unsure or may_be_under(not_within)
     if extensions_in is not None:
-        ext = _fold(n.ext) if style == "windows" else n.ext
+        ext = _fold(n.ext) if win else n.ext
         if not ext or ext not in {canonical_extension(e, style) for e in extensions_in}:
             return "F", n
-    return "T", n
+    return ("U" if unsure else "T"), n
+
+
+def _may_be_under(root: str, path: str) -> bool:
+    """Whether the normalized POSIX path may lie under root on a case-insensitive volume: both
+    absolute or both relative, the path at least as deep, and no segment pair different for
+    certain (both ASCII and unequal with ASCII case folded); a pair with a non-ASCII byte that
+    is not equal folded may be one name (Unicode folding, normalization: the volume's)."""
+    r, p = root.encode("utf-8", "surrogatepass"), path.encode("utf-8", "surrogatepass")
+    if r.startswith(b"/") != p.startswith(b"/"):
+        return False
+
+    def segments(x: bytes) -> list[bytes]:
+        return [] if x == b"/" else x.removeprefix(b"/").split(b"/")
+    rs, ps = segments(r), segments(p)
+    if len(ps) < len(rs):
+        return False
+    for a, b in zip(rs, ps):
+        if _ascii_lower_bytes(a) == _ascii_lower_bytes(b):
+            continue
+        if a.isascii() and b.isascii():
+            return False
+    return True
 
 
 # ---------------------------------------------------------------- SQL (csrc/cg_sql.c)

@@ -6,7 +6,8 @@ beside `/srv/data`) normalize as the kernel resolves them lexically; POSIX resul
 Python's posixpath.normpath and with os.path.realpath on a real directory tree (no
 symlinks), Windows results with ntpath.normpath; Windows forms whose meaning depends on state
 the engine cannot see (drive-relative, rooted, device paths, reserved names, trailing dots,
-streams) and NUL bytes are refused with their own status, never normalized to a guess.
+streams, 8.3 short names, administrative shares) and NUL bytes are refused with their own
+status, never normalized to a guess.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from support.cprobe import CSRC, build_probe, call_probe
 
 POSIX, WINDOWS = 0, 1
 (OK, EMPTY, NUL, TOO_LONG, RELATIVE, DRIVE_RELATIVE, DEVICE, UNC, RESERVED_NAME,
- AMBIGUOUS_SEGMENT, NON_ASCII) = range(11)
+ AMBIGUOUS_SEGMENT, NON_ASCII, SHORT_NAME, ADMIN_SHARE) = range(13)
 
 
 @pytest.fixture(scope="module")
@@ -74,6 +75,34 @@ def test_posix_bypass_forms(norm: Any, text: str, want: str) -> None:
 def test_refused_forms(norm: Any, text: str, style: int, status: int) -> None:
     """What cannot be normalized with certainty gets its own status."""
     assert norm(text, style)[0] == status
+
+
+@pytest.mark.parametrize("text,status", [
+    ("C:\\data\\SECRE~1\\passwords.csv", SHORT_NAME), ("C:\\data\\NOTES~1.CSV", SHORT_NAME),
+    ("C:\\PROGRA~2\\x", SHORT_NAME), ("c:/data/a~0", SHORT_NAME), ("C:\\data\\x.~9z", SHORT_NAME),
+    ("\\\\srv\\SHARE~1\\x", SHORT_NAME), ("C:\\data\\..\\SECRE~1", SHORT_NAME),
+    ("\\\\localhost\\C$\\data\\secret\\x", ADMIN_SHARE), ("\\\\127.0.0.1\\c$\\data\\secret\\x", ADMIN_SHARE),
+    ("//srv/d$/x", ADMIN_SHARE), ("\\\\srv\\Z$", ADMIN_SHARE), ("\\\\srv\\C$\\", ADMIN_SHARE),
+])
+def test_short_names_and_administrative_shares_are_refused(norm: Any, text: str, status: int) -> None:
+    """Pins: a Windows segment with '~' and a digit (the form of the 8.3 short names NTFS
+    generates: SECRE~1 may be `secret`, NOTES~1.CSV may be `notes.csv_backup`) is SHORT_NAME,
+    and a UNC share that is a drive letter and '$' (C$ on any server, any case: the
+    administrative share of that drive's root) is ADMIN_SHARE; neither is normalized."""
+    assert norm(text, WINDOWS)[0] == status
+
+
+@pytest.mark.parametrize("text", [
+    "C:\\data\\a~b.csv", "C:\\data\\x~", "C:\\data\\~x1", "\\\\srv\\C$x\\a", "\\\\srv\\share\\C$",
+    "\\\\srv\\CC$\\a", "\\\\C$\\share\\a",
+])
+def test_tildes_and_dollars_elsewhere_are_read(norm: Any, text: str) -> None:
+    """Pins the limits of the two refusals: '~' not followed by a digit, and '$' outside the
+    share name or after more than one letter, are ordinary characters (as ntpath reads them);
+    POSIX paths refuse neither."""
+    st, path, _, _, _ = norm(text, WINDOWS)
+    assert (st, path.rstrip("\\")) == (OK, ntpath.normpath(text).rstrip("\\"))
+    assert norm("/data/SECRE~1/C$", POSIX)[:2] == (OK, "/data/SECRE~1/C$")
 
 
 @pytest.mark.parametrize("text,want,root", [

@@ -241,3 +241,140 @@ def test_sql_with_a_nul_byte_is_not_read(dialect: str, sql: str) -> None:
         assert d.decision == "Deny" and "is not SQL the check can read" in d.reason
         ex = explain_request(compile_policy(policy), engine, "t", "r", {"v": sql})
         assert ex.agrees and "NUL byte" in orjson.dumps(ex.to_dict()).decode()
+
+
+def _reason(value: str, text: str) -> str:
+    """The deny reason of rule 1 over Arguments.v = value, for a text after the value."""
+    return f"t denied for role 'r': Arguments.v = {orjson.dumps(value).decode()} {text} (rule 1)"
+
+
+def _explained(cond: dict[str, Any], value: str, effect: str = "allow") -> str:
+    """`callgate explain` over the value: it agrees with the engine (the Python port of the
+    check decides as the core does); returns its text."""
+    policy = _policy(cond, effect) | ({"default_action": "Allow"} if effect == "deny" else {})
+    ex = explain_request(compile_policy(policy), callgate.Engine.from_dict(policy), "t", "r", {"v": value})
+    assert ex.agrees, value
+    return orjson.dumps(ex.to_dict()).decode()
+
+
+URL_STRICT = {"UrlCheck": {**A, "schemes_in": ["https"], "host_suffixes_in": ["example.com"], "ports_in": [443],
+                           "userinfo": False, "ip": "public"}}
+
+
+@pytest.mark.parametrize("url", [
+    "http://api.example.com\\@127.0.0.1:8765/secret", "https://api.example.com\\@evil.com/",
+    "https:\\\\api.example.com/", "https:/\\api.example.com/", "https:\\/api.example.com/",
+    "https://api.example.com\\", "https:api.example.com\\@evil.com/",
+])
+def test_a_backslash_in_the_authority_is_not_read(url: str) -> None:
+    """Pins: a backslash among the slashes after the scheme or ending the authority makes
+    UrlCheck U (denied by an allow rule, with the not-read reason, native and wasm alike;
+    these URLs were allowed before): WHATWG reads host api.example.com, but RFC 3986 clients
+    (httpx, curl, urllib) read userinfo `api.example.com\\` and connect to 127.0.0.1 or
+    evil.com. `callgate explain` agrees and says what was found."""
+    assert _decide(URL_STRICT, url) == ("Deny", _reason(url, "is not a URL the check can read"))
+    assert "has a backslash before or ending its authority" in _explained(URL_STRICT, url)
+
+
+@pytest.mark.parametrize("url", ["https://api.example.com/a\\b", "https://api.example.com/?q=\\@127.0.0.1",
+                                 "https://api.example.com#\\@evil.com", "https://api.example.com:443/\\\\x"])
+def test_a_backslash_after_the_authority_is_allowed(url: str) -> None:
+    """Pins: a backslash in the path, query or fragment stays allowed: every reader finds
+    host api.example.com there."""
+    assert _decide(URL_STRICT, url) == ("Allow", "t allowed for role 'r': rule 1 condition passed")
+    _explained(URL_STRICT, url)
+
+
+WIN_DATA = {"PathCheck": {**A, "style": "windows", "within": ["C:\\data"], "not_within": ["C:\\data\\secret"],
+                          "extensions_in": [".csv"]}}
+WIN_NOT_SECRET = {"PathCheck": {**A, "style": "windows", "not_within": ["C:\\data\\secret"]}}
+
+
+@pytest.mark.parametrize("cond,path,found", [
+    (WIN_DATA, "C:\\data\\SECRE~1\\passwords.csv", "8.3 short name"),
+    (WIN_DATA, "C:\\data\\NOTES~1.CSV", "8.3 short name"),
+    (WIN_DATA, "C:/data/x/../PUBLIC~12/a.csv", "8.3 short name"),
+    (WIN_NOT_SECRET, "\\\\localhost\\C$\\data\\secret\\x", "administrative share"),
+    (WIN_NOT_SECRET, "\\\\127.0.0.1\\c$\\data\\secret\\x", "administrative share"),
+    (WIN_NOT_SECRET, "//fileserver/D$/x", "administrative share"),
+])
+def test_windows_short_names_and_administrative_shares_are_not_read(cond: dict[str, Any], path: str,
+                                                                    found: str) -> None:
+    """Pins: on Windows a segment with '~' and a digit (an NTFS 8.3 short name: SECRE~1 may be
+    `secret`, NOTES~1.CSV `notes.csv_backup`) and a UNC share that is a drive letter and '$'
+    (the administrative share of C:, on any server) make PathCheck U: denied with the not-read
+    reason, native and wasm alike (allowed before); explain agrees and names the form."""
+    assert _decide(cond, path) == ("Deny", _reason(path, "is not a path the check can read"))
+    assert found in _explained(cond, path)
+
+
+def test_windows_paths_without_those_forms_are_decided_as_before() -> None:
+    """Pins the control cases: a plain name, '~' without a digit and an ordinary share are
+    allowed; the long name `secret` in any case is inside (F, Windows compares ASCII case
+    insensitively, unchanged)."""
+    allowed = ("Allow", "t allowed for role 'r': rule 1 condition passed")
+    for path in ("C:\\data\\notes.csv", "C:\\data\\a~b.csv", "c:\\DATA\\x.csv"):
+        assert _decide(WIN_DATA, path) == allowed, path
+        _explained(WIN_DATA, path)
+    assert _decide(WIN_NOT_SECRET, "\\\\srv\\share\\data\\secret\\x") == allowed
+    path = "C:\\Data\\SECRET\\x.csv"
+    assert _decide(WIN_DATA, path) == ("Deny", _reason(path, 'is inside ["C:\\\\data\\\\secret"]'))
+
+
+POSIX_DATA = {"PathCheck": {**A, "style": "posix", "within": ["/Users/me/data"],
+                            "not_within": ["/Users/me/data/secret"]}}
+
+
+@pytest.mark.parametrize("path", [
+    "/Users/me/data/SECRET/keys.txt", "/Users/me/data/Secret", "/Users/me/data/./sEcReT/../SECRET/x",
+    "/Users/me/data/\u017fecret/keys.txt", "/Users/me/data/secre\u0301t/x", "/Users/me/data/\u00e9/x",
+    "/Users/me/Data/x", "/USERS/me/data/x",
+])
+def test_posix_paths_a_case_insensitive_volume_may_place_in_a_root_are_not_read(path: str) -> None:
+    """Pins: a POSIX path under a root only with ASCII case folded (`/Users/me/data/SECRET` on
+    APFS, vfat, exFAT, CIFS or ext4 casefold is the secret directory), or with a non-ASCII byte
+    in a segment at the depth of a root's segments that folding or normalization might make
+    equal (`ſ` folds to `s`), makes PathCheck U: denied with the not-read reason, native and
+    wasm alike (the first was allowed before); explain agrees."""
+    assert _decide(POSIX_DATA, path) == ("Deny", _reason(path, "is not a path the check can read"))
+    _explained(POSIX_DATA, path)
+
+
+def test_posix_paths_no_folding_places_in_a_root_are_decided_exactly() -> None:
+    """Pins the control cases: paths that differ from every root in an ASCII segment are
+    decided as before (a non-ASCII name deeper than the roots' segments too)."""
+    allowed = ("Allow", "t allowed for role 'r': rule 1 condition passed")
+    for path in ("/Users/me/data/public/x", "/Users/me/data/secretariat/x", "/Users/me/data/x/\u00e9",
+                 "/Users/me/data/SECRETS"):
+        assert _decide(POSIX_DATA, path) == allowed, path
+        _explained(POSIX_DATA, path)
+    assert _decide(POSIX_DATA, "/Users/me/data/secret/x") == (
+        "Deny", _reason("/Users/me/data/secret/x", 'is inside ["/Users/me/data/secret"]'))
+    assert _decide(POSIX_DATA, "/Users/me/other") == (
+        "Deny", _reason("/Users/me/other", 'is outside ["/Users/me/data"]'))
+    assert _decide(POSIX_DATA, "/tmp/\u00e9") == ("Deny", _reason("/tmp/\u00e9", 'is outside ["/Users/me/data"]'))
+
+
+@pytest.mark.parametrize("cond,path,control", [
+    ({"PathCheck": {**A, "within": ["/Users/me/.ssh"]}}, "/Users/me/.SSH/id_rsa", "/Users/me/x"),
+    ({"Not": {"PathCheck": {**A, "not_within": ["/Users/me/.ssh"]}}}, "/Users/me/.Ssh/id_rsa", "/Users/me/x"),
+    ({"PathCheck": {**A, "not_within": ["/srv/public"]}}, "/srv/PUBLIC/x", "/srv/public/x"),
+])
+def test_posix_case_folding_denies_under_deny_rules_too(cond: dict[str, Any], path: str, control: str) -> None:
+    """Pins: the case-insensitive reading is U, not F, so it fails closed whichever way a rule
+    uses the check: a deny rule over `within` or a negated `not_within` still applies to a
+    case variant of the root (F would let `/Users/me/.SSH/id_rsa` through on macOS), and a
+    deny rule over `not_within` still applies to `/srv/PUBLIC/x` (another directory on a
+    case-sensitive volume); the control path is allowed."""
+    policy = _policy(cond, "deny") | {"default_action": "Allow"}
+    for engine in (callgate.Engine.from_dict(policy), _wasm(policy)):
+        d = engine.evaluate("t", {"v": path}, role="r")
+        assert d.decision == "Deny" and d.reason.endswith(
+            f"could not be evaluated: Arguments.v = {orjson.dumps(path).decode()} is not a path the check can read"), d.reason
+        assert engine.evaluate("t", {"v": control}, role="r").decision == "Allow"
+    _explained(cond, path, "deny")
+
+
+def _wasm(policy: dict[str, Any]) -> Any:
+    from callgate.wasm import WasmEngine
+    return WasmEngine.from_dict(policy)

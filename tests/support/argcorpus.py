@@ -43,8 +43,9 @@ def generated_urls(n: int, seed: int) -> list[str]:
 
 
 SEGMENTS = ["a", "b", "data", "database", ".", "..", "", "x.csv", "...", ".hidden", "a b", "\u00e9",
-            "CON", "nul.txt", "x.", "x ", "a:b", "*", "com1", "LPT9.log", "conout$"]
-PATH_HEADS = ["", "/", "//", "C:", "c:\\", "\\", "\\\\srv\\share", "//srv/share", "\\\\?\\", "..", "\x00"]
+            "CON", "nul.txt", "x.", "x ", "a:b", "*", "com1", "LPT9.log", "conout$", "SECRE~1", "a~b"]
+PATH_HEADS = ["", "/", "//", "C:", "c:\\", "\\", "\\\\srv\\share", "//srv/share", "\\\\?\\", "..", "\x00",
+              "\\\\srv\\C$"]
 
 
 def generated_paths(n: int, seed: int, seps: list[str]) -> list[str]:

@@ -60,6 +60,8 @@ def url_parts(value: str) -> Optional[dict[str, Any]]:
         return None
     scheme = m.group(1).lower()
     authority = m.group(2)
+    if "\\" in cleaned[len(m.group(1)) + 1:m.start(2)] or cleaned[m.end(2):m.end(2) + 1] == "\\":
+        return None    # a backslash among the slashes or ending the authority: RFC 3986 clients differ
     host_text = authority.rsplit("@", 1)[-1]
     if not host_text.startswith("["):
         raw = unquote_to_bytes(host_text.split(":", 1)[0])
@@ -167,6 +169,8 @@ def _windows_segment_ok(seg: str) -> bool:
     """Not one Windows would alter or route to a device (docs/arguments.md, Windows)."""
     if any(ord(c) >= 0x80 or ord(c) < 0x20 or c in ':*?"<>|' for c in seg) or seg[-1] in ". ":
         return False
+    if re.search(r"~[0-9]", seg):
+        return False                      # an 8.3 short name's form
     return _RESERVED.fullmatch(seg.split(".", 1)[0].rstrip(" ").lower()) is None
 
 
@@ -186,6 +190,8 @@ def norm_path(value: str, style: str, absolute: bool) -> Optional[str]:
     if p.startswith("\\\\"):
         if unc is None or not all(_windows_segment_ok(x) for x in unc.group(1, 2)):
             return None                   # an incomplete UNC path
+        if re.fullmatch(r"[A-Za-z]\$", unc.group(2)):
+            return None                   # an administrative share (C$)
         rest = unc.group(3) or ""
     elif re.match(r"[A-Za-z]:", p):
         if not p[2:3] == "\\":
@@ -255,14 +261,36 @@ def eval_path(spec: dict[str, Any], value: str, s: str, v: str, show_set: Callab
             if fold(norm) == r or fold(norm).startswith(r.rstrip(sep) + sep):
                 return True
         return False
+
+    def maybe_under(roots: list[str]) -> bool:
+        """POSIX, on a case-insensitive volume: segment for segment, no pair of ASCII names
+        that differ with ASCII case ignored (a pair with a non-ASCII character may be one name)."""
+        if win:
+            return False
+        for root in roots:
+            r = norm_path(root, style, absolute) or ""
+            if r.startswith("/") != norm.startswith("/"):
+                continue
+            rs, ps = [x for x in r.split("/") if x], [x for x in norm.split("/") if x]
+            if len(ps) >= len(rs) and all(a.lower() == b.lower() if a.isascii() and b.isascii() else True
+                                          for a, b in zip(rs, ps)):
+                return True
+        return False
+    unsure = False
     head = f"{s} = {v}" + (f' normalizes to "{_cut(norm)}",' if norm != value else "")
     if "within" in spec and not under(spec["within"]):
-        return "F", f"{head} {'outside' if norm != value else 'is outside'} {show_set(spec['within'])}"
+        if not maybe_under(spec["within"]):
+            return "F", f"{head} {'outside' if norm != value else 'is outside'} {show_set(spec['within'])}"
+        unsure = True
     if "not_within" in spec and under(spec["not_within"]):
         return "F", f"{head} {'inside' if norm != value else 'is inside'} {show_set(spec['not_within'])}"
+    if "not_within" in spec and maybe_under(spec["not_within"]):
+        unsure = True
     if "extensions_in" in spec:
         ext = (ntpath if win else posixpath).splitext(norm)[1]
         if not ext or fold(ext) not in {fold(e) for e in spec["extensions_in"]}:
             what = f'has extension "{_cut(ext)}"' if ext else "has no extension"
             return "F", f"{s} = {v} {what}, not in {show_set(spec['extensions_in'])}"
+    if unsure:
+        return "U", f"{s} = {v} is not a path the check can read"
     return "T", f"{s} = {v} passes the path check"
