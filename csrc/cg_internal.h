@@ -31,6 +31,14 @@
 #else
 #define CG_NOINLINE
 #endif
+/* A rare case's function: placed apart from the hot code, and the branches that call it laid
+   out as unlikely. The SQL scanner's loop slowed by 5 to 10% when two such calls sat in it as
+   ordinary ones (docs/arguments.md, "Speed of the scanner"). */
+#if defined(__GNUC__) || defined(__clang__)
+#define CG_COLD __attribute__((cold))
+#else
+#define CG_COLD
+#endif
 /* A hot loop's function at a 64-byte boundary: the SQL scanner's decision time moved by 10%
    with its address modulo 64 alone (docs/arguments.md, "Speed of the scanner"), so changes
    elsewhere in the core moved it. */

@@ -1114,6 +1114,22 @@ static bool folds_to(const uint8_t *s, uint32_t n, const char *lit) {
     return lit[n] == 0;
 }
 
+/* The calls written without "(" that finish_run's caller has not seen (next is no '('); true
+   when the scan halts. Out of line: the rare case, kept off the loop's path. */
+CG_COLD CG_NOINLINE static bool calls_without_paren(an *a, const cg_sql_word *w) {
+    bool single_word = a->run_parts == 1 && !a->run_quoted;
+    /* PostgreSQL's attribute notation: after a '.' that follows no name ((x).f, '...'::t.f, $1.f),
+       f is a field of x or a call f(x) (SELECT (42::bigint).pg_advisory_lock): read as a call */
+    bool attribute = a->L.dialect == CG_SQL_POSTGRES && a->prev_type == T_DOT;
+    /* MySQL's CURRENT_USER and CURRENT_ROLE are its information functions without the "()" */
+    bool info = a->L.dialect == CG_SQL_MYSQL && single_word && a->parts[0].len == 12 &&
+                (folds_to(a->L.s + a->parts[0].off, 12, "current_user") ||
+                 folds_to(a->L.s + a->parts[0].off, 12, "current_role"));
+    if (!attribute && !info) return false;
+    emit_function(a, attribute ? w : NULL);
+    return a->halt;
+}
+
 /* The run of names ends; `next` is the token after it. */
 static void finish_run(an *a, const tok *next) {
     uint32_t d = a->depth;
@@ -1123,19 +1139,9 @@ static void finish_run(an *a, const tok *next) {
         single_word ? word_of(a->L.s + a->parts[0].off, a->parts[0].len, a->L.n - a->parts[0].off, true) : NULL;
     int r = role_in(a->L.dialect, w);
     if (!single_word) run_writes(a);
-    /* PostgreSQL's attribute notation: after a '.' that follows no name ((x).f, '...'::t.f, $1.f),
-       f is a field of x or a call f(x) (SELECT (42::bigint).pg_advisory_lock): read as a call */
-    if (a->L.dialect == CG_SQL_POSTGRES && a->prev_type == T_DOT && next->type != T_LP) {
-        emit_function(a, w);
-        if (a->halt) return;
-    }
-    /* MySQL's CURRENT_USER and CURRENT_ROLE are its information functions without the "()" */
-    if (a->L.dialect == CG_SQL_MYSQL && single_word && next->type != T_LP &&
-        (folds_to(a->L.s + a->parts[0].off, a->parts[0].len, "current_user") ||
-         folds_to(a->L.s + a->parts[0].off, a->parts[0].len, "current_role"))) {
-        emit_function(a, NULL);
-        if (a->halt) return;
-    }
+    if ((a->prev_type == T_DOT || (a->L.dialect == CG_SQL_MYSQL && a->parts[0].len == 12)) && next->type != T_LP &&
+        calls_without_paren(a, w))
+        return;
     bool in_item = a->in_table; /* x IN t: this run is IN's table, whatever its word */
     a->in_table = false;
     if (a->explain_next) { /* MySQL: EXPLAIN t (DESCRIBE t) reads t's columns: t is a table */
@@ -1225,6 +1231,23 @@ static void finish_run(an *a, const tok *next) {
     }
     a->prev_word = w;
     a->prev_type = T_WORD;
+}
+
+/* MySQL: a string, number, parameter or operator token (the scan's default case). Out of line:
+   the loop's code stays as the other dialects need it. */
+CG_COLD CG_NOINLINE static void my_value(an *a, const tok *t) {
+    bool dq = t->type == T_STRING && t->quote == '"'; /* a name under ANSI_QUOTES */
+    if ((t->type == T_STRING || t->type == T_NUMBER) && a->from[a->depth] == FROM_EXPECT)
+        fail(a, dq ? CG_SQL_MODE : CG_SQL_NAME);
+    if (dq && a->with == WITH_NAME && a->depth == 0) fail(a, CG_SQL_MODE);
+    if (dq && a->explain_next && a->depth == 0) fail(a, CG_SQL_MODE); /* EXPLAIN "t": t's columns */
+    a->explain_next = false; /* EXPLAIN's table is the token after it, or none */
+    a->after_dq = dq;
+    if (t->type == T_OP && t->len == 2) emit_write(a, CG_SQL_W_WORD, ":=", 2); /* the one 2-byte op */
+    /* @@version, @@global.x: the server's settings, read as VERSION() reads them */
+    const uint8_t *s = a->L.s + t->off;
+    if (t->type == T_PARAM && t->len > 2 && s[0] == '@' && s[1] == '@')
+        emit_write(a, CG_SQL_W_WORD, (const char *)s, t->len);
 }
 
 static void end_statement(an *a) {
@@ -1352,19 +1375,7 @@ CG_ALIGN_HOT int cg_sql_scan(const uint8_t *s, size_t n, unsigned dialect, const
             /* SQLite takes a string where a table name is expected ("FROM 'secret'"): not read */
             if (t.type == T_STRING && a.L.dialect == CG_SQL_SQLITE && a.from[a.depth] == FROM_EXPECT)
                 fail(&a, CG_SQL_NAME);
-            if (a.L.dialect == CG_SQL_MYSQL) {
-                bool dq = t.type == T_STRING && t.quote == '"'; /* a name under ANSI_QUOTES */
-                if ((t.type == T_STRING || t.type == T_NUMBER) && a.from[a.depth] == FROM_EXPECT)
-                    fail(&a, dq ? CG_SQL_MODE : CG_SQL_NAME);
-                if (dq && a.with == WITH_NAME && a.depth == 0) fail(&a, CG_SQL_MODE);
-                if (dq && a.explain_next && a.depth == 0) fail(&a, CG_SQL_MODE); /* EXPLAIN "t": t's columns */
-                a.explain_next = false; /* EXPLAIN's table is the token after it, or none */
-                a.after_dq = dq;
-                if (t.type == T_OP && t.len == 2) emit_write(&a, CG_SQL_W_WORD, ":=", 2); /* the one 2-byte op */
-                /* @@version, @@global.x: the server's settings, read as VERSION() reads them */
-                if (t.type == T_PARAM && t.len > 2 && s[t.off] == '@' && s[t.off + 1] == '@')
-                    emit_write(&a, CG_SQL_W_WORD, (const char *)s + t.off, t.len);
-            }
+            if (a.L.dialect == CG_SQL_MYSQL) my_value(&a, &t);
             a.started = a.kind_set = true; /* a statement that starts with no word has no kind */
             a.next_lp_plain = 0;
             break;
