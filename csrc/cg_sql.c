@@ -599,10 +599,16 @@ CG_NOINLINE static void scalar_token(lexer *L, tok *out) {
         t.type = T_WORD;
     } else if (digit(c) || (c == '.' && digit(c1))) {
         L->i++;
+        bool dot = c == '.';
         while (L->i < L->n) {
             uint8_t d = L->s[L->i];
-            if (digit(d) || (uint8_t)((d | 0x20) - 'a') < 26 || d == '_' || (d == '.' && digit(at(L, L->i + 1))))
+            /* PostgreSQL: "1." and "1.e5" are numbers too (not "1..": a range's dots) */
+            bool pg_dot = pg && d == '.' && !dot && at(L, L->i + 1) != '.';
+            if (digit(d) || (uint8_t)((d | 0x20) - 'a') < 26 || d == '_' || (d == '.' && digit(at(L, L->i + 1))) ||
+                pg_dot) {
+                dot |= d == '.';
                 L->i++;
+            }
             else if ((d == '+' || d == '-') && (L->s[L->i - 1] | 0x20) == 'e')
                 L->i++;
             else

@@ -984,10 +984,13 @@ class _SqlScan:
             t.type = "WORD"
         elif 0x30 <= c <= 0x39 or (c == 0x2E and 0x30 <= c1 <= 0x39):
             self.i += 1
+            dot = c == 0x2E
             while self.i < self.n:
                 d = s[self.i]
+                pg_dot = self.pg and d == 0x2E and not dot and self.at(self.i + 1) != 0x2E  # 1. and 1.e5
                 if (0x30 <= d <= 0x39 or 0x61 <= (d | 0x20) <= 0x7A or d == 0x5F
-                        or (d == 0x2E and 0x30 <= self.at(self.i + 1) <= 0x39)):
+                        or (d == 0x2E and 0x30 <= self.at(self.i + 1) <= 0x39) or pg_dot):
+                    dot = dot or d == 0x2E
                     self.i += 1
                 elif d in b"+-" and (s[self.i - 1] | 0x20) == 0x65:
                     self.i += 1

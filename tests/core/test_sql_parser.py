@@ -160,6 +160,8 @@ def test_review_forms_not_read(scan: Any, dialect: int, sql: str, status: int) -
     # MySQL's information functions without "()", and its system variables
     (MY, "SELECT CURRENT_USER, current_role", ["F0:current_user", "F0:current_role", "S0:select"]),
     (MY, "SELECT @@version", ["W0:@@version", "S0:select"]),
+    # PostgreSQL numbers that end in '.' are numbers, not a '.' before a name (no call)
+    (PG, "SELECT 1.e5, 2. FROM t", ["T0:t", "S0:select"]),
 ])
 def test_second_review_bypass_forms(scan: Any, dialect: int, sql: str, events: list[str]) -> None:
     """Pins the forms a second adversarial review found, each an Allow a real server turned
@@ -185,7 +187,7 @@ def test_second_review_bypass_forms(scan: Any, dialect: int, sql: str, events: l
     # a number with letters after it: PostgreSQL 14 reads 1 FROM, 15 refuses it, 16 reads 0x1f
     (PG, "SELECT 1FROM secret.t", 6), (PG, "SELECT 1INTO newtable", 6),
     (PG, "SELECT * FROM a WHERE id = 1FOR SHARE", 6), (PG, "SELECT 0x1f", 6), (PG, "SELECT 1_000", 6),
-    (PG, "SELECT 1e", 6),
+    (PG, "SELECT 1e", 6), (PG, "SELECT 1.x", 6),
 ])
 def test_second_review_forms_not_read(scan: Any, dialect: int, sql: str, status: int) -> None:
     """Pins: what two server builds or versions read differently is U (a status), in C and
