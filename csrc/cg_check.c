@@ -229,11 +229,10 @@ static bool ascii_only(const uint8_t *s, uint32_t n) {
         if (s[i] >= 0x80) return false;
     return true;
 }
-static uint8_t fold_byte(uint8_t c) { return (uint8_t)(c - 'A') < 26 ? (uint8_t)(c | 0x20) : c; }
 static int seg_compare(const uint8_t *a, uint32_t an, const uint8_t *b, uint32_t bn) {
     if (an == bn) {
         uint32_t k = 0;
-        while (k < an && fold_byte(a[k]) == fold_byte(b[k])) k++;
+        while (k < an && cg_ascii_lower(a[k]) == cg_ascii_lower(b[k])) k++;
         if (k == an) return SEG_SAME;
     }
     return ascii_only(a, an) && ascii_only(b, bn) ? SEG_DIFFERENT : SEG_MAYBE;

@@ -181,6 +181,15 @@ static inline int cg_dec_next(cg_dec *d) {
 
 uint32_t cg_jstr_hash_esc(cg_jstr s);                      /* cg_jstr_hash of a literal with escapes */
 bool cg_jstr_eq_raw_esc(cg_jstr s, const uint8_t *raw, size_t n); /* cg_jstr_eq_raw, likewise */
+/* c with an ASCII capital made small (every other byte as it is) */
+static inline uint8_t cg_ascii_lower(uint8_t c) { return (uint8_t)(c - 'A') < 26 ? (uint8_t)(c | 0x20) : c; }
+/* s[0..n) is the lower-case ASCII word lit, written in any case */
+static inline bool cg_eq_ci(const uint8_t *s, uint32_t n, const char *lit) {
+    uint32_t i = 0;
+    for (; i < n; i++)
+        if (lit[i] == 0 || cg_ascii_lower(s[i]) != (uint8_t)lit[i]) return false;
+    return lit[i] == 0;
+}
 /* Equal byte strings of the same length n (short ones, as names are: 8 bytes a step). */
 static inline bool cg_bytes_eq(const uint8_t *a, const uint8_t *b, size_t n) {
     size_t i = 0;

@@ -5,7 +5,7 @@
  */
 #include "cg_path.h"
 
-#include <stdbool.h>
+#include "cg_internal.h"
 
 static const char *const status_text[CG_PATH_N_STATUSES] = {
 #define CG_PATH_ST_TEXT(name, text) text,
@@ -17,17 +17,9 @@ const char *cg_path_status_text(int status) {
     return status >= 0 && status < CG_PATH_N_STATUSES ? status_text[status] : "is not normalized";
 }
 
-static uint8_t lower(uint8_t c) { return (uint8_t)(c - 'A') < 26 ? (uint8_t)(c | 0x20) : c; }
 
 void cg_path_fold(uint8_t *s, size_t n) {
-    for (size_t i = 0; i < n; i++) s[i] = lower(s[i]);
-}
-
-static bool eq_ci(const uint8_t *s, uint32_t n, const char *lit) {
-    uint32_t i = 0;
-    for (; i < n; i++)
-        if (lit[i] == 0 || lower(s[i]) != (uint8_t)lit[i]) return false;
-    return lit[i] == 0;
+    for (size_t i = 0; i < n; i++) s[i] = cg_ascii_lower(s[i]);
 }
 
 /* A Windows segment that the Win32 layer would rewrite or send to a device. */
@@ -47,10 +39,10 @@ static int windows_segment(const uint8_t *s, uint32_t n) {
     uint32_t base = 0;
     while (base < n && s[base] != '.') base++;
     while (base > 0 && s[base - 1] == ' ') base--;
-    if (eq_ci(s, base, "con") || eq_ci(s, base, "prn") || eq_ci(s, base, "aux") ||
-        eq_ci(s, base, "nul") || eq_ci(s, base, "conin$") || eq_ci(s, base, "conout$"))
+    if (cg_eq_ci(s, base, "con") || cg_eq_ci(s, base, "prn") || cg_eq_ci(s, base, "aux") ||
+        cg_eq_ci(s, base, "nul") || cg_eq_ci(s, base, "conin$") || cg_eq_ci(s, base, "conout$"))
         return CG_PATH_RESERVED_NAME;
-    if (base == 4 && (eq_ci(s, 3, "com") || eq_ci(s, 3, "lpt")) && s[3] >= '0' && s[3] <= '9')
+    if (base == 4 && (cg_eq_ci(s, 3, "com") || cg_eq_ci(s, 3, "lpt")) && s[3] >= '0' && s[3] <= '9')
         return CG_PATH_RESERVED_NAME;
     return CG_PATH_OK;
 }

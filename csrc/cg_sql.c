@@ -368,6 +368,25 @@ static bool my_quoted(lexer *L, uint8_t q) {
     return false;
 }
 
+/* Whether s[0..n) is a decimal number: digits with an optional fraction and exponent (1, 1.,
+   .5, 1.5e-3). MySQL's reading of a token from a digit, and PostgreSQL's: there anything more
+   (1from, 1e, 0x1f, 1_000) is read apart by PostgreSQL 14 and older (1 FROM), refused by 15,
+   and a literal in 16: not read. */
+static bool decimal_number(const uint8_t *s, uint32_t n) {
+    uint32_t k = 0;
+    bool any = false;
+    while (k < n && digit(s[k])) k++, any = true;
+    if (k < n && s[k] == '.')
+        for (k++; k < n && digit(s[k]);) k++, any = true;
+    if (any && k < n && (s[k] | 0x20) == 'e') {
+        uint32_t e = ++k;
+        if (k < n && (s[k] == '+' || s[k] == '-')) e = ++k;
+        while (k < n && digit(s[k])) k++;
+        if (k == e) return false; /* an exponent without digits */
+    }
+    return any && k == n;
+}
+
 /* A MySQL token that begins with a digit (or ".digit"): a number when it is one (digits with
    an optional fraction and exponent, 0x hex, 0b binary), else a name that begins with a
    digit, which the check does not read (CG_SQL_NAME). L->i is at its start. */
@@ -390,18 +409,8 @@ static bool my_number(lexer *L) {
         for (k += 2; k < i; k++)
             if (!(hex ? (digit(s[k]) || (uint8_t)((s[k] | 0x20) - 'a') < 6) : (s[k] == '0' || s[k] == '1'))) break;
         if (k == i) return true;
-    } else {
-        bool any = false;
-        while (k < i && digit(s[k])) k++, any = true;
-        if (k < i && s[k] == '.')
-            for (k++; k < i && digit(s[k]);) k++, any = true;
-        if (any && k < i && (s[k] | 0x20) == 'e') {
-            uint32_t e = ++k;
-            if (k < i && (s[k] == '+' || s[k] == '-')) e = ++k;
-            while (k < i && digit(s[k])) k++;
-            if (k == e) k = 0; /* an exponent without digits */
-        }
-        if (any && k == i) return true;
+    } else if (decimal_number(s + start, i - start)) {
+        return true;
     }
     L->err = CG_SQL_NAME;
     return false;
@@ -422,24 +431,6 @@ static int dollar(lexer *L) {
         }
     L->err = CG_SQL_UNTERMINATED;
     return -1;
-}
-
-/* Whether s[0..n), read as a number by the PostgreSQL tokenizer below, is one: digits with an
-   optional fraction and exponent. Anything more (1from, 1e, 0x1f, 1_000) is read apart by
-   PostgreSQL 14 and older (1 FROM), refused by 15, and a literal in 16: not read. */
-static bool pg_number(const uint8_t *s, uint32_t n) {
-    uint32_t k = 0;
-    bool any = false;
-    while (k < n && digit(s[k])) k++, any = true;
-    if (k < n && s[k] == '.')
-        for (k++; k < n && digit(s[k]);) k++, any = true;
-    if (any && k < n && (s[k] | 0x20) == 'e') {
-        uint32_t e = ++k;
-        if (k < n && (s[k] == '+' || s[k] == '-')) e = ++k;
-        while (k < n && digit(s[k])) k++;
-        if (k == e) return false; /* an exponent without digits */
-    }
-    return any && k == n;
 }
 
 /* next_token for MySQL, from the token's first byte c (c1 the next, or 0): out of line. */
@@ -615,7 +606,7 @@ CG_NOINLINE static void scalar_token(lexer *L, tok *out) {
                 break;
         }
         t.type = T_NUMBER;
-        if (pg && !pg_number(s + start, L->i - start)) { /* 1from: 1 FROM before PostgreSQL 15 */
+        if (pg && !decimal_number(s + start, L->i - start)) { /* 1from: 1 FROM before PostgreSQL 15 */
             L->err = CG_SQL_NAME;
             t.type = T_END;
         }
@@ -1113,13 +1104,6 @@ static bool never_table(unsigned dialect, const cg_sql_word *w, int r) {
     return dialect != CG_SQL_MYSQL || !(WORD_IS(w, "offset") || WORD_IS(w, "fetch") || WORD_IS(w, "returning"));
 }
 
-/* s[0..n) is the lower-case word lit, written in any case */
-static bool folds_to(const uint8_t *s, uint32_t n, const char *lit) {
-    for (uint32_t k = 0; k < n; k++)
-        if (lit[k] == 0 || lower(s[k]) != (uint8_t)lit[k]) return false;
-    return lit[n] == 0;
-}
-
 /* The calls written without "(" that finish_run's caller has not seen (next is no '('); true
    when the scan halts. Out of line: the rare case, kept off the loop's path. */
 CG_COLD CG_NOINLINE static bool calls_without_paren(an *a, const cg_sql_word *w) {
@@ -1129,8 +1113,8 @@ CG_COLD CG_NOINLINE static bool calls_without_paren(an *a, const cg_sql_word *w)
     bool attribute = a->L.dialect == CG_SQL_POSTGRES && a->prev_type == T_DOT;
     /* MySQL's CURRENT_USER and CURRENT_ROLE are its information functions without the "()" */
     bool info = a->L.dialect == CG_SQL_MYSQL && single_word && a->parts[0].len == 12 &&
-                (folds_to(a->L.s + a->parts[0].off, 12, "current_user") ||
-                 folds_to(a->L.s + a->parts[0].off, 12, "current_role"));
+                (cg_eq_ci(a->L.s + a->parts[0].off, 12, "current_user") ||
+                 cg_eq_ci(a->L.s + a->parts[0].off, 12, "current_role"));
     if (!attribute && !info) return false;
     emit_function(a, attribute ? w : NULL);
     return a->halt;

@@ -678,6 +678,8 @@ _ENDS_FROM = frozenset(("where", "group", "having", "order", "limit", "offset", 
                         "window", "fetch", "for", "returning", "into", "values", "set", "qualify", "select"))
 
 
+# csrc/cg_sql.c decimal_number: digits with an optional fraction and exponent (1, 1., .5, 1.5e-3)
+_DECIMAL = re.compile(rb"(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?")
 _EXPLAINED = frozenset((_K["SELECT"], _K["WITH"], _K["INSERT"], _K["UPDATE"], _K["DELETE"], _K["MERGE"]))
 _LITE_OPERATORS = frozenset(("match", "regexp", "glob", "like"))
 
@@ -842,25 +844,8 @@ class _SqlScan:
             digits = b"0123456789abcdefABCDEF" if tok[1] == 0x78 else b"01"
             if all(ch in digits for ch in tok[2:]):
                 return True
-        else:
-            k, anyd = 0, False
-            while k < len(tok) and 0x30 <= tok[k] <= 0x39:
-                k, anyd = k + 1, True
-            if k < len(tok) and tok[k] == 0x2E:
-                k += 1
-                while k < len(tok) and 0x30 <= tok[k] <= 0x39:
-                    k, anyd = k + 1, True
-            if anyd and k < len(tok) and (tok[k] | 0x20) == 0x65:
-                k += 1
-                if k < len(tok) and tok[k] in b"+-":
-                    k += 1
-                e = k
-                while k < len(tok) and 0x30 <= tok[k] <= 0x39:
-                    k += 1
-                if k == e:
-                    k = -1
-            if anyd and k == len(tok):
-                return True
+        elif _DECIMAL.fullmatch(tok):
+            return True
         self.err = SQL_NAME
         return False
 
@@ -997,7 +982,7 @@ class _SqlScan:
                 else:
                     break
             t.type = "NUMBER"
-            if self.pg and not re.fullmatch(rb"(\d+(\.\d*)?|\.\d+)([eE][+-]?\d+)?", s[start:self.i]):
+            if self.pg and not _DECIMAL.fullmatch(s[start:self.i]):
                 self.err, t.type = SQL_NAME, "END"  # 1from: 1 FROM before PostgreSQL 15
         else:
             self.i += 1
