@@ -26,6 +26,8 @@ PG_RO = {"SqlCheck": {**Q, "dialect": "postgres", "read_only": True, "max_statem
 LITE_TABLES = {"SqlCheck": {**Q, "dialect": "sqlite", "read_only": True, "tables_in": ["events", "Users"]}}
 MY_RO = {"SqlCheck": {**Q, "dialect": "mysql", "read_only": True, "max_statements": 1,
                       "tables_in": ["orders", "shop.Items"]}}
+LITE_RO = {"SqlCheck": {**Q, "dialect": "sqlite", "read_only": True, "max_statements": 1, "tables_in": ["main.a"]}}
+MY_INFO = {"SqlCheck": {**Q, "dialect": "mysql", "read_only": True}}
 
 
 def _policy(cond: dict[str, Any], effect: str = "allow") -> dict[str, Any]:
@@ -88,18 +90,11 @@ D = "t denied for role 'r': Arguments.q"
     (LITE_TABLES, "PRAGMA writable_schema = 1", f"{D} statement 1 of 1 is set, not read-only (rule 1)"),
     (LITE_TABLES, "select load_extension('x') from events",
      f"{D} statement 1 of 1 calls function load_extension, not known to be read-only (rule 1)"),
-])
-def test_decisions_and_reasons(cond: dict[str, Any], sql: Any, reason: str) -> None:
-    """The native engine and the wasm module give this exact reason."""
-    for engine in _engines(cond):
-        assert engine.evaluate("t", {"q": sql}, role="r").reason == reason
-
-
-LITE_RO = {"SqlCheck": {**Q, "dialect": "sqlite", "read_only": True, "max_statements": 1, "tables_in": ["main.a"]}}
-MY_INFO = {"SqlCheck": {**Q, "dialect": "mysql", "read_only": True}}
-
-
-@pytest.mark.parametrize("cond,sql,reason", [
+    # a second adversarial review's Allows: attribute notation calling a function without "(",
+    # a comment ended by a carriage return hiding a statement, a keyword alias ending the FROM
+    # list early, a WITH query's own name hiding the table it reads (an unqualified table under
+    # schemas_in: U), PostgreSQL 14's 1FROM, SQLite's Tcl-style parameter and ?1from, MySQL's
+    # CURRENT_USER and system variables
     (PG_RO, "SELECT (4242::bigint).pg_advisory_lock",
      f"{D} statement 1 of 1 calls function pg_advisory_lock, not known to be read-only (rule 1)"),
     (PG_RO, "SELECT 1 --\r; DROP TABLE analytics.t", f"{D} has 2 statements, more than 1 (rule 1)"),
@@ -115,13 +110,8 @@ MY_INFO = {"SqlCheck": {**Q, "dialect": "mysql", "read_only": True}}
      f"{D} statement 1 of 1 calls function current_user, not known to be read-only (rule 1)"),
     (MY_INFO, "SELECT @@hostname", f"{D} statement 1 of 1 contains @@hostname, not read-only (rule 1)"),
 ])
-def test_second_review_decisions(cond: dict[str, Any], sql: str, reason: str) -> None:
-    """Pins the second adversarial review's Allows, each now refused with this exact reason by
-    the native engine and the wasm module: attribute notation calling a function without "(",
-    a comment ended by a carriage return hiding a statement, a keyword alias ending the FROM
-    list early, a WITH query's own name hiding the table it reads (an unqualified table under
-    schemas_in: U), PostgreSQL 14's 1FROM, SQLite's Tcl-style parameter and ?1from, MySQL's
-    CURRENT_USER and system variables."""
+def test_decisions_and_reasons(cond: dict[str, Any], sql: Any, reason: str) -> None:
+    """The native engine and the wasm module give this exact reason."""
     for engine in _engines(cond):
         assert engine.evaluate("t", {"q": sql}, role="r").reason == reason
 
