@@ -14,22 +14,39 @@
 /* words[desc + k], the descriptor's field k */
 static uint32_t dword(const cg_policy *p, uint32_t desc, uint32_t k) { return cg_word(p, desc + k); }
 
-/* s[0..n) with hash h is a member of set `set` (h = cg_hash_bytes(s, n)) */
-static bool set_has(const cg_policy *p, uint32_t set, uint32_t h, const uint8_t *s, uint32_t n) {
+/* The member of set `set` equal to s[0..n) with hash h (h = cg_hash_bytes(s, n)): its bytes in
+   the policy, or NULL */
+static const uint8_t *set_member(const cg_policy *p, uint32_t set, uint32_t h, const uint8_t *s, uint32_t n) {
     CG_ASSERT(set < p->n_sets);
     const cg_set_index *ix = &p->set_index[set];
     const uint32_t *slots = p->set_slots + 2u * ix->slots;
     for (uint32_t i = h & ix->mask;; i = (i + 1) & ix->mask) {
         uint32_t sid = slots[2 * i];
-        if (sid == 0) return false;
+        if (sid == 0) return NULL;
         if (slots[2 * i + 1] != h) continue;
         uint32_t m;
         const uint8_t *x = cg_str(p, sid - 1, &m);
-        if (m == n && cg_bytes_eq(x, s, n)) return true;
+        if (m == n && cg_bytes_eq(x, s, n)) return x;
     }
+}
+static bool set_has(const cg_policy *p, uint32_t set, uint32_t h, const uint8_t *s, uint32_t n) {
+    return set_member(p, set, h, s, n) != NULL;
 }
 static bool set_has_bytes(const cg_policy *p, uint32_t set, const uint8_t *s, uint32_t n) {
     return set_has(p, set, cg_hash_bytes(s, n), s, n);
+}
+
+/* A set's last member found, kept to answer the next lookup of the same bytes without hashing
+   (a statement names the same schema, or table, again and again) */
+typedef struct last_member {
+    const uint8_t *bytes; /* in the policy; NULL: none yet */
+    uint32_t n;
+} last_member;
+static bool set_has_again(const cg_policy *p, uint32_t set, last_member *last, const uint8_t *s, uint32_t n) {
+    if (last->bytes && last->n == n && cg_bytes_eq(last->bytes, s, n)) return true;
+    const uint8_t *m = set_member(p, set, cg_hash_bytes(s, n), s, n);
+    if (m) last->bytes = m, last->n = n;
+    return m != NULL;
 }
 
 /* cg_hash_bytes(s, L) for growing L: whole 8-byte blocks are folded into *h once. */
@@ -376,6 +393,7 @@ typedef struct sql_state {
     unsigned dialect;
     bool read_only, tabled;
     uint32_t schemas, tables, functions;
+    last_member schema_seen, table_seen; /* the last found in schemas, in tables */
     sql_fail ro, tab;                  /* the current statement's first read-only / table failure */
     /* the first statement that fails read_only, that fails tables_in / schemas_in, that is
        unsure (U): the checks speak in the document's order, read_only first */
@@ -393,12 +411,12 @@ static void note(sql_fail *f, int what, uint32_t stmt, const uint8_t *text, uint
 static int sql_on_table(void *ctx, uint32_t stmt, const uint8_t *name, uint32_t n, uint32_t parts,
                         uint32_t schema, uint32_t schema_n) {
     sql_state *st = ctx;
-    if (st->tables != CG_NONE_SET && !set_has_bytes(st->p, st->tables, name, n))
+    if (st->tables != CG_NONE_SET && !set_has_again(st->p, st->tables, &st->table_seen, name, n))
         note(&st->tab, SQLF_TABLE, stmt, name, n);
     if (st->schemas != CG_NONE_SET && st->tab.what == SQLF_NONE) {
         if (parts < 2) {
             note(&st->tab, SQLF_UNSURE, stmt, name, n); /* search_path decides its schema */
-        } else if (!set_has_bytes(st->p, st->schemas, name + schema, schema_n)) {
+        } else if (!set_has_again(st->p, st->schemas, &st->schema_seen, name + schema, schema_n)) {
             note(&st->tab, SQLF_SCHEMA, stmt, name, n);
             st->tab.schema_off = schema;
             st->tab.schema_len = schema_n;
