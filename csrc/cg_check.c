@@ -496,7 +496,11 @@ static void sql_run(const cg_policy *p, uint32_t desc, cg_jstr v, sql_eval *e) {
     size_t n = v.n;
     sql_state *st = &e->st;
     uint32_t flags = dword(p, desc, CG_SQLD_FLAGS);
-    cg_memset(st, 0, sizeof *st);
+    /* each failure's text is written when its `what` is (note), so only the whats are cleared,
+       not the 1 KB of texts */
+    st->ro.what = st->tab.what = st->first_ro.what = st->first_tab.what = st->first_u.what = SQLF_NONE;
+    st->schema_seen.bytes = st->table_seen.bytes = NULL;
+    st->schema_seen.n = st->table_seen.n = 0;
     st->p = p;
     st->dialect = (flags & CG_SC_MYSQL) ? CG_SQL_MYSQL : (flags & CG_SC_SQLITE) ? CG_SQL_SQLITE : CG_SQL_POSTGRES;
     st->read_only = (flags & CG_SC_READ_ONLY) != 0;

@@ -884,12 +884,15 @@ static void name_of(an *a, bool function) {
     bool fold_quoted = a->L.dialect == CG_SQL_SQLITE, my = a->L.dialect == CG_SQL_MYSQL;
     uint8_t *out = a->name;
     uint32_t last = 0, before = 0; /* where the last part and the one before it begin */
-    if (!a->run_quoted && !my) { /* the common case: words only, each folded, no part cut short */
+    if (!a->run_quoted && !(my && function)) {
+        /* the common case: words only, each folded (MySQL: a table's name as written), no part
+           cut short */
         const part *q = a->parts;
         uint32_t n = a->run_parts, first = q[0].off;
         if (q[n - 1].off + q[n - 1].len - first == a->run_len) {
-            /* written with nothing around its dots (s.t): the text folded is the name */
-            fold_into(out, a->L.s + first, a->run_len, a->L.n - first);
+            /* written with nothing around its dots (s.t): the text is the name */
+            if (my) cg_memcpy(out, a->L.s + first, a->run_len);
+            else fold_into(out, a->L.s + first, a->run_len, a->L.n - first);
             last = q[n - 1].off - first;
             before = n >= 2 ? q[n - 2].off - first : 0;
         } else {
@@ -897,7 +900,8 @@ static void name_of(an *a, bool function) {
                 if (p > 0) out[k++] = '.';
                 before = last;
                 last = k;
-                fold_into(out + k, a->L.s + q[p].off, q[p].len, a->L.n - q[p].off);
+                if (my) cg_memcpy(out + k, a->L.s + q[p].off, q[p].len);
+                else fold_into(out + k, a->L.s + q[p].off, q[p].len, a->L.n - q[p].off);
                 k += q[p].len;
             }
         }
