@@ -1,7 +1,9 @@
 """UrlCheck, PathCheck and SqlCheck in the C core alone (bench/bench_core.c, no Python): nanoseconds per
 decision of a one-rule policy whose condition is the check, minus the same decision with an
 In over the same string (reading the request and deciding are not the check), and the cost
-of a long input (linearity: a 4 KB path, an 8 KB URL, a 1 MB statement).
+of a long input (linearity: a 4 KB path, an 8 KB URL, a 1 MB statement). The SQL scanner is
+built as the extension builds it: from its profile with GCC (build_backend/sql_profile.py;
+CALLGATE_PGO=0 times the build without one).
 
     python bench/bench_arguments.py [ITERATIONS]
 
@@ -23,6 +25,9 @@ import orjson
 from callgate.compiler import compile_policy
 
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "build_backend"))
+import sql_profile  # noqa: E402
+from ffi_build import compiler_is_gcc  # noqa: E402
 A = {"source": "Arguments", "field": "v"}
 CONDITIONS = {
     "baseline (In)": {"StringCheck": {**A, "op": "In", "value": ["x"]}},
@@ -67,8 +72,16 @@ def main() -> None:
         tmp = Path(d)
         exe = tmp / "bench_core"
         srcs = [str(p) for p in sorted((ROOT / "csrc").glob("cg_*.c")) if p.name != "cg_wasm.c"]
-        subprocess.run([cc, "-std=c11", "-O2", f"-I{ROOT / 'csrc'}", str(ROOT / "bench" / "bench_core.c"),
-                        *srcs, "-o", str(exe), "-lm"], check=True)
+        flags = ["-std=c11", "-O2", f"-I{ROOT / 'csrc'}"]
+        # the SQL scanner as the extension builds it: from its profile, with GCC
+        if sql_profile.wanted() and compiler_is_gcc(cc):
+            try:
+                obj = sql_profile.profiled_object([cc], flags, tmp / "sql_profile")
+                srcs = [str(obj) if Path(p).name == "cg_sql.c" else p for p in srcs]
+                print("the SQL scanner: built from its profile (build_backend/sql_profile.py)")
+            except sql_profile.ProfileError as e:
+                print(f"the SQL scanner: built without a profile ({e})")
+        subprocess.run([cc, *flags, str(ROOT / "bench" / "bench_core.c"), *srcs, "-o", str(exe), "-lm"], check=True)
         blobs = {name: compile_policy({"version": "bench", "default_action": "Deny", "tools": ["t"], "roles": ["r"],
                                        "rules": [{"tool_name": "t", "roles": ["r"], "condition": cond}]}).blob
                  for name, cond in CONDITIONS.items()}

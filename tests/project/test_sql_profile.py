@@ -1,0 +1,104 @@
+"""The SQL scanner's profile-guided build (build_backend/sql_profile.py): the training statements
+still scan in the dialects they are written for, GCC builds the profiled object from them, a
+failure is a ProfileError (the build then compiles the source as it is), and the switches that
+turn it off do."""
+
+from __future__ import annotations
+
+import importlib.util
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from support import REPO
+
+BACKEND = REPO / "build_backend"
+
+
+def _load(name: str):
+    spec = importlib.util.spec_from_file_location(name, BACKEND / f"{name}.py")
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    sys.modules[name] = module
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    return module
+
+
+sql_profile = _load("sql_profile")
+CC = shutil.which("gcc") or shutil.which("cc")
+needs_cc = pytest.mark.skipif(CC is None, reason="no C compiler")
+FLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Werror", f"-I{REPO / 'csrc'}"]
+
+
+def _is_gcc(cc: str) -> bool:
+    out = subprocess.run([cc, "--version"], capture_output=True, text=True).stdout
+    return "Free Software Foundation" in out and "clang" not in out.lower()
+
+
+@needs_cc
+def test_every_training_statement_scans_in_its_dialects(tmp_path: Path):
+    """sql_train.c, built plainly, scans every line of sql_train.sql in the dialects its tag
+    names with CG_SQL_OK and reports what it saw (tables, functions, writes, statements, each
+    non-zero): the corpus trains the paths it claims to, not error exits."""
+    exe = tmp_path / "sql_train"
+    subprocess.run([CC, *FLAGS, str(sql_profile.TRAINER), str(sql_profile.SOURCE), "-o", str(exe)], check=True)
+    done = subprocess.run([str(exe), str(sql_profile.CORPUS)], capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    tables, functions, writes, statements = map(int, done.stdout.split())
+    assert min(tables, functions, writes, statements) > 0
+    lines = [line for line in sql_profile.CORPUS.read_text().splitlines() if line and not line.startswith("#")]
+    tags = {line.split(":", 1)[0] for line in lines}
+    assert tags == {"all", "pg", "lite", "my"}
+
+
+@needs_cc
+def test_a_statement_that_does_not_scan_fails_the_training_run(tmp_path: Path):
+    """A training line the scanner refuses (here an unterminated string) makes sql_train exit 1
+    naming the line and the reason, so a corpus that has rotted cannot train silently."""
+    exe = tmp_path / "sql_train"
+    subprocess.run([CC, *FLAGS, str(sql_profile.TRAINER), str(sql_profile.SOURCE), "-o", str(exe)], check=True)
+    corpus = tmp_path / "bad.sql"
+    corpus.write_text("all: SELECT 1\npg: SELECT 'open\n")
+    done = subprocess.run([str(exe), str(corpus)], capture_output=True, text=True)
+    assert done.returncode == 1
+    assert "dialect 0: SELECT 'open" in done.stderr and "unterminated" in done.stderr
+
+
+@pytest.mark.skipif(CC is None or not _is_gcc(CC), reason="the profiled build is GCC's")
+def test_gcc_builds_the_profiled_object(tmp_path: Path):
+    """With GCC, profiled_object compiles, trains and recompiles cg_sql.c: the object exists, the
+    training run's counts (cg_sql.gcda) were written beside it and read by the second compile
+    (-Werror: a profile that does not match the source would be an error, not a warning)."""
+    obj = sql_profile.profiled_object([CC], FLAGS, tmp_path / "work")
+    assert obj == tmp_path / "work" / "cg_sql.o" and obj.stat().st_size > 0
+    assert (tmp_path / "work" / "cg_sql.gcda").stat().st_size > 0
+    symbols = subprocess.run(["nm", str(obj)], capture_output=True, text=True).stdout
+    assert " T cg_sql_scan" in symbols and "__gcov" not in symbols  # the shipped object counts nothing
+
+
+@needs_cc
+def test_a_failed_step_is_a_profile_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """A compiler that cannot build the trainer, or a corpus that does not scan, raises
+    ProfileError naming the step, which setup.py turns into a plain build and a warning."""
+    with pytest.raises(sql_profile.ProfileError, match="instrumented compile"):
+        sql_profile.profiled_object([CC], [*FLAGS, "-DCG_SQL_NO_SUCH_FLAG", "-fno-such-option"], tmp_path / "a")
+    if _is_gcc(CC):  # type: ignore[arg-type]
+        bad = tmp_path / "bad.sql"
+        bad.write_text("my: SELECT `open\n")
+        monkeypatch.setattr(sql_profile, "CORPUS", bad)
+        with pytest.raises(sql_profile.ProfileError, match="training run: exit 1"):
+            sql_profile.profiled_object([CC], FLAGS, tmp_path / "b")
+
+
+def test_the_switches_turn_it_off(monkeypatch: pytest.MonkeyPatch):
+    """CALLGATE_PGO=0 and sanitizer builds (CALLGATE_SANITIZE=1) build the source as it is."""
+    monkeypatch.delenv("CALLGATE_PGO", raising=False)
+    monkeypatch.delenv("CALLGATE_SANITIZE", raising=False)
+    assert sql_profile.wanted()
+    monkeypatch.setenv("CALLGATE_PGO", "0")
+    assert not sql_profile.wanted()
+    monkeypatch.setenv("CALLGATE_PGO", "1")
+    monkeypatch.setenv("CALLGATE_SANITIZE", "1")
+    assert not sql_profile.wanted()
