@@ -781,7 +781,12 @@ typedef struct an {
     bool started, stop, kind_set;
     bool halt;                            /* stop or an error (L.err): the scan ends */
     /* the name run being read */
-    bool run, run_dot, run_quoted, run_bad; /* (the three a word sets alike, side by side: one store) */
+    bool run, run_dot, run_bad;
+    /* what makes a run unusual for finish_word, which reads the four at once: side by side */
+    bool run_quoted;                      /* a part of the run is a quoted name */
+    bool explain_next;                    /* MySQL: the run after EXPLAIN (EXPLAIN t: t's columns) */
+    bool explain_open;                    /* after EXPLAIN and its options, before its statement */
+    bool in_table;                        /* SQLite: x IN t, the table expected is IN's */
     uint32_t run_parts, run_len;          /* run_len: the canonical length, saturated */
     part parts[3];
     const cg_sql_word *extra_write;       /* the first word that writes among the parts past the
@@ -792,12 +797,9 @@ typedef struct an {
     int with;
     uint32_t n_ctes;
     uint8_t next_lp_plain;                /* the next '(' is not a call (alias or column list) */
-    bool explain_next;                    /* MySQL: the run after EXPLAIN (EXPLAIN t: t's columns) */
-    bool explain_open;                    /* after EXPLAIN and its options, before its statement */
     bool write_target;                    /* the table expected is written (INTO t, UPDATE t, DELETE
                                              FROM t): a WITH query's name does not hide it */
     bool after_dq;                        /* MySQL: the last token was a "..." string */
-    bool in_table;                        /* SQLite: x IN t, the table expected is IN's */
     bool distinct_op;                     /* the last DISTINCT followed IS or NOT (IS DISTINCT FROM) */
     bool recursive;                       /* WITH RECURSIVE: a WITH query's body sees its own name */
     uint8_t lite_or;                      /* SQLite: UPDATE OR IGNORE t: 1 after OR (its word is next) */
@@ -812,6 +814,9 @@ typedef struct an {
                                              fold_into writes 8 bytes at a time into */
     uint8_t cte_name[CG_SQL_MAX_CTES][CG_SQL_CTE_NAME_MAX]; /* compared byte for byte */
 } an;
+
+/* finish_word's four flags are side by side (a negative array size otherwise) */
+typedef char finish_word_flags_adjacent[offsetof(an, in_table) == offsetof(an, run_quoted) + 3 ? 1 : -1];
 
 static void fail(an *a, int err) {
     if (!a->L.err) a->L.err = err;
@@ -1315,8 +1320,10 @@ CG_NOINLINE static bool finish_name(an *a, const tok *next, uint32_t d) {
    the scan 20% slower than a build laid out from a profile. */
 SQL_HOT bool finish_word(an *a, const tok *next) {
     uint32_t d = a->depth;
-    if (a->run_quoted || a->prev_type == T_DOT || a->explain_next || a->in_table ||
-        a->with > WITH_BODY || (a->L.dialect == CG_SQL_MYSQL && a->parts[0].len == 12))
+    uint32_t unusual; /* run_quoted, explain_next, explain_open, in_table */
+    cg_memcpy(&unusual, (const uint8_t *)a + offsetof(an, run_quoted), sizeof unusual);
+    if (unusual || a->prev_type == T_DOT || a->with > WITH_BODY ||
+        (a->L.dialect == CG_SQL_MYSQL && a->parts[0].len == 12))
         return false;
     if (a->run_parts > 1) return finish_name(a, next, d); /* a qualified name (a.b, s.t, c.s.t) */
     const cg_sql_word *w = word_of(a->L.s + a->parts[0].off, a->parts[0].len, a->L.n - a->parts[0].off, true);
@@ -1330,7 +1337,7 @@ SQL_HOT bool finish_word(an *a, const tok *next) {
         a->prev_word = NULL;
         return true;
     }
-    if (!a->kind_set || a->explain_open) return false;
+    if (!a->kind_set) return false;
     int r = role_in(a->L.dialect, w);
     if (w && (w->flags & CG_SQLW_WRITES)) return false;
     if (next->type == T_LP) {
@@ -1434,11 +1441,12 @@ CG_ALIGN_HOT int cg_sql_scan(const uint8_t *s, size_t n, unsigned dialect, const
             }
         }
         if (a.run) {
-            if (t.type == T_DOT && !a.run_dot) {
-                a.run_dot = true;
-                continue;
-            }
-            if (a.run_dot && t.type == T_WORD && a.run_parts < 3 && !a.explain_open) { /* run_add's work for a word */
+            if (!a.run_dot) {
+                if (t.type == T_DOT) {
+                    a.run_dot = true;
+                    continue;
+                }
+            } else if (t.type == T_WORD && a.run_parts < 3 && !a.explain_open) { /* run_add's work for a word */
                 uint32_t len = a.run_len + 1 + (t.len <= CG_SQL_NAME_MAX ? t.len : CG_SQL_NAME_MAX + 1);
                 a.run_len = len <= CG_SQL_NAME_MAX ? len : CG_SQL_NAME_MAX + 1;
                 a.run_bad |= t.len > part_max || a.run_len > CG_SQL_NAME_MAX;
@@ -1448,13 +1456,11 @@ CG_ALIGN_HOT int cg_sql_scan(const uint8_t *s, size_t n, unsigned dialect, const
                 a.run_parts++;
                 a.run_dot = false;
                 continue;
-            }
-            if (a.run_dot && (t.type == T_WORD || t.type == T_QIDENT)) {
+            } else if (t.type == T_WORD || t.type == T_QIDENT) {
                 a.run_dot = false;
                 run_add(&a, &t);
                 continue;
-            }
-            if (a.run_dot && t.type == T_STRING && dialect == CG_SQL_SQLITE) {
+            } else if (t.type == T_STRING && dialect == CG_SQL_SQLITE) {
                 fail(&a, CG_SQL_NAME); /* main.'secret': SQLite reads the string as a name */
                 break;
             }
