@@ -799,7 +799,6 @@ typedef struct an {
     uint8_t next_lp_plain;                /* the next '(' is not a call (alias or column list) */
     bool write_target;                    /* the table expected is written (INTO t, UPDATE t, DELETE
                                              FROM t): a WITH query's name does not hide it */
-    bool after_dq;                        /* MySQL: the last token was a "..." string */
     bool distinct_op;                     /* the last DISTINCT followed IS or NOT (IS DISTINCT FROM) */
     bool recursive;                       /* WITH RECURSIVE: a WITH query's body sees its own name */
     uint8_t lite_or;                      /* SQLite: UPDATE OR IGNORE t: 1 after OR (its word is next) */
@@ -811,7 +810,7 @@ typedef struct an {
     /* written before they are read: not cleared for each scan */
     uint32_t schema, schema_n;            /* where name_of put the part before the last */
     uint8_t name[CG_SQL_NAME_MAX + 8];    /* the run's canonical name (name_of), and the slack
-                                             fold_into writes 8 bytes at a time into */
+                                             put_name writes 8 bytes at a time into */
     uint8_t cte_name[CG_SQL_MAX_CTES][CG_SQL_CTE_NAME_MAX]; /* compared byte for byte */
 } an;
 
@@ -870,62 +869,37 @@ static inline void put64(uint8_t *p, uint64_t x) { /* little-endian, as cg_rd64 
     for (int k = 0; k < 8; k++) p[k] = (uint8_t)(x >> (k << 3));
 #endif
 }
-/* s[0..m) to out with ASCII capitals made small, 8 bytes at a time: avail bytes from s are
-   readable, and out has room for 8 bytes past m (a->name's slack) */
-static inline void fold_into(uint8_t *out, const uint8_t *s, uint32_t m, uint32_t avail) {
+/* s[0..m) to out, 8 bytes at a time, with ASCII capitals made small when fold: avail bytes from
+   s are readable, and out has room for 8 bytes past m (a->name's slack) */
+static inline void put_name(uint8_t *out, const uint8_t *s, uint32_t m, uint32_t avail, bool fold) {
     uint32_t i = 0;
-    for (; i + 8 <= m; i += 8) put64(out + i, fold8(cg_rd64(s + i)));
-    if (i < m && avail - i >= 8) put64(out + i, fold8(cg_rd64(s + i)));
-    else
-        for (; i < m; i++) out[i] = lower(s[i]);
+    for (; i + 8 <= m; i += 8) {
+        uint64_t x = cg_rd64(s + i);
+        put64(out + i, fold ? fold8(x) : x);
+    }
+    if (i < m && avail - i >= 8) {
+        uint64_t x = cg_rd64(s + i);
+        put64(out + i, fold ? fold8(x) : x);
+    } else {
+        for (; i < m; i++) out[i] = fold ? lower(s[i]) : s[i];
+    }
 }
 
-/* Writes the run's canonical name into a->name (its length is a->run_len): unquoted parts
-   lower case, quoted parts as written with doubled quotes collapsed (SQLite folds those
-   too), joined by '.'. Only for a run that is not run_bad (at most 3 parts, a->run_len
-   bytes at most CG_SQL_NAME_MAX). */
-static void name_of(an *a, bool function) {
+/* name_of for a run with a quoted part, or a MySQL function's name: part by part. Out of line. */
+CG_NOINLINE static void name_of_parts(an *a, bool function) {
     uint32_t k = 0;
     bool fold_quoted = a->L.dialect == CG_SQL_SQLITE, my = a->L.dialect == CG_SQL_MYSQL;
     uint8_t *out = a->name;
     uint32_t last = 0, before = 0; /* where the last part and the one before it begin */
-    if (!a->run_quoted && !(my && function)) {
-        /* the common case: words only, each folded (MySQL: a table's name as written), no part
-           cut short */
-        const part *q = a->parts;
-        uint32_t n = a->run_parts, first = q[0].off;
-        if (q[n - 1].off + q[n - 1].len - first == a->run_len) {
-            /* written with nothing around its dots (s.t): the text is the name */
-            if (my) cg_memcpy(out, a->L.s + first, a->run_len);
-            else fold_into(out, a->L.s + first, a->run_len, a->L.n - first);
-            last = q[n - 1].off - first;
-            before = n >= 2 ? q[n - 2].off - first : 0;
-        } else {
-            for (uint32_t p = 0; p < n; p++) {
-                if (p > 0) out[k++] = '.';
-                before = last;
-                last = k;
-                if (my) cg_memcpy(out + k, a->L.s + q[p].off, q[p].len);
-                else fold_into(out + k, a->L.s + q[p].off, q[p].len, a->L.n - q[p].off);
-                k += q[p].len;
-            }
-        }
-        a->schema = before;
-        a->schema_n = n >= 2 ? last - 1 - before : 0;
-        return;
-    }
     for (uint32_t p = 0; p < a->run_parts && p < 3; p++) {
         const part *q = &a->parts[p];
         const uint8_t *s = a->L.s + q->off;
         if (p > 0 && k < CG_SQL_NAME_MAX) out[k++] = '.';
         before = last;
         last = k;
-        if (!q->quote) { /* the common case: a word, folded (MySQL: a function's name only) */
+        if (!q->quote) { /* a word, folded (MySQL: a function's name only) */
             uint32_t m = q->len <= CG_SQL_NAME_MAX - k ? q->len : CG_SQL_NAME_MAX - k;
-            if (!my || (function && p + 1 == a->run_parts))
-                fold_into(out + k, s, m, a->L.n - q->off);
-            else
-                cg_memcpy(out + k, s, m);
+            put_name(out + k, s, m, a->L.n - q->off, !my || (function && p + 1 == a->run_parts));
             k += m;
             continue;
         }
@@ -937,6 +911,39 @@ static void name_of(an *a, bool function) {
     }
     a->schema = before;
     a->schema_n = a->run_parts >= 2 ? last - 1 - before : 0;
+}
+
+/* Writes the run's canonical name into a->name (its length is a->run_len): unquoted parts
+   lower case (MySQL: a table's as written, a function's last part lower case), quoted parts as
+   written with doubled quotes collapsed (SQLite folds those too), joined by '.'; a->schema and
+   a->schema_n say where the part before the last lies. Only for a run that is not run_bad (at
+   most 3 parts, a->run_len bytes at most CG_SQL_NAME_MAX, so no part is cut short here). The
+   common case, words only, inline; the others in name_of_parts. */
+SQL_HOT void name_of(an *a, bool function) {
+    bool my = a->L.dialect == CG_SQL_MYSQL;
+    if (a->run_quoted || (my && function)) {
+        name_of_parts(a, function);
+        return;
+    }
+    const part *q = a->parts;
+    uint8_t *out = a->name;
+    uint32_t n = a->run_parts, first = q[0].off, last = 0, before = 0;
+    if (q[n - 1].off + q[n - 1].len - first == a->run_len) {
+        /* written with nothing around its dots (s.t): the text is the name */
+        put_name(out, a->L.s + first, a->run_len, a->L.n - first, !my);
+        last = q[n - 1].off - first;
+        before = n >= 2 ? q[n - 2].off - first : 0;
+    } else {
+        for (uint32_t p = 0, k = 0; p < n; p++) {
+            if (p > 0) out[k++] = '.';
+            before = last;
+            last = k;
+            put_name(out + k, a->L.s + q[p].off, q[p].len, a->L.n - q[p].off, !my);
+            k += q[p].len;
+        }
+    }
+    a->schema = before;
+    a->schema_n = n >= 2 ? last - 1 - before : 0;
 }
 
 static bool is_cte(const an *a) { /* after name_of */
@@ -1379,16 +1386,29 @@ SQL_HOT bool finish_word(an *a, const tok *next) {
     return true;
 }
 
+/* Whether the token after s[i] (past spaces and comments) is '(' or a '.' that begins no
+   number: what follows a MySQL "..." string that makes it a name under ANSI_QUOTES. A comment
+   the lexer cannot read is no such token (the lexer will refuse it). */
+static bool paren_or_dot_next(const lexer *L, uint32_t i) {
+    lexer peek = *L;
+    peek.err = 0;
+    uint32_t j = skip_space(&peek, i);
+    if (peek.err || j >= L->n) return false;
+    return L->s[j] == '(' || (L->s[j] == '.' && !(j + 1 < L->n && digit(L->s[j + 1])));
+}
+
 /* MySQL: a string, number, parameter or operator token (the scan's default case). Out of line:
    the loop's code stays as the other dialects need it. */
 CG_COLD CG_NOINLINE static void my_value(an *a, const tok *t) {
     bool dq = t->type == T_STRING && t->quote == '"'; /* a name under ANSI_QUOTES */
+    if (dq && a->prev_type == T_DOT) fail(a, CG_SQL_MODE); /* (x)."y", and t."x" (the scan's loop) */
+    if (dq && paren_or_dot_next(&a->L, t->off + t->len))
+        fail(a, CG_SQL_MODE); /* "x"( and "x". are a function's or table's name under ANSI_QUOTES */
     if ((t->type == T_STRING || t->type == T_NUMBER) && a->from[a->depth] == FROM_EXPECT)
         fail(a, dq ? CG_SQL_MODE : CG_SQL_NAME);
     if (dq && a->with == WITH_NAME && a->depth == 0) fail(a, CG_SQL_MODE);
     if (dq && a->explain_next && a->depth == 0) fail(a, CG_SQL_MODE); /* EXPLAIN "t": t's columns */
     a->explain_next = false; /* EXPLAIN's table is the token after it, or none */
-    a->after_dq = dq;
     if (t->type == T_OP && t->len == 2) emit_write(a, CG_SQL_W_WORD, ":=", 2); /* the one 2-byte op */
     /* @@version, @@global.x: the server's settings, read as VERSION() reads them */
     const uint8_t *s = a->L.s + t->off;
@@ -1402,7 +1422,7 @@ static void end_statement(an *a) {
     a->started = a->kind_set = false;
     a->kind = a->body = CG_SQL_K_NONE;
     a->with = WITH_NONE;
-    a->explain_next = a->explain_open = a->after_dq = a->in_table = a->write_target = a->recursive = false;
+    a->explain_next = a->explain_open = a->in_table = a->write_target = a->recursive = false;
     a->lite_or = 0;
     a->n_ctes = 0;
     a->from[0] = FROM_NONE;
@@ -1429,22 +1449,15 @@ CG_ALIGN_HOT int cg_sql_scan(const uint8_t *s, size_t n, unsigned dialect, const
         tok t;
         next_token(&a.L, &cur, &t);
         if (t.type == T_END && a.L.err) break;
-        if (my && (a.after_dq || t.quote == '"')) {
-            if (a.after_dq && (t.type == T_LP || t.type == T_DOT)) {
-                fail(&a, CG_SQL_MODE); /* "x"( and "x". are a function's or table's name under ANSI_QUOTES */
-                break;
-            }
-            a.after_dq = false;
-            if (t.type == T_STRING && t.quote == '"' && ((a.run && a.run_dot) || a.prev_type == T_DOT)) {
-                fail(&a, CG_SQL_MODE); /* t."x": a qualified name under ANSI_QUOTES */
-                break;
-            }
-        }
         if (a.run) {
             if (!a.run_dot) {
                 if (t.type == T_DOT) {
                     a.run_dot = true;
                     continue;
+                }
+                if (t.type == T_STRING && my && t.quote == '"' && a.prev_type == T_DOT) {
+                    fail(&a, CG_SQL_MODE); /* (x).f "y": see my_value */
+                    break;
                 }
             } else if (t.type == T_WORD && a.run_parts < 3 && !a.explain_open) { /* run_add's work for a word */
                 uint32_t len = a.run_len + 1 + (t.len <= CG_SQL_NAME_MAX ? t.len : CG_SQL_NAME_MAX + 1);
@@ -1462,6 +1475,9 @@ CG_ALIGN_HOT int cg_sql_scan(const uint8_t *s, size_t n, unsigned dialect, const
                 continue;
             } else if (t.type == T_STRING && dialect == CG_SQL_SQLITE) {
                 fail(&a, CG_SQL_NAME); /* main.'secret': SQLite reads the string as a name */
+                break;
+            } else if (t.type == T_STRING && my && t.quote == '"') {
+                fail(&a, CG_SQL_MODE); /* t."x": a qualified name under ANSI_QUOTES */
                 break;
             }
             if (!finish_word(&a, &t)) finish_run(&a, &t);
@@ -1531,7 +1547,8 @@ CG_ALIGN_HOT int cg_sql_scan(const uint8_t *s, size_t n, unsigned dialect, const
             /* SQLite takes a string where a table name is expected ("FROM 'secret'"): not read */
             if (t.type == T_STRING && a.L.dialect == CG_SQL_SQLITE && a.from[a.depth] == FROM_EXPECT)
                 fail(&a, CG_SQL_NAME);
-            if (a.L.dialect == CG_SQL_MYSQL) my_value(&a, &t);
+            /* (a one-byte operator is nothing to my_value unless EXPLAIN's table is next) */
+            if (my && (t.type != T_OP || t.len != 1 || a.explain_next)) my_value(&a, &t);
             a.started = a.kind_set = true; /* a statement that starts with no word has no kind */
             a.next_lp_plain = 0;
             break;

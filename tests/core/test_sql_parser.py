@@ -370,6 +370,7 @@ def test_agrees_with_sqlglot_on_sqlite(scan: Any, sql: str) -> None:
     ("SELECT * FROM t LOCK IN SHARE MODE", ["T0:t", "W0:lock", "S0:select"]),
     ("SELECT * FROM t FOR SHARE", ["T0:t", "L0:locks rows (FOR UPDATE / SHARE)", "S0:select"]),
     ('SELECT "a" FROM t', ["T0:t", "S0:select"]),  # a string, or a column under ANSI_QUOTES
+    ('SELECT "x".5, "f" # (1)', ["S0:select"]),  # a number after it, a '(' in a comment: still a string
     ("INSERT t VALUES (1)", ["W0:insert", "T0:t", "S0:insert"]),  # INTO is optional
     ("INSERT LOW_PRIORITY IGNORE INTO Db.T (a) VALUES (1)", ["W0:insert", "W0:into", "T0:Db.T", "S0:insert"]),
     ("REPLACE INTO t SET a = 1", ["W0:into", "T0:t", "S0:insert"]),
@@ -408,6 +409,9 @@ def test_mysql_bypass_forms(scan: Any, sql: str, events: list[str]) -> None:
     ('SELECT "a\\"; DROP TABLE t; --"', 8),
     ('SELECT * FROM "t"', 8), ('SELECT "f"(1)', 8), ('SELECT t."c" FROM t', 8), ('SELECT "db".t', 8),
     ('WITH "c" AS (SELECT 1) SELECT * FROM c', 8), ('EXPLAIN "secret"', 8),   # names under ANSI_QUOTES
+    # ... with a comment or spaces before the '(' or '.' that make "..." a name, or after a '.'
+    ('SELECT "f" /* c */ (1)', 8), ('SELECT "f" -- c\n(1)', 8), ('SELECT "a" . b', 8), ('SELECT (t)."c"', 8),
+    ('SELECT "f" /*! 1 */ (1)', 9), ('SELECT "a"/* open', 2),  # the comment the lexer refuses decides
     ("SELECT * FROM 1abc", 6), ("SELECT 1abc(2)", 6), ("SELECT * FROM 'secret'", 6), ("SELECT 0x1G", 6),
     ("SELECT 'open", 2), ("SELECT `open", 2), ("SELECT /* open", 2), ("SELECT 'a\\", 2),
     ("SELECT (1; 2)", 5), ("-- only a comment", 1), ("# only a comment", 1),
