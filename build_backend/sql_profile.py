@@ -16,7 +16,8 @@ for sanitizer builds. Any failure (another compiler, no -fprofile-partial-traini
 10, a training statement that no longer scans) builds the source as it is, with a warning:
 a profile never breaks an install. CALLGATE_PGO=0 turns it off.
 
-Used by setup.py (the extension) and bench/bench_arguments.py (which times the same build).
+Used by profiled_build_ext.py (setup.py's build_ext) and bench/bench_arguments.py (which times
+the same build).
 """
 
 from __future__ import annotations
@@ -40,6 +41,12 @@ class ProfileError(Exception):
     """The profiled object could not be built (the caller builds the source as it is)."""
 
 
+def inputs() -> list[Path]:
+    """What the profiled object is made from: a build that links it is out of date when one of
+    these is newer (setup.py puts them in the extension's depends; the object is no source)."""
+    return [SOURCE, TRAINER, CORPUS, *sorted(SOURCE.parent.glob("*.h"))]
+
+
 def wanted() -> bool:
     """Whether this build should try: not turned off, not a sanitizer build."""
     return os.environ.get("CALLGATE_PGO", "1") != "0" and os.environ.get("CALLGATE_SANITIZE") != "1"
@@ -47,7 +54,7 @@ def wanted() -> bool:
 
 def _run(cmd: list[str], what: str) -> None:
     try:
-        done = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        done = subprocess.run(cmd, capture_output=True, text=True, errors="replace", timeout=600)
     except (OSError, subprocess.SubprocessError) as e:
         raise ProfileError(f"{what}: {e}") from e
     if done.returncode != 0:
@@ -58,10 +65,13 @@ def _run(cmd: list[str], what: str) -> None:
 def profiled_object(cc: list[str], flags: list[str], work: Path) -> Path:
     """cg_sql.c compiled by `cc` with `flags` (as every other source of the extension is) and
     the profile of the training run: the object's path, in `work`. Raises ProfileError."""
-    work.mkdir(parents=True, exist_ok=True)
     obj = work / "cg_sql.o"
-    for stale in [obj, *work.glob("*.gcda")]:
-        stale.unlink(missing_ok=True)
+    try:
+        work.mkdir(parents=True, exist_ok=True)
+        for stale in [obj, *work.glob("*.gcda")]:
+            stale.unlink(missing_ok=True)
+    except OSError as e:
+        raise ProfileError(f"work directory: {e}") from e
     # GCC writes the counts to the object's path with .gcda and reads them from there when the
     # second compile writes the same object
     _run([*cc, *flags, *OPT_FLAGS, "-fprofile-generate", "-c", str(SOURCE), "-o", str(obj)], "instrumented compile")

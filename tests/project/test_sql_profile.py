@@ -26,7 +26,9 @@ def _load(name: str):
     return module
 
 
+sys.path.insert(0, str(BACKEND))  # profiled_build_ext imports ffi_build and sql_profile by name
 sql_profile = _load("sql_profile")
+profiled_build_ext = _load("profiled_build_ext")
 CC = shutil.which("gcc") or shutil.which("cc")
 needs_cc = pytest.mark.skipif(CC is None, reason="no C compiler")
 FLAGS = ["-std=c99", "-O2", "-Wall", "-Wextra", "-Wpedantic", "-Werror", f"-I{REPO / 'csrc'}"]
@@ -102,3 +104,66 @@ def test_the_switches_turn_it_off(monkeypatch: pytest.MonkeyPatch):
     monkeypatch.setenv("CALLGATE_PGO", "1")
     monkeypatch.setenv("CALLGATE_SANITIZE", "1")
     assert not sql_profile.wanted()
+
+
+class _Compiler:
+    compiler_type = "unix"
+    compiler_so = ["gcc", "-fPIC"]
+
+
+def _ext():
+    from setuptools import Extension
+    return Extension("callgate._core", sources=["build/_core.c", "csrc/cg_api.c", "csrc/cg_sql.c"],
+                     include_dirs=["csrc"], define_macros=[("Py_LIMITED_API", "0x030A0000")],
+                     extra_compile_args=["-O2"])
+
+
+def _build(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, profiled) -> tuple[object, list]:
+    from setuptools import Distribution
+    cmd = profiled_build_ext.BuildExt(Distribution())
+    cmd.compiler, cmd.build_temp = _Compiler(), str(tmp_path)
+    built: list = []
+    monkeypatch.setattr(profiled_build_ext.build_ext, "build_extension", lambda self, ext: built.append(ext))
+    monkeypatch.setattr(profiled_build_ext.ffi_build, "compiler_is_gcc", lambda cc=None: cc == "gcc")
+    monkeypatch.setattr(profiled_build_ext.sql_profile, "profiled_object", profiled)
+    monkeypatch.delenv("CALLGATE_PGO", raising=False)
+    monkeypatch.delenv("CALLGATE_SANITIZE", raising=False)
+    ext = _ext()
+    cmd.build_extension(ext)
+    return ext, built
+
+
+def test_build_ext_links_the_profiled_object_and_rebuilds_when_its_inputs_change(
+        monkeypatch: pytest.MonkeyPatch, tmp_path: Path):
+    """setup.py's BuildExt compiles the object with the compiler's own command and the extension's
+    include dirs, macros and flags, links it instead of cg_sql.c, and lists the scanner's source,
+    headers, trainer and corpus in depends: setuptools relinks the module only when a source or a
+    depends is newer, and an object in extra_objects is neither (an edit to cg_sql.c would
+    otherwise leave a rebuilt checkout with the old scanner)."""
+    calls = []
+
+    def profiled(cc, flags, work):
+        calls.append((cc, flags, work))
+        return work / "cg_sql.o"
+
+    ext, built = _build(monkeypatch, tmp_path, profiled)
+    assert built == [ext]
+    assert calls == [(["gcc", "-fPIC"], ["-Icsrc", "-DPy_LIMITED_API=0x030A0000", "-O2"], tmp_path / "sql_profile")]
+    assert ext.sources == ["build/_core.c", "csrc/cg_api.c"]
+    assert ext.extra_objects == [str(tmp_path / "sql_profile" / "cg_sql.o")]
+    depends = set(ext.depends)
+    for path in (sql_profile.SOURCE, sql_profile.TRAINER, sql_profile.CORPUS, REPO / "csrc" / "cg_sql.h",
+                 REPO / "csrc" / "cg_sql_words.h", REPO / "csrc" / "cg_internal.h"):
+        assert str(path) in depends
+
+
+def test_build_ext_falls_back_to_the_source(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]):
+    """When the profiled object cannot be built, the extension is built from cg_sql.c as it is,
+    with a one-line warning naming the failed step, and nothing of the profile in it."""
+    def failing(cc, flags, work):
+        raise sql_profile.ProfileError("training run: exit 1: x")
+
+    ext, built = _build(monkeypatch, tmp_path, failing)
+    assert built == [ext] and "csrc/cg_sql.c" in ext.sources and not ext.extra_objects and not ext.depends
+    assert "built without a profile (training run: exit 1: x)" in capsys.readouterr().err
