@@ -917,33 +917,20 @@ CG_NOINLINE static void name_of_parts(an *a, bool function) {
    lower case (MySQL: a table's as written, a function's last part lower case), quoted parts as
    written with doubled quotes collapsed (SQLite folds those too), joined by '.'; a->schema and
    a->schema_n say where the part before the last lies. Only for a run that is not run_bad (at
-   most 3 parts, a->run_len bytes at most CG_SQL_NAME_MAX, so no part is cut short here). The
-   common case, words only, inline; the others in name_of_parts. */
+   most 3 parts, a->run_len bytes at most CG_SQL_NAME_MAX). The common case inline: words only,
+   written with nothing around their dots (s.t), whose text is the name; the others part by part
+   in name_of_parts. */
 SQL_HOT void name_of(an *a, bool function) {
     bool my = a->L.dialect == CG_SQL_MYSQL;
-    if (a->run_quoted || (my && function)) {
+    const part *q = a->parts;
+    uint32_t n = a->run_parts, first = q[0].off;
+    if (a->run_quoted || (my && function) || q[n - 1].off + q[n - 1].len - first != a->run_len) {
         name_of_parts(a, function);
         return;
     }
-    const part *q = a->parts;
-    uint8_t *out = a->name;
-    uint32_t n = a->run_parts, first = q[0].off, last = 0, before = 0;
-    if (q[n - 1].off + q[n - 1].len - first == a->run_len) {
-        /* written with nothing around its dots (s.t): the text is the name */
-        put_name(out, a->L.s + first, a->run_len, a->L.n - first, !my);
-        last = q[n - 1].off - first;
-        before = n >= 2 ? q[n - 2].off - first : 0;
-    } else {
-        for (uint32_t p = 0, k = 0; p < n; p++) {
-            if (p > 0) out[k++] = '.';
-            before = last;
-            last = k;
-            put_name(out + k, a->L.s + q[p].off, q[p].len, a->L.n - q[p].off, !my);
-            k += q[p].len;
-        }
-    }
-    a->schema = before;
-    a->schema_n = n >= 2 ? last - 1 - before : 0;
+    put_name(a->name, a->L.s + first, a->run_len, a->L.n - first, !my);
+    a->schema = n >= 2 ? q[n - 2].off - first : 0;
+    a->schema_n = n >= 2 ? q[n - 1].off - first - 1 - a->schema : 0;
 }
 
 static bool is_cte(const an *a) { /* after name_of */
@@ -1027,12 +1014,18 @@ static void word_writes(an *a, const cg_sql_word *w) {
     if (w && (w->flags & CG_SQLW_WRITES)) emit_write(a, CG_SQL_W_WORD, w->text, w->len);
 }
 
+/* The word of the run's part p when it is an unquoted word that writes (s.delete), else NULL */
+static const cg_sql_word *part_writes(const an *a, uint32_t p) {
+    const part *q = &a->parts[p];
+    if (q->quote || q->len < CG_SQLW_WRITES_MINLEN || q->len > CG_SQLW_WRITES_MAXLEN) return NULL;
+    const cg_sql_word *w = word_of(a->L.s + q->off, q->len, a->L.n - q->off, true);
+    return w && (w->flags & CG_SQLW_WRITES) ? w : NULL;
+}
+
 /* The unquoted parts of a dotted name that are words that write (FROM s.copy): "anywhere"
    includes names (docs/arguments.md), so the scan errs towards not read-only. */
 static void run_writes(an *a) {
-    for (uint32_t p = 0; p < a->run_parts && p < 3; p++)
-        if (!a->parts[p].quote && a->parts[p].len >= CG_SQLW_WRITES_MINLEN && a->parts[p].len <= CG_SQLW_WRITES_MAXLEN)
-            word_writes(a, word_of(a->L.s + a->parts[p].off, a->parts[p].len, a->L.n - a->parts[p].off, true));
+    for (uint32_t p = 0; p < a->run_parts && p < 3; p++) word_writes(a, part_writes(a, p));
     word_writes(a, a->extra_write); /* a.b.c.delete */
     a->extra_write = NULL;
 }
@@ -1296,13 +1289,8 @@ CG_NOINLINE static void finish_run(an *a, const tok *next) {
    word is the common run. */
 CG_NOINLINE static bool finish_name(an *a, const tok *next, uint32_t d) {
     if (a->run_parts > 3 || next->type == T_LP) return false;
-    for (uint32_t p = 0; p < a->run_parts; p++) { /* run_writes' words: finish_run reports them */
-        const part *q = &a->parts[p];
-        if (q->len >= CG_SQLW_WRITES_MINLEN && q->len <= CG_SQLW_WRITES_MAXLEN) {
-            const cg_sql_word *w = word_of(a->L.s + q->off, q->len, a->L.n - q->off, true);
-            if (w && (w->flags & CG_SQLW_WRITES)) return false;
-        }
-    }
+    for (uint32_t p = 0; p < a->run_parts; p++)
+        if (part_writes(a, p)) return false; /* run_writes' words: finish_run reports them */
     a->run = false;
     a->prev_word = NULL;
     if (a->from[d] == FROM_EXPECT) { /* a table */
