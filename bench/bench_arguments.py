@@ -27,7 +27,6 @@ from callgate.compiler import compile_policy
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "build_backend"))
 import sql_profile  # noqa: E402
-from ffi_build import compiler_is_gcc  # noqa: E402
 A = {"source": "Arguments", "field": "v"}
 CONDITIONS = {
     "baseline (In)": {"StringCheck": {**A, "op": "In", "value": ["x"]}},
@@ -74,13 +73,10 @@ def main() -> None:
         srcs = [str(p) for p in sorted((ROOT / "csrc").glob("cg_*.c")) if p.name != "cg_wasm.c"]
         flags = ["-std=c11", "-O2", f"-I{ROOT / 'csrc'}"]
         # the SQL scanner as the extension builds it: from its profile, with GCC
-        if sql_profile.wanted() and compiler_is_gcc(cc):
-            try:
-                obj = sql_profile.profiled_object([cc], flags, tmp / "sql_profile")
-                srcs = [str(obj) if Path(p).name == "cg_sql.c" else p for p in srcs]
-                print("the SQL scanner: built from its profile (build_backend/sql_profile.py)")
-            except sql_profile.ProfileError as e:
-                print(f"the SQL scanner: built without a profile ({e})")
+        obj, what = sql_profile.try_profiled_object([cc], flags, tmp / "sql_profile")
+        if obj is not None:
+            srcs = [str(obj) if Path(p).name == "cg_sql.c" else p for p in srcs]
+        print(f"the SQL scanner: {what}")
         subprocess.run([cc, *flags, str(ROOT / "bench" / "bench_core.c"), *srcs, "-o", str(exe), "-lm"], check=True)
         blobs = {name: compile_policy({"version": "bench", "default_action": "Deny", "tools": ["t"], "roles": ["r"],
                                        "rules": [{"tool_name": "t", "roles": ["r"], "condition": cond}]}).blob

@@ -26,6 +26,8 @@ import os
 import subprocess
 from pathlib import Path
 
+from ffi_build import compiler_is_gcc
+
 HERE = Path(__file__).resolve().parent
 SOURCE = HERE.parent / "csrc" / "cg_sql.c"
 TRAINER = HERE / "sql_train.c"
@@ -60,6 +62,19 @@ def _run(cmd: list[str], what: str) -> None:
     if done.returncode != 0:
         lines = (done.stderr or done.stdout).strip().splitlines()
         raise ProfileError(f"{what}: exit {done.returncode}: {lines[-1] if lines else ''}")
+
+
+def try_profiled_object(cc: list[str], flags: list[str], work: Path) -> tuple[Path | None, str]:
+    """profiled_object where this build should have one (wanted(), and `cc` is GCC): the object
+    and what was done, or None and why not, for the caller's one line."""
+    if not wanted():
+        return None, "turned off (CALLGATE_PGO=0 or a sanitizer build)"
+    if not compiler_is_gcc(cc[0]):
+        return None, f"{cc[0]} is not GCC"
+    try:
+        return profiled_object(cc, flags, work), "built from its profile (build_backend/sql_train.sql)"
+    except ProfileError as e:
+        return None, f"built without a profile ({e})"
 
 
 def profiled_object(cc: list[str], flags: list[str], work: Path) -> Path:

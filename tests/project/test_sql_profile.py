@@ -26,7 +26,7 @@ def _load(name: str):
     return module
 
 
-sys.path.insert(0, str(BACKEND))  # profiled_build_ext imports ffi_build and sql_profile by name
+sys.path.insert(0, str(BACKEND))  # sql_profile and profiled_build_ext import their neighbours by name
 sql_profile = _load("sql_profile")
 profiled_build_ext = _load("profiled_build_ext")
 CC = shutil.which("gcc") or shutil.which("cc")
@@ -118,13 +118,14 @@ def _ext():
                      extra_compile_args=["-O2"])
 
 
-def _build(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, profiled) -> tuple[object, list]:
+def _build(monkeypatch: pytest.MonkeyPatch, tmp_path: Path, profiled, cc: str = "gcc") -> tuple[object, list]:
     from setuptools import Distribution
     cmd = profiled_build_ext.BuildExt(Distribution())
     cmd.compiler, cmd.build_temp = _Compiler(), str(tmp_path)
+    cmd.compiler.compiler_so = [cc, "-fPIC"]
     built: list = []
     monkeypatch.setattr(profiled_build_ext.build_ext, "build_extension", lambda self, ext: built.append(ext))
-    monkeypatch.setattr(profiled_build_ext.ffi_build, "compiler_is_gcc", lambda cc=None: cc == "gcc")
+    monkeypatch.setattr(profiled_build_ext.sql_profile, "compiler_is_gcc", lambda cc=None: cc == "gcc")
     monkeypatch.setattr(profiled_build_ext.sql_profile, "profiled_object", profiled)
     monkeypatch.delenv("CALLGATE_PGO", raising=False)
     monkeypatch.delenv("CALLGATE_SANITIZE", raising=False)
@@ -167,3 +168,23 @@ def test_build_ext_falls_back_to_the_source(monkeypatch: pytest.MonkeyPatch, tmp
     ext, built = _build(monkeypatch, tmp_path, failing)
     assert built == [ext] and "csrc/cg_sql.c" in ext.sources and not ext.extra_objects and not ext.depends
     assert "built without a profile (training run: exit 1: x)" in capsys.readouterr().err
+
+
+def test_build_ext_leaves_other_compilers_alone(monkeypatch: pytest.MonkeyPatch, tmp_path: Path,
+                                                capsys: pytest.CaptureFixture[str]):
+    """With a compiler that is not GCC, or with CALLGATE_PGO=0, no profile is attempted and the
+    extension is built from cg_sql.c, the line saying why."""
+    def never(cc, flags, work):
+        raise AssertionError("profiled_object called")
+
+    ext, built = _build(monkeypatch, tmp_path, never, cc="clang")
+    assert built == [ext] and "csrc/cg_sql.c" in ext.sources and not ext.extra_objects
+    assert "clang is not GCC" in capsys.readouterr().err
+    monkeypatch.setenv("CALLGATE_PGO", "0")
+    cmd_ext = _ext()
+    from setuptools import Distribution
+    cmd = profiled_build_ext.BuildExt(Distribution())
+    cmd.compiler, cmd.build_temp = _Compiler(), str(tmp_path)
+    cmd.build_extension(cmd_ext)
+    assert built == [ext, cmd_ext] and "csrc/cg_sql.c" in cmd_ext.sources
+    assert "turned off" in capsys.readouterr().err
